@@ -1,0 +1,124 @@
+// The wire contract between the controller/scheduler and the workers: one place, imported by both.
+import { z } from 'zod';
+
+export const DEFAULT_CONTROLLER_PORT = 40899;
+export const DEFAULT_API_PORT = 8080;
+
+export const gpuSchema = z.object({
+  present: z.boolean(),
+  model: z.string().max(200).optional(),
+  memory_total_mb: z.number().nonnegative().optional(),
+  memory_free_mb: z.number().nonnegative().optional(),
+});
+
+export const resourcesSchema = z.object({
+  cpu_load: z.number().min(0).max(100),
+  cores: z.number().int().positive().max(4096),
+  mem_free: z.number().nonnegative(),
+  mem_total: z.number().positive(),
+  gpu: gpuSchema,
+});
+export type Resources = z.infer<typeof resourcesSchema>;
+
+const shortText = z.string().min(1).max(200);
+const tagSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'tags are letters, digits, "_", "." and "-"');
+export const tagsSchema = z.array(tagSchema).max(32);
+export const workerNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'worker names are letters, digits, "_", "." and "-"');
+
+export const leaseRefSchema = z.object({ job_id: shortText, lease_id: shortText });
+export type LeaseRef = z.infer<typeof leaseRefSchema>;
+
+// --- announcements (controller PUB -> workers SUB), best effort ---
+export const ANNOUNCE = 'announce';
+export const announceSchema = z.object({
+  system_name: shortText,
+  register_port: z.number().int().min(1).max(65535),
+  time: z.string(),
+});
+export type Announcement = z.infer<typeof announceSchema>;
+
+// --- worker -> controller calls (REQ -> controller REP) ---
+export const registerParamsSchema = z.object({
+  secret: z.string().min(1).max(500),
+  name: workerNameSchema,
+  instance_id: shortText,
+  tags: tagsSchema,
+  rpc_address: z.string().regex(/^tcp:\/\/[^\s/]+:\d{1,5}$/, 'rpc_address is tcp://host:port'),
+  slots: z.number().int().min(1).max(256),
+  engine: z.enum(['sharp', 'jimp']),
+  filters: z.array(shortText).max(64),
+  resources: resourcesSchema,
+  running: z.array(leaseRefSchema).max(1024),
+});
+export type RegisterParams = z.infer<typeof registerParamsSchema>;
+export const registerResultSchema = z.object({
+  worker_id: shortText,
+  token: z.string(),
+  api_url: z.string().nullable(), // null: the API is at the controller's host, on api_port
+  api_port: z.number().int().min(1).max(65535),
+  heartbeat_ms: z.number().int().positive(),
+  lease_ms: z.number().int().positive(),
+});
+export type RegisterResult = z.infer<typeof registerResultSchema>;
+
+export const heartbeatParamsSchema = z.object({
+  token: z.string().max(4000),
+  resources: resourcesSchema,
+  running: z.array(leaseRefSchema).max(1024),
+});
+export type HeartbeatParams = z.infer<typeof heartbeatParamsSchema>;
+export const heartbeatResultSchema = z.object({
+  known: z.boolean(),
+  cancel: z.array(z.string()),
+});
+export type HeartbeatResult = z.infer<typeof heartbeatResultSchema>;
+
+export const completeParamsSchema = z.object({
+  token: z.string().max(4000),
+  job_id: shortText,
+  lease_id: shortText,
+  image_id: shortText,
+});
+export type CompleteParams = z.infer<typeof completeParamsSchema>;
+
+export const failParamsSchema = z.object({
+  token: z.string().max(4000),
+  job_id: shortText,
+  lease_id: shortText,
+  error: z.string().max(2000),
+  retryable: z.boolean(),
+});
+export type FailParams = z.infer<typeof failParamsSchema>;
+
+export const goodbyeParamsSchema = z.object({ token: z.string().max(4000) });
+export type GoodbyeParams = z.infer<typeof goodbyeParamsSchema>;
+
+export const acceptedResultSchema = z.object({ accepted: z.boolean() });
+export type AcceptedResult = z.infer<typeof acceptedResultSchema>;
+
+// --- scheduler -> worker calls (REQ -> worker REP) ---
+export const assignParamsSchema = z.object({
+  token: z.string().max(4000),
+  job_id: shortText,
+  lease_id: shortText,
+  image_id: shortText,
+  workload_id: shortText,
+  filter: shortText,
+});
+export type AssignParams = z.infer<typeof assignParamsSchema>;
+
+export const cancelParamsSchema = z.object({ token: z.string().max(4000), job_id: shortText });
+export type CancelParams = z.infer<typeof cancelParamsSchema>;
+
+export const pingParamsSchema = z.object({ token: z.string().max(4000) });
+export const pingResultSchema = z.object({ name: z.string(), running: z.number().int(), slots: z.number().int() });
+export type PingResult = z.infer<typeof pingResultSchema>;
+
+export const WORKER_METHODS = { assign: 'assign', cancel: 'cancel', ping: 'ping' } as const;
+export const CONTROLLER_METHODS = {
+  register: 'register',
+  heartbeat: 'heartbeat',
+  complete: 'complete',
+  fail: 'fail',
+  goodbye: 'goodbye',
+} as const;

@@ -1,0 +1,24 @@
+import type { RetryPolicy } from './jobs/index.js';
+
+export interface ControllerConfig {
+  systemName: string;
+  dataDir: string;
+  imagesDir: string;
+  bindHost: string;
+  /** PUB (announcements) binds here; the JSON-RPC REP socket binds on port + 1. */
+  port: number;
+  apiPort: number;
+  /** Told to workers when set; otherwise workers reach the API at the controller's host on apiPort. */
+  publicApiUrl: string | null;
+  clusterSecret: string;
+  leaseMs: number;
+  heartbeatMs: number;
+  announceMs: number;
+  retry: RetryPolicy;
+  userTokenTtlSeconds: number;
+  workerTokenTtlSeconds: number;
+}
+
+export function rpcPortOf(config: Pick<ControllerConfig, 'port'>): number {
+  return config.port + 1;
+}

@@ -1,0 +1,136 @@
+import { assignJob, completeJob, createJob, expireLeases, failJob, releaseJob, renewLease, startJob, type RetryPolicy } from './jobs/index.js';
+import type { Job, Lease, Store } from './store/index.js';
+
+/**
+ * The job transitions bound to the store, plus the two indexes the scheduler needs to stay cheap:
+ * the queue in upload order and the jobs each worker holds. Transitions change memory at once;
+ * callers commit (coalesced) before they acknowledge anything to the outside.
+ */
+export class JobBook {
+  private readonly queue = new Set<string>();
+  private readonly leasedBy = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly policy: RetryPolicy,
+    private readonly leaseMs: number,
+    private readonly onWork: () => void,
+  ) {
+    const now = Date.now();
+    for (const job of Object.values(store.data.jobs)) {
+      if (job.state === 'queued') this.queue.add(job.id);
+      if (job.lease) {
+        // after a restart, holders get one lease period to come back and renew
+        job.lease.expires_at = Math.max(job.lease.expires_at, now + leaseMs);
+        this.hold(job.lease.worker_id, job.id);
+      }
+    }
+  }
+
+  /** Something changed that may let the scheduler place more work (a worker joined, came back, ...). */
+  poke(): void {
+    this.onWork();
+  }
+
+  create(workloadId: string, imageId: string): Job {
+    const job = createJob(this.store.data, workloadId, imageId, Date.now());
+    this.queue.add(job.id);
+    this.onWork();
+    return job;
+  }
+
+  /** Queued jobs whose backoff has passed, oldest upload first. */
+  *ready(now: number): Generator<Job> {
+    for (const id of this.queue) {
+      const job = this.store.data.jobs[id];
+      if (job && job.not_before <= now) yield job;
+    }
+  }
+
+  /** The earliest time a queued job in backoff becomes ready, or null. */
+  nextBackoffEnd(now: number): number | null {
+    let earliest: number | null = null;
+    for (const id of this.queue) {
+      const job = this.store.data.jobs[id];
+      if (job && job.not_before > now && (earliest === null || job.not_before < earliest)) earliest = job.not_before;
+    }
+    return earliest;
+  }
+
+  heldBy(workerId: string): ReadonlySet<string> {
+    return this.leasedBy.get(workerId) ?? new Set();
+  }
+
+  assign(jobId: string, workerId: string): Lease | null {
+    const lease = assignJob(this.store.data, jobId, workerId, this.leaseMs, Date.now());
+    if (lease) {
+      this.queue.delete(jobId);
+      this.hold(workerId, jobId);
+    }
+    return lease;
+  }
+
+  start(jobId: string, workerId: string, leaseId: string): boolean {
+    return startJob(this.store.data, jobId, workerId, leaseId, this.leaseMs, Date.now());
+  }
+
+  renew(jobId: string, workerId: string, leaseId: string): boolean {
+    return renewLease(this.store.data, jobId, workerId, leaseId, this.leaseMs, Date.now());
+  }
+
+  complete(jobId: string, workerId: string, leaseId: string, filteredImageId: string): boolean {
+    const done = completeJob(this.store.data, jobId, workerId, leaseId, filteredImageId, Date.now());
+    if (done) this.settle(workerId, jobId, null);
+    return done;
+  }
+
+  fail(jobId: string, workerId: string, leaseId: string, error: string, retryable: boolean): Job | null {
+    const job = failJob(this.store.data, jobId, workerId, leaseId, error, retryable, this.policy, Date.now());
+    if (job) this.settle(workerId, jobId, job);
+    return job;
+  }
+
+  release(jobId: string, workerId: string, leaseId: string, reason: string): Job | null {
+    const job = releaseJob(this.store.data, jobId, workerId, leaseId, reason, this.policy, Date.now());
+    if (job) this.settle(workerId, jobId, job);
+    return job;
+  }
+
+  /** Release every job a worker holds (it died, left, or was replaced). */
+  releaseAll(workerId: string, reason: string): Job[] {
+    const released: Job[] = [];
+    for (const jobId of [...this.heldBy(workerId)]) {
+      const lease = this.store.data.jobs[jobId]?.lease;
+      if (!lease) continue;
+      const job = this.release(jobId, workerId, lease.lease_id, reason);
+      if (job) released.push(job);
+    }
+    return released;
+  }
+
+  /** The stalled-job sweep. */
+  expire(now: number): Job[] {
+    const expired = expireLeases(this.store.data, this.policy, now);
+    for (const job of expired) this.settle(this.holderOf(job.id) ?? '', job.id, job);
+    return expired;
+  }
+
+  private holderOf(jobId: string): string | undefined {
+    for (const [workerId, jobs] of this.leasedBy) if (jobs.has(jobId)) return workerId;
+    return undefined;
+  }
+
+  private hold(workerId: string, jobId: string): void {
+    let jobs = this.leasedBy.get(workerId);
+    if (!jobs) this.leasedBy.set(workerId, (jobs = new Set()));
+    jobs.add(jobId);
+  }
+
+  private settle(workerId: string, jobId: string, job: Job | null): void {
+    const jobs = this.leasedBy.get(workerId);
+    jobs?.delete(jobId);
+    if (jobs && jobs.size === 0) this.leasedBy.delete(workerId);
+    if (job?.state === 'queued') this.queue.add(job.id);
+    this.onWork();
+  }
+}

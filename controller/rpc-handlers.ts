@@ -1,0 +1,148 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { method, RpcError, RPC_UNAUTHORIZED, type RpcMethod } from '../common/bus/index.js';
+import {
+  CONTROLLER_METHODS,
+  completeParamsSchema,
+  failParamsSchema,
+  goodbyeParamsSchema,
+  heartbeatParamsSchema,
+  registerParamsSchema,
+  type AcceptedResult,
+  type HeartbeatResult,
+  type LeaseRef,
+  type RegisterResult,
+} from '../common/protocol.js';
+import type { Logger } from '../common/log.js';
+import type { z } from 'zod';
+import type { ControllerConfig } from './config.js';
+import type { JobBook } from './job-book.js';
+import type { Store, WorkerRecord } from './store/index.js';
+import type { Tokens } from './tokens.js';
+import type { LiveWorker, WorkerRegistry } from './workers/index.js';
+
+interface Deps {
+  config: ControllerConfig;
+  store: Store;
+  tokens: Tokens;
+  registry: WorkerRegistry;
+  jobs: JobBook;
+  log: Logger;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** The controller's JSON-RPC methods, called by workers over the REP socket. */
+export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodType, unknown>> {
+  const { config, store, tokens, registry, jobs, log } = deps;
+  const secretDigest = digest(config.clusterSecret);
+
+  function workerOf(token: string): LiveWorker | null {
+    const claims = tokens.verify(token);
+    if (!claims || claims.scope !== 'worker') throw new RpcError('invalid or expired worker token: register again', RPC_UNAUTHORIZED);
+    const worker = registry.get(claims.sub);
+    return worker && worker.state !== 'left' && worker.token === token ? worker : null;
+  }
+
+  function renewHeld(worker: LiveWorker, running: LeaseRef[]): string[] {
+    const cancel: string[] = [];
+    for (const ref of running) {
+      if (!jobs.renew(ref.job_id, worker.record.id, ref.lease_id)) cancel.push(ref.job_id);
+    }
+    return cancel;
+  }
+
+  return {
+    [CONTROLLER_METHODS.register]: method(registerParamsSchema, async (params): Promise<RegisterResult> => {
+      if (!timingSafeEqual(digest(params.secret), secretDigest)) {
+        throw new RpcError('wrong cluster secret', RPC_UNAUTHORIZED);
+      }
+      const now = Date.now();
+      const existing = registry.byName(params.name);
+      let worker: LiveWorker;
+      if (existing && existing.record.instance_id === params.instance_id) {
+        worker = existing;
+        Object.assign(worker.record, { tags: params.tags, rpc_address: params.rpc_address, slots: params.slots, engine: params.engine, filters: params.filters });
+        registry.heard(worker, params.resources, now);
+      } else {
+        if (existing?.state === 'alive') {
+          throw new RpcError(`worker name "${params.name}" is in use by a live worker: pick another --worker-name`, -32002);
+        }
+        if (existing) retire(existing, 'replaced by a new worker process of the same name');
+        const record: WorkerRecord = {
+          id: randomUUID(),
+          name: params.name,
+          instance_id: params.instance_id,
+          tags: params.tags,
+          rpc_address: params.rpc_address,
+          slots: params.slots,
+          engine: params.engine,
+          filters: params.filters,
+          registered_at: new Date(now).toISOString(),
+          left_at: null,
+        };
+        store.data.workers[record.id] = record;
+        worker = registry.add(record, tokens.issue(record.id, 'worker').token, params.resources, now);
+        log.info({ worker: record.name, worker_id: record.id, address: record.rpc_address, tags: record.tags, slots: record.slots }, 'worker registered');
+      }
+      renewHeld(worker, params.running);
+      await store.commit();
+      jobs.poke();
+      return {
+        worker_id: worker.record.id,
+        token: worker.token,
+        api_url: config.publicApiUrl,
+        api_port: config.apiPort,
+        heartbeat_ms: config.heartbeatMs,
+        lease_ms: config.leaseMs,
+      };
+    }),
+
+    [CONTROLLER_METHODS.heartbeat]: method(heartbeatParamsSchema, (params): HeartbeatResult => {
+      const worker = workerOf(params.token);
+      if (!worker) return { known: false, cancel: [] };
+      const wasDead = worker.state === 'dead';
+      registry.heard(worker, params.resources, Date.now());
+      if (wasDead) {
+        log.info({ worker: worker.record.name }, 'worker is back');
+        jobs.poke();
+      }
+      return { known: true, cancel: renewHeld(worker, params.running) };
+    }),
+
+    [CONTROLLER_METHODS.complete]: method(completeParamsSchema, async (params): Promise<AcceptedResult> => {
+      const worker = workerOf(params.token);
+      if (!worker) return { accepted: false };
+      const accepted = jobs.complete(params.job_id, worker.record.id, params.lease_id, params.image_id);
+      if (accepted) await store.commit();
+      return { accepted };
+    }),
+
+    [CONTROLLER_METHODS.fail]: method(failParamsSchema, async (params): Promise<AcceptedResult> => {
+      const worker = workerOf(params.token);
+      if (!worker) return { accepted: false };
+      const job = jobs.fail(params.job_id, worker.record.id, params.lease_id, params.error, params.retryable);
+      if (!job) return { accepted: false };
+      log.warn({ job_id: job.id, worker: worker.record.name, error: params.error, state: job.state }, 'job failed');
+      await store.commit();
+      return { accepted: true };
+    }),
+
+    [CONTROLLER_METHODS.goodbye]: method(goodbyeParamsSchema, async (params): Promise<AcceptedResult> => {
+      const worker = workerOf(params.token);
+      if (!worker) return { accepted: false };
+      retire(worker, 'worker left');
+      log.info({ worker: worker.record.name }, 'worker left');
+      await store.commit();
+      return { accepted: true };
+    }),
+  };
+
+  function retire(worker: LiveWorker, reason: string): void {
+    worker.state = 'left';
+    worker.record.left_at = new Date().toISOString();
+    jobs.releaseAll(worker.record.id, reason);
+    registry.remove(worker.record.id);
+  }
+}

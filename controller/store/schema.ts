@@ -1,0 +1,94 @@
+// The datastore's shape: one JSON document, written atomically by one process.
+
+export type JobState = 'queued' | 'assigned' | 'running' | 'done' | 'failed';
+
+export interface User {
+  username: string;
+  password_hash: string; // scrypt$N$salt$hash, never the password
+  created_at: string;
+}
+
+export interface RevokedToken {
+  jti: string;
+  expires_at: number; // epoch ms; pruned after it passes
+}
+
+export interface WorkerRecord {
+  id: string;
+  name: string;
+  instance_id: string;
+  tags: string[];
+  rpc_address: string;
+  slots: number;
+  engine: 'sharp' | 'jimp';
+  filters: string[];
+  registered_at: string;
+  left_at: string | null;
+}
+
+export interface Workload {
+  id: string;
+  owner: string;
+  name: string;
+  filter: string;
+  tags: string[];
+  created_at: string;
+  original_ids: string[]; // upload order
+}
+
+export type ImageType = 'original' | 'filtered';
+
+export interface ImageRecord {
+  id: string;
+  workload_id: string;
+  owner: string;
+  type: ImageType;
+  source_image_id: string | null; // the original a filtered image was made from
+  job_id: string | null; // an original's job
+  file: string; // relative to the images dir: <workload_name>/<file name>
+  mime: string;
+  bytes: number;
+  width: number;
+  height: number;
+  created_at: string;
+}
+
+export interface Lease {
+  worker_id: string;
+  lease_id: string;
+  expires_at: number; // epoch ms
+}
+
+export interface Job {
+  id: string;
+  workload_id: string;
+  image_id: string;
+  state: JobState;
+  attempts: number;
+  lease: Lease | null;
+  not_before: number; // epoch ms: retry backoff
+  error: string | null;
+  filtered_image_id: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface Data {
+  version: 1;
+  users: Record<string, User>;
+  revoked_tokens: Record<string, RevokedToken>;
+  workers: Record<string, WorkerRecord>;
+  workloads: Record<string, Workload>;
+  images: Record<string, ImageRecord>;
+  jobs: Record<string, Job>;
+}
+
+export function emptyData(): Data {
+  return { version: 1, users: {}, revoked_tokens: {}, workers: {}, workloads: {}, images: {}, jobs: {} };
+}
+
+/** Look up a record by a key that came from outside: never an inherited property such as `__proto__`. */
+export function own<T>(records: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(records, key) ? records[key] : undefined;
+}

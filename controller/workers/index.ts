@@ -1,0 +1,1 @@
+export { WorkerRegistry, HISTORY_LENGTH, type LiveWorker, type WorkerState, type ResourceSample } from './registry.js';

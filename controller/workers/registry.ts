@@ -1,0 +1,79 @@
+import type { Resources } from '../../common/protocol.js';
+import type { WorkerRecord } from '../store/index.js';
+
+export type WorkerState = 'alive' | 'dead' | 'left';
+
+export interface ResourceSample {
+  t: number; // epoch ms
+  cpu_load: number; // percent
+  mem_used: number; // fraction 0..1
+}
+
+/** What the controller knows of a worker right now; only the WorkerRecord part is persisted. */
+export interface LiveWorker {
+  record: WorkerRecord;
+  /** The worker's token: it authenticates the worker's calls, and the scheduler's calls to the worker. */
+  token: string;
+  state: WorkerState;
+  last_seen: number;
+  resources: Resources;
+  history: ResourceSample[];
+}
+
+export const HISTORY_LENGTH = 300;
+
+export class WorkerRegistry {
+  private readonly workers = new Map<string, LiveWorker>();
+
+  add(record: WorkerRecord, token: string, resources: Resources, now: number): LiveWorker {
+    const live: LiveWorker = { record, token, state: 'alive', last_seen: now, resources, history: [] };
+    this.workers.set(record.id, live);
+    this.sample(live, resources, now);
+    return live;
+  }
+
+  get(id: string): LiveWorker | undefined {
+    return this.workers.get(id);
+  }
+
+  byName(name: string): LiveWorker | undefined {
+    for (const worker of this.workers.values()) if (worker.record.name === name && worker.state !== 'left') return worker;
+    return undefined;
+  }
+
+  all(): LiveWorker[] {
+    return [...this.workers.values()];
+  }
+
+  alive(): LiveWorker[] {
+    return this.all().filter((worker) => worker.state === 'alive');
+  }
+
+  heard(worker: LiveWorker, resources: Resources, now: number): void {
+    worker.last_seen = now;
+    worker.state = 'alive';
+    worker.resources = resources;
+    this.sample(worker, resources, now);
+  }
+
+  /** Workers silent for longer than the lease are dead; returns those that just died. */
+  markSilentDead(leaseMs: number, now: number): LiveWorker[] {
+    const died: LiveWorker[] = [];
+    for (const worker of this.workers.values()) {
+      if (worker.state === 'alive' && now - worker.last_seen > leaseMs) {
+        worker.state = 'dead';
+        died.push(worker);
+      }
+    }
+    return died;
+  }
+
+  remove(id: string): void {
+    this.workers.delete(id);
+  }
+
+  private sample(worker: LiveWorker, resources: Resources, now: number): void {
+    worker.history.push({ t: now, cpu_load: resources.cpu_load, mem_used: 1 - resources.mem_free / resources.mem_total });
+    if (worker.history.length > HISTORY_LENGTH) worker.history.splice(0, worker.history.length - HISTORY_LENGTH);
+  }
+}

@@ -1,0 +1,2 @@
+export { startScheduler, type Scheduler, type SchedulerConfig } from './scheduler.js';
+export { scoreWorker, canRun, SCORE_WEIGHTS } from './score.js';

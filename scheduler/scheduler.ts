@@ -1,0 +1,124 @@
+import { connectRpc, type RpcClient } from '../common/bus/index.js';
+import { acceptedResultSchema, WORKER_METHODS, type AssignParams } from '../common/protocol.js';
+import type { Logger } from '../common/log.js';
+import type { Controller, Job, LiveWorker } from '../controller/index.js';
+import { canRun, scoreWorker } from './score.js';
+
+export interface SchedulerConfig {
+  /** How long a worker may take to accept an assignment before the job goes back to the queue. */
+  assignTimeoutMs: number;
+  /** Fallback pass interval: backoffs ending, workers freeing up between events. */
+  tickMs: number;
+}
+
+export interface Scheduler {
+  /** One placement pass now (also runs on every controller 'work' event). */
+  schedule(): void;
+  close(): void;
+}
+
+export function startScheduler(controller: Controller, config: SchedulerConfig, log: Logger): Scheduler {
+  const clients = new Map<string, RpcClient>();
+  let closed = false;
+
+  function clientFor(worker: LiveWorker): RpcClient {
+    let client = clients.get(worker.record.id);
+    if (client && client.address !== worker.record.rpc_address) {
+      client.close();
+      client = undefined;
+    }
+    if (!client) {
+      client = connectRpc(worker.record.rpc_address, config.assignTimeoutMs);
+      clients.set(worker.record.id, client);
+    }
+    return client;
+  }
+
+  function dropStaleClients(): void {
+    for (const [id, client] of clients) {
+      const worker = controller.workers.get(id);
+      if (!worker || worker.state === 'left') {
+        client.close();
+        clients.delete(id);
+      }
+    }
+  }
+
+  async function dispatch(worker: LiveWorker, job: Job, leaseId: string, filter: string): Promise<void> {
+    const params: AssignParams = {
+      token: worker.token,
+      job_id: job.id,
+      lease_id: leaseId,
+      image_id: job.image_id,
+      workload_id: job.workload_id,
+      filter,
+    };
+    let reason: string;
+    try {
+      const { accepted } = await clientFor(worker).call(WORKER_METHODS.assign, params, acceptedResultSchema);
+      if (accepted) {
+        controller.jobs.start(job.id, worker.record.id, leaseId);
+        log.debug({ job_id: job.id, worker: worker.record.name }, 'job running');
+        return;
+      }
+      reason = `worker ${worker.record.name} refused the job`;
+    } catch (error) {
+      reason = `could not reach worker ${worker.record.name}: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    if (controller.jobs.release(job.id, worker.record.id, leaseId, reason)) log.warn({ job_id: job.id, worker: worker.record.name, reason }, 'assignment failed');
+  }
+
+  function schedule(): void {
+    if (closed) return;
+    const now = Date.now();
+    const free = new Map<LiveWorker, number>();
+    for (const worker of controller.workers.alive()) {
+      const slots = worker.record.slots - controller.jobs.heldBy(worker.record.id).size;
+      if (slots > 0) free.set(worker, slots);
+    }
+    if (free.size === 0) return;
+    let placed = 0;
+    for (const job of controller.jobs.ready(now)) {
+      const workload = controller.store.data.workloads[job.workload_id];
+      if (!workload) continue;
+      let best: LiveWorker | null = null;
+      let bestScore = -1;
+      for (const [worker, slots] of free) {
+        if (!canRun(worker, workload.filter, workload.tags)) continue;
+        const score = scoreWorker(worker, slots);
+        if (score > bestScore) {
+          best = worker;
+          bestScore = score;
+        }
+      }
+      if (!best) continue; // no worker fits this workload now; later jobs may fit others
+      const lease = controller.jobs.assign(job.id, best.record.id);
+      if (!lease) continue;
+      placed += 1;
+      const left = free.get(best)! - 1;
+      if (left > 0) free.set(best, left);
+      else free.delete(best);
+      void dispatch(best, job, lease.lease_id, workload.filter);
+      if (free.size === 0) break;
+    }
+    if (placed > 0) void controller.store.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
+  }
+
+  const onWork = (): void => schedule();
+  controller.events.on('work', onWork);
+  const ticker = setInterval(() => {
+    dropStaleClients();
+    schedule();
+  }, config.tickMs);
+
+  return {
+    schedule,
+    close() {
+      closed = true;
+      clearInterval(ticker);
+      controller.events.off('work', onWork);
+      for (const client of clients.values()) client.close();
+      clients.clear();
+    },
+  };
+}

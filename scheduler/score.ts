@@ -1,0 +1,23 @@
+import type { LiveWorker } from '../controller/index.js';
+
+export const SCORE_WEIGHTS = { cpu: 0.4, memory: 0.3, slots: 0.2, gpu: 0.1 } as const;
+
+/**
+ * How good a worker is for the next job, 0..1, higher is better:
+ *   0.4 * free CPU + 0.3 * free memory + 0.2 * free slots + 0.1 * GPU available
+ * Free slots fall as jobs are placed in one pass, which spreads a burst across workers
+ * even though CPU and memory readings only move with the next heartbeat.
+ */
+export function scoreWorker(worker: LiveWorker, freeSlots: number): number {
+  const { resources, record } = worker;
+  const cpuFree = 1 - Math.min(100, Math.max(0, resources.cpu_load)) / 100;
+  const memoryFree = resources.mem_total > 0 ? resources.mem_free / resources.mem_total : 0;
+  const slotsFree = record.slots > 0 ? freeSlots / record.slots : 0;
+  const gpu = resources.gpu.present && (resources.gpu.memory_free_mb ?? 1) > 0 ? 1 : 0;
+  return SCORE_WEIGHTS.cpu * cpuFree + SCORE_WEIGHTS.memory * memoryFree + SCORE_WEIGHTS.slots * slotsFree + SCORE_WEIGHTS.gpu * gpu;
+}
+
+/** A worker can take a workload's job when its tags cover the workload's and it has the filter. */
+export function canRun(worker: LiveWorker, filter: string, requiredTags: readonly string[]): boolean {
+  return worker.record.filters.includes(filter) && requiredTags.every((tag) => worker.record.tags.includes(tag));
+}
