@@ -5,5 +5,5 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function createLogger(component: string, level: LogLevel): Logger {
-  return pino({ name: component, level, base: { component } });
+  return pino({ name: component, level, base: undefined });
 }

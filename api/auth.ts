@@ -1,0 +1,40 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { AppError } from '../common/errors.js';
+import type { TokenClaims, Tokens } from '../controller/index.js';
+
+export interface Caller {
+  claims: TokenClaims;
+}
+
+export function bearerToken(req: Request): string {
+  const header = req.get('authorization');
+  if (!header) throw new AppError('unauthorized', 'missing token: send "Authorization: Bearer <token>" (get one from /login)');
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new AppError('unauthorized', 'malformed Authorization header: expected "Bearer <token>"');
+  return match[1]!;
+}
+
+/** Any valid token: a user's, or a worker's for the image routes. */
+export function requireToken(tokens: Tokens): RequestHandler {
+  return (req, res, next) => {
+    const claims = tokens.verify(bearerToken(req));
+    if (!claims) throw new AppError('unauthorized', 'invalid, expired or revoked token: log in again');
+    res.locals.caller = { claims } satisfies Caller;
+    next();
+  };
+}
+
+/** A user's token only: worker tokens are scoped to image download and upload. */
+export function requireUser(tokens: Tokens): RequestHandler {
+  const any = requireToken(tokens);
+  return (req, res, next) => {
+    any(req, res, () => {
+      if (callerOf(res).claims.scope !== 'user') throw new AppError('forbidden', 'worker tokens may only download and upload images');
+      next();
+    });
+  };
+}
+
+export function callerOf(res: Response): Caller {
+  return res.locals.caller as Caller;
+}

@@ -1,0 +1,58 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Router } from 'express';
+import { AppError } from '../../common/errors.js';
+import { findWorkload, type Controller, type ImageRecord } from '../../controller/index.js';
+import { callerOf, requireToken } from '../auth.js';
+import type { ApiConfig } from '../config.js';
+import { inspectImage, singleFileUpload, uploadedFile } from '../upload.js';
+
+function field(body: unknown, key: string): string | undefined {
+  const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+export function imageRoutes(controller: Controller, config: ApiConfig): Router {
+  const router = Router();
+  const token = requireToken(controller.tokens);
+
+  router.post('/images', token, singleFileUpload(config.maxUploadBytes), async (req, res) => {
+    const { claims } = callerOf(res);
+    const type = field(req.body, 'type') ?? 'original';
+    if (type !== 'original' && type !== 'filtered') throw new AppError('bad_request', `"type" must be "original" or "filtered", not "${type}"`);
+    const workloadId = field(req.body, 'workload_id');
+    let record: ImageRecord;
+    if (claims.scope === 'user') {
+      if (type !== 'original') throw new AppError('forbidden', 'filtered images are uploaded by workers; upload originals');
+      if (!workloadId) throw new AppError('bad_request', 'missing "workload_id"');
+      const workload = findWorkload(controller.store, claims.sub, workloadId);
+      const image = inspectImage(uploadedFile(req.files), config.maxPixels);
+      record = await controller.images.addOriginal(workload, image);
+    } else {
+      const jobId = field(req.body, 'job_id');
+      const leaseId = field(req.body, 'lease_id');
+      if (type !== 'filtered' || !jobId || !leaseId) throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
+      const image = inspectImage(uploadedFile(req.files), config.maxPixels);
+      record = await controller.images.addFiltered(jobId, claims.sub, leaseId, image);
+    }
+    res.status(201).json({ workload_id: record.workload_id, image_id: record.id, type: record.type, source_image_id: record.source_image_id });
+  });
+
+  router.get('/images/:id', token, async (req, res) => {
+    const { claims } = callerOf(res);
+    const id = String(req.params.id);
+    const image = claims.scope === 'user' ? controller.images.find(claims.sub, id) : controller.images.findAny(id);
+    const path = controller.images.pathOf(image);
+    const info = await stat(path).catch(() => null);
+    if (!info) throw new AppError('not_found', `the file of image "${id}" is missing`);
+    res.set({ 'Content-Type': image.mime, 'Content-Length': String(info.size), 'Cache-Control': 'private, max-age=0' });
+    await new Promise<void>((resolve, reject) => {
+      const stream = createReadStream(path);
+      stream.on('error', reject);
+      res.on('close', resolve);
+      stream.pipe(res);
+    });
+  });
+
+  return router;
+}

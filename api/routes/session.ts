@@ -1,0 +1,66 @@
+import express, { Router } from 'express';
+import { AppError } from '../../common/errors.js';
+import { validatePassword, validateUsername, type Controller } from '../../controller/index.js';
+import { callerOf, requireUser } from '../auth.js';
+import type { ApiConfig } from '../config.js';
+
+interface Credentials {
+  username: string;
+  password: string;
+}
+
+function basicCredentials(header: string | undefined): Credentials | null {
+  const match = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
+  if (!match) return null;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function bodyCredentials(body: unknown): Credentials | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const fields = body as Record<string, unknown>;
+  const username = fields.username ?? fields.user;
+  const password = fields.password;
+  return typeof username === 'string' && typeof password === 'string' ? { username, password } : null;
+}
+
+export function sessionRoutes(controller: Controller, config: ApiConfig): Router {
+  const router = Router();
+  const body = [express.json({ limit: config.maxBodyBytes }), express.urlencoded({ extended: false, limit: config.maxBodyBytes })];
+
+  const login: express.RequestHandler = async (req, res) => {
+    const credentials = basicCredentials(req.get('authorization')) ?? bodyCredentials(req.body);
+    if (!credentials) {
+      throw new AppError('unauthorized', 'send credentials: HTTP Basic auth, or a JSON or form body with "username" (or "user") and "password"');
+    }
+    if (!(await controller.users.verify(credentials.username, credentials.password))) {
+      throw new AppError('unauthorized', 'wrong username or password');
+    }
+    const { token } = controller.tokens.issue(credentials.username, 'user');
+    res.json({ user: credentials.username, token });
+  };
+  router.post('/login', ...body, login);
+  router.get('/login', login);
+
+  router.delete('/logout', requireUser(controller.tokens), async (req, res) => {
+    const { claims } = callerOf(res);
+    await controller.tokens.revoke(claims);
+    res.json({ logout_message: `user ${claims.sub} logged out: the token is revoked` });
+  });
+
+  router.post('/register', ...body, async (req, res) => {
+    if (!config.registrationOpen) throw new AppError('forbidden', 'registration is disabled on this server');
+    const credentials = bodyCredentials(req.body);
+    if (!credentials) throw new AppError('bad_request', 'send a JSON or form body with "username" (or "user") and "password"');
+    const invalid = validateUsername(credentials.username) ?? validatePassword(credentials.password);
+    if (invalid) throw new AppError('bad_request', invalid);
+    if ((await controller.users.create(credentials.username, credentials.password)) === 'exists') {
+      throw new AppError('conflict', `user "${credentials.username}" already exists`);
+    }
+    res.status(201).json({ user: credentials.username });
+  });
+
+  return router;
+}

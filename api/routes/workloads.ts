@@ -1,0 +1,54 @@
+import express, { Router, type RequestHandler } from 'express';
+import multer from 'multer';
+import { FILTER_NAMES, isFilterName } from '../../common/filters/index.js';
+import { AppError } from '../../common/errors.js';
+import { tagsSchema } from '../../common/protocol.js';
+import { createWorkload, findWorkload, viewWorkload, type Controller } from '../../controller/index.js';
+import { callerOf, requireUser } from '../auth.js';
+import type { ApiConfig } from '../config.js';
+
+interface WorkloadRequest {
+  name: string | undefined;
+  filter: string;
+  tags: string[];
+}
+
+function optionalText(fields: Record<string, unknown>, key: string): string | undefined {
+  const value = fields[key];
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw new AppError('bad_request', `"${key}" must be a string`);
+  return value;
+}
+
+/** JSON, urlencoded or multipart fields, or no body at all: every field has a default. */
+function parseWorkloadRequest(body: unknown): WorkloadRequest {
+  const fields = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+  const filter = optionalText(fields, 'filter') ?? 'grayscale';
+  if (!isFilterName(filter)) throw new AppError('unprocessable', `unknown filter "${filter}": use one of ${FILTER_NAMES.join(', ')}`);
+  const rawTags = fields.tags;
+  const tagList = typeof rawTags === 'string' ? rawTags.split(',').map((tag) => tag.trim()).filter(Boolean) : rawTags ?? [];
+  const tags = tagsSchema.safeParse(tagList);
+  if (!tags.success) throw new AppError('bad_request', `"tags" must be a list (or comma-separated string) of up to 32 tags of letters, digits, "_", "." and "-"`);
+  return { name: optionalText(fields, 'workload_name') ?? optionalText(fields, 'name'), filter, tags: [...new Set(tags.data)] };
+}
+
+export function workloadRoutes(controller: Controller, config: ApiConfig): Router {
+  const router = Router();
+  const user = requireUser(controller.tokens);
+  const fieldsOnly: RequestHandler = multer({ limits: { files: 0, fields: 20, fieldSize: 4096 } }).none();
+  const body = [express.json({ limit: config.maxBodyBytes }), express.urlencoded({ extended: false, limit: config.maxBodyBytes }), fieldsOnly];
+
+  router.post('/workloads', user, ...body, async (req, res) => {
+    const request = parseWorkloadRequest(req.body);
+    const workload = createWorkload(controller.store, callerOf(res).claims.sub, request.name, request.filter, request.tags);
+    await controller.store.commit();
+    res.status(201).json(viewWorkload(controller.store, workload));
+  });
+
+  router.get('/workloads/:id', user, (req, res) => {
+    const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
+    res.json(viewWorkload(controller.store, workload));
+  });
+
+  return router;
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { createLogger } from '../common/log.js';
+import { startLocalWorkers } from './local-workers.js';
+import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
+import { startServer } from './server.js';
+
+let config: ServerCliConfig;
+try {
+  config = await parseServerArgs(process.argv.slice(2));
+} catch (error) {
+  console.error(`dpip: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
+}
+const log = createLogger('dpip', config.logLevel);
+const server = await startServer(config.server, log).catch((error: unknown) => {
+  console.error(`dpip: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
+const controllerPort = config.server.controller.port;
+const workers = startLocalWorkers(
+  { count: config.localWorkers, controllerPort, secret: config.server.controller.clusterSecret, engine: config.engine, slots: config.workerSlots, logLevel: config.logLevel },
+  log.child({ component: 'local-workers' }),
+);
+
+const api = `http://localhost:${server.api.port}`;
+process.stdout.write(
+  [
+    '',
+    `DPIP is running.`,
+    `  REST API:    ${api}`,
+    `  controller:  tcp://localhost:${controllerPort} (workers register on ${controllerPort + 1})`,
+    `  local workers: ${config.localWorkers}`,
+    `  cluster secret${config.secretGenerated ? ' (new, kept in the data dir)' : ''}: ${config.server.controller.clusterSecret}`,
+    '',
+    'Try it:',
+    `  curl -X POST ${api}/register -H 'Content-Type: application/json' -d '{"username":"alice","password":"secret"}'`,
+    `  TOKEN=$(curl -s -u alice:secret ${api}/login | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')`,
+    `  curl -X POST ${api}/workloads -H "Authorization: Bearer $TOKEN"`,
+    'Add a worker on another machine:',
+    `  DPIP_SECRET=<secret> npm run worker -- --controller <this-host>:${controllerPort} --worker-name w1 --tags a,b`,
+    'Ctrl-C stops everything.',
+    '',
+  ].join('\n') + '\n',
+);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: workers drain, then the server closes');
+    void workers
+      .stop()
+      .then(() => server.close())
+      .then(() => process.exit(0));
+  });
+}

@@ -1,0 +1,201 @@
+import { expect } from 'chai';
+import { FILTER_NAMES } from '../common/filters/index.js';
+import {
+  createEngine,
+  UndecodableImageError,
+  type EngineName,
+  type FilterEngine,
+  type ImageMime,
+} from '../worker/engines/index.js';
+import { JimpEngine } from '../worker/engines/jimp-engine.js';
+import { decodeRgba, highFrequencyEnergy, makeTestImage, maxChannelSpread, sniffMime } from './helpers/images.js';
+
+const ENGINES: readonly EngineName[] = ['sharp', 'jimp'];
+const MIMES: readonly ImageMime[] = ['image/png', 'image/jpeg'];
+// JPEG re-encoding may leave a little chroma behind.
+const GRAY_TOLERANCE: Record<ImageMime, number> = { 'image/png': 0, 'image/jpeg': 2 };
+
+/** Resolves with the rejection reason; fails if the promise resolves. */
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+describe('filter engines', function () {
+  this.timeout(60_000);
+
+  const inputs = new Map<ImageMime, Buffer>();
+  before(async () => {
+    for (const mime of MIMES) inputs.set(mime, await makeTestImage(320, 240, mime, 42));
+  });
+  function input(mime: ImageMime): Buffer {
+    const buffer = inputs.get(mime);
+    if (!buffer) throw new Error(`no test input for ${mime}`);
+    return buffer;
+  }
+
+  it('uses colourful, detailed test inputs', async () => {
+    for (const mime of MIMES) {
+      const rgba = await decodeRgba(input(mime));
+      expect(maxChannelSpread(rgba)).to.be.above(100);
+      expect(highFrequencyEnergy(rgba)).to.be.above(20);
+    }
+  });
+
+  for (const engineName of ENGINES) {
+    describe(`${engineName} engine`, () => {
+      let engine: FilterEngine;
+      before(async () => {
+        engine = await createEngine(engineName, 2);
+      });
+      after(async () => {
+        await engine?.close();
+      });
+
+      it(`reports its name`, () => {
+        expect(engine.name).to.equal(engineName);
+      });
+
+      for (const mime of MIMES) {
+        for (const filter of FILTER_NAMES) {
+          it(`${filter} keeps the size and format of a ${mime}`, async () => {
+            const result = await engine.apply(filter, input(mime));
+            expect(result.mime).to.equal(mime);
+            expect(sniffMime(result.data)).to.equal(mime);
+            expect([result.width, result.height]).to.deep.equal([320, 240]);
+            const decoded = await decodeRgba(result.data);
+            expect([decoded.width, decoded.height]).to.deep.equal([320, 240]);
+          });
+        }
+
+        it(`grayscale makes every pixel of a ${mime} grey`, async () => {
+          const result = await engine.apply('grayscale', input(mime));
+          expect(maxChannelSpread(await decodeRgba(result.data))).to.be.at.most(GRAY_TOLERANCE[mime]);
+        });
+
+        it(`blur cuts the high-frequency energy of a ${mime} by at least 30%`, async () => {
+          const before = highFrequencyEnergy(await decodeRgba(input(mime)));
+          const result = await engine.apply('blur', input(mime));
+          const after = highFrequencyEnergy(await decodeRgba(result.data));
+          expect(after).to.be.below(before * 0.7);
+        });
+      }
+
+      it('leaves the caller’s input buffer intact', async () => {
+        const png = input('image/png');
+        const copy = Buffer.from(png);
+        await engine.apply('blur', png);
+        expect(png.equals(copy)).to.equal(true);
+      });
+
+      it('runs more jobs at once than its concurrency', async () => {
+        const jobs = Array.from({ length: 6 }, (_, i) => engine.apply(i % 2 ? 'blur' : 'grayscale', input('image/jpeg')));
+        const results = await Promise.all(jobs);
+        expect(results.map((r) => r.mime)).to.deep.equal(Array(6).fill('image/jpeg'));
+      });
+
+      const poison: Record<string, () => Buffer> = {
+        'a truncated PNG': () => input('image/png').subarray(0, input('image/png').length / 2),
+        'random bytes': () => Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7919) % 256)),
+        'a PNG signature followed by garbage': () => Buffer.concat([input('image/png').subarray(0, 8), Buffer.alloc(500, 0x42)]),
+        'an empty buffer': () => Buffer.alloc(0),
+      };
+      for (const [what, make] of Object.entries(poison)) {
+        it(`rejects ${what} with UndecodableImageError`, async () => {
+          const err = await rejectionOf(engine.apply('blur', make()));
+          expect(err).to.be.instanceOf(UndecodableImageError);
+          expect((err as Error).message).to.match(/could not decode image|unsupported image format/);
+        });
+      }
+
+      it('rejects apply() after close()', async () => {
+        const closing = await createEngine(engineName, 1);
+        await closing.close();
+        const err = await rejectionOf(closing.apply('blur', input('image/png')));
+        expect(err).to.be.instanceOf(Error).and.not.instanceOf(UndecodableImageError);
+      });
+    });
+  }
+
+  describe('jimp engine threads', () => {
+    const opened: FilterEngine[] = [];
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((engine) => engine.close()));
+    });
+
+    it('keeps the event loop free while blurring a 2000x2000 image', async () => {
+      const big = await makeTestImage(2000, 2000, 'image/png', 7);
+      const engine = new JimpEngine(1);
+      opened.push(engine);
+
+      let last = performance.now();
+      let maxGap = 0;
+      let ticks = 0;
+      const timer = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+        ticks++;
+      }, 10);
+      try {
+        const result = await engine.apply('blur', big);
+        expect([result.width, result.height]).to.deep.equal([2000, 2000]);
+      } finally {
+        clearInterval(timer);
+      }
+      expect(ticks, 'the job was too quick to tell').to.be.above(10);
+      expect(maxGap).to.be.below(200);
+    });
+
+    it('rejects the job of a crashed thread and replaces the thread', async () => {
+      const crashing = new URL(
+        'data:text/javascript,' +
+          encodeURIComponent(
+            "import { parentPort } from 'node:worker_threads';" +
+              "parentPort.on('message', () => { throw new Error('simulated crash'); });",
+          ),
+      );
+      const engine = new JimpEngine(1, crashing);
+      opened.push(engine);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        // The second job only settles if the dead thread was replaced.
+        const err = await rejectionOf(engine.apply('blur', input('image/png')));
+        expect(err).to.be.instanceOf(Error).and.not.instanceOf(UndecodableImageError);
+        expect((err as Error).message).to.contain('simulated crash');
+      }
+    });
+
+    it('fails instead of respawning threads whose script cannot start', async () => {
+      const broken = new URL('data:text/javascript,' + encodeURIComponent("throw new Error('broken script');"));
+      const engine = new JimpEngine(2, broken);
+      opened.push(engine);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const err = await rejectionOf(engine.apply('blur', input('image/png')));
+        expect((err as Error).message).to.contain('broken script');
+      }
+    });
+
+    it('rejects running and queued jobs on close()', async () => {
+      const engine = new JimpEngine(1);
+      opened.push(engine);
+      const outcomes = [1, 2].map(() => rejectionOf(engine.apply('blur', input('image/png'))));
+      await engine.close();
+      for (const outcome of outcomes) expect(await outcome).to.be.instanceOf(Error);
+    });
+  });
+
+  describe('createEngine', () => {
+    it("'auto' picks sharp when it loads", async () => {
+      const engine = await createEngine('auto', 1);
+      try {
+        expect(engine.name).to.equal('sharp');
+      } finally {
+        await engine.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,249 @@
+import { randomUUID } from 'node:crypto';
+import { FILTER_NAMES } from '../common/filters/index.js';
+import { connectRpc, method, RpcError, RPC_UNAUTHORIZED, serveRpc, subscribe, type RpcClient, type RpcServer, type Subscriber } from '../common/bus/index.js';
+import type { Logger } from '../common/log.js';
+import {
+  ANNOUNCE,
+  acceptedResultSchema,
+  announceSchema,
+  assignParamsSchema,
+  cancelParamsSchema,
+  CONTROLLER_METHODS,
+  heartbeatResultSchema,
+  pingParamsSchema,
+  registerResultSchema,
+  WORKER_METHODS,
+  type AcceptedResult,
+  type AssignParams,
+  type PingResult,
+  type RegisterParams,
+  type RegisterResult,
+} from '../common/protocol.js';
+import { ApiClient } from './api-client.js';
+import type { WorkerConfig } from './config.js';
+import { createEngine, type FilterEngine } from './engines/index.js';
+import { runJob, type JobOutcome } from './job-runner.js';
+import { freePort, localAddressToward } from './network.js';
+import { ResourceMonitor } from './resources.js';
+
+interface RunningJob {
+  params: AssignParams;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+interface Session {
+  registration: RegisterResult;
+  api: ApiClient;
+}
+
+export interface WorkerAgent {
+  readonly name: string;
+  /** Stop taking work, let running jobs finish (up to drainMs), hand back the rest, leave. */
+  stop(): Promise<void>;
+}
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 10_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function jittered(ms: number): number {
+  return Math.round(ms / 2 + Math.random() * (ms / 2));
+}
+
+export async function startWorker(config: WorkerConfig, log: Logger): Promise<WorkerAgent> {
+  const instanceId = randomUUID();
+  const engine: FilterEngine = await createEngine(config.engine, config.slots);
+  const monitor = new ResourceMonitor();
+  await monitor.start(1000);
+  const advertiseHost = config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
+  const running = new Map<string, RunningJob>();
+  let session: Session | null = null;
+  let registerEndpoint: string | null = null;
+  let controllerRpc: RpcClient | null = null;
+  let stopping = false;
+
+  const rpcServer = await bindRpcServer();
+  const rpcAddress = `tcp://${advertiseHost.includes(':') ? `[${advertiseHost}]` : advertiseHost}:${rpcServer.port}`;
+  log.info({ worker: config.name, engine: engine.name, slots: config.slots, rpc: rpcAddress }, 'worker started');
+
+  async function bindRpcServer(): Promise<{ server: RpcServer; port: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const port = config.rpcPort || (await freePort());
+      try {
+        const server = serveRpc(`tcp://*:${port}`, workerMethods(), (reason) => log.warn({ reason }, 'bad message from the bus'));
+        return { server, port };
+      } catch (error) {
+        if (config.rpcPort || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  function checkToken(token: string): void {
+    if (!session || token !== session.registration.token) throw new RpcError('not the controller this worker is registered with', RPC_UNAUTHORIZED);
+  }
+
+  function workerMethods() {
+    return {
+      [WORKER_METHODS.assign]: method(assignParamsSchema, (params): AcceptedResult => {
+        checkToken(params.token);
+        if (stopping || running.size >= config.slots || running.has(params.job_id)) return { accepted: false };
+        start(params);
+        return { accepted: true };
+      }),
+      [WORKER_METHODS.cancel]: method(cancelParamsSchema, (params): AcceptedResult => {
+        checkToken(params.token);
+        const job = running.get(params.job_id);
+        job?.abort.abort();
+        return { accepted: !!job };
+      }),
+      [WORKER_METHODS.ping]: method(pingParamsSchema, (params): PingResult => {
+        checkToken(params.token);
+        return { name: config.name, running: running.size, slots: config.slots };
+      }),
+    };
+  }
+
+  function start(params: AssignParams): void {
+    const abort = new AbortController();
+    const current = session!;
+    const entry: RunningJob = { params, abort, done: Promise.resolve() };
+    running.set(params.job_id, entry);
+    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id }))
+      .then((outcome) => report(params, outcome))
+      .finally(() => running.delete(params.job_id));
+  }
+
+  /** Completion and failure must arrive: retried until the controller answers or the lease is surely gone. */
+  async function report(params: AssignParams, outcome: JobOutcome): Promise<void> {
+    if (outcome.kind === 'dropped') {
+      log.info({ job_id: params.job_id, reason: outcome.reason }, 'job dropped');
+      return;
+    }
+    if (outcome.kind === 'failed') log.warn({ job_id: params.job_id, error: outcome.error, retryable: outcome.retryable }, 'job failed');
+    for (let delay = RETRY_MIN_MS; !stoppedHard; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      const token = session?.registration.token;
+      if (token && controllerRpc) {
+        try {
+          const result =
+            outcome.kind === 'done'
+              ? await controllerRpc.call(CONTROLLER_METHODS.complete, { token, job_id: params.job_id, lease_id: params.lease_id, image_id: outcome.imageId }, acceptedResultSchema)
+              : await controllerRpc.call(CONTROLLER_METHODS.fail, { token, job_id: params.job_id, lease_id: params.lease_id, error: outcome.error, retryable: outcome.retryable }, acceptedResultSchema);
+          if (!result.accepted) log.info({ job_id: params.job_id }, 'result not accepted: the lease had moved on');
+          return;
+        } catch (error) {
+          log.debug({ job_id: params.job_id, error: String(error) }, 'report failed, retrying');
+        }
+      }
+      await sleep(jittered(delay));
+    }
+  }
+
+  function registerParams(): RegisterParams {
+    return {
+      secret: config.secret,
+      name: config.name,
+      instance_id: instanceId,
+      tags: config.tags,
+      rpc_address: rpcAddress,
+      slots: config.slots,
+      engine: engine.name,
+      filters: [...FILTER_NAMES],
+      resources: monitor.current(),
+      running: [...running.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })),
+    };
+  }
+
+  let stoppedHard = false;
+  const subscriber: Subscriber = subscribe(`tcp://${config.controllerHost}:${config.controllerPort}`, (kind, params) => {
+    if (kind !== ANNOUNCE) return;
+    const parsed = announceSchema.safeParse(params);
+    if (!parsed.success) return;
+    const endpoint = `tcp://${config.controllerHost}:${parsed.data.register_port}`;
+    if (endpoint !== registerEndpoint) {
+      registerEndpoint = endpoint;
+      controllerRpc?.close();
+      controllerRpc = connectRpc(endpoint, 3000);
+      log.info({ controller: endpoint, system: parsed.data.system_name }, 'heard the controller');
+    }
+  });
+
+  /** Register, then heartbeat; on any loss of the controller, back off and register again. */
+  async function lifecycle(): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    let waitingLogged = false;
+    while (!stoppedHard) {
+      if (!controllerRpc || !session) {
+        if (controllerRpc) {
+          try {
+            const registration = await controllerRpc.call(CONTROLLER_METHODS.register, registerParams(), registerResultSchema);
+            const apiUrl = registration.api_url ?? `http://${config.controllerHost.includes(':') ? `[${config.controllerHost}]` : config.controllerHost}:${registration.api_port}`;
+            session = { registration, api: new ApiClient(apiUrl, () => session?.registration.token ?? '') };
+            log.info({ worker_id: registration.worker_id, api: apiUrl }, 'registered');
+            delay = RETRY_MIN_MS;
+            waitingLogged = false;
+            continue;
+          } catch (error) {
+            if (!waitingLogged) log.warn({ error: String(error) }, 'registration failed: retrying with backoff');
+            waitingLogged = true;
+          }
+        } else if (!waitingLogged) {
+          log.info({ controller: `${config.controllerHost}:${config.controllerPort}` }, 'waiting for the controller');
+          waitingLogged = true;
+        }
+        await sleep(jittered(delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+        continue;
+      }
+      try {
+        const reply = await controllerRpc.call(
+          CONTROLLER_METHODS.heartbeat,
+          {
+            token: session.registration.token,
+            resources: monitor.current(),
+            running: [...running.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })),
+          },
+          heartbeatResultSchema,
+          Math.max(1000, session.registration.lease_ms - session.registration.heartbeat_ms),
+        );
+        if (!reply.known) {
+          log.info('the controller does not know this worker (restarted?): registering again');
+          session = null;
+          continue;
+        }
+        for (const jobId of reply.cancel) running.get(jobId)?.abort.abort();
+        await sleep(session.registration.heartbeat_ms);
+      } catch (error) {
+        log.warn({ error: String(error) }, 'heartbeat failed: registering again');
+        session = null;
+        await sleep(jittered(delay));
+      }
+    }
+  }
+  void lifecycle();
+
+  return {
+    name: config.name,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      const drained = Promise.all([...running.values()].map((job) => job.done));
+      const timedOut = await Promise.race([drained.then(() => false), sleep(config.drainMs).then(() => true)]);
+      if (timedOut) for (const job of running.values()) job.abort.abort();
+      const token = session?.registration.token;
+      if (token && controllerRpc) {
+        await controllerRpc.call(CONTROLLER_METHODS.goodbye, { token }, acceptedResultSchema, 2000).catch(() => undefined);
+      }
+      stoppedHard = true;
+      subscriber.close();
+      controllerRpc?.close();
+      rpcServer.server.close();
+      monitor.stop();
+      await engine.close();
+      log.info('worker stopped');
+    },
+  };
+}

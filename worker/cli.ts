@@ -1,0 +1,51 @@
+import { availableParallelism } from 'node:os';
+import yargs from 'yargs';
+import { LOG_LEVELS, type LogLevel } from '../common/log.js';
+import { DEFAULT_CONTROLLER_PORT, tagsSchema, workerNameSchema } from '../common/protocol.js';
+import type { WorkerConfig } from './config.js';
+import type { EngineChoice } from './engines/index.js';
+
+/** The worker's one typed config, from flags and DPIP_* environment variables. */
+export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerConfig {
+  const args = yargs(argv)
+    .scriptName('dpip-worker')
+    .usage('$0 --controller host:port --worker-name NAME [--tags a,b]')
+    .env('DPIP')
+    .option('controller', { type: 'string', default: `localhost:${DEFAULT_CONTROLLER_PORT}`, describe: 'controller address host:port (its PUB port)' })
+    .option('worker-name', { type: 'string', describe: 'unique worker name (default: host name + pid)' })
+    .option('tags', { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' })
+    .option('slots', { type: 'number', default: availableParallelism(), describe: 'jobs run at once' })
+    .option('engine', { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' })
+    .option('secret', { type: 'string', describe: 'cluster secret printed by the server (or DPIP_SECRET)' })
+    .option('advertise-host', { type: 'string', describe: 'host or IP the controller dials to reach this worker (default: the local address on the route to the controller)' })
+    .option('rpc-port', { type: 'number', default: 0, describe: 'port of this worker\'s JSON-RPC socket (0: any free port)' })
+    .option('drain-ms', { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
+    .strict()
+    .help()
+    .parseSync();
+
+  const match = /^(.+):(\d{1,5})$/.exec(args.controller);
+  if (!match) throw new Error(`--controller must be host:port, not "${args.controller}"`);
+  const host = match[1]!.replace(/^\[(.*)\]$/, '$1');
+  const name = args.workerName ?? `${(env.HOSTNAME ?? 'worker').replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}`;
+  const nameCheck = workerNameSchema.safeParse(name);
+  if (!nameCheck.success) throw new Error(`--worker-name: ${nameCheck.error.issues[0]?.message}`);
+  const tags = tagsSchema.safeParse(args.tags.split(',').map((tag) => tag.trim()).filter(Boolean));
+  if (!tags.success) throw new Error('--tags: up to 32 tags of letters, digits, "_", "." and "-", separated by commas');
+  if (!args.secret) throw new Error('the cluster secret is required: --secret or DPIP_SECRET (the server prints it at start)');
+  if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256) throw new Error('--slots must be a whole number from 1 to 256');
+  return {
+    controllerHost: host,
+    controllerPort: Number(match[2]),
+    name,
+    tags: tags.data,
+    slots: args.slots,
+    engine: args.engine as EngineChoice,
+    secret: args.secret,
+    advertiseHost: args.advertiseHost ?? null,
+    rpcPort: args.rpcPort,
+    drainMs: args.drainMs,
+    logLevel: args.logLevel,
+  };
+}

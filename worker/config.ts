@@ -1,0 +1,19 @@
+import type { EngineChoice } from './engines/index.js';
+import type { LogLevel } from '../common/log.js';
+
+export interface WorkerConfig {
+  controllerHost: string;
+  controllerPort: number;
+  name: string;
+  tags: string[];
+  slots: number;
+  engine: EngineChoice;
+  secret: string;
+  /** Host the scheduler dials to reach this worker; null = the local address on the route to the controller. */
+  advertiseHost: string | null;
+  /** Port of this worker's JSON-RPC socket; 0 = pick a free one. */
+  rpcPort: number;
+  /** How long SIGTERM waits for running jobs before handing them back. */
+  drainMs: number;
+  logLevel: LogLevel;
+}

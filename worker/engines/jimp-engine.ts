@@ -1,0 +1,116 @@
+import { Worker } from 'node:worker_threads';
+import type { FilterName } from '../../common/filters/index.js';
+import { UndecodableImageError } from './errors.js';
+import { detectFormat } from './format.js';
+import { ownedBytes, type JimpRequest, type JimpResponse } from './jimp-protocol.js';
+import type { FilterEngine, FilterResult } from './types.js';
+
+const THREAD_SCRIPT = new URL('./jimp-thread.js', import.meta.url);
+
+interface Job {
+  request: JimpRequest;
+  resolve(result: FilterResult): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Runs jimp in a pool of worker threads (one job per thread at a time, the rest queued),
+ * so decoding and filtering never block the caller's event loop.
+ * `threadScript` is replaceable for tests.
+ */
+export class JimpEngine implements FilterEngine {
+  readonly name = 'jimp';
+  private readonly idle: Worker[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private readonly queue: Job[] = [];
+  private closed = false;
+  private broken: Error | undefined;
+
+  constructor(concurrency: number, private readonly threadScript: URL = THREAD_SCRIPT) {
+    const size = Math.max(1, Math.floor(concurrency) || 1);
+    for (let i = 0; i < size; i++) this.spawn();
+  }
+
+  apply(filter: FilterName, input: Buffer): Promise<FilterResult> {
+    if (this.closed) return Promise.reject(new Error('jimp engine is closed'));
+    if (this.broken) return Promise.reject(this.broken);
+    let mime;
+    try {
+      mime = detectFormat(input);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // Always copy the input: transferring would detach the caller's buffer.
+    const request: JimpRequest = { filter, mime, data: new Uint8Array(input) };
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const error = new Error('jimp engine is closed');
+    for (const job of this.queue.splice(0)) job.reject(error);
+    for (const job of this.running.values()) job.reject(error);
+    const threads = [...this.idle.splice(0), ...this.running.keys()];
+    this.running.clear();
+    await Promise.all(threads.map((thread) => thread.terminate()));
+  }
+
+  private spawn(): void {
+    const thread = new Worker(this.threadScript);
+    let crash: Error | undefined;
+    thread.on('message', (response: JimpResponse) => this.settle(thread, response));
+    thread.on('error', (err) => {
+      crash = err;
+    });
+    thread.on('exit', (code) => {
+      if (this.closed) return;
+      const index = this.idle.indexOf(thread);
+      if (index >= 0) this.idle.splice(index, 1);
+      const job = this.running.get(thread);
+      this.running.delete(thread);
+      const error = new Error(`jimp thread died (exit code ${code})${crash ? `: ${crash.message}` : ''}`);
+      if (job) {
+        job.reject(error);
+        this.spawn();
+        this.dispatch();
+      } else if (this.idle.length + this.running.size === 0) {
+        // An idle thread runs no code, so it died while starting (e.g. its script failed to
+        // load): respawning would loop forever, so the engine fails instead.
+        this.broken = error;
+        for (const queued of this.queue.splice(0)) queued.reject(error);
+      }
+    });
+    this.idle.push(thread);
+  }
+
+  private dispatch(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const thread = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.running.set(thread, job);
+      thread.postMessage(job.request, [job.request.data.buffer]);
+    }
+  }
+
+  private settle(thread: Worker, response: JimpResponse): void {
+    const job = this.running.get(thread);
+    if (!job) return;
+    this.running.delete(thread);
+    this.idle.push(thread);
+    if (response.ok) {
+      const { data, width, height } = response;
+      job.resolve({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), mime: job.request.mime, width, height });
+    } else {
+      job.reject(response.undecodable ? new UndecodableImageError(response.message) : new Error(response.message));
+    }
+    this.dispatch();
+  }
+}
+
+export async function createJimpEngine(concurrency: number): Promise<FilterEngine> {
+  return new JimpEngine(concurrency);
+}

@@ -1,0 +1,3 @@
+export { startWorker, type WorkerAgent } from './agent.js';
+export { parseWorkerArgs } from './cli.js';
+export type { WorkerConfig } from './config.js';

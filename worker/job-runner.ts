@@ -1,0 +1,31 @@
+import { isFilterName } from '../common/filters/index.js';
+import type { Logger } from '../common/log.js';
+import type { AssignParams } from '../common/protocol.js';
+import { ApiError, type ApiClient } from './api-client.js';
+import { UndecodableImageError, type FilterEngine } from './engines/index.js';
+
+export type JobOutcome =
+  | { kind: 'done'; imageId: string }
+  | { kind: 'failed'; error: string; retryable: boolean }
+  | { kind: 'dropped'; reason: string }; // cancelled, or the lease moved on: nothing to report
+
+/** Download, filter, upload: one job from start to end. Never throws; the outcome says what happened. */
+export async function runJob(job: AssignParams, api: ApiClient, engine: FilterEngine, signal: AbortSignal, log: Logger): Promise<JobOutcome> {
+  if (!isFilterName(job.filter)) return { kind: 'failed', error: `this worker has no filter "${job.filter}"`, retryable: false };
+  try {
+    const started = Date.now();
+    const original = await api.download(job.image_id, signal);
+    const result = await engine.apply(job.filter, original);
+    if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };
+    const imageId = await api.uploadFiltered(job.workload_id, job.job_id, job.lease_id, result, signal);
+    log.debug({ job_id: job.job_id, ms: Date.now() - started, bytes: original.length }, 'job filtered');
+    return { kind: 'done', imageId };
+  } catch (error) {
+    if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };
+    if (error instanceof UndecodableImageError) return { kind: 'failed', error: error.message, retryable: false };
+    if (error instanceof ApiError && error.status === 409) return { kind: 'dropped', reason: error.message };
+    // 404: the original is gone (workload deleted); 4xx other than that may be a transient auth problem
+    const retryable = !(error instanceof ApiError && error.status === 404);
+    return { kind: 'failed', error: error instanceof Error ? error.message : String(error), retryable };
+  }
+}
