@@ -30,7 +30,8 @@ export function serveRpc(
   methods: Record<string, RpcMethod<z.ZodType, unknown>>,
   onBadMessage: (reason: string) => void,
 ): RpcServer {
-  const server = new JSONRPCServer();
+  // errors are answered to the caller and counted by onBadMessage; the library would print each one
+  const server = new JSONRPCServer({ errorListener: () => undefined });
   for (const [name, spec] of Object.entries(methods)) {
     server.addMethod(name, async (raw: unknown) => {
       const parsed = spec.params.safeParse(raw);

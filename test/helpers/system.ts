@@ -1,0 +1,97 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createLogger } from '../../common/log.js';
+import { DEFAULT_RETRY_POLICY } from '../../controller/index.js';
+import { startServer, type Server, type ServerConfig } from '../../bin/server.js';
+import { freePort, freePortPair } from './ports.js';
+import { DIST_BIN, spawnNode, waitFor, type Spawned } from './processes.js';
+
+export const TEST_SECRET = 'test-cluster-secret';
+
+export interface TestDirs {
+  root: string;
+  dataDir: string;
+  imagesDir: string;
+  remove(): Promise<void>;
+}
+
+export async function makeDirs(): Promise<TestDirs> {
+  const root = await mkdtemp(path.join(tmpdir(), 'dpip-test-'));
+  return {
+    root,
+    dataDir: path.join(root, 'data'),
+    imagesDir: path.join(root, 'images'),
+    remove: () => rm(root, { recursive: true, force: true }),
+  };
+}
+
+export async function testServerConfig(dirs: TestDirs, overrides: Partial<ServerConfig['controller']> = {}): Promise<ServerConfig> {
+  const port = await freePortPair();
+  const apiPort = await freePort();
+  return {
+    controller: {
+      systemName: 'DPIP-test',
+      dataDir: dirs.dataDir,
+      imagesDir: dirs.imagesDir,
+      bindHost: '127.0.0.1',
+      port,
+      apiPort,
+      publicApiUrl: null,
+      clusterSecret: TEST_SECRET,
+      leaseMs: 3000,
+      heartbeatMs: 500,
+      announceMs: 300,
+      retry: { ...DEFAULT_RETRY_POLICY, backoffBaseMs: 100 },
+      userTokenTtlSeconds: 3600,
+      workerTokenTtlSeconds: 3600,
+      ...overrides,
+    },
+    api: {
+      systemName: 'DPIP-test',
+      host: '127.0.0.1',
+      port: apiPort,
+      maxUploadBytes: 5 * 1024 * 1024,
+      maxPixels: 50_000_000,
+      registrationOpen: true,
+      maxBodyBytes: 64 * 1024,
+    },
+    scheduler: { assignTimeoutMs: 3000, tickMs: 100 },
+    users: { alice: 'alice-pw', bob: 'bob-pw' },
+  };
+}
+
+/** The api + controller + scheduler in this process, on loopback with free ports. */
+export async function startTestServer(dirs: TestDirs, overrides: Partial<ServerConfig['controller']> = {}): Promise<{ server: Server; config: ServerConfig; url: string }> {
+  const config = await testServerConfig(dirs, overrides);
+  const server = await startServer(config, createLogger('test-server', 'silent'));
+  return { server, config, url: `http://127.0.0.1:${server.api.port}` };
+}
+
+export interface WorkerOptions {
+  controllerPort: number;
+  name: string;
+  engine?: 'auto' | 'sharp' | 'jimp';
+  slots?: number;
+  tags?: string[];
+  secret?: string;
+}
+
+/** A real worker process, as an operator would start it. */
+export function spawnWorker(options: WorkerOptions): Spawned {
+  const args = ['--controller', `127.0.0.1:${options.controllerPort}`, '--worker-name', options.name, '--engine', options.engine ?? 'auto', '--log-level', 'warn'];
+  if (options.slots) args.push('--slots', String(options.slots));
+  if (options.tags?.length) args.push('--tags', options.tags.join(','));
+  return spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, { DPIP_SECRET: options.secret ?? TEST_SECRET });
+}
+
+/** The whole server as its own process (`dpip`), with no local workers unless asked. */
+export async function spawnServer(dirs: TestDirs, extraArgs: string[] = []): Promise<{ process: Spawned; url: string; controllerPort: number }> {
+  const controllerPort = await freePortPair();
+  const apiPort = await freePort();
+  const args = ['--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1', '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--workers', '0', '--secret', TEST_SECRET, '--users', 'alice:alice-pw,bob:bob-pw', '--log-level', 'warn', ...extraArgs];
+  const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), args);
+  const url = `http://127.0.0.1:${apiPort}`;
+  await waitFor('the server to listen', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
+  return { process: server, url, controllerPort };
+}
