@@ -6,12 +6,33 @@ import type { ImageMime, IncomingImage } from '../controller/index.js';
 
 const MIME_OF: Record<string, ImageMime> = { png: 'image/png', jpg: 'image/jpeg' };
 
+/**
+ * multer hands busboy's parse errors ("Multipart: Boundary not found", "Unexpected end of form",
+ * "Malformed part header") on as plain Errors, which would leave as 500: they are the client's
+ * fault, so they become 400. multer's own limit errors keep their mapping in errors.ts, unless
+ * `fileRefused` is given: then a file part is refused with that message.
+ */
+export function multipartErrors(middleware: RequestHandler, fileRefused?: string): RequestHandler {
+  return (req, res, next) => {
+    middleware(req, res, (error?: unknown) => {
+      if (error === undefined || error === null || typeof error === 'string' || error instanceof AppError) return next(error);
+      if (error instanceof multer.MulterError) {
+        const isFileError = error.code === 'LIMIT_FILE_COUNT' || error.code === 'LIMIT_UNEXPECTED_FILE';
+        return next(fileRefused && isFileError ? new AppError('bad_request', fileRefused) : error);
+      }
+      next(new AppError('bad_request', `malformed multipart body: ${error instanceof Error ? error.message : String(error)}`));
+    });
+  };
+}
+
 /** Multipart with exactly one file, in any field (the course clients use "data"). */
 export function singleFileUpload(maxUploadBytes: number): RequestHandler {
-  return multer({
-    storage: multer.memoryStorage(),
-    limits: { fileSize: maxUploadBytes, files: 1, fields: 20, fieldSize: 4096, parts: 24 },
-  }).any();
+  return multipartErrors(
+    multer({
+      storage: multer.memoryStorage(),
+      limits: { fileSize: maxUploadBytes, files: 1, fields: 20, fieldSize: 4096, parts: 24 },
+    }).any(),
+  );
 }
 
 export function uploadedFile(files: unknown): Express.Multer.File {

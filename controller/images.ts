@@ -70,10 +70,11 @@ export class ImageLibrary {
     return image;
   }
 
-  /** Any image, for a worker fetching its job's original. */
-  findAny(id: string): ImageRecord {
+  /** The original of a job the worker holds the lease on, or 404: a worker token reaches nothing else. */
+  findForWorker(workerId: string, id: string): ImageRecord {
     const image = own(this.store.data.images, id);
-    if (!image) throw new AppError('not_found', `no image with id "${id}"`);
+    const job = image?.job_id ? this.store.data.jobs[image.job_id] : undefined;
+    if (!image || job?.lease?.worker_id !== workerId) throw new AppError('not_found', `no image with id "${id}" in this worker's jobs`);
     return image;
   }
 

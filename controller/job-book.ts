@@ -1,4 +1,4 @@
-import { assignJob, completeJob, createJob, expireLeases, failJob, releaseJob, renewLease, startJob, type RetryPolicy } from './jobs/index.js';
+import { assignJob, completeJob, createJob, expireLeases, failJob, releaseJob, renewLease, startJob, unassignJob, type RetryPolicy } from './jobs/index.js';
 import type { Job, Lease, Store } from './store/index.js';
 
 /**
@@ -92,6 +92,12 @@ export class JobBook {
 
   release(jobId: string, workerId: string, leaseId: string, reason: string): Job | null {
     const job = releaseJob(this.store.data, jobId, workerId, leaseId, reason, this.policy, Date.now());
+    if (job) this.settle(workerId, jobId, job);
+    return job;
+  }
+
+  unassign(jobId: string, workerId: string, leaseId: string): Job | null {
+    const job = unassignJob(this.store.data, jobId, workerId, leaseId, Date.now());
     if (job) this.settle(workerId, jobId, job);
     return job;
   }

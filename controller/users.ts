@@ -42,9 +42,9 @@ async function matches(password: string, stored: string): Promise<boolean> {
 export function createUsers(store: Store): Users {
   return {
     async create(username, password) {
-      if (store.data.users[username]) return 'exists';
+      if (Object.hasOwn(store.data.users, username)) return 'exists';
       const password_hash = await hashPassword(password);
-      if (store.data.users[username]) return 'exists';
+      if (Object.hasOwn(store.data.users, username)) return 'exists';
       store.data.users[username] = { username, password_hash, created_at: new Date().toISOString() };
       await store.commit();
       return 'created';

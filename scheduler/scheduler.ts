@@ -4,6 +4,9 @@ import type { Logger } from '../common/log.js';
 import type { Controller, Job, LiveWorker } from '../controller/index.js';
 import { canRun, scoreWorker } from './score.js';
 
+const UNREACHABLE_PAUSE_MS = 2000;
+const DECLINED_PAUSE_MS = 100;
+
 export interface SchedulerConfig {
   /** How long a worker may take to accept an assignment before the job goes back to the queue. */
   assignTimeoutMs: number;
@@ -53,7 +56,6 @@ export function startScheduler(controller: Controller, config: SchedulerConfig, 
       workload_id: job.workload_id,
       filter,
     };
-    let reason: string;
     try {
       const { accepted } = await clientFor(worker).call(WORKER_METHODS.assign, params, acceptedResultSchema);
       if (accepted) {
@@ -61,11 +63,15 @@ export function startScheduler(controller: Controller, config: SchedulerConfig, 
         log.debug({ job_id: job.id, worker: worker.record.name }, 'job running');
         return;
       }
-      reason = `worker ${worker.record.name} refused the job`;
+      // its view of its free slots lags ours by one report: ask again after a short rest, not in a loop
+      worker.resting_until = Date.now() + DECLINED_PAUSE_MS;
+      log.debug({ job_id: job.id, worker: worker.record.name }, 'worker declined the job: back to the queue');
     } catch (error) {
-      reason = `could not reach worker ${worker.record.name}: ${error instanceof Error ? error.message : String(error)}`;
+      // not the job's fault: it goes back without losing an attempt, and the worker rests a while
+      worker.resting_until = Date.now() + UNREACHABLE_PAUSE_MS;
+      log.warn({ job_id: job.id, worker: worker.record.name, address: worker.record.rpc_address, error: error instanceof Error ? error.message : String(error) }, 'could not reach worker');
     }
-    if (controller.jobs.release(job.id, worker.record.id, leaseId, reason)) log.warn({ job_id: job.id, worker: worker.record.name, reason }, 'assignment failed');
+    controller.jobs.unassign(job.id, worker.record.id, leaseId);
   }
 
   function schedule(): void {
@@ -73,6 +79,7 @@ export function startScheduler(controller: Controller, config: SchedulerConfig, 
     const now = Date.now();
     const free = new Map<LiveWorker, number>();
     for (const worker of controller.workers.alive()) {
+      if (worker.resting_until > now) continue;
       const slots = worker.record.slots - controller.jobs.heldBy(worker.record.id).size;
       if (slots > 0) free.set(worker, slots);
     }

@@ -112,9 +112,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     const current = session!;
     const entry: RunningJob = { params, abort, done: Promise.resolve() };
     running.set(params.job_id, entry);
-    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id }))
-      .then((outcome) => report(params, outcome))
-      .finally(() => running.delete(params.job_id));
+    // the slot frees as soon as the work is done: the controller may assign the next job while the report is in flight
+    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id })).then((outcome) => {
+      running.delete(params.job_id);
+      return report(params, outcome);
+    });
   }
 
   /** Completion and failure must arrive: retried until the controller answers or the lease is surely gone. */

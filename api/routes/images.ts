@@ -41,7 +41,7 @@ export function imageRoutes(controller: Controller, config: ApiConfig): Router {
   router.get('/images/:id', token, async (req, res) => {
     const { claims } = callerOf(res);
     const id = String(req.params.id);
-    const image = claims.scope === 'user' ? controller.images.find(claims.sub, id) : controller.images.findAny(id);
+    const image = claims.scope === 'user' ? controller.images.find(claims.sub, id) : controller.images.findForWorker(claims.sub, id);
     const path = controller.images.pathOf(image);
     const info = await stat(path).catch(() => null);
     if (!info) throw new AppError('not_found', `the file of image "${id}" is missing`);

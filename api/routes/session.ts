@@ -2,6 +2,7 @@ import express, { Router } from 'express';
 import { AppError } from '../../common/errors.js';
 import { validatePassword, validateUsername, type Controller } from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
+import { fieldBody } from '../body.js';
 import type { ApiConfig } from '../config.js';
 
 interface Credentials {
@@ -28,7 +29,7 @@ function bodyCredentials(body: unknown): Credentials | null {
 
 export function sessionRoutes(controller: Controller, config: ApiConfig): Router {
   const router = Router();
-  const body = [express.json({ limit: config.maxBodyBytes }), express.urlencoded({ extended: false, limit: config.maxBodyBytes })];
+  const body = fieldBody(config.maxBodyBytes, 'send credentials as fields, no files');
 
   const login: express.RequestHandler = async (req, res) => {
     const credentials = basicCredentials(req.get('authorization')) ?? bodyCredentials(req.body);

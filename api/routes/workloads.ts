@@ -1,11 +1,11 @@
-import express, { Router, type RequestHandler } from 'express';
-import multer from 'multer';
+import { Router } from 'express';
 import { FILTER_NAMES, isFilterName } from '../../common/filters/index.js';
 import { AppError } from '../../common/errors.js';
 import { tagsSchema } from '../../common/protocol.js';
 import { createWorkload, findWorkload, viewWorkload, type Controller } from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
 import type { ApiConfig } from '../config.js';
+import { fieldBody } from '../body.js';
 
 interface WorkloadRequest {
   name: string | undefined;
@@ -35,8 +35,7 @@ function parseWorkloadRequest(body: unknown): WorkloadRequest {
 export function workloadRoutes(controller: Controller, config: ApiConfig): Router {
   const router = Router();
   const user = requireUser(controller.tokens);
-  const fieldsOnly: RequestHandler = multer({ limits: { files: 0, fields: 20, fieldSize: 4096 } }).none();
-  const body = [express.json({ limit: config.maxBodyBytes }), express.urlencoded({ extended: false, limit: config.maxBodyBytes }), fieldsOnly];
+  const body = fieldBody(config.maxBodyBytes, 'a workload takes form fields only, no files: upload images to /images once the workload exists');
 
   router.post('/workloads', user, ...body, async (req, res) => {
     const request = parseWorkloadRequest(req.body);

@@ -16,6 +16,8 @@ export interface LiveWorker {
   token: string;
   state: WorkerState;
   last_seen: number;
+  /** The worker declined or could not be reached: no assignments before this time (epoch ms). */
+  resting_until: number;
   resources: Resources;
   history: ResourceSample[];
 }
@@ -26,7 +28,7 @@ export class WorkerRegistry {
   private readonly workers = new Map<string, LiveWorker>();
 
   add(record: WorkerRecord, token: string, resources: Resources, now: number): LiveWorker {
-    const live: LiveWorker = { record, token, state: 'alive', last_seen: now, resources, history: [] };
+    const live: LiveWorker = { record, token, state: 'alive', last_seen: now, resting_until: 0, resources, history: [] };
     this.workers.set(record.id, live);
     this.sample(live, resources, now);
     return live;
