@@ -6,7 +6,7 @@ import { startServer } from './server.js';
 
 let config: ServerCliConfig;
 try {
-  config = await parseServerArgs(process.argv.slice(2));
+  config = await parseServerArgs(process.argv.slice(2), process.env);
 } catch (error) {
   console.error(`dpip: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
@@ -18,7 +18,7 @@ const server = await startServer(config.server, log).catch((error: unknown) => {
 });
 const controllerPort = config.server.controller.port;
 const workers = startLocalWorkers(
-  { count: config.localWorkers, controllerPort, secret: config.server.controller.clusterSecret, engine: config.engine, slots: config.workerSlots, logLevel: config.logLevel },
+  { count: config.localWorkers, controllerHost: ['0.0.0.0', '::', '*'].includes(config.server.controller.bindHost) ? '127.0.0.1' : config.server.controller.bindHost, controllerPort, secret: config.server.controller.clusterSecret, engine: config.engine, slots: config.workerSlots, logLevel: config.logLevel },
   log.child({ component: 'local-workers' }),
 );
 

@@ -4,6 +4,8 @@ import type { Logger } from '../common/log.js';
 
 export interface LocalWorkerOptions {
   count: number;
+  /** Where the controller listens: its bind address, or loopback when it binds every interface. */
+  controllerHost: string;
   controllerPort: number;
   secret: string;
   engine: string;
@@ -23,10 +25,11 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
   let stopping = false;
 
   function launch(name: string): void {
-    const args = [WORKER_SCRIPT, '--controller', `127.0.0.1:${options.controllerPort}`, '--worker-name', name, '--tags', 'local', '--engine', options.engine, '--log-level', options.logLevel];
+    const args = [WORKER_SCRIPT, '--controller', `${options.controllerHost}:${options.controllerPort}`, '--worker-name', name, '--tags', 'local', '--engine', options.engine, '--log-level', options.logLevel];
     if (options.slots) args.push('--slots', String(options.slots));
-    // the secret travels in the environment, not on the command line where `ps` shows it
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DPIP_SECRET: options.secret } });
+    // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on the command line where `ps` shows it
+    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...env, DPIP_SECRET: options.secret } });
     children.set(name, child);
     child.on('exit', (code, signal) => {
       children.delete(name);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import yargs from 'yargs';
+import { dropForeignEnv } from '../common/cli-env.js';
 import { LOG_LEVELS, type LogLevel } from '../common/log.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
 import { DEFAULT_RETRY_POLICY } from '../controller/index.js';
@@ -43,39 +44,52 @@ async function clusterSecret(dataDir: string, given: string | undefined): Promis
   return { secret, generated: true };
 }
 
-export async function parseServerArgs(argv: string[]): Promise<ServerCliConfig> {
+const SERVER_OPTIONS = {
+  'port': { type: 'number', default: DEFAULT_API_PORT, describe: 'HTTP port of the REST API' },
+  'host': { type: 'string', default: '0.0.0.0', describe: 'address the API and controller bind' },
+  'controller-port': { type: 'number', default: DEFAULT_CONTROLLER_PORT, describe: 'controller PUB port; its JSON-RPC port is this + 1' },
+  'public-api-url': { type: 'string', describe: 'API URL told to workers (default: the controller host they dialled, on --port)' },
+  'data-dir': { type: 'string', default: 'data', describe: 'datastore, signing key and cluster secret' },
+  'images-dir': { type: 'string', default: 'images', describe: 'image files, one folder per workload' },
+  'workers': { type: 'number', default: 2, describe: 'local worker processes to start (0 for none)' },
+  'worker-slots': { type: 'number', describe: 'slots per local worker (default: its CPU count)' },
+  'engine': { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine of the local workers' },
+  'secret': { type: 'string', describe: 'cluster secret workers must present (default: generated once, kept in the data dir)' },
+  'users': { type: 'string', default: '', describe: 'users to create at start: alice:pw,bob:pw' },
+  'registration': { type: 'boolean', default: true, describe: 'allow POST /register (--no-registration to disable)' },
+  'lease-ms': { type: 'number', default: 5000, describe: 'a worker silent this long is dead and its jobs are requeued' },
+  'heartbeat-ms': { type: 'number', default: 1000, describe: 'worker heartbeat interval' },
+  'max-attempts': { type: 'number', default: DEFAULT_RETRY_POLICY.maxAttempts, describe: 'attempts per job before it fails' },
+  'max-upload-bytes': { type: 'number', default: 50 * 1024 * 1024, describe: 'largest accepted upload' },
+  'max-pixels': { type: 'number', default: 50_000_000, describe: 'largest accepted image in pixels' },
+  'token-ttl': { type: 'number', default: 24 * 3600, describe: 'user token lifetime in seconds' },
+  'system-name': { type: 'string', default: 'DPIP', describe: 'name shown by /status' },
+  'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
+} as const;
+
+export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): Promise<ServerCliConfig> {
+  dropForeignEnv(env, 'DPIP', Object.keys(SERVER_OPTIONS));
   const args = yargs(argv)
     .scriptName('dpip')
     .env('DPIP')
-    .option('port', { type: 'number', default: DEFAULT_API_PORT, describe: 'HTTP port of the REST API' })
-    .option('host', { type: 'string', default: '0.0.0.0', describe: 'address the API and controller bind' })
-    .option('controller-port', { type: 'number', default: DEFAULT_CONTROLLER_PORT, describe: 'controller PUB port; its JSON-RPC port is this + 1' })
-    .option('public-api-url', { type: 'string', describe: 'API URL told to workers (default: the controller host they dialled, on --port)' })
-    .option('data-dir', { type: 'string', default: 'data', describe: 'datastore, signing key and cluster secret' })
-    .option('images-dir', { type: 'string', default: 'images', describe: 'image files, one folder per workload' })
-    .option('workers', { type: 'number', default: 2, describe: 'local worker processes to start (0 for none)' })
-    .option('worker-slots', { type: 'number', describe: 'slots per local worker (default: its CPU count)' })
-    .option('engine', { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine of the local workers' })
-    .option('secret', { type: 'string', describe: 'cluster secret workers must present (default: generated once, kept in the data dir)' })
-    .option('users', { type: 'string', default: '', describe: 'users to create at start: alice:pw,bob:pw' })
-    .option('registration', { type: 'boolean', default: true, describe: 'allow POST /register (--no-registration to disable)' })
-    .option('lease-ms', { type: 'number', default: 5000, describe: 'a worker silent this long is dead and its jobs are requeued' })
-    .option('heartbeat-ms', { type: 'number', default: 1000, describe: 'worker heartbeat interval' })
-    .option('max-attempts', { type: 'number', default: DEFAULT_RETRY_POLICY.maxAttempts, describe: 'attempts per job before it fails' })
-    .option('max-upload-bytes', { type: 'number', default: 50 * 1024 * 1024, describe: 'largest accepted upload' })
-    .option('max-pixels', { type: 'number', default: 50_000_000, describe: 'largest accepted image in pixels' })
-    .option('token-ttl', { type: 'number', default: 24 * 3600, describe: 'user token lifetime in seconds' })
-    .option('system-name', { type: 'string', default: 'DPIP', describe: 'name shown by /status' })
-    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
+    .options(SERVER_OPTIONS)
     .strict()
     .help()
     .parseSync();
 
-  const positive = (name: string, value: number): number => {
-    if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a whole number >= 0`);
-    return value;
+  const whole = (name: string, value: number, min: number, max: number): void => {
+    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
   };
-  for (const [name, value] of Object.entries({ port: args.port, 'controller-port': args.controllerPort, workers: args.workers, 'lease-ms': args.leaseMs, 'heartbeat-ms': args.heartbeatMs })) positive(name, value);
+  whole('port', args.port, 1, 65535);
+  whole('controller-port', args.controllerPort, 1, 65534); // its JSON-RPC socket takes the next port
+  whole('workers', args.workers, 0, 64);
+  whole('heartbeat-ms', args.heartbeatMs, 50, 60_000);
+  whole('lease-ms', args.leaseMs, 100, 3_600_000);
+  whole('max-attempts', args.maxAttempts, 1, 100);
+  whole('max-upload-bytes', args.maxUploadBytes, 1, 2 ** 31);
+  whole('max-pixels', args.maxPixels, 1, 2 ** 31);
+  whole('token-ttl', args.tokenTtl, 60, 10 * 365 * 24 * 3600);
+  if (args.workerSlots !== undefined) whole('worker-slots', args.workerSlots, 1, 256);
   if (args.heartbeatMs * 2 > args.leaseMs) throw new Error('--lease-ms must be at least twice --heartbeat-ms');
   const dataDir = path.resolve(args.dataDir);
   const { secret, generated } = await clusterSecret(dataDir, args.secret);
@@ -93,7 +107,7 @@ export async function parseServerArgs(argv: string[]): Promise<ServerCliConfig> 
         leaseMs: args.leaseMs,
         heartbeatMs: args.heartbeatMs,
         announceMs: 1000,
-        retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: Math.max(1, args.maxAttempts) },
+        retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: args.maxAttempts },
         userTokenTtlSeconds: args.tokenTtl,
         workerTokenTtlSeconds: 7 * 24 * 3600,
       },

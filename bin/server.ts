@@ -1,7 +1,7 @@
 // The server process: api + controller + scheduler around one datastore (lowdb has exactly one writer).
 import { startApi, type ApiConfig, type ApiServer } from '../api/index.js';
 import type { Logger } from '../common/log.js';
-import { startController, type Controller, type ControllerConfig } from '../controller/index.js';
+import { startController, validatePassword, validateUsername, type Controller, type ControllerConfig } from '../controller/index.js';
 import { startScheduler, type Scheduler, type SchedulerConfig } from '../scheduler/index.js';
 
 export interface ServerConfig {
@@ -20,6 +20,10 @@ export interface Server {
 }
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<Server> {
+  for (const [username, password] of Object.entries(config.users)) {
+    const invalid = validateUsername(username) ?? validatePassword(password);
+    if (invalid) throw new Error(`configured user "${username}": ${invalid}`);
+  }
   const controller = await startController(config.controller, log.child({ component: 'controller' }));
   for (const [username, password] of Object.entries(config.users)) {
     if ((await controller.users.create(username, password)) === 'created') log.info({ user: username }, 'user created from configuration');

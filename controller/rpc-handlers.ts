@@ -60,31 +60,26 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       }
       const now = Date.now();
       const existing = registry.byName(params.name);
+      const fields = { tags: params.tags, rpc_address: params.rpc_address, slots: params.slots, engine: params.engine, filters: params.filters };
       let worker: LiveWorker;
       if (existing && existing.record.instance_id === params.instance_id) {
         worker = existing;
-        Object.assign(worker.record, { tags: params.tags, rpc_address: params.rpc_address, slots: params.slots, engine: params.engine, filters: params.filters });
+        Object.assign(worker.record, fields);
+        if (!tokens.verify(worker.token)) worker.token = tokens.issue(worker.record.id, 'worker').token; // expired: a fresh one
         registry.heard(worker, params.resources, now);
       } else {
         if (existing?.state === 'alive') {
           throw new RpcError(`worker name "${params.name}" is in use by a live worker: pick another --worker-name`, -32002);
         }
         if (existing) retire(existing, 'replaced by a new worker process of the same name');
-        const record: WorkerRecord = {
-          id: randomUUID(),
-          name: params.name,
-          instance_id: params.instance_id,
-          tags: params.tags,
-          rpc_address: params.rpc_address,
-          slots: params.slots,
-          engine: params.engine,
-          filters: params.filters,
-          registered_at: new Date(now).toISOString(),
-          left_at: null,
-        };
+        // a worker process known from before a server restart keeps its id, so the leases it holds stay valid
+        const known = Object.values(store.data.workers).find((record) => record.instance_id === params.instance_id && record.name === params.name && !record.left_at);
+        const record: WorkerRecord = known
+          ? Object.assign(known, fields)
+          : { id: randomUUID(), name: params.name, instance_id: params.instance_id, ...fields, registered_at: new Date(now).toISOString(), left_at: null };
         store.data.workers[record.id] = record;
         worker = registry.add(record, tokens.issue(record.id, 'worker').token, params.resources, now);
-        log.info({ worker: record.name, worker_id: record.id, address: record.rpc_address, tags: record.tags, slots: record.slots }, 'worker registered');
+        log.info({ worker: record.name, worker_id: record.id, address: record.rpc_address, tags: record.tags, slots: record.slots, known: !!known }, 'worker registered');
       }
       renewHeld(worker, params.running);
       await store.commit();
@@ -140,6 +135,8 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
   };
 
   function retire(worker: LiveWorker, reason: string): void {
+    const claims = tokens.verify(worker.token);
+    if (claims) void tokens.revoke(claims);
     worker.state = 'left';
     worker.record.left_at = new Date().toISOString();
     jobs.releaseAll(worker.record.id, reason);

@@ -18,6 +18,7 @@ import {
   type PingResult,
   type RegisterParams,
   type RegisterResult,
+  type LeaseRef,
 } from '../common/protocol.js';
 import { ApiClient } from './api-client.js';
 import type { WorkerConfig } from './config.js';
@@ -61,6 +62,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   await monitor.start(1000);
   const advertiseHost = config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
   const running = new Map<string, RunningJob>();
+  /** Jobs whose work is done and whose result is being reported: their leases still need renewing. */
+  const reporting = new Map<string, LeaseRef>();
   let session: Session | null = null;
   let registerEndpoint: string | null = null;
   let controllerRpc: RpcClient | null = null;
@@ -113,9 +116,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     const entry: RunningJob = { params, abort, done: Promise.resolve() };
     running.set(params.job_id, entry);
     // the slot frees as soon as the work is done: the controller may assign the next job while the report is in flight
-    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id })).then((outcome) => {
+    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id })).then(async (outcome) => {
       running.delete(params.job_id);
-      return report(params, outcome);
+      reporting.set(params.job_id, { job_id: params.job_id, lease_id: params.lease_id });
+      try {
+        await report(params, outcome);
+      } finally {
+        reporting.delete(params.job_id);
+      }
     });
   }
 
@@ -144,6 +152,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     }
   }
 
+  function heldLeases(): LeaseRef[] {
+    return [...[...running.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })), ...reporting.values()];
+  }
+
   function registerParams(): RegisterParams {
     return {
       secret: config.secret,
@@ -155,7 +167,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       engine: engine.name,
       filters: [...FILTER_NAMES],
       resources: monitor.current(),
-      running: [...running.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })),
+      running: heldLeases(),
     };
   }
 
@@ -206,7 +218,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
           {
             token: session.registration.token,
             resources: monitor.current(),
-            running: [...running.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })),
+            running: heldLeases(),
           },
           heartbeatResultSchema,
           Math.max(1000, session.registration.lease_ms - session.registration.heartbeat_ms),

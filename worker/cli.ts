@@ -1,26 +1,32 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import yargs from 'yargs';
+import { dropForeignEnv } from '../common/cli-env.js';
 import { LOG_LEVELS, type LogLevel } from '../common/log.js';
 import { DEFAULT_CONTROLLER_PORT, tagsSchema, workerNameSchema } from '../common/protocol.js';
 import type { WorkerConfig } from './config.js';
 import type { EngineChoice } from './engines/index.js';
 
 /** The worker's one typed config, from flags and DPIP_* environment variables. */
+const WORKER_OPTIONS = {
+  'controller': { type: 'string', default: `localhost:${DEFAULT_CONTROLLER_PORT}`, describe: 'controller address host:port (its PUB port)' },
+  'worker-name': { type: 'string', describe: 'unique worker name (default: host name + pid)' },
+  'tags': { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' },
+  'slots': { type: 'number', default: availableParallelism(), describe: 'jobs run at once' },
+  'engine': { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' },
+  'secret': { type: 'string', describe: 'cluster secret printed by the server (or DPIP_SECRET)' },
+  'advertise-host': { type: 'string', describe: 'host or IP the controller dials to reach this worker (default: the local address on the route to the controller)' },
+  'rpc-port': { type: 'number', default: 0, describe: 'port of this worker\'s JSON-RPC socket (0: any free port)' },
+  'drain-ms': { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' },
+  'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
+} as const;
+
 export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerConfig {
+  dropForeignEnv(env, 'DPIP', Object.keys(WORKER_OPTIONS));
   const args = yargs(argv)
     .scriptName('dpip-worker')
     .usage('$0 --controller host:port --worker-name NAME [--tags a,b]')
     .env('DPIP')
-    .option('controller', { type: 'string', default: `localhost:${DEFAULT_CONTROLLER_PORT}`, describe: 'controller address host:port (its PUB port)' })
-    .option('worker-name', { type: 'string', describe: 'unique worker name (default: host name + pid)' })
-    .option('tags', { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' })
-    .option('slots', { type: 'number', default: availableParallelism(), describe: 'jobs run at once' })
-    .option('engine', { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' })
-    .option('secret', { type: 'string', describe: 'cluster secret printed by the server (or DPIP_SECRET)' })
-    .option('advertise-host', { type: 'string', describe: 'host or IP the controller dials to reach this worker (default: the local address on the route to the controller)' })
-    .option('rpc-port', { type: 'number', default: 0, describe: 'port of this worker\'s JSON-RPC socket (0: any free port)' })
-    .option('drain-ms', { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' })
-    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
+    .options(WORKER_OPTIONS)
     .strict()
     .help()
     .parseSync();
@@ -28,7 +34,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
   const match = /^(.+):(\d{1,5})$/.exec(args.controller);
   if (!match) throw new Error(`--controller must be host:port, not "${args.controller}"`);
   const host = match[1]!.replace(/^\[(.*)\]$/, '$1');
-  const name = args.workerName ?? `${(env.HOSTNAME ?? 'worker').replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}`;
+  const name = args.workerName ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'worker'}-${process.pid}`;
   const nameCheck = workerNameSchema.safeParse(name);
   if (!nameCheck.success) throw new Error(`--worker-name: ${nameCheck.error.issues[0]?.message}`);
   const tags = tagsSchema.safeParse(args.tags.split(',').map((tag) => tag.trim()).filter(Boolean));
