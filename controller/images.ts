@@ -35,6 +35,8 @@ export class ImageLibrary {
     record.job_id = job.id;
     this.store.data.images[id] = record;
     workload.original_ids.push(id);
+    this.store.touch('images', id);
+    this.store.touch('workloads', workload.id);
     await this.store.commit();
     return record;
   }
@@ -59,6 +61,8 @@ export class ImageLibrary {
     const record = this.record(id, workload, 'filtered', original.id, file, image);
     this.store.data.images[id] = record;
     job.filtered_image_id = id;
+    this.store.touch('images', id);
+    this.store.touch('jobs', job.id);
     await this.store.commit();
     return record;
   }

@@ -2,7 +2,7 @@ import { assignJob, completeJob, createJob, expireLeases, failJob, releaseJob, r
 import type { Job, Lease, Store } from './store/index.js';
 
 /**
- * The job transitions bound to the store, plus the two indexes the scheduler needs to stay cheap:
+ * The job transitions bound to the store (each one marks the job changed for the next commit), plus the two indexes the scheduler needs to stay cheap:
  * the queue in upload order and the jobs each worker holds. Transitions change memory at once;
  * callers commit (coalesced) before they acknowledge anything to the outside.
  */
@@ -34,6 +34,7 @@ export class JobBook {
 
   create(workloadId: string, imageId: string): Job {
     const job = createJob(this.store.data, workloadId, imageId, Date.now());
+    this.store.touch('jobs', job.id);
     this.queue.add(job.id);
     this.onWork();
     return job;
@@ -64,6 +65,7 @@ export class JobBook {
   assign(jobId: string, workerId: string): Lease | null {
     const lease = assignJob(this.store.data, jobId, workerId, this.leaseMs, Date.now());
     if (lease) {
+      this.store.touch('jobs', jobId);
       this.queue.delete(jobId);
       this.hold(workerId, jobId);
     }
@@ -71,7 +73,9 @@ export class JobBook {
   }
 
   start(jobId: string, workerId: string, leaseId: string): boolean {
-    return startJob(this.store.data, jobId, workerId, leaseId, this.leaseMs, Date.now());
+    const started = startJob(this.store.data, jobId, workerId, leaseId, this.leaseMs, Date.now());
+    if (started) this.store.touch('jobs', jobId);
+    return started;
   }
 
   renew(jobId: string, workerId: string, leaseId: string): boolean {
@@ -133,6 +137,7 @@ export class JobBook {
   }
 
   private settle(workerId: string, jobId: string, job: Job | null): void {
+    this.store.touch('jobs', jobId);
     const jobs = this.leasedBy.get(workerId);
     jobs?.delete(jobId);
     if (jobs && jobs.size === 0) this.leasedBy.delete(workerId);

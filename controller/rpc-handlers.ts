@@ -65,6 +65,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       if (existing && existing.record.instance_id === params.instance_id) {
         worker = existing;
         Object.assign(worker.record, fields);
+        store.touch('workers', worker.record.id);
         if (!tokens.verify(worker.token)) worker.token = tokens.issue(worker.record.id, 'worker').token; // expired: a fresh one
         registry.heard(worker, params.resources, now);
       } else {
@@ -78,6 +79,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
           ? Object.assign(known, fields)
           : { id: randomUUID(), name: params.name, instance_id: params.instance_id, ...fields, registered_at: new Date(now).toISOString(), left_at: null };
         store.data.workers[record.id] = record;
+        store.touch('workers', record.id);
         worker = registry.add(record, tokens.issue(record.id, 'worker').token, params.resources, now);
         log.info({ worker: record.name, worker_id: record.id, address: record.rpc_address, tags: record.tags, slots: record.slots, known: !!known }, 'worker registered');
       }
@@ -139,6 +141,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     if (claims) void tokens.revoke(claims);
     worker.state = 'left';
     worker.record.left_at = new Date().toISOString();
+    store.touch('workers', worker.record.id);
     jobs.releaseAll(worker.record.id, reason);
     registry.remove(worker.record.id);
   }

@@ -62,9 +62,13 @@ export function createTokens(store: Store, secret: Buffer, ttlSeconds: Record<To
     async revoke(claims) {
       const now = Date.now();
       for (const [jti, entry] of Object.entries(store.data.revoked_tokens)) {
-        if (entry.expires_at < now) delete store.data.revoked_tokens[jti];
+        if (entry.expires_at < now) {
+          delete store.data.revoked_tokens[jti];
+          store.touch('revoked_tokens', jti);
+        }
       }
       store.data.revoked_tokens[claims.jti] = { jti: claims.jti, expires_at: claims.exp * 1000 };
+      store.touch('revoked_tokens', claims.jti);
       await store.commit();
     },
   };

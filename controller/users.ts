@@ -46,6 +46,7 @@ export function createUsers(store: Store): Users {
       const password_hash = await hashPassword(password);
       if (Object.hasOwn(store.data.users, username)) return 'exists';
       store.data.users[username] = { username, password_hash, created_at: new Date().toISOString() };
+      store.touch('users', username);
       await store.commit();
       return 'created';
     },

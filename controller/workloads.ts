@@ -48,6 +48,7 @@ export function createWorkload(store: Store, owner: string, name: string | undef
     original_ids: [],
   };
   store.data.workloads[workload.id] = workload;
+  store.touch('workloads', workload.id);
   return workload;
 }
 

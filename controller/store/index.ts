@@ -1,3 +1,3 @@
-export { openStore, type Store } from './store.js';
+export { openStore, type Store, type StoreStats, type StoreOptions } from './store.js';
 export { own } from './schema.js';
-export type { Data, Job, JobState, Lease, User, RevokedToken, WorkerRecord, Workload, ImageRecord, ImageType } from './schema.js';
+export type { Collection, Data, Job, JobState, Lease, User, RevokedToken, WorkerRecord, Workload, ImageRecord, ImageType } from './schema.js';

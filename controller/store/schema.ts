@@ -84,6 +84,9 @@ export interface Data {
   jobs: Record<string, Job>;
 }
 
+/** The keyed record collections of the document. */
+export type Collection = Exclude<keyof Data, 'version'>;
+
 export function emptyData(): Data {
   return { version: 1, users: {}, revoked_tokens: {}, workers: {}, workloads: {}, images: {}, jobs: {} };
 }

@@ -2,35 +2,77 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
-import { emptyData, type Data } from './schema.js';
+import { JournalFile, journalLines, replayJournal } from './journal.js';
+import { emptyData, type Collection, type Data } from './schema.js';
 
 export interface Store {
   readonly data: Data;
-  /** Persist every change made so far; resolves once they are on disk. Calls close together share one write. */
+  /** Mark a record as changed (or deleted, if it is gone by the next commit). */
+  touch(collection: Collection, key: string): void;
+  /** Persist every change touched so far; resolves once they are written. Calls close together share one write. */
   commit(): Promise<void>;
   close(): Promise<void>;
+  stats(): StoreStats;
 }
 
+export interface StoreStats {
+  journalBytes: number;
+  snapshots: number;
+}
+
+export interface StoreOptions {
+  /** Write a new snapshot once the journal is this large and larger than the last snapshot. */
+  compactBytes: number;
+}
+
+const DEFAULT_OPTIONS: StoreOptions = { compactBytes: 8 * 1024 * 1024 };
+
 /**
- * lowdb keeps the document in memory and writes it atomically (temp file + rename), so a crash
- * never leaves a torn file. Writes are coalesced: while one is in flight, every commit that
- * arrives waits for the single next write, which carries all of them.
+ * The datastore: lowdb's document in memory, persisted as a snapshot (db.json, written atomically by
+ * lowdb: temp file + rename) plus an append-only journal of changed records (db.journal). A commit
+ * appends only what changed, so its cost does not grow with history; the snapshot is rewritten only
+ * when the journal outgrows it, which keeps the amortized cost per change constant. Commits are
+ * coalesced: while one write is in flight, every commit that arrives waits for the single next write.
  */
-export async function openStore(dataDir: string): Promise<Store> {
+export async function openStore(dataDir: string, options: Partial<StoreOptions> = {}): Promise<Store> {
+  const { compactBytes } = { ...DEFAULT_OPTIONS, ...options };
   await mkdir(dataDir, { recursive: true });
   const db = new Low<Data>(new JSONFile<Data>(path.join(dataDir, 'db.json')), emptyData());
   await db.read();
   db.data = { ...emptyData(), ...db.data };
+  const journal = new JournalFile(path.join(dataDir, 'db.journal'));
+  let snapshotBytes = 0;
+  let snapshots = 0;
 
+  async function snapshot(): Promise<void> {
+    await db.write();
+    snapshotBytes = JSON.stringify(db.data).length;
+    snapshots += 1;
+    await journal.truncate();
+  }
+
+  // start from one clean snapshot: what the journal held is folded in
+  if ((await replayJournal(path.join(dataDir, 'db.journal'), db.data)) > 0) await snapshot();
+  else snapshotBytes = JSON.stringify(db.data).length;
+
+  let changes = new Map<Collection, Set<string>>();
   let writing: Promise<void> | null = null;
   let next: Promise<void> | null = null;
+
+  async function write(): Promise<void> {
+    const batch = changes;
+    changes = new Map();
+    if (batch.size === 0) return;
+    await journal.append(journalLines(db.data, batch));
+    if (journal.bytes > compactBytes && journal.bytes > snapshotBytes) await snapshot();
+  }
 
   function commit(): Promise<void> {
     if (next) return next;
     const after = (writing ?? Promise.resolve()).catch(() => undefined);
     next = after.then(async () => {
       next = null;
-      writing = db.write();
+      writing = write();
       try {
         await writing;
       } finally {
@@ -44,9 +86,16 @@ export async function openStore(dataDir: string): Promise<Store> {
     get data() {
       return db.data;
     },
+    touch(collection, key) {
+      let keys = changes.get(collection);
+      if (!keys) changes.set(collection, (keys = new Set()));
+      keys.add(key);
+    },
     commit,
     async close() {
       await commit();
+      await journal.close();
     },
+    stats: () => ({ journalBytes: journal.bytes, snapshots }),
   };
 }
