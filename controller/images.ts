@@ -34,9 +34,8 @@ export class ImageLibrary {
     const job = this.jobs.create(workload.id, id);
     record.job_id = job.id;
     this.store.data.images[id] = record;
-    workload.original_ids.push(id);
+    this.store.originals.add(workload.id, id);
     this.store.touch('images', id);
-    this.store.touch('workloads', workload.id);
     await this.store.commit();
     return record;
   }
@@ -100,6 +99,7 @@ export class ImageLibrary {
       width: image.width,
       height: image.height,
       created_at: new Date().toISOString(),
+      seq: this.store.originals.nextSeq(),
     };
   }
 

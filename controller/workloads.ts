@@ -45,7 +45,6 @@ export function createWorkload(store: Store, owner: string, name: string | undef
     filter,
     tags,
     created_at: new Date().toISOString(),
-    original_ids: [],
   };
   store.data.workloads[workload.id] = workload;
   store.touch('workloads', workload.id);
@@ -63,7 +62,8 @@ export function viewWorkload(store: Store, workload: Workload): WorkloadView {
   const counts = { queued: 0, assigned: 0, running: 0, done: 0, failed: 0 };
   const filtered: string[] = [];
   const failures: { image_id: string; error: string }[] = [];
-  for (const imageId of workload.original_ids) {
+  const originals = store.originals.of(workload.id);
+  for (const imageId of originals) {
     const jobId = store.data.images[imageId]?.job_id;
     const job: Job | undefined = jobId ? store.data.jobs[jobId] : undefined;
     if (!job) continue;
@@ -71,7 +71,7 @@ export function viewWorkload(store: Store, workload: Workload): WorkloadView {
     if (job.state === 'done' && job.filtered_image_id) filtered.push(job.filtered_image_id);
     if (job.state === 'failed') failures.push({ image_id: imageId, error: job.error ?? 'failed' });
   }
-  const total = workload.original_ids.length;
+  const total = originals.length;
   const finished = counts.done + counts.failed;
   const active = counts.assigned + counts.running;
   const status: WorkloadStatus = total > 0 && finished === total ? 'completed' : active > 0 || finished > 0 ? 'running' : 'scheduling';

@@ -33,7 +33,6 @@ export interface Workload {
   filter: string;
   tags: string[];
   created_at: string;
-  original_ids: string[]; // upload order
 }
 
 export type ImageType = 'original' | 'filtered';
@@ -51,6 +50,8 @@ export interface ImageRecord {
   width: number;
   height: number;
   created_at: string;
+  /** Upload order across the store: orders a workload's originals without a list that grows in its record. */
+  seq: number;
 }
 
 export interface Lease {

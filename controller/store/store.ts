@@ -3,10 +3,13 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { JournalFile, journalLines, replayJournal } from './journal.js';
+import { OriginalsIndex } from './originals.js';
 import { emptyData, type Collection, type Data } from './schema.js';
 
 export interface Store {
   readonly data: Data;
+  /** Each workload's originals in upload order. */
+  readonly originals: OriginalsIndex;
   /** Mark a record as changed (or deleted, if it is gone by the next commit). */
   touch(collection: Collection, key: string): void;
   /** Persist every change touched so far; resolves once they are written. Calls close together share one write. */
@@ -55,6 +58,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
   if ((await replayJournal(path.join(dataDir, 'db.journal'), db.data)) > 0) await snapshot();
   else snapshotBytes = JSON.stringify(db.data).length;
 
+  const originals = new OriginalsIndex(db.data);
   let changes = new Map<Collection, Set<string>>();
   let writing: Promise<void> | null = null;
   let next: Promise<void> | null = null;
@@ -86,6 +90,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     get data() {
       return db.data;
     },
+    originals,
     touch(collection, key) {
       let keys = changes.get(collection);
       if (!keys) changes.set(collection, (keys = new Set()));

@@ -1,0 +1,53 @@
+// Per-image cost of the controller's bookkeeping over a long history: 10,000 images go through the
+// real controller (original stored, job queued, leased, started, filtered image stored, completed),
+// every step committed to the datastore as in production. Prints the cost per window of 1,000 images
+// and the memory, so growth with history would show as a rising column.
+import { createLogger } from '../common/log.js';
+import { startController, createWorkload, viewWorkload } from '../controller/index.js';
+import { makeDirs, testServerConfig } from '../test/helpers/system.js';
+import { makeTestImage } from '../test/helpers/images.js';
+
+const TOTAL = Number(process.env.IMAGES ?? 10_000);
+const WINDOW = 1000;
+
+const dirs = await makeDirs();
+const config = await testServerConfig(dirs);
+const controller = await startController(config.controller, createLogger('bench', 'silent'));
+const workload = createWorkload(controller.store, 'bench', 'bench', 'grayscale', []);
+await controller.store.commit();
+const png = await makeTestImage(64, 64, 'image/png', 1);
+const image = { data: png, mime: 'image/png' as const, width: 64, height: 64 };
+const worker = 'bench-worker';
+
+console.log(`datastore: ${TOTAL} images through the controller, windows of ${WINDOW}`);
+console.log('images    ms/image   cpu ms/image   rss MB   heap MB   journal KB   snapshots');
+let windowStart = performance.now();
+let cpuStart = process.cpuUsage();
+const firstAndLast: number[] = [];
+for (let index = 1; index <= TOTAL; index++) {
+  const original = await controller.images.addOriginal(workload, image);
+  const jobId = original.job_id!;
+  const lease = controller.jobs.assign(jobId, worker)!;
+  controller.jobs.start(jobId, worker, lease.lease_id);
+  await controller.store.commit();
+  const filtered = await controller.images.addFiltered(jobId, worker, lease.lease_id, image);
+  controller.jobs.complete(jobId, worker, lease.lease_id, filtered.id);
+  await controller.store.commit();
+  if (index % WINDOW === 0) {
+    const elapsed = (performance.now() - windowStart) / WINDOW;
+    const cpu = process.cpuUsage(cpuStart);
+    const memory = process.memoryUsage();
+    const stats = controller.store.stats();
+    firstAndLast.push(elapsed);
+    console.log(
+      `${String(index).padStart(6)}    ${elapsed.toFixed(3).padStart(8)}   ${((cpu.user + cpu.system) / 1000 / WINDOW).toFixed(3).padStart(12)}   ${(memory.rss / 2 ** 20).toFixed(0).padStart(6)}   ${(memory.heapUsed / 2 ** 20).toFixed(0).padStart(7)}   ${(stats.journalBytes / 1024).toFixed(0).padStart(10)}   ${String(stats.snapshots).padStart(9)}`,
+    );
+    windowStart = performance.now();
+    cpuStart = process.cpuUsage();
+  }
+}
+const view = viewWorkload(controller.store, workload);
+if (view.filtered_images.length !== TOTAL) throw new Error(`expected ${TOTAL} filtered images, got ${view.filtered_images.length}`);
+console.log(`last window / first window: ${(firstAndLast.at(-1)! / firstAndLast[0]!).toFixed(2)}x`);
+await controller.close();
+await dirs.remove();

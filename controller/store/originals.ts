@@ -1,0 +1,33 @@
+import type { Data } from './schema.js';
+
+/**
+ * Each workload's originals in upload order, derived from the image records at load and kept in
+ * memory: the workload's own record never grows, so writing it does not cost more as it fills.
+ */
+export class OriginalsIndex {
+  private readonly byWorkload = new Map<string, string[]>();
+  private seq = 0;
+
+  constructor(data: Data) {
+    const originals = Object.values(data.images)
+      .filter((image) => image.type === 'original')
+      .sort((a, b) => a.seq - b.seq);
+    for (const image of originals) this.add(image.workload_id, image.id);
+    for (const image of Object.values(data.images)) this.seq = Math.max(this.seq, image.seq);
+  }
+
+  of(workloadId: string): readonly string[] {
+    return this.byWorkload.get(workloadId) ?? [];
+  }
+
+  add(workloadId: string, imageId: string): void {
+    let list = this.byWorkload.get(workloadId);
+    if (!list) this.byWorkload.set(workloadId, (list = []));
+    list.push(imageId);
+  }
+
+  nextSeq(): number {
+    this.seq += 1;
+    return this.seq;
+  }
+}
