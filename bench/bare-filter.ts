@@ -1,0 +1,14 @@
+// The physical limit: one bare process filtering image files with an engine, nothing around it.
+// argv: engine filter file... ; prints the wall time in ms.
+import { readFile } from 'node:fs/promises';
+import type { FilterName } from '../common/filters/index.js';
+import { createEngine } from '../worker/engines/index.js';
+
+const [engineName, filter, ...files] = process.argv.slice(2);
+const engine = await createEngine(engineName as 'sharp' | 'jimp', 1);
+const inputs = await Promise.all(files.map((file) => readFile(file)));
+const started = performance.now();
+for (const input of inputs) await engine.apply(filter as FilterName, input);
+const ms = performance.now() - started;
+await engine.close();
+process.stdout.write(`${ms}\n`);

@@ -1,0 +1,46 @@
+// Overhead per job and scale: tiny (64x64) images through the whole system, so nearly all cost is
+// the system's own. Prints server CPU ms per image, jobs/s end to end and server RSS, for each count
+// given (default: the overhead run of 2,000; `npm run bench:scale` runs 100, 1,000 and 10,000).
+import { makeTestImage } from '../test/helpers/images.js';
+import { cpuMs, rssMb, startSystem, uploadAll, waitDone } from './system-run.js';
+
+const CPU_TARGET_MS = 2;
+const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
+if (counts.length === 0) counts.push(2000);
+
+const tiny: Buffer[] = [];
+for (let seed = 1; seed <= 16; seed++) tiny.push(await makeTestImage(64, 64, 'image/png', seed));
+
+interface Row {
+  count: number;
+  cpuPerImage: number;
+  jobsPerSecond: number;
+  rss: number;
+}
+
+const rows: Row[] = [];
+for (const count of counts) {
+  const system = await startSystem('sharp', 2);
+  try {
+    const images = Array.from({ length: count }, (_, index) => tiny[index % tiny.length]!);
+    const workload = await system.client.createWorkload();
+    const cpuBefore = await cpuMs(system.serverPid);
+    const started = performance.now();
+    await uploadAll(system.client, workload.workload_id, images, 'image/png', 8);
+    const finished = await waitDone(system.client, workload.workload_id, count);
+    const cpu = (await cpuMs(system.serverPid)) - cpuBefore;
+    rows.push({ count, cpuPerImage: cpu / count, jobsPerSecond: count / ((finished - started) / 1000), rss: await rssMb(system.serverPid) });
+    const row = rows.at(-1)!;
+    console.log(
+      `${String(count).padStart(6)} images: server ${row.cpuPerImage.toFixed(2)} CPU ms/image (${(row.cpuPerImage / CPU_TARGET_MS).toFixed(2)} of the ${CPU_TARGET_MS} ms target), ` +
+        `${row.jobsPerSecond.toFixed(0)} jobs/s end to end, server RSS ${row.rss.toFixed(0)} MB`,
+    );
+  } finally {
+    await system.stop();
+  }
+}
+if (rows.length > 1) {
+  const first = rows[0]!;
+  const last = rows.at(-1)!;
+  console.log(`scale: cost at ${last.count} / cost at ${first.count} = ${(last.cpuPerImage / first.cpuPerImage).toFixed(2)}x (target <= 1.25); server RSS at ${last.count}: ${last.rss.toFixed(0)} MB (target < 250)`);
+}

@@ -1,0 +1,50 @@
+// Pipeline efficiency: 1920x1080 JPEGs through the whole system (server + two local workers) vs the
+// same engine filtering the same images in two bare processes, the physical limit of this machine.
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { makeTestImage } from '../test/helpers/images.js';
+import { makeDirs } from '../test/helpers/system.js';
+import { startSystem, uploadAll, waitDone } from './system-run.js';
+
+const run = promisify(execFile);
+const BARE = fileURLToPath(new URL('./bare-filter.js', import.meta.url));
+const COUNT = Number(process.env.IMAGES ?? 200);
+const DISTINCT = 20; // distinct frames, cycled: generating 200 large JPEGs would dominate the run
+const TARGET = { sharp: 0.85, jimp: 0.95 } as const;
+const engines = (process.env.ENGINES ?? 'sharp,jimp').split(',') as ('sharp' | 'jimp')[];
+
+const dirs = await makeDirs();
+const frames: Buffer[] = [];
+const files: string[] = [];
+for (let index = 0; index < DISTINCT; index++) {
+  frames.push(await makeTestImage(1920, 1080, 'image/jpeg', index + 1));
+  files.push(path.join(dirs.root, `${index}.jpg`));
+  await writeFile(files[index]!, frames[index]!);
+}
+const images = Array.from({ length: COUNT }, (_, index) => frames[index % DISTINCT]!);
+const imageFiles = Array.from({ length: COUNT }, (_, index) => files[index % DISTINCT]!);
+
+console.log(`pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes`);
+for (const engine of engines) {
+  const half = Math.ceil(COUNT / 2);
+  const bareStart = performance.now();
+  await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part])));
+  const bareRate = COUNT / ((performance.now() - bareStart) / 1000);
+
+  const system = await startSystem(engine, 2);
+  let systemRate: number;
+  try {
+    const workload = await system.client.createWorkload({ filter: 'blur' });
+    const started = performance.now();
+    await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4);
+    systemRate = COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started) * 1000;
+  } finally {
+    await system.stop();
+  }
+  const ratio = systemRate / bareRate;
+  console.log(`${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`);
+}
+await dirs.remove();

@@ -1,0 +1,79 @@
+// Shared by the whole-system benchmarks: a real `dpip` server process with local workers on temp
+// dirs and free ports, a logged-in client, and the server's CPU time and memory from /proc.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { TestClient } from '../test/helpers/api.js';
+import { freePort, freePortPair } from '../test/helpers/ports.js';
+import { DIST_BIN, spawnNode, waitFor } from '../test/helpers/processes.js';
+import { makeDirs } from '../test/helpers/system.js';
+
+export interface RunningSystem {
+  client: TestClient;
+  serverPid: number;
+  stop(): Promise<void>;
+}
+
+export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Promise<RunningSystem> {
+  const dirs = await makeDirs();
+  const controllerPort = await freePortPair();
+  const apiPort = await freePort();
+  const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
+    '--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1',
+    '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--engine', engine, '--workers', String(workers),
+    '--users', 'bench:bench-pw', '--log-level', 'warn',
+  ]);
+  const url = `http://127.0.0.1:${apiPort}`;
+  await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
+  const client = await TestClient.login(url, 'bench', 'bench-pw');
+  await waitFor(`${workers} workers`, async () => {
+    const status = (await (await fetch(`${url}/status`, { headers: client.headers() })).json()) as { workers: { alive: number } };
+    return status.workers.alive >= workers;
+  });
+  return {
+    client,
+    serverPid: server.child.pid!,
+    async stop() {
+      await server.kill('SIGTERM');
+      await dirs.remove();
+    },
+  };
+}
+
+/** CPU time (user + system) a process has used so far, in ms. */
+export async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** Uploads every image with a fixed number in flight; resolves when all are accepted. */
+export async function uploadAll(client: TestClient, workloadId: string, images: Buffer[], mime: string, concurrency: number): Promise<void> {
+  let next = 0;
+  const extension = mime === 'image/png' ? 'png' : 'jpg';
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < images.length) {
+        const index = next++;
+        const upload = await client.upload(workloadId, images[index]!, `${index}.${extension}`, mime);
+        if (upload.status !== 201) throw new Error(`upload ${index} failed: ${JSON.stringify(upload.body)}`);
+      }
+    }),
+  );
+}
+
+/** Polls until every image has a final state; returns the end time. */
+export async function waitDone(client: TestClient, workloadId: string, expected: number): Promise<number> {
+  for (;;) {
+    const view = await client.workload(workloadId);
+    if (view.done_jobs + view.failed_jobs >= expected) {
+      if (view.failed_jobs > 0) throw new Error(`${view.failed_jobs} jobs failed: ${JSON.stringify(view.failures.slice(0, 3))}`);
+      return performance.now();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
