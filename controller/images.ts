@@ -19,6 +19,8 @@ const EXTENSION: Record<ImageMime, string> = { 'image/png': 'png', 'image/jpeg':
 
 /** Image files live under <images dir>/<workload name>/; the datastore holds their records. */
 export class ImageLibrary {
+  private readonly knownDirs = new Set<string>();
+
   constructor(
     private readonly store: Store,
     private readonly jobs: JobBook,
@@ -29,7 +31,8 @@ export class ImageLibrary {
   async addOriginal(workload: Workload, image: IncomingImage): Promise<ImageRecord> {
     const id = randomUUID();
     const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
-    await this.writeAtomically(file, image.data);
+    // a fresh name that no record points at until the write is done: no temporary file needed
+    await this.writeNew(file, image.data);
     const record = this.record(id, workload, 'original', null, file, image);
     const job = this.jobs.create(workload.id, id);
     record.job_id = job.id;
@@ -103,11 +106,25 @@ export class ImageLibrary {
     };
   }
 
+  private async writeNew(file: string, data: Buffer): Promise<void> {
+    const target = path.join(this.imagesDir, file);
+    await this.ensureDir(path.dirname(target));
+    await writeFile(target, data, { flag: 'wx' });
+  }
+
+  /** For a file a record may already point at (a retried job's result): readers see the old or the new file, never half of one. */
   private async writeAtomically(file: string, data: Buffer): Promise<void> {
     const target = path.join(this.imagesDir, file);
-    await mkdir(path.dirname(target), { recursive: true });
+    await this.ensureDir(path.dirname(target));
     const temporary = `${target}.${randomUUID()}.tmp`;
     await writeFile(temporary, data);
     await rename(temporary, target);
+  }
+
+  /** mkdir once per workload directory, not once per file (it showed in profiles). */
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
   }
 }

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
@@ -38,6 +38,8 @@ export async function loadSigningSecret(dataDir: string): Promise<Buffer> {
 }
 
 export function createTokens(store: Store, secret: Buffer, ttlSeconds: Record<TokenScope, number>): Tokens {
+  // a KeyObject, made once: given raw bytes, jsonwebtoken would try to parse them as a public key on every call
+  const key = createSecretKey(secret);
   return {
     issue(subject, scope) {
       const claims: TokenClaims = {
@@ -46,12 +48,12 @@ export function createTokens(store: Store, secret: Buffer, ttlSeconds: Record<To
         jti: randomUUID(),
         exp: Math.floor(Date.now() / 1000) + ttlSeconds[scope],
       };
-      return { token: jwt.sign(claims, secret, { algorithm: ALGORITHM }), claims };
+      return { token: jwt.sign(claims, key, { algorithm: ALGORITHM }), claims };
     },
     verify(token) {
       let decoded: unknown;
       try {
-        decoded = jwt.verify(token, secret, { algorithms: [ALGORITHM] });
+        decoded = jwt.verify(token, key, { algorithms: [ALGORITHM] });
       } catch {
         return null;
       }
