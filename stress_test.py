@@ -1,0 +1,1494 @@
+#!/usr/bin/env python3
+"""Stress test and course-compatible client for the DPIP REST API.
+
+Python 3.11 standard library only: nothing to install.
+
+Actions (``-action``):
+
+  generate  write N test frames 0.png .. N-1.png (colourful PNGs made with zlib + struct)
+              python3 stress_test.py -action generate -count 200 -size 1280x720 -frames-path frames
+
+  push      upload {frames}/0.png .. N-1.png, in order, into a workload (as the course script does)
+              python3 stress_test.py -action push -workload-id ID -token TOKEN -frames-path frames
+
+  pull      download the workload's filtered images into a directory, named 0.png, 1.png, ...
+            by their position in ``filtered_images`` (upload order; failed images are absent)
+              python3 stress_test.py -action pull -workload-id ID -token TOKEN -frames-path frames
+
+  run       the whole flow: log in, create a workload, upload frames in parallel, watch the
+            workload until it completes, pull and verify every result, print a report
+              python3 stress_test.py -action run -count 200 --api http://localhost:8080 -user alice -password pw
+
+Every option takes one or two dashes (``-token`` or ``--token``). Instead of ``-token``, give
+``-user`` and ``-password`` (or the DPIP_PASSWORD environment variable) to log in with HTTP Basic;
+with ``-register`` the user is created first when the login fails. Without ``-frames-path``,
+``run`` generates ``-count`` frames of ``-size`` into a temporary directory.
+
+What ``run`` measures and checks:
+
+  * upload throughput (images/s, MB/s) and upload request latency;
+  * end-to-end throughput: images done per second from the first upload to the poll that saw
+    the workload completed;
+  * per-image latency from the upload response to the first poll of GET /workloads/{id}
+    (every ``-poll-interval`` s) listing its filtered image. Filtered images are tracked by id,
+    not by position: ``filtered_images`` holds only finished jobs, so positions shift while jobs
+    finish out of order. At the end, filtered images are matched to originals by upload order,
+    skipping the originals listed under ``failures``. With parallel uploads the server's order is
+    only known approximately (the order of the upload responses), which can swap neighbours;
+  * every filtered image: PNG/JPEG signature and structure (chunk CRCs, zlib stream size; SOF
+    and EOI markers), same format and dimensions as its original (compared as a multiset when
+    parallel uploads of differently shaped frames make the pairing ambiguous), and, for the
+    grayscale filter, R = G = B in every pixel of a PNG. That check needs no unfiltering: PNG
+    row filters predict each byte from the same byte of neighbouring pixels, so the raw samples
+    have R = G = B everywhere exactly when the filtered bytes do. JPEG pixels are not checked.
+
+The exit status is 0 when everything passed, 1 when anything failed or came back wrong (or on a
+fatal error), 2 on a usage error and 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import http.client
+import json
+import math
+import os
+import struct
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, TextIO
+
+DEFAULT_API = "http://localhost:8080"
+DEFAULT_COUNT = 200
+DEFAULT_SIZE = (640, 480)
+DEFAULT_RUN_CONCURRENCY = 4
+DEFAULT_PUSH_CONCURRENCY = 1  # one at a time keeps the server's upload order exactly the frame order
+DEFAULT_FRAMES_PATH = "frames"
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_POLL_INTERVAL_S = 0.15
+HTTP_TIMEOUT_S = 120.0
+THROTTLE_RETRIES = 5
+THROTTLE_MAX_WAIT_S = 30.0
+PROGRESS_TTY_INTERVAL_S = 0.2
+PROGRESS_LOG_INTERVAL_S = 5.0
+PROGRESS_BAR_WIDTH = 24
+MAX_EXAMPLE_CHARS = 160
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+FILTERS = ("grayscale", "blur")
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
+COURSE_IMAGE_TYPES = ("filtered", "original")  # what older course scripts passed as -image-type
+EXTENSION_OF_FORMAT = {"png": "png", "jpeg": "jpg"}
+MIME_OF_FORMAT = {"png": "image/png", "jpeg": "image/jpeg"}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+PNG_BIT_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+# Adam7 passes: (x offset, y offset, x step, y step)
+ADAM7_PASSES = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+JPEG_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class StressTestError(Exception):
+    """A fatal error: its message is printed and the program exits with status 1."""
+
+
+class UsageError(StressTestError):
+    """Options that do not fit together (exit status 2)."""
+
+
+class ApiError(StressTestError):
+    """The API answered with an error status and (usually) a JSON {error: {code, message}} body."""
+
+    def __init__(self, method: str, path: str, status: int, message: str):
+        super().__init__(f"{method} {path}: HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ApiUnreachable(StressTestError):
+    """No HTTP answer at all: connection refused or reset, timeout, malformed response."""
+
+
+class ImageFormatError(ValueError):
+    """Bytes that are not a well-formed PNG or JPEG."""
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP client
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+
+def error_message(response: HttpResponse) -> str:
+    """The message of an API error body {error: {code, message}}, or the start of whatever came."""
+    try:
+        message = json.loads(response.body)["error"]["message"]
+        if isinstance(message, str) and message:
+            return message
+    except (ValueError, KeyError, TypeError):
+        pass
+    text = response.body[:200].decode("utf-8", "replace").strip()
+    return text or http.client.responses.get(response.status, "error")
+
+
+def encode_multipart(fields: dict[str, str], file_field: str, filename: str, content_type: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with text fields and one file; returns (body, Content-Type)."""
+    boundary = f"----dpip-{uuid.uuid4().hex}"
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+    )
+    parts.append(data)
+    parts.append(f"\r\n--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class ApiClient:
+    """The DPIP REST API over keep-alive connections, one per thread (safe to share between threads).
+
+    Requests refused with 429 or 503 are retried after Retry-After; a request that finds its
+    kept-alive connection closed by the server is sent again once on a new connection.
+    """
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = HTTP_TIMEOUT_S):
+        parts = urllib.parse.urlsplit(base_url if "://" in base_url else f"http://{base_url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f'bad API address "{base_url}": use http://host:port')
+        self.base_url = base_url
+        self.token = token
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._throttled = 0
+
+    @property
+    def throttled(self) -> int:
+        """How many requests were answered 429/503 and retried."""
+        with self._lock:
+            return self._throttled
+
+    # -- transport --
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection and whether it has served a request before."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection, True
+        factory = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        connection = factory(self._host, self._port, timeout=self._timeout)
+        self._local.connection = connection
+        with self._lock:
+            self._connections.append(connection)
+        return connection, False
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+
+    def _send_once(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> HttpResponse:
+        for attempt in (1, 2):
+            connection, reused = self._connection()
+            try:
+                connection.request(method, self._prefix + path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
+                self._drop_connection()
+                if reused and attempt == 1:
+                    continue  # the server closed an idle kept-alive connection: try a fresh one
+                raise ApiUnreachable(f"{method} {path}: connection to {self.base_url} lost: {error}") from error
+            except (OSError, http.client.HTTPException) as error:
+                self._drop_connection()
+                raise ApiUnreachable(f"{method} {path}: cannot reach {self.base_url}: {error}") from error
+            if response.will_close:
+                self._drop_connection()
+            return HttpResponse(response.status, response.headers, payload)
+        raise AssertionError("unreachable")
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                authenticate: bool = True) -> HttpResponse:
+        """Sends a request; raises ApiError for an error status, ApiUnreachable without an answer."""
+        all_headers = {"Accept": "application/json, image/*", **(headers or {})}
+        if authenticate and self.token:
+            all_headers["Authorization"] = f"Bearer {self.token}"
+        for attempt in range(THROTTLE_RETRIES + 1):
+            response = self._send_once(method, path, body, all_headers)
+            if response.status in (429, 503) and attempt < THROTTLE_RETRIES:
+                with self._lock:
+                    self._throttled += 1
+                time.sleep(retry_after_seconds(response, attempt))
+                continue
+            if response.status >= 400:
+                raise ApiError(method, path, response.status, error_message(response))
+            return response
+        raise AssertionError("unreachable")
+
+    def request_json(self, method: str, path: str, payload: dict | None = None, headers: dict[str, str] | None = None,
+                     authenticate: bool = True) -> dict:
+        body = None if payload is None else json.dumps(payload).encode()
+        all_headers = dict(headers or {})
+        if body is not None:
+            all_headers["Content-Type"] = "application/json"
+        response = self.request(method, path, body, all_headers, authenticate)
+        try:
+            result = json.loads(response.body)
+        except ValueError as error:
+            raise StressTestError(f"{method} {path}: the answer is not JSON: {response.body[:120]!r}") from error
+        if not isinstance(result, dict):
+            raise StressTestError(f"{method} {path}: expected a JSON object, got {result!r:.120}")
+        return result
+
+    # -- endpoints --
+
+    def login(self, user: str, password: str) -> str:
+        credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+        answer = self.request_json("POST", "/login", headers={"Authorization": f"Basic {credentials}"}, authenticate=False)
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise StressTestError(f"POST /login: no token in the answer {answer!r:.120}")
+        return token
+
+    def register(self, user: str, password: str) -> None:
+        self.request_json("POST", "/register", {"username": user, "password": password}, authenticate=False)
+
+    def status(self) -> dict:
+        return self.request_json("GET", "/status")
+
+    def create_workload(self, filter_name: str, workload_name: str | None) -> dict:
+        payload = {"filter": filter_name}
+        if workload_name:
+            payload["workload_name"] = workload_name
+        return self.request_json("POST", "/workloads", payload)
+
+    def workload(self, workload_id: str) -> dict:
+        return self.request_json("GET", f"/workloads/{urllib.parse.quote(workload_id, safe='')}")
+
+    def upload_original(self, workload_id: str, filename: str, data: bytes, content_type: str) -> dict:
+        body, multipart_type = encode_multipart({"workload_id": workload_id, "type": "original"}, "data", filename, content_type, data)
+        response = self.request("POST", "/images", body, {"Content-Type": multipart_type})
+        try:
+            return json.loads(response.body)
+        except ValueError as error:
+            raise StressTestError(f"POST /images: the answer is not JSON: {response.body[:120]!r}") from error
+
+    def download_image(self, image_id: str) -> HttpResponse:
+        return self.request("GET", f"/images/{urllib.parse.quote(image_id, safe='')}")
+
+
+def retry_after_seconds(response: HttpResponse, attempt: int) -> float:
+    try:
+        wait = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        wait = 0.5 * 2 ** attempt
+    return min(max(wait, 0.05), THROTTLE_MAX_WAIT_S)
+
+
+def authenticate(client: ApiClient, args: argparse.Namespace) -> None:
+    """Gives the client a token: -token as is, or a login with -user/-password (registering with -register)."""
+    if args.token:
+        client.token = args.token
+        return
+    if not args.user:
+        raise UsageError("give -token TOKEN, or -user NAME and -password PW to log in")
+    password = args.password or os.environ.get("DPIP_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UsageError(f"no password for user {args.user}: give -password or set DPIP_PASSWORD")
+        password = getpass.getpass(f"password for {args.user}: ")
+    try:
+        client.token = client.login(args.user, password)
+    except ApiError as error:
+        if error.status != 401 or not args.register:
+            raise
+        try:
+            client.register(args.user, password)
+        except ApiError as register_error:
+            if register_error.status == 409:
+                raise StressTestError(f"{error} (user {args.user} exists: is the password right?)") from register_error
+            raise
+        log(f"registered user {args.user}")
+        client.token = client.login(args.user, password)
+
+
+# --------------------------------------------------------------------------------------------
+# Image formats: header parsing, structural checks, the grayscale check, PNG encoding
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # "png" or "jpeg"
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> str:
+        return f"{self.format} {self.width}x{self.height}"
+
+
+@dataclass(frozen=True)
+class PngImage:
+    width: int
+    height: int
+    bit_depth: int
+    color_type: int
+    interlaced: bool
+    palette: bytes | None
+    scanlines: bytes  # the inflated IDAT stream: every row with its filter-type byte
+
+
+def sniff_format(data: bytes) -> str | None:
+    if data.startswith(PNG_SIGNATURE):
+        return "png"
+    if data.startswith(JPEG_SIGNATURE):
+        return "jpeg"
+    return None
+
+
+def read_image_info(data: bytes) -> ImageInfo:
+    """Format and dimensions from the header only."""
+    kind = sniff_format(data)
+    if kind == "png":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageFormatError("PNG without an IHDR header")
+        width, height = struct.unpack(">II", data[16:24])
+        return ImageInfo("png", width, height)
+    if kind == "jpeg":
+        width, height = jpeg_dimensions(data)
+        return ImageInfo("jpeg", width, height)
+    raise ImageFormatError("neither a PNG nor a JPEG signature")
+
+
+def jpeg_dimensions(data: bytes) -> tuple[int, int]:
+    """(width, height) from the first SOF segment."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            raise ImageFormatError(f"corrupt JPEG: no marker at byte {position}")
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in JPEG_STANDALONE_MARKERS:
+            position += 2
+            continue
+        if marker in (0xD9, 0xDA):  # EOI or start of scan before any frame header
+            break
+        (length,) = struct.unpack(">H", data[position + 2:position + 4])
+        if marker in JPEG_SOF_MARKERS:
+            if position + 9 > len(data):
+                break
+            height, width = struct.unpack(">HH", data[position + 5:position + 9])
+            return width, height
+        position += 2 + length
+    raise ImageFormatError("JPEG without a frame header (SOF)")
+
+
+def parse_png(data: bytes) -> PngImage:
+    """Walks every chunk (checking CRCs) and inflates the image data; raises ImageFormatError."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise ImageFormatError("no PNG signature")
+    position = len(PNG_SIGNATURE)
+    header: tuple[int, ...] | None = None
+    palette: bytes | None = None
+    idat: list[bytes] = []
+    while True:
+        if position + 12 > len(data):
+            raise ImageFormatError("truncated PNG: no IEND chunk")
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            raise ImageFormatError(f"truncated PNG: chunk {kind!r} runs past the end")
+        chunk = data[position + 8:end - 4]
+        (crc,) = struct.unpack(">I", data[end - 4:end])
+        if zlib.crc32(kind + chunk) != crc:
+            raise ImageFormatError(f"PNG chunk {kind.decode('latin-1')} has a wrong CRC")
+        if header is None and kind != b"IHDR":
+            raise ImageFormatError("PNG does not start with IHDR")
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"PLTE":
+            palette = chunk
+        elif kind == b"IDAT":
+            idat.append(chunk)
+        elif kind == b"IEND":
+            break
+        position = end
+    width, height, bit_depth, color_type, compression, filter_method, interlace = header
+    if color_type not in PNG_CHANNELS or bit_depth not in PNG_BIT_DEPTHS[color_type]:
+        raise ImageFormatError(f"PNG with invalid colour type {color_type} / bit depth {bit_depth}")
+    if compression != 0 or filter_method != 0 or interlace not in (0, 1) or width == 0 or height == 0:
+        raise ImageFormatError("PNG with an invalid IHDR")
+    try:
+        scanlines = zlib.decompress(b"".join(idat))
+    except zlib.error as error:
+        raise ImageFormatError(f"PNG image data does not inflate: {error}") from error
+    image = PngImage(width, height, bit_depth, color_type, interlace == 1, palette, scanlines)
+    expected = sum(rows * (1 + row_bytes) for rows, row_bytes in png_passes(image))
+    if len(scanlines) != expected:
+        raise ImageFormatError(f"PNG image data has {len(scanlines)} bytes, expected {expected}")
+    return image
+
+
+def png_passes(image: PngImage) -> list[tuple[int, int]]:
+    """(rows, bytes per row without the filter byte) of each non-empty pass (one unless Adam7)."""
+    bits_per_pixel = PNG_CHANNELS[image.color_type] * image.bit_depth
+    passes = ADAM7_PASSES if image.interlaced else ((0, 0, 1, 1),)
+    layout = []
+    for x0, y0, dx, dy in passes:
+        columns = max(0, -(-(image.width - x0) // dx))
+        rows = max(0, -(-(image.height - y0) // dy))
+        if columns and rows:
+            layout.append((rows, -(-(columns * bits_per_pixel) // 8)))
+    return layout
+
+
+def png_is_gray(image: PngImage) -> bool:
+    """R = G = B in every pixel.
+
+    Checked on the filtered rows without unfiltering them: every PNG filter predicts a byte from
+    the same byte of the left, upper and upper-left pixels, so by induction over the pixels the
+    raw R, G and B samples are equal everywhere exactly when the filtered R, G, B bytes are.
+    """
+    if image.color_type in (0, 4):  # gray, gray + alpha
+        return True
+    if image.color_type == 3:  # palette: every entry gray (entries that are unused are not told apart)
+        palette = image.palette or b""
+        return palette[0::3] == palette[1::3] == palette[2::3]
+    sample_bytes = image.bit_depth // 8
+    pixel_bytes = PNG_CHANNELS[image.color_type] * sample_bytes
+    position = 0
+    for rows, row_bytes in png_passes(image):
+        for _ in range(rows):
+            row = image.scanlines[position + 1:position + 1 + row_bytes]
+            position += 1 + row_bytes
+            for byte in range(sample_bytes):
+                red = row[byte::pixel_bytes]
+                if red != row[byte + sample_bytes::pixel_bytes] or red != row[byte + 2 * sample_bytes::pixel_bytes]:
+                    return False
+    return True
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png_rgb(width: int, height: int, scanlines: bytes, level: int = 6) -> bytes:
+    """An 8-bit RGB PNG from rows that each start with their filter-type byte."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(scanlines, level)) + png_chunk(b"IEND", b"")
+
+
+# --------------------------------------------------------------------------------------------
+# Test frames
+# --------------------------------------------------------------------------------------------
+
+
+def bounce(step: int, span: int) -> int:
+    """A position moving back and forth over 0..span."""
+    if span <= 0:
+        return 0
+    phase = step % (2 * span)
+    return phase if phase <= span else 2 * span - phase
+
+
+class FrameGenerator:
+    """Colourful, detailed RGB frames: moving gradients, diagonal stripes, a sine wave pattern and a
+    bouncing checkerboard box. Rows are assembled from precomputed byte strings with slicing and
+    bytes.translate (C speed), never pixel by pixel."""
+
+    STRIPE_PERIOD = 48
+
+    def __init__(self, width: int, height: int):
+        self.width = width
+        self.height = height
+        # _shift[k] adds k (mod 256) to every byte it translates
+        self._shift = [bytes((value + k) & 0xFF for value in range(256)) for k in range(256)]
+        self._gradient = bytes(x * 255 // max(width - 1, 1) for x in range(width))
+        period = self.STRIPE_PERIOD
+        self._stripes = bytes(abs((x % period) - period // 2) * 255 // (period // 2) for x in range(width + period))
+        self._wave_period = max(width // 3, 8)
+        self._wave = bytes(int(127.5 + 127.4 * math.sin(2 * math.pi * x / self._wave_period)) for x in range(width + self._wave_period))
+        self._box_width = max(width // 5, 1)
+        self._box_height = max(height // 5, 1)
+        self._cell = max(2, min(width, height) // 60)
+        light, dark = b"\xff\xf0\x40", b"\x10\x20\x90"
+        self._box_rows = tuple(
+            b"".join(light if ((x // self._cell) + parity) % 2 == 0 else dark for x in range(self._box_width))
+            for parity in (0, 1)
+        )
+
+    def scanlines(self, index: int) -> bytes:
+        width, height, shift = self.width, self.height, self._shift
+        box_x = bounce(index * 7, width - self._box_width)
+        box_y = bounce(index * 5, height - self._box_height)
+        box_start, box_end = 3 * box_x, 3 * (box_x + self._box_width)
+        parts: list[bytes] = []
+        for y in range(height):
+            row = bytearray(3 * width)
+            row[0::3] = self._gradient.translate(shift[(index * 4 + y // 6) & 0xFF])
+            stripe = (y + index * 3) % self.STRIPE_PERIOD
+            row[1::3] = self._stripes[stripe:stripe + width].translate(shift[(y * 128 // height) & 0xFF])
+            wave = (index * 5 + y * y // height) % self._wave_period
+            row[2::3] = self._wave[wave:wave + width].translate(shift[(index * 9) & 0xFF])
+            if box_y <= y < box_y + self._box_height:
+                row[box_start:box_end] = self._box_rows[((y - box_y) // self._cell) % 2]
+            parts.append(b"\x00")
+            parts.append(bytes(row))
+        return b"".join(parts)
+
+    def png(self, index: int) -> bytes:
+        return encode_png_rgb(self.width, self.height, self.scanlines(index))
+
+
+def generate_frames(directory: Path, count: int, size: tuple[int, int], out: TextIO) -> list[Path]:
+    """Writes 0.png .. count-1.png into directory (zlib releases the GIL, so threads help)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    generator = FrameGenerator(*size)
+    written = AtomicCounter()
+    paths = [directory / f"{index}.png" for index in range(count)]
+
+    def write(index: int) -> None:
+        paths[index].write_bytes(generator.png(index))
+        written.add()
+
+    started = time.monotonic()
+    progress = ProgressDisplay(out, lambda: f"generating {progress_bar(written.value, count)} {written.value}/{count} frames")
+    with progress, ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(write, range(count)))
+    log(f"wrote {count} frames of {size[0]}x{size[1]} to {directory} in {time.monotonic() - started:.1f} s")
+    return paths
+
+
+def list_frames(directory: Path, extension: str, limit: int | None = None) -> list[Path]:
+    """{directory}/0.ext, 1.ext, ... up to the first missing index (or limit)."""
+    frames = []
+    while limit is None or len(frames) < limit:
+        path = directory / f"{len(frames)}.{extension}"
+        if not path.is_file():
+            break
+        frames.append(path)
+    return frames
+
+
+# --------------------------------------------------------------------------------------------
+# Small thread-safe helpers: counters, problem tally, progress display
+# --------------------------------------------------------------------------------------------
+
+
+class AtomicCounter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = 0
+
+    def add(self, amount: int = 1) -> None:
+        with self._lock:
+            self._value += amount
+
+    @property
+    def value(self) -> int:
+        with self._lock:
+            return self._value
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    message: str
+
+
+class ProblemTally:
+    """Problems counted by kind, keeping the first message of each kind as an example."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._examples: dict[str, str] = {}
+
+    def add(self, problem: Problem) -> None:
+        with self._lock:
+            self._counts[problem.kind] += 1
+            self._examples.setdefault(problem.kind, problem.message)
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return [f"{count:6d}  {kind}: e.g. {shorten(self._examples[kind])}" for kind, count in self._counts.most_common()]
+
+
+def shorten(text: str, limit: int = MAX_EXAMPLE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def progress_bar(done: int, total: int, width: int = PROGRESS_BAR_WIDTH) -> str:
+    filled = width if total <= 0 else min(width, width * done // total)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+class ProgressDisplay:
+    """Shows render() on a stream until stopped: refreshed in place with \\r on a terminal,
+    otherwise as a line every few seconds. Use as a context manager."""
+
+    def __init__(self, stream: TextIO, render: Callable[[], str]):
+        self._stream = stream
+        self._render = render
+        self._tty = stream.isatty()
+        self._interval = PROGRESS_TTY_INTERVAL_S if self._tty else PROGRESS_LOG_INTERVAL_S
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+
+    def __enter__(self) -> "ProgressDisplay":
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._show(final=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._show(final=False)
+
+    def _show(self, final: bool) -> None:
+        line = f"{self._render()}  {time.monotonic() - self._started:5.1f}s"
+        if self._tty:
+            self._stream.write("\r" + line + "\x1b[K" + ("\n" if final else ""))
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Uploading, watching, downloading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FrameUpload:
+    index: int
+    path: Path
+    size: int = 0
+    info: ImageInfo | None = None  # from the local file's header; None if unreadable
+    image_id: str | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.image_id is not None
+
+
+class FrameUploader:
+    """Uploads frames as originals of one workload, `concurrency` at a time, in frame order."""
+
+    def __init__(self, client: ApiClient, workload_id: str, content_type: str, concurrency: int):
+        self.client = client
+        self.workload_id = workload_id
+        self.content_type = content_type
+        self.concurrency = concurrency
+        self.succeeded = AtomicCounter()
+        self.failed = AtomicCounter()
+
+    def upload_all(self, frames: Sequence[Path], on_result: Callable[[FrameUpload], None] | None = None) -> list[FrameUpload]:
+        def task(index: int) -> FrameUpload:
+            result = self.upload(index, frames[index])
+            (self.succeeded if result.ok else self.failed).add()
+            if on_result:
+                on_result(result)
+            return result
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="upload")
+        try:
+            return list(pool.map(task, range(len(frames))))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def upload(self, index: int, path: Path) -> FrameUpload:
+        result = FrameUpload(index, path)
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            result.problem = Problem("frame unreadable", f"{path}: {error}")
+            return result
+        result.size = len(data)
+        try:
+            result.info = read_image_info(data)
+        except ImageFormatError:
+            result.info = None  # upload it anyway: the server's answer is what is being tested
+        result.started = time.monotonic()
+        try:
+            answer = self.client.upload_original(self.workload_id, path.name, data, self.content_type)
+            image_id = answer.get("image_id") if isinstance(answer, dict) else None
+            if isinstance(image_id, str) and image_id:
+                result.image_id = image_id
+            else:
+                result.problem = Problem("upload answer without image_id", f"{path.name}: {answer!r}")
+        except ApiError as error:
+            result.problem = Problem(f"upload HTTP {error.status}", f"{path.name}: {error.message}")
+        except (ApiUnreachable, StressTestError) as error:
+            result.problem = Problem("upload no answer", f"{path.name}: {error}")
+        result.finished = time.monotonic()
+        return result
+
+
+@dataclass(frozen=True)
+class WorkloadSnapshot:
+    view: dict
+    received: float  # monotonic time the answer arrived
+
+    @property
+    def finished(self) -> int:
+        return int(self.view.get("done_jobs", 0)) + int(self.view.get("failed_jobs", 0))
+
+    @property
+    def total(self) -> int:
+        return int(self.view.get("total_images", 0))
+
+    def completed_with(self, uploaded: int) -> bool:
+        return self.view.get("status") == "completed" and self.total >= uploaded and self.finished >= self.total
+
+
+class WorkloadWatcher:
+    """Polls GET /workloads/{id} on a thread and records when each filtered image id first appears."""
+
+    def __init__(self, client: ApiClient, workload_id: str, interval: float):
+        self._client = client
+        self._workload_id = workload_id
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._first_seen: dict[str, float] = {}
+        self._latest: WorkloadSnapshot | None = None
+        self._fatal: StressTestError | None = None
+        self._poll_errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+
+    def __enter__(self) -> "WorkloadWatcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.poll()
+            except ApiError as error:
+                if error.status < 500 and error.status != 429:  # 401, 404: polling again will not help
+                    with self._lock:
+                        self._fatal = error
+                    return
+                self._count_poll_error()
+            except StressTestError:
+                self._count_poll_error()
+            if self._stop.wait(self._interval):
+                return
+
+    def _count_poll_error(self) -> None:
+        with self._lock:
+            self._poll_errors += 1
+
+    def poll(self) -> WorkloadSnapshot:
+        view = self._client.workload(self._workload_id)
+        snapshot = WorkloadSnapshot(view, time.monotonic())
+        with self._lock:
+            for image_id in view.get("filtered_images", []):
+                self._first_seen.setdefault(image_id, snapshot.received)
+            self._latest = snapshot
+        return snapshot
+
+    @property
+    def latest(self) -> WorkloadSnapshot | None:
+        with self._lock:
+            return self._latest
+
+    @property
+    def first_seen(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._first_seen)
+
+    @property
+    def poll_errors(self) -> int:
+        with self._lock:
+            return self._poll_errors
+
+    def wait_until_completed(self, uploaded: int, deadline: float) -> WorkloadSnapshot | None:
+        """The first snapshot showing every uploaded image finished, or None at the deadline."""
+        while time.monotonic() < deadline:
+            with self._lock:
+                fatal, latest = self._fatal, self._latest
+            if fatal:
+                raise fatal
+            if latest and latest.completed_with(uploaded):
+                return latest
+            time.sleep(0.02)
+        return None
+
+
+@dataclass
+class FilteredDownload:
+    position: int  # in filtered_images
+    image_id: str
+    info: ImageInfo | None = None
+    problems: list[Problem] = field(default_factory=list)
+    size: int = 0
+    fetched: bool = False  # the server sent the image
+
+
+def format_of_content_type(content_type: str) -> str | None:
+    return {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg"}.get(content_type)
+
+
+def check_filtered(data: bytes, content_type: str, grayscale: bool) -> tuple[ImageInfo | None, list[Problem]]:
+    """The image's format and size, and what is wrong with it as a filtered result."""
+    kind = sniff_format(data)
+    if kind is None:
+        return None, [Problem("verify: not a PNG or JPEG", f"{len(data)} bytes starting {data[:8]!r}")]
+    problems = []
+    if format_of_content_type(content_type) != kind:
+        problems.append(Problem("verify: Content-Type does not match the data", f"Content-Type {content_type!r}, data {kind}"))
+    try:
+        if kind == "png":
+            image = parse_png(data)
+            info = ImageInfo("png", image.width, image.height)
+            if grayscale and not png_is_gray(image):
+                problems.append(Problem("verify: grayscale result has colour", f"{info.shape}, colour type {image.color_type}"))
+        else:
+            info = read_image_info(data)
+            if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+                problems.append(Problem("verify: truncated JPEG", "no EOI marker at the end"))
+    except ImageFormatError as error:
+        return None, problems + [Problem(f"verify: corrupt {kind.upper()}", str(error))]
+    return info, problems
+
+
+class ResultDownloader:
+    """Downloads filtered images `concurrency` at a time, checks each, optionally saves them."""
+
+    def __init__(self, client: ApiClient, concurrency: int, grayscale: bool, output: Path | None, extension_for: Callable[[str], str]):
+        self.client = client
+        self.concurrency = concurrency
+        self.grayscale = grayscale
+        self.output = output
+        self.extension_for = extension_for
+        self.done = AtomicCounter()
+        self.wrong = AtomicCounter()
+
+    def download_all(self, image_ids: Sequence[str]) -> list[FilteredDownload]:
+        if self.output:
+            self.output.mkdir(parents=True, exist_ok=True)
+
+        def task(position: int) -> FilteredDownload:
+            result = self.download(position, image_ids[position])
+            self.done.add()
+            if result.problems:
+                self.wrong.add()
+            return result
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="download")
+        try:
+            return list(pool.map(task, range(len(image_ids))))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def download(self, position: int, image_id: str) -> FilteredDownload:
+        result = FilteredDownload(position, image_id)
+        try:
+            response = self.client.download_image(image_id)
+        except ApiError as error:
+            result.problems.append(Problem(f"download HTTP {error.status}", f"{image_id}: {error.message}"))
+            return result
+        except StressTestError as error:
+            result.problems.append(Problem("download no answer", str(error)))
+            return result
+        result.fetched = True
+        result.size = len(response.body)
+        result.info, result.problems = check_filtered(response.body, response.content_type, self.grayscale)
+        if self.output:
+            kind = result.info.format if result.info else sniff_format(response.body) or "png"
+            (self.output / f"{position}.{self.extension_for(kind)}").write_bytes(response.body)
+        return result
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics and the report
+# --------------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], percent: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        return math.nan
+    rank = (len(sorted_values) - 1) * percent / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+def latency_line(label: str, seconds: Sequence[float]) -> str:
+    if not seconds:
+        return f"  {label:<22} no samples"
+    values = sorted(seconds)
+    cells = [("min", values[0]), ("p50", percentile(values, 50)), ("p95", percentile(values, 95)),
+             ("p99", percentile(values, 99)), ("max", values[-1])]
+    return f"  {label:<22} " + "  ".join(f"{name} {value * 1000:7.0f} ms" for name, value in cells) + f"   (n={len(values)})"
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:8.1f} images/s" if seconds > 0 else "       - images/s"
+
+
+def match_results(uploads: Sequence[FrameUpload], view: dict) -> list[tuple[FrameUpload, str]]:
+    """Pairs each filtered image with its original: filtered_images follows the upload order of the
+    originals that are done, i.e. the uploaded originals minus those under `failures`. The server's
+    upload order is taken to be the order in which the upload answers arrived."""
+    failed = {failure.get("image_id") for failure in view.get("failures", [])}
+    done = sorted((upload for upload in uploads if upload.ok and upload.image_id not in failed), key=lambda upload: upload.finished)
+    return list(zip(done, view.get("filtered_images", [])))
+
+
+def failure_kind(error: str) -> str:
+    """Groups job errors by their text before the first ':' ("could not decode image: ...")."""
+    return "job failed: " + shorten(error.split(":")[0], 60)
+
+
+def check_shapes(pairs: Sequence[tuple[FrameUpload, FilteredDownload]], exact_pairing: bool) -> list[tuple[str | None, Problem]]:
+    """(filtered image id or None, problem) for results without their original's format and size.
+    When the pairing may swap neighbours (parallel uploads of frames of several shapes), the shapes
+    are compared as multisets and the wrong results cannot be named."""
+    checked = [(upload.info, download) for upload, download in pairs if upload.info and download.info]
+    kind = "verify: format or size differs from the original"
+    if exact_pairing or len({original.shape for original, _ in checked}) <= 1:
+        return [(download.image_id, Problem(kind, f"original {original.shape}, result {download.info.shape}"))
+                for original, download in checked if original.shape != download.info.shape]
+    originals = Counter(original.shape for original, _ in checked)
+    results = Counter(download.info.shape for _, download in checked)
+    problem = Problem(kind, f"originals {dict(originals)}, results {dict(results)}")
+    return [(None, problem)] * sum((originals - results).values())
+
+
+@dataclass
+class RunReport:
+    api: str
+    workload: dict
+    workers: str
+    frames_source: str
+    frame_count: int
+    concurrency: int
+    uploaded: int
+    upload_bytes: int
+    upload_seconds: float
+    upload_latencies: list[float]
+    done: int
+    failed_jobs: int
+    end_to_end_seconds: float | None
+    result_latencies: list[float]
+    poll_interval: float
+    approximate_pairing: bool
+    downloaded: int
+    download_seconds: float
+    verified_ok: int
+    throttled: int
+    poll_errors: int
+    problems: ProblemTally
+
+    @property
+    def passed(self) -> bool:
+        return self.problems.total == 0 and self.done == self.frame_count
+
+    def text(self) -> str:
+        workload = self.workload
+        lines = [
+            "",
+            "DPIP stress test report",
+            f"  server                 {self.api} ({self.workers})",
+            f"  workload               {workload.get('workload_id')} ({workload.get('workload_name')}, filter {workload.get('filter')})",
+            f"  frames                 {self.frame_count} ({self.frames_source}), concurrency {self.concurrency}",
+            f"  upload                 {self.uploaded}/{self.frame_count} in {self.upload_seconds:7.2f} s {rate(self.uploaded, self.upload_seconds)}"
+            f"  {self.upload_bytes / 1e6 / self.upload_seconds if self.upload_seconds > 0 else 0:7.1f} MB/s",
+        ]
+        if self.end_to_end_seconds is None:
+            lines.append(f"  end to end             not completed: {self.done} done, {self.failed_jobs} failed")
+        else:
+            lines.append(f"  end to end             {self.done} done, {self.failed_jobs} failed in {self.end_to_end_seconds:7.2f} s"
+                         f" {rate(self.done, self.end_to_end_seconds)}")
+        lines.append(f"  download               {self.downloaded} in {self.download_seconds:7.2f} s {rate(self.downloaded, self.download_seconds)}")
+        lines.append(f"  verified               {self.verified_ok}/{self.frame_count} correct")
+        lines.append(latency_line("upload latency", self.upload_latencies))
+        lines.append(latency_line("result latency", self.result_latencies))
+        lines.append(f"                         (upload answer -> listed in filtered_images, polled every {self.poll_interval:g} s)")
+        if self.end_to_end_seconds is None:
+            lines.append("                         (results of an unfinished workload are not matched to originals)")
+        elif self.approximate_pairing:
+            lines.append("                         (paired in upload answer order: parallel uploads may swap neighbours)")
+        if self.throttled or self.poll_errors:
+            lines.append(f"  notes                  {self.throttled} requests throttled (429/503) and retried; {self.poll_errors} failed polls")
+        problem_lines = self.problems.lines()
+        lines.append("  errors                 " + ("none" if not problem_lines else f"{self.problems.total}"))
+        lines.extend("  " + line for line in problem_lines)
+        lines.append(f"  result                 {'PASS' if self.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Actions
+# --------------------------------------------------------------------------------------------
+
+
+def extension_for(image_type: str) -> Callable[[str], str]:
+    """File extension for a downloaded image of a format: -image-type's spelling when it matches."""
+    def choose(kind: str) -> str:
+        if IMAGE_TYPES.get(image_type) == MIME_OF_FORMAT.get(kind):
+            return image_type
+        return EXTENSION_OF_FORMAT.get(kind, "bin")
+    return choose
+
+
+def frames_to_push(args: argparse.Namespace) -> list[Path]:
+    directory = Path(args.frames_path or DEFAULT_FRAMES_PATH)
+    if not directory.is_dir():
+        raise StressTestError(f"frames path {directory} is not a directory")
+    frames = list_frames(directory, args.image_type, args.count)
+    if not frames:
+        raise StressTestError(f"no frames in {directory}: expected 0.{args.image_type}, 1.{args.image_type}, ...")
+    return frames
+
+
+def action_generate(args: argparse.Namespace) -> int:
+    if args.image_type != "png":
+        raise UsageError("generate writes PNG frames only: use -image-type png")
+    generate_frames(Path(args.frames_path or DEFAULT_FRAMES_PATH), args.count or DEFAULT_COUNT, args.size or DEFAULT_SIZE, sys.stderr)
+    return EXIT_OK
+
+
+def action_push(args: argparse.Namespace) -> int:
+    frames = frames_to_push(args)
+    client = ApiClient(args.api)
+    try:
+        authenticate(client, args)
+        workload_id = args.workload_id
+        if workload_id:
+            client.workload(workload_id)  # checks the token and the workload before uploading
+        else:
+            workload = client.create_workload(args.filter, args.workload_name)
+            workload_id = workload["workload_id"]
+            log(f"created workload {workload_id} ({workload.get('workload_name')}, filter {workload.get('filter')})")
+        concurrency = args.concurrency or DEFAULT_PUSH_CONCURRENCY
+        uploader = FrameUploader(client, workload_id, IMAGE_TYPES[args.image_type], concurrency)
+        report_each = (lambda result: print(f"{result.path}: {result.image_id or result.problem.message}", flush=True)) if args.verbose else None
+        render = lambda: f"pushing {progress_bar(uploader.succeeded.value + uploader.failed.value, len(frames))} " \
+                         f"uploaded {uploader.succeeded.value}/{len(frames)}  failed {uploader.failed.value}"
+        started = time.monotonic()
+        with ProgressDisplay(sys.stderr, render):
+            uploads = uploader.upload_all(frames, report_each)
+        elapsed = time.monotonic() - started
+    finally:
+        client.close()
+    tally = ProblemTally()
+    for upload in uploads:
+        if upload.problem:
+            tally.add(upload.problem)
+    ok = sum(upload.ok for upload in uploads)
+    print(f"pushed {ok}/{len(frames)} frames from {frames[0].parent} to workload {workload_id} in {elapsed:.2f} s ({rate(ok, elapsed).strip()})")
+    for line in tally.lines():
+        print(line)
+    return EXIT_OK if tally.total == 0 else EXIT_FAILED
+
+
+def wait_for_workload(watcher: WorkloadWatcher, deadline: float) -> WorkloadSnapshot | None:
+    """Waits, with a progress display, until the workload's images (however many) are all finished."""
+    render = lambda: run_progress_text(None, watcher.latest.total if watcher.latest else 0, watcher.latest)
+    with ProgressDisplay(sys.stderr, render):
+        return watcher.wait_until_completed(0, deadline)
+
+
+def action_pull(args: argparse.Namespace) -> int:
+    if not args.workload_id:
+        raise UsageError("pull needs -workload-id")
+    output = Path(args.output_path) if args.output_path else Path(args.frames_path or DEFAULT_FRAMES_PATH) / "filtered"
+    client = ApiClient(args.api)
+    try:
+        authenticate(client, args)
+        view = client.workload(args.workload_id)
+        if args.wait and view.get("status") != "completed":
+            with WorkloadWatcher(client, args.workload_id, args.poll_interval) as watcher:
+                snapshot = wait_for_workload(watcher, time.monotonic() + args.timeout)
+            view = snapshot.view if snapshot else client.workload(args.workload_id)
+        if view.get("status") != "completed":
+            log(f"warning: workload is {view.get('status')}: pulling the {len(view.get('filtered_images', []))} results finished so far")
+        filtered = list(view.get("filtered_images", []))
+        downloader = ResultDownloader(client, args.concurrency or DEFAULT_RUN_CONCURRENCY, view.get("filter") == "grayscale",
+                                      output, extension_for(args.image_type))
+        render = lambda: f"pulling {progress_bar(downloader.done.value, len(filtered))} {downloader.done.value}/{len(filtered)}  wrong {downloader.wrong.value}"
+        started = time.monotonic()
+        with ProgressDisplay(sys.stderr, render):
+            downloads = downloader.download_all(filtered)
+        elapsed = time.monotonic() - started
+    finally:
+        client.close()
+    tally = ProblemTally()
+    for download in downloads:
+        for problem in download.problems:
+            tally.add(problem)
+    for failure in view.get("failures", []):
+        tally.add(Problem(failure_kind(str(failure.get("error", ""))), f"{failure.get('image_id')}: {failure.get('error')}"))
+    saved = sum(download.fetched for download in downloads)
+    print(f"pulled {saved}/{len(filtered)} filtered images of workload {args.workload_id} into {output} in {elapsed:.2f} s")
+    if view.get("failures"):
+        print(f"{len(view['failures'])} images failed and have no result: files are numbered by position among the results")
+    for line in tally.lines():
+        print(line)
+    return EXIT_OK if tally.total == 0 else EXIT_FAILED
+
+
+def run_progress_text(uploader: FrameUploader | None, total: int, snapshot: WorkloadSnapshot | None) -> str:
+    view = snapshot.view if snapshot else {}
+    done, failed = int(view.get("done_jobs", 0)), int(view.get("failed_jobs", 0))
+    parts = [progress_bar(done + failed, total)]
+    if uploader:
+        parts.append(f"uploaded {uploader.succeeded.value}/{total}")
+        if uploader.failed.value:
+            parts.append(f"upload errors {uploader.failed.value}")
+    parts.append(f"done {done}/{total}")
+    parts.append(f"failed {failed}")
+    if view:
+        parts.append(f"running {view.get('running_jobs', 0)}  queued {view.get('queued_jobs', 0)}")
+    return "  ".join(parts)
+
+
+@contextmanager
+def run_frames(args: argparse.Namespace) -> Iterator[tuple[list[Path], str]]:
+    """The frames to run with and a description: given ones, or generated ones (in a temporary
+    directory unless -frames-path names an empty one)."""
+    count = args.count or DEFAULT_COUNT
+    size = args.size or DEFAULT_SIZE
+    if args.frames_path:
+        directory = Path(args.frames_path)
+        frames = list_frames(directory, args.image_type, args.count) if directory.is_dir() else []
+        if frames:
+            yield frames, f"from {directory}"
+            return
+        if args.image_type != "png":
+            raise StressTestError(f"no frames 0.{args.image_type}, 1.{args.image_type}, ... in {directory}")
+        yield generate_frames(directory, count, size, sys.stderr), f"generated {size[0]}x{size[1]} into {directory}"
+        return
+    if args.image_type != "png":
+        raise UsageError("frames are generated as PNG: give -frames-path for other image types")
+    with tempfile.TemporaryDirectory(prefix="dpip-frames-") as directory:
+        yield generate_frames(Path(directory), count, size, sys.stderr), f"generated {size[0]}x{size[1]} PNG"
+
+
+def describe_workers(status: dict) -> str:
+    workers = status.get("workers") or {}
+    return f"{workers.get('alive', '?')} workers, {workers.get('slots', '?')} slots"
+
+
+def action_run(args: argparse.Namespace) -> int:
+    if args.workload_id:
+        raise UsageError("run creates its own workload: -workload-id is for push and pull")
+    concurrency = args.concurrency or DEFAULT_RUN_CONCURRENCY
+    client = ApiClient(args.api)
+    try:
+        authenticate(client, args)
+        workers = describe_workers(client.status())  # also checks the server and the token before any work
+        with run_frames(args) as (frames, source):
+            return run_flow(client, args, frames, source, concurrency, workers)
+    finally:
+        client.close()
+
+
+@dataclass
+class UploadPhase:
+    """What happened from the first upload to the workload's completion (or the timeout)."""
+    uploads: list[FrameUpload]
+    started: float
+    ended: float
+    completed: WorkloadSnapshot | None
+    final: WorkloadSnapshot
+    first_seen: dict[str, float]
+    poll_errors: int
+
+    @property
+    def uploaded(self) -> list[FrameUpload]:
+        return [upload for upload in self.uploads if upload.ok]
+
+
+@dataclass
+class VerifyPhase:
+    downloads: list[FilteredDownload]
+    seconds: float
+    verified_ok: int
+    problems: list[Problem]
+
+
+def upload_and_watch(client: ApiClient, workload_id: str, frames: list[Path], args: argparse.Namespace, concurrency: int) -> UploadPhase:
+    """Uploads every frame while polling the workload, then waits until it completes."""
+    uploader = FrameUploader(client, workload_id, IMAGE_TYPES[args.image_type], concurrency)
+    with WorkloadWatcher(client, workload_id, args.poll_interval) as watcher:
+        render = lambda: run_progress_text(uploader, len(frames), watcher.latest)
+        with ProgressDisplay(sys.stderr, render):
+            started = time.monotonic()
+            uploads = uploader.upload_all(frames)
+            ended = time.monotonic()
+            uploaded = sum(upload.ok for upload in uploads)
+            completed = watcher.wait_until_completed(uploaded, ended + args.timeout) if uploaded else None
+        first_seen, poll_errors = watcher.first_seen, watcher.poll_errors
+    final = completed or WorkloadSnapshot(client.workload(workload_id), time.monotonic())
+    return UploadPhase(uploads, started, ended, completed, final, first_seen, poll_errors)
+
+
+def processing_problems(phase: UploadPhase, pairs: Sequence[tuple[FrameUpload, str]], timeout: float) -> list[Problem]:
+    """Failed uploads, failed jobs, images unfinished at the timeout, results that do not add up."""
+    problems = [upload.problem for upload in phase.uploads if upload.problem]
+    view = phase.final.view
+    frame_of = {upload.image_id: upload.path.name for upload in phase.uploaded}
+    for failure in view.get("failures", []):
+        image_id, error = failure.get("image_id"), str(failure.get("error", ""))
+        problems.append(Problem(failure_kind(error), f"{frame_of.get(image_id, 'image')} ({image_id}): {error}"))
+    unfinished = max(len(phase.uploaded) - phase.final.finished, 0)
+    if phase.completed is None and unfinished:
+        problems += [Problem("not finished before the timeout", f"{unfinished} images still queued or running {timeout:g} s after the uploads")] * unfinished
+    filtered = view.get("filtered_images", [])
+    if phase.completed and len(pairs) != len(filtered):
+        problems.append(Problem("result count mismatch", f"{len(filtered)} filtered images for {len(pairs)} uploaded originals that did not fail"))
+    return problems
+
+
+def pull_and_verify(client: ApiClient, args: argparse.Namespace, view: dict, pairs: Sequence[tuple[FrameUpload, str]],
+                    concurrency: int) -> VerifyPhase:
+    """Downloads every filtered image, checks it alone and against its original."""
+    filtered = list(view.get("filtered_images", []))
+    output = Path(args.output_path) if args.output_path else None
+    downloader = ResultDownloader(client, concurrency, view.get("filter") == "grayscale", output, extension_for(args.image_type))
+    render = lambda: f"pulling {progress_bar(downloader.done.value, len(filtered))} {downloader.done.value}/{len(filtered)}  wrong {downloader.wrong.value}"
+    started = time.monotonic()
+    with ProgressDisplay(sys.stderr, render):
+        downloads = downloader.download_all(filtered)
+    seconds = time.monotonic() - started
+    problems = [problem for download in downloads for problem in download.problems]
+    by_id = {download.image_id: download for download in downloads}
+    shape_problems = check_shapes([(upload, by_id[image_id]) for upload, image_id in pairs], exact_pairing=concurrency == 1)
+    problems += [problem for _, problem in shape_problems]
+    wrong = {download.image_id for download in downloads if download.problems} | {image_id for image_id, _ in shape_problems if image_id}
+    unnamed_wrong = sum(image_id is None for image_id, _ in shape_problems)
+    return VerifyPhase(downloads, seconds, max(0, len(filtered) - len(wrong) - unnamed_wrong), problems)
+
+
+def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], source: str, concurrency: int, workers: str) -> int:
+    workload = client.create_workload(args.filter, args.workload_name)
+    log(f"workload {workload['workload_id']} ({workload.get('workload_name')}, filter {workload.get('filter')}): "
+        f"{len(frames)} frames, concurrency {concurrency}")
+    phase = upload_and_watch(client, workload["workload_id"], frames, args, concurrency)
+    view = phase.final.view
+    # with jobs still unfinished there is no telling which originals the results belong to
+    pairs = match_results(phase.uploads, view) if phase.completed else []
+    verify = pull_and_verify(client, args, view, pairs, concurrency)
+    problems = ProblemTally()
+    for problem in processing_problems(phase, pairs, args.timeout) + verify.problems:
+        problems.add(problem)
+    report = RunReport(
+        api=client.base_url,
+        workload=workload,
+        workers=workers,
+        frames_source=source,
+        frame_count=len(frames),
+        concurrency=concurrency,
+        uploaded=len(phase.uploaded),
+        upload_bytes=sum(upload.size for upload in phase.uploaded),
+        upload_seconds=phase.ended - phase.started,
+        upload_latencies=[upload.finished - upload.started for upload in phase.uploaded],
+        done=int(view.get("done_jobs", 0)),
+        failed_jobs=int(view.get("failed_jobs", 0)),
+        end_to_end_seconds=phase.completed.received - phase.started if phase.completed else None,
+        result_latencies=[phase.first_seen[image_id] - upload.finished for upload, image_id in pairs if image_id in phase.first_seen],
+        poll_interval=args.poll_interval,
+        approximate_pairing=concurrency > 1,
+        downloaded=sum(download.fetched for download in verify.downloads),
+        download_seconds=verify.seconds,
+        verified_ok=verify.verified_ok,
+        throttled=client.throttled,
+        poll_errors=phase.poll_errors,
+        problems=problems,
+    )
+    print(report.text(), flush=True)
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size must be WIDTHxHEIGHT, e.g. 640x480, not "{text}"') from None
+    if not (1 <= width <= 20000 and 1 <= height <= 20000):
+        raise argparse.ArgumentTypeError("width and height must be between 1 and 20000")
+    return width, height
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a whole number, not "{text}"') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number, not "{text}"') from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def image_type(text: str) -> str:
+    value = text.lower().lstrip(".")
+    if value in COURSE_IMAGE_TYPES:
+        return "png"  # older course scripts passed "filtered"/"original" here; the API ignores it
+    if value not in IMAGE_TYPES:
+        raise argparse.ArgumentTypeError(f'image type must be one of {", ".join(IMAGE_TYPES)}, not "{text}"')
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stress_test.py",
+        description="Push, pull and stress-test images through the DPIP REST API (every option takes - or --).",
+        epilog="examples:\n"
+               "  %(prog)s -action generate -count 20 -size 320x240 -frames-path frames\n"
+               "  %(prog)s -action push -workload-id ID -token TOKEN -frames-path frames\n"
+               "  %(prog)s -action pull -workload-id ID -token TOKEN -frames-path frames\n"
+               "  %(prog)s -action run -count 200 --api http://localhost:8080 -user alice -password pw",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+
+    def option(*names: str, **kwargs: object) -> None:
+        spellings = [spelling for name in names for spelling in (f"-{name}", f"--{name}")]
+        parser.add_argument(*spellings, dest=names[0].replace("-", "_"), **kwargs)
+
+    option("action", required=True, choices=("push", "pull", "run", "generate"), help="what to do")
+    option("api", default=DEFAULT_API, metavar="URL", help=f"API base address (default {DEFAULT_API})")
+    option("token", metavar="TOKEN", help="API token (Authorization: Bearer)")
+    option("user", "username", metavar="NAME", help="log in as this user when no -token is given")
+    option("password", metavar="PW", help="password for -user (default: $DPIP_PASSWORD, or a prompt)")
+    option("register", action="store_true", help="register -user first if the login fails")
+    option("workload-id", metavar="ID", help="workload to push to (push creates one when omitted) or pull from")
+    option("workload-name", metavar="NAME", help="name of a workload created here (default: the server's)")
+    option("filter", "filter-name", default="grayscale", choices=FILTERS, help="filter of a workload created here (default grayscale)")
+    option("frames-path", metavar="DIR", help=f"frames directory: 0.png, 1.png, ... (default {DEFAULT_FRAMES_PATH}; "
+                                              "run generates into a temporary one when omitted)")
+    option("image-type", type=image_type, default="png", metavar="TYPE", help="frame file extension: png, jpg or jpeg (default png)")
+    option("output-path", metavar="DIR", help="where pull (default FRAMES/filtered) or run (default: not saved) writes results")
+    option("count", type=positive_int, metavar="N", help=f"frames to generate (default {DEFAULT_COUNT}), or at most N frames to push")
+    option("size", type=parse_size, metavar="WxH", help=f"generated frame size (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
+    option("concurrency", type=positive_int, metavar="N",
+           help=f"parallel uploads/downloads (default {DEFAULT_RUN_CONCURRENCY}; push: {DEFAULT_PUSH_CONCURRENCY}, "
+                "which keeps the server's order exactly the frame order)")
+    option("timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
+           help=f"how long to wait for the workload to complete (default {DEFAULT_TIMEOUT_S:.0f})")
+    option("poll-interval", type=positive_float, default=DEFAULT_POLL_INTERVAL_S, metavar="S",
+           help=f"seconds between polls of the workload (default {DEFAULT_POLL_INTERVAL_S})")
+    option("wait", action="store_true", help="pull: wait until the workload is completed first")
+    option("verbose", action="store_true", help="push: print each frame's image id")
+    return parser
+
+
+ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "generate": action_generate,
+    "push": action_push,
+    "pull": action_pull,
+    "run": action_run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return ACTIONS[args.action](args)
+    except UsageError as error:
+        print(f"stress_test.py: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except StressTestError as error:
+        print(f"stress_test.py: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\nstress_test.py: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
