@@ -12,7 +12,9 @@ export function createApp(controller: Controller, config: ApiConfig, log: Logger
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  app.use(sessionRoutes(controller, config));
+  // the client address the login rate limit counts: the TCP peer, unless a trusted proxy says otherwise
+  app.set('trust proxy', config.trustProxy ?? false);
+  app.use(sessionRoutes(controller, config, log));
   app.use(statusRoutes(controller, config));
   app.use(workloadRoutes(controller, config));
   app.use(imageRoutes(controller, config));

@@ -1,3 +1,5 @@
+import type { RateLimit } from './rate-limit.js';
+
 export interface ApiConfig {
   systemName: string;
   host: string;
@@ -9,4 +11,29 @@ export interface ApiConfig {
   registrationOpen: boolean;
   /** Largest accepted JSON or form body, in bytes. */
   maxBodyBytes: number;
+  /**
+   * Login and registration attempts per username (whether or not the user exists), then 429.
+   * Absent or null: no limit (the server CLI sets 10/10s).
+   */
+  loginRateLimit?: RateLimit | null;
+  /**
+   * Login and registration attempts per client address (an IPv6 client by its /64), then 429.
+   * Absent or null: no limit (the server CLI sets 50/10s).
+   */
+  loginRateLimitPerClient?: RateLimit | null;
+  /** Usernames and addresses the login limiter remembers at most (least recently used forgotten first). */
+  rateLimitMaxKeys?: number;
+  /**
+   * express "trust proxy": whose X-Forwarded-For gives the client address. Absent or false: nobody's,
+   * the address is the TCP peer. E.g. "loopback", "10.0.0.0/8,fc00::/7", or a hop count.
+   */
+  trustProxy?: boolean | number | string;
+  /** Time a client has to send the request headers (ms). Default 20 s. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send the whole request, body included (ms; 0 = none). Default 120 s. */
+  requestTimeoutMs?: number;
+  /** Time an idle keep-alive connection stays open (ms). Default 5 s. */
+  keepAliveTimeoutMs?: number;
 }
+
+export const DEFAULT_HTTP_TIMEOUTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 } as const;

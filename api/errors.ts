@@ -16,6 +16,16 @@ const STATUS: Record<ErrorKind, number> = {
   unavailable: 503,
 };
 
+/** 429 with a Retry-After header: the caller may try again in `retryAfterSeconds`. */
+export class TooManyRequests extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('too_many_requests', message);
+  }
+}
+
 export const notFound: RequestHandler = (req) => {
   throw new AppError('not_found', `no route for ${req.method} ${req.path}`);
 };
@@ -35,20 +45,44 @@ function fromMulter(error: multer.MulterError, maxUploadBytes: number): AppError
 /** Every error leaves as JSON {error: {code, message}} with its status; nothing leaks a stack. */
 export function errorHandler(log: Logger, maxUploadBytes: number): ErrorRequestHandler {
   return (error: unknown, _req, res, _next) => {
+    if (res.headersSent) {
+      // a download that failed half-way: the status is gone, only cutting the connection tells the client
+      log.warn({ error: error instanceof Error ? error.message : String(error) }, 'response failed after its headers were sent');
+      res.destroy();
+      return;
+    }
     let appError: AppError;
     if (error instanceof AppError) appError = error;
     else if (error instanceof multer.MulterError) appError = fromMulter(error, maxUploadBytes);
     else if (isHttpError(error)) {
       const kind: ErrorKind = error.status === 413 ? 'too_large' : error.status === 415 ? 'unsupported_media_type' : 'bad_request';
-      appError = new AppError(kind, error.type === 'entity.parse.failed' ? 'the request body is not valid JSON' : error.message);
+      appError = new AppError(kind, httpErrorMessage(error));
     } else {
       log.error({ error: error instanceof Error ? error.stack : String(error) }, 'unexpected error');
       res.status(500).json({ error: { code: 500, message: 'internal error' } });
       return;
     }
     const status = STATUS[appError.kind];
+    if (appError instanceof TooManyRequests) res.set('Retry-After', String(appError.retryAfterSeconds));
     res.status(status).json({ error: { code: status, message: appError.message } });
   };
+}
+
+/** body-parser's errors, in words a client can act on. */
+function httpErrorMessage(error: { status: number; message: string; type?: string; limit?: unknown }): string {
+  switch (error.type) {
+    case 'entity.parse.failed':
+      return 'the request body is not valid JSON: send an object of fields';
+    case 'entity.too.large':
+      return typeof error.limit === 'number' ? `the request body is larger than the limit of ${error.limit} bytes` : 'the request body is too large';
+    case 'parameters.too.many':
+      return 'the form has too many fields';
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return `${error.message}: send UTF-8, without a content encoding or with gzip, deflate or br`;
+    default:
+      return error.message;
+  }
 }
 
 function isHttpError(error: unknown): error is { status: number; message: string; type?: string } {

@@ -1,3 +1,4 @@
 export { createApp } from './app.js';
 export { startApi, type ApiServer } from './server.js';
-export type { ApiConfig } from './config.js';
+export { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
+export { parseRateLimit, type RateLimit } from './rate-limit.js';

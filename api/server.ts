@@ -1,17 +1,73 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/log.js';
 import type { Controller } from '../controller/index.js';
 import { createApp } from './app.js';
-import type { ApiConfig } from './config.js';
+import { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 
 export interface ApiServer {
   readonly port: number;
   close(): Promise<void>;
 }
 
+/** What node's HTTP parser reports before express sees a request, as JSON like every other error. */
+function clientErrorResponse(code: string | undefined): { status: number; message: string } {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, message: 'the request took too long to arrive' };
+    case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, message: 'the request line or headers are too large' };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { status: 413, message: 'the chunk extensions are too large' };
+    default:
+      return { status: 400, message: 'malformed HTTP request' };
+  }
+}
+
+function rawJsonResponse(status: number, message: string): string {
+  const body = JSON.stringify({ error: { code: status, message } });
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** The response node's parser is writing on this socket, if any (then only closing is left). */
+function responseStarted(socket: Duplex): boolean {
+  const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  return current?.headersSent === true;
+}
+
 export async function startApi(controller: Controller, config: ApiConfig, log: Logger): Promise<ApiServer> {
-  const server: Server = createServer({ requestTimeout: 120_000, headersTimeout: 20_000 }, createApp(controller, config, log));
+  const headersTimeout = config.headersTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs;
+  const requestTimeout = config.requestTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs;
+  const keepAliveTimeout = config.keepAliveTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs;
+  if (requestTimeout > 0 && headersTimeout > requestTimeout) throw new Error('the headers timeout must not be longer than the request timeout');
+  const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
+  const server: Server = createServer(
+    {
+      headersTimeout,
+      requestTimeout,
+      // how often node looks for requests over those timeouts (its default, 30 s, would let a slow client
+      // hold a connection for the timeout plus up to 30 s)
+      connectionsCheckingInterval: Math.max(50, Math.min(5_000, Math.floor(shortest / 4))),
+    },
+    createApp(controller, config, log),
+  );
+  server.keepAliveTimeout = keepAliveTimeout;
+
+  let clientErrors = 0;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') {
+      clientErrors += 1;
+      // the first and then every 1000th: a flood of broken requests must not flood the log
+      if (clientErrors === 1 || clientErrors % 1000 === 0) log.warn({ code: error.code, count: clientErrors }, 'refused a malformed or slow HTTP request');
+    }
+    if (socket.writable && !responseStarted(socket)) {
+      const { status, message } = clientErrorResponse(error.code);
+      socket.write(rawJsonResponse(status, message));
+    }
+    socket.destroy();
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

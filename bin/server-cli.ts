@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import express from 'express';
 import yargs from 'yargs';
+import { DEFAULT_HTTP_TIMEOUTS, parseRateLimit, type RateLimit } from '../api/index.js';
 import { dropForeignEnv } from '../common/cli-env.js';
 import { LOG_LEVELS, type LogLevel } from '../common/log.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
@@ -44,6 +46,20 @@ async function clusterSecret(dataDir: string, given: string | undefined): Promis
   return { secret, generated: true };
 }
 
+/** --trust-proxy: "false" (default), "true", a hop count, or a comma-separated list of addresses, subnets and loopback/linklocal/uniquelocal. */
+function parseTrustProxy(text: string): boolean | number | string {
+  const value = text.trim();
+  if (value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) return Number(value);
+  try {
+    express().set('trust proxy', value); // express compiles the list now and throws on a bad address
+  } catch (error) {
+    throw new Error(`--trust-proxy: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return value;
+}
+
 const SERVER_OPTIONS = {
   'port': { type: 'number', default: DEFAULT_API_PORT, describe: 'HTTP port of the REST API' },
   'host': { type: 'string', default: '0.0.0.0', describe: 'address the API and controller bind' },
@@ -64,6 +80,12 @@ const SERVER_OPTIONS = {
   'max-pixels': { type: 'number', default: 50_000_000, describe: 'largest accepted image in pixels' },
   'token-ttl': { type: 'number', default: 24 * 3600, describe: 'user token lifetime in seconds' },
   'system-name': { type: 'string', default: 'DPIP', describe: 'name shown by /status' },
+  'login-rate-limit': { type: 'string', default: '10/10s', describe: 'login and registration attempts per username: attempts/window (10/10s, 5/500ms, 100/1m) or "off"' },
+  'login-rate-limit-client': { type: 'string', default: '50/10s', describe: 'login and registration attempts per client address (IPv6: per /64), or "off"' },
+  'trust-proxy': { type: 'string', default: 'false', describe: 'proxies whose X-Forwarded-For gives the client address: false, a hop count, or addresses/subnets (loopback, 10.0.0.0/8, ...)' },
+  'headers-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs, describe: 'time a client has to send the request headers' },
+  'request-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs, describe: 'time a client has to send a whole request, upload included (0: no limit)' },
+  'keep-alive-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs, describe: 'time an idle keep-alive connection stays open' },
   'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
 } as const;
 
@@ -91,6 +113,20 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('token-ttl', args.tokenTtl, 60, 10 * 365 * 24 * 3600);
   if (args.workerSlots !== undefined) whole('worker-slots', args.workerSlots, 1, 256);
   if (args.heartbeatMs * 2 > args.leaseMs) throw new Error('--lease-ms must be at least twice --heartbeat-ms');
+  whole('headers-timeout-ms', args.headersTimeoutMs, 100, 600_000);
+  whole('request-timeout-ms', args.requestTimeoutMs, 0, 24 * 3_600_000);
+  whole('keep-alive-timeout-ms', args.keepAliveTimeoutMs, 100, 600_000);
+  if (args.requestTimeoutMs > 0 && args.requestTimeoutMs < args.headersTimeoutMs) throw new Error('--request-timeout-ms must be 0 or at least --headers-timeout-ms');
+  const rateLimit = (name: string, value: string): RateLimit | null => {
+    try {
+      return parseRateLimit(value);
+    } catch (error) {
+      throw new Error(`--${name}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  const loginRateLimit = rateLimit('login-rate-limit', args.loginRateLimit);
+  const loginRateLimitPerClient = rateLimit('login-rate-limit-client', args.loginRateLimitClient);
+  const trustProxy = parseTrustProxy(args.trustProxy);
   const dataDir = path.resolve(args.dataDir);
   const { secret, generated } = await clusterSecret(dataDir, args.secret);
   return {
@@ -119,6 +155,12 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         maxPixels: args.maxPixels,
         registrationOpen: args.registration,
         maxBodyBytes: 64 * 1024,
+        loginRateLimit,
+        loginRateLimitPerClient,
+        trustProxy,
+        headersTimeoutMs: args.headersTimeoutMs,
+        requestTimeoutMs: args.requestTimeoutMs,
+        keepAliveTimeoutMs: args.keepAliveTimeoutMs,
       },
       scheduler: { assignTimeoutMs: 3000, tickMs: 200 },
       users: parseUsers(args.users),

@@ -1,14 +1,15 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { AppError } from '../../common/errors.js';
 import { findWorkload, type Controller, type ImageRecord } from '../../controller/index.js';
 import { callerOf, requireToken } from '../auth.js';
+import { bodyField, refuseDeclaredOver } from '../body.js';
 import type { ApiConfig } from '../config.js';
 import { inspectImage, singleFileUpload, uploadedFile } from '../upload.js';
 
 function field(body: unknown, key: string): string | undefined {
-  const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+  const value = bodyField(body, key);
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
@@ -16,10 +17,20 @@ export function imageRoutes(controller: Controller, config: ApiConfig): Router {
   const router = Router();
   const token = requireToken(controller.tokens);
 
-  router.post('/images', token, singleFileUpload(config.maxUploadBytes), async (req, res) => {
+  const multipartOnly: RequestHandler = (req, _res, next) => {
+    if (!req.is('multipart/form-data')) {
+      throw new AppError('bad_request', 'send the image as multipart/form-data: the file (field "data") and "workload_id"');
+    }
+    next();
+  };
+
+  // the file plus room for the other fields (20 of at most 4 KiB) and the multipart framing
+  const declaredLimit = refuseDeclaredOver(config.maxUploadBytes + 128 * 1024, 'the upload');
+
+  router.post('/images', token, multipartOnly, declaredLimit, singleFileUpload(config.maxUploadBytes), async (req, res) => {
     const { claims } = callerOf(res);
     const type = field(req.body, 'type') ?? 'original';
-    if (type !== 'original' && type !== 'filtered') throw new AppError('bad_request', `"type" must be "original" or "filtered", not "${type}"`);
+    if (type !== 'original' && type !== 'filtered') throw new AppError('bad_request', `"type" must be "original" or "filtered", not "${type.slice(0, 64)}"`);
     const workloadId = field(req.body, 'workload_id');
     let record: ImageRecord;
     if (claims.scope === 'user') {
@@ -49,7 +60,11 @@ export function imageRoutes(controller: Controller, config: ApiConfig): Router {
     await new Promise<void>((resolve, reject) => {
       const stream = createReadStream(path);
       stream.on('error', reject);
-      res.on('close', resolve);
+      res.on('close', () => {
+        // a client that went away mid-download leaves the stream paused, not ended: close its file
+        stream.destroy();
+        resolve();
+      });
       stream.pipe(res);
     });
   });

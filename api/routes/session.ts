@@ -1,9 +1,11 @@
 import express, { Router } from 'express';
 import { AppError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
 import { validatePassword, validateUsername, type Controller } from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
-import { fieldBody } from '../body.js';
+import { bodyField, fieldBody } from '../body.js';
 import type { ApiConfig } from '../config.js';
+import { loginGate } from '../login-limit.js';
 
 interface Credentials {
   username: string;
@@ -20,18 +22,26 @@ function basicCredentials(header: string | undefined): Credentials | null {
 }
 
 function bodyCredentials(body: unknown): Credentials | null {
-  if (typeof body !== 'object' || body === null) return null;
-  const fields = body as Record<string, unknown>;
-  const username = fields.username ?? fields.user;
-  const password = fields.password;
+  const username = bodyField(body, 'username') ?? bodyField(body, 'user');
+  const password = bodyField(body, 'password');
   return typeof username === 'string' && typeof password === 'string' ? { username, password } : null;
 }
 
-export function sessionRoutes(controller: Controller, config: ApiConfig): Router {
+/** The username an attempt is for, if it names one (for the rate limit), even without a password. */
+function attemptedUsername(header: string | undefined, body: unknown): string | undefined {
+  const basic = basicCredentials(header);
+  if (basic) return basic.username;
+  const username = bodyField(body, 'username') ?? bodyField(body, 'user');
+  return typeof username === 'string' ? username : undefined;
+}
+
+export function sessionRoutes(controller: Controller, config: ApiConfig, log: Logger): Router {
   const router = Router();
   const body = fieldBody(config.maxBodyBytes, 'send credentials as fields, no files');
+  const gate = loginGate(config, log);
 
   const login: express.RequestHandler = async (req, res) => {
+    gate(req, attemptedUsername(req.get('authorization'), req.body));
     const credentials = basicCredentials(req.get('authorization')) ?? bodyCredentials(req.body);
     if (!credentials) {
       throw new AppError('unauthorized', 'send credentials: HTTP Basic auth, or a JSON or form body with "username" (or "user") and "password"');
@@ -53,6 +63,7 @@ export function sessionRoutes(controller: Controller, config: ApiConfig): Router
 
   router.post('/register', ...body, async (req, res) => {
     if (!config.registrationOpen) throw new AppError('forbidden', 'registration is disabled on this server');
+    gate(req, attemptedUsername(undefined, req.body));
     const credentials = bodyCredentials(req.body);
     if (!credentials) throw new AppError('bad_request', 'send a JSON or form body with "username" (or "user") and "password"');
     const invalid = validateUsername(credentials.username) ?? validatePassword(credentials.password);

@@ -5,7 +5,7 @@ import { tagsSchema } from '../../common/protocol.js';
 import { createWorkload, findWorkload, viewWorkload, type Controller } from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
 import type { ApiConfig } from '../config.js';
-import { fieldBody } from '../body.js';
+import { bodyField, fieldBody } from '../body.js';
 
 interface WorkloadRequest {
   name: string | undefined;
@@ -13,8 +13,8 @@ interface WorkloadRequest {
   tags: string[];
 }
 
-function optionalText(fields: Record<string, unknown>, key: string): string | undefined {
-  const value = fields[key];
+function optionalText(body: unknown, key: string): string | undefined {
+  const value = bodyField(body, key);
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw new AppError('bad_request', `"${key}" must be a string`);
   return value;
@@ -22,14 +22,13 @@ function optionalText(fields: Record<string, unknown>, key: string): string | un
 
 /** JSON, urlencoded or multipart fields, or no body at all: every field has a default. */
 function parseWorkloadRequest(body: unknown): WorkloadRequest {
-  const fields = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
-  const filter = optionalText(fields, 'filter') ?? 'grayscale';
-  if (!isFilterName(filter)) throw new AppError('unprocessable', `unknown filter "${filter}": use one of ${FILTER_NAMES.join(', ')}`);
-  const rawTags = fields.tags;
+  const filter = optionalText(body, 'filter') ?? 'grayscale';
+  if (!isFilterName(filter)) throw new AppError('unprocessable', `unknown filter "${filter.slice(0, 64)}": use one of ${FILTER_NAMES.join(', ')}`);
+  const rawTags = bodyField(body, 'tags');
   const tagList = typeof rawTags === 'string' ? rawTags.split(',').map((tag) => tag.trim()).filter(Boolean) : rawTags ?? [];
   const tags = tagsSchema.safeParse(tagList);
   if (!tags.success) throw new AppError('bad_request', `"tags" must be a list (or comma-separated string) of up to 32 tags of letters, digits, "_", "." and "-"`);
-  return { name: optionalText(fields, 'workload_name') ?? optionalText(fields, 'name'), filter, tags: [...new Set(tags.data)] };
+  return { name: optionalText(body, 'workload_name') ?? optionalText(body, 'name'), filter, tags: [...new Set(tags.data)] };
 }
 
 export function workloadRoutes(controller: Controller, config: ApiConfig): Router {

@@ -9,6 +9,15 @@ export class RpcCallError extends Error {
   }
 }
 
+function isResponse(value: unknown): value is JSONRPCResponse {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const id = 'id' in value ? value.id : undefined;
+  if (typeof id !== 'number' && typeof id !== 'string') return false;
+  const error = 'error' in value ? value.error : undefined;
+  if (error !== undefined) return typeof error === 'object' && error !== null && 'message' in error && typeof error.message === 'string';
+  return 'result' in value;
+}
+
 export interface RpcClient {
   readonly address: string;
   call<S extends z.ZodType>(method: string, params: unknown, result: S, timeoutMs?: number): Promise<z.infer<S>>;
@@ -29,13 +38,20 @@ export function connectRpc(address: string, defaultTimeoutMs = 5000): RpcClient 
     socket.send(JSON.stringify(request));
   }, () => nextId++);
   socket.on('data', (message: Buffer) => {
-    let response: JSONRPCResponse;
+    // the peer may be anything that answers on that address: only a well-formed reply to a call of
+    // ours resolves it; anything else is dropped (and that call times out) instead of throwing here
+    let response: unknown;
     try {
-      response = JSON.parse(message.toString('utf8')) as JSONRPCResponse;
+      response = JSON.parse(message.toString('utf8'));
     } catch {
       return;
     }
-    client.receive(response);
+    if (!isResponse(response)) return;
+    try {
+      client.receive(response);
+    } catch {
+      // nothing to resolve
+    }
   });
 
   async function send<S extends z.ZodType>(method: string, params: unknown, result: S, timeoutMs: number): Promise<z.infer<S>> {
