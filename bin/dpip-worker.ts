@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createLogger } from '../common/log.js';
-import { parseWorkerArgs, startWorker } from '../worker/index.js';
+import { parseWorkerArgs, startWorker, type WorkerAgent } from '../worker/index.js';
 
 let config;
 try {
@@ -10,13 +10,34 @@ try {
   process.exit(2);
 }
 const log = createLogger(`worker:${config.name}`, config.logLevel);
-const agent = await startWorker(config, log);
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: finishing running jobs');
-    void agent.stop().then(() => process.exit(0));
-  });
+
+let agent: WorkerAgent | null = null;
+let stopRequest: { reason: string; drainMs: number | undefined } | null = null;
+
+function stop(): void {
+  if (!agent || !stopRequest) return;
+  agent
+    .stop(stopRequest.drainMs)
+    .then(() => process.exit(0))
+    .catch((error: unknown) => {
+      log.error({ error: String(error) }, 'could not stop cleanly');
+      process.exit(1);
+    });
 }
+
+/** The first request wins; one that comes while the worker is still starting is carried out once it has started. */
+function requestStop(reason: string, drainMs?: number): void {
+  if (stopRequest) return;
+  stopRequest = { reason, drainMs };
+  log.info({ reason }, drainMs === 0 ? 'stopping: handing back running jobs' : 'stopping: finishing running jobs');
+  stop();
+}
+
+// handlers first: a signal during start-up (engine, resource probe) still ends in a clean stop and exit 0
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => requestStop(signal));
+// a local worker started by `dpip` has an IPC channel to it. When that server dies (even by SIGKILL), the
+// channel closes: the worker leaves too, instead of living on as an orphan that keeps its name taken.
+if (process.send) process.on('disconnect', () => requestStop('the server that started this worker is gone', 0));
+
+agent = await startWorker(config, log);
+stop();

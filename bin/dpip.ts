@@ -52,6 +52,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void workers
       .stop()
       .then(() => server.close())
-      .then(() => process.exit(0));
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        log.error({ error: String(error) }, 'could not stop cleanly');
+        process.exit(1);
+      });
   });
 }

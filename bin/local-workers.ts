@@ -18,26 +18,36 @@ export interface LocalWorkers {
 }
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./dpip-worker.js', import.meta.url));
+const RESTART_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+/** A worker that ran at least this long before it died is restarted after RESTART_MS again. */
+const STABLE_MS = 10_000;
 
 /** Starts worker processes on this machine, restarting any that dies, until stop(). */
 export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): LocalWorkers {
   const children = new Map<string, ChildProcess>();
+  /** Restart delay per worker name: doubled each time a worker dies soon after its start, so one that cannot start does not flood the log. */
+  const restartDelay = new Map<string, number>();
   let stopping = false;
 
   function launch(name: string): void {
+    const startedAt = Date.now();
     const args = [WORKER_SCRIPT, '--controller', `${options.controllerHost}:${options.controllerPort}`, '--worker-name', name, '--tags', 'local', '--engine', options.engine, '--log-level', options.logLevel];
     if (options.slots) args.push('--slots', String(options.slots));
     // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...env, DPIP_SECRET: options.secret } });
+    // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...env, DPIP_SECRET: options.secret } });
     children.set(name, child);
     child.on('exit', (code, signal) => {
       children.delete(name);
       if (stopping) return;
-      log.warn({ worker: name, code, signal }, 'local worker exited: restarting it in 1 s');
+      const delay = Date.now() - startedAt >= STABLE_MS ? RESTART_MS : Math.min(RESTART_MAX_MS, restartDelay.get(name) ?? RESTART_MS);
+      restartDelay.set(name, Math.min(RESTART_MAX_MS, delay * 2));
+      log.warn({ worker: name, code, signal, restart_in_ms: delay }, 'local worker exited: restarting it');
       setTimeout(() => {
         if (!stopping) launch(name);
-      }, 1000);
+      }, delay);
     });
   }
 

@@ -61,7 +61,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   const publisher: Publisher = bindPublisher(`tcp://${bindHost}:${config.port}`);
   let rpc: RpcServer;
   try {
-    rpc = serveRpc(`tcp://${bindHost}:${rpcPortOf(config)}`, controllerMethods({ config, store, tokens, registry, jobs, log }), onBadMessage);
+    rpc = serveRpc(`tcp://${bindHost}:${rpcPortOf(config)}`, controllerMethods({ config, store, tokens, registry, jobs, log }), onBadMessage, (method, error) =>
+      log.error({ method, error: error instanceof Error ? error.stack : String(error) }, 'a bus call failed inside the controller'),
+    );
   } catch (error) {
     publisher.close();
     throw error;

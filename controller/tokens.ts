@@ -2,7 +2,7 @@ import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
-import type { Store } from './store/index.js';
+import { own, type Store } from './store/index.js';
 
 export type TokenScope = 'user' | 'worker';
 
@@ -58,7 +58,7 @@ export function createTokens(store: Store, secret: Buffer, ttlSeconds: Record<To
         return null;
       }
       if (!isClaims(decoded)) return null;
-      if (store.data.revoked_tokens[decoded.jti]) return null;
+      if (own(store.data.revoked_tokens, decoded.jti)) return null;
       return decoded;
     },
     async revoke(claims) {

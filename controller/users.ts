@@ -42,9 +42,11 @@ async function matches(password: string, stored: string): Promise<boolean> {
 export function createUsers(store: Store): Users {
   return {
     async create(username, password) {
-      if (Object.hasOwn(store.data.users, username)) return 'exists';
+      // unique regardless of case, so "Alice" cannot pass for "alice"
+      const taken = (): boolean => Object.keys(store.data.users).some((name) => name.toLowerCase() === username.toLowerCase());
+      if (taken()) return 'exists';
       const password_hash = await hashPassword(password);
-      if (Object.hasOwn(store.data.users, username)) return 'exists';
+      if (taken()) return 'exists';
       store.data.users[username] = { username, password_hash, created_at: new Date().toISOString() };
       store.touch('users', username);
       await store.commit();

@@ -69,6 +69,9 @@ export function startScheduler(controller: Controller, config: SchedulerConfig, 
     } catch (error) {
       // not the job's fault: it goes back without losing an attempt, and the worker rests a while
       worker.resting_until = Date.now() + UNREACHABLE_PAUSE_MS;
+      // assignments queued behind this one on the same socket fail fast instead of waiting out their timeouts
+      clients.get(worker.record.id)?.close();
+      clients.delete(worker.record.id);
       log.warn({ job_id: job.id, worker: worker.record.name, address: worker.record.rpc_address, error: error instanceof Error ? error.message : String(error) }, 'could not reach worker');
     }
     controller.jobs.unassign(job.id, worker.record.id, leaseId);

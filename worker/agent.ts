@@ -40,12 +40,14 @@ interface Session {
 
 export interface WorkerAgent {
   readonly name: string;
-  /** Stop taking work, let running jobs finish (up to drainMs), hand back the rest, leave. */
-  stop(): Promise<void>;
+  /** Stop taking work, let running jobs finish (up to drainMs, default --drain-ms), hand back the rest, leave. */
+  stop(drainMs?: number): Promise<void>;
 }
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
+/** An announcement after this long a silence means the controller has (re)appeared. */
+const SILENCE_MS = 2500;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -172,10 +174,30 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   }
 
   let stoppedHard = false;
+  /** Ends the registration backoff now, while one is being waited out. */
+  let wakeUp: (() => void) | null = null;
+  let lastAnnouncement = 0;
+
+  /** The wait between registration attempts: a timer, cut short when the controller (re)appears. */
+  function backoff(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        if (wakeUp === finish) wakeUp = null;
+        resolve();
+      };
+      const timer = setTimeout(finish, ms);
+      wakeUp = finish;
+    });
+  }
+
   const subscriber: Subscriber = subscribe(`tcp://${config.controllerHost}:${config.controllerPort}`, (kind, params) => {
     if (kind !== ANNOUNCE) return;
     const parsed = announceSchema.safeParse(params);
     if (!parsed.success) return;
+    const now = Date.now();
+    const reappeared = now - lastAnnouncement > SILENCE_MS;
+    lastAnnouncement = now;
     const endpoint = `tcp://${config.controllerHost}:${parsed.data.register_port}`;
     if (endpoint !== registerEndpoint) {
       registerEndpoint = endpoint;
@@ -183,6 +205,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       controllerRpc = connectRpc(endpoint, 3000);
       log.info({ controller: endpoint, system: parsed.data.system_name }, 'heard the controller');
     }
+    // the controller came up (or back) while this worker waits out a long backoff: register now, not up
+    // to RETRY_MAX_MS later. Only after a silence, so a controller that announces but refuses or does
+    // not answer registrations still gets the full backoff.
+    if (reappeared && !session) wakeUp?.();
   });
 
   /** Register, then heartbeat; on any loss of the controller, back off and register again. */
@@ -208,7 +234,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
           log.info({ controller: `${config.controllerHost}:${config.controllerPort}` }, 'waiting for the controller');
           waitingLogged = true;
         }
-        await sleep(jittered(delay));
+        await backoff(jittered(delay));
         delay = Math.min(delay * 2, RETRY_MAX_MS);
         continue;
       }
@@ -233,7 +259,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       } catch (error) {
         log.warn({ error: String(error) }, 'heartbeat failed: registering again');
         session = null;
-        await sleep(jittered(delay));
+        await backoff(jittered(delay));
       }
     }
   }
@@ -241,11 +267,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
 
   return {
     name: config.name,
-    async stop() {
+    async stop(drainMs = config.drainMs) {
       if (stopping) return;
       stopping = true;
       const drained = Promise.all([...running.values()].map((job) => job.done));
-      const timedOut = await Promise.race([drained.then(() => false), sleep(config.drainMs).then(() => true)]);
+      const timedOut = await Promise.race([drained.then(() => false), sleep(drainMs).then(() => true)]);
       if (timedOut) for (const job of running.values()) job.abort.abort();
       const token = session?.registration.token;
       if (token && controllerRpc) {

@@ -23,6 +23,26 @@ export function bindOrThrow(socket: Socket, address: string): void {
   }
 }
 
-export function closeSocket(socket: Socket): void {
-  if (!socket.closed) socket.close();
+interface PollingSocket {
+  _stopPollSend(): void;
+  _stopPollReceive(): void;
 }
+
+/**
+ * The binding's close() closes the nanomsg socket, and with it the descriptors libuv polls, while
+ * libuv may still be closing its poll handles on them; a later poll can then abort the process
+ * inside libuv. So polling stops first, and the socket is closed once libuv has let go of the handles.
+ */
+export function closeSocket(socket: Socket): void {
+  if (socket.closed || closing.has(socket)) return;
+  closing.add(socket);
+  const polling = socket as unknown as PollingSocket;
+  polling._stopPollSend();
+  polling._stopPollReceive();
+  setTimeout(() => {
+    closing.delete(socket);
+    socket.close();
+  }, 0);
+}
+
+const closing = new WeakSet<Socket>();

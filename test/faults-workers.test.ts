@@ -1,0 +1,357 @@
+// Faults of worker processes, on real worker processes around an in-process server (so the tests can
+// look at leases, holders and image records): SIGKILL, SIGSTOP/SIGCONT and SIGTERM mid-job.
+import { expect } from 'chai';
+import { createServer, request as httpRequest, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Server } from '../bin/server.js';
+import { TestClient } from './helpers/api.js';
+import { decodeRgba, isGray, makeTestImage } from './helpers/images.js';
+import { killAll, waitFor, type Spawned } from './helpers/processes.js';
+import { filteredPerOriginal, jobStates, liveWorker, logLines, seconds, sleep, spawnWorkerProcess } from './helpers/restart.js';
+import { makeDirs, spawnWorker, startTestServer, type TestDirs } from './helpers/system.js';
+
+const LEASE_MS = 2000;
+const HEARTBEAT_MS = 500;
+const IMAGE_COUNT = 10;
+
+/** Uploads every image; each must be answered 201. */
+async function uploadAll(client: TestClient, workloadId: string, images: Buffer[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const [index, data] of images.entries()) {
+    const upload = await client.upload(workloadId, data, `${index}.png`, 'image/png');
+    expect(upload.status, JSON.stringify(upload.body)).to.equal(201);
+    ids.push(upload.body.image_id!);
+  }
+  return ids;
+}
+
+/** Exactly one filtered image record per original, every job done, distinct results in the view, each a valid grey PNG. */
+async function expectExactlyOnce(server: Server, client: TestClient, workloadId: string, count: number): Promise<void> {
+  const data = server.controller.store.data;
+  const perOriginal = filteredPerOriginal(data, workloadId);
+  expect(perOriginal.size, 'originals').to.equal(count);
+  for (const [original, filtered] of perOriginal) expect(filtered, `filtered images of original ${original}`).to.equal(1);
+  expect(jobStates(data, workloadId)).to.deep.equal({ done: count });
+  const view = await client.workload(workloadId);
+  expect(view.status).to.equal('completed');
+  expect(view.filtered_images).to.have.length(count);
+  expect(new Set(view.filtered_images).size).to.equal(count);
+  for (const imageId of view.filtered_images) {
+    const result = await client.download(imageId);
+    expect(result.status).to.equal(200);
+    expect(result.type).to.equal('image/png');
+    expect(isGray(await decodeRgba(result.data)), `filtered image ${imageId} is a valid grey image`).to.equal(true);
+  }
+}
+
+/** Waits until the jobs are no longer held by the worker; returns when (epoch ms). */
+function waitForRelease(server: Server, workerId: string, jobIds: string[], timeoutMs: number): Promise<number> {
+  return waitFor(
+    `jobs ${jobIds.join(', ')} to leave worker ${workerId}`,
+    async () => {
+      const held = server.controller.jobs.heldBy(workerId);
+      return jobIds.every((id) => !held.has(id)) ? Date.now() : null;
+    },
+    timeoutMs,
+    10,
+  );
+}
+
+/** The jobs a worker holds once one of them is running (assigned and accepted by the worker). */
+function waitForRunningJob(server: Server, workerId: string): Promise<string[]> {
+  return waitFor(
+    `worker ${workerId} to run a job`,
+    async () => {
+      const held = [...server.controller.jobs.heldBy(workerId)];
+      return held.some((id) => server.controller.store.data.jobs[id]?.state === 'running') ? held : null;
+    },
+    60_000,
+    5,
+  );
+}
+
+interface ProxiedRequest {
+  token: string;
+  method: string;
+  path: string;
+  status: number | null;
+  at: number;
+  /** When the API answered (epoch ms). */
+  answeredAt: number | null;
+}
+
+/**
+ * An HTTP proxy in front of the API, told to workers as the API URL (publicApiUrl): it lets a test see
+ * each worker request (who, what, answered with which status) and act at that moment.
+ */
+class ObservingProxy {
+  readonly requests: ProxiedRequest[] = [];
+  targetPort = 0;
+  /** A request arrived from a worker; a promise returned holds it here (not passed on to the API) until it settles. */
+  onRequest: (request: ProxiedRequest) => Promise<void> | void = () => undefined;
+  /** The API answered it; the worker has not seen the answer yet. */
+  onUpstreamAnswer: (request: ProxiedRequest) => void = () => undefined;
+  /** The answer has been passed on to the worker. */
+  onAnswered: (request: ProxiedRequest) => void = () => undefined;
+  private readonly server: HttpServer;
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      const entry: ProxiedRequest = { token: (req.headers.authorization ?? '').replace(/^Bearer /, ''), method: req.method ?? '', path: req.url ?? '', status: null, at: Date.now(), answeredAt: null };
+      this.requests.push(entry);
+      const held = this.onRequest(entry);
+      if (held) void held.then(() => this.forward(req, res, entry));
+      else this.forward(req, res, entry);
+    });
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, entry: ProxiedRequest): void {
+    const upstream = httpRequest({ host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers: req.headers }, (response) => {
+      entry.status = response.statusCode ?? 502;
+      entry.answeredAt = Date.now();
+      this.onUpstreamAnswer(entry);
+      res.writeHead(entry.status, response.headers);
+      response.pipe(res);
+      res.on('finish', () => this.onAnswered(entry));
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+describe('faults: worker processes', function () {
+  this.timeout(120_000);
+  let images: Buffer[];
+  let large: Buffer[];
+  let dirs: TestDirs | null = null;
+  let server: Server | null = null;
+  let proxy: ObservingProxy | null = null;
+
+  before(async () => {
+    // jimp workers with one slot and 640x480 noise: a job lasts long enough to be caught in the middle
+    images = await Promise.all(Array.from({ length: IMAGE_COUNT }, (_, index) => makeTestImage(640, 480, 'image/png', 500 + index)));
+    large = await Promise.all([1, 2].map((seed) => makeTestImage(1200, 900, 'image/png', 900 + seed)));
+  });
+
+  afterEach(async () => {
+    await killAll();
+    try {
+      await server?.close();
+      await proxy?.close();
+    } finally {
+      server = null;
+      proxy = null;
+      await dirs?.remove();
+      dirs = null;
+    }
+  });
+
+  async function start(overrides: { publicApiUrl?: string } = {}): Promise<{ server: Server; client: TestClient; controllerPort: number }> {
+    dirs = await makeDirs();
+    const started = await startTestServer(dirs, { leaseMs: LEASE_MS, heartbeatMs: HEARTBEAT_MS, ...overrides });
+    server = started.server;
+    return { server: started.server, client: await TestClient.login(started.url, 'alice', 'alice-pw'), controllerPort: started.config.controller.port };
+  }
+
+  function registered(target: Server, names: string[]): Promise<boolean> {
+    return waitFor(`workers ${names.join(', ')} to register`, async () => names.every((name) => liveWorker(target, name)?.state === 'alive'), 30_000, 20);
+  }
+
+  it('SIGKILL mid-job: its jobs are requeued within the lease of its last heartbeat, and the workload completes on the others, one result per original', async () => {
+    const { server: s, client, controllerPort } = await start();
+    const victim = spawnWorker({ controllerPort, name: 'victim', engine: 'jimp', slots: 1 });
+    spawnWorker({ controllerPort, name: 'survivor', engine: 'jimp', slots: 2 });
+    await registered(s, ['victim', 'survivor']);
+    const workload = await client.createWorkload({ filter: 'grayscale' });
+    await uploadAll(client, workload.workload_id, images);
+
+    const victimId = liveWorker(s, 'victim')!.record.id;
+    const held = await waitForRunningJob(s, victimId);
+    const killedAt = Date.now();
+    await victim.kill('SIGKILL');
+    const requeuedAt = await waitForRelease(s, victimId, held, LEASE_MS + 10_000);
+    const lastHeartbeat = s.controller.workers.get(victimId)!.last_seen;
+    const requeuedAfter = requeuedAt - lastHeartbeat;
+
+    const done = await client.waitForCompletion(workload.workload_id, 90_000);
+    const completedAt = Date.now();
+    console.log(`  recovery: SIGKILL worker -> ${held.length} job(s) requeued ${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`);
+    expect(requeuedAfter, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
+    expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
+    // the victim's jobs were done again by the survivor: a second attempt
+    for (const id of held) expect(s.controller.store.data.jobs[id]!.attempts, `attempts of the victim's job ${id}`).to.be.at.least(2);
+    await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
+  });
+
+  it('SIGSTOP mid-job: its jobs are requeued and done by others; after SIGCONT its late results are discarded, never duplicated', async () => {
+    proxy = new ObservingProxy();
+    const proxyUrl = await proxy.listen();
+    const { server: s, client, controllerPort } = await start({ publicApiUrl: proxyUrl });
+    proxy.targetPort = s.api.port;
+    // three sleepers, stopped at different moments of a job: right after downloading its original (it is
+    // filtering), when its upload of the result arrives (the upload stays in flight until the job has moved
+    // on), and when the API has answered its upload 201 (before it learns so and reports the job complete)
+    const names = ['hang-filter', 'hang-upload', 'hang-complete'] as const;
+    type Sleeper = (typeof names)[number];
+    const sleepers = Object.fromEntries(names.map((name) => [name, spawnWorkerProcess({ controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' })])) as Record<Sleeper, Spawned>;
+    spawnWorker({ controllerPort, name: 'steady', engine: 'jimp', slots: 2 });
+    await registered(s, [...names, 'steady']);
+
+    interface Stop {
+      at: number;
+      workerId: string;
+      jobs: string[];
+      /** The job's result id when the sleeper stopped (set once its upload was answered 201). */
+      filtered: (string | null)[];
+    }
+    const stops = new Map<Sleeper, Stop>();
+    const stop = (name: Sleeper): void => {
+      if (stops.has(name)) return;
+      sleepers[name].child.kill('SIGSTOP');
+      const workerId = liveWorker(s, name)!.record.id;
+      const jobs = [...s.controller.jobs.heldBy(workerId)];
+      stops.set(name, { at: Date.now(), workerId, jobs, filtered: jobs.map((id) => s.controller.store.data.jobs[id]!.filtered_image_id) });
+    };
+    const tokenOf = (name: string): string | undefined => liveWorker(s, name)?.token;
+    // hang-upload's upload is in flight while it hangs: it reaches the API only once the job has moved on
+    let uploadArrives = (): void => undefined;
+    const uploadHeld = new Promise<void>((resolve) => (uploadArrives = resolve));
+    proxy.onRequest = (request) => {
+      if (request.method === 'POST' && request.path === '/images' && request.token === tokenOf('hang-upload') && !stops.has('hang-upload')) {
+        stop('hang-upload');
+        return uploadHeld;
+      }
+    };
+    proxy.onUpstreamAnswer = (request) => {
+      // its upload is recorded, and it is stopped before it learns so
+      if (request.method === 'POST' && request.status === 201 && request.token === tokenOf('hang-complete')) stop('hang-complete');
+    };
+    proxy.onAnswered = (request) => {
+      if (request.method === 'GET' && request.status === 200 && request.token === tokenOf('hang-filter')) stop('hang-filter');
+    };
+
+    const workload = await client.createWorkload({ filter: 'grayscale' });
+    await uploadAll(client, workload.workload_id, images);
+    await waitFor('the sleepers to be stopped mid-job', async () => stops.size === names.length, 60_000, 20);
+
+    const requeued = new Map<Sleeper, number>();
+    for (const [name, { at, workerId, jobs }] of stops) {
+      expect(jobs, `${name} held a job when it was stopped`).to.have.length(1);
+      const requeuedAt = await waitForRelease(s, workerId, jobs, LEASE_MS + 10_000);
+      requeued.set(name, requeuedAt);
+      if (name === 'hang-upload') uploadArrives();
+      const lastHeartbeat = s.controller.workers.get(workerId)!.last_seen;
+      console.log(`  recovery: SIGSTOP worker (${name}) -> job requeued ${seconds(requeuedAt - lastHeartbeat)} s after its last heartbeat (${seconds(requeuedAt - at)} s after the stop)`);
+      expect(requeuedAt - lastHeartbeat, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
+    }
+    // the reassigned jobs are done by the steady worker before the sleepers wake
+    const stolen = [...stops.values()].flatMap((stopped) => stopped.jobs);
+    await waitFor('the stolen jobs to be done by another worker', async () => stolen.every((id) => s.controller.store.data.jobs[id]?.state === 'done'), 60_000, 20);
+    for (const id of stolen) expect(s.controller.store.data.jobs[id]!.attempts, `job ${id} was done again`).to.be.at.least(2);
+    const filteredBefore = new Map(stolen.map((id) => [id, s.controller.store.data.jobs[id]!.filtered_image_id]));
+    // the sleeper stopped after its upload was answered had its result recorded: the redo replaced it under the same id
+    const early = stops.get('hang-complete')!;
+    expect(early.filtered[0], 'hang-complete\'s upload was recorded').to.be.a('string');
+    expect(filteredBefore.get(early.jobs[0]!), 'the redone job kept its result id').to.equal(early.filtered[0]);
+
+    const wokeAt = Date.now();
+    for (const sleeper of Object.values(sleepers)) sleeper.child.kill('SIGCONT');
+    // each sleeper, awake, reaches the end of its stale job: the result is dropped (cancelled, or the
+    // upload got 409) or its completion is refused
+    for (const [name, { jobs }] of stops) {
+      const outcome = await waitFor(
+        `${name} to give up its stale job`,
+        async () =>
+          logLines(sleepers[name].output()).find(
+            (line) => jobs.includes(String(line.job_id)) && (line.msg === 'job dropped' || line.msg === 'result not accepted: the lease had moved on'),
+          ),
+        20_000,
+        50,
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\njob ${jobs.join(', ')}: ${JSON.stringify(s.controller.store.data.jobs[jobs[0]!])}\n${name} printed:\n${sleepers[name].output()}`);
+      });
+      // the sleeper's first job is the stale one, and its one slot stays taken until the outcome is logged:
+      // every upload it sent before that line was for the stale job
+      const uploads = proxy.requests.filter((request) => request.method === 'POST' && request.token === tokenOf(name) && request.at <= Number(outcome.time));
+      for (const upload of uploads) {
+        // accepted only while the sleeper still held the lease (its body was in before the stop); refused after
+        const beforeRequeue = upload.answeredAt !== null && upload.answeredAt < requeued.get(name)!;
+        expect(upload.status, `${name}: a stale upload answered ${beforeRequeue ? 'before' : 'after'} the requeue`).to.equal(beforeRequeue ? 201 : 409);
+      }
+      const reason = outcome.msg === 'job dropped' ? `dropped (${String(outcome.reason)})` : 'finished, but its late complete was not accepted';
+      console.log(`  recovery: SIGCONT ${name} -> its stale job ${reason}, ${seconds(Date.now() - wokeAt)} s after waking; its upload for it answered ${JSON.stringify(uploads.map((request) => request.status))}`);
+    }
+    await waitFor('the sleepers to be alive again', async () => names.every((name) => liveWorker(s, name)?.state === 'alive'), 10_000, 50);
+
+    await client.waitForCompletion(workload.workload_id, 60_000);
+    // the late results changed nothing: same result ids, still one per original
+    for (const [id, filtered] of filteredBefore) expect(s.controller.store.data.jobs[id]!.filtered_image_id).to.equal(filtered);
+    await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
+  });
+
+  it('SIGTERM mid-job: the worker finishes its running job (or, past --drain-ms, hands it back), leaves, and exits 0; nothing is lost', async () => {
+    const { server: s, client, controllerPort } = await start();
+    const processes: Record<'drainer' | 'quitter', Spawned> = {
+      drainer: spawnWorkerProcess({ controllerPort, name: 'drainer', engine: 'jimp', slots: 1 }),
+      // too little drain time for its job: it must hand the job back
+      quitter: spawnWorkerProcess({ controllerPort, name: 'quitter', engine: 'jimp', slots: 1, args: ['--drain-ms', '20'] }),
+    };
+    await registered(s, ['drainer', 'quitter']);
+    const workload = await client.createWorkload({ filter: 'grayscale' });
+    // large images first: the running jobs are still far from done when the signal comes
+    await uploadAll(client, workload.workload_id, [...large, ...images]);
+
+    const ids = { drainer: liveWorker(s, 'drainer')!.record.id, quitter: liveWorker(s, 'quitter')!.record.id };
+    const held = { drainer: await waitForRunningJob(s, ids.drainer), quitter: await waitForRunningJob(s, ids.quitter) };
+    const termAt = Date.now();
+    for (const worker of Object.values(processes)) worker.child.kill('SIGTERM');
+
+    // while it drains, the drainer starts no new job (it declines the assignments it is still offered)
+    let extra: string[] = [];
+    const watch = setInterval(() => {
+      for (const id of s.controller.jobs.heldBy(ids.drainer)) {
+        if (!held.drainer.includes(id) && s.controller.store.data.jobs[id]?.state === 'running') extra.push(id);
+      }
+    }, 10);
+    const exits = await Promise.all(
+      (['drainer', 'quitter'] as const).map(async (name) => {
+        const exit = await Promise.race([processes[name].exited, sleep(45_000).then(() => null)]);
+        const states = held[name].map((id) => s.controller.store.data.jobs[id]!.state);
+        return { name, exit, after: Date.now() - termAt, states };
+      }),
+    );
+    clearInterval(watch);
+    extra = [...new Set(extra)];
+
+    for (const { name, exit, after, states } of exits) {
+      console.log(`  recovery: SIGTERM worker (${name}) -> exited with code ${exit?.code} ${seconds(after)} s after the signal; its running job was ${states.join(', ')} at exit`);
+      expect(exit, `${name} exits`).to.not.equal(null);
+      expect(exit!.code, `${name} exit code\n${processes[name].output()}`).to.equal(0);
+      expect(s.controller.store.data.workers[ids[name]]!.left_at, `${name} said goodbye`).to.be.a('string');
+    }
+    expect(extra, 'jobs the drainer took after SIGTERM').to.deep.equal([]);
+    // the drainer finished its own job, once; the quitter's job went back to the queue
+    for (const id of held.drainer) {
+      const job = s.controller.store.data.jobs[id]!;
+      expect([job.state, job.attempts]).to.deep.equal(['done', 1]);
+    }
+    for (const id of held.quitter) expect(s.controller.store.data.jobs[id]!.state).to.equal('queued');
+
+    spawnWorker({ controllerPort, name: 'finisher', engine: 'jimp', slots: 2 });
+    const done = await client.waitForCompletion(workload.workload_id, 90_000);
+    expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
+    await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT + large.length);
+  });
+});
