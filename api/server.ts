@@ -8,8 +8,10 @@ import { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 
 export interface ApiServer {
   readonly port: number;
-  close(): Promise<void>;
+  close(graceMs?: number): Promise<void>;
 }
+
+const CLOSE_GRACE_MS = 10_000;
 
 /** What node's HTTP parser reports before express sees a request, as JSON like every other error. */
 function clientErrorResponse(code: string | undefined): { status: number; message: string } {
@@ -76,10 +78,15 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
   log.info({ port }, 'api listening');
   return {
     port,
-    close: () =>
+    /** Stops accepting connections, lets requests in flight finish for up to graceMs, then cuts the rest. */
+    close: (graceMs = CLOSE_GRACE_MS) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
       }),
   };
 }

@@ -1,4 +1,5 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { sameSecret } from '../common/secrets.js';
 import { method, RpcError, RPC_UNAUTHORIZED, type RpcMethod } from '../common/bus/index.js';
 import {
   CONTROLLER_METHODS,
@@ -29,14 +30,10 @@ interface Deps {
   log: Logger;
 }
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
 
 /** The controller's JSON-RPC methods, called by workers over the REP socket. */
 export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodType, unknown>> {
   const { config, store, tokens, registry, jobs, log } = deps;
-  const secretDigest = digest(config.clusterSecret);
 
   function workerOf(token: string): LiveWorker | null {
     const claims = tokens.verify(token);
@@ -55,7 +52,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
 
   return {
     [CONTROLLER_METHODS.register]: method(registerParamsSchema, async (params): Promise<RegisterResult> => {
-      if (!timingSafeEqual(digest(params.secret), secretDigest)) {
+      if (!sameSecret(params.secret, config.clusterSecret)) {
         throw new RpcError('wrong cluster secret', RPC_UNAUTHORIZED);
       }
       const now = Date.now();

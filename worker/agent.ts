@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sameSecret } from '../common/secrets.js';
 import { FILTER_NAMES } from '../common/filters/index.js';
 import { connectRpc, method, RpcError, RPC_UNAUTHORIZED, serveRpc, subscribe, type RpcClient, type RpcServer, type Subscriber } from '../common/bus/index.js';
 import type { Logger } from '../common/log.js';
@@ -71,6 +72,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   let controllerRpc: RpcClient | null = null;
   let stopping = false;
 
+  let badMessages = 0;
   const rpcServer = await bindRpcServer();
   const rpcAddress = `tcp://${advertiseHost.includes(':') ? `[${advertiseHost}]` : advertiseHost}:${rpcServer.port}`;
   log.info({ worker: config.name, engine: engine.name, slots: config.slots, rpc: rpcAddress }, 'worker started');
@@ -79,7 +81,11 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     for (let attempt = 0; ; attempt++) {
       const port = config.rpcPort || (await freePort());
       try {
-        const server = serveRpc(`tcp://*:${port}`, workerMethods(), (reason) => log.warn({ reason }, 'bad message from the bus'));
+        const server = serveRpc(`tcp://*:${port}`, workerMethods(), (reason) => {
+          badMessages += 1;
+          // the first and then every 1000th: a flood of garbage must not flood the log
+          if (badMessages === 1 || badMessages % 1000 === 0) log.warn({ reason, count: badMessages }, 'rejected a bad message on the bus');
+        });
         return { server, port };
       } catch (error) {
         if (config.rpcPort || attempt >= 5) throw error;
@@ -88,7 +94,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   }
 
   function checkToken(token: string): void {
-    if (!session || token !== session.registration.token) throw new RpcError('not the controller this worker is registered with', RPC_UNAUTHORIZED);
+    if (!session || !sameSecret(token, session.registration.token)) throw new RpcError('not the controller this worker is registered with', RPC_UNAUTHORIZED);
   }
 
   function workerMethods() {
