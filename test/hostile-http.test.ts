@@ -2,7 +2,7 @@
 // sockets on loopback): login floods, timing, slow clients, wrong content types, huge, deep and
 // prototype-polluting bodies. Each case also checks that the server keeps serving others.
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -12,44 +12,8 @@ import { parseServerArgs } from '../bin/server-cli.js';
 import { RateLimiter, clientKey, parseRateLimit } from '../api/rate-limit.js';
 import { createLogger } from '../common/log.js';
 import { makeDirs, testServerConfig, type TestDirs } from './helpers/system.js';
+import { call, type Reply } from './helpers/raw-http.js';
 
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-  json: { error?: { code: number; message: string } } & Record<string, unknown>;
-}
-
-interface Call {
-  method?: string;
-  path: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-}
-
-/** One HTTP request with the path and headers exactly as given (no normalisation, no defaults). */
-function call(port: number, { method = 'GET', path, headers = {}, body }: Call): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: body === undefined ? headers : { 'content-length': String(Buffer.byteLength(body)), ...headers }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: Reply['json'] = {};
-        try {
-          json = JSON.parse(text) as Reply['json'];
-        } catch {
-          // not JSON: the assertions say so
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
 
 function expectJsonError(reply: Reply, status: number, message?: RegExp): void {
   expect(reply.status, reply.text).to.equal(status);
