@@ -20,7 +20,7 @@ export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Pr
   const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
     '--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1',
     '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--engine', engine, '--workers', String(workers),
-    '--users', 'bench:bench-pw', '--log-level', 'warn',
+    '--users', 'bench:bench-pw', '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
   ]);
   const url = `http://127.0.0.1:${apiPort}`;
   await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);

@@ -13,12 +13,15 @@ export type JobOutcome =
 export async function runJob(job: AssignParams, api: ApiClient, engine: FilterEngine, signal: AbortSignal, log: Logger): Promise<JobOutcome> {
   if (!isFilterName(job.filter)) return { kind: 'failed', error: `this worker has no filter "${job.filter}"`, retryable: false };
   try {
-    const started = Date.now();
+    const started = performance.now();
     const original = await api.download(job.image_id, signal);
+    const downloaded = performance.now();
     const result = await engine.apply(job.filter, original);
     if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };
+    const filtered = performance.now();
     const imageId = await api.uploadFiltered(job.workload_id, job.job_id, job.lease_id, result, signal);
-    log.debug({ job_id: job.job_id, ms: Date.now() - started, bytes: original.length }, 'job filtered');
+    const ms = (from: number, to: number): number => Math.round(to - from);
+    log.debug({ download_ms: ms(started, downloaded), filter_ms: ms(downloaded, filtered), upload_ms: ms(filtered, performance.now()), bytes: original.length }, 'job filtered');
     return { kind: 'done', imageId };
   } catch (error) {
     if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };

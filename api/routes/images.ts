@@ -13,6 +13,9 @@ function field(body: unknown, key: string): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
+
+// large reads: an image goes out in a few syscalls instead of one per 64 KiB (reads showed in profiles)
+const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
 export function imageRoutes(controller: Controller, config: ApiConfig): Router {
   const router = Router();
   const token = requireToken(controller.tokens);
@@ -58,7 +61,7 @@ export function imageRoutes(controller: Controller, config: ApiConfig): Router {
     if (!info) throw new AppError('not_found', `the file of image "${id}" is missing`);
     res.set({ 'Content-Type': image.mime, 'Content-Length': String(info.size), 'Cache-Control': 'private, max-age=0' });
     await new Promise<void>((resolve, reject) => {
-      const stream = createReadStream(path);
+      const stream = createReadStream(path, { highWaterMark: DOWNLOAD_CHUNK_BYTES });
       stream.on('error', reject);
       res.on('close', () => {
         // a client that went away mid-download leaves the stream paused, not ended: close its file
