@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { makeTestImage } from '../test/helpers/images.js';
 import { makeDirs } from '../test/helpers/system.js';
-import { startSystem, uploadAll, waitDone } from './system-run.js';
+import { childPids, cpuMs, startSystem, uploadAll, waitDone } from './system-run.js';
 
 const run = promisify(execFile);
 const BARE = fileURLToPath(new URL('./bare-filter.js', import.meta.url));
@@ -38,9 +38,20 @@ for (const engine of engines) {
   let systemRate: number;
   try {
     const workload = await system.client.createWorkload({ filter: 'blur' });
+    const workerPids = await childPids(system.serverPid);
+    const cpuOf = async (): Promise<number[]> => Promise.all([system.serverPid, ...workerPids].map(cpuMs));
+    const cpuBefore = await cpuOf();
+    const clientBefore = process.cpuUsage();
     const started = performance.now();
     await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4);
     systemRate = COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started) * 1000;
+    const clientCpu = process.cpuUsage(clientBefore);
+    const spent = (await cpuOf()).map((after, index) => (after - cpuBefore[index]!) / COUNT);
+    const perImage = (ms: number): string => `${ms.toFixed(1)}`;
+    console.log(
+      `${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
+        `this client ${perImage((clientCpu.user + clientCpu.system) / 1000 / COUNT)}`,
+    );
   } finally {
     await system.stop();
   }

@@ -21,7 +21,7 @@ export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Pr
     '--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1',
     '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--engine', engine, '--workers', String(workers),
     '--users', 'bench:bench-pw', '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
-  ]);
+  ], {}, (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
   const url = `http://127.0.0.1:${apiPort}`;
   await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
   const client = await TestClient.login(url, 'bench', 'bench-pw');
@@ -44,6 +44,12 @@ export async function cpuMs(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/** The pids of a process's direct children (local workers of a server). */
+export async function childPids(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(/\s+/).filter(Boolean).map(Number);
 }
 
 export async function rssMb(pid: number): Promise<number> {

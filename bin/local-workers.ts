@@ -37,7 +37,8 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
     // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
     // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...env, DPIP_SECRET: options.secret } });
+    // like fork(): the server's node flags (heap size, profiling) apply to its workers too
+    const child = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...env, DPIP_SECRET: options.secret } });
     children.set(name, child);
     child.on('exit', (code, signal) => {
       children.delete(name);
