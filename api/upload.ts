@@ -1,8 +1,11 @@
-import type { RequestHandler } from 'express';
+import { unlink } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
 import { imageSize } from 'image-size';
 import { AppError } from '../common/errors.js';
-import type { ImageMime, IncomingImage } from '../controller/index.js';
+import type { ImageMime, IncomingContent, IncomingImage } from '../controller/index.js';
+import { StagingSink } from './staging-sink.js';
 
 const MIME_OF: Record<string, ImageMime> = { png: 'image/png', jpg: 'image/jpeg' };
 
@@ -25,31 +28,95 @@ export function multipartErrors(middleware: RequestHandler, fileRefused?: string
   };
 }
 
-/** Multipart with exactly one file, in any field (the course clients use "data"). */
-export function singleFileUpload(maxUploadBytes: number): RequestHandler {
-  return multipartErrors(
+// uploads up to this size stay in memory; it is also enough for any PNG header, and for a JPEG's
+// frame header behind large EXIF/ICC segments
+const IN_MEMORY_BYTES = 512 * 1024;
+
+/** A multipart file: in memory when small, else streamed to a staging path; its first bytes are kept for the header check. */
+export interface StagedFile {
+  size: number;
+  head: Buffer;
+  content: IncomingContent;
+}
+
+/**
+ * Streams each file as it arrives into a StagingSink: an upload is never held in memory whole
+ * unless it is small, and keeping a large one later is a rename.
+ */
+class StagingStorage implements multer.StorageEngine {
+  /** By staging path: multer hands the route a new file object, not the one _handleFile saw. */
+  private readonly sinks = new Map<string, StagingSink>();
+
+  constructor(private readonly stagingPath: () => string) {}
+
+  _handleFile(_req: Request, file: Express.Multer.File, callback: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
+    const sink = new StagingSink(this.stagingPath(), IN_MEMORY_BYTES);
+    pipeline(file.stream, sink).then(
+      () => {
+        this.sinks.set(sink.path, sink);
+        callback(null, { path: sink.path, size: sink.size });
+      },
+      (error: unknown) => callback(error),
+    );
+  }
+
+  _removeFile(_req: Request, file: Express.Multer.File, callback: (error: Error | null) => void): void {
+    const sink = this.sinks.get(file.path);
+    this.sinks.delete(file.path);
+    if (sink?.data) return callback(null);
+    unlink(file.path).then(
+      () => callback(null),
+      () => callback(null),
+    );
+  }
+
+  staged(file: Express.Multer.File): StagedFile {
+    const sink = this.sinks.get(file.path);
+    this.sinks.delete(file.path);
+    if (!sink) throw new Error(`no upload staged at ${file.path}`);
+    const data = sink.data;
+    return { size: sink.size, head: sink.head, content: data ? { kind: 'memory', data } : { kind: 'staged', path: sink.path } };
+  }
+}
+
+export interface SingleFileUpload {
+  middleware: RequestHandler;
+  /** The request's one file, if it sent one. */
+  stagedFile(req: Request): StagedFile | undefined;
+}
+
+/** Multipart with exactly one file, in any field (the course clients use "data"), streamed to a staging path. */
+export function singleFileUpload(maxUploadBytes: number, stagingPath: () => string): SingleFileUpload {
+  const storage = new StagingStorage(stagingPath);
+  const middleware = multipartErrors(
     multer({
-      storage: multer.memoryStorage(),
+      storage,
       limits: { fileSize: maxUploadBytes, files: 1, fields: 20, fieldSize: 4096, parts: 24 },
     }).any(),
   );
+  return {
+    middleware,
+    stagedFile(req) {
+      const file = Array.isArray(req.files) ? req.files[0] : undefined;
+      return file ? storage.staged(file) : undefined;
+    },
+  };
 }
 
-export function uploadedFile(files: unknown): Express.Multer.File {
-  const list = Array.isArray(files) ? (files as Express.Multer.File[]) : [];
-  if (list.length === 0) throw new AppError('bad_request', 'no file: send the image as multipart/form-data in field "data"');
-  return list[0]!;
+export function requireFile(file: StagedFile | undefined): StagedFile {
+  if (!file) throw new AppError('bad_request', 'no file: send the image as multipart/form-data in field "data"');
+  return file;
 }
 
 /**
  * Reads the format and dimensions from the header only (nothing is decoded), so a tiny file
  * claiming 20000x20000 pixels is refused without allocating its bitmap.
  */
-export function inspectImage(file: Express.Multer.File, maxPixels: number): IncomingImage {
+export function inspectImage(file: StagedFile, maxPixels: number): IncomingImage {
   if (file.size === 0) throw new AppError('bad_request', 'the file is empty');
   let header: { type?: string; width?: number; height?: number };
   try {
-    header = imageSize(file.buffer);
+    header = imageSize(file.head);
   } catch {
     throw new AppError('unsupported_media_type', 'the file is not a PNG or JPEG image');
   }
@@ -60,5 +127,5 @@ export function inspectImage(file: Express.Multer.File, maxPixels: number): Inco
   if (width * height > maxPixels) {
     throw new AppError('unprocessable', `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
   }
-  return { data: file.buffer, mime, width, height };
+  return { content: file.content, bytes: file.size, mime, width, height };
 }

@@ -3,7 +3,7 @@
 // every step committed to the datastore as in production. Prints the cost per window of 1,000 images
 // and the memory, so growth with history would show as a rising column.
 import { createLogger } from '../common/log.js';
-import { startController, createWorkload, viewWorkload } from '../controller/index.js';
+import { startController, createWorkload, viewWorkload, type IncomingImage } from '../controller/index.js';
 import { makeDirs, testServerConfig } from '../test/helpers/system.js';
 import { makeTestImage } from '../test/helpers/images.js';
 
@@ -16,7 +16,10 @@ const controller = await startController(config.controller, createLogger('bench'
 const workload = createWorkload(controller.store, 'bench', 'bench', 'grayscale', []);
 await controller.store.commit();
 const png = await makeTestImage(64, 64, 'image/png', 1);
-const image = { data: png, mime: 'image/png' as const, width: 64, height: 64 };
+/** A small upload as the API hands it over: in memory. */
+async function staged(): Promise<IncomingImage> {
+  return { content: { kind: 'memory', data: png }, bytes: png.length, mime: 'image/png', width: 64, height: 64 };
+}
 const worker = 'bench-worker';
 
 console.log(`datastore: ${TOTAL} images through the controller, windows of ${WINDOW}`);
@@ -25,12 +28,12 @@ let windowStart = performance.now();
 let cpuStart = process.cpuUsage();
 const firstAndLast: number[] = [];
 for (let index = 1; index <= TOTAL; index++) {
-  const original = await controller.images.addOriginal(workload, image);
+  const original = await controller.images.addOriginal(workload, await staged());
   const jobId = original.job_id!;
   const lease = controller.jobs.assign(jobId, worker)!;
   controller.jobs.start(jobId, worker, lease.lease_id);
   await controller.store.commit();
-  const filtered = await controller.images.addFiltered(jobId, worker, lease.lease_id, image);
+  const filtered = await controller.images.addFiltered(jobId, worker, lease.lease_id, await staged());
   controller.jobs.complete(jobId, worker, lease.lease_id, filtered.id);
   await controller.store.commit();
   if (index % WINDOW === 0) {

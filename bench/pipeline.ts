@@ -1,11 +1,13 @@
 // Pipeline efficiency: 1920x1080 JPEGs through the whole system (server + two local workers) vs the
 // same engine filtering the same images in two bare processes, the physical limit of this machine.
+// Two kinds of frames: photo-like (about 0.3 MB, the size of a camera frame) and pure noise (about
+// 3.5 MB, the worst case for moving bytes). Env: IMAGES (200), ENGINES (sharp,jimp), KINDS (photo,noise).
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { makeTestImage } from '../test/helpers/images.js';
+import { makePhotoLikeImage, makeTestImage } from '../test/helpers/images.js';
 import { makeDirs } from '../test/helpers/system.js';
 import { childPids, cpuMs, startSystem, uploadAll, waitDone } from './system-run.js';
 
@@ -15,47 +17,53 @@ const COUNT = Number(process.env.IMAGES ?? 200);
 const DISTINCT = 20; // distinct frames, cycled: generating 200 large JPEGs would dominate the run
 const TARGET = { sharp: 0.85, jimp: 0.95 } as const;
 const engines = (process.env.ENGINES ?? 'sharp,jimp').split(',') as ('sharp' | 'jimp')[];
+const kinds = (process.env.KINDS ?? 'photo,noise').split(',') as ('photo' | 'noise')[];
+const generate = { photo: (seed: number) => makePhotoLikeImage(1920, 1080, seed), noise: (seed: number) => makeTestImage(1920, 1080, 'image/jpeg', seed) };
 
 const dirs = await makeDirs();
-const frames: Buffer[] = [];
-const files: string[] = [];
-for (let index = 0; index < DISTINCT; index++) {
-  frames.push(await makeTestImage(1920, 1080, 'image/jpeg', index + 1));
-  files.push(path.join(dirs.root, `${index}.jpg`));
-  await writeFile(files[index]!, frames[index]!);
-}
-const images = Array.from({ length: COUNT }, (_, index) => frames[index % DISTINCT]!);
-const imageFiles = Array.from({ length: COUNT }, (_, index) => files[index % DISTINCT]!);
-
 console.log(`pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes`);
-for (const engine of engines) {
-  const half = Math.ceil(COUNT / 2);
-  const bareStart = performance.now();
-  await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part])));
-  const bareRate = COUNT / ((performance.now() - bareStart) / 1000);
-
-  const system = await startSystem(engine, 2);
-  let systemRate: number;
-  try {
-    const workload = await system.client.createWorkload({ filter: 'blur' });
-    const workerPids = await childPids(system.serverPid);
-    const cpuOf = async (): Promise<number[]> => Promise.all([system.serverPid, ...workerPids].map(cpuMs));
-    const cpuBefore = await cpuOf();
-    const clientBefore = process.cpuUsage();
-    const started = performance.now();
-    await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4);
-    systemRate = COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started) * 1000;
-    const clientCpu = process.cpuUsage(clientBefore);
-    const spent = (await cpuOf()).map((after, index) => (after - cpuBefore[index]!) / COUNT);
-    const perImage = (ms: number): string => `${ms.toFixed(1)}`;
-    console.log(
-      `${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
-        `this client ${perImage((clientCpu.user + clientCpu.system) / 1000 / COUNT)}`,
-    );
-  } finally {
-    await system.stop();
+for (const kind of kinds) {
+  const frames: Buffer[] = [];
+  const files: string[] = [];
+  for (let index = 0; index < DISTINCT; index++) {
+    frames.push(await generate[kind](index + 1));
+    files.push(path.join(dirs.root, `${kind}-${index}.jpg`));
+    await writeFile(files[index]!, frames[index]!);
   }
-  const ratio = systemRate / bareRate;
-  console.log(`${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`);
+  const images = Array.from({ length: COUNT }, (_, index) => frames[index % DISTINCT]!);
+  const imageFiles = Array.from({ length: COUNT }, (_, index) => files[index % DISTINCT]!);
+  const averageKb = frames.reduce((sum, frame) => sum + frame.length, 0) / frames.length / 1024;
+  console.log(`${kind} frames, ${averageKb.toFixed(0)} KB on average:`);
+
+  for (const engine of engines) {
+    const half = Math.ceil(COUNT / 2);
+    const bareStart = performance.now();
+    await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part])));
+    const bareRate = COUNT / ((performance.now() - bareStart) / 1000);
+
+    const system = await startSystem(engine, 2);
+    let systemRate: number;
+    try {
+      const workload = await system.client.createWorkload({ filter: 'blur' });
+      const workerPids = await childPids(system.serverPid);
+      const cpuOf = async (): Promise<number[]> => Promise.all([system.serverPid, ...workerPids].map(cpuMs));
+      const cpuBefore = await cpuOf();
+      const clientBefore = process.cpuUsage();
+      const started = performance.now();
+      await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4);
+      systemRate = (COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started)) * 1000;
+      const clientCpu = process.cpuUsage(clientBefore);
+      const spent = (await cpuOf()).map((after, index) => (after - cpuBefore[index]!) / COUNT);
+      const perImage = (ms: number): string => ms.toFixed(1);
+      console.log(
+        `  ${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
+          `this client ${perImage((clientCpu.user + clientCpu.system) / 1000 / COUNT)}`,
+      );
+    } finally {
+      await system.stop();
+    }
+    const ratio = systemRate / bareRate;
+    console.log(`  ${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`);
+  }
 }
 await dirs.remove();

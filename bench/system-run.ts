@@ -1,6 +1,7 @@
 // Shared by the whole-system benchmarks: a real `dpip` server process with local workers on temp
 // dirs and free ports, a logged-in client, and the server's CPU time and memory from /proc.
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePort, freePortPair } from '../test/helpers/ports.js';
@@ -57,19 +58,55 @@ export async function rssMb(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
 }
 
-/** Uploads every image with a fixed number in flight; resolves when all are accepted. */
+/**
+ * Uploads every image with a fixed number in flight; resolves when all are accepted. The client
+ * shares the machine with the system it measures, so it does as little as a client can: each
+ * multipart body is built before the clock starts and written with node:http on kept-alive sockets.
+ */
 export async function uploadAll(client: TestClient, workloadId: string, images: Buffer[], mime: string, concurrency: number): Promise<void> {
-  let next = 0;
+  const url = new URL(`${client.url}/images`);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const boundary = 'dpip-bench-boundary';
   const extension = mime === 'image/png' ? 'png' : 'jpg';
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < images.length) {
-        const index = next++;
-        const upload = await client.upload(workloadId, images[index]!, `${index}.${extension}`, mime);
-        if (upload.status !== 201) throw new Error(`upload ${index} failed: ${JSON.stringify(upload.body)}`);
-      }
-    }),
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const heads = images.map((_, index) =>
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${workloadId}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="${index}.${extension}"\r\nContent-Type: ${mime}\r\n\r\n`,
+    ),
   );
+  const post = (index: number): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const headers = {
+        ...client.headers(),
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': heads[index]!.length + images[index]!.length + tail.length,
+      };
+      const request = http.request(url, { method: 'POST', agent, headers }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      request.on('error', reject);
+      request.write(heads[index]!);
+      request.write(images[index]!);
+      request.end(tail);
+    });
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < images.length) {
+          const index = next++;
+          const reply = await post(index);
+          if (reply.status !== 201) throw new Error(`upload ${index} failed: ${reply.status} ${reply.body}`);
+        }
+      }),
+    );
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** Polls until every image has a final state; returns the end time. */

@@ -49,6 +49,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   });
   const registry = new WorkerRegistry();
   const images = new ImageLibrary(store, jobs, config.imagesDir);
+  await images.prepare();
 
   let invalidMessages = 0;
   const onBadMessage = (reason: string): void => {

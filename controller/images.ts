@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../common/errors.js';
 import { holdsLease } from './jobs/index.js';
@@ -8,8 +8,12 @@ import { own, type ImageRecord, type Store, type Workload } from './store/index.
 
 export type ImageMime = 'image/png' | 'image/jpeg';
 
+/** An upload's bytes: in memory, or already on disk at a staging path the library gave out (see stagingPath()). */
+export type IncomingContent = { kind: 'memory'; data: Buffer } | { kind: 'staged'; path: string };
+
 export interface IncomingImage {
-  data: Buffer;
+  content: IncomingContent;
+  bytes: number;
   mime: ImageMime;
   width: number;
   height: number;
@@ -20,19 +24,41 @@ const EXTENSION: Record<ImageMime, string> = { 'image/png': 'png', 'image/jpeg':
 /** Image files live under <images dir>/<workload name>/; the datastore holds their records. */
 export class ImageLibrary {
   private readonly knownDirs = new Set<string>();
+  /** Uploads land here first, on the same file system as their final place, so keeping one is a rename. */
+  private readonly stagingDir: string;
 
   constructor(
     private readonly store: Store,
     private readonly jobs: JobBook,
     readonly imagesDir: string,
-  ) {}
+  ) {
+    // workload names start with a letter or digit, so no workload directory can be this one
+    this.stagingDir = path.join(imagesDir, '.incoming');
+  }
+
+  /** Empties the staging directory: what a killed process left there was never acknowledged. */
+  async prepare(): Promise<void> {
+    await rm(this.stagingDir, { recursive: true, force: true });
+    await mkdir(this.stagingDir, { recursive: true });
+  }
+
+  /** A fresh path to stream an upload to before addOriginal or addFiltered keeps it. */
+  stagingPath(): string {
+    return path.join(this.stagingDir, randomUUID());
+  }
+
+  /** Removes a staged upload that was not kept (refused, or failed); a kept one is already gone. */
+  async discardStaged(staged: string): Promise<void> {
+    if (path.dirname(staged) !== this.stagingDir) return;
+    await unlink(staged).catch(() => undefined);
+  }
 
   /** Keeps an original and queues its job; resolves once both the file and the record are on disk. */
   async addOriginal(workload: Workload, image: IncomingImage): Promise<ImageRecord> {
     const id = randomUUID();
     const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
-    // a fresh name that no record points at until the write is done: no temporary file needed
-    await this.writeNew(file, image.data);
+    // a fresh name that no record points at until the file is complete: it can be written in place
+    await this.keep(image.content, file, 'new');
     const record = this.record(id, workload, 'original', null, file, image);
     const job = this.jobs.create(workload.id, id);
     record.job_id = job.id;
@@ -55,7 +81,8 @@ export class ImageLibrary {
     if (!workload || !original) throw new AppError('not_found', 'the job\'s workload or original is gone');
     const id = job.filtered_image_id ?? randomUUID();
     const file = path.posix.join(workload.name, `${original.id}.filtered.${EXTENSION[image.mime]}`);
-    await this.writeAtomically(file, image.data);
+    // a retried job's result replaces the old file in one rename: readers see the old or the new file, never half of one
+    await this.keep(image.content, file, 'replace');
     // the lease may have moved on while the file was written; the file is the same either way
     if (!holdsLease(own(this.store.data.jobs, jobId), workerId, leaseId)) {
       throw new AppError('conflict', 'the lease on this job has moved on: result discarded');
@@ -98,7 +125,7 @@ export class ImageLibrary {
       job_id: null,
       file,
       mime: image.mime,
-      bytes: image.data.length,
+      bytes: image.bytes,
       width: image.width,
       height: image.height,
       created_at: new Date().toISOString(),
@@ -106,19 +133,20 @@ export class ImageLibrary {
     };
   }
 
-  private async writeNew(file: string, data: Buffer): Promise<void> {
+  /** Puts the bytes at `file`; one that may `replace` a file goes in one step: a reader sees the old file or the new one, never half of one. */
+  private async keep(content: IncomingContent, file: string, mode: 'new' | 'replace'): Promise<void> {
     const target = path.join(this.imagesDir, file);
     await this.ensureDir(path.dirname(target));
-    await writeFile(target, data, { flag: 'wx' });
-  }
-
-  /** For a file a record may already point at (a retried job's result): readers see the old or the new file, never half of one. */
-  private async writeAtomically(file: string, data: Buffer): Promise<void> {
-    const target = path.join(this.imagesDir, file);
-    await this.ensureDir(path.dirname(target));
-    const temporary = `${target}.${randomUUID()}.tmp`;
-    await writeFile(temporary, data);
-    await rename(temporary, target);
+    if (content.kind === 'staged') return rename(content.path, target);
+    if (mode === 'new') return writeFile(target, content.data, { flag: 'wx' });
+    const staged = this.stagingPath();
+    try {
+      await writeFile(staged, content.data, { flag: 'wx' });
+      await rename(staged, target);
+    } catch (error) {
+      await this.discardStaged(staged);
+      throw error;
+    }
   }
 
   /** mkdir once per workload directory, not once per file (it showed in profiles). */

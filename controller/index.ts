@@ -4,7 +4,7 @@ export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './jobs/index.js';
 export { createWorkload, findWorkload, viewWorkload, activeWorkloads, validateWorkloadName, type WorkloadView, type WorkloadStatus } from './workloads.js';
 export { validateUsername, validatePassword, type Users } from './users.js';
 export type { Tokens, TokenClaims, TokenScope } from './tokens.js';
-export type { ImageLibrary, IncomingImage, ImageMime } from './images.js';
+export type { ImageLibrary, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook } from './job-book.js';
 export type { LiveWorker, WorkerRegistry, ResourceSample, WorkerState } from './workers/index.js';
 export type { Job, Workload, ImageRecord, WorkerRecord } from './store/index.js';

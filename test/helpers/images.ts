@@ -52,6 +52,44 @@ export async function makeTestImage(width: number, height: number, mime: TestIma
   return mime === 'image/png' ? image.getBuffer('image/png') : image.getBuffer('image/jpeg', { quality: 95 });
 }
 
+/**
+ * Encodes a photo-like frame: smooth colour gradients, a few soft-edged discs and mild sensor
+ * noise, at JPEG quality 90. Its size (about 0.4 MB at 1920x1080) is that of a camera frame, where
+ * makeTestImage's noise is a worst case (about 3.5 MB). The same seed always gives the same pixels.
+ */
+export async function makePhotoLikeImage(width: number, height: number, seed = 1): Promise<Buffer> {
+  const random = seededRandom(seed);
+  const discs = Array.from({ length: 6 }, () => ({
+    x: random() * width,
+    y: random() * height,
+    r: (0.08 + random() * 0.2) * Math.min(width, height),
+    colour: PALETTE[Math.floor(random() * PALETTE.length)]!,
+  }));
+  const image = new Jimp({ width, height });
+  const data = image.bitmap.data;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
+      let r = 40 + (150 * x) / width;
+      let g = 60 + (120 * y) / height;
+      let b = 170 - (100 * (x + y)) / (width + height);
+      for (const disc of discs) {
+        const distance = Math.hypot(x - disc.x, y - disc.y);
+        const weight = Math.max(0, Math.min(1, (disc.r - distance) / 3)); // a 3-px soft edge
+        r += (disc.colour[0] - r) * weight;
+        g += (disc.colour[1] - g) * weight;
+        b += (disc.colour[2] - b) * weight;
+      }
+      const noise = (random() - 0.5) * 8;
+      data[i] = Math.max(0, Math.min(255, Math.round(r + noise)));
+      data[i + 1] = Math.max(0, Math.min(255, Math.round(g + noise)));
+      data[i + 2] = Math.max(0, Math.min(255, Math.round(b + noise)));
+      data[i + 3] = 255;
+    }
+  }
+  return image.getBuffer('image/jpeg', { quality: 90 });
+}
+
 /** Decodes a PNG or JPEG with jimp (grey images come back with R = G = B). */
 export async function decodeRgba(buffer: Buffer): Promise<RgbaImage> {
   const { bitmap } = await Jimp.fromBuffer(buffer);
