@@ -70,8 +70,8 @@ export class ImageLibrary {
   }
 
   /**
-   * Keeps a worker's filtered image for a job it holds. Idempotent per job: a retried job
-   * replaces the filtered image (same id), never adds a second one.
+   * Keeps a worker's filtered image for a job it holds, and completes the job. Idempotent per
+   * job: a retried job replaces the filtered image (same id), never adds a second one.
    */
   async addFiltered(jobId: string, workerId: string, leaseId: string, image: IncomingImage): Promise<ImageRecord> {
     const job = own(this.store.data.jobs, jobId);
@@ -92,6 +92,8 @@ export class ImageLibrary {
     job.filtered_image_id = id;
     this.store.touch('images', id);
     this.store.touch('jobs', job.id);
+    // the stored result is the job's completion: one commit, and no separate report on the bus
+    this.jobs.complete(jobId, workerId, leaseId, id);
     await this.store.commit();
     return record;
   }

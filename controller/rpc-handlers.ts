@@ -17,7 +17,7 @@ import type { Logger } from '../common/log.js';
 import type { z } from 'zod';
 import type { ControllerConfig } from './config.js';
 import type { JobBook } from './job-book.js';
-import type { Store, WorkerRecord } from './store/index.js';
+import { own, type Store, type WorkerRecord } from './store/index.js';
 import type { Tokens } from './tokens.js';
 import type { LiveWorker, WorkerRegistry } from './workers/index.js';
 
@@ -108,9 +108,13 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     [CONTROLLER_METHODS.complete]: method(completeParamsSchema, async (params): Promise<AcceptedResult> => {
       const worker = workerOf(params.token);
       if (!worker) return { accepted: false };
-      const accepted = jobs.complete(params.job_id, worker.record.id, params.lease_id, params.image_id);
-      if (accepted) await store.commit();
-      return { accepted };
+      if (jobs.complete(params.job_id, worker.record.id, params.lease_id, params.image_id)) {
+        await store.commit();
+        return { accepted: true };
+      }
+      // the filtered upload completes its job; a report after it (a worker of an earlier version) is answered the same
+      const job = own(store.data.jobs, params.job_id);
+      return { accepted: job?.state === 'done' && job.filtered_image_id === params.image_id };
     }),
 
     [CONTROLLER_METHODS.fail]: method(failParamsSchema, async (params): Promise<AcceptedResult> => {

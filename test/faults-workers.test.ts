@@ -78,6 +78,8 @@ interface ProxiedRequest {
   at: number;
   /** When the API answered (epoch ms). */
   answeredAt: number | null;
+  /** The request body, once it has been passed on. */
+  body: Buffer[];
 }
 
 /**
@@ -97,7 +99,7 @@ class ObservingProxy {
 
   constructor() {
     this.server = createServer((req, res) => {
-      const entry: ProxiedRequest = { token: (req.headers.authorization ?? '').replace(/^Bearer /, ''), method: req.method ?? '', path: req.url ?? '', status: null, at: Date.now(), answeredAt: null };
+      const entry: ProxiedRequest = { token: (req.headers.authorization ?? '').replace(/^Bearer /, ''), method: req.method ?? '', path: req.url ?? '', status: null, at: Date.now(), answeredAt: null, body: [] };
       this.requests.push(entry);
       const held = this.onRequest(entry);
       if (held) void held.then(() => this.forward(req, res, entry));
@@ -115,6 +117,7 @@ class ObservingProxy {
       res.on('finish', () => this.onAnswered(entry));
     });
     upstream.on('error', () => res.destroy());
+    req.on('data', (chunk: Buffer) => entry.body.push(chunk));
     req.pipe(upstream);
   }
 
@@ -202,8 +205,9 @@ describe('faults: worker processes', function () {
     proxy.targetPort = s.api.port;
     // three sleepers, stopped at different moments of a job: right after downloading its original (it is
     // filtering), when its upload of the result arrives (the upload stays in flight until the job has moved
-    // on), and when the API has answered its upload 201 (before it learns so and reports the job complete)
-    const names = ['hang-filter', 'hang-upload', 'hang-complete'] as const;
+    // on), and when the API has answered its upload 201 (the job is done: before the worker learns so)
+    const names = ['hang-filter', 'hang-upload', 'hang-done'] as const;
+    const redone = ['hang-filter', 'hang-upload'] as const;
     type Sleeper = (typeof names)[number];
     const sleepers = Object.fromEntries(names.map((name) => [name, spawnWorkerProcess({ controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' })])) as Record<Sleeper, Spawned>;
     spawnWorker({ controllerPort, name: 'steady', engine: 'jimp', slots: 2 });
@@ -217,11 +221,12 @@ describe('faults: worker processes', function () {
       filtered: (string | null)[];
     }
     const stops = new Map<Sleeper, Stop>();
-    const stop = (name: Sleeper): void => {
+    /** `job`: the job it is stopped in, when it no longer holds it (its result was accepted). */
+    const stop = (name: Sleeper, job?: string): void => {
       if (stops.has(name)) return;
       sleepers[name].child.kill('SIGSTOP');
       const workerId = liveWorker(s, name)!.record.id;
-      const jobs = [...s.controller.jobs.heldBy(workerId)];
+      const jobs = job ? [job] : [...s.controller.jobs.heldBy(workerId)];
       stops.set(name, { at: Date.now(), workerId, jobs, filtered: jobs.map((id) => s.controller.store.data.jobs[id]!.filtered_image_id) });
     };
     const tokenOf = (name: string): string | undefined => liveWorker(s, name)?.token;
@@ -236,7 +241,10 @@ describe('faults: worker processes', function () {
     };
     proxy.onUpstreamAnswer = (request) => {
       // its upload is recorded, and it is stopped before it learns so
-      if (request.method === 'POST' && request.status === 201 && request.token === tokenOf('hang-complete')) stop('hang-complete');
+      if (request.method === 'POST' && request.status === 201 && request.token === tokenOf('hang-done')) {
+        const job = /name="job_id"\r\n\r\n([^\r]+)/.exec(Buffer.concat(request.body).toString('latin1'))?.[1];
+        stop('hang-done', job);
+      }
     };
     proxy.onAnswered = (request) => {
       if (request.method === 'GET' && request.status === 200 && request.token === tokenOf('hang-filter')) stop('hang-filter');
@@ -246,8 +254,15 @@ describe('faults: worker processes', function () {
     await uploadAll(client, workload.workload_id, images);
     await waitFor('the sleepers to be stopped mid-job', async () => stops.size === names.length, 60_000, 20);
 
+    // the answered upload completed hang-done's job: it is not requeued, and its result stands
+    const early = stops.get('hang-done')!;
+    expect(early.filtered[0], 'hang-done\'s upload was recorded').to.be.a('string');
+    const earlyJob = s.controller.store.data.jobs[early.jobs[0] ?? '']!;
+    expect(earlyJob, 'hang-done\'s job was done when it stopped').to.include({ state: 'done', attempts: 1, filtered_image_id: early.filtered[0] });
+
     const requeued = new Map<Sleeper, number>();
-    for (const [name, { at, workerId, jobs }] of stops) {
+    for (const name of redone) {
+      const { at, workerId, jobs } = stops.get(name)!;
       expect(jobs, `${name} held a job when it was stopped`).to.have.length(1);
       const requeuedAt = await waitForRelease(s, workerId, jobs, LEASE_MS + 10_000);
       requeued.set(name, requeuedAt);
@@ -257,20 +272,18 @@ describe('faults: worker processes', function () {
       expect(requeuedAt - lastHeartbeat, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
     }
     // the reassigned jobs are done by the steady worker before the sleepers wake
-    const stolen = [...stops.values()].flatMap((stopped) => stopped.jobs);
+    const stolen = redone.flatMap((name) => stops.get(name)!.jobs);
     await waitFor('the stolen jobs to be done by another worker', async () => stolen.every((id) => s.controller.store.data.jobs[id]?.state === 'done'), 60_000, 20);
     for (const id of stolen) expect(s.controller.store.data.jobs[id]!.attempts, `job ${id} was done again`).to.be.at.least(2);
-    const filteredBefore = new Map(stolen.map((id) => [id, s.controller.store.data.jobs[id]!.filtered_image_id]));
-    // the sleeper stopped after its upload was answered had its result recorded: the redo replaced it under the same id
-    const early = stops.get('hang-complete')!;
-    expect(early.filtered[0], 'hang-complete\'s upload was recorded').to.be.a('string');
-    expect(filteredBefore.get(early.jobs[0]!), 'the redone job kept its result id').to.equal(early.filtered[0]);
+    const filteredBefore = new Map([...stolen, ...early.jobs].map((id) => [id, s.controller.store.data.jobs[id]!.filtered_image_id]));
+    expect(s.controller.store.data.jobs[early.jobs[0]!], 'hang-done\'s job was left alone').to.include({ state: 'done', attempts: 1 });
 
     const wokeAt = Date.now();
     for (const sleeper of Object.values(sleepers)) sleeper.child.kill('SIGCONT');
-    // each sleeper, awake, reaches the end of its stale job: the result is dropped (cancelled, or the
-    // upload got 409) or its completion is refused
-    for (const [name, { jobs }] of stops) {
+    // each redone job's sleeper, awake, reaches the end of its stale job: the result is dropped (cancelled,
+    // or the upload got 409) or its report is refused
+    for (const name of redone) {
+      const { jobs } = stops.get(name)!;
       const outcome = await waitFor(
         `${name} to give up its stale job`,
         async () =>
@@ -294,6 +307,10 @@ describe('faults: worker processes', function () {
       console.log(`  recovery: SIGCONT ${name} -> its stale job ${reason}, ${seconds(Date.now() - wokeAt)} s after waking; its upload for it answered ${JSON.stringify(uploads.map((request) => request.status))}`);
     }
     await waitFor('the sleepers to be alive again', async () => names.every((name) => liveWorker(s, name)?.state === 'alive'), 10_000, 50);
+    // hang-done, awake, has nothing left to do for its job: it sent its result once
+    const doneUploads = proxy.requests.filter((request) => request.method === 'POST' && request.token === tokenOf('hang-done') && request.at <= early.at);
+    expect(doneUploads.map((request) => request.status), 'hang-done uploaded its result once').to.deep.equal([201]);
+    console.log(`  recovery: SIGCONT hang-done -> its job stayed done with the result it uploaded before the stop (attempt ${s.controller.store.data.jobs[early.jobs[0]!]!.attempts})`);
 
     await client.waitForCompletion(workload.workload_id, 60_000);
     // the late results changed nothing: same result ids, still one per original

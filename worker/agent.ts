@@ -135,21 +135,20 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     });
   }
 
-  /** Completion and failure must arrive: retried until the controller answers or the lease is surely gone. */
+  /** A failure must arrive: retried until the controller answers or the lease is surely gone. */
   async function report(params: AssignParams, outcome: JobOutcome): Promise<void> {
     if (outcome.kind === 'dropped') {
       log.info({ job_id: params.job_id, reason: outcome.reason }, 'job dropped');
       return;
     }
+    // the answered upload of the filtered image was the completion: nothing is left to report
+    if (outcome.kind === 'done') return;
     if (outcome.kind === 'failed') log.warn({ job_id: params.job_id, error: outcome.error, retryable: outcome.retryable }, 'job failed');
     for (let delay = RETRY_MIN_MS; !stoppedHard; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       const token = session?.registration.token;
       if (token && controllerRpc) {
         try {
-          const result =
-            outcome.kind === 'done'
-              ? await controllerRpc.call(CONTROLLER_METHODS.complete, { token, job_id: params.job_id, lease_id: params.lease_id, image_id: outcome.imageId }, acceptedResultSchema)
-              : await controllerRpc.call(CONTROLLER_METHODS.fail, { token, job_id: params.job_id, lease_id: params.lease_id, error: outcome.error, retryable: outcome.retryable }, acceptedResultSchema);
+          const result = await controllerRpc.call(CONTROLLER_METHODS.fail, { token, job_id: params.job_id, lease_id: params.lease_id, error: outcome.error, retryable: outcome.retryable }, acceptedResultSchema);
           if (!result.accepted) log.info({ job_id: params.job_id }, 'result not accepted: the lease had moved on');
           return;
         } catch (error) {
