@@ -21,6 +21,7 @@ export interface Tokens {
 }
 
 const ALGORITHM = 'HS256';
+const VERIFIED_CACHE_SIZE = 10_000;
 
 /** The signing secret is generated once and kept in the data dir, so tokens survive a restart. */
 export async function loadSigningSecret(dataDir: string): Promise<Buffer> {
@@ -40,6 +41,10 @@ export async function loadSigningSecret(dataDir: string): Promise<Buffer> {
 export function createTokens(store: Store, secret: Buffer, ttlSeconds: Record<TokenScope, number>): Tokens {
   // a KeyObject, made once: given raw bytes, jsonwebtoken would try to parse them as a public key on every call
   const key = createSecretKey(secret);
+  // Tokens already checked, by their exact text: a worker sends the same token with every request, and
+  // the signature check was a measurable part of each one. Expiry and revocation are still checked
+  // every time; the oldest entry goes when the cache is full.
+  const verified = new Map<string, TokenClaims>();
   return {
     issue(subject, scope) {
       const claims: TokenClaims = {
@@ -51,15 +56,24 @@ export function createTokens(store: Store, secret: Buffer, ttlSeconds: Record<To
       return { token: jwt.sign(claims, key, { algorithm: ALGORITHM }), claims };
     },
     verify(token) {
-      let decoded: unknown;
-      try {
-        decoded = jwt.verify(token, key, { algorithms: [ALGORITHM] });
-      } catch {
+      let claims = verified.get(token);
+      if (!claims) {
+        let decoded: unknown;
+        try {
+          decoded = jwt.verify(token, key, { algorithms: [ALGORITHM] });
+        } catch {
+          return null;
+        }
+        if (!isClaims(decoded)) return null;
+        claims = decoded;
+        if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+        verified.set(token, claims);
+      } else if (Math.floor(Date.now() / 1000) >= claims.exp) {
+        verified.delete(token);
         return null;
       }
-      if (!isClaims(decoded)) return null;
-      if (own(store.data.revoked_tokens, decoded.jti)) return null;
-      return decoded;
+      if (own(store.data.revoked_tokens, claims.jti)) return null;
+      return claims;
     },
     async revoke(claims) {
       const now = Date.now();
