@@ -38,11 +38,13 @@ for (const kind of kinds) {
   for (const engine of engines) {
     const half = Math.ceil(COUNT / 2);
     const bareStart = performance.now();
-    await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part])));
+    const bare = await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part])));
     const bareRate = COUNT / ((performance.now() - bareStart) / 1000);
+    const bareCpuPerImage = bare.reduce((sum, { stdout }) => sum + (JSON.parse(stdout) as { cpuMs: number }).cpuMs, 0) / COUNT;
 
     const system = await startSystem(engine, 2);
     let systemRate: number;
+    let systemCpuPerImage: number;
     try {
       const workload = await system.client.createWorkload({ filter: 'blur' });
       const workerPids = await childPids(system.serverPid);
@@ -55,15 +57,20 @@ for (const kind of kinds) {
       const clientCpu = process.cpuUsage(clientBefore);
       const spent = (await cpuOf()).map((after, index) => (after - cpuBefore[index]!) / COUNT);
       const perImage = (ms: number): string => ms.toFixed(1);
+      const clientPerImage = (clientCpu.user + clientCpu.system) / 1000 / COUNT;
+      systemCpuPerImage = spent.reduce((sum, ms) => sum + ms, 0) + clientPerImage;
       console.log(
         `  ${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
-          `this client ${perImage((clientCpu.user + clientCpu.system) / 1000 / COUNT)}`,
+          `this client ${perImage(clientPerImage)}; bare processes ${perImage(bareCpuPerImage)}`,
       );
     } finally {
       await system.stop();
     }
     const ratio = systemRate / bareRate;
     console.log(`  ${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`);
+    // the same ratio from CPU time, which other load on the machine does not skew: on a machine the
+    // work saturates, throughput is the cores divided by the CPU each image costs
+    console.log(`  ${engine.padEnd(5)} CPU per image: bare ${bareCpuPerImage.toFixed(1)} ms, whole system ${systemCpuPerImage.toFixed(1)} ms: CPU efficiency ${(bareCpuPerImage / systemCpuPerImage).toFixed(2)}`);
   }
 }
 await dirs.remove();
