@@ -1,3 +1,4 @@
+import type { EventTimings } from './events/index.js';
 import type { RateLimit } from './rate-limit.js';
 
 export interface ApiConfig {
@@ -34,6 +35,8 @@ export interface ApiConfig {
   requestTimeoutMs?: number;
   /** Time an idle keep-alive connection stays open (ms). Default 5 s. */
   keepAliveTimeoutMs?: number;
+  /** Timings of the Server-Sent Events (GET /events); the defaults suit a browser. */
+  events?: Partial<EventTimings>;
 }
 
 export const DEFAULT_HTTP_TIMEOUTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 } as const;

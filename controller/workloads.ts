@@ -98,3 +98,11 @@ export function activeWorkloads(store: Store, owner: string): WorkloadView[] {
     .map((workload) => viewWorkload(store, workload))
     .filter((view) => view.status !== 'completed');
 }
+
+/** All the owner's workloads, newest first. */
+export function listWorkloads(store: Store, owner: string): WorkloadView[] {
+  return Object.values(store.data.workloads)
+    .filter((workload) => workload.owner === owner)
+    .sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id))
+    .map((workload) => viewWorkload(store, workload));
+}

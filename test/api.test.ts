@@ -763,8 +763,8 @@ describe('REST API on a real server', function () {
       ['get', '/'],
       ['get', '/nope'],
       ['post', '/nope'],
-      ['get', '/workloads'],
-      ['get', '/images'],
+      ['delete', '/workloads'],
+      ['put', '/images'],
       ['put', '/workloads/x'],
       ['delete', '/status'],
     ] as const) {
