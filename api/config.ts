@@ -37,6 +37,8 @@ export interface ApiConfig {
   keepAliveTimeoutMs?: number;
   /** Timings of the Server-Sent Events (GET /events); the defaults suit a browser. */
   events?: Partial<EventTimings>;
+  /** When set, GET /metrics wants `Authorization: Bearer <this>`; absent or null: open to anyone who reaches the port. */
+  metricsToken?: string | null;
 }
 
 export const DEFAULT_HTTP_TIMEOUTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 } as const;

@@ -8,4 +8,4 @@ export type { ImageLibrary, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange } from './job-book.js';
 export { viewWorker, type LiveWorker, type WorkerRegistry, type ResourceSample, type WorkerState, type WorkerView } from './workers/index.js';
 export { listWorkloadImages, filteredImages, type ImageView } from './image-views.js';
-export type { Job, Workload, ImageRecord, WorkerRecord } from './store/index.js';
+export type { Job, JobState, Workload, ImageRecord, WorkerRecord } from './store/index.js';

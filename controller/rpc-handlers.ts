@@ -109,7 +109,10 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       const worker = workerOf(params.token);
       if (!worker) return { accepted: false };
       const accepted = jobs.complete(params.job_id, worker.record.id, params.lease_id, params.image_id);
-      if (accepted) await store.commit();
+      if (accepted) {
+        log.debug({ job_id: params.job_id, worker: worker.record.name }, 'job done');
+        await store.commit();
+      }
       return { accepted };
     }),
 

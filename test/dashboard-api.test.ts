@@ -285,12 +285,15 @@ describe('dashboard API: lists, retry, archive and events', function () {
 
   describe('GET /events', () => {
     it('streams the user\'s own workload changes, worker snapshots and heartbeats, and cleans up on disconnect', async () => {
+      // the metrics listen to job events for the server's whole life; the streams' hub only while one is open
+      const listeners = server.controller.events.listenerCount('job');
       const aliceStream = await SseClient.open(url, `/events?token=${alice.token}`);
       const bobStream = await SseClient.open(url, '/events', auth(bob));
       try {
         expect(aliceStream.response.statusCode).to.equal(200);
         expect(aliceStream.response.headers['content-type']).to.match(/^text\/event-stream/);
         expect(bobStream.response.statusCode).to.equal(200);
+        expect(server.controller.events.listenerCount('job')).to.equal(listeners + 1);
         expect((await aliceStream.next<{ user: string }>('hello')).user).to.equal('alice');
         const snapshot = await aliceStream.next<{ workers: WorkerItem[] }>('workers', (data) => data.workers.some((worker) => worker.name === 'dash-worker'));
         const worker = snapshot.workers.find((item) => item.name === 'dash-worker')!;
@@ -315,7 +318,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
         aliceStream.close();
         bobStream.close();
       }
-      await waitFor('the streams to be cleaned up', async () => server.controller.events.listenerCount('job') === 0, 5_000, 20);
+      await waitFor('the streams to be cleaned up', async () => server.controller.events.listenerCount('job') === listeners, 5_000, 20);
     });
 
     it('ends a stream whose token is revoked, with a logout event', async () => {
