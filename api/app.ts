@@ -7,6 +7,7 @@ import { httpMetrics } from './metrics/index.js';
 import { createAppParts, type AppParts } from './parts.js';
 import { requestLog } from './request-log.js';
 import { archiveRoutes } from './routes/archive.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { eventRoutes } from './routes/events.js';
 import { imageListRoutes } from './routes/image-list.js';
 import { imageRoutes } from './routes/images.js';
@@ -33,6 +34,7 @@ export function createApp(controller: Controller, config: ApiConfig, log: Logger
   app.use(imageRoutes(controller, config));
   app.use(workerRoutes(controller));
   app.use(eventRoutes(controller, parts.events));
+  app.use(dashboardRoutes());
   app.use(notFound);
   app.use(errorHandler(log, config.maxUploadBytes));
   return app;

@@ -1,21 +1,7 @@
-import type { ImageRecord, JobState, Store, Workload } from './store/index.js';
+import type { ImageView } from '../common/views.js';
+import type { ImageRecord, Store, Workload } from './store/index.js';
 
-/** An image of a workload as its owner sees it. */
-export interface ImageView {
-  image_id: string;
-  type: ImageRecord['type'];
-  /** The original a filtered image was made from; null for an original. */
-  source_image_id: string | null;
-  mime: string;
-  width: number;
-  height: number;
-  bytes: number;
-  created_at: string;
-  /** Originals only: their job's state, its error once it failed for good, and the filtered image once done. */
-  job_state?: JobState;
-  error?: string | null;
-  filtered_image_id?: string | null;
-}
+export type { ImageView } from '../common/views.js';
 
 function view(image: ImageRecord): ImageView {
   return {

@@ -760,7 +760,7 @@ describe('REST API on a real server', function () {
 
   describe('errors in general', () => {
     for (const [method, route] of [
-      ['get', '/'],
+      ['get', '/index.htm'],
       ['get', '/nope'],
       ['post', '/nope'],
       ['delete', '/workloads'],

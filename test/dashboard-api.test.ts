@@ -6,6 +6,7 @@ import request from 'supertest';
 import type { Response } from 'supertest';
 import { startServer, type Server } from '../bin/server.js';
 import { createLogger } from '../common/log.js';
+import type { ImageView as ImageItem, WorkerView as WorkerItem } from '../common/views.js';
 import { TestClient, type WorkloadBody } from './helpers/api.js';
 import { makeTestImage } from './helpers/images.js';
 import { killAll, waitFor } from './helpers/processes.js';
@@ -13,33 +14,6 @@ import { liveWorker } from './helpers/restart.js';
 import { SseClient } from './helpers/sse.js';
 import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from './helpers/system.js';
 import { readZip } from './helpers/zip.js';
-
-interface ImageItem {
-  image_id: string;
-  type: 'original' | 'filtered';
-  source_image_id: string | null;
-  mime: string;
-  width: number;
-  height: number;
-  bytes: number;
-  job_state?: string;
-  error?: string | null;
-  filtered_image_id?: string | null;
-}
-
-interface WorkerItem {
-  name: string;
-  tags: string[];
-  state: string;
-  slots: number;
-  running_jobs: number;
-  free_slots: number;
-  cpu_load: number;
-  mem_used: number;
-  mem_total: number;
-  gpu: { present: boolean };
-  history: { t: number; cpu_load: number; mem_used: number }[];
-}
 
 function expectError(res: Response, status: number, message?: RegExp): void {
   expect(res.status, res.text).to.equal(status);
@@ -127,6 +101,28 @@ describe('dashboard API: lists, retry, archive and events', function () {
       expectError(await request(url).get(`/workloads?token=${alice.token}`), 401, /missing token/);
       expectError(await request(url).get(`/workloads/x/archive?token=${alice.token}`), 404);
       expectError(await request(url).get('/workloads/x/archive?token=forged'), 401, /invalid/);
+    });
+  });
+
+  describe('the dashboard files', () => {
+    it('serves the page at / and its scripts under /js/, under a strict Content-Security-Policy, without a token', async () => {
+      const page = await request(url).get('/');
+      expect(page.status).to.equal(200);
+      expect(page.headers['content-type']).to.match(/^text\/html/);
+      expect(page.text).to.contain('<script type="module" src="js/main.js"></script>');
+      expect(page.headers['content-security-policy']).to.contain("script-src 'self'").and.contain("default-src 'self'");
+      expect(page.headers['x-content-type-options']).to.equal('nosniff');
+      for (const file of ['/style.css', '/favicon.svg', '/js/main.js', '/js/api.js', '/js/views/workload.js']) {
+        const res = await request(url).get(file);
+        expect(res.status, file).to.equal(200);
+      }
+      expect((await request(url).get('/js/main.js')).headers['content-type']).to.match(/^(text|application)\/javascript/);
+    });
+
+    it('leaves unknown files and other methods to the JSON 404', async () => {
+      expectError(await request(url).get('/js/nope.js'), 404);
+      expectError(await request(url).post('/'), 404);
+      expectError(await request(url).get('/../package.json'), 404);
     });
   });
 

@@ -1,27 +1,7 @@
-import type { Resources } from '../../common/protocol.js';
-import type { LiveWorker, ResourceSample, WorkerState } from './registry.js';
+import type { WorkerView } from '../../common/views.js';
+import type { LiveWorker } from './registry.js';
 
-/** A worker as the dashboard and operators see it: no token, no bus address. */
-export interface WorkerView {
-  worker_id: string;
-  name: string;
-  tags: string[];
-  state: WorkerState;
-  engine: string;
-  filters: string[];
-  slots: number;
-  running_jobs: number;
-  free_slots: number;
-  cpu_load: number; // percent
-  cores: number;
-  mem_used: number; // fraction 0..1
-  mem_total: number; // bytes
-  gpu: Resources['gpu'];
-  last_seen: string;
-  registered_at: string;
-  /** Resource samples, oldest first: t (epoch ms), cpu_load (percent), mem_used (fraction). */
-  history: ResourceSample[];
-}
+export type { WorkerView } from '../../common/views.js';
 
 /** `running` is how many jobs the worker holds; `historyLimit` keeps only the newest samples. */
 export function viewWorker(worker: LiveWorker, running: number, historyLimit = Infinity): WorkerView {
