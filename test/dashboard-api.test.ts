@@ -8,7 +8,7 @@ import { startServer, type Server } from '../bin/server.js';
 import { createLogger } from '../common/log.js';
 import type { ImageView as ImageItem, WorkerView as WorkerItem } from '../common/views.js';
 import { TestClient, type WorkloadBody } from './helpers/api.js';
-import { makeTestImage } from './helpers/images.js';
+import { makeTestImage, poisonPng } from './helpers/images.js';
 import { killAll, waitFor } from './helpers/processes.js';
 import { liveWorker } from './helpers/restart.js';
 import { SseClient } from './helpers/sse.js';
@@ -30,12 +30,6 @@ function binary(res: Response, callback: (error: Error | null, body: Buffer) => 
   res.on('data', (chunk: Buffer) => chunks.push(chunk));
   res.on('end', () => callback(null, Buffer.concat(chunks)));
   res.on('error', (error: Error) => callback(error, Buffer.alloc(0)));
-}
-
-/** A valid PNG signature and IHDR followed by bytes that are no PNG chunks: the API accepts it, every engine fails on it. */
-async function poisonPng(): Promise<Buffer> {
-  const png = await makeTestImage(64, 48, 'image/png', 77);
-  return Buffer.concat([png.subarray(0, 8 + 25), Buffer.alloc(2048, 0x5a)]);
 }
 
 describe('dashboard API: lists, retry, archive and events', function () {

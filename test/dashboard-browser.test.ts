@@ -1,7 +1,7 @@
 // The dashboard in a real headless Chromium (Debian's, driven by playwright-core) against a real
-// server and a real worker process on loopback: log in, create a workload, drop five images (and one
-// file that is not an image), watch them complete without a reload, open a before/after pair, download
-// the ZIP, log out. A screenshot taken while the workload runs is kept in test-results/dashboard.png.
+// server and a real worker process on loopback: log in, create a workload, drop five images (with a
+// file that is not an image and one that does not decode), watch them complete without a reload, retry
+// the failed one, open a before/after pair, download the ZIP, log out. A screenshot taken while the workload runs is kept in test-results/dashboard.png.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type Server } from '../bin/server.js';
 import { createLogger } from '../common/log.js';
-import { makeTestImage, sniffMime } from './helpers/images.js';
+import { makeTestImage, poisonPng, sniffMime } from './helpers/images.js';
 import { killAll, waitFor } from './helpers/processes.js';
 import { liveWorker } from './helpers/restart.js';
 import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from './helpers/system.js';
@@ -149,25 +149,39 @@ describe('dashboard in headless Chromium', function () {
       const images = await Promise.all([1, 2, 3, 4, 5].map((seed) => makeTestImage(WIDTH, HEIGHT, 'image/png', 600 + seed)));
       const files: DroppedFile[] = images.map((data, index) => ({ name: `photo-${index + 1}.png`, type: 'image/png', base64: data.toString('base64') }));
       files.push({ name: 'notes.txt', type: 'text/plain', base64: Buffer.from('not an image').toString('base64') });
+      // a PNG whose header is fine and whose body is not: accepted, then its job fails
+      files.push({ name: 'broken.png', type: 'image/png', base64: (await poisonPng(WIDTH, HEIGHT)).toString('base64') });
       await drop(page, '[data-testid="dropzone"]', files);
 
       // per-file progress and the API's answer for the file that is not an image
-      await waitForCount(page, '[data-testid="upload-row"][data-state="done"]', 5);
+      await waitForCount(page, '[data-testid="upload-row"][data-state="done"]', 6);
       await waitForCount(page, '[data-testid="upload-row"][data-state="failed"]', 1);
       const refused = page.locator('[data-testid="upload-row"][data-state="failed"]');
       expect(await refused.textContent()).to.contain('notes.txt').and.to.contain('not a PNG or JPEG');
-      expect(await page.getByTestId('upload-summary').textContent()).to.match(/^5 uploaded, 1 refused/);
+      expect(await page.getByTestId('upload-summary').textContent()).to.match(/^6 uploaded, 1 refused/);
 
-      // the gallery shows the five while they run; a screenshot of the running workload
-      await waitForCount(page, '[data-testid="tile"]', 5, 30_000);
+      // the gallery shows the six while they run; a screenshot of the running workload
+      await waitForCount(page, '[data-testid="tile"]', 6, 30_000);
       await mkdir(RESULTS_DIR, { recursive: true });
       await page.screenshot({ path: `${RESULTS_DIR}dashboard.png`, fullPage: true });
 
       // all five complete, with no reload: the live stream moves the progress bar
       await page.locator('[data-testid="progress"][data-done="5"]').waitFor({ timeout: 120_000 });
       await waitForCount(page, '[data-testid="tile"][data-state="done"]', 5, 30_000);
+      await waitForCount(page, '[data-testid="tile"][data-state="failed"]', 1, 60_000);
       expect(await page.evaluate('window.marker')).to.equal(42);
-      expect(await page.getByTestId('status').first().textContent()).to.equal('completed');
+      expect(await page.getByTestId('status').first().textContent()).to.equal('completed with failures');
+      expect(await page.getByTestId('image-error').textContent()).to.match(/decode/i);
+
+      // the failed image's Retry requeues it; undecodable, it fails again
+      const [retried] = await Promise.all([
+        page.waitForResponse((response) => response.url().endsWith('/retry') && response.request().method() === 'POST'),
+        page.getByTestId('retry-image').click(),
+      ]);
+      expect(retried.status()).to.equal(200);
+      expect(((await retried.json()) as { retried_jobs: number }).retried_jobs).to.equal(1);
+      await waitForCount(page, '[data-testid="tile"][data-state="failed"]', 1, 60_000);
+      await page.getByTestId('status').filter({ hasText: 'completed with failures' }).waitFor();
 
       // a before/after pair, large
       await page.getByTestId('tile').first().click();
@@ -189,7 +203,7 @@ describe('dashboard in headless Chromium', function () {
 
       // the list shows it completed; then log out
       await page.locator('a.back').click();
-      await page.locator(`[data-testid="workload-link"]`).filter({ hasText: name }).locator('[data-testid="status"]').filter({ hasText: 'completed' }).waitFor();
+      await page.locator(`[data-testid="workload-link"]`).filter({ hasText: name }).locator('[data-testid="status"]').filter({ hasText: 'completed with failures' }).waitFor();
       await page.getByTestId('logout').click();
       await page.getByTestId('login').waitFor();
       expect(problems).to.deep.equal([]);

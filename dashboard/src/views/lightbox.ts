@@ -1,10 +1,9 @@
 import type { Api } from '../api.js';
 import { h } from '../dom.js';
+import { picture } from './picture.js';
 
-function picture(api: Api, id: string | null | undefined, label: string, testId: string): HTMLElement {
-  const image = h('img', { alt: label, 'data-testid': testId });
-  if (id) void api.imageUrl(id).then((url) => (image.src = url), () => undefined);
-  return h('figure', {}, id ? image : h('div', { class: 'placeholder' }, 'not filtered yet'), h('figcaption', {}, label));
+function large(api: Api, id: string | null | undefined, label: string, testId: string): HTMLElement {
+  return id ? picture(api, id, label, { 'data-testid': testId }) : h('figure', {}, h('div', { class: 'placeholder' }, 'not filtered yet'), h('figcaption', {}, label));
 }
 
 /** The original and its filtered image side by side, large; closes on click, Escape or the button. */
@@ -22,8 +21,8 @@ export function openLightbox(api: Api, originalId: string, filteredId: string | 
     h(
       'div',
       { class: 'pair' },
-      picture(api, originalId, 'Before', 'lightbox-original'),
-      picture(api, filteredId, 'After', 'lightbox-filtered'),
+      large(api, originalId, 'Before', 'lightbox-original'),
+      large(api, filteredId, 'After', 'lightbox-filtered'),
     ),
     h('p', { class: 'caption' }, caption),
     h('button', { class: 'close', 'aria-label': 'close', onclick: close, 'data-testid': 'lightbox-close' }, '×'),

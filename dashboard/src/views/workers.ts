@@ -2,6 +2,10 @@ import { resourceChart } from '../chart.js';
 import { bytes, h, percent, replace } from '../dom.js';
 import type { Worker } from '../types.js';
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function card(worker: Worker): HTMLElement {
   return h(
     'article',
@@ -33,7 +37,7 @@ export function renderWorkers(container: HTMLElement, workers: Worker[]): void {
   const alive = workers.filter((worker) => worker.state === 'alive');
   replace(
     container,
-    h('h2', {}, 'Workers ', h('span', { class: 'muted' }, `${alive.length} alive · ${alive.reduce((sum, worker) => sum + worker.free_slots, 0)} free slots`)),
+    h('h2', {}, 'Workers ', h('span', { class: 'muted' }, `${alive.length} alive · ${plural(alive.reduce((sum, worker) => sum + worker.free_slots, 0), 'free slot')}`)),
     workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has registered yet.') : null,
     ...workers.map(card),
   );

@@ -4,6 +4,7 @@ import { droppedFiles } from '../files.js';
 import type { ImageItem, Workload } from '../types.js';
 import { UploadQueue } from '../uploads.js';
 import { openLightbox } from './lightbox.js';
+import { picture } from './picture.js';
 import { progressBar, statusBadge } from './progress.js';
 
 const REFRESH_MS = 400;
@@ -157,9 +158,7 @@ export class WorkloadPage {
   }
 
   private thumb(id: string, label: string): HTMLElement {
-    const image = h('img', { alt: label, loading: 'lazy' });
-    void this.api.imageUrl(id).then((url) => (image.src = url), () => undefined);
-    return h('figure', {}, image, h('figcaption', {}, label));
+    return picture(this.api, id, label, { loading: 'lazy' });
   }
 
   private tile(original: ImageItem): HTMLElement {
