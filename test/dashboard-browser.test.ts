@@ -1,7 +1,8 @@
 // The dashboard in a real headless Chromium (Debian's, driven by playwright-core) against a real
 // server and a real worker process on loopback: log in, create a workload, drop five images (with a
 // file that is not an image and one that does not decode), watch them complete without a reload, retry
-// the failed one, open a before/after pair, download the ZIP, log out. A screenshot taken while the workload runs is kept in test-results/dashboard.png.
+// the failed one, open a before/after pair, download the ZIP, log out; and the live updates coming
+// back by themselves after a server restart. A screenshot taken while the workload runs is kept in test-results/dashboard.png.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -12,7 +13,8 @@ import { startServer, type Server } from '../bin/server.js';
 import { createLogger } from '../common/log.js';
 import { makeTestImage, poisonPng, sniffMime } from './helpers/images.js';
 import { killAll, waitFor } from './helpers/processes.js';
-import { liveWorker } from './helpers/restart.js';
+import { TestClient } from './helpers/api.js';
+import { liveWorker, pickServerPorts, spawnServerOn } from './helpers/restart.js';
 import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from './helpers/system.js';
 import { readZip } from './helpers/zip.js';
 
@@ -209,6 +211,36 @@ describe('dashboard in headless Chromium', function () {
       expect(problems).to.deep.equal([]);
     } finally {
       await context.close();
+    }
+  });
+
+  it('reconnects its live updates by itself when the server restarts, and catches up', async () => {
+    const restartDirs = await makeDirs();
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 800 } });
+    try {
+      const ports = await pickServerPorts();
+      let running = await spawnServerOn(restartDirs, ports);
+      const page = await context.newPage();
+      await page.goto(running.url);
+      await page.getByTestId('username').fill('bob');
+      await page.getByTestId('password').fill('bob-pw');
+      await page.getByTestId('login').click();
+      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+
+      await running.process.kill('SIGKILL');
+      await page.getByTestId('live').filter({ hasText: 'reconnecting' }).waitFor();
+      running = await spawnServerOn(restartDirs, ports);
+
+      // made while the page was cut off, and shown once it is back (the token survived the restart)
+      const client = await TestClient.login(running.url, 'bob', 'bob-pw');
+      const made = await client.createWorkload({ workload_name: `after-restart-${Date.now().toString(36)}` });
+      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor({ timeout: 30_000 });
+      await page.locator(`[data-testid="workload-link"][data-id="${made.workload_id}"]`).waitFor({ timeout: 30_000 });
+      expect(await page.getByTestId('user').textContent()).to.equal('bob');
+      await running.process.kill('SIGTERM');
+    } finally {
+      await context.close();
+      await restartDirs.remove();
     }
   });
 });
