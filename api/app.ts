@@ -29,7 +29,7 @@ export function createApp(controller: Controller, config: ApiConfig, log: Logger
   app.use(sessionRoutes(controller, config, log));
   app.use(statusRoutes(controller, config));
   app.use(workloadRoutes(controller, config));
-  app.use(archiveRoutes(controller));
+  app.use(archiveRoutes(controller, log));
   app.use(imageListRoutes(controller));
   app.use(imageRoutes(controller, config));
   app.use(workerRoutes(controller));

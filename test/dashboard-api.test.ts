@@ -1,6 +1,8 @@
 // The endpoints behind the dashboard, on a real server (api + controller + scheduler in this process)
 // with a real worker process on loopback: the lists (workloads, workers, images), retrying failed
 // jobs, the ZIP of the results, and the Server-Sent Events.
+import { mkdir, rm } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { expect } from 'chai';
 import request from 'supertest';
 import type { Response } from 'supertest';
@@ -172,6 +174,15 @@ describe('dashboard API: lists, retry, archive and events', function () {
       expectError(await request(url).get('/images?workload_id=no-such-id').set(auth(alice)), 404);
       const bobs = await bob.createWorkload({ workload_name: name('private') });
       expectError(await request(url).get(`/images?workload_id=${bobs.workload_id}`).set(auth(alice)), 404);
+      expectError(await request(url).get(`/images?workload_id=${bobs.workload_id}&workload_id=${bobs.workload_id}`).set(auth(bob)), 400, /workload_id/);
+    });
+
+    it('treats inherited property names as the unknown ids they are', async () => {
+      for (const id of ['__proto__', 'constructor', 'toString']) {
+        expectError(await request(url).get(`/images?workload_id=${id}`).set(auth(alice)), 404);
+        expectError(await request(url).post(`/workloads/${id}/retry`).set(auth(alice)), 404);
+        expectError(await request(url).get(`/workloads/${id}/archive`).set(auth(alice)), 404);
+      }
     });
 
     it('lists queued originals with their job state and size', async () => {
@@ -225,6 +236,38 @@ describe('dashboard API: lists, retry, archive and events', function () {
         }
       });
     }
+
+    it('is 404 JSON, before anything is sent, when a filtered file is missing on disk', async () => {
+      const other = await alice.createWorkload({ workload_name: name('gone'), tags: ['dash'] });
+      await uploadAll(alice, other.workload_id, 2, 60);
+      const done = await alice.waitForCompletion(other.workload_id);
+      const image = server.controller.store.data.images[done.filtered_images[1]!]!;
+      await rm(server.controller.images.pathOf(image));
+      expectError(await request(url).get(`/workloads/${other.workload_id}/archive`).set(auth(alice)), 404, /missing/);
+    });
+
+    it('cuts the connection when a file fails while the archive is sent, and the server carries on', async () => {
+      const other = await alice.createWorkload({ workload_name: name('unreadable'), tags: ['dash'] });
+      await uploadAll(alice, other.workload_id, 2, 70);
+      const done = await alice.waitForCompletion(other.workload_id);
+      // a directory where the second file was: its size reads fine, its content does not
+      const file = server.controller.images.pathOf(server.controller.store.data.images[done.filtered_images[1]!]!);
+      await rm(file);
+      await mkdir(file);
+      const outcome = await new Promise<{ status: number; received: number; declared: number; complete: boolean }>((resolve, reject) => {
+        const req = httpGet(`${url}/workloads/${other.workload_id}/archive`, { headers: auth(alice), agent: false }, (res) => {
+          let received = 0;
+          res.on('data', (chunk: Buffer) => (received += chunk.length));
+          res.on('error', () => undefined);
+          res.on('close', () => resolve({ status: res.statusCode ?? 0, received, declared: Number(res.headers['content-length']), complete: res.complete }));
+        });
+        req.on('error', reject);
+      });
+      expect(outcome.status).to.equal(200);
+      expect(outcome.complete).to.equal(false);
+      expect(outcome.received).to.be.below(outcome.declared);
+      expectError(await request(url).get('/workloads').set('authorization', 'Bearer nope'), 401);
+    });
 
     it("is 404 for another user's workload and 409 while nothing is filtered", async () => {
       expectError(await request(url).get(`/workloads/${workload.workload_id}/archive`).set(auth(bob)), 404);

@@ -5,14 +5,16 @@ import { Router } from 'express';
 import yazl from 'yazl';
 import { AppError } from '../../common/errors.js';
 import { filteredImages, findWorkload, type Controller } from '../../controller/index.js';
+import type { Logger } from '../../common/log.js';
 import { bearerOrQueryToken, callerOf, requireUser } from '../auth.js';
+import { requestLogger } from '../request-log.js';
 
 /**
  * GET /workloads/:id/archive: the workload's filtered images as one ZIP, streamed file by file from
  * disk (never held in memory). Entries are stored, not deflated: PNG and JPEG are compressed already.
  * The token may come as ?token= so that a plain download link works.
  */
-export function archiveRoutes(controller: Controller): Router {
+export function archiveRoutes(controller: Controller, log: Logger): Router {
   const router = Router();
   router.get('/workloads/:id/archive', requireUser(controller.tokens, bearerOrQueryToken), async (req, res) => {
     const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
@@ -32,6 +34,8 @@ export function archiveRoutes(controller: Controller): Router {
     for (const entry of entries) {
       zip.addReadStreamLazy(entry.name, { size: entry.size, mtime: entry.mtime, compress: false }, (done) => {
         const stream = createReadStream(entry.file, { highWaterMark: 1024 * 1024 });
+        // a file that fails half-way (gone, unreadable) fails the archive, not the process
+        stream.on('error', (error) => zip.emit('error', error));
         opened.add(stream);
         stream.on('close', () => opened.delete(stream));
         done(null, stream);
@@ -50,7 +54,13 @@ export function archiveRoutes(controller: Controller): Router {
     if (length >= 0) res.set('Content-Length', String(length));
     await new Promise<void>((resolve) => {
       const output = zip.outputStream;
-      output.on('error', () => res.destroy());
+      // the status is sent already: cutting the connection is how the client learns the archive is incomplete
+      const fail = (error: unknown): void => {
+        requestLogger(res, log).warn({ workload: workload.id, error: error instanceof Error ? error.message : String(error) }, 'archive failed while it was sent');
+        res.destroy();
+      };
+      zip.on('error', fail);
+      output.on('error', fail);
       res.on('close', () => {
         // a client gone mid-download: stop reading and close the file being read
         output.unpipe(res);
