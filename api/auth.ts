@@ -14,10 +14,21 @@ export function bearerToken(req: Request): string {
   return match[1]!;
 }
 
+/**
+ * For what a browser opens by URL, where it cannot set headers (EventSource, a download link): the
+ * Authorization header if there is one, else `?token=`.
+ */
+export function bearerOrQueryToken(req: Request): string {
+  if (req.get('authorization') !== undefined) return bearerToken(req);
+  const token = req.query.token;
+  if (typeof token === 'string' && token !== '') return token;
+  throw new AppError('unauthorized', 'missing token: send "Authorization: Bearer <token>" or ?token=<token> (get one from /login)');
+}
+
 /** Any valid token: a user's, or a worker's for the image routes. */
-export function requireToken(tokens: Tokens): RequestHandler {
+export function requireToken(tokens: Tokens, read: (req: Request) => string = bearerToken): RequestHandler {
   return (req, res, next) => {
-    const claims = tokens.verify(bearerToken(req));
+    const claims = tokens.verify(read(req));
     if (!claims) throw new AppError('unauthorized', 'invalid, expired or revoked token: log in again');
     res.locals.caller = { claims } satisfies Caller;
     next();
@@ -25,8 +36,8 @@ export function requireToken(tokens: Tokens): RequestHandler {
 }
 
 /** A user's token only: worker tokens are scoped to image download and upload. */
-export function requireUser(tokens: Tokens): RequestHandler {
-  const any = requireToken(tokens);
+export function requireUser(tokens: Tokens, read: (req: Request) => string = bearerToken): RequestHandler {
+  const any = requireToken(tokens, read);
   return (req, res, next) => {
     any(req, res, () => {
       if (callerOf(res).claims.scope !== 'user') throw new AppError('forbidden', 'worker tokens may only download and upload images');

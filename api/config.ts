@@ -1,3 +1,4 @@
+import type { EventTimings } from './events/index.js';
 import type { RateLimit } from './rate-limit.js';
 
 export interface ApiConfig {
@@ -34,6 +35,10 @@ export interface ApiConfig {
   requestTimeoutMs?: number;
   /** Time an idle keep-alive connection stays open (ms). Default 5 s. */
   keepAliveTimeoutMs?: number;
+  /** Timings of the Server-Sent Events (GET /events); the defaults suit a browser. */
+  events?: Partial<EventTimings>;
+  /** When set, GET /metrics wants `Authorization: Bearer <this>`; absent or null: open to anyone who reaches the port. */
+  metricsToken?: string | null;
 }
 
 export const DEFAULT_HTTP_TIMEOUTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 } as const;

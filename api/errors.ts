@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import multer from 'multer';
 import { AppError, type ErrorKind } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
+import { requestLogger } from './request-log.js';
 
 const STATUS: Record<ErrorKind, number> = {
   bad_request: 400,
@@ -43,8 +44,9 @@ function fromMulter(error: multer.MulterError, maxUploadBytes: number): AppError
 }
 
 /** Every error leaves as JSON {error: {code, message}} with its status; nothing leaks a stack. */
-export function errorHandler(log: Logger, maxUploadBytes: number): ErrorRequestHandler {
+export function errorHandler(baseLog: Logger, maxUploadBytes: number): ErrorRequestHandler {
   return (error: unknown, _req, res, _next) => {
+    const log = requestLogger(res, baseLog);
     if (res.headersSent) {
       // a download that failed half-way: the status is gone, only cutting the connection tells the client
       log.warn({ error: error instanceof Error ? error.message : String(error) }, 'response failed after its headers were sent');

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/log.js';
 import type { Controller } from '../controller/index.js';
 import { createApp } from './app.js';
+import { closeAppParts, createAppParts } from './parts.js';
 import { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 
 export interface ApiServer {
@@ -44,6 +45,7 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
   const keepAliveTimeout = config.keepAliveTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs;
   if (requestTimeout > 0 && headersTimeout > requestTimeout) throw new Error('the headers timeout must not be longer than the request timeout');
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
+  const parts = createAppParts(controller, config, log);
   const server: Server = createServer(
     {
       headersTimeout,
@@ -52,7 +54,7 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
       // hold a connection for the timeout plus up to 30 s)
       connectionsCheckingInterval: Math.max(50, Math.min(5_000, Math.floor(shortest / 4))),
     },
-    createApp(controller, config, log),
+    createApp(controller, config, log, parts),
   );
   server.keepAliveTimeout = keepAliveTimeout;
 
@@ -81,6 +83,8 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
     /** Stops accepting connections, lets requests in flight finish for up to graceMs, then cuts the rest. */
     close: (graceMs = CLOSE_GRACE_MS) =>
       new Promise<void>((resolve) => {
+        // event streams never finish by themselves: they end now, so only real requests get the grace
+        closeAppParts(parts);
         const cut = setTimeout(() => server.closeAllConnections(), graceMs);
         server.close(() => {
           clearTimeout(cut);

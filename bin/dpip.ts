@@ -28,6 +28,7 @@ process.stdout.write(
     '',
     `DPIP is running.`,
     `  REST API:    ${api}`,
+    `  dashboard:   ${api}/`,
     `  controller:  tcp://localhost:${controllerPort} (workers register on ${controllerPort + 1})`,
     `  local workers: ${config.localWorkers}`,
     `  cluster secret${config.secretGenerated ? ' (new, kept in the data dir)' : ''}: ${config.server.controller.clusterSecret}`,

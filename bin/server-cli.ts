@@ -86,6 +86,7 @@ const SERVER_OPTIONS = {
   'headers-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs, describe: 'time a client has to send the request headers' },
   'request-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs, describe: 'time a client has to send a whole request, upload included (0: no limit)' },
   'keep-alive-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs, describe: 'time an idle keep-alive connection stays open' },
+  'metrics-token': { type: 'string', describe: 'token Prometheus must send (Authorization: Bearer) to read GET /metrics (default: no token needed)' },
   'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
 } as const;
 
@@ -161,6 +162,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         headersTimeoutMs: args.headersTimeoutMs,
         requestTimeoutMs: args.requestTimeoutMs,
         keepAliveTimeoutMs: args.keepAliveTimeoutMs,
+        metricsToken: args.metricsToken || null,
       },
       scheduler: { assignTimeoutMs: 3000, tickMs: 200 },
       users: parseUsers(args.users),

@@ -4,7 +4,7 @@ import { ANNOUNCE, type Announcement } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
 import { rpcPortOf, type ControllerConfig } from './config.js';
 import { ImageLibrary } from './images.js';
-import { JobBook } from './job-book.js';
+import { JobBook, type JobChange } from './job-book.js';
 import { controllerMethods } from './rpc-handlers.js';
 import { openStore, type Store } from './store/index.js';
 import { createTokens, loadSigningSecret, type Tokens } from './tokens.js';
@@ -14,6 +14,8 @@ import { WorkerRegistry } from './workers/index.js';
 export interface ControllerEvents {
   /** Something changed that may let the scheduler place work. */
   work: [];
+  /** A job changed state (emitted as it happens: listeners must be quick and must not throw). */
+  job: [JobChange];
 }
 
 export interface Controller {
@@ -46,7 +48,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       workPending = false;
       events.emit('work');
     });
-  });
+  }, (change) => events.emit('job', change));
   const registry = new WorkerRegistry();
   const images = new ImageLibrary(store, jobs, config.imagesDir);
   await images.prepare();

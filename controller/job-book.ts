@@ -1,5 +1,19 @@
-import { assignJob, completeJob, createJob, expireLeases, failJob, releaseJob, renewLease, startJob, unassignJob, type RetryPolicy } from './jobs/index.js';
-import type { Job, Lease, Store } from './store/index.js';
+import { assignJob, completeJob, createJob, expireLeases, failJob, releaseJob, renewLease, retryJob, startJob, unassignJob, type RetryPolicy } from './jobs/index.js';
+import { own, type Job, type JobState, type Lease, type Store } from './store/index.js';
+
+/** A job changed state. */
+export interface JobChange {
+  job: Job;
+  /** The state it left; null for a new job. */
+  from: JobState | null;
+  /** When it entered the state it left (epoch ms); for a new job, its creation. */
+  since: number;
+}
+
+interface Prior {
+  from: JobState;
+  since: number;
+}
 
 /**
  * The job transitions bound to the store (each one marks the job changed for the next commit), plus the two indexes the scheduler needs to stay cheap:
@@ -15,6 +29,8 @@ export class JobBook {
     private readonly policy: RetryPolicy,
     private readonly leaseMs: number,
     private readonly onWork: () => void,
+    /** Called on every change of a job's state, as it happens (listeners must be quick). */
+    private readonly onChange: (change: JobChange) => void = () => undefined,
   ) {
     const now = Date.now();
     for (const job of Object.values(store.data.jobs)) {
@@ -36,6 +52,7 @@ export class JobBook {
     const job = createJob(this.store.data, workloadId, imageId, Date.now());
     this.store.touch('jobs', job.id);
     this.queue.add(job.id);
+    this.onChange({ job, from: null, since: Date.parse(job.created_at) });
     this.onWork();
     return job;
   }
@@ -63,18 +80,24 @@ export class JobBook {
   }
 
   assign(jobId: string, workerId: string): Lease | null {
+    const prior = this.prior(jobId);
     const lease = assignJob(this.store.data, jobId, workerId, this.leaseMs, Date.now());
     if (lease) {
       this.store.touch('jobs', jobId);
       this.queue.delete(jobId);
       this.hold(workerId, jobId);
+      this.changed(jobId, prior);
     }
     return lease;
   }
 
   start(jobId: string, workerId: string, leaseId: string): boolean {
+    const prior = this.prior(jobId);
     const started = startJob(this.store.data, jobId, workerId, leaseId, this.leaseMs, Date.now());
-    if (started) this.store.touch('jobs', jobId);
+    if (started) {
+      this.store.touch('jobs', jobId);
+      this.changed(jobId, prior);
+    }
     return started;
   }
 
@@ -83,26 +106,30 @@ export class JobBook {
   }
 
   complete(jobId: string, workerId: string, leaseId: string, filteredImageId: string): boolean {
+    const prior = this.prior(jobId);
     const done = completeJob(this.store.data, jobId, workerId, leaseId, filteredImageId, Date.now());
-    if (done) this.settle(workerId, jobId, null);
+    if (done) this.settle(workerId, jobId, prior);
     return done;
   }
 
   fail(jobId: string, workerId: string, leaseId: string, error: string, retryable: boolean): Job | null {
+    const prior = this.prior(jobId);
     const job = failJob(this.store.data, jobId, workerId, leaseId, error, retryable, this.policy, Date.now());
-    if (job) this.settle(workerId, jobId, job);
+    if (job) this.settle(workerId, jobId, prior);
     return job;
   }
 
   release(jobId: string, workerId: string, leaseId: string, reason: string): Job | null {
+    const prior = this.prior(jobId);
     const job = releaseJob(this.store.data, jobId, workerId, leaseId, reason, this.policy, Date.now());
-    if (job) this.settle(workerId, jobId, job);
+    if (job) this.settle(workerId, jobId, prior);
     return job;
   }
 
   unassign(jobId: string, workerId: string, leaseId: string): Job | null {
+    const prior = this.prior(jobId);
     const job = unassignJob(this.store.data, jobId, workerId, leaseId, Date.now());
-    if (job) this.settle(workerId, jobId, job);
+    if (job) this.settle(workerId, jobId, prior);
     return job;
   }
 
@@ -120,9 +147,34 @@ export class JobBook {
 
   /** The stalled-job sweep. */
   expire(now: number): Job[] {
+    // only leased jobs can expire: their states before the sweep, from the index of held jobs
+    const priors = new Map<string, Prior | null>();
+    for (const held of this.leasedBy.values()) for (const jobId of held) priors.set(jobId, this.prior(jobId));
     const expired = expireLeases(this.store.data, this.policy, now);
-    for (const job of expired) this.settle(this.holderOf(job.id) ?? '', job.id, job);
+    for (const job of expired) this.settle(this.holderOf(job.id) ?? '', job.id, priors.get(job.id) ?? null);
     return expired;
+  }
+
+  /**
+   * Every failed job of the workload goes back to the queue, with fresh attempts (the owner asked
+   * for it). Returns the jobs requeued; none when nothing had failed.
+   */
+  retryFailed(workloadId: string): Job[] {
+    const retried: Job[] = [];
+    const now = Date.now();
+    for (const imageId of this.store.originals.of(workloadId)) {
+      const jobId = this.store.data.images[imageId]?.job_id;
+      if (!jobId) continue;
+      const prior = this.prior(jobId);
+      const job = retryJob(this.store.data, jobId, now);
+      if (!job) continue;
+      this.store.touch('jobs', job.id);
+      this.queue.add(job.id);
+      this.changed(job.id, prior);
+      retried.push(job);
+    }
+    if (retried.length > 0) this.onWork();
+    return retried;
   }
 
   private holderOf(jobId: string): string | undefined {
@@ -136,12 +188,24 @@ export class JobBook {
     jobs.add(jobId);
   }
 
-  private settle(workerId: string, jobId: string, job: Job | null): void {
+  private settle(workerId: string, jobId: string, prior: Prior | null): void {
     this.store.touch('jobs', jobId);
     const jobs = this.leasedBy.get(workerId);
     jobs?.delete(jobId);
     if (jobs && jobs.size === 0) this.leasedBy.delete(workerId);
-    if (job?.state === 'queued') this.queue.add(job.id);
+    if (own(this.store.data.jobs, jobId)?.state === 'queued') this.queue.add(jobId);
+    this.changed(jobId, prior);
     this.onWork();
+  }
+
+  /** A job's state and since when, before a transition. */
+  private prior(jobId: string): Prior | null {
+    const job = own(this.store.data.jobs, jobId);
+    return job ? { from: job.state, since: Date.parse(job.updated_at) } : null;
+  }
+
+  private changed(jobId: string, prior: Prior | null): void {
+    const job = own(this.store.data.jobs, jobId);
+    if (job && prior) this.onChange({ job, from: prior.from, since: prior.since });
   }
 }

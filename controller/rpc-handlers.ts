@@ -109,6 +109,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       const worker = workerOf(params.token);
       if (!worker) return { accepted: false };
       if (jobs.complete(params.job_id, worker.record.id, params.lease_id, params.image_id)) {
+        log.debug({ job_id: params.job_id, worker: worker.record.name }, 'job done');
         await store.commit();
         return { accepted: true };
       }

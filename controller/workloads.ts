@@ -1,24 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors.js';
+import type { WorkloadStatus, WorkloadView } from '../common/views.js';
 import { own, type Job, type Store, type Workload } from './store/index.js';
 
-export type WorkloadStatus = 'scheduling' | 'running' | 'completed';
-
-export interface WorkloadView {
-  workload_id: string;
-  workload_name: string;
-  filter: string;
-  tags: string[];
-  status: WorkloadStatus;
-  running_jobs: number;
-  filtered_images: string[];
-  total_images: number;
-  queued_jobs: number;
-  done_jobs: number;
-  failed_jobs: number;
-  failures: { image_id: string; error: string }[];
-  created_at: string;
-}
+export type { WorkloadStatus, WorkloadView } from '../common/views.js';
 
 // Workload names become directory names: a conservative alphabet, no dots at the start, so no `.`, `..`, separators or NUL.
 const WORKLOAD_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -97,4 +82,12 @@ export function activeWorkloads(store: Store, owner: string): WorkloadView[] {
     .filter((workload) => workload.owner === owner)
     .map((workload) => viewWorkload(store, workload))
     .filter((view) => view.status !== 'completed');
+}
+
+/** All the owner's workloads, newest first. */
+export function listWorkloads(store: Store, owner: string): WorkloadView[] {
+  return Object.values(store.data.workloads)
+    .filter((workload) => workload.owner === owner)
+    .sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id))
+    .map((workload) => viewWorkload(store, workload));
 }

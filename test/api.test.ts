@@ -760,11 +760,11 @@ describe('REST API on a real server', function () {
 
   describe('errors in general', () => {
     for (const [method, route] of [
-      ['get', '/'],
+      ['get', '/index.htm'],
       ['get', '/nope'],
       ['post', '/nope'],
-      ['get', '/workloads'],
-      ['get', '/images'],
+      ['delete', '/workloads'],
+      ['put', '/images'],
       ['put', '/workloads/x'],
       ['delete', '/status'],
     ] as const) {

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { FILTER_NAMES, isFilterName } from '../../common/filters/index.js';
 import { AppError } from '../../common/errors.js';
 import { tagsSchema } from '../../common/protocol.js';
-import { createWorkload, findWorkload, viewWorkload, type Controller } from '../../controller/index.js';
+import { createWorkload, findWorkload, listWorkloads, viewWorkload, type Controller } from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
 import type { ApiConfig } from '../config.js';
 import { bodyField, fieldBody } from '../body.js';
@@ -41,6 +41,20 @@ export function workloadRoutes(controller: Controller, config: ApiConfig): Route
     const workload = createWorkload(controller.store, callerOf(res).claims.sub, request.name, request.filter, request.tags);
     await controller.store.commit();
     res.status(201).json(viewWorkload(controller.store, workload));
+  });
+
+  router.get('/workloads', user, (_req, res) => {
+    res.json({ workloads: listWorkloads(controller.store, callerOf(res).claims.sub) });
+  });
+
+  // the failed jobs start over; the body, if any, is ignored
+  router.post('/workloads/:id/retry', user, async (req, res) => {
+    const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
+    const retried = controller.jobs.retryFailed(workload.id);
+    // the view as the retry left it: by the time the write is done, a worker may have run the jobs again
+    const view = { ...viewWorkload(controller.store, workload), retried_jobs: retried.length };
+    await controller.store.commit();
+    res.json(view);
   });
 
   router.get('/workloads/:id', user, (req, res) => {

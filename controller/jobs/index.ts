@@ -7,4 +7,5 @@ export { failJob } from './fail-job.js';
 export { releaseJob } from './release-job.js';
 export { unassignJob } from './unassign-job.js';
 export { expireLeases } from './expire-leases.js';
+export { retryJob } from './retry-job.js';
 export { holdsLease, backoffMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from './lease.js';

@@ -1,13 +1,10 @@
 import type { Resources } from '../../common/protocol.js';
+import type { ResourceSample } from '../../common/views.js';
 import type { WorkerRecord } from '../store/index.js';
 
 export type WorkerState = 'alive' | 'dead' | 'left';
 
-export interface ResourceSample {
-  t: number; // epoch ms
-  cpu_load: number; // percent
-  mem_used: number; // fraction 0..1
-}
+export type { ResourceSample } from '../../common/views.js';
 
 /** What the controller knows of a worker right now; only the WorkerRecord part is persisted. */
 export interface LiveWorker {

@@ -1,0 +1,1 @@
+export { EventHub, DEFAULT_EVENT_TIMINGS, type EventTimings } from './hub.js';

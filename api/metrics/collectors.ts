@@ -1,0 +1,111 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Controller, ImageRecord, JobChange, JobState, LiveWorker } from '../../controller/index.js';
+
+const JOB_STATES: readonly JobState[] = ['queued', 'assigned', 'running', 'done', 'failed'];
+const WORKER_STATES = ['alive', 'dead'] as const;
+// seconds: a small image takes milliseconds, a large one on a busy worker tens of seconds
+const JOB_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export interface SystemMetrics {
+  readonly registry: Registry;
+  close(): void;
+}
+
+/**
+ * The system's metrics, read from the controller. What is kept anyway (jobs by state, images, workers)
+ * is counted when Prometheus scrapes; what is an event (a job ran, a job waited) is observed from the
+ * controller's `job` events as it happens.
+ */
+export function systemMetrics(controller: Controller, registry: Registry): SystemMetrics {
+  const { store } = controller;
+  collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: 'dpip_jobs',
+    help: 'Jobs by state (one job per uploaded original)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const counts = new Map<JobState, number>(JOB_STATES.map((state) => [state, 0]));
+      for (const job of Object.values(store.data.jobs)) counts.set(job.state, (counts.get(job.state) ?? 0) + 1);
+      for (const [state, count] of counts) this.set({ state }, count);
+    },
+  });
+
+  // images are never deleted, so their count and bytes only grow: counters, counted from the datastore
+  const imageTotals = (field: 'count' | 'bytes'): Record<ImageRecord['type'], number> => {
+    const totals = { original: 0, filtered: 0 };
+    for (const image of Object.values(store.data.images)) totals[image.type] += field === 'count' ? 1 : image.bytes;
+    return totals;
+  };
+  const imageCounter = (name: string, help: string, field: 'count' | 'bytes'): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['type'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [type, total] of Object.entries(imageTotals(field))) this.inc({ type }, total);
+      },
+    });
+  };
+  imageCounter('dpip_uploads_total', 'Images stored: originals uploaded by users, filtered images uploaded by workers', 'count');
+  imageCounter('dpip_upload_bytes_total', 'Bytes of the images stored, by type', 'bytes');
+  new Gauge({
+    name: 'dpip_workloads',
+    help: 'Workloads created',
+    registers: [registry],
+    collect() {
+      this.set(Object.keys(store.data.workloads).length);
+    },
+  });
+
+  new Gauge({
+    name: 'dpip_workers',
+    help: 'Workers the controller knows, by state (dead: silent for longer than the lease)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      for (const state of WORKER_STATES) this.set({ state }, controller.workers.all().filter((worker) => worker.state === state).length);
+    },
+  });
+  const perWorker = (name: string, help: string, value: (worker: LiveWorker) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['worker'],
+      registers: [registry],
+      collect() {
+        this.reset(); // a worker that left is gone from the next scrape
+        for (const worker of controller.workers.all()) this.set({ worker: worker.record.name }, value(worker));
+      },
+    });
+  };
+  perWorker('dpip_worker_cpu_load_percent', 'CPU load of the worker\'s machine at its last heartbeat (percent)', (worker) => worker.resources.cpu_load);
+  perWorker('dpip_worker_memory_used_ratio', 'Memory in use on the worker\'s machine at its last heartbeat (0 to 1)', (worker) => 1 - worker.resources.mem_free / worker.resources.mem_total);
+  perWorker('dpip_worker_slots', 'Jobs the worker runs at once', (worker) => worker.record.slots);
+  perWorker('dpip_worker_running_jobs', 'Jobs the worker holds now', (worker) => controller.jobs.heldBy(worker.record.id).size);
+
+  const duration = new Histogram({ name: 'dpip_job_duration_seconds', help: 'Time a worker spent on a job, from assignment or start to its result', labelNames: ['outcome'], buckets: JOB_SECONDS, registers: [registry] });
+  const queueWait = new Histogram({ name: 'dpip_job_queue_wait_seconds', help: 'Time a job waited in the queue (backoff included) before it was assigned', buckets: JOB_SECONDS, registers: [registry] });
+  const finished = new Counter({ name: 'dpip_jobs_finished_total', help: 'Jobs that reached done or failed (a retried job can finish again)', labelNames: ['state'], registers: [registry] });
+  const retried = new Counter({ name: 'dpip_jobs_retried_total', help: 'Failed jobs requeued by their owner', registers: [registry] });
+
+  const onJob = ({ job, from, since }: JobChange): void => {
+    const seconds = Math.max(0, Date.now() - since) / 1000;
+    if (from === 'queued' && job.state === 'assigned') queueWait.observe(seconds);
+    // a job run ends in a result (done or failed) or goes back to the queue; an unassigned job never ran
+    if (from === 'running' || (from === 'assigned' && (job.state === 'done' || job.state === 'failed'))) {
+      duration.observe({ outcome: job.state === 'queued' ? 'requeued' : job.state }, seconds);
+    }
+    if (job.state === 'done' || job.state === 'failed') finished.inc({ state: job.state });
+    if (from === 'failed' && job.state === 'queued') retried.inc();
+  };
+  controller.events.on('job', onJob);
+
+  return {
+    registry,
+    close: () => controller.events.off('job', onJob),
+  };
+}

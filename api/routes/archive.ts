@@ -1,0 +1,74 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Router } from 'express';
+import yazl from 'yazl';
+import { AppError } from '../../common/errors.js';
+import { filteredImages, findWorkload, type Controller } from '../../controller/index.js';
+import type { Logger } from '../../common/log.js';
+import { bearerOrQueryToken, callerOf, requireUser } from '../auth.js';
+import { requestLogger } from '../request-log.js';
+
+/**
+ * GET /workloads/:id/archive: the workload's filtered images as one ZIP, streamed file by file from
+ * disk (never held in memory). Entries are stored, not deflated: PNG and JPEG are compressed already.
+ * The token may come as ?token= so that a plain download link works.
+ */
+export function archiveRoutes(controller: Controller, log: Logger): Router {
+  const router = Router();
+  router.get('/workloads/:id/archive', requireUser(controller.tokens, bearerOrQueryToken), async (req, res) => {
+    const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
+    const images = filteredImages(controller.store, workload);
+    if (images.length === 0) throw new AppError('conflict', `workload "${workload.name}" has no filtered images yet`);
+    const entries = await Promise.all(
+      images.map(async (image) => {
+        const file = controller.images.pathOf(image);
+        const info = await stat(file).catch(() => null);
+        if (!info) throw new AppError('not_found', `the file of image "${image.id}" is missing`);
+        return { file, size: info.size, mtime: new Date(image.created_at), name: `${workload.name}/${path.basename(image.file)}` };
+      }),
+    );
+
+    const zip = new yazl.ZipFile();
+    const opened = new Set<NodeJS.ReadableStream & { destroy(): void }>();
+    for (const entry of entries) {
+      zip.addReadStreamLazy(entry.name, { size: entry.size, mtime: entry.mtime, compress: false }, (done) => {
+        const stream = createReadStream(entry.file, { highWaterMark: 1024 * 1024 });
+        // a file that fails half-way (gone, unreadable) fails the archive, not the process
+        stream.on('error', (error) => zip.emit('error', error));
+        opened.add(stream);
+        stream.on('close', () => opened.delete(stream));
+        done(null, stream);
+      });
+    }
+    // every size is known up front, so the archive's length is too: the client can show progress
+    let length = -1;
+    zip.end(undefined, (...args: unknown[]) => {
+      if (typeof args[0] === 'number') length = args[0];
+    });
+    res.set({
+      'Content-Type': 'application/zip',
+      'Content-Disposition': `attachment; filename="${workload.name}.zip"`,
+      'Cache-Control': 'private, no-store',
+    });
+    if (length >= 0) res.set('Content-Length', String(length));
+    await new Promise<void>((resolve) => {
+      const output = zip.outputStream;
+      // the status is sent already: cutting the connection is how the client learns the archive is incomplete
+      const fail = (error: unknown): void => {
+        requestLogger(res, log).warn({ workload: workload.id, error: error instanceof Error ? error.message : String(error) }, 'archive failed while it was sent');
+        res.destroy();
+      };
+      zip.on('error', fail);
+      output.on('error', fail);
+      res.on('close', () => {
+        // a client gone mid-download: stop reading and close the file being read
+        output.unpipe(res);
+        for (const stream of opened) stream.destroy();
+        resolve();
+      });
+      output.pipe(res);
+    });
+  });
+  return router;
+}

@@ -1,0 +1,74 @@
+// The JSON views the REST API and the event stream send (user-guide.md), declared once for the
+// server that builds them and the dashboard that reads them. Types only: this module has no imports,
+// so the browser build can include it.
+
+export type JobStateView = 'queued' | 'assigned' | 'running' | 'done' | 'failed';
+export type WorkloadStatus = 'scheduling' | 'running' | 'completed';
+
+export interface WorkloadView {
+  workload_id: string;
+  workload_name: string;
+  filter: string;
+  tags: string[];
+  status: WorkloadStatus;
+  running_jobs: number;
+  filtered_images: string[];
+  total_images: number;
+  queued_jobs: number;
+  done_jobs: number;
+  failed_jobs: number;
+  failures: { image_id: string; error: string }[];
+  created_at: string;
+}
+
+/** An image of a workload as its owner sees it. */
+export interface ImageView {
+  image_id: string;
+  type: 'original' | 'filtered';
+  /** The original a filtered image was made from; null for an original. */
+  source_image_id: string | null;
+  mime: string;
+  width: number;
+  height: number;
+  bytes: number;
+  created_at: string;
+  /** Originals only: their job's state, its error once it failed for good, and the filtered image once done. */
+  job_state?: JobStateView;
+  error?: string | null;
+  filtered_image_id?: string | null;
+}
+
+export interface ResourceSample {
+  t: number; // epoch ms
+  cpu_load: number; // percent
+  mem_used: number; // fraction 0..1
+}
+
+export interface GpuView {
+  present: boolean;
+  model?: string;
+  memory_total_mb?: number;
+  memory_free_mb?: number;
+}
+
+/** A worker as the dashboard and operators see it: no token, no bus address. */
+export interface WorkerView {
+  worker_id: string;
+  name: string;
+  tags: string[];
+  state: 'alive' | 'dead' | 'left';
+  engine: string;
+  filters: string[];
+  slots: number;
+  running_jobs: number;
+  free_slots: number;
+  cpu_load: number; // percent
+  cores: number;
+  mem_used: number; // fraction 0..1
+  mem_total: number; // bytes
+  gpu: GpuView;
+  last_seen: string;
+  registered_at: string;
+  /** Resource samples, oldest first. */
+  history: ResourceSample[];
+}

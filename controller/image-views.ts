@@ -1,0 +1,51 @@
+import type { ImageView } from '../common/views.js';
+import type { ImageRecord, Store, Workload } from './store/index.js';
+
+export type { ImageView } from '../common/views.js';
+
+function view(image: ImageRecord): ImageView {
+  return {
+    image_id: image.id,
+    type: image.type,
+    source_image_id: image.source_image_id,
+    mime: image.mime,
+    width: image.width,
+    height: image.height,
+    bytes: image.bytes,
+    created_at: image.created_at,
+  };
+}
+
+/**
+ * The workload's images in upload order: each original, followed by its filtered image once its job
+ * is done (a filtered file of a job that has not finished is not a result yet).
+ */
+export function listWorkloadImages(store: Store, workload: Workload): ImageView[] {
+  const views: ImageView[] = [];
+  for (const imageId of store.originals.of(workload.id)) {
+    const original = store.data.images[imageId];
+    if (!original) continue;
+    const job = original.job_id ? store.data.jobs[original.job_id] : undefined;
+    const filtered = job?.state === 'done' && job.filtered_image_id ? store.data.images[job.filtered_image_id] : undefined;
+    views.push({
+      ...view(original),
+      job_state: job?.state ?? 'queued',
+      error: job?.state === 'failed' ? (job.error ?? 'failed') : null,
+      filtered_image_id: filtered?.id ?? null,
+    });
+    if (filtered) views.push(view(filtered));
+  }
+  return views;
+}
+
+/** The filtered images of the workload's finished jobs, in upload order of their originals. */
+export function filteredImages(store: Store, workload: Workload): ImageRecord[] {
+  const images: ImageRecord[] = [];
+  for (const imageId of store.originals.of(workload.id)) {
+    const jobId = store.data.images[imageId]?.job_id;
+    const job = jobId ? store.data.jobs[jobId] : undefined;
+    const filtered = job?.state === 'done' && job.filtered_image_id ? store.data.images[job.filtered_image_id] : undefined;
+    if (filtered) images.push(filtered);
+  }
+  return images;
+}

@@ -1,0 +1,44 @@
+import { resourceChart } from '../chart.js';
+import { bytes, h, percent, replace } from '../dom.js';
+import type { Worker } from '../types.js';
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+function card(worker: Worker): HTMLElement {
+  return h(
+    'article',
+    { class: `worker ${worker.state}`, 'data-testid': 'worker', 'data-name': worker.name },
+    h(
+      'header',
+      {},
+      h('strong', {}, worker.name),
+      h('span', { class: `badge ${worker.state}` }, worker.state),
+    ),
+    h(
+      'div',
+      { class: 'stats' },
+      h('span', { title: 'CPU load' }, h('i', { class: 'dot cpu' }), `CPU ${Math.round(worker.cpu_load)}%`),
+      h('span', { title: `memory in use of ${bytes(worker.mem_total)}` }, h('i', { class: 'dot mem' }), `mem ${percent(worker.mem_used)}`),
+      h('span', { title: 'jobs running / slots' }, `${worker.running_jobs}/${worker.slots} jobs`),
+    ),
+    resourceChart(worker.history),
+    h(
+      'footer',
+      { class: 'muted' },
+      `${worker.engine} · ${worker.cores} cores${worker.gpu.present ? ` · GPU ${worker.gpu.model ?? ''}` : ''}`,
+      ...worker.tags.map((tag) => h('span', { class: 'tag' }, tag)),
+    ),
+  );
+}
+
+export function renderWorkers(container: HTMLElement, workers: Worker[]): void {
+  const alive = workers.filter((worker) => worker.state === 'alive');
+  replace(
+    container,
+    h('h2', {}, 'Workers ', h('span', { class: 'muted' }, `${alive.length} alive · ${plural(alive.reduce((sum, worker) => sum + worker.free_slots, 0), 'free slot')}`)),
+    workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has registered yet.') : null,
+    ...workers.map(card),
+  );
+}
