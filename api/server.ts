@@ -46,6 +46,8 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
   if (requestTimeout > 0 && headersTimeout > requestTimeout) throw new Error('the headers timeout must not be longer than the request timeout');
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
   const parts = createAppParts(controller, config, log);
+  const app = createApp(controller, config, log, parts);
+  let closing = false;
   const server: Server = createServer(
     {
       headersTimeout,
@@ -54,7 +56,12 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
       // hold a connection for the timeout plus up to 30 s)
       connectionsCheckingInterval: Math.max(50, Math.min(5_000, Math.floor(shortest / 4))),
     },
-    createApp(controller, config, log, parts),
+    (req, res) => {
+      // once closing, every answer ends its connection: a client that keeps sending on a kept-alive
+      // connection would otherwise hold the close open until its keep-alive timeout
+      if (closing) res.setHeader('Connection', 'close');
+      app(req, res);
+    },
   );
   server.keepAliveTimeout = keepAliveTimeout;
 
@@ -85,9 +92,13 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
       new Promise<void>((resolve) => {
         // event streams never finish by themselves: they end now, so only real requests get the grace
         closeAppParts(parts);
+        closing = true;
         const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        // connections whose request was in flight at the close go idle later: close them as they do
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
         server.close(() => {
           clearTimeout(cut);
+          clearInterval(sweep);
           resolve();
         });
         server.closeIdleConnections();

@@ -94,6 +94,8 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   dropForeignEnv(env, 'DPIP', Object.keys(SERVER_OPTIONS));
   const args = yargs(argv)
     .scriptName('dpip')
+    // a flag given twice means its last value, as in most programs (not a list that no option expects)
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .env('DPIP')
     .options(SERVER_OPTIONS)
     .strict()

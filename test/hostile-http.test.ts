@@ -9,6 +9,7 @@ import { readdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { startServer, type Server } from '../bin/server.js';
 import { parseServerArgs } from '../bin/server-cli.js';
+import { parseWorkerArgs } from '../worker/cli.js';
 import { RateLimiter, clientKey, parseRateLimit } from '../api/rate-limit.js';
 import { createLogger } from '../common/log.js';
 import { makeDirs, testServerConfig, type TestDirs } from './helpers/system.js';
@@ -213,6 +214,14 @@ describe('hostile HTTP clients', function () {
       expect(api.trustProxy).to.equal('loopback,10.0.0.0/8');
       expect([api.headersTimeoutMs, api.requestTimeoutMs, api.keepAliveTimeoutMs]).to.deep.equal([5_000, 0, 1_000]);
       expect((await parse('--trust-proxy', '2')).server.api.trustProxy).to.equal(2);
+    });
+
+    it('take the last value of a flag given twice, for the server and the worker', async () => {
+      const config = await parse('--log-level', 'warn', '--log-level', 'debug', '--port', '9000', '--port', '9001');
+      expect(config.logLevel).to.equal('debug');
+      expect(config.server.api.port).to.equal(9001);
+      const worker = parseWorkerArgs(['--controller', 'localhost:40899', '--worker-name', 'w', '--worker-name', 'w2', '--log-level', 'info', '--log-level', 'warn', '--secret', 's'], {});
+      expect([worker.name, worker.logLevel]).to.deep.equal(['w2', 'warn']);
     });
 
     for (const [flags, message] of [

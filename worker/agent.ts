@@ -65,6 +65,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   await monitor.start(1000);
   const advertiseHost = config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
   const running = new Map<string, RunningJob>();
+  /** Running jobs whose result upload is in flight. */
+  const finishing = new Set<string>();
   /** Jobs whose work is done and whose result is being reported: their leases still need renewing. */
   const reporting = new Map<string, LeaseRef>();
   let session: Session | null = null;
@@ -101,7 +103,9 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     return {
       [WORKER_METHODS.assign]: method(assignParamsSchema, (params): AcceptedResult => {
         checkToken(params.token);
-        if (stopping || running.size >= config.slots || running.has(params.job_id)) return { accepted: false };
+        // a job whose result is being uploaded holds no slot: the controller counts it done as soon as it
+        // answers that upload, and may offer the next job before this worker has read the answer
+        if (stopping || running.size - finishing.size >= config.slots || running.has(params.job_id)) return { accepted: false };
         start(params);
         return { accepted: true };
       }),
@@ -124,8 +128,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     const entry: RunningJob = { params, abort, done: Promise.resolve() };
     running.set(params.job_id, entry);
     // the slot frees as soon as the work is done: the controller may assign the next job while the report is in flight
-    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id })).then(async (outcome) => {
+    const uploading = (): void => void finishing.add(params.job_id);
+    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id }), uploading).then(async (outcome) => {
       running.delete(params.job_id);
+      finishing.delete(params.job_id);
       reporting.set(params.job_id, { job_id: params.job_id, lease_id: params.lease_id });
       try {
         await report(params, outcome);
@@ -259,7 +265,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
           session = null;
           continue;
         }
-        for (const jobId of reply.cancel) running.get(jobId)?.abort.abort();
+        // a result on its way is not cancelled: the upload's answer (201, or 409 when the lease moved on) settles it
+        for (const jobId of reply.cancel) if (!finishing.has(jobId)) running.get(jobId)?.abort.abort();
         await sleep(session.registration.heartbeat_ms);
       } catch (error) {
         log.warn({ error: String(error) }, 'heartbeat failed: registering again');

@@ -24,6 +24,8 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
   dropForeignEnv(env, 'DPIP', Object.keys(WORKER_OPTIONS));
   const args = yargs(argv)
     .scriptName('dpip-worker')
+    // a flag given twice means its last value, as in most programs (not a list that no option expects)
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .usage('$0 --controller host:port --worker-name NAME [--tags a,b]')
     .env('DPIP')
     .options(WORKER_OPTIONS)
