@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
@@ -13,8 +14,8 @@ import type { ServerConfig } from './server.js';
 export interface ServerCliConfig {
   server: ServerConfig;
   localWorkers: number;
-  /** Slots of each local worker; undefined = the worker's own default (its CPU count). */
-  workerSlots: number | undefined;
+  /** Slots of each local worker. */
+  workerSlots: number;
   engine: 'auto' | 'sharp' | 'jimp';
   logLevel: LogLevel;
   secretGenerated: boolean;
@@ -68,7 +69,7 @@ const SERVER_OPTIONS = {
   'data-dir': { type: 'string', default: 'data', describe: 'datastore, signing key and cluster secret' },
   'images-dir': { type: 'string', default: 'images', describe: 'image files, one folder per workload' },
   'workers': { type: 'number', default: 2, describe: 'local worker processes to start (0 for none)' },
-  'worker-slots': { type: 'number', describe: 'slots per local worker (default: its CPU count)' },
+  'worker-slots': { type: 'number', describe: 'slots per local worker (default: the CPU count shared among the local workers, at least 1)' },
   'engine': { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine of the local workers' },
   'secret': { type: 'string', describe: 'cluster secret workers must present (default: generated once, kept in the data dir)' },
   'users': { type: 'string', default: '', describe: 'users to create at start: alice:pw,bob:pw' },
@@ -170,7 +171,8 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
       users: parseUsers(args.users),
     },
     localWorkers: args.workers,
-    workerSlots: args.workerSlots,
+    // local workers share this machine's cores: more jobs at once than cores only adds switching and memory
+    workerSlots: args.workerSlots ?? Math.max(1, Math.floor(availableParallelism() / Math.max(1, args.workers))),
     engine: args.engine,
     logLevel: args.logLevel,
     secretGenerated: generated,
