@@ -32,7 +32,7 @@ for (const count of counts) {
     rows.push({ count, cpuPerImage: cpu / count, jobsPerSecond: count / ((finished - started) / 1000), rss: await rssMb(system.serverPid) });
     const row = rows.at(-1)!;
     console.log(
-      `${String(count).padStart(6)} images: server ${row.cpuPerImage.toFixed(2)} CPU ms/image (${(row.cpuPerImage / CPU_TARGET_MS).toFixed(2)} of the ${CPU_TARGET_MS} ms target), ` +
+      `${String(count).padStart(6)} images: server ${row.cpuPerImage.toFixed(2)} CPU ms/image (${(row.cpuPerImage / CPU_TARGET_MS).toFixed(2)}x the ${CPU_TARGET_MS} ms target), ` +
         `${row.jobsPerSecond.toFixed(0)} jobs/s end to end, server RSS ${row.rss.toFixed(0)} MB`,
     );
   } finally {
