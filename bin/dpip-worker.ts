@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger } from '../common/log.js';
+import { createLogger, resolveLogFormat } from '../common/log.js';
 import { parseWorkerArgs, startWorker, type WorkerAgent } from '../worker/index.js';
 
 let config;
@@ -9,7 +9,7 @@ try {
   console.error(`dpip-worker: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 }
-const log = createLogger(`worker:${config.name}`, config.logLevel);
+const log = createLogger(`worker:${config.name}`, config.logLevel, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
 
 let agent: WorkerAgent | null = null;
 let stopRequest: { reason: string; drainMs: number | undefined } | null = null;

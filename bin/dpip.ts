@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger } from '../common/log.js';
+import { createLogger, resolveLogFormat } from '../common/log.js';
 import { startLocalWorkers } from './local-workers.js';
 import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
 import { startServer } from './server.js';
@@ -11,14 +11,15 @@ try {
   console.error(`dpip: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 }
-const log = createLogger('dpip', config.logLevel);
+const logFormat = resolveLogFormat(config.logFormat, process.stdout.isTTY === true);
+const log = createLogger('dpip', config.logLevel, logFormat);
 const server = await startServer(config.server, log).catch((error: unknown) => {
   console.error(`dpip: cannot start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });
 const controllerPort = config.server.controller.port;
 const workers = startLocalWorkers(
-  { count: config.localWorkers, controllerHost: ['0.0.0.0', '::', '*'].includes(config.server.controller.bindHost) ? '127.0.0.1' : config.server.controller.bindHost, controllerPort, secret: config.server.controller.clusterSecret, engine: config.engine, slots: config.workerSlots, logLevel: config.logLevel },
+  { count: config.localWorkers, controllerHost: ['0.0.0.0', '::', '*'].includes(config.server.controller.bindHost) ? '127.0.0.1' : config.server.controller.bindHost, controllerPort, secret: config.server.controller.clusterSecret, engine: config.engine, slots: config.workerSlots, logLevel: config.logLevel, logFormat },
   log.child({ component: 'local-workers' }),
 );
 

@@ -11,6 +11,8 @@ export interface LocalWorkerOptions {
   engine: string;
   slots: number | undefined;
   logLevel: string;
+  /** The server's own log format, so that its workers' lines look like its own. */
+  logFormat: 'json' | 'pretty';
 }
 
 export interface LocalWorkers {
@@ -32,7 +34,7 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
 
   function launch(name: string): void {
     const startedAt = Date.now();
-    const args = [WORKER_SCRIPT, '--controller', `${options.controllerHost}:${options.controllerPort}`, '--worker-name', name, '--tags', 'local', '--engine', options.engine, '--log-level', options.logLevel];
+    const args = [WORKER_SCRIPT, '--controller', `${options.controllerHost}:${options.controllerPort}`, '--worker-name', name, '--tags', 'local', '--engine', options.engine, '--log-level', options.logLevel, '--log-format', options.logFormat];
     if (options.slots) args.push('--slots', String(options.slots));
     // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));

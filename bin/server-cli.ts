@@ -6,7 +6,7 @@ import express from 'express';
 import yargs from 'yargs';
 import { DEFAULT_HTTP_TIMEOUTS, parseRateLimit, type RateLimit } from '../api/index.js';
 import { dropForeignEnv } from '../common/cli-env.js';
-import { LOG_LEVELS, type LogLevel } from '../common/log.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/log.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
 import { DEFAULT_RETRY_POLICY } from '../controller/index.js';
 import type { ServerConfig } from './server.js';
@@ -18,6 +18,7 @@ export interface ServerCliConfig {
   workerSlots: number;
   engine: 'auto' | 'sharp' | 'jimp';
   logLevel: LogLevel;
+  logFormat: LogFormat;
   secretGenerated: boolean;
 }
 
@@ -89,6 +90,7 @@ const SERVER_OPTIONS = {
   'keep-alive-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs, describe: 'time an idle keep-alive connection stays open' },
   'metrics-token': { type: 'string', describe: 'token Prometheus must send (Authorization: Bearer) to read GET /metrics (default: no token needed)' },
   'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
+  'log-format': { choices: LOG_FORMATS, default: 'auto' as LogFormat, describe: 'log lines: json, pretty, or auto (pretty in a terminal)' },
 } as const;
 
 export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): Promise<ServerCliConfig> {
@@ -175,6 +177,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
     workerSlots: args.workerSlots ?? Math.max(1, Math.floor(availableParallelism() / Math.max(1, args.workers))),
     engine: args.engine,
     logLevel: args.logLevel,
+    logFormat: args.logFormat,
     secretGenerated: generated,
   };
 }

@@ -1,5 +1,5 @@
 import type { EngineChoice } from './engines/index.js';
-import type { LogLevel } from '../common/log.js';
+import type { LogFormat, LogLevel } from '../common/log.js';
 
 export interface WorkerConfig {
   controllerHost: string;
@@ -16,4 +16,5 @@ export interface WorkerConfig {
   /** How long SIGTERM waits for running jobs before handing them back. */
   drainMs: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
