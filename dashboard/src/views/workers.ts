@@ -27,7 +27,7 @@ function card(worker: Worker): HTMLElement {
     h(
       'footer',
       { class: 'muted' },
-      `${worker.engine} · ${worker.cores} cores${worker.gpu.present ? ` · GPU ${worker.gpu.model ?? ''}` : ''}`,
+      `${worker.engine} · ${worker.cores} cores · ${gpuText(worker.gpu)}`,
       ...worker.tags.map((tag) => h('span', { class: 'tag' }, tag)),
     ),
   );
@@ -41,4 +41,10 @@ export function renderWorkers(container: HTMLElement, workers: Worker[]): void {
     workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has registered yet.') : null,
     ...workers.map(card),
   );
+}
+
+function gpuText(gpu: Worker['gpu']): string {
+  if (!gpu.present) return 'no GPU';
+  const memory = gpu.memory_total_mb ? ` (${Math.round(gpu.memory_free_mb ?? gpu.memory_total_mb)} of ${Math.round(gpu.memory_total_mb)} MB free)` : '';
+  return `GPU ${gpu.model ?? ''}${memory}`.trim();
 }
