@@ -22,24 +22,39 @@ function write(res: Response, chunk: Buffer): Promise<boolean> {
   });
 }
 
-/** Streams `size` bytes of a file as the body of `res` (headers already set), then ends it. */
-export async function sendFileBody(res: Response, file: string, size: number): Promise<void> {
-  const handle = await open(file, 'r');
-  let buffer: Buffer | undefined = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+/**
+ * Answers with the file's bytes and these headers (Content-Length added), or returns false when the
+ * file is missing. The length is that of the file opened, so a file replaced meanwhile is sent
+ * whole, old or new, never one with the other's length.
+ */
+export async function sendFile(res: Response, file: string, headers: Record<string, string>): Promise<boolean> {
+  const handle = await open(file, 'r').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw error;
+  });
+  if (!handle) return false;
+  let buffer: Buffer | undefined;
   try {
+    const { size } = await handle.stat();
+    res.set({ ...headers, 'Content-Length': String(size) });
+    buffer = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
     let position = 0;
     while (position < size) {
       const { bytesRead } = await handle.read(buffer, 0, Math.min(CHUNK_BYTES, size - position), position);
       // the file shrank under us: end short, so the client sees a body shorter than announced
-      if (bytesRead === 0) return void res.destroy();
+      if (bytesRead === 0) {
+        res.destroy();
+        return true;
+      }
       position += bytesRead;
       if (!(await write(res, buffer.subarray(0, bytesRead)))) {
         // the client went away: the socket may still hold the chunk, so the buffer is not reused
         buffer = undefined;
-        return;
+        return true;
       }
     }
     res.end();
+    return true;
   } finally {
     await handle.close();
     if (buffer && pool.length < POOLED_BUFFERS) pool.push(buffer);

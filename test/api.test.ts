@@ -1,7 +1,7 @@
 // The REST contract (DESIGN.md section 6) against a real server: api + controller + scheduler
 // in this process, on loopback. No workers: uploaded originals simply stay queued.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { expect } from 'chai';
@@ -755,6 +755,18 @@ describe('REST API on a real server', function () {
 
     it('needs a token', async () => {
       expectError(await request(url).get(`/images/${pngId}`), 401);
+    });
+
+    it('gives 404 JSON when the image\'s file is gone from disk, and a file of another size whole', async () => {
+      const { images } = server.controller;
+      const file = images.pathOf(images.find('alice', jpegId));
+      await unlink(file);
+      expectError(await request(url).get(`/images/${jpegId}`).set(asAlice()), 404, /missing/);
+      const larger = await makeTestImage(70, 40, 'image/jpeg', 13);
+      await writeFile(file, larger);
+      const res = await request(url).get(`/images/${jpegId}`).set(asAlice()).buffer(true).parse(binary);
+      expect(Number(res.headers['content-length'])).to.equal(larger.length);
+      expect(Buffer.compare(res.body as Buffer, larger)).to.equal(0);
     });
   });
 

@@ -1,11 +1,10 @@
-import { stat } from 'node:fs/promises';
 import { Router, type RequestHandler } from 'express';
 import { AppError } from '../../common/errors.js';
 import { findWorkload, type Controller, type ImageRecord, type TokenClaims } from '../../controller/index.js';
 import { callerOf, requireToken } from '../auth.js';
 import { bodyField, refuseDeclaredOver } from '../body.js';
 import type { ApiConfig } from '../config.js';
-import { sendFileBody } from '../download.js';
+import { sendFile } from '../download.js';
 import { inspectImage, requireFile, singleFileUpload, type StagedFile } from '../upload.js';
 
 function field(body: unknown, key: string): string | undefined {
@@ -63,10 +62,9 @@ export function imageRoutes(controller: Controller, config: ApiConfig): Router {
     const id = String(req.params.id);
     const image = claims.scope === 'user' ? controller.images.find(claims.sub, id) : controller.images.findForWorker(claims.sub, id);
     const path = controller.images.pathOf(image);
-    const info = await stat(path).catch(() => null);
-    if (!info) throw new AppError('not_found', `the file of image "${id}" is missing`);
-    res.set({ 'Content-Type': image.mime, 'Content-Length': String(info.size), 'Cache-Control': 'private, max-age=0' });
-    await sendFileBody(res, path, info.size);
+    if (!(await sendFile(res, path, { 'Content-Type': image.mime, 'Cache-Control': 'private, max-age=0' }))) {
+      throw new AppError('not_found', `the file of image "${id}" is missing`);
+    }
   });
 
   return router;
