@@ -1,5 +1,6 @@
 import type { ImageView } from '../common/views.js';
 import type { ImageRecord, Store, Workload } from './store/index.js';
+import { forEachOriginal } from './workload-results.js';
 
 export type { ImageView } from '../common/views.js';
 
@@ -22,11 +23,7 @@ function view(image: ImageRecord): ImageView {
  */
 export function listWorkloadImages(store: Store, workload: Workload): ImageView[] {
   const views: ImageView[] = [];
-  for (const imageId of store.originals.of(workload.id)) {
-    const original = store.data.images[imageId];
-    if (!original) continue;
-    const job = original.job_id ? store.data.jobs[original.job_id] : undefined;
-    const filtered = job?.state === 'done' && job.filtered_image_id ? store.data.images[job.filtered_image_id] : undefined;
+  forEachOriginal(store, workload, (original, job, filtered) => {
     views.push({
       ...view(original),
       job_state: job?.state ?? 'queued',
@@ -34,18 +31,15 @@ export function listWorkloadImages(store: Store, workload: Workload): ImageView[
       filtered_image_id: filtered?.id ?? null,
     });
     if (filtered) views.push(view(filtered));
-  }
+  });
   return views;
 }
 
 /** The filtered images of the workload's finished jobs, in upload order of their originals. */
 export function filteredImages(store: Store, workload: Workload): ImageRecord[] {
   const images: ImageRecord[] = [];
-  for (const imageId of store.originals.of(workload.id)) {
-    const jobId = store.data.images[imageId]?.job_id;
-    const job = jobId ? store.data.jobs[jobId] : undefined;
-    const filtered = job?.state === 'done' && job.filtered_image_id ? store.data.images[job.filtered_image_id] : undefined;
+  forEachOriginal(store, workload, (_original, _job, filtered) => {
     if (filtered) images.push(filtered);
-  }
+  });
   return images;
 }

@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors.js';
 import type { WorkloadStatus, WorkloadView } from '../common/views.js';
-import { own, type Job, type Store, type Workload } from './store/index.js';
+import { own, type Store, type Workload } from './store/index.js';
+import { forEachOriginal } from './workload-results.js';
 
 export type { WorkloadStatus, WorkloadView } from '../common/views.js';
 
@@ -48,14 +49,12 @@ export function viewWorkload(store: Store, workload: Workload): WorkloadView {
   const filtered: string[] = [];
   const failures: { image_id: string; error: string }[] = [];
   const originals = store.originals.of(workload.id);
-  for (const imageId of originals) {
-    const jobId = store.data.images[imageId]?.job_id;
-    const job: Job | undefined = jobId ? store.data.jobs[jobId] : undefined;
-    if (!job) continue;
+  forEachOriginal(store, workload, (original, job, result) => {
+    if (!job) return;
     counts[job.state] += 1;
-    if (job.state === 'done' && job.filtered_image_id) filtered.push(job.filtered_image_id);
-    if (job.state === 'failed') failures.push({ image_id: imageId, error: job.error ?? 'failed' });
-  }
+    if (result) filtered.push(result.id);
+    if (job.state === 'failed') failures.push({ image_id: original.id, error: job.error ?? 'failed' });
+  });
   const total = originals.length;
   const finished = counts.done + counts.failed;
   const active = counts.assigned + counts.running;
