@@ -2,6 +2,7 @@
 // dirs and free ports, a logged-in client, and the server's CPU time and memory from /proc.
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import { multipartBody } from '../common/multipart.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePort, freePortPair } from '../test/helpers/ports.js';
@@ -60,38 +61,28 @@ export async function rssMb(pid: number): Promise<number> {
 
 /**
  * Uploads every image with a fixed number in flight; resolves when all are accepted. The client
- * shares the machine with the system it measures, so it does as little as a client can: each
- * multipart body is built before the clock starts and written with node:http on kept-alive sockets.
+ * shares the machine with the system it measures, so it does as little as a client can: every
+ * multipart body is laid out up front (framing only: the image bytes are not copied) and written
+ * with node:http on kept-alive sockets.
  */
 export async function uploadAll(client: TestClient, workloadId: string, images: Buffer[], mime: string, concurrency: number): Promise<void> {
   const url = new URL(`${client.url}/images`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const boundary = 'dpip-bench-boundary';
   const extension = mime === 'image/png' ? 'png' : 'jpg';
-  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-  const heads = images.map((_, index) =>
-    Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${workloadId}\r\n` +
-        `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="${index}.${extension}"\r\nContent-Type: ${mime}\r\n\r\n`,
-    ),
-  );
+  const bodies = images.map((data, index) => multipartBody({ workload_id: workloadId }, { field: 'data', filename: `${index}.${extension}`, type: mime, data }));
   const post = (index: number): Promise<{ status: number; body: string }> =>
     new Promise((resolve, reject) => {
-      const headers = {
-        ...client.headers(),
-        'content-type': `multipart/form-data; boundary=${boundary}`,
-        'content-length': heads[index]!.length + images[index]!.length + tail.length,
-      };
+      const body = bodies[index]!;
+      const headers = { ...client.headers(), 'content-type': body.contentType, 'content-length': body.length };
       const request = http.request(url, { method: 'POST', agent, headers }, (response) => {
-        let body = '';
+        let text = '';
         response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (body += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
       });
       request.on('error', reject);
-      request.write(heads[index]!);
-      request.write(images[index]!);
-      request.end(tail);
+      for (const part of body.parts) request.write(part);
+      request.end();
     });
   let next = 0;
   try {

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { multipartBody } from '../common/multipart.js';
 import type { FilterResult } from './engines/index.js';
 
 export class ApiError extends Error {
@@ -87,29 +87,21 @@ export class ApiClient {
   }
 
   async uploadFiltered(workloadId: string, jobId: string, leaseId: string, result: FilterResult, signal: AbortSignal): Promise<string> {
-    const boundary = `dpip-${randomBytes(12).toString('hex')}`;
     const extension = result.mime === 'image/png' ? 'png' : 'jpg';
-    const fields = { workload_id: workloadId, type: 'filtered', job_id: jobId, lease_id: leaseId };
-    const head = Buffer.from(
-      Object.entries(fields)
-        .map(([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`)
-        .join('') + `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="filtered.${extension}"\r\nContent-Type: ${result.mime}\r\n\r\n`,
+    const body = multipartBody(
+      { workload_id: workloadId, type: 'filtered', job_id: jobId, lease_id: leaseId },
+      { field: 'data', filename: `filtered.${extension}`, type: result.mime, data: result.data },
     );
-    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-    const headers = {
-      authorization: `Bearer ${this.token()}`,
-      'content-type': `multipart/form-data; boundary=${boundary}`,
-      'content-length': head.length + result.data.length + tail.length,
-    };
-    const reply = await send(new URL(`${this.base}/images`), 'POST', headers, [head, result.data, tail], signal);
+    const headers = { authorization: `Bearer ${this.token()}`, 'content-type': body.contentType, 'content-length': body.length };
+    const reply = await send(new URL(`${this.base}/images`), 'POST', headers, body.parts, signal);
     if (reply.status !== 201) throw failure(reply, `upload of job ${jobId} failed`);
-    let body: { image_id?: unknown };
+    let answer: { image_id?: unknown };
     try {
-      body = JSON.parse(reply.body.toString('utf8')) as { image_id?: unknown };
+      answer = JSON.parse(reply.body.toString('utf8')) as { image_id?: unknown };
     } catch {
       throw new ApiError('upload answered with a body that is not JSON', reply.status);
     }
-    if (typeof body.image_id !== 'string') throw new ApiError('upload answered without an image_id', reply.status);
-    return body.image_id;
+    if (typeof answer.image_id !== 'string') throw new ApiError('upload answered without an image_id', reply.status);
+    return answer.image_id;
   }
 }
