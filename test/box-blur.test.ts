@@ -42,4 +42,44 @@ describe('box blur (the jimp engine\'s blur)', () => {
     boxBlurRgba(data, 1, 30, 5, 2);
     for (let i = 4 * 8; i < data.length - 4 * 8; i += 4) expect(data[i]).to.be.within(100, 155);
   });
+
+  it('matches a plain per-pixel window average (edges clamped), on random pixels of many shapes', () => {
+    let seed = 12345;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
+    for (const [width, height] of [[1, 1], [2, 3], [7, 13], [40, 4], [5, 40], [33, 27], [12, 6]] as const) {
+      for (const radius of [1, 3, 5]) {
+        const data = Uint8Array.from({ length: width * height * 4 }, random);
+        const expected = naiveBoxBlur(data, width, height, radius, 2);
+        boxBlurRgba(data, width, height, radius, 2);
+        expect(Buffer.from(data).equals(Buffer.from(expected)), `${width}x${height} radius ${radius}`).to.equal(true);
+      }
+    }
+  });
 });
+
+/** The definition, computed the slow way: each output byte is the rounded mean of its clamped window. */
+function naiveBoxBlur(input: Uint8Array, width: number, height: number, radius: number, passes: number): Uint8Array {
+  let data = input.slice();
+  const clamp = (v: number, max: number) => Math.min(Math.max(v, 0), max);
+  const window = 2 * radius + 1;
+  for (let pass = 0; pass < passes; pass++) {
+    for (const horizontal of [true, false]) {
+      const out = new Uint8Array(data.length);
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          for (let c = 0; c < 4; c++) {
+            let sum = 0;
+            for (let k = -radius; k <= radius; k++) {
+              const sx = horizontal ? clamp(x + k, width - 1) : x;
+              const sy = horizontal ? y : clamp(y + k, height - 1);
+              sum += data[(sy * width + sx) * 4 + c]!;
+            }
+            out[(y * width + x) * 4 + c] = Math.round(sum / window);
+          }
+        }
+      }
+      data = out;
+    }
+  }
+  return data;
+}

@@ -7,8 +7,9 @@ import {
   type FilterEngine,
   type ImageMime,
 } from '../worker/engines/index.js';
+import { Jimp } from 'jimp';
 import { JimpEngine } from '../worker/engines/jimp-engine.js';
-import { decodeRgba, highFrequencyEnergy, makeTestImage, maxChannelSpread, sniffMime } from './helpers/images.js';
+import { decodeRgba, highFrequencyEnergy, jpegComponentCount, makeTestImage, maxChannelSpread, sniffMime } from './helpers/images.js';
 
 const ENGINES: readonly EngineName[] = ['sharp', 'jimp'];
 const MIMES: readonly ImageMime[] = ['image/png', 'image/jpeg'];
@@ -103,6 +104,8 @@ describe('filter engines', function () {
         'random bytes': () => Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7919) % 256)),
         'a PNG signature followed by garbage': () => Buffer.concat([input('image/png').subarray(0, 8), Buffer.alloc(500, 0x42)]),
         'an empty buffer': () => Buffer.alloc(0),
+        'a truncated JPEG': () => input('image/jpeg').subarray(0, input('image/jpeg').length / 2),
+        'a JPEG signature followed by garbage': () => Buffer.concat([input('image/jpeg').subarray(0, 3), Buffer.alloc(500, 0x42)]),
       };
       for (const [what, make] of Object.entries(poison)) {
         it(`rejects ${what} with UndecodableImageError`, async () => {
@@ -112,6 +115,12 @@ describe('filter engines', function () {
         });
       }
 
+      it('still filters after rejecting poison', async () => {
+        await rejectionOf(engine.apply('blur', input('image/jpeg').subarray(0, 1000)));
+        const result = await engine.apply('blur', input('image/jpeg'));
+        expect([result.width, result.height]).to.deep.equal([320, 240]);
+      });
+
       it('rejects apply() after close()', async () => {
         const closing = await createEngine(engineName, 1);
         await closing.close();
@@ -120,6 +129,32 @@ describe('filter engines', function () {
       });
     });
   }
+
+  describe('jimp engine output', () => {
+    it('writes a grayscale JPEG with one channel, as sharp does', async () => {
+      const engine = await createEngine('jimp', 1);
+      try {
+        const result = await engine.apply('grayscale', await makeTestImage(320, 240, 'image/jpeg'));
+        expect(jpegComponentCount(result.data)).to.equal(1);
+        const colour = await engine.apply('blur', await makeTestImage(320, 240, 'image/jpeg'));
+        expect(jpegComponentCount(colour.data)).to.equal(3);
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it("grayscale writes exactly the values of jimp's own greyscale()", async () => {
+      const png = await makeTestImage(64, 48, 'image/png', 5);
+      const engine = await createEngine('jimp', 1);
+      try {
+        const own = await engine.apply('grayscale', png);
+        const reference = (await Jimp.fromBuffer(png)).greyscale();
+        expect(Buffer.from((await decodeRgba(own.data)).data).equals(reference.bitmap.data)).to.equal(true);
+      } finally {
+        await engine.close();
+      }
+    });
+  });
 
   describe('jimp engine threads', () => {
     const opened: FilterEngine[] = [];

@@ -11,8 +11,8 @@ const SHARP_SIGMA = Math.sqrt((2 * ((2 * JIMP_RADIUS + 1) ** 2 - 1)) / 12);
 export default {
   name: 'blur',
   description: `Softens the image with a Gaussian-like blur (sigma ~${SHARP_SIGMA.toFixed(1)} px).`,
-  jimp(image) {
-    const { data, width, height } = image.bitmap;
+  greyOutput: false,
+  rgba({ data, width, height }) {
     boxBlurRgba(data, width, height, JIMP_RADIUS, JIMP_PASSES);
   },
   sharp(pipeline) {

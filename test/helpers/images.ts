@@ -103,6 +103,19 @@ export function sniffMime(buffer: Uint8Array): TestImageMime | undefined {
   return undefined;
 }
 
+/** The number of colour components a JPEG stores, read from its frame header (SOFn). */
+export function jpegComponentCount(jpeg: Buffer): number {
+  let at = 2;
+  while (at + 4 <= jpeg.length && jpeg[at] === 0xff) {
+    const marker = jpeg[at + 1]!;
+    const length = jpeg.readUInt16BE(at + 2);
+    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (isFrame) return jpeg[at + 9]!;
+    at += 2 + length;
+  }
+  throw new Error('no JPEG frame header found');
+}
+
 /** The largest max(R, G, B) - min(R, G, B) over all pixels: 0 for a perfectly grey image. */
 export function maxChannelSpread(rgba: RgbaImage): number {
   let spread = 0;
