@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../common/errors.js';
 import { holdsLease } from './jobs/index.js';
@@ -135,18 +136,27 @@ export class ImageLibrary {
     };
   }
 
-  /** Puts the bytes at `file`; one that may `replace` a file goes in one step: a reader sees the old file or the new one, never half of one. */
+  /**
+   * Puts the bytes at `file`; one that may `replace` a file goes in one step: a reader sees the old
+   * file or the new one, never half of one. Bytes in memory (an upload small enough to stay there,
+   * at most 512 KiB) are written synchronously: copying them into the page cache takes microseconds,
+   * where the asynchronous open, write and close were three trips through the thread pool and a
+   * third of the server's CPU per tiny image.
+   */
   private async keep(content: IncomingContent, file: string, mode: 'new' | 'replace'): Promise<void> {
     const target = path.join(this.imagesDir, file);
     await this.ensureDir(path.dirname(target));
     if (content.kind === 'staged') return rename(content.path, target);
-    if (mode === 'new') return writeFile(target, content.data, { flag: 'wx' });
+    if (mode === 'new') {
+      writeFileSync(target, content.data, { flag: 'wx' });
+      return;
+    }
     const staged = this.stagingPath();
     try {
-      await writeFile(staged, content.data, { flag: 'wx' });
-      await rename(staged, target);
+      writeFileSync(staged, content.data, { flag: 'wx' });
+      renameSync(staged, target);
     } catch (error) {
-      await this.discardStaged(staged);
+      rmSync(staged, { force: true });
       throw error;
     }
   }

@@ -67,7 +67,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     const batch = changes;
     changes = new Map();
     if (batch.size === 0) return;
-    await journal.append(journalLines(db.data, batch));
+    journal.append(journalLines(db.data, batch));
     if (journal.bytes > compactBytes && journal.bytes > snapshotBytes) await snapshot();
   }
 
@@ -99,7 +99,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     commit,
     async close() {
       await commit();
-      await journal.close();
+      journal.close();
     },
     stats: () => ({ journalBytes: journal.bytes, snapshots }),
   };
