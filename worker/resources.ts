@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus, freemem, totalmem } from 'node:os';
 import si from 'systeminformation';
 import type { Resources } from '../common/protocol.js';
 
@@ -16,14 +16,31 @@ async function readGpu(): Promise<Gpu> {
   }
 }
 
+/** CPU time of all cores so far: busy and total, in ms. */
+function cpuTimes(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const { times } of cpus()) {
+    const all = times.user + times.nice + times.sys + times.irq + times.idle;
+    total += all;
+    busy += all - times.idle;
+  }
+  return { busy, total };
+}
+
 /**
- * Samples CPU load, memory and GPU with systeminformation on its own timer, so a heartbeat
- * never waits for a slow probe: it sends the latest sample.
+ * Samples CPU load and memory on its own timer, so a heartbeat never waits for a probe: it sends
+ * the latest sample. Load is the busy share of all cores between two samples (os.cpus()), memory
+ * the kernel's MemAvailable (os.freemem()): systeminformation's currentLoad() runs
+ * `cat /proc/stat | grep cpu` through a shell, synchronously, on every call (about 20 ms of the
+ * worker's main thread each second, plus the processes). The GPU is probed once, at start, with
+ * systeminformation.
  */
 export class ResourceMonitor {
   private latest: Resources;
   private gpu: Gpu = { present: false };
   private timer: NodeJS.Timeout | null = null;
+  private lastCpu = cpuTimes();
 
   constructor() {
     this.latest = { cpu_load: 0, cores: availableParallelism(), mem_free: 1, mem_total: 1, gpu: this.gpu };
@@ -31,8 +48,8 @@ export class ResourceMonitor {
 
   async start(intervalMs: number): Promise<void> {
     this.gpu = await readGpu();
-    await this.sample();
-    this.timer = setInterval(() => void this.sample(), intervalMs);
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
   }
 
   current(): Resources {
@@ -43,18 +60,17 @@ export class ResourceMonitor {
     if (this.timer) clearInterval(this.timer);
   }
 
-  private async sample(): Promise<void> {
-    try {
-      const [load, mem] = await Promise.all([si.currentLoad(), si.mem()]);
-      this.latest = {
-        cpu_load: Math.min(100, Math.max(0, load.currentLoad || 0)),
-        cores: availableParallelism(),
-        mem_free: mem.available,
-        mem_total: Math.max(1, mem.total),
-        gpu: this.gpu,
-      };
-    } catch {
-      // keep the previous sample: a failed probe must not stop heartbeats
-    }
+  private sample(): void {
+    const now = cpuTimes();
+    const busy = now.busy - this.lastCpu.busy;
+    const total = now.total - this.lastCpu.total;
+    this.lastCpu = now;
+    this.latest = {
+      cpu_load: total > 0 ? Math.min(100, Math.max(0, (100 * busy) / total)) : this.latest.cpu_load,
+      cores: availableParallelism(),
+      mem_free: freemem(),
+      mem_total: Math.max(1, totalmem()),
+      gpu: this.gpu,
+    };
   }
 }
