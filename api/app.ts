@@ -20,6 +20,8 @@ import { workloadRoutes } from './routes/workloads.js';
 export function createApp(controller: Controller, config: ApiConfig, log: Logger, parts: AppParts = createAppParts(controller, config, log)): Express {
   const app = express();
   app.disable('x-powered-by');
+  // JSON answers describe state that changes under the client: an ETag (a hash of every body) buys nothing
+  app.set('etag', false);
   app.set('query parser', 'simple');
   // the client address the login rate limit counts: the TCP peer, unless a trusted proxy says otherwise
   app.set('trust proxy', config.trustProxy ?? false);
