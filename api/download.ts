@@ -8,7 +8,7 @@ const CHUNK_BYTES = 1024 * 1024;
  * Files up to this size are opened and read synchronously, in one go: from the page cache that takes
  * microseconds, where open, stat, read and close through the thread pool cost four round trips.
  */
-const SMALL_FILE_BYTES = 256 * 1024;
+const SMALL_FILE_BYTES = CHUNK_BYTES;
 const POOLED_BUFFERS = 8;
 /**
  * Read buffers are reused from one download to the next: a fresh buffer per chunk made the
