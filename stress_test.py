@@ -32,9 +32,11 @@ What ``run`` measures and checks:
   * per-image latency from the upload response to the first poll of GET /workloads/{id}
     (every ``-poll-interval`` s) listing its filtered image. Filtered images are tracked by id,
     not by position: ``filtered_images`` holds only finished jobs, so positions shift while jobs
-    finish out of order. At the end, filtered images are matched to originals by upload order,
-    skipping the originals listed under ``failures``. With parallel uploads the server's order is
-    only known approximately (the order of the upload responses), which can swap neighbours;
+    finish out of order. At the end, filtered images are matched to their originals by id, from
+    GET /images?workload_id= (each filtered image names its source). A server without that listing
+    gets them matched by upload order, skipping the originals listed under ``failures``; with
+    parallel uploads that order is only known approximately (the order of the upload responses),
+    which can swap neighbours;
   * every filtered image: PNG/JPEG signature and structure (chunk CRCs, zlib stream size; SOF
     and EOI markers), same format and dimensions as its original (compared as a multiset when
     parallel uploads of differently shaped frames make the pairing ambiguous), and, for the
@@ -320,6 +322,9 @@ class ApiClient:
             return json.loads(response.body)
         except ValueError as error:
             raise StressTestError(f"POST /images: the answer is not JSON: {response.body[:120]!r}") from error
+
+    def workload_images(self, workload_id: str) -> dict:
+        return self.request_json("GET", f"/images?workload_id={urllib.parse.quote(workload_id, safe='')}")
 
     def download_image(self, image_id: str) -> HttpResponse:
         return self.request("GET", f"/images/{urllib.parse.quote(image_id, safe='')}")
@@ -1012,6 +1017,29 @@ def match_results(uploads: Sequence[FrameUpload], view: dict) -> list[tuple[Fram
     return list(zip(done, view.get("filtered_images", [])))
 
 
+def match_results_exactly(client: ApiClient, workload_id: str, uploads: Sequence[FrameUpload], view: dict) -> list[tuple[FrameUpload, str]] | None:
+    """Pairs each filtered image with its original by the original's id, from GET /images?workload_id=
+    (each filtered image names its source). None when the server has no such listing (a course
+    server), or when it does not account for every filtered image of the workload view."""
+    try:
+        listing = client.workload_images(workload_id)
+    except (ApiError, StressTestError):
+        return None
+    images = listing.get("images")
+    if not isinstance(images, list):
+        return None
+    by_id = {upload.image_id: upload for upload in uploads if upload.ok}
+    source_of = {image.get("image_id"): image.get("source_image_id") for image in images
+                 if isinstance(image, dict) and image.get("type") == "filtered"}
+    pairs = []
+    for image_id in view.get("filtered_images", []):
+        upload = by_id.get(source_of.get(image_id))
+        if upload is None:
+            return None
+        pairs.append((upload, image_id))
+    return pairs
+
+
 def failure_kind(error: str) -> str:
     """Groups job errors by their text before the first ':' ("could not decode image: ...")."""
     return "job failed: " + shorten(error.split(":")[0], 60)
@@ -1320,7 +1348,7 @@ def processing_problems(phase: UploadPhase, pairs: Sequence[tuple[FrameUpload, s
 
 
 def pull_and_verify(client: ApiClient, args: argparse.Namespace, view: dict, pairs: Sequence[tuple[FrameUpload, str]],
-                    concurrency: int) -> VerifyPhase:
+                    concurrency: int, exact_pairing: bool) -> VerifyPhase:
     """Downloads every filtered image, checks it alone and against its original."""
     filtered = list(view.get("filtered_images", []))
     output = Path(args.output_path) if args.output_path else None
@@ -1332,7 +1360,7 @@ def pull_and_verify(client: ApiClient, args: argparse.Namespace, view: dict, pai
     seconds = time.monotonic() - started
     problems = [problem for download in downloads for problem in download.problems]
     by_id = {download.image_id: download for download in downloads}
-    shape_problems = check_shapes([(upload, by_id[image_id]) for upload, image_id in pairs], exact_pairing=concurrency == 1)
+    shape_problems = check_shapes([(upload, by_id[image_id]) for upload, image_id in pairs], exact_pairing)
     problems += [problem for _, problem in shape_problems]
     wrong = {download.image_id for download in downloads if download.problems} | {image_id for image_id, _ in shape_problems if image_id}
     unnamed_wrong = sum(image_id is None for image_id, _ in shape_problems)
@@ -1345,9 +1373,12 @@ def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], so
         f"{len(frames)} frames, concurrency {concurrency}")
     phase = upload_and_watch(client, workload["workload_id"], frames, args, concurrency)
     view = phase.final.view
-    # with jobs still unfinished there is no telling which originals the results belong to
-    pairs = match_results(phase.uploads, view) if phase.completed else []
-    verify = pull_and_verify(client, args, view, pairs, concurrency)
+    # paired by id where the server lists each result's source; else by order, which needs every job
+    # finished (with jobs still unfinished there is no telling which originals the results belong to)
+    exact = match_results_exactly(client, workload["workload_id"], phase.uploads, view)
+    pairs = exact if exact is not None else match_results(phase.uploads, view) if phase.completed else []
+    exact_pairing = exact is not None or concurrency == 1
+    verify = pull_and_verify(client, args, view, pairs, concurrency, exact_pairing)
     problems = ProblemTally()
     for problem in processing_problems(phase, pairs, args.timeout) + verify.problems:
         problems.add(problem)
@@ -1367,7 +1398,7 @@ def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], so
         end_to_end_seconds=phase.completed.received - phase.started if phase.completed else None,
         result_latencies=[phase.first_seen[image_id] - upload.finished for upload, image_id in pairs if image_id in phase.first_seen],
         poll_interval=args.poll_interval,
-        approximate_pairing=concurrency > 1,
+        approximate_pairing=not exact_pairing,
         downloaded=sum(download.fetched for download in verify.downloads),
         download_seconds=verify.seconds,
         verified_ok=verify.verified_ok,
