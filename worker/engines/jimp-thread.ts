@@ -3,7 +3,7 @@
 import { parentPort } from 'node:worker_threads';
 import { getFilter } from '../../common/filters/index.js';
 import type { RgbaBitmap } from '../../common/filters/types.js';
-import { decodeJpeg, encodeJpeg } from './jpeg-codec.js';
+import { decodeJpeg, encodeJpeg, releaseCodec } from './jpeg-codec.js';
 import { ownedBytes, type JimpRequest, type JimpResponse } from './jimp-protocol.js';
 import type { ImageMime } from './types.js';
 
@@ -28,8 +28,18 @@ class ReusedBuffer {
     if (this.buffer.length < bytes) this.buffer = Buffer.allocUnsafeSlow(bytes);
     return this.buffer.subarray(0, bytes);
   }
+  release(): void {
+    this.buffer = Buffer.alloc(0);
+  }
 }
 const pixels = new ReusedBuffer();
+
+/**
+ * After an image over this size the thread lets its pixel buffer and the codec's memory go, so that
+ * one 50-megapixel upload does not leave 400 MB held per thread for good. Up to it (a 24-megapixel
+ * camera frame: 96 MB of pixels), they are kept for the next image.
+ */
+const KEPT_PIXELS = 24_000_000;
 
 // jimp (all its plugins and formats: 30 MB per thread) is loaded only when a PNG comes.
 const loadJimp = async () => (await import('jimp')).Jimp;
@@ -70,5 +80,9 @@ function messageOf(err: unknown): string {
 port.on('message', (request: JimpRequest) => {
   void handle(request).then((response) => {
     port.postMessage(response, response.ok ? [response.data.buffer] : []);
+    if (response.ok && response.width * response.height > KEPT_PIXELS) {
+      pixels.release();
+      releaseCodec();
+    }
   });
 });

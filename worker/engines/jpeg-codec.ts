@@ -29,6 +29,11 @@ function loadCodec(): Promise<LibJpegTurbo> {
   return codec;
 }
 
+/** Lets the codec's memory go (a WebAssembly memory only grows): the next call makes a new instance. */
+export function releaseCodec(): void {
+  codec = undefined;
+}
+
 /** Runs `use` on the codec; after any failure the instance is dropped, since a trapped module may be left inconsistent. */
 async function withCodec<T>(use: (lib: LibJpegTurbo) => T): Promise<T> {
   const lib = await loadCodec();
