@@ -70,13 +70,18 @@ function blurColumns(data: Uint8Array, width: number, height: number, radius: nu
     const row = Math.min(k, last) * stride;
     for (let i = 0; i < stride; i++) sums[i]! += data[row + i]!;
   }
-  for (let y = 0; y < height; y++) {
+  for (let y = 0; y < last; y++) {
     const out = y * stride;
     ring.set(data.subarray(out, out + stride), (y % (radius + 1)) * stride);
-    for (let i = 0; i < stride; i++) data[out + i] = average[sums[i]!]!;
-    if (y === last) break;
+    // the entering row lies below row y, so writing row y first leaves it unfiltered
     const entering = Math.min(y + radius + 1, last) * stride;
     const leaving = (Math.max(y - radius, 0) % (radius + 1)) * stride;
-    for (let i = 0; i < stride; i++) sums[i]! += data[entering + i]! - ring[leaving + i]!;
+    for (let i = 0; i < stride; i++) {
+      const sum = sums[i]!;
+      data[out + i] = average[sum]!;
+      sums[i] = sum + data[entering + i]! - ring[leaving + i]!;
+    }
   }
+  const out = last * stride;
+  for (let i = 0; i < stride; i++) data[out + i] = average[sums[i]!]!;
 }
