@@ -35,6 +35,7 @@ interface Asker {
 
 function asker(address: string): Asker {
   const socket = nano.socket('req', { linger: 0, rcvmaxsize: -1, reconn: 50 });
+  let closed = false;
   socket.on('error', () => undefined);
   socket.connect(address);
   let waiting: ((reply: string) => void) | null = null;
@@ -55,7 +56,9 @@ function asker(address: string): Asker {
       });
     },
     close: () => {
-      if (!socket.closed) socket.close();
+      if (closed) return;
+      closed = true;
+      socket.close();
     },
   };
 }
@@ -345,6 +348,19 @@ describe('hostile peers on the bus', function () {
       rep.close();
     }
     expect(worker.child.exitCode).to.equal(null);
+  });
+
+  it('an RPC client closed with calls still queued fails them; none is sent on the closed socket (that aborted the process)', async () => {
+    // nobody listens: the first call times out, and only then would the queued ones go out
+    const rpc = connectRpc(`tcp://127.0.0.1:${await freePort()}`, 200);
+    const schema = z.object({ accepted: z.boolean() });
+    const calls = [rpc.call('ping', {}, schema), rpc.call('ping', {}, schema), rpc.call('ping', {}, schema, 100)];
+    rpc.close();
+    const outcomes = await Promise.all(calls.map((call) => call.then(() => 'resolved', (error: unknown) => error)));
+    for (const outcome of outcomes) expect(outcome).to.be.instanceOf(RpcCallError);
+    // the process is still here to look: give a late send the time it would need to crash it
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((outcomes[1] as Error).message).to.match(/closed|timeout/i);
   });
 
   it('a hostile REP peer cannot crash an RPC client: null, lists, wrong ids and garbage only time the call out', async () => {

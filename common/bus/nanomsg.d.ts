@@ -17,7 +17,7 @@ declare module 'nanomsg' {
     connect(address: string): number | null;
     send(message: Buffer | string): number;
     close(): number;
-    closed: boolean;
+    // no `closed`: the binding's flag never turns true on current Node (see sockets.ts, isOpen)
     chan(channels: string[]): void;
     on(event: 'data', listener: (message: Buffer) => void): this;
     on(event: 'error', listener: (error: Error) => void): this;

@@ -1,5 +1,5 @@
 import type { Socket } from 'nanomsg';
-import { bindOrThrow, closeSocket, openSocket } from './sockets.js';
+import { bindOrThrow, closeSocket, openSocket, sendOn } from './sockets.js';
 
 export interface Publisher {
   publish(method: string, params: unknown): void;
@@ -12,7 +12,7 @@ export function bindPublisher(address: string): Publisher {
   bindOrThrow(socket, address);
   return {
     publish(method, params) {
-      if (!socket.closed) socket.send(JSON.stringify({ jsonrpc: '2.0', method, params }));
+      sendOn(socket, JSON.stringify({ jsonrpc: '2.0', method, params }));
     },
     close: () => closeSocket(socket),
   };

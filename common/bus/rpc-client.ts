@@ -1,7 +1,7 @@
 import type { Socket } from 'nanomsg';
 import { JSONRPCClient, type JSONRPCRequest, type JSONRPCResponse } from 'json-rpc-2.0';
 import type { z } from 'zod';
-import { closeSocket, openSocket } from './sockets.js';
+import { closeSocket, isOpen, openSocket, sendOn } from './sockets.js';
 
 export class RpcCallError extends Error {
   constructor(message: string, readonly code: number | undefined) {
@@ -35,7 +35,7 @@ export function connectRpc(address: string, defaultTimeoutMs = 5000): RpcClient 
   let nextId = 1;
   let tail: Promise<unknown> = Promise.resolve();
   const client = new JSONRPCClient((request: JSONRPCRequest) => {
-    socket.send(JSON.stringify(request));
+    if (!sendOn(socket, JSON.stringify(request))) throw new RpcCallError(`${request.method}: connection to ${address} is closed`, undefined);
   }, () => nextId++);
   socket.on('data', (message: Buffer) => {
     // the peer may be anything that answers on that address: only a well-formed reply to a call of
@@ -55,7 +55,7 @@ export function connectRpc(address: string, defaultTimeoutMs = 5000): RpcClient 
   });
 
   async function send<S extends z.ZodType>(method: string, params: unknown, result: S, timeoutMs: number): Promise<z.infer<S>> {
-    if (socket.closed) throw new RpcCallError(`${method}: connection to ${address} is closed`, undefined);
+    if (!isOpen(socket)) throw new RpcCallError(`${method}: connection to ${address} is closed`, undefined);
     const response = await client.timeout(timeoutMs).requestAdvanced({ jsonrpc: '2.0', id: nextId++, method, params });
     if ('error' in response && response.error) {
       throw new RpcCallError(`${method} failed at ${address}: ${response.error.message}`, response.error.code);

@@ -1,7 +1,7 @@
 import type { Socket } from 'nanomsg';
 import { JSONRPCErrorCode, JSONRPCErrorException, JSONRPCServer, createJSONRPCErrorResponse, type JSONRPCID, type JSONRPCRequest } from 'json-rpc-2.0';
 import type { z } from 'zod';
-import { bindOrThrow, closeSocket, openSocket } from './sockets.js';
+import { bindOrThrow, closeSocket, openSocket, sendOn } from './sockets.js';
 
 export interface RpcMethod<S extends z.ZodType, R> {
   params: S;
@@ -128,7 +128,7 @@ export function serveRpc(
     void answer(message)
       .catch(() => errorReply(null, JSONRPCErrorCode.InternalError, 'internal error'))
       .then((reply) => {
-        if (!socket.closed) socket.send(reply);
+        sendOn(socket, reply);
       });
   });
 

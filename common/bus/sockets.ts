@@ -29,20 +29,38 @@ interface PollingSocket {
 }
 
 /**
+ * Sockets closed or being closed by closeSocket(). The binding's own `closed` flag cannot tell: its
+ * Socket is a stream.Duplex, whose `closed` is a getter on current Node, so the binding's
+ * `this.closed = true` does nothing and the flag stays false for good.
+ */
+const shut = new WeakSet<Socket>();
+
+export function isOpen(socket: Socket): boolean {
+  return !shut.has(socket);
+}
+
+/**
+ * Sends unless the socket is closed or closing; false when it was dropped. A send on a closed socket
+ * makes the binding poll a descriptor nanomsg no longer has, and libuv aborts the process: every
+ * send goes through here.
+ */
+export function sendOn(socket: Socket, message: string | Buffer): boolean {
+  if (shut.has(socket)) return false;
+  socket.send(message);
+  return true;
+}
+
+/**
  * The binding's close() closes the nanomsg socket, and with it the descriptors libuv polls, while
  * libuv may still be closing its poll handles on them; a later poll can then abort the process
  * inside libuv. So polling stops first, and the socket is closed once libuv has let go of the handles.
+ * Closing twice is a no-op (a second nn_close could hit a socket id already reused by another socket).
  */
 export function closeSocket(socket: Socket): void {
-  if (socket.closed || closing.has(socket)) return;
-  closing.add(socket);
+  if (shut.has(socket)) return;
+  shut.add(socket);
   const polling = socket as unknown as PollingSocket;
   polling._stopPollSend();
   polling._stopPollReceive();
-  setTimeout(() => {
-    closing.delete(socket);
-    socket.close();
-  }, 0);
+  setTimeout(() => socket.close(), 0);
 }
-
-const closing = new WeakSet<Socket>();
