@@ -7,7 +7,11 @@ export interface Caller {
 }
 
 export function bearerToken(req: Request): string {
-  const header = req.get('authorization');
+  return bearerFrom(req.get('authorization'));
+}
+
+/** The token of an Authorization header, or a 401 that says what is wrong with it. */
+export function bearerFrom(header: string | undefined): string {
   if (!header) throw new AppError('unauthorized', 'missing token: send "Authorization: Bearer <token>" (get one from /login)');
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw new AppError('unauthorized', 'malformed Authorization header: expected "Bearer <token>"');
@@ -25,12 +29,17 @@ export function bearerOrQueryToken(req: Request): string {
   throw new AppError('unauthorized', 'missing token: send "Authorization: Bearer <token>" or ?token=<token> (get one from /login)');
 }
 
+/** The claims of a valid token, or 401. */
+export function verifiedClaims(tokens: Tokens, token: string): TokenClaims {
+  const claims = tokens.verify(token);
+  if (!claims) throw new AppError('unauthorized', 'invalid, expired or revoked token: log in again');
+  return claims;
+}
+
 /** Any valid token: a user's, or a worker's for the image routes. */
 export function requireToken(tokens: Tokens, read: (req: Request) => string = bearerToken): RequestHandler {
   return (req, res, next) => {
-    const claims = tokens.verify(read(req));
-    if (!claims) throw new AppError('unauthorized', 'invalid, expired or revoked token: log in again');
-    res.locals.caller = { claims } satisfies Caller;
+    res.locals.caller = { claims: verifiedClaims(tokens, read(req)) } satisfies Caller;
     next();
   };
 }

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type RequestHandler } from 'express';
 import multer from 'multer';
 import { AppError } from '../common/errors.js';
@@ -6,7 +7,7 @@ import { multipartErrors } from './upload.js';
 const FIELD_TYPES = ['application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'];
 
 /** True if the request carries body bytes (a declared length above 0, or a chunked body). */
-export function hasContent(req: Request): boolean {
+export function hasContent(req: IncomingMessage): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return true;
   const length = Number(req.headers['content-length'] ?? 0);
   return !Number.isNaN(length) && length > 0;
@@ -18,13 +19,18 @@ export function hasContent(req: Request): boolean {
  */
 export function refuseDeclaredOver(limit: number, what: string): RequestHandler {
   return (req, res, next) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      res.set('Connection', 'close');
-      throw new AppError('too_large', `${what} is larger than the limit of ${limit} bytes`);
-    }
+    checkDeclaredLength(req, res, limit, what);
     next();
   };
+}
+
+/** The check of refuseDeclaredOver, for a request answered on node:http directly. */
+export function checkDeclaredLength(req: IncomingMessage, res: ServerResponse, limit: number, what: string): void {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    res.setHeader('Connection', 'close');
+    throw new AppError('too_large', `${what} is larger than the limit of ${limit} bytes`);
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, read as readCallback, readSync } from 'node:fs';
 import { promisify } from 'node:util';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 
 const read = promisify(readCallback);
 const CHUNK_BYTES = 1024 * 1024;
@@ -17,7 +17,7 @@ const POOLED_BUFFERS = 8;
 const pool: Buffer[] = [];
 
 /** Resolves once the socket has taken the chunk (the buffer is free again); false if the response closed first. */
-function write(res: Response, chunk: Buffer): Promise<boolean> {
+function write(res: ServerResponse, chunk: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
     if (res.destroyed) return resolve(false);
     const onClose = (): void => resolve(false);
@@ -34,7 +34,7 @@ function write(res: Response, chunk: Buffer): Promise<boolean> {
  * file is missing. The length is that of the file opened, so a file replaced meanwhile is sent
  * whole, old or new, never one with the other's length.
  */
-export async function sendFile(res: Response, file: string, headers: Record<string, string>): Promise<boolean> {
+export async function sendFile(res: ServerResponse, file: string, headers: Record<string, string>): Promise<boolean> {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -45,7 +45,8 @@ export async function sendFile(res: Response, file: string, headers: Record<stri
   let buffer: Buffer | undefined;
   try {
     const { size } = fstatSync(fd);
-    res.set({ ...headers, 'Content-Length': String(size) });
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    res.setHeader('Content-Length', size);
     if (size <= SMALL_FILE_BYTES) {
       const whole = Buffer.allocUnsafe(size);
       const bytesRead = size > 0 ? readSync(fd, whole, 0, size, 0) : 0;

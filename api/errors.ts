@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import multer from 'multer';
 import { AppError, type ErrorKind } from '../common/errors.js';
@@ -43,31 +44,46 @@ function fromMulter(error: multer.MulterError, maxUploadBytes: number): AppError
   }
 }
 
-/** Every error leaves as JSON {error: {code, message}} with its status; nothing leaks a stack. */
+/** The client's error for what went wrong, or null for an unexpected one (a bug: 500, logged). */
+function clientErrorOf(error: unknown, maxUploadBytes: number): AppError | null {
+  if (error instanceof AppError) return error;
+  if (error instanceof multer.MulterError) return fromMulter(error, maxUploadBytes);
+  if (isHttpError(error)) {
+    const kind: ErrorKind = error.status === 413 ? 'too_large' : error.status === 415 ? 'unsupported_media_type' : 'bad_request';
+    return new AppError(kind, httpErrorMessage(error));
+  }
+  return null;
+}
+
+/**
+ * Every error leaves as JSON {error: {code, message}} with its status; nothing leaks a stack. For
+ * express's error handler and the image routes, which answer on node:http directly.
+ */
+export function answerError(error: unknown, res: ServerResponse, log: Logger, maxUploadBytes: number): void {
+  if (res.headersSent) {
+    // a download that failed half-way: the status is gone, only cutting the connection tells the client
+    log.warn({ error: error instanceof Error ? error.message : String(error) }, 'response failed after its headers were sent');
+    res.destroy();
+    return;
+  }
+  const clientError = clientErrorOf(error, maxUploadBytes);
+  if (!clientError) log.error({ error: error instanceof Error ? error.stack : String(error) }, 'unexpected error');
+  const status = clientError ? STATUS[clientError.kind] : 500;
+  if (clientError instanceof TooManyRequests) res.setHeader('Retry-After', String(clientError.retryAfterSeconds));
+  answerJson(res, status, { error: { code: status, message: clientError ? clientError.message : 'internal error' } });
+}
+
+/** A JSON answer written straight to node's response, as express's res.json() writes it. */
+export function answerJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
+}
+
 export function errorHandler(baseLog: Logger, maxUploadBytes: number): ErrorRequestHandler {
-  return (error: unknown, _req, res, _next) => {
-    const log = requestLogger(res, baseLog);
-    if (res.headersSent) {
-      // a download that failed half-way: the status is gone, only cutting the connection tells the client
-      log.warn({ error: error instanceof Error ? error.message : String(error) }, 'response failed after its headers were sent');
-      res.destroy();
-      return;
-    }
-    let appError: AppError;
-    if (error instanceof AppError) appError = error;
-    else if (error instanceof multer.MulterError) appError = fromMulter(error, maxUploadBytes);
-    else if (isHttpError(error)) {
-      const kind: ErrorKind = error.status === 413 ? 'too_large' : error.status === 415 ? 'unsupported_media_type' : 'bad_request';
-      appError = new AppError(kind, httpErrorMessage(error));
-    } else {
-      log.error({ error: error instanceof Error ? error.stack : String(error) }, 'unexpected error');
-      res.status(500).json({ error: { code: 500, message: 'internal error' } });
-      return;
-    }
-    const status = STATUS[appError.kind];
-    if (appError instanceof TooManyRequests) res.set('Retry-After', String(appError.retryAfterSeconds));
-    res.status(status).json({ error: { code: status, message: appError.message } });
-  };
+  return (error: unknown, _req, res, _next) => answerError(error, res, requestLogger(res, baseLog), maxUploadBytes);
 }
 
 /** body-parser's errors, in words a client can act on. */

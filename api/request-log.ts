@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler, Response } from 'express';
 import type { Logger } from '../common/log.js';
 import { routeOf } from './metrics/index.js';
@@ -13,20 +14,27 @@ const GIVEN_ID = /^[A-Za-z0-9._:-]{1,100}$/;
  */
 export function requestLog(log: Logger): RequestHandler {
   return (req, res, next) => {
-    const given = req.get('x-request-id');
-    const id = given !== undefined && GIVEN_ID.test(given) ? given : randomUUID();
-    res.set('X-Request-Id', id);
-    const child = log.child({ request_id: id });
-    res.locals.log = child;
-    if (child.isLevelEnabled('debug')) {
-      const started = process.hrtime.bigint();
-      // the path only: a query string may carry a token
-      res.once('close', () =>
-        child.debug({ method: req.method, path: req.path, route: routeOf(req), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request'),
-      );
-    }
+    res.locals.log = trackRequest(log, req, res, () => req.path, () => routeOf(req));
     next();
   };
+}
+
+/**
+ * The same for a request answered on node:http directly: the id, the header, the child logger, and
+ * the debug line when the response ends. `path` is the path only: a query string may carry a token.
+ */
+export function trackRequest(log: Logger, req: IncomingMessage, res: ServerResponse, path: () => string, route: () => string): Logger {
+  const given = req.headers['x-request-id'];
+  const id = typeof given === 'string' && GIVEN_ID.test(given) ? given : randomUUID();
+  res.setHeader('X-Request-Id', id);
+  const child = log.child({ request_id: id });
+  if (child.isLevelEnabled('debug')) {
+    const started = process.hrtime.bigint();
+    res.once('close', () =>
+      child.debug({ method: req.method, path: path(), route: route(), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request'),
+    );
+  }
+  return child;
 }
 
 /** The request's logger (with its id), or `fallback` before requestLog ran. */

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/log.js';
 import type { Controller } from '../controller/index.js';
 import { createApp } from './app.js';
+import { imageRoutes } from './routes/images.js';
 import { closeAppParts, createAppParts } from './parts.js';
 import { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 
@@ -47,6 +48,7 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
   const parts = createAppParts(controller, config, log);
   const app = createApp(controller, config, log, parts);
+  const images = imageRoutes(controller, config, parts.http, log);
   let closing = false;
   const server: Server = createServer(
     {
@@ -60,7 +62,7 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
       // once closing, every answer ends its connection: a client that keeps sending on a kept-alive
       // connection would otherwise hold the close open until its keep-alive timeout
       if (closing) res.setHeader('Connection', 'close');
-      app(req, res);
+      if (!images(req, res)) app(req, res);
     },
   );
   server.keepAliveTimeout = keepAliveTimeout;

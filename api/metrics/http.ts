@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
@@ -16,24 +17,37 @@ export function routeOf(req: Request): string {
 }
 
 /** Counts every request by method, route and status, and its time until the response is done. */
-export function httpMetrics(registry: Registry): RequestHandler {
-  const requests = new Counter({ name: 'dpip_http_requests_total', help: 'HTTP requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
-  const latency = new Histogram({
-    name: 'dpip_http_request_duration_seconds',
-    help: 'Time from a request\'s arrival to the end of its response (event streams: until they close)',
-    labelNames: ['method', 'route'],
-    buckets: HTTP_SECONDS,
-    registers: [registry],
-  });
-  return (req, res, next) => {
+export class HttpMetrics {
+  private readonly requests: Counter<'method' | 'route' | 'status'>;
+  private readonly latency: Histogram<'method' | 'route'>;
+
+  constructor(registry: Registry) {
+    this.requests = new Counter({ name: 'dpip_http_requests_total', help: 'HTTP requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+    this.latency = new Histogram({
+      name: 'dpip_http_request_duration_seconds',
+      help: 'Time from a request\'s arrival to the end of its response (event streams: until they close)',
+      labelNames: ['method', 'route'],
+      buckets: HTTP_SECONDS,
+      registers: [registry],
+    });
+  }
+
+  /** Counts the request when its response closes; `route` is read then (a router sets it on the way). */
+  track(method: string, res: ServerResponse, route: () => string): void {
     const started = process.hrtime.bigint();
     res.once('close', () => {
-      const route = routeOf(req);
+      const label = route();
       // a response the client cut short has no status of its own: 499, as nginx counts it
       const status = res.writableFinished ? String(res.statusCode) : '499';
-      requests.inc({ method: req.method, route, status });
-      latency.observe({ method: req.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
+      this.requests.inc({ method, route: label, status });
+      this.latency.observe({ method, route: label }, Number(process.hrtime.bigint() - started) / 1e9);
     });
-    next();
-  };
+  }
+
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      this.track(req.method, res, () => routeOf(req));
+      next();
+    };
+  }
 }

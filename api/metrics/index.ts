@@ -1,2 +1,2 @@
 export { systemMetrics, type SystemMetrics } from './collectors.js';
-export { httpMetrics, routeOf } from './http.js';
+export { HttpMetrics, routeOf } from './http.js';
