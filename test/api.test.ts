@@ -729,6 +729,22 @@ describe('REST API on a real server', function () {
       });
     }
 
+    it('matches its path as any route does: any case, a trailing slash, a query string; HEAD gives the headers only', async () => {
+      for (const path of [`/images/${pngId}/`, `/IMAGES/${pngId}`, `/images/${pngId}?download=1`]) {
+        const res = await request(url).get(path).set(asAlice()).buffer(true).parse(binary);
+        expect(res.status, path).to.equal(200);
+        expect(Buffer.compare(res.body as Buffer, png), path).to.equal(0);
+        expect(res.headers['x-request-id'], path).to.be.a('string');
+      }
+      const head = await request(url).head(`/images/${pngId}`).set(asAlice());
+      expect(head.status).to.equal(200);
+      expect(Number(head.headers['content-length'])).to.equal(png.length);
+      expect(head.headers['content-type']).to.equal('image/png');
+      const other = await request(url).delete(`/images/${pngId}`).set(asAlice());
+      expect(other.status).to.equal(404);
+      expect(other.body.error.message).to.match(/no route/);
+    });
+
     const bodies: { title: string; send: (req: request.Test) => request.Test }[] = [
       { title: 'a JSON body', send: (req) => req.send({ workload_id: 'whatever', type: 'filtered' }) },
       { title: 'invalid JSON text sent as application/json', send: (req) => req.set('content-type', 'application/json').send('{"this is": not json') },
