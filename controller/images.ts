@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../common/errors.js';
@@ -156,7 +156,7 @@ export class ImageLibrary {
       writeFileSync(staged, content.data, { flag: 'wx' });
       renameSync(staged, target);
     } catch (error) {
-      rmSync(staged, { force: true });
+      await this.discardStaged(staged);
       throw error;
     }
   }
