@@ -2,7 +2,7 @@
 // the system's own. Prints server CPU ms per image, jobs/s end to end and server RSS, for each count
 // given (default: the overhead run of 2,000; `npm run bench:scale` runs 100, 1,000 and 10,000).
 import { makeTestImage } from '../test/helpers/images.js';
-import { cpuMs, rssMb, startSystem, uploadAll, waitDone } from './system-run.js';
+import { cpuSplitMs, removeRunDirs, rssMb, startSystem, uploadAll, waitDone } from './system-run.js';
 
 const CPU_TARGET_MS = 2;
 const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -14,6 +14,8 @@ for (let seed = 1; seed <= 16; seed++) tiny.push(await makeTestImage(64, 64, 'im
 interface Row {
   count: number;
   cpuPerImage: number;
+  kernelPerImage: number;
+  fileCreationMicros: number;
   jobsPerSecond: number;
   rss: number;
 }
@@ -27,12 +29,14 @@ async function measure(count: number): Promise<Row> {
   try {
     const images = Array.from({ length: count }, (_, index) => tiny[index % tiny.length]!);
     const workload = await system.client.createWorkload();
-    const cpuBefore = await cpuMs(system.serverPid);
+    const cpuBefore = await cpuSplitMs(system.serverPid);
     const started = performance.now();
     await uploadAll(system.client, workload.workload_id, images, 'image/png', 8);
     const finished = await waitDone(system.client, workload.workload_id, count);
-    const cpu = (await cpuMs(system.serverPid)) - cpuBefore;
-    return { count, cpuPerImage: cpu / count, jobsPerSecond: count / ((finished - started) / 1000), rss: await rssMb(system.serverPid) };
+    const cpuAfter = await cpuSplitMs(system.serverPid);
+    const kernel = cpuAfter.kernel - cpuBefore.kernel;
+    const cpu = cpuAfter.user - cpuBefore.user + kernel;
+    return { count, cpuPerImage: cpu / count, kernelPerImage: kernel / count, fileCreationMicros: system.fileCreationMicros, jobsPerSecond: count / ((finished - started) / 1000), rss: await rssMb(system.serverPid) };
   } finally {
     await system.stop();
   }
@@ -40,8 +44,10 @@ async function measure(count: number): Promise<Row> {
 
 function describe(row: Row): string {
   return (
-    `server ${row.cpuPerImage.toFixed(2)} CPU ms/image (${(row.cpuPerImage / CPU_TARGET_MS).toFixed(2)}x the ${CPU_TARGET_MS} ms target), ` +
-    `${row.jobsPerSecond.toFixed(0)} jobs/s end to end, server RSS ${row.rss.toFixed(0)} MB`
+    `server ${row.cpuPerImage.toFixed(2)} CPU ms/image (${(row.cpuPerImage / CPU_TARGET_MS).toFixed(2)}x the ${CPU_TARGET_MS} ms target; ` +
+    `${row.kernelPerImage.toFixed(2)} of it in the kernel), ` +
+    `${row.jobsPerSecond.toFixed(0)} jobs/s end to end, server RSS ${row.rss.toFixed(0)} MB ` +
+    `(a file creation cost ${(row.fileCreationMicros / 1000).toFixed(3)} ms of kernel time just before)`
   );
 }
 
@@ -56,6 +62,7 @@ for (const count of counts) {
   rows.push(median);
   console.log(`${String(count).padStart(6)} images${rounds > 1 ? ` (median of ${rounds})` : ''}: ${describe(median)}`);
 }
+await removeRunDirs();
 if (rows.length > 1) {
   const first = rows[0]!;
   const last = rows.at(-1)!;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { makePhotoLikeImage, makeTestImage } from '../test/helpers/images.js';
 import { makeDirs } from '../test/helpers/system.js';
-import { childPids, cpuMs, startSystem, uploadAll, waitDone } from './system-run.js';
+import { childPids, cpuMs, removeRunDirs, startSystem, uploadAll, waitDone } from './system-run.js';
 
 const run = promisify(execFile);
 const BARE = fileURLToPath(new URL('./bare-filter.js', import.meta.url));
@@ -85,4 +85,5 @@ for (const kind of kinds) {
     console.log(`  ${engine.padEnd(5)} CPU per image: bare ${bareCpuPerImage.toFixed(1)} ms, whole system ${systemCpuPerImage.toFixed(1)} ms: CPU efficiency ${(bareCpuPerImage / systemCpuPerImage).toFixed(2)}`);
   }
 }
+await removeRunDirs();
 await dirs.remove();

@@ -1,5 +1,6 @@
 // Shared by the whole-system benchmarks: a real `dpip` server process with local workers on temp
 // dirs and free ports, a logged-in client, and the server's CPU time and memory from /proc.
+import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { multipartBody } from '../common/multipart.js';
@@ -7,16 +8,39 @@ import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePort, freePortPair } from '../test/helpers/ports.js';
 import { DIST_BIN, spawnNode, waitFor } from '../test/helpers/processes.js';
-import { makeDirs } from '../test/helpers/system.js';
+import { makeDirs, type TestDirs } from '../test/helpers/system.js';
+
+/**
+ * The runs' directories, removed together at the end (removeRunDirs). On this machine's disk, the
+ * kernel time of creating a file grows with the number of files deleted in the last minute or so
+ * (about 0.01 ms after a quiet minute, 0.3 ms right after thousands of deletions): removing one
+ * round's thousands of images right before the next round would charge that round's server for it.
+ */
+const runDirs: TestDirs[] = [];
+
+export async function removeRunDirs(): Promise<void> {
+  await Promise.all(runDirs.splice(0).map((dirs) => dirs.remove()));
+}
+
+/** Kernel microseconds per file creation in a directory, right now (the files stay, see runDirs). */
+export function fileCreationMicros(directory: string, files = 200): number {
+  const before = process.cpuUsage();
+  for (let index = 0; index < files; index++) closeSync(openSync(path.join(directory, `creation-probe-${index}`), 'wx'));
+  const spent = process.cpuUsage(before);
+  return (spent.system + spent.user) / files;
+}
 
 export interface RunningSystem {
   client: TestClient;
   serverPid: number;
+  /** Kernel microseconds per file creation in the server's images directory, just before the run. */
+  fileCreationMicros: number;
   stop(): Promise<void>;
 }
 
 export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Promise<RunningSystem> {
   const dirs = await makeDirs();
+  runDirs.push(dirs);
   const controllerPort = await freePortPair();
   const apiPort = await freePort();
   const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
@@ -34,18 +58,24 @@ export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Pr
   return {
     client,
     serverPid: server.child.pid!,
+    fileCreationMicros: fileCreationMicros(dirs.root),
     async stop() {
       await server.kill('SIGTERM');
-      await dirs.remove();
     },
   };
 }
 
+/** CPU time a process has used so far, in ms, split into user and kernel (system) time. */
+export async function cpuSplitMs(pid: number): Promise<{ user: number; kernel: number }> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const toMs = (ticks: string | undefined): number => (Number(ticks) * 1000) / 100; // USER_HZ is 100 on Linux
+  return { user: toMs(fields[11]), kernel: toMs(fields[12]) }; // utime, stime (fields 14 and 15 of stat)
+}
+
 /** CPU time (user + system) a process has used so far, in ms. */
 export async function cpuMs(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  const { user, kernel } = await cpuSplitMs(pid);
+  return user + kernel;
 }
 
 /** The pids of a process's direct children (local workers of a server). */
