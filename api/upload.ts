@@ -1,4 +1,5 @@
 import { unlink } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
@@ -74,9 +75,36 @@ class StagingStorage implements multer.StorageEngine {
     const sink = this.sinks.get(file.path);
     this.sinks.delete(file.path);
     if (!sink) throw new Error(`no upload staged at ${file.path}`);
-    const data = sink.data;
-    return { size: sink.size, head: sink.head, content: data ? { kind: 'memory', data } : { kind: 'staged', path: sink.path } };
+    return stagedFrom(sink);
   }
+}
+
+function stagedFrom(sink: StagingSink): StagedFile {
+  const data = sink.data;
+  return { size: sink.size, head: sink.head, content: data ? { kind: 'memory', data } : { kind: 'staged', path: sink.path } };
+}
+
+/** Content types of a request whose whole body is the image (the bytes decide the format, as for multipart files). */
+export const RAW_IMAGE_TYPES: ReadonlySet<string> = new Set(['image/png', 'image/jpeg', 'application/octet-stream']);
+
+/**
+ * An image sent as the whole request body, streamed into a StagingSink as a multipart file is. A
+ * body over `maxBytes` (declared, or counted as it arrives when chunked) is 413, the connection
+ * closes, and nothing of it stays.
+ */
+export function receiveRawImage(req: IncomingMessage, res: ServerResponse, maxBytes: number, stagingPath: string): Promise<StagedFile> {
+  const sink = new StagingSink(stagingPath, IN_MEMORY_BYTES);
+  let received = 0;
+  const count = (chunk: Buffer): void => {
+    received += chunk.length;
+    if (received <= maxBytes) return;
+    req.off('data', count);
+    req.unpipe(sink);
+    res.setHeader('Connection', 'close');
+    sink.destroy(new AppError('too_large', `the file is larger than the limit of ${maxBytes} bytes`));
+  };
+  req.on('data', count);
+  return pipeInto(req, sink).then(() => stagedFrom(sink));
 }
 
 /**

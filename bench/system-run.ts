@@ -3,7 +3,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import { multipartBody } from '../common/multipart.js';
+import { multipartBody } from './multipart.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePort, freePortPair } from '../test/helpers/ports.js';

@@ -1,6 +1,7 @@
 // The REST contract (DESIGN.md section 6) against a real server: api + controller + scheduler
 // in this process, on loopback. No workers: uploaded originals simply stay queued.
 import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
 import { readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -41,7 +42,9 @@ interface WorkloadWithTags extends WorkloadBody {
 }
 
 /** Asserts the contract's error shape: JSON {error: {code, message}} with the status as code. */
-function expectError(res: Response, status: number, message?: RegExp): ErrorBody {
+type Answer = Pick<Response, 'status' | 'text' | 'headers' | 'body'>;
+
+function expectError(res: Answer, status: number, message?: RegExp): ErrorBody {
   expect(res.status, res.text).to.equal(status);
   expect(res.headers['content-type']).to.match(/^application\/json/);
   const body = res.body as ErrorBody;
@@ -104,6 +107,34 @@ function pngClaiming(width: number, height: number): Buffer {
 }
 
 /** An unsigned JWT (`alg: none`) with otherwise valid claims. */
+/**
+ * POSTs `head` and then zeros up to `total` bytes as a chunked body (no length declared), 64 KiB at
+ * a time, as a client streaming an image would; resolves with the answer, which may come (and close
+ * the connection) before the body is all written.
+ */
+function chunkedUpload(base: string, target: string, token: string, head: Buffer, total: number): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(target, base), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'image/png', 'transfer-encoding': 'chunked' } });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers as Answer['headers'], body: JSON.parse(text) as unknown }));
+    });
+    req.on('error', reject);
+    let sent = 0;
+    const writeMore = (): void => {
+      while (sent < total && !req.destroyed) {
+        const chunk = sent === 0 ? head : Buffer.alloc(Math.min(64 * 1024, total - sent));
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', writeMore);
+      }
+      if (!req.destroyed) req.end();
+    };
+    writeMore();
+  });
+}
+
 function unsignedToken(claims: Record<string, unknown>): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   return `${part({ alg: 'none', typ: 'JWT' })}.${part(claims)}.`;
@@ -611,6 +642,9 @@ describe('REST API on a real server', function () {
       { title: 'a PNG in field "file"', send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('file', png, { filename: 'b.png', contentType: 'image/png' }) },
       { title: 'a PNG with the fields after the file', send: (id) => request(url).post('/images').set(asAlice()).attach('image', png, { filename: 'c.png', contentType: 'image/png' }).field('workload_id', id) },
       { title: 'a PNG named .jpg and sent as octet-stream (the bytes decide)', send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', png, { filename: 'wrong.jpg', contentType: 'application/octet-stream' }) },
+      { title: 'a PNG as the whole body, workload_id in the query string', send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(png) },
+      { title: 'a JPEG as the whole body, sent as octet-stream, with type=original', send: (id) => request(url).post(`/images?type=original&workload_id=${id}`).set(asAlice()).set('content-type', 'application/octet-stream').send(jpeg) },
+      { title: 'a PNG as the whole body labelled image/jpeg (the bytes decide)', send: (id) => request(url).post(`/images/?workload_id=${id}`).set(asAlice()).set('content-type', 'image/jpeg').send(png) },
     ];
     for (const { title, send } of accepted) {
       it(`accepts ${title}: 201 {workload_id, image_id, type: "original"}`, async () => {
@@ -629,8 +663,19 @@ describe('REST API on a real server', function () {
       });
     }
 
-    it('accepts a file of exactly maxUploadBytes', async () => {
+    it('keeps an image sent as the whole body byte for byte, with the type its bytes have', async () => {
+      const res = await request(url).post(`/images?workload_id=${workload.workload_id}`).set(asAlice()).set('content-type', 'application/octet-stream').send(jpeg);
+      expect(res.status, res.text).to.equal(201);
+      const download = await request(url).get(`/images/${(res.body as UploadBody).image_id}`).set(asAlice()).buffer(true).parse(binary);
+      expect(download.status).to.equal(200);
+      expect(download.headers['content-type']).to.equal('image/jpeg');
+      expect(Buffer.compare(download.body as Buffer, jpeg)).to.equal(0);
+    });
+
+    it('accepts a file of exactly maxUploadBytes, in multipart and as the whole body', async () => {
       const exact = Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 - png.length)]);
+      const raw = await request(url).post(`/images?workload_id=${workload.workload_id}`).set(asAlice()).set('content-type', 'image/png').send(exact);
+      expect(raw.status, raw.text).to.equal(201);
       const res = await request(url).post('/images').set(asAlice()).field('workload_id', workload.workload_id).attach('data', exact, 'exact.png');
       expect(res.status, res.text).to.equal(201);
     });
@@ -647,7 +692,7 @@ describe('REST API on a real server', function () {
         tiff = await image.getBuffer('image/tiff');
       });
 
-      const refused: { title: string; status: number; message?: RegExp; send: (workloadId: string) => request.Test }[] = [
+      const refused: { title: string; status: number; message?: RegExp; send: (workloadId: string) => PromiseLike<Answer> }[] = [
         { title: 'two files', status: 400, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', png, 'a.png').attach('data', png, 'b.png') },
         { title: 'two files in different fields', status: 400, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', png, 'a.png').attach('other', jpeg, 'b.jpg') },
         { title: 'no file', status: 400, message: /no file/, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id) },
@@ -672,6 +717,14 @@ describe('REST API on a real server', function () {
         { title: 'a missing workload_id', status: 400, message: /workload_id/, send: () => request(url).post('/images').set(asAlice()).attach('data', png, 'a.png') },
         { title: 'an empty workload_id', status: 400, message: /workload_id/, send: () => request(url).post('/images').set(asAlice()).field('workload_id', '').attach('data', png, 'a.png') },
         { title: 'no token', status: 401, send: (id) => request(url).post('/images').field('workload_id', id).attach('data', png, 'a.png') },
+        { title: 'text bytes as the whole body labelled image/png', status: 415, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(Buffer.from('not an image\n'.repeat(50))) },
+        { title: 'an image as the whole body without workload_id', status: 400, message: /workload_id/, send: () => request(url).post('/images').set(asAlice()).set('content-type', 'image/png').send(png) },
+        { title: 'an image as the whole body, workload_id only in a header', status: 400, message: /workload_id/, send: (id) => request(url).post('/images').set(asAlice()).set('workload-id', id).set('content-type', 'image/png').send(png) },
+        { title: 'a user uploading type=filtered as the whole body', status: 403, send: (id) => request(url).post(`/images?workload_id=${id}&type=filtered`).set(asAlice()).set('content-type', 'image/png').send(png) },
+        { title: 'an image as a text/plain body', status: 400, message: /multipart/, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'text/plain').send(png.toString('latin1')) },
+        { title: 'an empty image/png body', status: 400, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(Buffer.alloc(0)) },
+        { title: 'a whole-body image one byte over maxUploadBytes', status: 413, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 + 1 - png.length)])) },
+        { title: 'a chunked whole-body image over maxUploadBytes (no length declared)', status: 413, send: (id) => chunkedUpload(url, `/images?workload_id=${id}`, aliceToken, png, 6 * 1024 * 1024) },
         { title: 'a multipart content type without a boundary', status: 400, send: () => request(url).post('/images').set(asAlice()).set('content-type', 'multipart/form-data').send('--x\r\n') },
         { title: 'a truncated multipart body', status: 400, send: (id) => request(url).post('/images').set(asAlice()).set('content-type', 'multipart/form-data; boundary=XyZ').send(`--XyZ\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${id}\r\n--XyZ\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n${png.subarray(0, 40).toString('latin1')}`) },
       ];
@@ -686,6 +739,11 @@ describe('REST API on a real server', function () {
           expect((await filesOnDisk()).sort()).to.deep.equal(filesBefore.sort());
         });
       }
+
+      it('left no staged upload behind', async () => {
+        const staging = path.dirname(server.controller.images.stagingPath());
+        expect(await readdir(staging).catch(() => [])).to.deep.equal([]);
+      });
     });
 
     it('counts every accepted upload in total_images, and bob still cannot read the workload', async () => {

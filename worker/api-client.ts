@@ -1,6 +1,5 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { multipartBody } from '../common/multipart.js';
 import type { FilterResult } from './engines/index.js';
 
 export class ApiError extends Error {
@@ -87,13 +86,10 @@ export class ApiClient {
   }
 
   async uploadFiltered(workloadId: string, jobId: string, leaseId: string, result: FilterResult, signal: AbortSignal): Promise<string> {
-    const extension = result.mime === 'image/png' ? 'png' : 'jpg';
-    const body = multipartBody(
-      { workload_id: workloadId, type: 'filtered', job_id: jobId, lease_id: leaseId },
-      { field: 'data', filename: `filtered.${extension}`, type: result.mime, data: result.data },
-    );
-    const headers = { authorization: `Bearer ${this.token()}`, 'content-type': body.contentType, 'content-length': body.length };
-    const reply = await send(new URL(`${this.base}/images`), 'POST', headers, body.parts, signal);
+    // the image as the whole body, the fields in the query string: nothing for the server to parse out of a multipart body
+    const query = new URLSearchParams({ workload_id: workloadId, type: 'filtered', job_id: jobId, lease_id: leaseId });
+    const headers = { authorization: `Bearer ${this.token()}`, 'content-type': result.mime, 'content-length': result.data.length };
+    const reply = await send(new URL(`${this.base}/images?${query.toString()}`), 'POST', headers, [result.data], signal);
     if (reply.status !== 201) throw failure(reply, `upload of job ${jobId} failed`);
     let answer: { image_id?: unknown };
     try {

@@ -14,7 +14,7 @@ import { sendFile } from '../download.js';
 import { answerError, answerJson } from '../errors.js';
 import type { HttpMetrics } from '../metrics/index.js';
 import { trackRequest } from '../request-log.js';
-import { inspectImage, requireFile, singleFileUpload, type StagedFile } from '../upload.js';
+import { inspectImage, RAW_IMAGE_TYPES, receiveRawImage, requireFile, singleFileUpload, type StagedFile } from '../upload.js';
 
 /** Handles the request and returns true if it is one of these routes; false leaves it to express. */
 export type RawRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -38,9 +38,16 @@ function field(body: unknown, key: string): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-function isMultipart(req: IncomingMessage): boolean {
-  const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
-  return hasContent(req) && type === 'multipart/form-data';
+function mediaType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+}
+
+/** The fields of a raw upload, from its query string (own properties only, like a parsed body). */
+function queryFields(url: string | undefined): Record<string, string> {
+  const query = (url ?? '').split('?', 2)[1] ?? '';
+  const fields: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [key, value] of new URLSearchParams(query)) if (!(key in fields)) fields[key] = value;
+  return fields;
 }
 
 export function imageRoutes(controller: Controller, config: ApiConfig, metrics: HttpMetrics, log: Logger): RawRoutes {
@@ -75,10 +82,25 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     return controller.images.addFiltered(jobId, claims.sub, leaseId, inspectImage(requireFile(staged), config.maxPixels));
   }
 
+  /** Multipart (the file and the fields), or the image as the whole body with the fields in the query string. */
+  async function receive(req: IncomingMessage, res: ServerResponse): Promise<{ body: unknown; staged: StagedFile | undefined }> {
+    const type = mediaType(req);
+    if (hasContent(req) && type === 'multipart/form-data') {
+      checkDeclaredLength(req, res, declaredLimit, 'the upload');
+      return parseUpload(req, res);
+    }
+    if (hasContent(req) && RAW_IMAGE_TYPES.has(type)) {
+      checkDeclaredLength(req, res, config.maxUploadBytes, 'the file');
+      return { body: queryFields(req.url), staged: await receiveRawImage(req, res, config.maxUploadBytes, controller.images.stagingPath()) };
+    }
+    throw new AppError(
+      'bad_request',
+      'send the image as multipart/form-data (the file in field "data", and "workload_id"), or as the whole body (Content-Type image/png, image/jpeg or application/octet-stream) with ?workload_id= in the URL',
+    );
+  }
+
   async function postImage(req: IncomingMessage, res: ServerResponse, claims: TokenClaims): Promise<void> {
-    if (!isMultipart(req)) throw new AppError('bad_request', 'send the image as multipart/form-data: the file (field "data") and "workload_id"');
-    checkDeclaredLength(req, res, declaredLimit, 'the upload');
-    const { body, staged } = await parseUpload(req, res);
+    const { body, staged } = await receive(req, res);
     let record: ImageRecord;
     try {
       record = await keepUpload(body, claims, staged);
