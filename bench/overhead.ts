@@ -2,7 +2,7 @@
 // the system's own. Prints server CPU ms per image, jobs/s end to end and server RSS, for each count
 // given (default: the overhead run of 2,000; `npm run bench:scale` runs 100, 1,000 and 10,000).
 import { makeTestImage } from '../test/helpers/images.js';
-import { cpuSplitMs, removeRunDirs, rssMb, startSystem, uploadAll, waitDone } from './system-run.js';
+import { cpuSplitMs, removeRunDirs, rssMb, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
 
 const CPU_TARGET_MS = 2;
 const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -31,7 +31,7 @@ async function measure(count: number): Promise<Row> {
     const workload = await system.client.createWorkload();
     const cpuBefore = await cpuSplitMs(system.serverPid);
     const started = performance.now();
-    await uploadAll(system.client, workload.workload_id, images, 'image/png', 8);
+    await uploadAll(system.client, workload.workload_id, images, 'image/png', 8, form);
     const finished = await waitDone(system.client, workload.workload_id, count);
     const cpuAfter = await cpuSplitMs(system.serverPid);
     const kernel = cpuAfter.kernel - cpuBefore.kernel;
@@ -51,6 +51,8 @@ function describe(row: Row): string {
   );
 }
 
+const form = uploadForm();
+console.log(`uploads: ${form === 'raw' ? 'the image as the whole body (BENCH_UPLOAD=multipart for the course clients\' form)' : 'multipart forms, as the course clients send them'}`);
 const rows: Row[] = [];
 for (const count of counts) {
   const runs: Row[] = [];
