@@ -1,5 +1,6 @@
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { AppError } from '../common/errors.js';
 
 // while one write to the file is in flight, the stream gathers what arrives into one writev
 const BATCH_BYTES = 1024 * 1024;
@@ -20,6 +21,8 @@ export class StagingSink extends Writable {
   constructor(
     readonly path: string,
     private readonly inMemoryBytes: number,
+    /** More than this fails the sink with a 413 error (multer enforces its own limit on multipart files). */
+    private readonly maxBytes = Infinity,
   ) {
     super({ highWaterMark: BATCH_BYTES });
   }
@@ -37,6 +40,7 @@ export class StagingSink extends Writable {
     const buffers = entries.map((entry) => entry.chunk);
     const bytes = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
     this.size += bytes;
+    if (this.size > this.maxBytes) return callback(new AppError('too_large', `the file is larger than the limit of ${this.maxBytes} bytes`));
     if (!this.spilled && this.size <= this.inMemoryBytes) {
       // copies: a multipart parser may hand out views into a buffer it reuses
       for (const buffer of buffers) this.chunks.push(Buffer.from(buffer));

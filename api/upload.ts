@@ -92,19 +92,16 @@ export const RAW_IMAGE_TYPES: ReadonlySet<string> = new Set(['image/png', 'image
  * body over `maxBytes` (declared, or counted as it arrives when chunked) is 413, the connection
  * closes, and nothing of it stays.
  */
-export function receiveRawImage(req: IncomingMessage, res: ServerResponse, maxBytes: number, stagingPath: string): Promise<StagedFile> {
-  const sink = new StagingSink(stagingPath, IN_MEMORY_BYTES);
-  let received = 0;
-  const count = (chunk: Buffer): void => {
-    received += chunk.length;
-    if (received <= maxBytes) return;
-    req.off('data', count);
-    req.unpipe(sink);
-    res.setHeader('Connection', 'close');
-    sink.destroy(new AppError('too_large', `the file is larger than the limit of ${maxBytes} bytes`));
-  };
-  req.on('data', count);
-  return pipeInto(req, sink).then(() => stagedFrom(sink));
+export async function receiveRawImage(req: IncomingMessage, res: ServerResponse, maxBytes: number, stagingPath: string): Promise<StagedFile> {
+  const sink = new StagingSink(stagingPath, IN_MEMORY_BYTES, maxBytes);
+  try {
+    await pipeInto(req, sink);
+  } catch (error) {
+    // the rest of the body is never read: the connection cannot carry another request
+    if (error instanceof AppError && error.kind === 'too_large') res.setHeader('Connection', 'close');
+    throw error;
+  }
+  return stagedFrom(sink);
 }
 
 /**

@@ -2,7 +2,7 @@
 // the system's own. Prints server CPU ms per image, jobs/s end to end and server RSS, for each count
 // given (default: the overhead run of 2,000; `npm run bench:scale` runs 100, 1,000 and 10,000).
 import { makeTestImage } from '../test/helpers/images.js';
-import { cpuSplitMs, removeRunDirs, rssMb, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
+import { cpuSplitMs, describeUploadForm, removeRunDirs, rssMb, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
 
 const CPU_TARGET_MS = 2;
 const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -52,7 +52,7 @@ function describe(row: Row): string {
 }
 
 const form = uploadForm();
-console.log(`uploads: ${form === 'raw' ? 'the image as the whole body (BENCH_UPLOAD=multipart for the course clients\' form)' : 'multipart forms, as the course clients send them'}`);
+console.log(describeUploadForm(form));
 const rows: Row[] = [];
 for (const count of counts) {
   const runs: Row[] = [];

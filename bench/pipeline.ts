@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { makePhotoLikeImage, makeTestImage } from '../test/helpers/images.js';
 import { makeDirs } from '../test/helpers/system.js';
-import { childPids, cpuMs, removeRunDirs, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
+import { childPids, cpuMs, describeUploadForm, removeRunDirs, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
 
 const run = promisify(execFile);
 const BARE = fileURLToPath(new URL('./bare-filter.js', import.meta.url));
@@ -21,7 +21,8 @@ const kinds = (process.env.KINDS ?? 'photo,noise').split(',') as ('photo' | 'noi
 const generate = { photo: (seed: number) => makePhotoLikeImage(1920, 1080, seed), noise: (seed: number) => makeTestImage(1920, 1080, 'image/jpeg', seed) };
 
 const dirs = await makeDirs();
-console.log(`pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes; uploads ${uploadForm() === 'raw' ? 'as whole bodies (BENCH_UPLOAD=multipart for forms)' : 'as multipart forms'}`);
+const form = uploadForm();
+console.log(`pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes; ${describeUploadForm(form)}`);
 for (const kind of kinds) {
   const frames: Buffer[] = [];
   const files: string[] = [];
@@ -57,7 +58,7 @@ for (const kind of kinds) {
       const cpuBefore = await cpuOf();
       const clientBefore = process.cpuUsage();
       const started = performance.now();
-      await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4, uploadForm());
+      await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4, form);
       systemRate = (COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started)) * 1000;
       const clientCpu = process.cpuUsage(clientBefore);
       const spent = (await cpuOf()).map((after, index) => (after - cpuBefore[index]!) / COUNT);

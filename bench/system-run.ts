@@ -12,9 +12,9 @@ import { makeDirs, type TestDirs } from '../test/helpers/system.js';
 
 /**
  * The runs' directories, removed together at the end (removeRunDirs). On this machine's disk, the
- * kernel time of creating a file grows with the number of files deleted in the last minute or so
- * (about 0.01 ms after a quiet minute, 0.3 ms right after thousands of deletions): removing one
- * round's thousands of images right before the next round would charge that round's server for it.
+ * kernel time of creating a file grows for minutes after many files were deleted (about 0.01 ms on a
+ * quiet disk, up to 0.3 ms after tens of thousands of deletions): removing one round's images right
+ * before the next round would charge that round's server for it.
  */
 const runDirs: TestDirs[] = [];
 
@@ -56,7 +56,7 @@ function fileCreationMicros(directory: string, files = 200): number {
 export interface RunningSystem {
   client: TestClient;
   serverPid: number;
-  /** Kernel microseconds per file creation next to the server's images directory, just before the run. */
+  /** CPU microseconds (nearly all the kernel's) per file creation next to the server's images directory, just before the run. */
   fileCreationMicros: number;
   stop(): Promise<void>;
 }
@@ -124,6 +124,11 @@ export function uploadForm(): UploadForm {
   const form = process.env.BENCH_UPLOAD ?? 'raw';
   if (form !== 'raw' && form !== 'multipart') throw new Error(`BENCH_UPLOAD must be raw or multipart, not ${form}`);
   return form;
+}
+
+/** How the uploads go, for the benchmark's first line. */
+export function describeUploadForm(form: UploadForm): string {
+  return form === 'raw' ? 'uploads as whole bodies (BENCH_UPLOAD=multipart for the course clients\' forms)' : 'uploads as multipart forms, as the course clients send them';
 }
 
 interface LaidOut {

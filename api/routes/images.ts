@@ -84,12 +84,12 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
 
   /** Multipart (the file and the fields), or the image as the whole body with the fields in the query string. */
   async function receive(req: IncomingMessage, res: ServerResponse): Promise<{ body: unknown; staged: StagedFile | undefined }> {
-    const type = mediaType(req);
-    if (hasContent(req) && type === 'multipart/form-data') {
+    const type = hasContent(req) ? mediaType(req) : 'no body';
+    if (type === 'multipart/form-data') {
       checkDeclaredLength(req, res, declaredLimit, 'the upload');
       return parseUpload(req, res);
     }
-    if (hasContent(req) && RAW_IMAGE_TYPES.has(type)) {
+    if (RAW_IMAGE_TYPES.has(type)) {
       checkDeclaredLength(req, res, config.maxUploadBytes, 'the file');
       return { body: queryFields(req.url), staged: await receiveRawImage(req, res, config.maxUploadBytes, controller.images.stagingPath()) };
     }
