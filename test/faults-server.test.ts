@@ -151,9 +151,17 @@ describe('faults: the server process', function () {
     const workload = await client.createWorkload({ filter: 'grayscale' });
 
     const watcher = watchDatastore(dirs.dataDir);
-    const uploads = uploadConcurrently(client, workload.workload_id, images, 100, 4);
+    // enough uploads that the lanes are still sending when two jobs are done, however fast the server answers
+    const total = 400;
+    const lanes = 4;
+    const uploads = uploadConcurrently(client, workload.workload_id, images, total, lanes);
     // mid-workload: uploads in flight, jobs running, some done
-    await waitFor('uploads answered and jobs done', async () => uploads.answered.length >= 12 && (await client.workload(workload.workload_id)).done_jobs >= 2, 60_000, 20);
+    await waitFor(
+      'uploads answered and jobs done, with uploads still being sent',
+      async () => uploads.answered.length >= 12 && uploads.answered.length < total - lanes && (await client.workload(workload.workload_id)).done_jobs >= 2,
+      60_000,
+      20,
+    );
     const killedAt = Date.now();
     await server.process.kill('SIGKILL');
     const onDisk = readDatastoreFiles(dirs.dataDir); // must parse right after the kill
