@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { withMallocTunables } from '../common/malloc-tunables.js';
 import { makePhotoLikeImage, makeTestImage } from '../test/helpers/images.js';
 import { makeDirs } from '../test/helpers/system.js';
 import { childPids, cpuMs, describeUploadForm, removeRunDirs, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
@@ -15,6 +16,8 @@ const run = promisify(execFile);
 const BARE = fileURLToPath(new URL('./bare-filter.js', import.meta.url));
 const COUNT = Number(process.env.IMAGES ?? 200);
 const DISTINCT = 20; // distinct frames, cycled: generating 200 large JPEGs would dominate the run
+// the bare processes get the malloc tunables the workers run with: the limit is the engine at its best
+const BARE_ENV = withMallocTunables(process.env);
 const TARGET = { sharp: 0.85, jimp: 0.95 } as const;
 const engines = (process.env.ENGINES ?? 'sharp,jimp').split(',') as ('sharp' | 'jimp')[];
 const kinds = (process.env.KINDS ?? 'photo,noise').split(',') as ('photo' | 'noise')[];
@@ -22,7 +25,7 @@ const generate = { photo: (seed: number) => makePhotoLikeImage(1920, 1080, seed)
 
 const dirs = await makeDirs();
 const form = uploadForm();
-console.log(`pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes; ${describeUploadForm(form)}`);
+console.log(`pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes, all with the malloc tunables; ${describeUploadForm(form)}`);
 for (const kind of kinds) {
   const frames: Buffer[] = [];
   const files: string[] = [];
@@ -40,7 +43,7 @@ for (const kind of kinds) {
     const half = Math.ceil(COUNT / 2);
     const bareRun = async (): Promise<{ rate: number; cpuPerImage: number }> => {
       const bareStart = performance.now();
-      const bare = await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part])));
+      const bare = await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part], { env: BARE_ENV })));
       const rate = COUNT / ((performance.now() - bareStart) / 1000);
       return { rate, cpuPerImage: bare.reduce((sum, { stdout }) => sum + (JSON.parse(stdout) as { cpuMs: number }).cpuMs, 0) / COUNT };
     };

@@ -4,6 +4,7 @@ import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { multipartBody } from './multipart.js';
+import { withMallocTunables } from '../common/malloc-tunables.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePort, freePortPair } from '../test/helpers/ports.js';
@@ -61,6 +62,7 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
+/** The server starts as `npm start` starts it: with the malloc tunables (its local workers get them from it). */
 export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Promise<RunningSystem> {
   const dirs = await makeDirs();
   runDirs.push(dirs);
@@ -71,7 +73,7 @@ export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Pr
     '--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1',
     '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--engine', engine, '--workers', String(workers),
     '--users', 'bench:bench-pw', '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
-  ], {}, (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
+  ], { GLIBC_TUNABLES: withMallocTunables(process.env).GLIBC_TUNABLES! }, (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
   const url = `http://127.0.0.1:${apiPort}`;
   await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
   const client = await TestClient.login(url, 'bench', 'bench-pw');

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, resolveLogFormat } from '../common/log.js';
+import { hasMallocTunables } from '../common/malloc-tunables.js';
+import { whenParentGone } from './parent-gone.js';
 import { parseWorkerArgs, startWorker, type WorkerAgent } from '../worker/index.js';
 
 let config;
@@ -10,6 +12,9 @@ try {
   process.exit(2);
 }
 const log = createLogger(`worker:${config.name}`, config.logLevel, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
+if (process.platform === 'linux' && !hasMallocTunables(process.env)) {
+  log.info('glibc malloc tunables are not set: `npm run worker` sets them (about a tenth less CPU per image with sharp, and a steadier peak memory)');
+}
 
 let agent: WorkerAgent | null = null;
 let stopRequest: { reason: string; drainMs: number | undefined } | null = null;
@@ -35,9 +40,10 @@ function requestStop(reason: string, drainMs?: number): void {
 
 // handlers first: a signal during start-up (engine, resource probe) still ends in a clean stop and exit 0
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => requestStop(signal));
-// a local worker started by `dpip` has an IPC channel to it. When that server dies (even by SIGKILL), the
-// channel closes: the worker leaves too, instead of living on as an orphan that keeps its name taken.
-if (process.send) process.on('disconnect', () => requestStop('the server that started this worker is gone', 0));
+// a local worker started by `dpip`, or a worker started by `npm run worker`'s launcher, has an IPC channel to
+// the process that started it. When that process dies (even by SIGKILL), the channel closes: the worker
+// leaves too, instead of living on as an orphan that keeps its name taken.
+whenParentGone(() => requestStop('the process that started this worker is gone', 0));
 
 agent = await startWorker(config, log);
 stop();

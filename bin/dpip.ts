@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, resolveLogFormat } from '../common/log.js';
 import { startLocalWorkers } from './local-workers.js';
+import { whenParentGone } from './parent-gone.js';
 import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
 import { startServer } from './server.js';
 
@@ -46,18 +47,20 @@ process.stdout.write(
 );
 
 let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: workers drain, then the server closes');
-    void workers
-      .stop()
-      .then(() => server.close())
-      .then(() => process.exit(0))
-      .catch((error: unknown) => {
-        log.error({ error: String(error) }, 'could not stop cleanly');
-        process.exit(1);
-      });
-  });
+function shutdown(reason: string): void {
+  if (stopping) return;
+  stopping = true;
+  log.info({ reason }, 'stopping: workers drain, then the server closes');
+  void workers
+    .stop()
+    .then(() => server.close())
+    .then(() => process.exit(0))
+    .catch((error: unknown) => {
+      log.error({ error: String(error) }, 'could not stop cleanly');
+      process.exit(1);
+    });
 }
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => shutdown(signal));
+// started by `npm start`'s launcher, the server has an IPC channel to it. When the launcher is gone (even
+// killed outright), the channel closes and the server stops too, instead of living on as an orphan.
+whenParentGone(() => shutdown('the process that started the server is gone'));

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
+import { withMallocTunables } from '../common/malloc-tunables.js';
 
 export interface LocalWorkerOptions {
   count: number;
@@ -40,7 +41,7 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
     // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
     // like fork(): the server's node flags (heap size, profiling) apply to its workers too
-    const child = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...env, DPIP_SECRET: options.secret } });
+    const child = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: withMallocTunables({ ...env, DPIP_SECRET: options.secret }) });
     children.set(name, child);
     child.on('exit', (code, signal) => {
       children.delete(name);

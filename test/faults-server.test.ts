@@ -300,4 +300,21 @@ describe('faults: the server process', function () {
       for (const pid of locals.filter(isAlive)) process.kill(pid, 'SIGKILL');
     }
   });
+
+  it('SIGKILL on a server whose local workers are still loading: they do not outlive it either', async () => {
+    dirs = await makeDirs();
+    const ports = await pickServerPorts();
+    const server = await spawnServerOn(dirs, ports, { workers: 2, args: SERVER_FLAGS });
+    // the worker processes exist but are still loading their modules: the channel closes before they listen to it
+    const locals = await waitFor('two local worker processes', async () => {
+      const pids = childPids(server.process.child.pid!);
+      return pids.length === 2 ? pids : null;
+    }, 10_000, 5);
+    await server.process.kill('SIGKILL');
+    try {
+      await waitFor('the orphaned local workers to exit', async () => !locals.some(isAlive), 15_000, 20);
+    } finally {
+      for (const pid of locals.filter(isAlive)) process.kill(pid, 'SIGKILL');
+    }
+  });
 });
