@@ -73,7 +73,7 @@ export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Pr
     '--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1',
     '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--engine', engine, '--workers', String(workers),
     '--users', 'bench:bench-pw', '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
-  ], { GLIBC_TUNABLES: withMallocTunables(process.env).GLIBC_TUNABLES! }, (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
+  ], { GLIBC_TUNABLES: withMallocTunables(process.env).GLIBC_TUNABLES }, (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
   const url = `http://127.0.0.1:${apiPort}`;
   await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
   const client = await TestClient.login(url, 'bench', 'bench-pw');

@@ -8,15 +8,27 @@ const MALLOC_TUNABLES = ['glibc.malloc.mmap_threshold=8388608', 'glibc.malloc.tr
 
 const tunableName = (tunable: string): string => tunable.split('=')[0]!;
 
+/** The tunables env sets, in order. */
+const ownTunables = (env: NodeJS.ProcessEnv): string[] => (env.GLIBC_TUNABLES ?? '').split(':').filter(Boolean);
+
+/** The malloc tunables env does not set yet. */
+function missingTunables(env: NodeJS.ProcessEnv): string[] {
+  const ownNames = new Set(ownTunables(env).map(tunableName));
+  return MALLOC_TUNABLES.filter((tunable) => !ownNames.has(tunableName(tunable)));
+}
+
 /** Returns env with the malloc tunables added to GLIBC_TUNABLES; a tunable the environment already sets keeps its value. */
-export function withMallocTunables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const own = (env.GLIBC_TUNABLES ?? '').split(':').filter(Boolean);
-  const ownNames = new Set(own.map(tunableName));
-  return { ...env, GLIBC_TUNABLES: [...own, ...MALLOC_TUNABLES.filter((tunable) => !ownNames.has(tunableName(tunable)))].join(':') };
+export function withMallocTunables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv & { GLIBC_TUNABLES: string } {
+  return { ...env, GLIBC_TUNABLES: [...ownTunables(env), ...missingTunables(env)].join(':') };
 }
 
 /** Whether env already sets every malloc tunable (to any value). */
 export function hasMallocTunables(env: NodeJS.ProcessEnv): boolean {
-  const ownNames = new Set((env.GLIBC_TUNABLES ?? '').split(':').map(tunableName));
-  return MALLOC_TUNABLES.every((tunable) => ownNames.has(tunableName(tunable)));
+  return missingTunables(env).length === 0;
+}
+
+/** Whether this process runs on glibc, the only C library that reads the tunables (not musl, not macOS). */
+export function runsOnGlibc(): boolean {
+  const report = process.report.getReport() as { header?: { glibcVersionRuntime?: string } };
+  return report.header?.glibcVersionRuntime !== undefined;
 }
