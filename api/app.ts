@@ -15,7 +15,12 @@ import { statusRoutes } from './routes/status.js';
 import { workerRoutes } from './routes/workers.js';
 import { workloadRoutes } from './routes/workloads.js';
 
-export function createApp(controller: Controller, config: ApiConfig, log: Logger, parts: AppParts = createAppParts(controller, config, log)): Express {
+export function createApp(
+  controller: Controller,
+  config: ApiConfig,
+  log: Logger,
+  parts: AppParts = createAppParts(controller, config, log),
+): Express {
   const app = express();
   app.disable('x-powered-by');
   // JSON answers describe state that changes under the client: an ETag (a hash of every body) buys nothing

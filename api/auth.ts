@@ -12,7 +12,8 @@ export function bearerToken(req: Request): string {
 
 /** The token of an Authorization header, or a 401 that says what is wrong with it. */
 export function bearerFrom(header: string | undefined): string {
-  if (!header) throw new AppError('unauthorized', 'missing token: send "Authorization: Bearer <token>" (get one from /login)');
+  if (!header)
+    throw new AppError('unauthorized', 'missing token: send "Authorization: Bearer <token>" (get one from /login)');
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw new AppError('unauthorized', 'malformed Authorization header: expected "Bearer <token>"');
   return match[1]!;
@@ -26,7 +27,10 @@ export function bearerOrQueryToken(req: Request): string {
   if (req.get('authorization') !== undefined) return bearerToken(req);
   const token = req.query.token;
   if (typeof token === 'string' && token !== '') return token;
-  throw new AppError('unauthorized', 'missing token: send "Authorization: Bearer <token>" or ?token=<token> (get one from /login)');
+  throw new AppError(
+    'unauthorized',
+    'missing token: send "Authorization: Bearer <token>" or ?token=<token> (get one from /login)',
+  );
 }
 
 /** The claims of a valid token, or 401. */
@@ -49,7 +53,8 @@ export function requireUser(tokens: Tokens, read: (req: Request) => string = bea
   const any = requireToken(tokens, read);
   return (req, res, next) => {
     any(req, res, () => {
-      if (callerOf(res).claims.scope !== 'user') throw new AppError('forbidden', 'worker tokens may only download and upload images');
+      if (callerOf(res).claims.scope !== 'user')
+        throw new AppError('forbidden', 'worker tokens may only download and upload images');
       next();
     });
   };

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import express, { type Request, type RequestHandler } from 'express';
+import express, { type RequestHandler } from 'express';
 import multer from 'multer';
 import { AppError } from '../common/errors.js';
 import { multipartErrors } from './upload.js';
@@ -56,7 +56,10 @@ export function fieldBody(maxBodyBytes: number, filesRefused: string): RequestHa
     multipartErrors(multer({ limits: { files: 0, fields: 20, fieldSize: 4096, parts: 20 } }).none(), filesRefused),
     (req, _res, next) => {
       if (req.body !== undefined && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))) {
-        throw new AppError('bad_request', 'the body must be an object of fields (a JSON object or a form), not a list or a bare value');
+        throw new AppError(
+          'bad_request',
+          'the body must be an object of fields (a JSON object or a form), not a list or a bare value',
+        );
       }
       next();
     },

@@ -41,4 +41,8 @@ export interface ApiConfig {
   metricsToken?: string | null;
 }
 
-export const DEFAULT_HTTP_TIMEOUTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000 } as const;
+export const DEFAULT_HTTP_TIMEOUTS = {
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 120_000,
+  keepAliveTimeoutMs: 5_000,
+} as const;

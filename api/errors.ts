@@ -49,7 +49,8 @@ function clientErrorOf(error: unknown, maxUploadBytes: number): AppError | null 
   if (error instanceof AppError) return error;
   if (error instanceof multer.MulterError) return fromMulter(error, maxUploadBytes);
   if (isHttpError(error)) {
-    const kind: ErrorKind = error.status === 413 ? 'too_large' : error.status === 415 ? 'unsupported_media_type' : 'bad_request';
+    const kind: ErrorKind =
+      error.status === 413 ? 'too_large' : error.status === 415 ? 'unsupported_media_type' : 'bad_request';
     return new AppError(kind, httpErrorMessage(error));
   }
   return null;
@@ -62,7 +63,10 @@ function clientErrorOf(error: unknown, maxUploadBytes: number): AppError | null 
 export function answerError(error: unknown, res: ServerResponse, log: Logger, maxUploadBytes: number): void {
   if (res.headersSent) {
     // a download that failed half-way: the status is gone, only cutting the connection tells the client
-    log.warn({ error: error instanceof Error ? error.message : String(error) }, 'response failed after its headers were sent');
+    log.warn(
+      { error: error instanceof Error ? error.message : String(error) },
+      'response failed after its headers were sent',
+    );
     res.destroy();
     return;
   }
@@ -92,7 +96,9 @@ function httpErrorMessage(error: { status: number; message: string; type?: strin
     case 'entity.parse.failed':
       return 'the request body is not valid JSON: send an object of fields';
     case 'entity.too.large':
-      return typeof error.limit === 'number' ? `the request body is larger than the limit of ${error.limit} bytes` : 'the request body is too large';
+      return typeof error.limit === 'number'
+        ? `the request body is larger than the limit of ${error.limit} bytes`
+        : 'the request body is too large';
     case 'parameters.too.many':
       return 'the form has too many fields';
     case 'charset.unsupported':
@@ -104,5 +110,12 @@ function httpErrorMessage(error: { status: number; message: string; type?: strin
 }
 
 function isHttpError(error: unknown): error is { status: number; message: string; type?: string } {
-  return typeof error === 'object' && error !== null && 'status' in error && typeof error.status === 'number' && error.status >= 400 && error.status < 500;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    'status' in error &&
+    typeof error.status === 'number' &&
+    error.status >= 400 &&
+    error.status < 500
+  );
 }

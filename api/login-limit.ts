@@ -30,7 +30,11 @@ export function loginGate(config: ApiConfig, log: Logger): LoginGate {
     if (wait > 0) {
       refused += 1;
       // the first and then every 1000th: a flood must not flood the log
-      if (refused === 1 || refused % 1000 === 0) log.warn({ client, user: user === INVALID_NAME ? '(invalid)' : user, count: refused }, 'login attempts over the rate limit');
+      if (refused === 1 || refused % 1000 === 0)
+        log.warn(
+          { client, user: user === INVALID_NAME ? '(invalid)' : user, count: refused },
+          'login attempts over the rate limit',
+        );
       const seconds = Math.max(1, Math.ceil(wait / 1000));
       throw new TooManyRequests(`too many login attempts: try again in ${seconds} s`, seconds);
     }

@@ -28,8 +28,10 @@ export class RateLimiter {
     private readonly maxKeys = DEFAULT_MAX_KEYS,
     private readonly now: () => number = Date.now,
   ) {
-    if (!Number.isInteger(limit.attempts) || limit.attempts < 1) throw new Error('a rate limit needs at least 1 attempt');
-    if (!Number.isFinite(limit.windowMs) || limit.windowMs <= 0) throw new Error('a rate limit needs a window longer than 0 ms');
+    if (!Number.isInteger(limit.attempts) || limit.attempts < 1)
+      throw new Error('a rate limit needs at least 1 attempt');
+    if (!Number.isFinite(limit.windowMs) || limit.windowMs <= 0)
+      throw new Error('a rate limit needs a window longer than 0 ms');
     this.perMs = limit.attempts / limit.windowMs;
   }
 
@@ -79,7 +81,8 @@ export function parseRateLimit(text: string): RateLimit | null {
   const trimmed = text.trim().toLowerCase();
   if (trimmed === 'off' || trimmed === '0' || trimmed === 'none') return null;
   const match = /^(\d+)\s*\/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(trimmed);
-  if (!match) throw new Error(`"${text}" is not a rate limit: write attempts/window, e.g. 10/10s, 5/500ms, 100/1m, or "off"`);
+  if (!match)
+    throw new Error(`"${text}" is not a rate limit: write attempts/window, e.g. 10/10s, 5/500ms, 100/1m, or "off"`);
   const attempts = Number(match[1]);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[3] ?? 'ms'] ?? 1;
   const windowMs = Number(match[2]) * unit;
@@ -102,7 +105,14 @@ export function clientKey(address: string | undefined): string {
   const [head = '', tail] = bare.split('::');
   const headGroups = head ? head.split(':') : [];
   const tailGroups = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = tail === undefined ? headGroups : [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups];
+  const groups =
+    tail === undefined
+      ? headGroups
+      : [
+          ...headGroups,
+          ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'),
+          ...tailGroups,
+        ];
   return `${groups
     .slice(0, 4)
     .map((group) => (parseInt(group, 16) || 0).toString(16))

@@ -14,7 +14,13 @@ const GIVEN_ID = /^[A-Za-z0-9._:-]{1,100}$/;
  */
 export function requestLog(log: Logger): RequestHandler {
   return (req, res, next) => {
-    res.locals.log = trackRequest(log, req, res, () => req.path, () => routeOf(req));
+    res.locals.log = trackRequest(
+      log,
+      req,
+      res,
+      () => req.path,
+      () => routeOf(req),
+    );
     next();
   };
 }
@@ -23,7 +29,13 @@ export function requestLog(log: Logger): RequestHandler {
  * The same for a request answered on node:http directly: the id, the header, the child logger, and
  * the debug line when the response ends. `path` is the path only: a query string may carry a token.
  */
-export function trackRequest(log: Logger, req: IncomingMessage, res: ServerResponse, path: () => string, route: () => string): Logger {
+export function trackRequest(
+  log: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: () => string,
+  route: () => string,
+): Logger {
   const given = req.headers['x-request-id'];
   const id = typeof given === 'string' && GIVEN_ID.test(given) ? given : randomUUID();
   res.setHeader('X-Request-Id', id);
@@ -31,7 +43,16 @@ export function trackRequest(log: Logger, req: IncomingMessage, res: ServerRespo
   if (child.isLevelEnabled('debug')) {
     const started = process.hrtime.bigint();
     res.once('close', () =>
-      child.debug({ method: req.method, path: path(), route: route(), status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request'),
+      child.debug(
+        {
+          method: req.method,
+          path: path(),
+          route: route(),
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'request',
+      ),
     );
   }
   return child;

@@ -44,7 +44,8 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
   const headersTimeout = config.headersTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs;
   const requestTimeout = config.requestTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs;
   const keepAliveTimeout = config.keepAliveTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs;
-  if (requestTimeout > 0 && headersTimeout > requestTimeout) throw new Error('the headers timeout must not be longer than the request timeout');
+  if (requestTimeout > 0 && headersTimeout > requestTimeout)
+    throw new Error('the headers timeout must not be longer than the request timeout');
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
   const parts = createAppParts(controller, config, log);
   const app = createApp(controller, config, log, parts);
@@ -72,7 +73,8 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
     if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') {
       clientErrors += 1;
       // the first and then every 1000th: a flood of broken requests must not flood the log
-      if (clientErrors === 1 || clientErrors % 1000 === 0) log.warn({ code: error.code, count: clientErrors }, 'refused a malformed or slow HTTP request');
+      if (clientErrors === 1 || clientErrors % 1000 === 0)
+        log.warn({ code: error.code, count: clientErrors }, 'refused a malformed or slow HTTP request');
     }
     if (socket.writable && !responseStarted(socket)) {
       const { status, message } = clientErrorResponse(error.code);

@@ -40,11 +40,15 @@ export class StagingSink extends Writable {
     const buffers = entries.map((entry) => entry.chunk);
     const bytes = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
     this.size += bytes;
-    if (this.size > this.maxBytes) return callback(new AppError('too_large', `the file is larger than the limit of ${this.maxBytes} bytes`));
+    if (this.size > this.maxBytes) {
+      callback(new AppError('too_large', `the file is larger than the limit of ${this.maxBytes} bytes`));
+      return;
+    }
     if (!this.spilled && this.size <= this.inMemoryBytes) {
       // copies: a multipart parser may hand out views into a buffer it reuses
       for (const buffer of buffers) this.chunks.push(Buffer.from(buffer));
-      return callback();
+      callback();
+      return;
     }
     this.spill(buffers).then(() => callback(), callback);
   }
@@ -54,7 +58,10 @@ export class StagingSink extends Writable {
     this.chunks.length = 0;
     const handle = this.handle;
     this.handle = null;
-    if (!handle) return callback();
+    if (!handle) {
+      callback();
+      return;
+    }
     handle.close().then(() => callback(), callback);
   }
 

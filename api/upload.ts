@@ -19,12 +19,18 @@ const MIME_OF: Record<string, ImageMime> = { png: 'image/png', jpg: 'image/jpeg'
 export function multipartErrors(middleware: RequestHandler, fileRefused?: string): RequestHandler {
   return (req, res, next) => {
     middleware(req, res, (error?: unknown) => {
-      if (error === undefined || error === null || typeof error === 'string' || error instanceof AppError) return next(error);
+      if (error === undefined || error === null || typeof error === 'string' || error instanceof AppError)
+        return next(error);
       if (error instanceof multer.MulterError) {
         const isFileError = error.code === 'LIMIT_FILE_COUNT' || error.code === 'LIMIT_UNEXPECTED_FILE';
         return next(fileRefused && isFileError ? new AppError('bad_request', fileRefused) : error);
       }
-      next(new AppError('bad_request', `malformed multipart body: ${error instanceof Error ? error.message : String(error)}`));
+      next(
+        new AppError(
+          'bad_request',
+          `malformed multipart body: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
     });
   };
 }
@@ -50,7 +56,11 @@ class StagingStorage implements multer.StorageEngine {
 
   constructor(private readonly stagingPath: () => string) {}
 
-  _handleFile(_req: Request, file: Express.Multer.File, callback: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
+  _handleFile(
+    _req: Request,
+    file: Express.Multer.File,
+    callback: (error?: unknown, info?: Partial<Express.Multer.File>) => void,
+  ): void {
     const sink = new StagingSink(this.stagingPath(), IN_MEMORY_BYTES);
     pipeInto(file.stream, sink).then(
       () => {
@@ -64,7 +74,10 @@ class StagingStorage implements multer.StorageEngine {
   _removeFile(_req: Request, file: Express.Multer.File, callback: (error: Error | null) => void): void {
     const sink = this.sinks.get(file.path);
     this.sinks.delete(file.path);
-    if (sink?.data) return callback(null);
+    if (sink?.data) {
+      callback(null);
+      return;
+    }
     unlink(file.path).then(
       () => callback(null),
       () => callback(null),
@@ -81,7 +94,11 @@ class StagingStorage implements multer.StorageEngine {
 
 function stagedFrom(sink: StagingSink): StagedFile {
   const data = sink.data;
-  return { size: sink.size, head: sink.head, content: data ? { kind: 'memory', data } : { kind: 'staged', path: sink.path } };
+  return {
+    size: sink.size,
+    head: sink.head,
+    content: data ? { kind: 'memory', data } : { kind: 'staged', path: sink.path },
+  };
 }
 
 /** Content types of a request whose whole body is the image (the bytes decide the format, as for multipart files). */
@@ -92,7 +109,12 @@ export const RAW_IMAGE_TYPES: ReadonlySet<string> = new Set(['image/png', 'image
  * body over `maxBytes` (declared, or counted as it arrives when chunked) is 413, the connection
  * closes, and nothing of it stays.
  */
-export async function receiveRawImage(req: IncomingMessage, res: ServerResponse, maxBytes: number, stagingPath: string): Promise<StagedFile> {
+export async function receiveRawImage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBytes: number,
+  stagingPath: string,
+): Promise<StagedFile> {
   const sink = new StagingSink(stagingPath, IN_MEMORY_BYTES, maxBytes);
   try {
     await pipeInto(req, sink);
@@ -159,11 +181,18 @@ export function inspectImage(file: StagedFile, maxPixels: number): IncomingImage
     throw new AppError('unsupported_media_type', 'the file is not a PNG or JPEG image');
   }
   const mime = header.type ? MIME_OF[header.type] : undefined;
-  if (!mime) throw new AppError('unsupported_media_type', `unsupported image type "${header.type ?? 'unknown'}": send PNG or JPEG`);
+  if (!mime)
+    throw new AppError(
+      'unsupported_media_type',
+      `unsupported image type "${header.type ?? 'unknown'}": send PNG or JPEG`,
+    );
   const { width, height } = header;
   if (!width || !height) throw new AppError('unprocessable', 'the image header has no dimensions');
   if (width * height > maxPixels) {
-    throw new AppError('unprocessable', `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
+    throw new AppError(
+      'unprocessable',
+      `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`,
+    );
   }
   return { content: file.content, bytes: file.size, mime, width, height };
 }

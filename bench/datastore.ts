@@ -50,7 +50,8 @@ for (let index = 1; index <= TOTAL; index++) {
   }
 }
 const view = viewWorkload(controller.store, workload);
-if (view.filtered_images.length !== TOTAL) throw new Error(`expected ${TOTAL} filtered images, got ${view.filtered_images.length}`);
+if (view.filtered_images.length !== TOTAL)
+  throw new Error(`expected ${TOTAL} filtered images, got ${view.filtered_images.length}`);
 console.log(`last window / first window: ${(firstAndLast.at(-1)! / firstAndLast[0]!).toFixed(2)}x`);
 await controller.close();
 await dirs.remove();

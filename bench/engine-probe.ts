@@ -12,4 +12,4 @@ const started = performance.now();
 for (let run = 0; run < runs; run++) await engine.apply(filter as FilterName, input);
 const ms = (performance.now() - started) / runs;
 await engine.close();
-process.stdout.write(JSON.stringify({ ms, peakRssMb: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(`${JSON.stringify({ ms, peakRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);

@@ -15,14 +15,33 @@ async function runEngine(engine: 'sharp' | 'jimp', frames: Buffer[]): Promise<vo
   const dirs = await makeDirs();
   const controllerPort = await freePortPair();
   const apiPort = await freePort();
-  const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), ['--port', String(apiPort), '--controller-port', String(controllerPort), '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--engine', engine, '--log-level', 'warn']);
+  const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
+    '--port',
+    String(apiPort),
+    '--controller-port',
+    String(controllerPort),
+    '--data-dir',
+    dirs.dataDir,
+    '--images-dir',
+    dirs.imagesDir,
+    '--engine',
+    engine,
+    '--log-level',
+    'warn',
+  ]);
   const url = `http://127.0.0.1:${apiPort}`;
   try {
     await waitFor('server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
-    await fetch(`${url}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bench', password: 'bench-pw' }) });
+    await fetch(`${url}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'bench', password: 'bench-pw' }),
+    });
     const client = await TestClient.login(url, 'bench', 'bench-pw');
     await waitFor('two workers', async () => {
-      const status = (await (await fetch(`${url}/status`, { headers: client.headers() })).json()) as { workers: { alive: number } };
+      const status = (await (await fetch(`${url}/status`, { headers: client.headers() })).json()) as {
+        workers: { alive: number };
+      };
       return status.workers.alive >= 2;
     });
     for (const filter of ['grayscale', 'blur'] as const) {
@@ -35,11 +54,17 @@ async function runEngine(engine: 'sharp' | 'jimp', frames: Buffer[]): Promise<vo
       const uploaded = performance.now();
       const done = await client.waitForCompletion(workload.workload_id, 600_000);
       const finished = performance.now();
-      if (done.filtered_images.length !== frames.length || done.failed_jobs > 0) throw new Error(`incomplete: ${JSON.stringify(done)}`);
+      if (done.filtered_images.length !== frames.length || done.failed_jobs > 0)
+        throw new Error(`incomplete: ${JSON.stringify(done)}`);
       let checked = 0;
       for (const [index, id] of done.filtered_images.entries()) {
         const image = await decodeRgba((await client.download(id)).data);
-        const ok = image.width === WIDTH && image.height === HEIGHT && (filter === 'grayscale' ? isGray(image) : highFrequencyEnergy(image) < 0.7 * highFrequencyEnergy(await decodeRgba(frames[index]!)));
+        const ok =
+          image.width === WIDTH &&
+          image.height === HEIGHT &&
+          (filter === 'grayscale'
+            ? isGray(image)
+            : highFrequencyEnergy(image) < 0.7 * highFrequencyEnergy(await decodeRgba(frames[index]!)));
         if (!ok) throw new Error(`frame ${index} is not a correct ${filter} result`);
         checked += 1;
       }

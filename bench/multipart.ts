@@ -20,8 +20,13 @@ export function multipartBody(fields: Record<string, string>, file: MultipartFil
   const head = Buffer.from(
     Object.entries(fields)
       .map(([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`)
-      .join('') + `--${boundary}\r\nContent-Disposition: form-data; name="${file.field}"; filename="${file.filename}"\r\nContent-Type: ${file.type}\r\n\r\n`,
+      .join('') +
+      `--${boundary}\r\nContent-Disposition: form-data; name="${file.field}"; filename="${file.filename}"\r\nContent-Type: ${file.type}\r\n\r\n`,
   );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-  return { contentType: `multipart/form-data; boundary=${boundary}`, parts: [head, file.data, tail], length: head.length + file.data.length + tail.length };
+  return {
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    parts: [head, file.data, tail],
+    length: head.length + file.data.length + tail.length,
+  };
 }

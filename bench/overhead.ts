@@ -2,10 +2,22 @@
 // the system's own. Prints server CPU ms per image, jobs/s end to end and server RSS, for each count
 // given (default: the overhead run of 2,000; `npm run bench:scale` runs 100, 1,000 and 10,000).
 import { makeTestImage } from '../test/helpers/images.js';
-import { cpuSplitMs, describeUploadForm, removeRunDirs, rssMb, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
+import {
+  cpuSplitMs,
+  describeUploadForm,
+  removeRunDirs,
+  rssMb,
+  startSystem,
+  uploadAll,
+  uploadForm,
+  waitDone,
+} from './system-run.js';
 
 const CPU_TARGET_MS = 2;
-const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const counts = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 if (counts.length === 0) counts.push(2000);
 
 const tiny: Buffer[] = [];
@@ -36,7 +48,14 @@ async function measure(count: number): Promise<Row> {
     const cpuAfter = await cpuSplitMs(system.serverPid);
     const kernel = cpuAfter.kernel - cpuBefore.kernel;
     const cpu = cpuAfter.user - cpuBefore.user + kernel;
-    return { count, cpuPerImage: cpu / count, kernelPerImage: kernel / count, fileCreationMicros: system.fileCreationMicros, jobsPerSecond: count / ((finished - started) / 1000), rss: await rssMb(system.serverPid) };
+    return {
+      count,
+      cpuPerImage: cpu / count,
+      kernelPerImage: kernel / count,
+      fileCreationMicros: system.fileCreationMicros,
+      jobsPerSecond: count / ((finished - started) / 1000),
+      rss: await rssMb(system.serverPid),
+    };
   } finally {
     await system.stop();
   }
@@ -68,5 +87,7 @@ await removeRunDirs();
 if (rows.length > 1) {
   const first = rows[0]!;
   const last = rows.at(-1)!;
-  console.log(`scale: cost at ${last.count} / cost at ${first.count} = ${(last.cpuPerImage / first.cpuPerImage).toFixed(2)}x (target <= 1.25); server RSS at ${last.count}: ${last.rss.toFixed(0)} MB (target < 250)`);
+  console.log(
+    `scale: cost at ${last.count} / cost at ${first.count} = ${(last.cpuPerImage / first.cpuPerImage).toFixed(2)}x (target <= 1.25); server RSS at ${last.count}: ${last.rss.toFixed(0)} MB (target < 250)`,
+  );
 }

@@ -10,7 +10,16 @@ import { promisify } from 'node:util';
 import { withMallocTunables } from '../common/malloc-tunables.js';
 import { makePhotoLikeImage, makeTestImage } from '../test/helpers/images.js';
 import { makeDirs } from '../test/helpers/system.js';
-import { childPids, cpuMs, describeUploadForm, removeRunDirs, startSystem, uploadAll, uploadForm, waitDone } from './system-run.js';
+import {
+  childPids,
+  cpuMs,
+  describeUploadForm,
+  removeRunDirs,
+  startSystem,
+  uploadAll,
+  uploadForm,
+  waitDone,
+} from './system-run.js';
 
 const run = promisify(execFile);
 const BARE = fileURLToPath(new URL('./bare-filter.js', import.meta.url));
@@ -21,11 +30,16 @@ const BARE_ENV = withMallocTunables(process.env);
 const TARGET = { sharp: 0.85, jimp: 0.95 } as const;
 const engines = (process.env.ENGINES ?? 'sharp,jimp').split(',') as ('sharp' | 'jimp')[];
 const kinds = (process.env.KINDS ?? 'photo,noise').split(',') as ('photo' | 'noise')[];
-const generate = { photo: (seed: number) => makePhotoLikeImage(1920, 1080, seed), noise: (seed: number) => makeTestImage(1920, 1080, 'image/jpeg', seed) };
+const generate = {
+  photo: (seed: number) => makePhotoLikeImage(1920, 1080, seed),
+  noise: (seed: number) => makeTestImage(1920, 1080, 'image/jpeg', seed),
+};
 
 const dirs = await makeDirs();
 const form = uploadForm();
-console.log(`pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes, all with the malloc tunables; ${describeUploadForm(form)}`);
+console.log(
+  `pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes, all with the malloc tunables; ${describeUploadForm(form)}`,
+);
 for (const kind of kinds) {
   const frames: Buffer[] = [];
   const files: string[] = [];
@@ -43,9 +57,16 @@ for (const kind of kinds) {
     const half = Math.ceil(COUNT / 2);
     const bareRun = async (): Promise<{ rate: number; cpuPerImage: number }> => {
       const bareStart = performance.now();
-      const bare = await Promise.all([imageFiles.slice(0, half), imageFiles.slice(half)].map((part) => run(process.execPath, [BARE, engine, 'blur', ...part], { env: BARE_ENV })));
+      const bare = await Promise.all(
+        [imageFiles.slice(0, half), imageFiles.slice(half)].map((part) =>
+          run(process.execPath, [BARE, engine, 'blur', ...part], { env: BARE_ENV }),
+        ),
+      );
       const rate = COUNT / ((performance.now() - bareStart) / 1000);
-      return { rate, cpuPerImage: bare.reduce((sum, { stdout }) => sum + (JSON.parse(stdout) as { cpuMs: number }).cpuMs, 0) / COUNT };
+      return {
+        rate,
+        cpuPerImage: bare.reduce((sum, { stdout }) => sum + (JSON.parse(stdout) as { cpuMs: number }).cpuMs, 0) / COUNT,
+      };
     };
     // the limit is measured before and after the system run, and averaged: this shared machine's
     // speed drifts by 10-30% within minutes, and a limit taken on one side only would carry the drift
@@ -83,10 +104,14 @@ for (const kind of kinds) {
         `${bareBefore.cpuPerImage.toFixed(1)} / ${bareAfter.cpuPerImage.toFixed(1)} CPU ms per image`,
     );
     const ratio = systemRate / bareRate;
-    console.log(`  ${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`);
+    console.log(
+      `  ${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`,
+    );
     // the same ratio from CPU time, which other load on the machine does not skew: on a machine the
     // work saturates, throughput is the cores divided by the CPU each image costs
-    console.log(`  ${engine.padEnd(5)} CPU per image: bare ${bareCpuPerImage.toFixed(1)} ms, whole system ${systemCpuPerImage.toFixed(1)} ms: CPU efficiency ${(bareCpuPerImage / systemCpuPerImage).toFixed(2)}`);
+    console.log(
+      `  ${engine.padEnd(5)} CPU per image: bare ${bareCpuPerImage.toFixed(1)} ms, whole system ${systemCpuPerImage.toFixed(1)} ms: CPU efficiency ${(bareCpuPerImage / systemCpuPerImage).toFixed(2)}`,
+    );
   }
 }
 await removeRunDirs();

@@ -36,7 +36,10 @@ async function quietDisk(directory: string): Promise<number> {
   let micros = fileCreationMicros(directory);
   let announced = false;
   while (micros > QUIET_CREATION_MICROS && Date.now() - started < QUIET_WAIT_MS) {
-    if (!announced) console.log(`  (a file creation costs ${(micros / 1000).toFixed(3)} ms of kernel time: waiting for the disk to settle)`);
+    if (!announced)
+      console.log(
+        `  (a file creation costs ${(micros / 1000).toFixed(3)} ms of kernel time: waiting for the disk to settle)`,
+      );
     announced = true;
     await new Promise((resolve) => setTimeout(resolve, 5000));
     micros = fileCreationMicros(directory);
@@ -49,7 +52,8 @@ let probes = 0;
 /** CPU microseconds (nearly all of it the kernel's) per file creation in a directory, right now (the files stay, see runDirs). */
 function fileCreationMicros(directory: string, files = 200): number {
   const before = process.cpuUsage();
-  for (let index = 0; index < files; index++) closeSync(openSync(path.join(directory, `creation-probe-${probes++}`), 'wx'));
+  for (let index = 0; index < files; index++)
+    closeSync(openSync(path.join(directory, `creation-probe-${probes++}`), 'wx'));
   const spent = process.cpuUsage(before);
   return (spent.system + spent.user) / files;
 }
@@ -69,16 +73,38 @@ export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Pr
   const creationMicros = await quietDisk(dirs.root);
   const controllerPort = await freePortPair();
   const apiPort = await freePort();
-  const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
-    '--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1',
-    '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--engine', engine, '--workers', String(workers),
-    '--users', 'bench:bench-pw', '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn',
-  ], { GLIBC_TUNABLES: withMallocTunables(process.env).GLIBC_TUNABLES }, (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
+  const server = spawnNode(
+    path.join(DIST_BIN, 'dpip.js'),
+    [
+      '--port',
+      String(apiPort),
+      '--controller-port',
+      String(controllerPort),
+      '--host',
+      '127.0.0.1',
+      '--data-dir',
+      dirs.dataDir,
+      '--images-dir',
+      dirs.imagesDir,
+      '--engine',
+      engine,
+      '--workers',
+      String(workers),
+      '--users',
+      'bench:bench-pw',
+      '--log-level',
+      process.env.BENCH_LOG_LEVEL ?? 'warn',
+    ],
+    { GLIBC_TUNABLES: withMallocTunables(process.env).GLIBC_TUNABLES },
+    (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
   const url = `http://127.0.0.1:${apiPort}`;
   await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
   const client = await TestClient.login(url, 'bench', 'bench-pw');
   await waitFor(`${workers} workers`, async () => {
-    const status = (await (await fetch(`${url}/status`, { headers: client.headers() })).json()) as { workers: { alive: number } };
+    const status = (await (await fetch(`${url}/status`, { headers: client.headers() })).json()) as {
+      workers: { alive: number };
+    };
     return status.workers.alive >= workers;
   });
   return {
@@ -130,7 +156,9 @@ export function uploadForm(): UploadForm {
 
 /** How the uploads go, for the benchmark's first line. */
 export function describeUploadForm(form: UploadForm): string {
-  return form === 'raw' ? 'uploads as whole bodies (BENCH_UPLOAD=multipart for the course clients\' forms)' : 'uploads as multipart forms, as the course clients send them';
+  return form === 'raw'
+    ? "uploads as whole bodies (BENCH_UPLOAD=multipart for the course clients' forms)"
+    : 'uploads as multipart forms, as the course clients send them';
 }
 
 interface LaidOut {
@@ -145,12 +173,27 @@ interface LaidOut {
  * body is laid out up front (framing only: the image bytes are not copied) and written with
  * node:http on kept-alive sockets.
  */
-export async function uploadAll(client: TestClient, workloadId: string, images: Buffer[], mime: string, concurrency: number, form: UploadForm): Promise<void> {
-  const url = new URL(form === 'raw' ? `${client.url}/images?workload_id=${encodeURIComponent(workloadId)}` : `${client.url}/images`);
+export async function uploadAll(
+  client: TestClient,
+  workloadId: string,
+  images: Buffer[],
+  mime: string,
+  concurrency: number,
+  form: UploadForm,
+): Promise<void> {
+  const url = new URL(
+    form === 'raw' ? `${client.url}/images?workload_id=${encodeURIComponent(workloadId)}` : `${client.url}/images`,
+  );
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const extension = mime === 'image/png' ? 'png' : 'jpg';
-  const bodies = images.map((data, index): LaidOut =>
-    form === 'raw' ? { contentType: mime, parts: [data], length: data.length } : multipartBody({ workload_id: workloadId }, { field: 'data', filename: `${index}.${extension}`, type: mime, data }),
+  const bodies = images.map(
+    (data, index): LaidOut =>
+      form === 'raw'
+        ? { contentType: mime, parts: [data], length: data.length }
+        : multipartBody(
+            { workload_id: workloadId },
+            { field: 'data', filename: `${index}.${extension}`, type: mime, data },
+          ),
   );
   const post = (index: number): Promise<{ status: number; body: string }> =>
     new Promise((resolve, reject) => {
@@ -192,7 +235,8 @@ export async function waitDone(client: TestClient, workloadId: string, expected:
   for (;;) {
     const view = await client.workload(workloadId);
     if (view.done_jobs + view.failed_jobs >= expected) {
-      if (view.failed_jobs > 0) throw new Error(`${view.failed_jobs} jobs failed: ${JSON.stringify(view.failures.slice(0, 3))}`);
+      if (view.failed_jobs > 0)
+        throw new Error(`${view.failed_jobs} jobs failed: ${JSON.stringify(view.failures.slice(0, 3))}`);
       return performance.now();
     }
     const interval = Math.min(500, Math.max(50, (performance.now() - waitStart) / 50));

@@ -2,18 +2,24 @@
 import { createLogger, resolveLogFormat } from '../common/log.js';
 import { hasMallocTunables, runsOnGlibc } from '../common/malloc-tunables.js';
 import { whenParentGone } from './parent-gone.js';
-import { parseWorkerArgs, startWorker, type WorkerAgent } from '../worker/index.js';
+import { parseWorkerArgs, startWorker, type WorkerAgent, type WorkerConfig } from '../worker/index.js';
 
-let config;
+let config: WorkerConfig;
 try {
   config = parseWorkerArgs(process.argv.slice(2), process.env);
 } catch (error) {
   console.error(`dpip-worker: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 }
-const log = createLogger(`worker:${config.name}`, config.logLevel, resolveLogFormat(config.logFormat, process.stdout.isTTY === true));
+const log = createLogger(
+  `worker:${config.name}`,
+  config.logLevel,
+  resolveLogFormat(config.logFormat, process.stdout.isTTY === true),
+);
 if (!hasMallocTunables(process.env) && runsOnGlibc()) {
-  log.info('glibc malloc tunables are not set: `npm run worker` sets them (about a tenth less CPU per image with sharp, and a steadier peak memory)');
+  log.info(
+    'glibc malloc tunables are not set: `npm run worker` sets them (about a tenth less CPU per image with sharp, and a steadier peak memory)',
+  );
 }
 
 let agent: WorkerAgent | null = null;

@@ -20,13 +20,24 @@ const server = await startServer(config.server, log).catch((error: unknown) => {
 });
 const controllerPort = config.server.controller.port;
 const workers = startLocalWorkers(
-  { count: config.localWorkers, controllerHost: ['0.0.0.0', '::', '*'].includes(config.server.controller.bindHost) ? '127.0.0.1' : config.server.controller.bindHost, controllerPort, secret: config.server.controller.clusterSecret, engine: config.engine, slots: config.workerSlots, logLevel: config.logLevel, logFormat },
+  {
+    count: config.localWorkers,
+    controllerHost: ['0.0.0.0', '::', '*'].includes(config.server.controller.bindHost)
+      ? '127.0.0.1'
+      : config.server.controller.bindHost,
+    controllerPort,
+    secret: config.server.controller.clusterSecret,
+    engine: config.engine,
+    slots: config.workerSlots,
+    logLevel: config.logLevel,
+    logFormat,
+  },
   log.child({ component: 'local-workers' }),
 );
 
 const api = `http://localhost:${server.api.port}`;
 process.stdout.write(
-  [
+  `${[
     '',
     `DPIP is running.`,
     `  REST API:    ${api}`,
@@ -43,7 +54,7 @@ process.stdout.write(
     `  DPIP_SECRET=<secret> npm run worker -- --controller <this-host>:${controllerPort} --worker-name w1 --tags a,b`,
     'Ctrl-C stops everything.',
     '',
-  ].join('\n') + '\n',
+  ].join('\n')}\n`,
 );
 
 let stopping = false;

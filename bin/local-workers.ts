@@ -35,18 +35,38 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
 
   function launch(name: string): void {
     const startedAt = Date.now();
-    const args = [WORKER_SCRIPT, '--controller', `${options.controllerHost}:${options.controllerPort}`, '--worker-name', name, '--tags', 'local', '--engine', options.engine, '--log-level', options.logLevel, '--log-format', options.logFormat];
+    const args = [
+      WORKER_SCRIPT,
+      '--controller',
+      `${options.controllerHost}:${options.controllerPort}`,
+      '--worker-name',
+      name,
+      '--tags',
+      'local',
+      '--engine',
+      options.engine,
+      '--log-level',
+      options.logLevel,
+      '--log-format',
+      options.logFormat,
+    ];
     if (options.slots) args.push('--slots', String(options.slots));
     // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
     // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
     // like fork(): the server's node flags (heap size, profiling) apply to its workers too
-    const child = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: withMallocTunables({ ...env, DPIP_SECRET: options.secret }) });
+    const child = spawn(process.execPath, [...process.execArgv, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: withMallocTunables({ ...env, DPIP_SECRET: options.secret }),
+    });
     children.set(name, child);
     child.on('exit', (code, signal) => {
       children.delete(name);
       if (stopping) return;
-      const delay = Date.now() - startedAt >= STABLE_MS ? RESTART_MS : Math.min(RESTART_MAX_MS, restartDelay.get(name) ?? RESTART_MS);
+      const delay =
+        Date.now() - startedAt >= STABLE_MS
+          ? RESTART_MS
+          : Math.min(RESTART_MAX_MS, restartDelay.get(name) ?? RESTART_MS);
       restartDelay.set(name, Math.min(RESTART_MAX_MS, delay * 2));
       log.warn({ worker: name, code, signal, restart_in_ms: delay }, 'local worker exited: restarting it');
       setTimeout(() => {

@@ -5,6 +5,9 @@
  */
 export function whenParentGone(gone: () => void): void {
   if (!process.send) return;
-  if (!process.connected) return gone();
+  if (!process.connected) {
+    gone();
+    return;
+  }
   process.once('disconnect', gone);
 }

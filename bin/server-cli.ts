@@ -24,7 +24,10 @@ export interface ServerCliConfig {
 
 function parseUsers(list: string): Record<string, string> {
   const users: Record<string, string> = {};
-  for (const entry of list.split(',').map((item) => item.trim()).filter(Boolean)) {
+  for (const entry of list
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)) {
     const colon = entry.indexOf(':');
     if (colon <= 0) throw new Error(`--users entries are name:password, not "${entry}"`);
     users[entry.slice(0, colon)] = entry.slice(colon + 1);
@@ -33,7 +36,10 @@ function parseUsers(list: string): Record<string, string> {
 }
 
 /** The cluster secret from the flag/env, else the one kept in the data dir, else a new one kept there. */
-async function clusterSecret(dataDir: string, given: string | undefined): Promise<{ secret: string; generated: boolean }> {
+async function clusterSecret(
+  dataDir: string,
+  given: string | undefined,
+): Promise<{ secret: string; generated: boolean }> {
   if (given) return { secret: given, generated: false };
   const file = path.join(dataDir, 'cluster-secret');
   try {
@@ -63,34 +69,91 @@ function parseTrustProxy(text: string): boolean | number | string {
 }
 
 const SERVER_OPTIONS = {
-  'port': { type: 'number', default: DEFAULT_API_PORT, describe: 'HTTP port of the REST API' },
-  'host': { type: 'string', default: '0.0.0.0', describe: 'address the API and controller bind' },
-  'controller-port': { type: 'number', default: DEFAULT_CONTROLLER_PORT, describe: 'controller PUB port; its JSON-RPC port is this + 1' },
-  'public-api-url': { type: 'string', describe: 'API URL told to workers (default: the controller host they dialled, on --port)' },
+  port: { type: 'number', default: DEFAULT_API_PORT, describe: 'HTTP port of the REST API' },
+  host: { type: 'string', default: '0.0.0.0', describe: 'address the API and controller bind' },
+  'controller-port': {
+    type: 'number',
+    default: DEFAULT_CONTROLLER_PORT,
+    describe: 'controller PUB port; its JSON-RPC port is this + 1',
+  },
+  'public-api-url': {
+    type: 'string',
+    describe: 'API URL told to workers (default: the controller host they dialled, on --port)',
+  },
   'data-dir': { type: 'string', default: 'data', describe: 'datastore, signing key and cluster secret' },
   'images-dir': { type: 'string', default: 'images', describe: 'image files, one folder per workload' },
-  'workers': { type: 'number', default: 2, describe: 'local worker processes to start (0 for none)' },
-  'worker-slots': { type: 'number', describe: 'slots per local worker (default: the CPU count shared among the local workers, at least 1)' },
-  'engine': { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine of the local workers' },
-  'secret': { type: 'string', describe: 'cluster secret workers must present (default: generated once, kept in the data dir)' },
-  'users': { type: 'string', default: '', describe: 'users to create at start: alice:pw,bob:pw' },
-  'registration': { type: 'boolean', default: true, describe: 'allow POST /register (--no-registration to disable)' },
-  'lease-ms': { type: 'number', default: 5000, describe: 'a worker silent this long is dead and its jobs are requeued' },
+  workers: { type: 'number', default: 2, describe: 'local worker processes to start (0 for none)' },
+  'worker-slots': {
+    type: 'number',
+    describe: 'slots per local worker (default: the CPU count shared among the local workers, at least 1)',
+  },
+  engine: {
+    choices: ['auto', 'sharp', 'jimp'] as const,
+    default: 'auto' as const,
+    describe: 'image engine of the local workers',
+  },
+  secret: {
+    type: 'string',
+    describe: 'cluster secret workers must present (default: generated once, kept in the data dir)',
+  },
+  users: { type: 'string', default: '', describe: 'users to create at start: alice:pw,bob:pw' },
+  registration: { type: 'boolean', default: true, describe: 'allow POST /register (--no-registration to disable)' },
+  'lease-ms': {
+    type: 'number',
+    default: 5000,
+    describe: 'a worker silent this long is dead and its jobs are requeued',
+  },
   'heartbeat-ms': { type: 'number', default: 1000, describe: 'worker heartbeat interval' },
-  'max-attempts': { type: 'number', default: DEFAULT_RETRY_POLICY.maxAttempts, describe: 'attempts per job before it fails' },
+  'max-attempts': {
+    type: 'number',
+    default: DEFAULT_RETRY_POLICY.maxAttempts,
+    describe: 'attempts per job before it fails',
+  },
   'max-upload-bytes': { type: 'number', default: 50 * 1024 * 1024, describe: 'largest accepted upload' },
   'max-pixels': { type: 'number', default: 50_000_000, describe: 'largest accepted image in pixels' },
   'token-ttl': { type: 'number', default: 24 * 3600, describe: 'user token lifetime in seconds' },
   'system-name': { type: 'string', default: 'DPIP', describe: 'name shown by /status' },
-  'login-rate-limit': { type: 'string', default: '10/10s', describe: 'login and registration attempts per username: attempts/window (10/10s, 5/500ms, 100/1m) or "off"' },
-  'login-rate-limit-client': { type: 'string', default: '50/10s', describe: 'login and registration attempts per client address (IPv6: per /64), or "off"' },
-  'trust-proxy': { type: 'string', default: 'false', describe: 'proxies whose X-Forwarded-For gives the client address: false, a hop count, or addresses/subnets (loopback, 10.0.0.0/8, ...)' },
-  'headers-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs, describe: 'time a client has to send the request headers' },
-  'request-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs, describe: 'time a client has to send a whole request, upload included (0: no limit)' },
-  'keep-alive-timeout-ms': { type: 'number', default: DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs, describe: 'time an idle keep-alive connection stays open' },
-  'metrics-token': { type: 'string', describe: 'token Prometheus must send (Authorization: Bearer) to read GET /metrics (default: no token needed)' },
+  'login-rate-limit': {
+    type: 'string',
+    default: '10/10s',
+    describe: 'login and registration attempts per username: attempts/window (10/10s, 5/500ms, 100/1m) or "off"',
+  },
+  'login-rate-limit-client': {
+    type: 'string',
+    default: '50/10s',
+    describe: 'login and registration attempts per client address (IPv6: per /64), or "off"',
+  },
+  'trust-proxy': {
+    type: 'string',
+    default: 'false',
+    describe:
+      'proxies whose X-Forwarded-For gives the client address: false, a hop count, or addresses/subnets (loopback, 10.0.0.0/8, ...)',
+  },
+  'headers-timeout-ms': {
+    type: 'number',
+    default: DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs,
+    describe: 'time a client has to send the request headers',
+  },
+  'request-timeout-ms': {
+    type: 'number',
+    default: DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs,
+    describe: 'time a client has to send a whole request, upload included (0: no limit)',
+  },
+  'keep-alive-timeout-ms': {
+    type: 'number',
+    default: DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs,
+    describe: 'time an idle keep-alive connection stays open',
+  },
+  'metrics-token': {
+    type: 'string',
+    describe: 'token Prometheus must send (Authorization: Bearer) to read GET /metrics (default: no token needed)',
+  },
   'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
-  'log-format': { choices: LOG_FORMATS, default: 'auto' as LogFormat, describe: 'log lines: json, pretty, or auto (pretty in a terminal)' },
+  'log-format': {
+    choices: LOG_FORMATS,
+    default: 'auto' as LogFormat,
+    describe: 'log lines: json, pretty, or auto (pretty in a terminal)',
+  },
 } as const;
 
 export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): Promise<ServerCliConfig> {
@@ -106,7 +169,8 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
     .parseSync();
 
   const whole = (name: string, value: number, min: number, max: number): void => {
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
+    if (!Number.isInteger(value) || value < min || value > max)
+      throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
   };
   whole('port', args.port, 1, 65535);
   whole('controller-port', args.controllerPort, 1, 65534); // its JSON-RPC socket takes the next port
@@ -122,7 +186,8 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('headers-timeout-ms', args.headersTimeoutMs, 100, 600_000);
   whole('request-timeout-ms', args.requestTimeoutMs, 0, 24 * 3_600_000);
   whole('keep-alive-timeout-ms', args.keepAliveTimeoutMs, 100, 600_000);
-  if (args.requestTimeoutMs > 0 && args.requestTimeoutMs < args.headersTimeoutMs) throw new Error('--request-timeout-ms must be 0 or at least --headers-timeout-ms');
+  if (args.requestTimeoutMs > 0 && args.requestTimeoutMs < args.headersTimeoutMs)
+    throw new Error('--request-timeout-ms must be 0 or at least --headers-timeout-ms');
   const rateLimit = (name: string, value: string): RateLimit | null => {
     try {
       return parseRateLimit(value);

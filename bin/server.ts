@@ -1,7 +1,13 @@
 // The server process: api + controller + scheduler around one datastore (lowdb has exactly one writer).
 import { startApi, type ApiConfig, type ApiServer } from '../api/index.js';
 import type { Logger } from '../common/log.js';
-import { startController, validatePassword, validateUsername, type Controller, type ControllerConfig } from '../controller/index.js';
+import {
+  startController,
+  validatePassword,
+  validateUsername,
+  type Controller,
+  type ControllerConfig,
+} from '../controller/index.js';
 import { startScheduler, type Scheduler, type SchedulerConfig } from '../scheduler/index.js';
 
 export interface ServerConfig {
@@ -26,7 +32,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Se
   }
   const controller = await startController(config.controller, log.child({ component: 'controller' }));
   for (const [username, password] of Object.entries(config.users)) {
-    if ((await controller.users.create(username, password)) === 'created') log.info({ user: username }, 'user created from configuration');
+    if ((await controller.users.create(username, password)) === 'created')
+      log.info({ user: username }, 'user created from configuration');
   }
   const scheduler = startScheduler(controller, config.scheduler, log.child({ component: 'scheduler' }));
   let api: ApiServer;

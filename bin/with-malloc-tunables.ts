@@ -14,7 +14,10 @@ if (program === undefined || !PROGRAMS.includes(program)) {
 }
 const script = fileURLToPath(new URL(`./${program}.js`, import.meta.url));
 // the IPC channel tells the program when this process is gone, even when it was killed outright: it then stops too
-const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: withMallocTunables(process.env) });
+const child = spawn(process.execPath, [...process.execArgv, script, ...args], {
+  stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+  env: withMallocTunables(process.env),
+});
 
 // Ctrl-C reaches both processes already; a signal sent to this one alone is passed on. The
 // programs ignore a second stop signal, so the copy is harmless.

@@ -15,5 +15,7 @@ export function resolveLogFormat(format: LogFormat, stdoutIsTerminal: boolean): 
 
 export function createLogger(component: string, level: LogLevel, format: 'json' | 'pretty' = 'json'): Logger {
   const options = { name: component, level, base: undefined };
-  return format === 'pretty' ? pino(options, prettyDestination(process.stdout, process.stdout.isTTY === true)) : pino(options);
+  return format === 'pretty'
+    ? pino(options, prettyDestination(process.stdout, process.stdout.isTTY === true))
+    : pino(options);
 }

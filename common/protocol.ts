@@ -23,7 +23,9 @@ export type Resources = z.infer<typeof resourcesSchema>;
 const shortText = z.string().min(1).max(200);
 const tagSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'tags are letters, digits, "_", "." and "-"');
 export const tagsSchema = z.array(tagSchema).max(32);
-export const workerNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'worker names are letters, digits, "_", "." and "-"');
+export const workerNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'worker names are letters, digits, "_", "." and "-"');
 
 export const leaseRefSchema = z.object({ job_id: shortText, lease_id: shortText });
 export type LeaseRef = z.infer<typeof leaseRefSchema>;

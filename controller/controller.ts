@@ -40,15 +40,21 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   });
   const events = new EventEmitter<ControllerEvents>();
   let workPending = false;
-  const jobs = new JobBook(store, config.retry, config.leaseMs, () => {
-    // many changes in one tick wake the scheduler once
-    if (workPending) return;
-    workPending = true;
-    setImmediate(() => {
-      workPending = false;
-      events.emit('work');
-    });
-  }, (change) => events.emit('job', change));
+  const jobs = new JobBook(
+    store,
+    config.retry,
+    config.leaseMs,
+    () => {
+      // many changes in one tick wake the scheduler once
+      if (workPending) return;
+      workPending = true;
+      setImmediate(() => {
+        workPending = false;
+        events.emit('work');
+      });
+    },
+    (change) => events.emit('job', change),
+  );
   const registry = new WorkerRegistry();
   const images = new ImageLibrary(store, jobs, config.imagesDir);
   await images.prepare();
@@ -57,15 +63,23 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   const onBadMessage = (reason: string): void => {
     invalidMessages += 1;
     // the first and then every 1000th: a flood of garbage must not flood the log
-    if (invalidMessages === 1 || invalidMessages % 1000 === 0) log.warn({ reason, count: invalidMessages }, 'rejected a bad message on the bus');
+    if (invalidMessages === 1 || invalidMessages % 1000 === 0)
+      log.warn({ reason, count: invalidMessages }, 'rejected a bad message on the bus');
   };
 
   const bindHost = config.bindHost === '0.0.0.0' ? '*' : config.bindHost;
   const publisher: Publisher = bindPublisher(`tcp://${bindHost}:${config.port}`);
   let rpc: RpcServer;
   try {
-    rpc = serveRpc(`tcp://${bindHost}:${rpcPortOf(config)}`, controllerMethods({ config, store, tokens, registry, jobs, log }), onBadMessage, (method, error) =>
-      log.error({ method, error: error instanceof Error ? error.stack : String(error) }, 'a bus call failed inside the controller'),
+    rpc = serveRpc(
+      `tcp://${bindHost}:${rpcPortOf(config)}`,
+      controllerMethods({ config, store, tokens, registry, jobs, log }),
+      onBadMessage,
+      (method, error) =>
+        log.error(
+          { method, error: error instanceof Error ? error.stack : String(error) },
+          'a bus call failed inside the controller',
+        ),
     );
   } catch (error) {
     publisher.close();
@@ -73,7 +87,11 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   }
 
   const announce = (): void => {
-    const message: Announcement = { system_name: config.systemName, register_port: rpcPortOf(config), time: new Date().toISOString() };
+    const message: Announcement = {
+      system_name: config.systemName,
+      register_port: rpcPortOf(config),
+      time: new Date().toISOString(),
+    };
     publisher.publish(ANNOUNCE, message);
   };
   announce();
@@ -82,7 +100,10 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   const sweeper = setInterval(() => {
     const now = Date.now();
     for (const worker of registry.markSilentDead(config.leaseMs, now)) {
-      log.warn({ worker: worker.record.name, silent_ms: now - worker.last_seen }, 'worker missed its heartbeats: marked dead');
+      log.warn(
+        { worker: worker.record.name, silent_ms: now - worker.last_seen },
+        'worker missed its heartbeats: marked dead',
+      );
       jobs.releaseAll(worker.record.id, `worker ${worker.record.name} stopped sending heartbeats`);
     }
     const expired = jobs.expire(now);

@@ -76,10 +76,11 @@ export class ImageLibrary {
    */
   async addFiltered(jobId: string, workerId: string, leaseId: string, image: IncomingImage): Promise<ImageRecord> {
     const job = own(this.store.data.jobs, jobId);
-    if (!holdsLease(job, workerId, leaseId)) throw new AppError('conflict', 'the lease on this job has moved on: result discarded');
+    if (!holdsLease(job, workerId, leaseId))
+      throw new AppError('conflict', 'the lease on this job has moved on: result discarded');
     const workload = this.store.data.workloads[job.workload_id];
     const original = this.store.data.images[job.image_id];
-    if (!workload || !original) throw new AppError('not_found', 'the job\'s workload or original is gone');
+    if (!workload || !original) throw new AppError('not_found', "the job's workload or original is gone");
     const id = job.filtered_image_id ?? randomUUID();
     const file = path.posix.join(workload.name, `${original.id}.filtered.${EXTENSION[image.mime]}`);
     // a retried job's result replaces the old file in one rename: readers see the old or the new file, never half of one
@@ -110,7 +111,8 @@ export class ImageLibrary {
   findForWorker(workerId: string, id: string): ImageRecord {
     const image = own(this.store.data.images, id);
     const job = image?.job_id ? this.store.data.jobs[image.job_id] : undefined;
-    if (!image || job?.lease?.worker_id !== workerId) throw new AppError('not_found', `no image with id "${id}" in this worker's jobs`);
+    if (!image || job?.lease?.worker_id !== workerId)
+      throw new AppError('not_found', `no image with id "${id}" in this worker's jobs`);
     return image;
   }
 
@@ -118,7 +120,14 @@ export class ImageLibrary {
     return path.join(this.imagesDir, image.file);
   }
 
-  private record(id: string, workload: Workload, type: ImageRecord['type'], source: string | null, file: string, image: IncomingImage): ImageRecord {
+  private record(
+    id: string,
+    workload: Workload,
+    type: ImageRecord['type'],
+    source: string | null,
+    file: string,
+    image: IncomingImage,
+  ): ImageRecord {
     return {
       id,
       workload_id: workload.id,

@@ -1,11 +1,27 @@
 export { startController, type Controller, type ControllerEvents } from './controller.js';
 export { rpcPortOf, type ControllerConfig } from './config.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './jobs/index.js';
-export { createWorkload, findWorkload, viewWorkload, activeWorkloads, listWorkloads, validateWorkloadName, type WorkloadView, type WorkloadStatus } from './workloads.js';
+export {
+  createWorkload,
+  findWorkload,
+  viewWorkload,
+  activeWorkloads,
+  listWorkloads,
+  validateWorkloadName,
+  type WorkloadView,
+  type WorkloadStatus,
+} from './workloads.js';
 export { validateUsername, validatePassword, type Users } from './users.js';
 export type { Tokens, TokenClaims, TokenScope } from './tokens.js';
 export type { ImageLibrary, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange } from './job-book.js';
-export { viewWorker, type LiveWorker, type WorkerRegistry, type ResourceSample, type WorkerState, type WorkerView } from './workers/index.js';
+export {
+  viewWorker,
+  type LiveWorker,
+  type WorkerRegistry,
+  type ResourceSample,
+  type WorkerState,
+  type WorkerView,
+} from './workers/index.js';
 export { listWorkloadImages, filteredImages, type ImageView } from './image-views.js';
 export type { Job, JobState, Workload, ImageRecord, WorkerRecord } from './store/index.js';

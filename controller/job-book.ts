@@ -1,4 +1,16 @@
-import { assignJob, completeJob, createJob, expireLeases, failJob, releaseJob, renewLease, retryJob, startJob, unassignJob, type RetryPolicy } from './jobs/index.js';
+import {
+  assignJob,
+  completeJob,
+  createJob,
+  expireLeases,
+  failJob,
+  releaseJob,
+  renewLease,
+  retryJob,
+  startJob,
+  unassignJob,
+  type RetryPolicy,
+} from './jobs/index.js';
 import { own, type Job, type JobState, type Lease, type Store } from './store/index.js';
 
 /** A job changed state. */
@@ -184,7 +196,10 @@ export class JobBook {
 
   private hold(workerId: string, jobId: string): void {
     let jobs = this.leasedBy.get(workerId);
-    if (!jobs) this.leasedBy.set(workerId, (jobs = new Set()));
+    if (!jobs) {
+      jobs = new Set();
+      this.leasedBy.set(workerId, jobs);
+    }
     jobs.add(jobId);
   }
 

@@ -30,14 +30,14 @@ interface Deps {
   log: Logger;
 }
 
-
 /** The controller's JSON-RPC methods, called by workers over the REP socket. */
 export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodType, unknown>> {
   const { config, store, tokens, registry, jobs, log } = deps;
 
   function workerOf(token: string): LiveWorker | null {
     const claims = tokens.verify(token);
-    if (!claims || claims.scope !== 'worker') throw new RpcError('invalid or expired worker token: register again', RPC_UNAUTHORIZED);
+    if (claims?.scope !== 'worker')
+      throw new RpcError('invalid or expired worker token: register again', RPC_UNAUTHORIZED);
     const worker = registry.get(claims.sub);
     return worker && worker.state !== 'left' && worker.token === token ? worker : null;
   }
@@ -57,7 +57,13 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       }
       const now = Date.now();
       const existing = registry.byName(params.name);
-      const fields = { tags: params.tags, rpc_address: params.rpc_address, slots: params.slots, engine: params.engine, filters: params.filters };
+      const fields = {
+        tags: params.tags,
+        rpc_address: params.rpc_address,
+        slots: params.slots,
+        engine: params.engine,
+        filters: params.filters,
+      };
       let worker: LiveWorker;
       if (existing && existing.record.instance_id === params.instance_id) {
         worker = existing;
@@ -67,18 +73,40 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         registry.heard(worker, params.resources, now);
       } else {
         if (existing?.state === 'alive') {
-          throw new RpcError(`worker name "${params.name}" is in use by a live worker: pick another --worker-name`, -32002);
+          throw new RpcError(
+            `worker name "${params.name}" is in use by a live worker: pick another --worker-name`,
+            -32002,
+          );
         }
         if (existing) retire(existing, 'replaced by a new worker process of the same name');
         // a worker process known from before a server restart keeps its id, so the leases it holds stay valid
-        const known = Object.values(store.data.workers).find((record) => record.instance_id === params.instance_id && record.name === params.name && !record.left_at);
+        const known = Object.values(store.data.workers).find(
+          (record) => record.instance_id === params.instance_id && record.name === params.name && !record.left_at,
+        );
         const record: WorkerRecord = known
           ? Object.assign(known, fields)
-          : { id: randomUUID(), name: params.name, instance_id: params.instance_id, ...fields, registered_at: new Date(now).toISOString(), left_at: null };
+          : {
+              id: randomUUID(),
+              name: params.name,
+              instance_id: params.instance_id,
+              ...fields,
+              registered_at: new Date(now).toISOString(),
+              left_at: null,
+            };
         store.data.workers[record.id] = record;
         store.touch('workers', record.id);
         worker = registry.add(record, tokens.issue(record.id, 'worker').token, params.resources, now);
-        log.info({ worker: record.name, worker_id: record.id, address: record.rpc_address, tags: record.tags, slots: record.slots, known: !!known }, 'worker registered');
+        log.info(
+          {
+            worker: record.name,
+            worker_id: record.id,
+            address: record.rpc_address,
+            tags: record.tags,
+            slots: record.slots,
+            known: !!known,
+          },
+          'worker registered',
+        );
       }
       renewHeld(worker, params.running);
       await store.commit();

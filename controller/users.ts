@@ -16,7 +16,9 @@ export interface Users {
 }
 
 export function validateUsername(username: string): string | null {
-  return USERNAME.test(username) ? null : 'username must be 1-64 letters, digits, "_", ".", "@" or "-", starting with a letter or digit';
+  return USERNAME.test(username)
+    ? null
+    : 'username must be 1-64 letters, digits, "_", ".", "@" or "-", starting with a letter or digit';
 }
 
 export function validatePassword(password: string): string | null {
@@ -43,7 +45,8 @@ export function createUsers(store: Store): Users {
   return {
     async create(username, password) {
       // unique regardless of case, so "Alice" cannot pass for "alice"
-      const taken = (): boolean => Object.keys(store.data.users).some((name) => name.toLowerCase() === username.toLowerCase());
+      const taken = (): boolean =>
+        Object.keys(store.data.users).some((name) => name.toLowerCase() === username.toLowerCase());
       if (taken()) return 'exists';
       const password_hash = await hashPassword(password);
       if (taken()) return 'exists';

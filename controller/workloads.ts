@@ -15,7 +15,13 @@ export function validateWorkloadName(name: string): string | null {
     : 'workload_name must be 1-64 characters: letters, digits, "_" and "-", starting with a letter or digit';
 }
 
-export function createWorkload(store: Store, owner: string, name: string | undefined, filter: string, tags: string[]): Workload {
+export function createWorkload(
+  store: Store,
+  owner: string,
+  name: string | undefined,
+  filter: string,
+  tags: string[],
+): Workload {
   const workloadName = name ?? `workload-${randomBytes(4).toString('hex')}`;
   const invalid = validateWorkloadName(workloadName);
   if (invalid) throw new AppError('bad_request', invalid);
@@ -58,7 +64,8 @@ export function viewWorkload(store: Store, workload: Workload): WorkloadView {
   const total = originals.length;
   const finished = counts.done + counts.failed;
   const active = counts.assigned + counts.running;
-  const status: WorkloadStatus = total > 0 && finished === total ? 'completed' : active > 0 || finished > 0 ? 'running' : 'scheduling';
+  const status: WorkloadStatus =
+    total > 0 && finished === total ? 'completed' : active > 0 || finished > 0 ? 'running' : 'scheduling';
   return {
     workload_id: workload.id,
     workload_name: workload.name,

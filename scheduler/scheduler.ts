@@ -72,7 +72,15 @@ export function startScheduler(controller: Controller, config: SchedulerConfig, 
       // assignments queued behind this one on the same socket fail fast instead of waiting out their timeouts
       clients.get(worker.record.id)?.close();
       clients.delete(worker.record.id);
-      log.warn({ job_id: job.id, worker: worker.record.name, address: worker.record.rpc_address, error: error instanceof Error ? error.message : String(error) }, 'could not reach worker');
+      log.warn(
+        {
+          job_id: job.id,
+          worker: worker.record.name,
+          address: worker.record.rpc_address,
+          error: error instanceof Error ? error.message : String(error),
+        },
+        'could not reach worker',
+      );
     }
     controller.jobs.unassign(job.id, worker.record.id, leaseId);
   }
@@ -111,7 +119,10 @@ export function startScheduler(controller: Controller, config: SchedulerConfig, 
       void dispatch(best, job, lease.lease_id, workload.filter);
       if (free.size === 0) break;
     }
-    if (placed > 0) void controller.store.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
+    if (placed > 0)
+      void controller.store
+        .commit()
+        .catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
   }
 
   const onWork = (): void => schedule();

@@ -14,7 +14,12 @@ export function scoreWorker(worker: LiveWorker, freeSlots: number): number {
   const memoryFree = resources.mem_total > 0 ? resources.mem_free / resources.mem_total : 0;
   const slotsFree = record.slots > 0 ? freeSlots / record.slots : 0;
   const gpu = resources.gpu.present && (resources.gpu.memory_free_mb ?? 1) > 0 ? 1 : 0;
-  return SCORE_WEIGHTS.cpu * cpuFree + SCORE_WEIGHTS.memory * memoryFree + SCORE_WEIGHTS.slots * slotsFree + SCORE_WEIGHTS.gpu * gpu;
+  return (
+    SCORE_WEIGHTS.cpu * cpuFree +
+    SCORE_WEIGHTS.memory * memoryFree +
+    SCORE_WEIGHTS.slots * slotsFree +
+    SCORE_WEIGHTS.gpu * gpu
+  );
 }
 
 /** A worker can take a workload's job when its tags cover the workload's and it has the filter. */

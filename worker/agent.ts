@@ -1,7 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { sameSecret } from '../common/secrets.js';
 import { FILTER_NAMES } from '../common/filters/index.js';
-import { connectRpc, method, RpcError, RPC_UNAUTHORIZED, serveRpc, subscribe, type RpcClient, type RpcServer, type Subscriber } from '../common/bus/index.js';
+import {
+  connectRpc,
+  method,
+  RpcError,
+  RPC_UNAUTHORIZED,
+  serveRpc,
+  subscribe,
+  type RpcClient,
+  type RpcServer,
+  type Subscriber,
+} from '../common/bus/index.js';
 import type { Logger } from '../common/log.js';
 import {
   ANNOUNCE,
@@ -63,7 +73,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const engine: FilterEngine = await createEngine(config.engine, config.slots);
   const monitor = new ResourceMonitor();
   await monitor.start(1000);
-  const advertiseHost = config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
+  const advertiseHost =
+    config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
   const running = new Map<string, RunningJob>();
   /** Running jobs whose result upload is in flight. */
   const finishing = new Set<string>();
@@ -86,7 +97,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
         const server = serveRpc(`tcp://*:${port}`, workerMethods(), (reason) => {
           badMessages += 1;
           // the first and then every 1000th: a flood of garbage must not flood the log
-          if (badMessages === 1 || badMessages % 1000 === 0) log.warn({ reason, count: badMessages }, 'rejected a bad message on the bus');
+          if (badMessages === 1 || badMessages % 1000 === 0)
+            log.warn({ reason, count: badMessages }, 'rejected a bad message on the bus');
         });
         return { server, port };
       } catch (error) {
@@ -96,7 +108,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   }
 
   function checkToken(token: string): void {
-    if (!session || !sameSecret(token, session.registration.token)) throw new RpcError('not the controller this worker is registered with', RPC_UNAUTHORIZED);
+    if (!session || !sameSecret(token, session.registration.token))
+      throw new RpcError('not the controller this worker is registered with', RPC_UNAUTHORIZED);
   }
 
   function workerMethods() {
@@ -105,7 +118,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
         checkToken(params.token);
         // a job whose result is being uploaded holds no slot: the controller counts it done as soon as it
         // answers that upload, and may offer the next job before this worker has read the answer
-        if (stopping || running.size - finishing.size >= config.slots || running.has(params.job_id)) return { accepted: false };
+        if (stopping || running.size - finishing.size >= config.slots || running.has(params.job_id))
+          return { accepted: false };
         start(params);
         return { accepted: true };
       }),
@@ -129,7 +143,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     running.set(params.job_id, entry);
     // the slot frees as soon as the work is done: the controller may assign the next job while the report is in flight
     const uploading = (): void => void finishing.add(params.job_id);
-    entry.done = runJob(params, current.api, engine, abort.signal, log.child({ job_id: params.job_id }), uploading).then(async (outcome) => {
+    entry.done = runJob(
+      params,
+      current.api,
+      engine,
+      abort.signal,
+      log.child({ job_id: params.job_id }),
+      uploading,
+    ).then(async (outcome) => {
       running.delete(params.job_id);
       finishing.delete(params.job_id);
       reporting.set(params.job_id, { job_id: params.job_id, lease_id: params.lease_id });
@@ -149,12 +170,23 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     }
     // the answered upload of the filtered image was the completion: nothing is left to report
     if (outcome.kind === 'done') return;
-    if (outcome.kind === 'failed') log.warn({ job_id: params.job_id, error: outcome.error, retryable: outcome.retryable }, 'job failed');
+    if (outcome.kind === 'failed')
+      log.warn({ job_id: params.job_id, error: outcome.error, retryable: outcome.retryable }, 'job failed');
     for (let delay = RETRY_MIN_MS; !stoppedHard; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       const token = session?.registration.token;
       if (token && controllerRpc) {
         try {
-          const result = await controllerRpc.call(CONTROLLER_METHODS.fail, { token, job_id: params.job_id, lease_id: params.lease_id, error: outcome.error, retryable: outcome.retryable }, acceptedResultSchema);
+          const result = await controllerRpc.call(
+            CONTROLLER_METHODS.fail,
+            {
+              token,
+              job_id: params.job_id,
+              lease_id: params.lease_id,
+              error: outcome.error,
+              retryable: outcome.retryable,
+            },
+            acceptedResultSchema,
+          );
           if (!result.accepted) log.info({ job_id: params.job_id }, 'result not accepted: the lease had moved on');
           return;
         } catch (error) {
@@ -166,7 +198,10 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   }
 
   function heldLeases(): LeaseRef[] {
-    return [...[...running.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })), ...reporting.values()];
+    return [
+      ...[...running.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })),
+      ...reporting.values(),
+    ];
   }
 
   function registerParams(): RegisterParams {
@@ -202,25 +237,28 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     });
   }
 
-  const subscriber: Subscriber = subscribe(`tcp://${config.controllerHost}:${config.controllerPort}`, (kind, params) => {
-    if (kind !== ANNOUNCE) return;
-    const parsed = announceSchema.safeParse(params);
-    if (!parsed.success) return;
-    const now = Date.now();
-    const reappeared = now - lastAnnouncement > SILENCE_MS;
-    lastAnnouncement = now;
-    const endpoint = `tcp://${config.controllerHost}:${parsed.data.register_port}`;
-    if (endpoint !== registerEndpoint) {
-      registerEndpoint = endpoint;
-      controllerRpc?.close();
-      controllerRpc = connectRpc(endpoint, 3000);
-      log.info({ controller: endpoint, system: parsed.data.system_name }, 'heard the controller');
-    }
-    // the controller came up (or back) while this worker waits out a long backoff: register now, not up
-    // to RETRY_MAX_MS later. Only after a silence, so a controller that announces but refuses or does
-    // not answer registrations still gets the full backoff.
-    if (reappeared && !session) wakeUp?.();
-  });
+  const subscriber: Subscriber = subscribe(
+    `tcp://${config.controllerHost}:${config.controllerPort}`,
+    (kind, params) => {
+      if (kind !== ANNOUNCE) return;
+      const parsed = announceSchema.safeParse(params);
+      if (!parsed.success) return;
+      const now = Date.now();
+      const reappeared = now - lastAnnouncement > SILENCE_MS;
+      lastAnnouncement = now;
+      const endpoint = `tcp://${config.controllerHost}:${parsed.data.register_port}`;
+      if (endpoint !== registerEndpoint) {
+        registerEndpoint = endpoint;
+        controllerRpc?.close();
+        controllerRpc = connectRpc(endpoint, 3000);
+        log.info({ controller: endpoint, system: parsed.data.system_name }, 'heard the controller');
+      }
+      // the controller came up (or back) while this worker waits out a long backoff: register now, not up
+      // to RETRY_MAX_MS later. Only after a silence, so a controller that announces but refuses or does
+      // not answer registrations still gets the full backoff.
+      if (reappeared && !session) wakeUp?.();
+    },
+  );
 
   /** Register, then heartbeat; on any loss of the controller, back off and register again. */
   async function lifecycle(): Promise<void> {
@@ -230,8 +268,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       if (!controllerRpc || !session) {
         if (controllerRpc) {
           try {
-            const registration = await controllerRpc.call(CONTROLLER_METHODS.register, registerParams(), registerResultSchema);
-            const apiUrl = registration.api_url ?? `http://${config.controllerHost.includes(':') ? `[${config.controllerHost}]` : config.controllerHost}:${registration.api_port}`;
+            const registration = await controllerRpc.call(
+              CONTROLLER_METHODS.register,
+              registerParams(),
+              registerResultSchema,
+            );
+            const apiUrl =
+              registration.api_url ??
+              `http://${config.controllerHost.includes(':') ? `[${config.controllerHost}]` : config.controllerHost}:${registration.api_port}`;
             session = { registration, api: new ApiClient(apiUrl, () => session?.registration.token ?? '') };
             log.info({ worker_id: registration.worker_id, api: apiUrl }, 'registered');
             delay = RETRY_MIN_MS;
@@ -287,7 +331,9 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       if (timedOut) for (const job of running.values()) job.abort.abort();
       const token = session?.registration.token;
       if (token && controllerRpc) {
-        await controllerRpc.call(CONTROLLER_METHODS.goodbye, { token }, acceptedResultSchema, 2000).catch(() => undefined);
+        await controllerRpc
+          .call(CONTROLLER_METHODS.goodbye, { token }, acceptedResultSchema, 2000)
+          .catch(() => undefined);
       }
       stoppedHard = true;
       subscriber.close();

@@ -41,15 +41,27 @@ function readBody(response: IncomingMessage): Promise<Buffer> {
   });
 }
 
-function send(url: URL, method: string, headers: Record<string, string | number>, parts: Buffer[], signal: AbortSignal, retried = false): Promise<Reply> {
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string | number>,
+  parts: Buffer[],
+  signal: AbortSignal,
+  retried = false,
+): Promise<Reply> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const request = transport.request(url, { method, headers, signal, agent: agents[url.protocol === 'https:' ? 'https:' : 'http:'] }, (response) => {
-      readBody(response).then((body) => resolve({ status: response.statusCode ?? 0, body }), reject);
-    });
+    const request = transport.request(
+      url,
+      { method, headers, signal, agent: agents[url.protocol === 'https:' ? 'https:' : 'http:'] },
+      (response) => {
+        readBody(response).then((body) => resolve({ status: response.statusCode ?? 0, body }), reject);
+      },
+    );
     request.on('error', (error: NodeJS.ErrnoException) => {
       // a kept-alive connection the server closed just as we reused it: nothing reached the server
-      if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) return resolve(send(url, method, headers, parts, signal, true));
+      if (request.reusedSocket && error.code === 'ECONNRESET' && !retried)
+        return resolve(send(url, method, headers, parts, signal, true));
       reject(error);
     });
     for (const part of parts) request.write(part);
@@ -80,16 +92,38 @@ export class ApiClient {
   }
 
   async download(imageId: string, signal: AbortSignal): Promise<Buffer> {
-    const reply = await send(new URL(`${this.base}/images/${encodeURIComponent(imageId)}`), 'GET', { authorization: `Bearer ${this.token()}` }, [], signal);
+    const reply = await send(
+      new URL(`${this.base}/images/${encodeURIComponent(imageId)}`),
+      'GET',
+      { authorization: `Bearer ${this.token()}` },
+      [],
+      signal,
+    );
     if (reply.status !== 200) throw failure(reply, `download of image ${imageId} failed`);
     return reply.body;
   }
 
-  async uploadFiltered(workloadId: string, jobId: string, leaseId: string, result: FilterResult, signal: AbortSignal): Promise<string> {
+  async uploadFiltered(
+    workloadId: string,
+    jobId: string,
+    leaseId: string,
+    result: FilterResult,
+    signal: AbortSignal,
+  ): Promise<string> {
     // the image as the whole body, the fields in the query string: nothing for the server to parse out of a multipart body
     const query = new URLSearchParams({ workload_id: workloadId, type: 'filtered', job_id: jobId, lease_id: leaseId });
-    const headers = { authorization: `Bearer ${this.token()}`, 'content-type': result.mime, 'content-length': result.data.length };
-    const reply = await send(new URL(`${this.base}/images?${query.toString()}`), 'POST', headers, [result.data], signal);
+    const headers = {
+      authorization: `Bearer ${this.token()}`,
+      'content-type': result.mime,
+      'content-length': result.data.length,
+    };
+    const reply = await send(
+      new URL(`${this.base}/images?${query.toString()}`),
+      'POST',
+      headers,
+      [result.data],
+      signal,
+    );
     if (reply.status !== 201) throw failure(reply, `upload of job ${jobId} failed`);
     let answer: { image_id?: unknown };
     try {

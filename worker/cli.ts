@@ -8,17 +8,29 @@ import type { EngineChoice } from './engines/index.js';
 
 /** The worker's one typed config, from flags and DPIP_* environment variables. */
 const WORKER_OPTIONS = {
-  'controller': { type: 'string', default: `localhost:${DEFAULT_CONTROLLER_PORT}`, describe: 'controller address host:port (its PUB port)' },
+  controller: {
+    type: 'string',
+    default: `localhost:${DEFAULT_CONTROLLER_PORT}`,
+    describe: 'controller address host:port (its PUB port)',
+  },
   'worker-name': { type: 'string', describe: 'unique worker name (default: host name + pid)' },
-  'tags': { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' },
-  'slots': { type: 'number', default: availableParallelism(), describe: 'jobs run at once' },
-  'engine': { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' },
-  'secret': { type: 'string', describe: 'cluster secret printed by the server (or DPIP_SECRET)' },
-  'advertise-host': { type: 'string', describe: 'host or IP the controller dials to reach this worker (default: the local address on the route to the controller)' },
-  'rpc-port': { type: 'number', default: 0, describe: 'port of this worker\'s JSON-RPC socket (0: any free port)' },
+  tags: { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' },
+  slots: { type: 'number', default: availableParallelism(), describe: 'jobs run at once' },
+  engine: { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' },
+  secret: { type: 'string', describe: 'cluster secret printed by the server (or DPIP_SECRET)' },
+  'advertise-host': {
+    type: 'string',
+    describe:
+      'host or IP the controller dials to reach this worker (default: the local address on the route to the controller)',
+  },
+  'rpc-port': { type: 'number', default: 0, describe: "port of this worker's JSON-RPC socket (0: any free port)" },
   'drain-ms': { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' },
   'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
-  'log-format': { choices: LOG_FORMATS, default: 'auto' as LogFormat, describe: 'log lines: json, pretty, or auto (pretty in a terminal)' },
+  'log-format': {
+    choices: LOG_FORMATS,
+    default: 'auto' as LogFormat,
+    describe: 'log lines: json, pretty, or auto (pretty in a terminal)',
+  },
 } as const;
 
 export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerConfig {
@@ -37,13 +49,26 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
   const match = /^(.+):(\d{1,5})$/.exec(args.controller);
   if (!match) throw new Error(`--controller must be host:port, not "${args.controller}"`);
   const host = match[1]!.replace(/^\[(.*)\]$/, '$1');
-  const name = args.workerName ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'worker'}-${process.pid}`;
+  const name =
+    args.workerName ??
+    `${
+      hostname()
+        .replace(/[^A-Za-z0-9_.-]/g, '-')
+        .replace(/^[^A-Za-z0-9]+/, '') || 'worker'
+    }-${process.pid}`;
   const nameCheck = workerNameSchema.safeParse(name);
   if (!nameCheck.success) throw new Error(`--worker-name: ${nameCheck.error.issues[0]?.message}`);
-  const tags = tagsSchema.safeParse(args.tags.split(',').map((tag) => tag.trim()).filter(Boolean));
+  const tags = tagsSchema.safeParse(
+    args.tags
+      .split(',')
+      .map((tag) => tag.trim())
+      .filter(Boolean),
+  );
   if (!tags.success) throw new Error('--tags: up to 32 tags of letters, digits, "_", "." and "-", separated by commas');
-  if (!args.secret) throw new Error('the cluster secret is required: --secret or DPIP_SECRET (the server prints it at start)');
-  if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256) throw new Error('--slots must be a whole number from 1 to 256');
+  if (!args.secret)
+    throw new Error('the cluster secret is required: --secret or DPIP_SECRET (the server prints it at start)');
+  if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256)
+    throw new Error('--slots must be a whole number from 1 to 256');
   return {
     controllerHost: host,
     controllerPort: Number(match[2]),

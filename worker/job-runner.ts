@@ -13,8 +13,16 @@ export type JobOutcome =
  * Download, filter, upload: one job from start to end. Never throws; the outcome says what happened.
  * `onUploading` is told when the result is on its way: the answered upload completes the job.
  */
-export async function runJob(job: AssignParams, api: ApiClient, engine: FilterEngine, signal: AbortSignal, log: Logger, onUploading: () => void = () => undefined): Promise<JobOutcome> {
-  if (!isFilterName(job.filter)) return { kind: 'failed', error: `this worker has no filter "${job.filter}"`, retryable: false };
+export async function runJob(
+  job: AssignParams,
+  api: ApiClient,
+  engine: FilterEngine,
+  signal: AbortSignal,
+  log: Logger,
+  onUploading: () => void = () => undefined,
+): Promise<JobOutcome> {
+  if (!isFilterName(job.filter))
+    return { kind: 'failed', error: `this worker has no filter "${job.filter}"`, retryable: false };
   try {
     const started = performance.now();
     const original = await api.download(job.image_id, signal);
@@ -25,7 +33,15 @@ export async function runJob(job: AssignParams, api: ApiClient, engine: FilterEn
     onUploading();
     const imageId = await api.uploadFiltered(job.workload_id, job.job_id, job.lease_id, result, signal);
     const ms = (from: number, to: number): number => Math.round(to - from);
-    log.debug({ download_ms: ms(started, downloaded), filter_ms: ms(downloaded, filtered), upload_ms: ms(filtered, performance.now()), bytes: original.length }, 'job filtered');
+    log.debug(
+      {
+        download_ms: ms(started, downloaded),
+        filter_ms: ms(downloaded, filtered),
+        upload_ms: ms(filtered, performance.now()),
+        bytes: original.length,
+      },
+      'job filtered',
+    );
     return { kind: 'done', imageId };
   } catch (error) {
     if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };

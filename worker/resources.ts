@@ -10,7 +10,12 @@ async function readGpu(): Promise<Gpu> {
     const best = controllers.filter((c) => (c.vram ?? 0) > 0).sort((a, b) => (b.vram ?? 0) - (a.vram ?? 0))[0];
     if (!best) return { present: false };
     const total = best.memoryTotal ?? best.vram ?? 0;
-    return { present: true, model: best.model.slice(0, 200), memory_total_mb: total, memory_free_mb: best.memoryFree ?? total };
+    return {
+      present: true,
+      model: best.model.slice(0, 200),
+      memory_total_mb: total,
+      memory_free_mb: best.memoryFree ?? total,
+    };
   } catch {
     return { present: false };
   }

@@ -15,7 +15,12 @@ export interface EventTimings {
   historySamples: number;
 }
 
-export const DEFAULT_EVENT_TIMINGS: EventTimings = { workersMs: 1000, heartbeatMs: 15_000, coalesceMs: 100, historySamples: 120 };
+export const DEFAULT_EVENT_TIMINGS: EventTimings = {
+  workersMs: 1000,
+  heartbeatMs: 15_000,
+  coalesceMs: 100,
+  historySamples: 120,
+};
 
 /** One open Server-Sent Events stream: a user's browser tab. */
 interface Stream {
@@ -119,7 +124,10 @@ export class EventHub {
         const workload = this.controller.store.data.workloads[id];
         if (!workload) continue;
         let text = views.get(id);
-        if (text === undefined) views.set(id, (text = event('workload', viewWorkload(this.controller.store, workload))));
+        if (text === undefined) {
+          text = event('workload', viewWorkload(this.controller.store, workload));
+          views.set(id, text);
+        }
         this.write(stream, text);
       }
       stream.pending.clear();

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Controller, ImageRecord, JobChange, JobState, LiveWorker } from '../../controller/index.js';
 
 const JOB_STATES: readonly JobState[] = ['queued', 'assigned', 'running', 'done', 'failed'];
@@ -50,7 +50,11 @@ export function systemMetrics(controller: Controller, registry: Registry): Syste
       },
     });
   };
-  imageCounter('dpip_uploads_total', 'Images stored: originals uploaded by users, filtered images uploaded by workers', 'count');
+  imageCounter(
+    'dpip_uploads_total',
+    'Images stored: originals uploaded by users, filtered images uploaded by workers',
+    'count',
+  );
   imageCounter('dpip_upload_bytes_total', 'Bytes of the images stored, by type', 'bytes');
   new Gauge({
     name: 'dpip_workloads',
@@ -67,7 +71,8 @@ export function systemMetrics(controller: Controller, registry: Registry): Syste
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      for (const state of WORKER_STATES) this.set({ state }, controller.workers.all().filter((worker) => worker.state === state).length);
+      for (const state of WORKER_STATES)
+        this.set({ state }, controller.workers.all().filter((worker) => worker.state === state).length);
     },
   });
   const perWorker = (name: string, help: string, value: (worker: LiveWorker) => number): void => {
@@ -82,15 +87,47 @@ export function systemMetrics(controller: Controller, registry: Registry): Syste
       },
     });
   };
-  perWorker('dpip_worker_cpu_load_percent', 'CPU load of the worker\'s machine at its last heartbeat (percent)', (worker) => worker.resources.cpu_load);
-  perWorker('dpip_worker_memory_used_ratio', 'Memory in use on the worker\'s machine at its last heartbeat (0 to 1)', (worker) => 1 - worker.resources.mem_free / worker.resources.mem_total);
+  perWorker(
+    'dpip_worker_cpu_load_percent',
+    "CPU load of the worker's machine at its last heartbeat (percent)",
+    (worker) => worker.resources.cpu_load,
+  );
+  perWorker(
+    'dpip_worker_memory_used_ratio',
+    "Memory in use on the worker's machine at its last heartbeat (0 to 1)",
+    (worker) => 1 - worker.resources.mem_free / worker.resources.mem_total,
+  );
   perWorker('dpip_worker_slots', 'Jobs the worker runs at once', (worker) => worker.record.slots);
-  perWorker('dpip_worker_running_jobs', 'Jobs the worker holds now', (worker) => controller.jobs.heldBy(worker.record.id).size);
+  perWorker(
+    'dpip_worker_running_jobs',
+    'Jobs the worker holds now',
+    (worker) => controller.jobs.heldBy(worker.record.id).size,
+  );
 
-  const duration = new Histogram({ name: 'dpip_job_duration_seconds', help: 'Time a worker spent on a job, from assignment or start to its result', labelNames: ['outcome'], buckets: JOB_SECONDS, registers: [registry] });
-  const queueWait = new Histogram({ name: 'dpip_job_queue_wait_seconds', help: 'Time a job waited in the queue (backoff included) before it was assigned', buckets: JOB_SECONDS, registers: [registry] });
-  const finished = new Counter({ name: 'dpip_jobs_finished_total', help: 'Jobs that reached done or failed (a retried job can finish again)', labelNames: ['state'], registers: [registry] });
-  const retried = new Counter({ name: 'dpip_jobs_retried_total', help: 'Failed jobs requeued by their owner', registers: [registry] });
+  const duration = new Histogram({
+    name: 'dpip_job_duration_seconds',
+    help: 'Time a worker spent on a job, from assignment or start to its result',
+    labelNames: ['outcome'],
+    buckets: JOB_SECONDS,
+    registers: [registry],
+  });
+  const queueWait = new Histogram({
+    name: 'dpip_job_queue_wait_seconds',
+    help: 'Time a job waited in the queue (backoff included) before it was assigned',
+    buckets: JOB_SECONDS,
+    registers: [registry],
+  });
+  const finished = new Counter({
+    name: 'dpip_jobs_finished_total',
+    help: 'Jobs that reached done or failed (a retried job can finish again)',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  const retried = new Counter({
+    name: 'dpip_jobs_retried_total',
+    help: 'Failed jobs requeued by their owner',
+    registers: [registry],
+  });
 
   const onJob = ({ job, from, since }: JobChange): void => {
     const seconds = Math.max(0, Date.now() - since) / 1000;

@@ -11,7 +11,8 @@ const HTTP_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
  */
 export function routeOf(req: Request): string {
   const route: unknown = req.route;
-  if (typeof route === 'object' && route !== null && 'path' in route && typeof route.path === 'string') return `${req.baseUrl}${route.path}`;
+  if (typeof route === 'object' && route !== null && 'path' in route && typeof route.path === 'string')
+    return `${req.baseUrl}${route.path}`;
   const named: unknown = req.res?.locals.route;
   return typeof named === 'string' ? named : 'unmatched';
 }
@@ -22,10 +23,15 @@ export class HttpMetrics {
   private readonly latency: Histogram<'method' | 'route'>;
 
   constructor(registry: Registry) {
-    this.requests = new Counter({ name: 'dpip_http_requests_total', help: 'HTTP requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+    this.requests = new Counter({
+      name: 'dpip_http_requests_total',
+      help: 'HTTP requests by method, route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    });
     this.latency = new Histogram({
       name: 'dpip_http_request_duration_seconds',
-      help: 'Time from a request\'s arrival to the end of its response (event streams: until they close)',
+      help: "Time from a request's arrival to the end of its response (event streams: until they close)",
       labelNames: ['method', 'route'],
       buckets: HTTP_SECONDS,
       registers: [registry],

@@ -25,7 +25,12 @@ export function archiveRoutes(controller: Controller, log: Logger): Router {
         const file = controller.images.pathOf(image);
         const info = await stat(file).catch(() => null);
         if (!info) throw new AppError('not_found', `the file of image "${image.id}" is missing`);
-        return { file, size: info.size, mtime: new Date(image.created_at), name: `${workload.name}/${path.basename(image.file)}` };
+        return {
+          file,
+          size: info.size,
+          mtime: new Date(image.created_at),
+          name: `${workload.name}/${path.basename(image.file)}`,
+        };
       }),
     );
 
@@ -56,7 +61,10 @@ export function archiveRoutes(controller: Controller, log: Logger): Router {
       const output = zip.outputStream;
       // the status is sent already: cutting the connection is how the client learns the archive is incomplete
       const fail = (error: unknown): void => {
-        requestLogger(res, log).warn({ workload: workload.id, error: error instanceof Error ? error.message : String(error) }, 'archive failed while it was sent');
+        requestLogger(res, log).warn(
+          { workload: workload.id, error: error instanceof Error ? error.message : String(error) },
+          'archive failed while it was sent',
+        );
         res.destroy();
       };
       zip.on('error', fail);

@@ -8,7 +8,8 @@ export function imageListRoutes(controller: Controller): Router {
   const router = Router();
   router.get('/images', requireUser(controller.tokens), (req, res) => {
     const workloadId = req.query.workload_id;
-    if (typeof workloadId !== 'string' || workloadId === '') throw new AppError('bad_request', 'name the workload: GET /images?workload_id=<id>');
+    if (typeof workloadId !== 'string' || workloadId === '')
+      throw new AppError('bad_request', 'name the workload: GET /images?workload_id=<id>');
     const workload = findWorkload(controller.store, callerOf(res).claims.sub, workloadId);
     res.json({ workload_id: workload.id, images: listWorkloadImages(controller.store, workload) });
   });

@@ -14,7 +14,14 @@ import { sendFile } from '../download.js';
 import { answerError, answerJson } from '../errors.js';
 import type { HttpMetrics } from '../metrics/index.js';
 import { trackRequest } from '../request-log.js';
-import { inspectImage, RAW_IMAGE_TYPES, receiveRawImage, requireFile, singleFileUpload, type StagedFile } from '../upload.js';
+import {
+  inspectImage,
+  RAW_IMAGE_TYPES,
+  receiveRawImage,
+  requireFile,
+  singleFileUpload,
+  type StagedFile,
+} from '../upload.js';
 
 /** Handles the request and returns true if it is one of these routes; false leaves it to express. */
 export type RawRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -56,7 +63,10 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   const upload = singleFileUpload(config.maxUploadBytes, () => controller.images.stagingPath());
 
   /** multer works on node's request and response; its types name express's, which only add to them. */
-  function parseUpload(req: IncomingMessage, res: ServerResponse): Promise<{ body: unknown; staged: StagedFile | undefined }> {
+  function parseUpload(
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<{ body: unknown; staged: StagedFile | undefined }> {
     const expressReq = req as unknown as Request;
     return new Promise((resolve, reject) => {
       upload.middleware(expressReq, res as unknown as Response, (error?: unknown) => {
@@ -68,22 +78,33 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
 
   async function keepUpload(body: unknown, claims: TokenClaims, staged: StagedFile | undefined): Promise<ImageRecord> {
     const type = field(body, 'type') ?? 'original';
-    if (type !== 'original' && type !== 'filtered') throw new AppError('bad_request', `"type" must be "original" or "filtered", not "${type.slice(0, 64)}"`);
+    if (type !== 'original' && type !== 'filtered')
+      throw new AppError('bad_request', `"type" must be "original" or "filtered", not "${type.slice(0, 64)}"`);
     const workloadId = field(body, 'workload_id');
     if (claims.scope === 'user') {
-      if (type !== 'original') throw new AppError('forbidden', 'filtered images are uploaded by workers; upload originals');
+      if (type !== 'original')
+        throw new AppError('forbidden', 'filtered images are uploaded by workers; upload originals');
       if (!workloadId) throw new AppError('bad_request', 'missing "workload_id"');
       const workload = findWorkload(controller.store, claims.sub, workloadId);
       return controller.images.addOriginal(workload, inspectImage(requireFile(staged), config.maxPixels));
     }
     const jobId = field(body, 'job_id');
     const leaseId = field(body, 'lease_id');
-    if (type !== 'filtered' || !jobId || !leaseId) throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
-    return controller.images.addFiltered(jobId, claims.sub, leaseId, inspectImage(requireFile(staged), config.maxPixels));
+    if (type !== 'filtered' || !jobId || !leaseId)
+      throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
+    return controller.images.addFiltered(
+      jobId,
+      claims.sub,
+      leaseId,
+      inspectImage(requireFile(staged), config.maxPixels),
+    );
   }
 
   /** Multipart (the file and the fields), or the image as the whole body with the fields in the query string. */
-  async function receive(req: IncomingMessage, res: ServerResponse): Promise<{ body: unknown; staged: StagedFile | undefined }> {
+  async function receive(
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<{ body: unknown; staged: StagedFile | undefined }> {
     const type = hasContent(req) ? mediaType(req) : 'no body';
     if (type === 'multipart/form-data') {
       checkDeclaredLength(req, res, declaredLimit, 'the upload');
@@ -91,7 +112,10 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     }
     if (RAW_IMAGE_TYPES.has(type)) {
       checkDeclaredLength(req, res, config.maxUploadBytes, 'the file');
-      return { body: queryFields(req.url), staged: await receiveRawImage(req, res, config.maxUploadBytes, controller.images.stagingPath()) };
+      return {
+        body: queryFields(req.url),
+        staged: await receiveRawImage(req, res, config.maxUploadBytes, controller.images.stagingPath()),
+      };
     }
     throw new AppError(
       'bad_request',
@@ -109,7 +133,12 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
       if (staged?.content.kind === 'staged') await controller.images.discardStaged(staged.content.path);
       throw error;
     }
-    answerJson(res, 201, { workload_id: record.workload_id, image_id: record.id, type: record.type, source_image_id: record.source_image_id });
+    answerJson(res, 201, {
+      workload_id: record.workload_id,
+      image_id: record.id,
+      type: record.type,
+      source_image_id: record.source_image_id,
+    });
   }
 
   async function getImage(res: ServerResponse, claims: TokenClaims, rawId: string): Promise<void> {
@@ -119,8 +148,16 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     } catch {
       throw new AppError('bad_request', 'the image id is not valid percent-encoding');
     }
-    const image = claims.scope === 'user' ? controller.images.find(claims.sub, id) : controller.images.findForWorker(claims.sub, id);
-    if (!(await sendFile(res, controller.images.pathOf(image), { 'Content-Type': image.mime, 'Cache-Control': 'private, max-age=0' }))) {
+    const image =
+      claims.scope === 'user'
+        ? controller.images.find(claims.sub, id)
+        : controller.images.findForWorker(claims.sub, id);
+    if (
+      !(await sendFile(res, controller.images.pathOf(image), {
+        'Content-Type': image.mime,
+        'Cache-Control': 'private, max-age=0',
+      }))
+    ) {
       throw new AppError('not_found', `the file of image "${id}" is missing`);
     }
   }
@@ -128,7 +165,13 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   return (req, res) => {
     const found = match(req.method, req.url);
     if (!found) return false;
-    const requestLog = trackRequest(log, req, res, () => (req.url ?? '').split('?', 1)[0]!, () => found.route);
+    const requestLog = trackRequest(
+      log,
+      req,
+      res,
+      () => (req.url ?? '').split('?', 1)[0]!,
+      () => found.route,
+    );
     metrics.track(req.method ?? 'GET', res, () => found.route);
     const answer = async (): Promise<void> => {
       const claims = verifiedClaims(controller.tokens, bearerFrom(req.headers.authorization));

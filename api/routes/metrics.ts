@@ -11,7 +11,8 @@ import { bearerToken } from '../auth.js';
 export function metricsRoutes(registry: Registry, metricsToken: string | null): Router {
   const router = Router();
   router.get('/metrics', async (req, res) => {
-    if (metricsToken !== null && !sameSecret(bearerToken(req), metricsToken)) throw new AppError('unauthorized', 'wrong metrics token');
+    if (metricsToken !== null && !sameSecret(bearerToken(req), metricsToken))
+      throw new AppError('unauthorized', 'wrong metrics token');
     const text = await registry.metrics();
     res.set({ 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }).send(text);
   });

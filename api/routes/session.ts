@@ -1,4 +1,5 @@
-import express, { Router } from 'express';
+import type express from 'express';
+import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { validatePassword, validateUsername, type Controller } from '../../controller/index.js';
@@ -44,7 +45,10 @@ export function sessionRoutes(controller: Controller, config: ApiConfig, log: Lo
     gate(req, attemptedUsername(req.get('authorization'), req.body));
     const credentials = basicCredentials(req.get('authorization')) ?? bodyCredentials(req.body);
     if (!credentials) {
-      throw new AppError('unauthorized', 'send credentials: HTTP Basic auth, or a JSON or form body with "username" (or "user") and "password"');
+      throw new AppError(
+        'unauthorized',
+        'send credentials: HTTP Basic auth, or a JSON or form body with "username" (or "user") and "password"',
+      );
     }
     if (!(await controller.users.verify(credentials.username, credentials.password))) {
       throw new AppError('unauthorized', 'wrong username or password');
@@ -55,7 +59,7 @@ export function sessionRoutes(controller: Controller, config: ApiConfig, log: Lo
   router.post('/login', ...body, login);
   router.get('/login', login);
 
-  router.delete('/logout', requireUser(controller.tokens), async (req, res) => {
+  router.delete('/logout', requireUser(controller.tokens), async (_req, res) => {
     const { claims } = callerOf(res);
     await controller.tokens.revoke(claims);
     res.json({ logout_message: `user ${claims.sub} logged out: the token is revoked` });
@@ -65,7 +69,8 @@ export function sessionRoutes(controller: Controller, config: ApiConfig, log: Lo
     if (!config.registrationOpen) throw new AppError('forbidden', 'registration is disabled on this server');
     gate(req, attemptedUsername(undefined, req.body));
     const credentials = bodyCredentials(req.body);
-    if (!credentials) throw new AppError('bad_request', 'send a JSON or form body with "username" (or "user") and "password"');
+    if (!credentials)
+      throw new AppError('bad_request', 'send a JSON or form body with "username" (or "user") and "password"');
     const invalid = validateUsername(credentials.username) ?? validatePassword(credentials.password);
     if (invalid) throw new AppError('bad_request', invalid);
     if ((await controller.users.create(credentials.username, credentials.password)) === 'exists') {

@@ -23,22 +23,49 @@ function optionalText(body: unknown, key: string): string | undefined {
 /** JSON, urlencoded or multipart fields, or no body at all: every field has a default. */
 function parseWorkloadRequest(body: unknown): WorkloadRequest {
   const filter = optionalText(body, 'filter') ?? 'grayscale';
-  if (!isFilterName(filter)) throw new AppError('unprocessable', `unknown filter "${filter.slice(0, 64)}": use one of ${FILTER_NAMES.join(', ')}`);
+  if (!isFilterName(filter))
+    throw new AppError(
+      'unprocessable',
+      `unknown filter "${filter.slice(0, 64)}": use one of ${FILTER_NAMES.join(', ')}`,
+    );
   const rawTags = bodyField(body, 'tags');
-  const tagList = typeof rawTags === 'string' ? rawTags.split(',').map((tag) => tag.trim()).filter(Boolean) : rawTags ?? [];
+  const tagList =
+    typeof rawTags === 'string'
+      ? rawTags
+          .split(',')
+          .map((tag) => tag.trim())
+          .filter(Boolean)
+      : (rawTags ?? []);
   const tags = tagsSchema.safeParse(tagList);
-  if (!tags.success) throw new AppError('bad_request', `"tags" must be a list (or comma-separated string) of up to 32 tags of letters, digits, "_", "." and "-"`);
-  return { name: optionalText(body, 'workload_name') ?? optionalText(body, 'name'), filter, tags: [...new Set(tags.data)] };
+  if (!tags.success)
+    throw new AppError(
+      'bad_request',
+      `"tags" must be a list (or comma-separated string) of up to 32 tags of letters, digits, "_", "." and "-"`,
+    );
+  return {
+    name: optionalText(body, 'workload_name') ?? optionalText(body, 'name'),
+    filter,
+    tags: [...new Set(tags.data)],
+  };
 }
 
 export function workloadRoutes(controller: Controller, config: ApiConfig): Router {
   const router = Router();
   const user = requireUser(controller.tokens);
-  const body = fieldBody(config.maxBodyBytes, 'a workload takes form fields only, no files: upload images to /images once the workload exists');
+  const body = fieldBody(
+    config.maxBodyBytes,
+    'a workload takes form fields only, no files: upload images to /images once the workload exists',
+  );
 
   router.post('/workloads', user, ...body, async (req, res) => {
     const request = parseWorkloadRequest(req.body);
-    const workload = createWorkload(controller.store, callerOf(res).claims.sub, request.name, request.filter, request.tags);
+    const workload = createWorkload(
+      controller.store,
+      callerOf(res).claims.sub,
+      request.name,
+      request.filter,
+      request.tags,
+    );
     await controller.store.commit();
     res.status(201).json(viewWorkload(controller.store, workload));
   });

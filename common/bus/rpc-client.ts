@@ -4,7 +4,10 @@ import type { z } from 'zod';
 import { closeSocket, isOpen, openSocket, sendOn } from './sockets.js';
 
 export class RpcCallError extends Error {
-  constructor(message: string, readonly code: number | undefined) {
+  constructor(
+    message: string,
+    readonly code: number | undefined,
+  ) {
     super(message);
   }
 }
@@ -14,7 +17,8 @@ function isResponse(value: unknown): value is JSONRPCResponse {
   const id = 'id' in value ? value.id : undefined;
   if (typeof id !== 'number' && typeof id !== 'string') return false;
   const error = 'error' in value ? value.error : undefined;
-  if (error !== undefined) return typeof error === 'object' && error !== null && 'message' in error && typeof error.message === 'string';
+  if (error !== undefined)
+    return typeof error === 'object' && error !== null && 'message' in error && typeof error.message === 'string';
   return 'result' in value;
 }
 
@@ -34,9 +38,13 @@ export function connectRpc(address: string, defaultTimeoutMs = 5000): RpcClient 
   socket.connect(address);
   let nextId = 1;
   let tail: Promise<unknown> = Promise.resolve();
-  const client = new JSONRPCClient((request: JSONRPCRequest) => {
-    if (!sendOn(socket, JSON.stringify(request))) throw new RpcCallError(`${request.method}: connection to ${address} is closed`, undefined);
-  }, () => nextId++);
+  const client = new JSONRPCClient(
+    (request: JSONRPCRequest) => {
+      if (!sendOn(socket, JSON.stringify(request)))
+        throw new RpcCallError(`${request.method}: connection to ${address} is closed`, undefined);
+    },
+    () => nextId++,
+  );
   socket.on('data', (message: Buffer) => {
     // the peer may be anything that answers on that address: only a well-formed reply to a call of
     // ours resolves it; anything else is dropped (and that call times out) instead of throwing here
@@ -54,7 +62,12 @@ export function connectRpc(address: string, defaultTimeoutMs = 5000): RpcClient 
     }
   });
 
-  async function send<S extends z.ZodType>(method: string, params: unknown, result: S, timeoutMs: number): Promise<z.infer<S>> {
+  async function send<S extends z.ZodType>(
+    method: string,
+    params: unknown,
+    result: S,
+    timeoutMs: number,
+  ): Promise<z.infer<S>> {
     if (!isOpen(socket)) throw new RpcCallError(`${method}: connection to ${address} is closed`, undefined);
     const response = await client.timeout(timeoutMs).requestAdvanced({ jsonrpc: '2.0', id: nextId++, method, params });
     if ('error' in response && response.error) {

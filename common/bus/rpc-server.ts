@@ -1,5 +1,11 @@
-import type { Socket } from 'nanomsg';
-import { JSONRPCErrorCode, JSONRPCErrorException, JSONRPCServer, createJSONRPCErrorResponse, type JSONRPCID, type JSONRPCRequest } from 'json-rpc-2.0';
+import {
+  JSONRPCErrorCode,
+  JSONRPCErrorException,
+  JSONRPCServer,
+  createJSONRPCErrorResponse,
+  type JSONRPCID,
+  type JSONRPCRequest,
+} from 'json-rpc-2.0';
 import type { z } from 'zod';
 import { bindOrThrow, closeSocket, openSocket, sendOn } from './sockets.js';
 
@@ -17,7 +23,10 @@ export interface RpcServer {
 export class RpcError extends JSONRPCErrorException {}
 export const RPC_UNAUTHORIZED = -32001;
 
-export function method<S extends z.ZodType, R>(params: S, handle: (params: z.infer<S>) => R | Promise<R>): RpcMethod<S, R> {
+export function method<S extends z.ZodType, R>(
+  params: S,
+  handle: (params: z.infer<S>) => R | Promise<R>,
+): RpcMethod<S, R> {
   return { params, handle };
 }
 
@@ -91,7 +100,8 @@ export function serveRpc(
   // errors are answered to the caller and counted by onBadMessage; the library would print each one
   const server = new JSONRPCServer({ errorListener: () => undefined });
   server.mapErrorToJSONRPCErrorResponse = (id, error: unknown) => {
-    if (error instanceof JSONRPCErrorException) return createJSONRPCErrorResponse(id, error.code, clip(error.message, 2000), error.data);
+    if (error instanceof JSONRPCErrorException)
+      return createJSONRPCErrorResponse(id, error.code, clip(error.message, 2000), error.data);
     return createJSONRPCErrorResponse(id, JSONRPCErrorCode.InternalError, 'internal error');
   };
   for (const [name, spec] of Object.entries(methods)) {
@@ -104,7 +114,10 @@ export function serveRpc(
           .map((issue) => `${issue.path.slice(0, 5).join('.') || 'params'}: ${issue.message}`)
           .join('; ');
         const more = issues.length > MAX_ISSUES ? ` (and ${issues.length - MAX_ISSUES} more)` : '';
-        throw new JSONRPCErrorException(clip(`invalid params for ${name}: ${detail}${more}`, 1000), JSONRPCErrorCode.InvalidParams);
+        throw new JSONRPCErrorException(
+          clip(`invalid params for ${name}: ${detail}${more}`, 1000),
+          JSONRPCErrorCode.InvalidParams,
+        );
       }
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<never>((_resolve, reject) => {
@@ -151,9 +164,17 @@ export function serveRpc(
       const response = await server.receive(request);
       if (response === null) return errorReply(request.id ?? null, JSONRPCErrorCode.InternalError, 'internal error');
       if ('error' in response && response.error && response.error.code !== JSONRPCErrorCode.InternalError) {
-        bad(response.error.code === JSONRPCErrorCode.MethodNotFound ? `unknown method "${clip(request.method, 64)}"` : response.error.message);
+        bad(
+          response.error.code === JSONRPCErrorCode.MethodNotFound
+            ? `unknown method "${clip(request.method, 64)}"`
+            : response.error.message,
+        );
         if (response.error.code === JSONRPCErrorCode.MethodNotFound) {
-          return errorReply(response.id, JSONRPCErrorCode.MethodNotFound, `unknown method "${clip(request.method, 64)}": use one of ${Object.keys(methods).join(', ')}`);
+          return errorReply(
+            response.id,
+            JSONRPCErrorCode.MethodNotFound,
+            `unknown method "${clip(request.method, 64)}": use one of ${Object.keys(methods).join(', ')}`,
+          );
         }
       }
       return JSON.stringify(response);

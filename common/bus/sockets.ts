@@ -4,7 +4,13 @@ import nano, { type Socket, type SocketType } from 'nanomsg';
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export function openSocket(type: SocketType): Socket {
-  const socket = nano.socket(type, { linger: 200, rcvmaxsize: MAX_MESSAGE_BYTES, reconn: 100, maxreconn: 500, tcpnodelay: true });
+  const socket = nano.socket(type, {
+    linger: 200,
+    rcvmaxsize: MAX_MESSAGE_BYTES,
+    reconn: 100,
+    maxreconn: 500,
+    tcpnodelay: true,
+  });
   // nanomsg reports failures (e.g. a port in use) as 'error' events: without a listener they would crash the process.
   socket.on('error', () => undefined);
   return socket;

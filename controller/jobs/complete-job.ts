@@ -2,7 +2,14 @@ import { own, type Data } from '../store/index.js';
 import { holdsLease } from './lease.js';
 
 /** running -> done, only for the current lease holder whose filtered image is recorded. */
-export function completeJob(data: Data, jobId: string, workerId: string, leaseId: string, filteredImageId: string, now: number): boolean {
+export function completeJob(
+  data: Data,
+  jobId: string,
+  workerId: string,
+  leaseId: string,
+  filteredImageId: string,
+  now: number,
+): boolean {
   const job = own(data.jobs, jobId);
   if (!holdsLease(job, workerId, leaseId) || (job.state !== 'running' && job.state !== 'assigned')) return false;
   const filtered = own(data.images, filteredImageId);

@@ -6,7 +6,7 @@ import { own, type Data, type Job } from '../store/index.js';
  */
 export function retryJob(data: Data, jobId: string, now: number): Job | null {
   const job = own(data.jobs, jobId);
-  if (!job || job.state !== 'failed') return null;
+  if (job?.state !== 'failed') return null;
   job.state = 'queued';
   job.attempts = 0;
   job.lease = null;

@@ -1,4 +1,16 @@
 export { openStore, type Store, type StoreStats, type StoreOptions } from './store.js';
 export { own } from './schema.js';
 export type { OriginalsIndex } from './originals.js';
-export type { Collection, Data, Job, JobState, Lease, User, RevokedToken, WorkerRecord, Workload, ImageRecord, ImageType } from './schema.js';
+export type {
+  Collection,
+  Data,
+  Job,
+  JobState,
+  Lease,
+  User,
+  RevokedToken,
+  WorkerRecord,
+  Workload,
+  ImageRecord,
+  ImageType,
+} from './schema.js';

@@ -2,7 +2,14 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Collection, Data } from './schema.js';
 
-const COLLECTIONS: ReadonlySet<string> = new Set<Collection>(['users', 'revoked_tokens', 'workers', 'workloads', 'images', 'jobs']);
+const COLLECTIONS: ReadonlySet<string> = new Set<Collection>([
+  'users',
+  'revoked_tokens',
+  'workers',
+  'workloads',
+  'images',
+  'jobs',
+]);
 
 /** One line of the journal: a record's new value, or its deletion. */
 interface Entry {
@@ -15,7 +22,13 @@ interface Entry {
 function isEntry(value: unknown): value is Entry {
   if (typeof value !== 'object' || value === null) return false;
   const entry = value as Record<string, unknown>;
-  return typeof entry.c === 'string' && COLLECTIONS.has(entry.c) && typeof entry.k === 'string' && entry.k !== '__proto__' && ('v' in entry || entry.d === 1);
+  return (
+    typeof entry.c === 'string' &&
+    COLLECTIONS.has(entry.c) &&
+    typeof entry.k === 'string' &&
+    entry.k !== '__proto__' &&
+    ('v' in entry || entry.d === 1)
+  );
 }
 
 /**
@@ -52,7 +65,9 @@ export function journalLines(data: Data, changes: Map<Collection, Set<string>>):
   for (const [collection, keys] of changes) {
     const records = data[collection] as Record<string, unknown>;
     for (const key of keys) {
-      const entry: Entry = Object.hasOwn(records, key) ? { c: collection, k: key, v: records[key] } : { c: collection, k: key, d: 1 };
+      const entry: Entry = Object.hasOwn(records, key)
+        ? { c: collection, k: key, v: records[key] }
+        : { c: collection, k: key, d: 1 };
       text += `${JSON.stringify(entry)}\n`;
     }
   }

@@ -22,7 +22,10 @@ export class OriginalsIndex {
 
   add(workloadId: string, imageId: string): void {
     let list = this.byWorkload.get(workloadId);
-    if (!list) this.byWorkload.set(workloadId, (list = []));
+    if (!list) {
+      list = [];
+      this.byWorkload.set(workloadId, list);
+    }
     list.push(imageId);
   }
 

@@ -93,7 +93,10 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     originals,
     touch(collection, key) {
       let keys = changes.get(collection);
-      if (!keys) changes.set(collection, (keys = new Set()));
+      if (!keys) {
+        keys = new Set();
+        changes.set(collection, keys);
+      }
       keys.add(key);
     },
     commit,

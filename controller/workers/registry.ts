@@ -25,7 +25,15 @@ export class WorkerRegistry {
   private readonly workers = new Map<string, LiveWorker>();
 
   add(record: WorkerRecord, token: string, resources: Resources, now: number): LiveWorker {
-    const live: LiveWorker = { record, token, state: 'alive', last_seen: now, resting_until: 0, resources, history: [] };
+    const live: LiveWorker = {
+      record,
+      token,
+      state: 'alive',
+      last_seen: now,
+      resting_until: 0,
+      resources,
+      history: [],
+    };
     this.workers.set(record.id, live);
     this.sample(live, resources, now);
     return live;
@@ -36,7 +44,8 @@ export class WorkerRegistry {
   }
 
   byName(name: string): LiveWorker | undefined {
-    for (const worker of this.workers.values()) if (worker.record.name === name && worker.state !== 'left') return worker;
+    for (const worker of this.workers.values())
+      if (worker.record.name === name && worker.state !== 'left') return worker;
     return undefined;
   }
 
@@ -72,7 +81,11 @@ export class WorkerRegistry {
   }
 
   private sample(worker: LiveWorker, resources: Resources, now: number): void {
-    worker.history.push({ t: now, cpu_load: resources.cpu_load, mem_used: 1 - resources.mem_free / resources.mem_total });
+    worker.history.push({
+      t: now,
+      cpu_load: resources.cpu_load,
+      mem_used: 1 - resources.mem_free / resources.mem_total,
+    });
     if (worker.history.length > HISTORY_LENGTH) worker.history.splice(0, worker.history.length - HISTORY_LENGTH);
   }
 }

@@ -23,6 +23,9 @@ export function viewWorker(worker: LiveWorker, running: number, historyLimit = I
     gpu: resources.gpu,
     last_seen: new Date(worker.last_seen).toISOString(),
     registered_at: record.registered_at,
-    history: historyLimit >= worker.history.length ? [...worker.history] : worker.history.slice(worker.history.length - historyLimit),
+    history:
+      historyLimit >= worker.history.length
+        ? [...worker.history]
+        : worker.history.slice(worker.history.length - historyLimit),
   };
 }

@@ -44,13 +44,21 @@ export class Api {
   }
 
   static async login(username: string, password: string): Promise<Session> {
-    const response = await fetch('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+    const response = await fetch('/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+    });
     if (!response.ok) throw await errorOf(response);
     return (await response.json()) as Session;
   }
 
   static async register(username: string, password: string): Promise<void> {
-    const response = await fetch('/register', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+    const response = await fetch('/register', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+    });
     if (!response.ok) throw await errorOf(response);
   }
 
@@ -107,7 +115,11 @@ export class Api {
   }
 
   forgetImages(): void {
-    for (const url of this.blobs.values()) void url.then((href) => URL.revokeObjectURL(href), () => undefined);
+    for (const url of this.blobs.values())
+      void url.then(
+        (href) => URL.revokeObjectURL(href),
+        () => undefined,
+      );
     this.blobs.clear();
   }
 
@@ -146,7 +158,11 @@ export class Api {
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = this.headers();
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     if (response.status === 401) this.onLoggedOut();
     if (!response.ok) throw await errorOf(response);
     return (await response.json()) as T;

@@ -18,10 +18,18 @@ function line(samples: Sample[], value: (sample: Sample) => number, from: number
 export function resourceChart(samples: Sample[]): SVGElement {
   const from = samples[0]?.t ?? 0;
   const span = (samples[samples.length - 1]?.t ?? 0) - from;
-  const grid = [0.25, 0.5, 0.75].map((level) => svg('line', { x1: 0, x2: WIDTH, y1: HEIGHT * level, y2: HEIGHT * level, class: 'grid' }));
+  const grid = [0.25, 0.5, 0.75].map((level) =>
+    svg('line', { x1: 0, x2: WIDTH, y1: HEIGHT * level, y2: HEIGHT * level, class: 'grid' }),
+  );
   const chart = svg(
     'svg',
-    { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: 'none', class: 'chart', role: 'img', 'aria-label': 'CPU and memory over time' },
+    {
+      viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+      preserveAspectRatio: 'none',
+      class: 'chart',
+      role: 'img',
+      'aria-label': 'CPU and memory over time',
+    },
     ...grid,
     svg('polyline', { points: line(samples, (sample) => sample.mem_used, from, span), class: 'mem' }),
     svg('polyline', { points: line(samples, (sample) => sample.cpu_load / 100, from, span), class: 'cpu' }),

@@ -36,7 +36,11 @@ export function replace(parent: Element, ...children: Child[]): void {
 
 const SVG = 'http://www.w3.org/2000/svg';
 
-export function svg(tag: string, attributes: Record<string, string | number> = {}, ...children: SVGElement[]): SVGElement {
+export function svg(
+  tag: string,
+  attributes: Record<string, string | number> = {},
+  ...children: SVGElement[]
+): SVGElement {
   const element = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
   for (const child of children) element.appendChild(child);

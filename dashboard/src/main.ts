@@ -27,7 +27,11 @@ class App {
   private readonly workloads = new Map<string, Workload>();
   private readonly workersPanel = h('aside', { class: 'workers', 'data-testid': 'workers' });
   private readonly content = h('main', { class: 'content' });
-  private readonly indicator = h('span', { class: 'live off', 'data-testid': 'live', title: 'live updates' }, 'connecting');
+  private readonly indicator = h(
+    'span',
+    { class: 'live off', 'data-testid': 'live', title: 'live updates' },
+    'connecting',
+  );
   private page: WorkloadPage | null = null;
   private listContainer: HTMLElement | null = null;
   private ended = false;
@@ -70,10 +74,14 @@ class App {
     if (match) return void this.openWorkload(decodeURIComponent(match[1]!));
     this.api.forgetImages();
     this.listContainer = h('section', { class: 'list' });
-    replace(this.content, createForm(this.api, (workload) => {
-      this.workloads.set(workload.workload_id, workload);
-      location.hash = `#/workloads/${workload.workload_id}`;
-    }), this.listContainer);
+    replace(
+      this.content,
+      createForm(this.api, (workload) => {
+        this.workloads.set(workload.workload_id, workload);
+        location.hash = `#/workloads/${workload.workload_id}`;
+      }),
+      this.listContainer,
+    );
     this.renderList();
     void this.reload();
   };
@@ -85,7 +93,11 @@ class App {
       this.page = new WorkloadPage(this.api, workload);
       replace(this.content, this.page.element);
     } catch (error) {
-      replace(this.content, h('p', { class: 'message' }, error instanceof Error ? error.message : String(error)), h('a', { href: '#/' }, '← All workloads'));
+      replace(
+        this.content,
+        h('p', { class: 'message' }, error instanceof Error ? error.message : String(error)),
+        h('a', { href: '#/' }, '← All workloads'),
+      );
     }
   }
 

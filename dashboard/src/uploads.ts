@@ -36,7 +36,14 @@ export class UploadQueue {
     for (const file of files) {
       const bar = h('span', { class: 'fill' });
       const status = h('span', { class: 'status muted' }, 'waiting');
-      const row = h('li', { class: 'upload', 'data-testid': 'upload-row', 'data-state': 'waiting' }, h('span', { class: 'name', title: file.name }, file.name), h('span', { class: 'muted' }, bytes(file.size)), h('span', { class: 'minibar' }, bar), status);
+      const row = h(
+        'li',
+        { class: 'upload', 'data-testid': 'upload-row', 'data-state': 'waiting' },
+        h('span', { class: 'name', title: file.name }, file.name),
+        h('span', { class: 'muted' }, bytes(file.size)),
+        h('span', { class: 'minibar' }, bar),
+        status,
+      );
       const item: Item = { file, loaded: 0, bar, status, row };
       batch.appendChild(row);
       this.waiting.push(item);
@@ -91,7 +98,11 @@ export class UploadQueue {
     const left = this.all.length - this.done - this.failed;
     replace(
       this.overall,
-      h('span', { class: 'minibar wide' }, h('span', { class: 'fill', style: `width:${total > 0 ? percent(loaded / total) : '0%'}` })),
+      h(
+        'span',
+        { class: 'minibar wide' },
+        h('span', { class: 'fill', style: `width:${total > 0 ? percent(loaded / total) : '0%'}` }),
+      ),
       h(
         'span',
         { class: 'muted', 'data-testid': 'upload-summary' },

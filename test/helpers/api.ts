@@ -8,7 +8,10 @@ export class TestClient {
   ) {}
 
   static async login(url: string, user: string, password: string): Promise<TestClient> {
-    const response = await fetch(`${url}/login`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } });
+    const response = await fetch(`${url}/login`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` },
+    });
     if (!response.ok) throw new Error(`login failed: ${response.status} ${await response.text()}`);
     const body = (await response.json()) as { token: string };
     return new TestClient(url, body.token);
@@ -19,7 +22,11 @@ export class TestClient {
   }
 
   async createWorkload(body: Record<string, unknown> = {}): Promise<WorkloadBody> {
-    const response = await fetch(`${this.url}/workloads`, { method: 'POST', headers: { ...this.headers(), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await fetch(`${this.url}/workloads`, {
+      method: 'POST',
+      headers: { ...this.headers(), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     if (response.status !== 201) throw new Error(`create workload failed: ${response.status} ${await response.text()}`);
     return (await response.json()) as WorkloadBody;
   }
@@ -30,7 +37,12 @@ export class TestClient {
     return (await response.json()) as WorkloadBody;
   }
 
-  async upload(workloadId: string, data: Buffer, filename: string, mime: string): Promise<{ status: number; body: UploadBody }> {
+  async upload(
+    workloadId: string,
+    data: Buffer,
+    filename: string,
+    mime: string,
+  ): Promise<{ status: number; body: UploadBody }> {
     const form = new FormData();
     form.set('workload_id', workloadId);
     form.set('data', new Blob([data], { type: mime }), filename);
@@ -44,7 +56,11 @@ export class TestClient {
 
   async download(imageId: string): Promise<{ status: number; type: string | null; data: Buffer }> {
     const response = await fetch(`${this.url}/images/${imageId}`, { headers: this.headers() });
-    return { status: response.status, type: response.headers.get('content-type'), data: Buffer.from(await response.arrayBuffer()) };
+    return {
+      status: response.status,
+      type: response.headers.get('content-type'),
+      data: Buffer.from(await response.arrayBuffer()),
+    };
   }
 
   async waitForCompletion(workloadId: string, timeoutMs = 60_000): Promise<WorkloadBody> {

@@ -70,7 +70,9 @@ export function parsePrometheus(text: string): Exposition {
     samples.push({ name: match[1]!, labels: parseLabels(match[2] ?? '', line), value: parseValue(match[3]!, line) });
   }
   const matching = (name: string, labels: Record<string, string>) =>
-    samples.filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value));
+    samples.filter(
+      (sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
+    );
   return {
     types,
     samples,

@@ -39,17 +39,30 @@ export interface RunningServer {
 }
 
 /** The whole server (`dpip`) as its own process on the given ports and directories; resolves once the API answers. */
-export async function spawnServerOn(dirs: TestDirs, ports: ServerPorts, options: ServerOptions = {}): Promise<RunningServer> {
+export async function spawnServerOn(
+  dirs: TestDirs,
+  ports: ServerPorts,
+  options: ServerOptions = {},
+): Promise<RunningServer> {
   const args = [
-    '--port', String(ports.apiPort),
-    '--controller-port', String(ports.controllerPort),
-    '--host', '127.0.0.1',
-    '--data-dir', dirs.dataDir,
-    '--images-dir', dirs.imagesDir,
-    '--workers', String(options.workers ?? 0),
-    '--secret', TEST_SECRET,
-    '--users', 'alice:alice-pw,bob:bob-pw',
-    '--log-level', 'warn',
+    '--port',
+    String(ports.apiPort),
+    '--controller-port',
+    String(ports.controllerPort),
+    '--host',
+    '127.0.0.1',
+    '--data-dir',
+    dirs.dataDir,
+    '--images-dir',
+    dirs.imagesDir,
+    '--workers',
+    String(options.workers ?? 0),
+    '--secret',
+    TEST_SECRET,
+    '--users',
+    'alice:alice-pw,bob:bob-pw',
+    '--log-level',
+    'warn',
     ...(options.args ?? []),
   ];
   const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), args);
@@ -71,7 +84,16 @@ export interface WorkerProcessOptions extends WorkerOptions {
 
 /** A real worker process like spawnWorker's, with a chosen log level and extra flags. */
 export function spawnWorkerProcess(options: WorkerProcessOptions): Spawned {
-  const args = ['--controller', `127.0.0.1:${options.controllerPort}`, '--worker-name', options.name, '--engine', options.engine ?? 'auto', '--log-level', options.logLevel ?? 'warn'];
+  const args = [
+    '--controller',
+    `127.0.0.1:${options.controllerPort}`,
+    '--worker-name',
+    options.name,
+    '--engine',
+    options.engine ?? 'auto',
+    '--log-level',
+    options.logLevel ?? 'warn',
+  ];
   if (options.slots) args.push('--slots', String(options.slots));
   if (options.tags?.length) args.push('--tags', options.tags.join(','));
   args.push(...(options.args ?? []));
@@ -213,6 +235,7 @@ export function filteredPerOriginal(data: StoreData, workloadId: string): Map<st
 /** The jobs of a workload, by state. */
 export function jobStates(data: StoreData, workloadId: string): Record<string, number> {
   const states: Record<string, number> = {};
-  for (const job of Object.values(data.jobs)) if (job.workload_id === workloadId) states[job.state] = (states[job.state] ?? 0) + 1;
+  for (const job of Object.values(data.jobs))
+    if (job.workload_id === workloadId) states[job.state] = (states[job.state] ?? 0) + 1;
   return states;
 }

@@ -42,7 +42,10 @@ export class SseClient {
       if (found) return found.data as T;
       if (this.ended) throw new Error(`the stream ended before a "${name}" event`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching "${name}" event within ${timeoutMs} ms; got ${this.events.map((item) => item.event).join(', ')}`);
+      if (left <= 0)
+        throw new Error(
+          `no matching "${name}" event within ${timeoutMs} ms; got ${this.events.map((item) => item.event).join(', ')}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -68,8 +71,7 @@ export class SseClient {
 
   private take(chunk: string): void {
     this.buffer += chunk;
-    let end: number;
-    while ((end = this.buffer.indexOf('\n\n')) >= 0) {
+    for (let end = this.buffer.indexOf('\n\n'); end >= 0; end = this.buffer.indexOf('\n\n')) {
       const block = this.buffer.slice(0, end);
       this.buffer = this.buffer.slice(end + 2);
       let name = 'message';
@@ -82,7 +84,8 @@ export class SseClient {
         else continue;
         fields += 1;
       }
-      if (data.length > 0 && fields > 0) this.events.push({ event: name, data: JSON.parse(data.join('\n')) as unknown });
+      if (data.length > 0 && fields > 0)
+        this.events.push({ event: name, data: JSON.parse(data.join('\n')) as unknown });
     }
     this.wake();
   }

@@ -26,7 +26,10 @@ export async function makeDirs(): Promise<TestDirs> {
   };
 }
 
-export async function testServerConfig(dirs: TestDirs, overrides: Partial<ServerConfig['controller']> = {}): Promise<ServerConfig> {
+export async function testServerConfig(
+  dirs: TestDirs,
+  overrides: Partial<ServerConfig['controller']> = {},
+): Promise<ServerConfig> {
   const port = await freePortPair();
   const apiPort = await freePort();
   return {
@@ -62,7 +65,10 @@ export async function testServerConfig(dirs: TestDirs, overrides: Partial<Server
 }
 
 /** The api + controller + scheduler in this process, on loopback with free ports. */
-export async function startTestServer(dirs: TestDirs, overrides: Partial<ServerConfig['controller']> = {}): Promise<{ server: Server; config: ServerConfig; url: string }> {
+export async function startTestServer(
+  dirs: TestDirs,
+  overrides: Partial<ServerConfig['controller']> = {},
+): Promise<{ server: Server; config: ServerConfig; url: string }> {
   const config = await testServerConfig(dirs, overrides);
   const server = await startServer(config, createLogger('test-server', 'silent'));
   return { server, config, url: `http://127.0.0.1:${server.api.port}` };
@@ -79,17 +85,49 @@ export interface WorkerOptions {
 
 /** A real worker process, as an operator would start it. */
 export function spawnWorker(options: WorkerOptions): Spawned {
-  const args = ['--controller', `127.0.0.1:${options.controllerPort}`, '--worker-name', options.name, '--engine', options.engine ?? 'auto', '--log-level', 'warn'];
+  const args = [
+    '--controller',
+    `127.0.0.1:${options.controllerPort}`,
+    '--worker-name',
+    options.name,
+    '--engine',
+    options.engine ?? 'auto',
+    '--log-level',
+    'warn',
+  ];
   if (options.slots) args.push('--slots', String(options.slots));
   if (options.tags?.length) args.push('--tags', options.tags.join(','));
   return spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, { DPIP_SECRET: options.secret ?? TEST_SECRET });
 }
 
 /** The whole server as its own process (`dpip`), with no local workers unless asked. */
-export async function spawnServer(dirs: TestDirs, extraArgs: string[] = []): Promise<{ process: Spawned; url: string; controllerPort: number }> {
+export async function spawnServer(
+  dirs: TestDirs,
+  extraArgs: string[] = [],
+): Promise<{ process: Spawned; url: string; controllerPort: number }> {
   const controllerPort = await freePortPair();
   const apiPort = await freePort();
-  const args = ['--port', String(apiPort), '--controller-port', String(controllerPort), '--host', '127.0.0.1', '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--workers', '0', '--secret', TEST_SECRET, '--users', 'alice:alice-pw,bob:bob-pw', '--log-level', 'warn', ...extraArgs];
+  const args = [
+    '--port',
+    String(apiPort),
+    '--controller-port',
+    String(controllerPort),
+    '--host',
+    '127.0.0.1',
+    '--data-dir',
+    dirs.dataDir,
+    '--images-dir',
+    dirs.imagesDir,
+    '--workers',
+    '0',
+    '--secret',
+    TEST_SECRET,
+    '--users',
+    'alice:alice-pw,bob:bob-pw',
+    '--log-level',
+    'warn',
+    ...extraArgs,
+  ];
   const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), args);
   const url = `http://127.0.0.1:${apiPort}`;
   await waitFor('the server to listen', async () => (await fetch(`${url}/status`)).status === 401, 20_000);

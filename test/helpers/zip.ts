@@ -14,7 +14,8 @@ export function readZip(archive: Buffer): ZipEntry[] {
   let offset = archive.readUInt32LE(eocd + 16);
   const entries: ZipEntry[] = [];
   for (let index = 0; index < count; index++) {
-    if (archive.readUInt32LE(offset) !== 0x02014b50) throw new Error(`central directory entry ${index} has a bad signature`);
+    if (archive.readUInt32LE(offset) !== 0x02014b50)
+      throw new Error(`central directory entry ${index} has a bad signature`);
     const method = archive.readUInt16LE(offset + 10);
     const crc = archive.readUInt32LE(offset + 16);
     const compressedSize = archive.readUInt32LE(offset + 20);
@@ -23,8 +24,10 @@ export function readZip(archive: Buffer): ZipEntry[] {
     const commentLength = archive.readUInt16LE(offset + 32);
     const localOffset = archive.readUInt32LE(offset + 42);
     const name = archive.toString('utf8', offset + 46, offset + 46 + nameLength);
-    if (archive.readUInt32LE(localOffset) !== 0x04034b50) throw new Error(`local header of ${name} has a bad signature`);
-    const dataStart = localOffset + 30 + archive.readUInt16LE(localOffset + 26) + archive.readUInt16LE(localOffset + 28);
+    if (archive.readUInt32LE(localOffset) !== 0x04034b50)
+      throw new Error(`local header of ${name} has a bad signature`);
+    const dataStart =
+      localOffset + 30 + archive.readUInt16LE(localOffset + 26) + archive.readUInt16LE(localOffset + 28);
     const raw = archive.subarray(dataStart, dataStart + compressedSize);
     const data = method === 0 ? Buffer.from(raw) : method === 8 ? inflateRawSync(raw) : null;
     if (!data) throw new Error(`${name}: unknown compression method ${method}`);

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { FilterName } from '../../common/filters/index.js';
 import { UndecodableImageError } from './errors.js';
 import { detectFormat } from './format.js';
-import { ownedBytes, type JimpRequest, type JimpResponse } from './jimp-protocol.js';
+import type { JimpRequest, JimpResponse } from './jimp-protocol.js';
 import type { FilterEngine, FilterResult } from './types.js';
 
 const THREAD_SCRIPT = new URL('./jimp-thread.js', import.meta.url);
@@ -26,7 +26,10 @@ export class JimpEngine implements FilterEngine {
   private closed = false;
   private broken: Error | undefined;
 
-  constructor(concurrency: number, private readonly threadScript: URL = THREAD_SCRIPT) {
+  constructor(
+    concurrency: number,
+    private readonly threadScript: URL = THREAD_SCRIPT,
+  ) {
     const size = Math.max(1, Math.floor(concurrency) || 1);
     for (let i = 0; i < size; i++) this.spawn();
   }
@@ -34,7 +37,7 @@ export class JimpEngine implements FilterEngine {
   apply(filter: FilterName, input: Buffer): Promise<FilterResult> {
     if (this.closed) return Promise.reject(new Error('jimp engine is closed'));
     if (this.broken) return Promise.reject(this.broken);
-    let mime;
+    let mime: ReturnType<typeof detectFormat>;
     try {
       mime = detectFormat(input);
     } catch (err) {
@@ -103,7 +106,12 @@ export class JimpEngine implements FilterEngine {
     this.idle.push(thread);
     if (response.ok) {
       const { data, width, height } = response;
-      job.resolve({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), mime: job.request.mime, width, height });
+      job.resolve({
+        data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+        mime: job.request.mime,
+        width,
+        height,
+      });
     } else {
       job.reject(response.undecodable ? new UndecodableImageError(response.message) : new Error(response.message));
     }

@@ -57,7 +57,7 @@ const CODECS: Record<ImageMime, Codec> = {
 
 async function handle({ filter, mime, data }: JimpRequest): Promise<JimpResponse> {
   const codec = CODECS[mime];
-  let bitmap;
+  let bitmap: Awaited<ReturnType<typeof codec.decode>>;
   try {
     bitmap = await codec.decode(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   } catch (err) {

@@ -42,12 +42,17 @@ async function withCodec<T>(use: (lib: LibJpegTurbo) => T): Promise<T> {
   } catch (err) {
     codec = undefined;
     // The binding throws its C++ exceptions as bare numbers, without their text.
-    throw err instanceof Error ? err : new Error('libjpeg-turbo refused it: corrupt, truncated or unsupported JPEG data');
+    throw err instanceof Error
+      ? err
+      : new Error('libjpeg-turbo refused it: corrupt, truncated or unsupported JPEG data');
   }
 }
 
 /** `allocate(bytes)` provides the buffer the RGBA pixels are written to (so a caller can reuse one). */
-export function decodeJpeg(jpeg: Uint8Array, allocate: (bytes: number) => Buffer = Buffer.allocUnsafe): Promise<RgbaImage> {
+export function decodeJpeg(
+  jpeg: Uint8Array,
+  allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
+): Promise<RgbaImage> {
   return withCodec((lib) => {
     const decoder = new lib.JPEGDecoder();
     try {
@@ -55,7 +60,8 @@ export function decodeJpeg(jpeg: Uint8Array, allocate: (bytes: number) => Buffer
       decoder.decode();
       const { width, height, componentCount } = decoder.getFrameInfo();
       const pixels = decoder.getDecodedBuffer();
-      if (componentCount !== 1 && componentCount !== 3) throw new Error(`unsupported JPEG with ${componentCount} components`);
+      if (componentCount !== 1 && componentCount !== 3)
+        throw new Error(`unsupported JPEG with ${componentCount} components`);
       if (pixels.length !== width * height * componentCount) throw new Error('truncated JPEG decode');
       const rgba = allocate(width * height * 4);
       toRgba(pixels, componentCount === 1 ? 1 : 3, rgba);

@@ -4,9 +4,25 @@ import type { Session } from '../types.js';
 
 /** The sign-in card: log in, or register and then log in. */
 export function renderLogin(root: HTMLElement, onSession: (session: Session) => void, notice = ''): void {
-  const username = h('input', { name: 'username', autocomplete: 'username', required: true, placeholder: 'alice', 'data-testid': 'username' });
-  const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'password' });
-  const message = h('p', { class: notice ? 'message' : 'message hidden', role: 'alert', 'data-testid': 'login-message' }, notice);
+  const username = h('input', {
+    name: 'username',
+    autocomplete: 'username',
+    required: true,
+    placeholder: 'alice',
+    'data-testid': 'username',
+  });
+  const password = h('input', {
+    name: 'password',
+    type: 'password',
+    autocomplete: 'current-password',
+    required: true,
+    'data-testid': 'password',
+  });
+  const message = h(
+    'p',
+    { class: notice ? 'message' : 'message hidden', role: 'alert', 'data-testid': 'login-message' },
+    notice,
+  );
   const busy = (on: boolean): void => {
     for (const button of form.querySelectorAll('button')) button.disabled = on;
   };
@@ -25,7 +41,13 @@ export function renderLogin(root: HTMLElement, onSession: (session: Session) => 
   };
   const form = h(
     'form',
-    { class: 'card login', onsubmit: (event: Event) => (event.preventDefault(), void run(false)) },
+    {
+      class: 'card login',
+      onsubmit: (event: Event) => {
+        event.preventDefault();
+        void run(false);
+      },
+    },
     h('h1', {}, 'DPIP'),
     h('p', { class: 'muted' }, 'Distributed image processing. Sign in to see your workloads and the workers.'),
     h('label', {}, 'Username', username),

@@ -8,7 +8,8 @@ import { h } from '../dom.js';
 export function picture(api: Api, id: string, label: string, attributes: Record<string, string> = {}): HTMLElement {
   const image = h('img', { alt: label, ...attributes });
   const figure = h('figure', {}, image, h('figcaption', {}, label));
-  const broken = (): void => image.replaceWith(h('div', { class: 'placeholder error' }, 'this image cannot be displayed'));
+  const broken = (): void =>
+    image.replaceWith(h('div', { class: 'placeholder error' }, 'this image cannot be displayed'));
   image.addEventListener('error', broken);
   void api.imageUrl(id).then((url) => (image.src = url), broken);
   return figure;

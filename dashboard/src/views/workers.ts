@@ -10,17 +10,17 @@ function card(worker: Worker): HTMLElement {
   return h(
     'article',
     { class: `worker ${worker.state}`, 'data-testid': 'worker', 'data-name': worker.name },
-    h(
-      'header',
-      {},
-      h('strong', {}, worker.name),
-      h('span', { class: `badge ${worker.state}` }, worker.state),
-    ),
+    h('header', {}, h('strong', {}, worker.name), h('span', { class: `badge ${worker.state}` }, worker.state)),
     h(
       'div',
       { class: 'stats' },
       h('span', { title: 'CPU load' }, h('i', { class: 'dot cpu' }), `CPU ${Math.round(worker.cpu_load)}%`),
-      h('span', { title: `memory in use of ${bytes(worker.mem_total)}` }, h('i', { class: 'dot mem' }), `mem ${percent(worker.mem_used)}`),
+      h(
+        'span',
+        { title: `memory in use of ${bytes(worker.mem_total)}` },
+        h('i', { class: 'dot mem' }),
+        `mem ${percent(worker.mem_used)}`,
+      ),
       h('span', { title: 'jobs running / slots' }, `${worker.running_jobs}/${worker.slots} jobs`),
     ),
     resourceChart(worker.history),
@@ -37,7 +37,19 @@ export function renderWorkers(container: HTMLElement, workers: Worker[]): void {
   const alive = workers.filter((worker) => worker.state === 'alive');
   replace(
     container,
-    h('h2', {}, 'Workers ', h('span', { class: 'muted' }, `${alive.length} alive · ${plural(alive.reduce((sum, worker) => sum + worker.free_slots, 0), 'free slot')}`)),
+    h(
+      'h2',
+      {},
+      'Workers ',
+      h(
+        'span',
+        { class: 'muted' },
+        `${alive.length} alive · ${plural(
+          alive.reduce((sum, worker) => sum + worker.free_slots, 0),
+          'free slot',
+        )}`,
+      ),
+    ),
     workers.length === 0 ? h('p', { class: 'muted' }, 'No worker has registered yet.') : null,
     ...workers.map(card),
   );
@@ -45,6 +57,8 @@ export function renderWorkers(container: HTMLElement, workers: Worker[]): void {
 
 function gpuText(gpu: Worker['gpu']): string {
   if (!gpu.present) return 'no GPU';
-  const memory = gpu.memory_total_mb ? ` (${Math.round(gpu.memory_free_mb ?? gpu.memory_total_mb)} of ${Math.round(gpu.memory_total_mb)} MB free)` : '';
+  const memory = gpu.memory_total_mb
+    ? ` (${Math.round(gpu.memory_free_mb ?? gpu.memory_total_mb)} of ${Math.round(gpu.memory_total_mb)} MB free)`
+    : '';
   return `GPU ${gpu.model ?? ''}${memory}`.trim();
 }

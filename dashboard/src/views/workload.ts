@@ -63,30 +63,59 @@ export class WorkloadPage {
     replace(
       this.head,
       h('header', {}, h('h1', {}, workload.workload_name), statusBadge(workload)),
-      h('p', { class: 'muted' }, `filter ${workload.filter}${workload.tags.length ? ` · tags ${workload.tags.join(', ')}` : ''} · created ${new Date(workload.created_at).toLocaleString()}`),
+      h(
+        'p',
+        { class: 'muted' },
+        `filter ${workload.filter}${workload.tags.length ? ` · tags ${workload.tags.join(', ')}` : ''} · created ${new Date(workload.created_at).toLocaleString()}`,
+      ),
       progressBar(workload),
       h(
         'div',
         { class: 'row' },
         h(
           'a',
-          { class: `button${hasResults ? ' primary' : ' disabled'}`, href: hasResults ? this.api.archiveUrl(workload.workload_id) : undefined, download: `${workload.workload_name}.zip`, 'aria-disabled': hasResults ? undefined : 'true', 'data-testid': 'download-all' },
+          {
+            class: `button${hasResults ? ' primary' : ' disabled'}`,
+            href: hasResults ? this.api.archiveUrl(workload.workload_id) : undefined,
+            download: `${workload.workload_name}.zip`,
+            'aria-disabled': hasResults ? undefined : 'true',
+            'data-testid': 'download-all',
+          },
           `Download all (${workload.done_jobs}) as ZIP`,
         ),
-        workload.failed_jobs > 0 ? h('button', { onclick: () => void this.retry(), 'data-testid': 'retry-all' }, `Retry ${workload.failed_jobs} failed`) : null,
+        workload.failed_jobs > 0
+          ? h(
+              'button',
+              { onclick: () => void this.retry(), 'data-testid': 'retry-all' },
+              `Retry ${workload.failed_jobs} failed`,
+            )
+          : null,
       ),
     );
   }
 
   private dropZone(): HTMLElement {
-    const input = h('input', { type: 'file', multiple: true, accept: 'image/png,image/jpeg', class: 'hidden', 'data-testid': 'file-input' });
+    const input = h('input', {
+      type: 'file',
+      multiple: true,
+      accept: 'image/png,image/jpeg',
+      class: 'hidden',
+      'data-testid': 'file-input',
+    });
     input.addEventListener('change', () => {
       if (input.files) this.uploads.add([...input.files]);
       input.value = '';
     });
     const zone = h(
       'div',
-      { class: 'dropzone', tabindex: 0, role: 'button', 'data-testid': 'dropzone', onclick: () => input.click(), onkeydown: (event: Event) => (event as KeyboardEvent).key === 'Enter' && input.click() },
+      {
+        class: 'dropzone',
+        tabindex: 0,
+        role: 'button',
+        'data-testid': 'dropzone',
+        onclick: () => input.click(),
+        onkeydown: (event: Event) => (event as KeyboardEvent).key === 'Enter' && input.click(),
+      },
       h('strong', {}, 'Drop images or a folder here'),
       h('span', { class: 'muted' }, 'or click to choose files · PNG or JPEG'),
       input,
@@ -171,9 +200,29 @@ export class WorkloadPage {
               'figure',
               { class: 'failed' },
               h('div', { class: 'placeholder error', 'data-testid': 'image-error' }, original.error ?? 'failed'),
-              h('figcaption', {}, h('button', { class: 'small', onclick: (event: Event) => (event.stopPropagation(), void this.retry()), 'data-testid': 'retry-image' }, 'Retry')),
+              h(
+                'figcaption',
+                {},
+                h(
+                  'button',
+                  {
+                    class: 'small',
+                    onclick: (event: Event) => {
+                      event.stopPropagation();
+                      void this.retry();
+                    },
+                    'data-testid': 'retry-image',
+                  },
+                  'Retry',
+                ),
+              ),
             )
-          : h('figure', {}, h('div', { class: `placeholder ${state}` }, h('span', { class: 'spinner' }), state), h('figcaption', {}, 'After'));
+          : h(
+              'figure',
+              {},
+              h('div', { class: `placeholder ${state}` }, h('span', { class: 'spinner' }), state),
+              h('figcaption', {}, 'After'),
+            );
     const caption = `${original.width}×${original.height} · ${bytes(original.bytes)}`;
     return h(
       'article',

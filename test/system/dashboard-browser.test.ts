@@ -9,18 +9,18 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startServer, type Server } from '../bin/server.js';
-import { createLogger } from '../common/log.js';
-import { makeTestImage, poisonPng, sniffMime } from './helpers/images.js';
-import { killAll, waitFor } from './helpers/processes.js';
-import { TestClient } from './helpers/api.js';
-import { liveWorker, pickServerPorts, spawnServerOn } from './helpers/restart.js';
-import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from './helpers/system.js';
-import { readZip } from './helpers/zip.js';
+import { startServer, type Server } from '../../bin/server.js';
+import { createLogger } from '../../common/log.js';
+import { makeTestImage, poisonPng, sniffMime } from '../helpers/images.js';
+import { killAll, waitFor } from '../helpers/processes.js';
+import { TestClient } from '../helpers/api.js';
+import { liveWorker, pickServerPorts, spawnServerOn } from '../helpers/restart.js';
+import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from '../helpers/system.js';
+import { readZip } from '../helpers/zip.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const INSTALLER = fileURLToPath(new URL('../../scripts/install-chromium.sh', import.meta.url));
-const RESULTS_DIR = fileURLToPath(new URL('../../test-results/', import.meta.url));
+const INSTALLER = fileURLToPath(new URL('../../../scripts/install-chromium.sh', import.meta.url));
+const RESULTS_DIR = fileURLToPath(new URL('../../../test-results/', import.meta.url));
 const WIDTH = 480;
 const HEIGHT = 360;
 
@@ -65,7 +65,12 @@ async function pageValue<T>(page: Page, expression: string, what: string, timeou
 
 /** Waits until `count` elements match the selector. */
 async function waitForCount(page: Page, selector: string, count: number, timeoutMs = 60_000): Promise<void> {
-  await pageValue(page, `document.querySelectorAll(${JSON.stringify(selector)}).length === ${count}`, `${count} of ${selector}`, timeoutMs);
+  await pageValue(
+    page,
+    `document.querySelectorAll(${JSON.stringify(selector)}).length === ${count}`,
+    `${count} of ${selector}`,
+    timeoutMs,
+  );
 }
 
 /** The natural size of an image, once it has loaded. */
@@ -90,7 +95,9 @@ describe('dashboard in headless Chromium', function () {
   before(async function () {
     if (!ensureChromium()) {
       // eslint-disable-next-line no-console
-      console.warn(`    ${CHROMIUM} is missing and this user cannot install it: run scripts/install-chromium.sh as root`);
+      console.warn(
+        `    ${CHROMIUM} is missing and this user cannot install it: run scripts/install-chromium.sh as root`,
+      );
       this.skip();
     }
     dirs = await makeDirs();
@@ -101,7 +108,11 @@ describe('dashboard in headless Chromium', function () {
     spawnWorker({ controllerPort: config.controller.port, name: 'browser-worker', engine: 'jimp', slots: 1 });
     const s = server;
     await waitFor('the worker to register', async () => liveWorker(s, 'browser-worker')?.state === 'alive', 30_000, 20);
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    });
   });
 
   after(async () => {
@@ -121,7 +132,8 @@ describe('dashboard in headless Chromium', function () {
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       // refused uploads are answered 415 on purpose; anything else logged as an error is a problem
-      if (message.type() === 'error' && !/status of 415/.test(message.text())) problems.push(`console: ${message.text()}`);
+      if (message.type() === 'error' && !/status of 415/.test(message.text()))
+        problems.push(`console: ${message.text()}`);
     });
     try {
       await page.goto(url);
@@ -148,18 +160,30 @@ describe('dashboard in headless Chromium', function () {
       // a marker that a reload would lose
       await page.evaluate('window.marker = 42');
 
-      const images = await Promise.all([1, 2, 3, 4, 5].map((seed) => makeTestImage(WIDTH, HEIGHT, 'image/png', 600 + seed)));
-      const files: DroppedFile[] = images.map((data, index) => ({ name: `photo-${index + 1}.png`, type: 'image/png', base64: data.toString('base64') }));
+      const images = await Promise.all(
+        [1, 2, 3, 4, 5].map((seed) => makeTestImage(WIDTH, HEIGHT, 'image/png', 600 + seed)),
+      );
+      const files: DroppedFile[] = images.map((data, index) => ({
+        name: `photo-${index + 1}.png`,
+        type: 'image/png',
+        base64: data.toString('base64'),
+      }));
       files.push({ name: 'notes.txt', type: 'text/plain', base64: Buffer.from('not an image').toString('base64') });
       // a PNG whose header is fine and whose body is not: accepted, then its job fails
-      files.push({ name: 'broken.png', type: 'image/png', base64: (await poisonPng(WIDTH, HEIGHT)).toString('base64') });
+      files.push({
+        name: 'broken.png',
+        type: 'image/png',
+        base64: (await poisonPng(WIDTH, HEIGHT)).toString('base64'),
+      });
       await drop(page, '[data-testid="dropzone"]', files);
 
       // per-file progress and the API's answer for the file that is not an image
       await waitForCount(page, '[data-testid="upload-row"][data-state="done"]', 6);
       await waitForCount(page, '[data-testid="upload-row"][data-state="failed"]', 1);
       const refused = page.locator('[data-testid="upload-row"][data-state="failed"]');
-      expect(await refused.textContent()).to.contain('notes.txt').and.to.contain('not a PNG or JPEG');
+      expect(await refused.textContent())
+        .to.contain('notes.txt')
+        .and.to.contain('not a PNG or JPEG');
       expect(await page.getByTestId('upload-summary').textContent()).to.match(/^6 uploaded, 1 refused/);
 
       // the gallery shows the six while they run; a screenshot of the running workload
@@ -205,7 +229,12 @@ describe('dashboard in headless Chromium', function () {
 
       // the list shows it completed; then log out
       await page.locator('a.back').click();
-      await page.locator(`[data-testid="workload-link"]`).filter({ hasText: name }).locator('[data-testid="status"]').filter({ hasText: 'completed with failures' }).waitFor();
+      await page
+        .locator(`[data-testid="workload-link"]`)
+        .filter({ hasText: name })
+        .locator('[data-testid="status"]')
+        .filter({ hasText: 'completed with failures' })
+        .waitFor();
       await page.getByTestId('logout').click();
       await page.getByTestId('login').waitFor();
       expect(problems).to.deep.equal([]);

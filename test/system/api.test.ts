@@ -10,11 +10,11 @@ import { Jimp } from 'jimp';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import type { Response } from 'supertest';
-import { startServer, type Server } from '../bin/server.js';
-import { createLogger } from '../common/log.js';
-import { TestClient, type WorkloadBody } from './helpers/api.js';
-import { makeTestImage } from './helpers/images.js';
-import { makeDirs, startTestServer, testServerConfig, type TestDirs } from './helpers/system.js';
+import { startServer, type Server } from '../../bin/server.js';
+import { createLogger } from '../../common/log.js';
+import { TestClient, type WorkloadBody } from '../helpers/api.js';
+import { makeTestImage } from '../helpers/images.js';
+import { makeDirs, startTestServer, testServerConfig, type TestDirs } from '../helpers/system.js';
 
 interface ErrorBody {
   error: { code: number; message: string };
@@ -60,7 +60,10 @@ function expectFreshWorkload(body: WorkloadBody, filter: string, name?: string):
   expect(body.workload_id).to.match(/^[0-9a-f-]{36}$/);
   expect(body.filter).to.equal(filter);
   if (name !== undefined) expect(body.workload_name).to.equal(name);
-  else expect(body.workload_name).to.be.a('string').and.match(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/);
+  else
+    expect(body.workload_name)
+      .to.be.a('string')
+      .and.match(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/);
   expect(body.status).to.equal('scheduling');
   expect(body.running_jobs).to.equal(0);
   expect(body.filtered_images).to.deep.equal([]);
@@ -114,12 +117,22 @@ function pngClaiming(width: number, height: number): Buffer {
  */
 function chunkedUpload(base: string, target: string, token: string, head: Buffer, total: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(target, base), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'image/png', 'transfer-encoding': 'chunked' } });
+    const req = http.request(new URL(target, base), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'image/png', 'transfer-encoding': 'chunked' },
+    });
     req.on('response', (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers as Answer['headers'], body: JSON.parse(text) as unknown }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          text,
+          headers: res.headers as Answer['headers'],
+          body: JSON.parse(text) as unknown,
+        }),
+      );
     });
     req.on('error', reject);
     let sent = 0;
@@ -179,10 +192,22 @@ describe('REST API on a real server', function () {
 
   describe('POST /register', () => {
     const accepted: { title: string; send: (name: string) => request.Test }[] = [
-      { title: 'JSON {username, password}', send: (name) => request(url).post('/register').send({ username: name, password: 'secret-pw' }) },
-      { title: 'JSON {user, password}', send: (name) => request(url).post('/register').send({ user: name, password: 'secret-pw' }) },
-      { title: 'a form {username, password}', send: (name) => request(url).post('/register').type('form').send({ username: name, password: 'secret-pw' }) },
-      { title: 'a form {user, password}', send: (name) => request(url).post('/register').type('form').send({ user: name, password: 'secret-pw' }) },
+      {
+        title: 'JSON {username, password}',
+        send: (name) => request(url).post('/register').send({ username: name, password: 'secret-pw' }),
+      },
+      {
+        title: 'JSON {user, password}',
+        send: (name) => request(url).post('/register').send({ user: name, password: 'secret-pw' }),
+      },
+      {
+        title: 'a form {username, password}',
+        send: (name) => request(url).post('/register').type('form').send({ username: name, password: 'secret-pw' }),
+      },
+      {
+        title: 'a form {user, password}',
+        send: (name) => request(url).post('/register').type('form').send({ user: name, password: 'secret-pw' }),
+      },
     ];
     for (const [index, { title, send }] of accepted.entries()) {
       it(`registers a user from ${title}, who can then log in`, async () => {
@@ -215,8 +240,14 @@ describe('REST API on a real server', function () {
 
     it('refuses an existing user with 409, and leaves the password unchanged', async () => {
       const name = `dup-${randomBytes(3).toString('hex')}`;
-      expect((await request(url).post('/register').send({ username: name, password: 'first-pw' })).status).to.equal(201);
-      expectError(await request(url).post('/register').send({ username: name, password: 'second-pw' }), 409, /already exists/);
+      expect((await request(url).post('/register').send({ username: name, password: 'first-pw' })).status).to.equal(
+        201,
+      );
+      expectError(
+        await request(url).post('/register').send({ username: name, password: 'second-pw' }),
+        409,
+        /already exists/,
+      );
       expect((await request(url).post('/login').send({ username: name, password: 'first-pw' })).status).to.equal(200);
       expectError(await request(url).post('/login').send({ username: name, password: 'second-pw' }), 401);
     });
@@ -276,8 +307,15 @@ describe('REST API on a real server', function () {
     });
 
     it('refuses a well-formed registration with 403 and creates nobody', async () => {
-      expectError(await request(closedUrl).post('/register').send({ username: 'mallory', password: 'mallory-pw' }), 403, /disabled/);
-      expectError(await request(closedUrl).post('/register').type('form').send({ user: 'mallory', password: 'mallory-pw' }), 403);
+      expectError(
+        await request(closedUrl).post('/register').send({ username: 'mallory', password: 'mallory-pw' }),
+        403,
+        /disabled/,
+      );
+      expectError(
+        await request(closedUrl).post('/register').type('form').send({ user: 'mallory', password: 'mallory-pw' }),
+        403,
+      );
       expectError(await request(closedUrl).post('/login').send({ username: 'mallory', password: 'mallory-pw' }), 401);
     });
 
@@ -290,13 +328,34 @@ describe('REST API on a real server', function () {
 
   describe('/login', () => {
     const ways: { title: string; send: () => request.Test }[] = [
-      { title: 'POST with HTTP Basic', send: () => request(url).post('/login').set('authorization', basic('alice', 'alice-pw')) },
-      { title: 'GET with HTTP Basic', send: () => request(url).get('/login').set('authorization', basic('alice', 'alice-pw')) },
-      { title: 'POST JSON {username, password}', send: () => request(url).post('/login').send({ username: 'alice', password: 'alice-pw' }) },
-      { title: 'POST JSON {user, password}', send: () => request(url).post('/login').send({ user: 'alice', password: 'alice-pw' }) },
-      { title: 'POST form {username, password}', send: () => request(url).post('/login').type('form').send({ username: 'alice', password: 'alice-pw' }) },
-      { title: 'POST form {user, password}', send: () => request(url).post('/login').type('form').send({ user: 'alice', password: 'alice-pw' }) },
-      { title: 'POST multipart fields {username, password}', send: () => request(url).post('/login').field('username', 'alice').field('password', 'alice-pw') },
+      {
+        title: 'POST with HTTP Basic',
+        send: () => request(url).post('/login').set('authorization', basic('alice', 'alice-pw')),
+      },
+      {
+        title: 'GET with HTTP Basic',
+        send: () => request(url).get('/login').set('authorization', basic('alice', 'alice-pw')),
+      },
+      {
+        title: 'POST JSON {username, password}',
+        send: () => request(url).post('/login').send({ username: 'alice', password: 'alice-pw' }),
+      },
+      {
+        title: 'POST JSON {user, password}',
+        send: () => request(url).post('/login').send({ user: 'alice', password: 'alice-pw' }),
+      },
+      {
+        title: 'POST form {username, password}',
+        send: () => request(url).post('/login').type('form').send({ username: 'alice', password: 'alice-pw' }),
+      },
+      {
+        title: 'POST form {user, password}',
+        send: () => request(url).post('/login').type('form').send({ user: 'alice', password: 'alice-pw' }),
+      },
+      {
+        title: 'POST multipart fields {username, password}',
+        send: () => request(url).post('/login').field('username', 'alice').field('password', 'alice-pw'),
+      },
     ];
     for (const { title, send } of ways) {
       it(`${title} returns {user, token} and the token works`, async () => {
@@ -306,7 +365,9 @@ describe('REST API on a real server', function () {
         const body = res.body as LoginBody;
         expect(Object.keys(body).sort()).to.deep.equal(['token', 'user']);
         expect(body.user).to.equal('alice');
-        expect(body.token).to.be.a('string').and.match(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+        expect(body.token)
+          .to.be.a('string')
+          .and.match(/^[\w-]+\.[\w-]+\.[\w-]+$/);
         const status = await request(url).get('/status').set('authorization', bearer(body.token));
         expect(status.status, status.text).to.equal(200);
       });
@@ -314,15 +375,26 @@ describe('REST API on a real server', function () {
 
     it('a password with a colon works over HTTP Basic', async () => {
       const name = `colon-${randomBytes(3).toString('hex')}`;
-      expect((await request(url).post('/register').send({ username: name, password: 'pa:ss:word' })).status).to.equal(201);
+      expect((await request(url).post('/register').send({ username: name, password: 'pa:ss:word' })).status).to.equal(
+        201,
+      );
       const res = await request(url).post('/login').set('authorization', basic(name, 'pa:ss:word'));
       expect(res.status, res.text).to.equal(200);
     });
 
     it('gives the same 401 message for a wrong password and an unknown user', async () => {
-      const wrongPassword = expectError(await request(url).post('/login').set('authorization', basic('alice', 'bob-pw')), 401);
-      const unknownUser = expectError(await request(url).post('/login').set('authorization', basic('nobody-here', 'alice-pw')), 401);
-      const wrongJson = expectError(await request(url).post('/login').send({ username: 'alice', password: 'nope' }), 401);
+      const wrongPassword = expectError(
+        await request(url).post('/login').set('authorization', basic('alice', 'bob-pw')),
+        401,
+      );
+      const unknownUser = expectError(
+        await request(url).post('/login').set('authorization', basic('nobody-here', 'alice-pw')),
+        401,
+      );
+      const wrongJson = expectError(
+        await request(url).post('/login').send({ username: 'alice', password: 'nope' }),
+        401,
+      );
       expect(unknownUser.error.message).to.equal(wrongPassword.error.message);
       expect(wrongJson.error.message).to.equal(wrongPassword.error.message);
     });
@@ -331,9 +403,21 @@ describe('REST API on a real server', function () {
       { title: 'POST with nothing', send: () => request(url).post('/login') },
       { title: 'GET with nothing', send: () => request(url).get('/login') },
       { title: 'JSON without a password', send: () => request(url).post('/login').send({ username: 'alice' }) },
-      { title: 'JSON with a numeric password', send: () => request(url).post('/login').send({ username: 'alice', password: 1234 }) },
-      { title: 'Basic without a colon', send: () => request(url).post('/login').set('authorization', `Basic ${Buffer.from('alice').toString('base64')}`) },
-      { title: 'a Bearer header instead of credentials', send: () => request(url).post('/login').set('authorization', bearer(aliceToken)) },
+      {
+        title: 'JSON with a numeric password',
+        send: () => request(url).post('/login').send({ username: 'alice', password: 1234 }),
+      },
+      {
+        title: 'Basic without a colon',
+        send: () =>
+          request(url)
+            .post('/login')
+            .set('authorization', `Basic ${Buffer.from('alice').toString('base64')}`),
+      },
+      {
+        title: 'a Bearer header instead of credentials',
+        send: () => request(url).post('/login').set('authorization', bearer(aliceToken)),
+      },
     ];
     for (const { title, send } of missing) {
       it(`refuses ${title} with 401`, async () => {
@@ -385,17 +469,43 @@ describe('REST API on a real server', function () {
       { title: 'HTTP Basic credentials', header: () => basic('alice', 'alice-pw') },
       { title: 'two tokens', header: () => `Bearer ${aliceToken} ${aliceToken}` },
       { title: 'garbage', header: () => 'Bearer not-a-jwt' },
-      { title: 'a token signed with another secret', header: () => bearer(jwt.sign(claims(), 'another-secret', { algorithm: 'HS256' })) },
+      {
+        title: 'a token signed with another secret',
+        header: () => bearer(jwt.sign(claims(), 'another-secret', { algorithm: 'HS256' })),
+      },
       { title: 'an alg:none token', header: () => bearer(unsignedToken(claims())) },
-      { title: 'a token signed with HS512 and the server secret', header: () => bearer(jwt.sign(claims(), signingSecret, { algorithm: 'HS512' })) },
-      { title: 'an expired token', header: () => bearer(jwt.sign({ ...claims(), exp: Math.floor(Date.now() / 1000) - 60 }, signingSecret, { algorithm: 'HS256' })) },
-      { title: 'a token without a scope', header: () => bearer(jwt.sign({ sub: 'alice', jti: randomUUID(), exp: Math.floor(Date.now() / 1000) + 600 }, signingSecret, { algorithm: 'HS256' })) },
-      { title: 'a token with an unknown scope', header: () => bearer(jwt.sign({ ...claims(), scope: 'admin' }, signingSecret, { algorithm: 'HS256' })) },
-      { title: 'a token with a tampered payload', header: () => {
-        const [head, , signature] = aliceToken.split('.');
-        const payload = Buffer.from(JSON.stringify({ ...claims(), sub: 'bob' })).toString('base64url');
-        return bearer(`${head}.${payload}.${signature}`);
-      } },
+      {
+        title: 'a token signed with HS512 and the server secret',
+        header: () => bearer(jwt.sign(claims(), signingSecret, { algorithm: 'HS512' })),
+      },
+      {
+        title: 'an expired token',
+        header: () =>
+          bearer(
+            jwt.sign({ ...claims(), exp: Math.floor(Date.now() / 1000) - 60 }, signingSecret, { algorithm: 'HS256' }),
+          ),
+      },
+      {
+        title: 'a token without a scope',
+        header: () =>
+          bearer(
+            jwt.sign({ sub: 'alice', jti: randomUUID(), exp: Math.floor(Date.now() / 1000) + 600 }, signingSecret, {
+              algorithm: 'HS256',
+            }),
+          ),
+      },
+      {
+        title: 'a token with an unknown scope',
+        header: () => bearer(jwt.sign({ ...claims(), scope: 'admin' }, signingSecret, { algorithm: 'HS256' })),
+      },
+      {
+        title: 'a token with a tampered payload',
+        header: () => {
+          const [head, , signature] = aliceToken.split('.');
+          const payload = Buffer.from(JSON.stringify({ ...claims(), sub: 'bob' })).toString('base64url');
+          return bearer(`${head}.${payload}.${signature}`);
+        },
+      },
     ];
     for (const { title, header } of refused) {
       it(`refuses ${title} with 401 JSON`, async () => {
@@ -412,7 +522,7 @@ describe('REST API on a real server', function () {
   });
 
   describe('GET /status', () => {
-    it('returns the system name, the server time and only the caller\'s active workloads', async () => {
+    it("returns the system name, the server time and only the caller's active workloads", async () => {
       const mine = await createWorkload(aliceToken, { workload_name: uniqueName('status-alice') });
       const theirs = await createWorkload(bobToken, { workload_name: uniqueName('status-bob') });
       const before = Date.now();
@@ -439,7 +549,9 @@ describe('REST API on a real server', function () {
 
     it('lists nothing for a user without workloads', async () => {
       const name = `empty-${randomBytes(3).toString('hex')}`;
-      expect((await request(url).post('/register').send({ username: name, password: 'empty-pw' })).status).to.equal(201);
+      expect((await request(url).post('/register').send({ username: name, password: 'empty-pw' })).status).to.equal(
+        201,
+      );
       const token = (await TestClient.login(url, name, 'empty-pw')).token;
       const res = await request(url).get('/status').set('authorization', bearer(token));
       expect(res.status, res.text).to.equal(200);
@@ -467,11 +579,34 @@ describe('REST API on a real server', function () {
     });
 
     const bodies: { title: string; filter: string; send: (name: string) => request.Test }[] = [
-      { title: 'a JSON body', filter: 'blur', send: (name) => request(url).post('/workloads').set(asAlice()).send({ filter: 'blur', workload_name: name }) },
-      { title: 'a JSON body without a filter', filter: 'grayscale', send: (name) => request(url).post('/workloads').set(asAlice()).send({ workload_name: name }) },
-      { title: 'a urlencoded form', filter: 'blur', send: (name) => request(url).post('/workloads').set(asAlice()).type('form').send({ filter: 'blur', workload_name: name }) },
-      { title: 'multipart form fields', filter: 'blur', send: (name) => request(url).post('/workloads').set(asAlice()).field('filter', 'blur').field('workload_name', name) },
-      { title: 'multipart form fields with grayscale', filter: 'grayscale', send: (name) => request(url).post('/workloads').set(asAlice()).field('filter', 'grayscale').field('workload_name', name) },
+      {
+        title: 'a JSON body',
+        filter: 'blur',
+        send: (name) => request(url).post('/workloads').set(asAlice()).send({ filter: 'blur', workload_name: name }),
+      },
+      {
+        title: 'a JSON body without a filter',
+        filter: 'grayscale',
+        send: (name) => request(url).post('/workloads').set(asAlice()).send({ workload_name: name }),
+      },
+      {
+        title: 'a urlencoded form',
+        filter: 'blur',
+        send: (name) =>
+          request(url).post('/workloads').set(asAlice()).type('form').send({ filter: 'blur', workload_name: name }),
+      },
+      {
+        title: 'multipart form fields',
+        filter: 'blur',
+        send: (name) =>
+          request(url).post('/workloads').set(asAlice()).field('filter', 'blur').field('workload_name', name),
+      },
+      {
+        title: 'multipart form fields with grayscale',
+        filter: 'grayscale',
+        send: (name) =>
+          request(url).post('/workloads').set(asAlice()).field('filter', 'grayscale').field('workload_name', name),
+      },
     ];
     for (const { title, filter, send } of bodies) {
       it(`accepts ${title} (filter ${filter})`, async () => {
@@ -510,15 +645,39 @@ describe('REST API on a real server', function () {
       });
     }
 
-    const badNames: string[] = ['../x', 'a/b', 'a\\b', '.', '..', '.hidden', 'a\u0000b', 'n'.repeat(65), 'café', '日本語', 'a b', '-lead', '_lead', 'x/../../etc', 'a:b', 'a*b'];
+    const badNames: string[] = [
+      '../x',
+      'a/b',
+      'a\\b',
+      '.',
+      '..',
+      '.hidden',
+      'a\u0000b',
+      'n'.repeat(65),
+      'café',
+      '日本語',
+      'a b',
+      '-lead',
+      '_lead',
+      'x/../../etc',
+      'a:b',
+      'a*b',
+    ];
     for (const name of badNames) {
       it(`refuses the workload name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}...(${name.length})` : name)} with 400`, async () => {
-        expectError(await request(url).post('/workloads').set(asAlice()).send({ workload_name: name }), 400, /workload_name/);
+        expectError(
+          await request(url).post('/workloads').set(asAlice()).send({ workload_name: name }),
+          400,
+          /workload_name/,
+        );
       });
     }
 
     it('refuses a path traversal name from a form and from multipart fields with 400', async () => {
-      expectError(await request(url).post('/workloads').set(asAlice()).type('form').send({ workload_name: '../x' }), 400);
+      expectError(
+        await request(url).post('/workloads').set(asAlice()).type('form').send({ workload_name: '../x' }),
+        400,
+      );
       expectError(await request(url).post('/workloads').set(asAlice()).field('workload_name', '../../x'), 400);
     });
 
@@ -539,18 +698,61 @@ describe('REST API on a real server', function () {
     it('refuses a duplicate name with 409, also in another case and from another user', async () => {
       const name = uniqueName('Dup');
       await createWorkload(aliceToken, { workload_name: name });
-      expectError(await request(url).post('/workloads').set(asAlice()).send({ workload_name: name }), 409, /already exists/);
-      expectError(await request(url).post('/workloads').set(asAlice()).send({ workload_name: name.toLowerCase() }), 409);
+      expectError(
+        await request(url).post('/workloads').set(asAlice()).send({ workload_name: name }),
+        409,
+        /already exists/,
+      );
+      expectError(
+        await request(url).post('/workloads').set(asAlice()).send({ workload_name: name.toLowerCase() }),
+        409,
+      );
       expectError(await request(url).post('/workloads').set(asBob()).send({ workload_name: name }), 409);
     });
 
     const tagCases: { title: string; send: (name: string) => request.Test; tags: string[] }[] = [
-      { title: 'a JSON list', tags: ['gpu', 'fast'], send: (name) => request(url).post('/workloads').set(asAlice()).send({ workload_name: name, tags: ['gpu', 'fast'] }) },
-      { title: 'a comma-separated string', tags: ['gpu', 'fast'], send: (name) => request(url).post('/workloads').set(asAlice()).send({ workload_name: name, tags: 'gpu, fast,,gpu' }) },
-      { title: 'a comma-separated form field', tags: ['gpu', 'x.y-z_1'], send: (name) => request(url).post('/workloads').set(asAlice()).type('form').send({ workload_name: name, tags: 'gpu,x.y-z_1' }) },
-      { title: 'a repeated form field', tags: ['a', 'b'], send: (name) => request(url).post('/workloads').set(asAlice()).type('form').send(`workload_name=${name}&tags=a&tags=b`) },
-      { title: 'a multipart field', tags: ['gpu'], send: (name) => request(url).post('/workloads').set(asAlice()).field('workload_name', name).field('tags', 'gpu') },
-      { title: 'nothing', tags: [], send: (name) => request(url).post('/workloads').set(asAlice()).send({ workload_name: name }) },
+      {
+        title: 'a JSON list',
+        tags: ['gpu', 'fast'],
+        send: (name) =>
+          request(url)
+            .post('/workloads')
+            .set(asAlice())
+            .send({ workload_name: name, tags: ['gpu', 'fast'] }),
+      },
+      {
+        title: 'a comma-separated string',
+        tags: ['gpu', 'fast'],
+        send: (name) =>
+          request(url).post('/workloads').set(asAlice()).send({ workload_name: name, tags: 'gpu, fast,,gpu' }),
+      },
+      {
+        title: 'a comma-separated form field',
+        tags: ['gpu', 'x.y-z_1'],
+        send: (name) =>
+          request(url)
+            .post('/workloads')
+            .set(asAlice())
+            .type('form')
+            .send({ workload_name: name, tags: 'gpu,x.y-z_1' }),
+      },
+      {
+        title: 'a repeated form field',
+        tags: ['a', 'b'],
+        send: (name) =>
+          request(url).post('/workloads').set(asAlice()).type('form').send(`workload_name=${name}&tags=a&tags=b`),
+      },
+      {
+        title: 'a multipart field',
+        tags: ['gpu'],
+        send: (name) =>
+          request(url).post('/workloads').set(asAlice()).field('workload_name', name).field('tags', 'gpu'),
+      },
+      {
+        title: 'nothing',
+        tags: [],
+        send: (name) => request(url).post('/workloads').set(asAlice()).send({ workload_name: name }),
+      },
     ];
     for (const { title, tags, send } of tagCases) {
       it(`takes tags as ${title}`, async () => {
@@ -576,7 +778,11 @@ describe('REST API on a real server', function () {
     }
 
     it('refuses a multipart body carrying a file with 400', async () => {
-      const res = await request(url).post('/workloads').set(asAlice()).field('filter', 'blur').attach('data', Buffer.from('x'), 'x.png');
+      const res = await request(url)
+        .post('/workloads')
+        .set(asAlice())
+        .field('filter', 'blur')
+        .attach('data', Buffer.from('x'), 'x.png');
       expectError(res, 400, /fields only/);
     });
   });
@@ -588,7 +794,7 @@ describe('REST API on a real server', function () {
       workload = await createWorkload(aliceToken, { workload_name: uniqueName('get'), filter: 'blur', tags: ['t1'] });
     });
 
-    it('returns the owner\'s workload with the same fields as its creation', async () => {
+    it("returns the owner's workload with the same fields as its creation", async () => {
       const res = await request(url).get(`/workloads/${workload.workload_id}`).set(asAlice());
       expect(res.status, res.text).to.equal(200);
       expect(res.headers['content-type']).to.match(/^application\/json/);
@@ -599,14 +805,23 @@ describe('REST API on a real server', function () {
       expect(body.total_images).to.equal(0);
     });
 
-    it('gives 404 for another user\'s workload, with the same message as for a missing one', async () => {
+    it("gives 404 for another user's workload, with the same message as for a missing one", async () => {
       const theirs = expectError(await request(url).get(`/workloads/${workload.workload_id}`).set(asBob()), 404);
       const missing = expectError(await request(url).get(`/workloads/${randomUUID()}`).set(asBob()), 404);
       const withoutId = (message: string) => message.replace(/"[^"]*"/, '"ID"');
       expect(withoutId(theirs.error.message)).to.equal(withoutId(missing.error.message));
     });
 
-    for (const id of [randomUUID(), '..%2F..', '..%2F..%2Fetc%2Fpasswd', '__proto__', 'constructor', 'hasOwnProperty', '%00', 'x'.repeat(300)]) {
+    for (const id of [
+      randomUUID(),
+      '..%2F..',
+      '..%2F..%2Fetc%2Fpasswd',
+      '__proto__',
+      'constructor',
+      'hasOwnProperty',
+      '%00',
+      'x'.repeat(300),
+    ]) {
       it(`gives 404 for the unknown id ${JSON.stringify(id.length > 40 ? `${id.slice(0, 8)}...` : id)}`, async () => {
         expectError(await request(url).get(`/workloads/${id}`).set(asAlice()), 404);
       });
@@ -637,14 +852,71 @@ describe('REST API on a real server', function () {
     }
 
     const accepted: { title: string; send: (workloadId: string) => request.Test }[] = [
-      { title: 'a PNG in field "data"', send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).field('type', 'original').attach('data', png, { filename: 'a.png', contentType: 'image/png' }) },
-      { title: 'a JPEG in field "data"', send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', jpeg, { filename: 'a.jpg', contentType: 'image/jpeg' }) },
-      { title: 'a PNG in field "file"', send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('file', png, { filename: 'b.png', contentType: 'image/png' }) },
-      { title: 'a PNG with the fields after the file', send: (id) => request(url).post('/images').set(asAlice()).attach('image', png, { filename: 'c.png', contentType: 'image/png' }).field('workload_id', id) },
-      { title: 'a PNG named .jpg and sent as octet-stream (the bytes decide)', send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', png, { filename: 'wrong.jpg', contentType: 'application/octet-stream' }) },
-      { title: 'a PNG as the whole body, workload_id in the query string', send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(png) },
-      { title: 'a JPEG as the whole body, sent as octet-stream, with type=original', send: (id) => request(url).post(`/images?type=original&workload_id=${id}`).set(asAlice()).set('content-type', 'application/octet-stream').send(jpeg) },
-      { title: 'a PNG as the whole body labelled image/jpeg (the bytes decide)', send: (id) => request(url).post(`/images/?workload_id=${id}`).set(asAlice()).set('content-type', 'image/jpeg').send(png) },
+      {
+        title: 'a PNG in field "data"',
+        send: (id) =>
+          request(url)
+            .post('/images')
+            .set(asAlice())
+            .field('workload_id', id)
+            .field('type', 'original')
+            .attach('data', png, { filename: 'a.png', contentType: 'image/png' }),
+      },
+      {
+        title: 'a JPEG in field "data"',
+        send: (id) =>
+          request(url)
+            .post('/images')
+            .set(asAlice())
+            .field('workload_id', id)
+            .attach('data', jpeg, { filename: 'a.jpg', contentType: 'image/jpeg' }),
+      },
+      {
+        title: 'a PNG in field "file"',
+        send: (id) =>
+          request(url)
+            .post('/images')
+            .set(asAlice())
+            .field('workload_id', id)
+            .attach('file', png, { filename: 'b.png', contentType: 'image/png' }),
+      },
+      {
+        title: 'a PNG with the fields after the file',
+        send: (id) =>
+          request(url)
+            .post('/images')
+            .set(asAlice())
+            .attach('image', png, { filename: 'c.png', contentType: 'image/png' })
+            .field('workload_id', id),
+      },
+      {
+        title: 'a PNG named .jpg and sent as octet-stream (the bytes decide)',
+        send: (id) =>
+          request(url)
+            .post('/images')
+            .set(asAlice())
+            .field('workload_id', id)
+            .attach('data', png, { filename: 'wrong.jpg', contentType: 'application/octet-stream' }),
+      },
+      {
+        title: 'a PNG as the whole body, workload_id in the query string',
+        send: (id) =>
+          request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(png),
+      },
+      {
+        title: 'a JPEG as the whole body, sent as octet-stream, with type=original',
+        send: (id) =>
+          request(url)
+            .post(`/images?type=original&workload_id=${id}`)
+            .set(asAlice())
+            .set('content-type', 'application/octet-stream')
+            .send(jpeg),
+      },
+      {
+        title: 'a PNG as the whole body labelled image/jpeg (the bytes decide)',
+        send: (id) =>
+          request(url).post(`/images/?workload_id=${id}`).set(asAlice()).set('content-type', 'image/jpeg').send(png),
+      },
     ];
     for (const { title, send } of accepted) {
       it(`accepts ${title}: 201 {workload_id, image_id, type: "original"}`, async () => {
@@ -664,9 +936,17 @@ describe('REST API on a real server', function () {
     }
 
     it('keeps an image sent as the whole body byte for byte, with the type its bytes have', async () => {
-      const res = await request(url).post(`/images?workload_id=${workload.workload_id}`).set(asAlice()).set('content-type', 'application/octet-stream').send(jpeg);
+      const res = await request(url)
+        .post(`/images?workload_id=${workload.workload_id}`)
+        .set(asAlice())
+        .set('content-type', 'application/octet-stream')
+        .send(jpeg);
       expect(res.status, res.text).to.equal(201);
-      const download = await request(url).get(`/images/${(res.body as UploadBody).image_id}`).set(asAlice()).buffer(true).parse(binary);
+      const download = await request(url)
+        .get(`/images/${(res.body as UploadBody).image_id}`)
+        .set(asAlice())
+        .buffer(true)
+        .parse(binary);
       expect(download.status).to.equal(200);
       expect(download.headers['content-type']).to.equal('image/jpeg');
       expect(Buffer.compare(download.body as Buffer, jpeg)).to.equal(0);
@@ -674,9 +954,17 @@ describe('REST API on a real server', function () {
 
     it('accepts a file of exactly maxUploadBytes, in multipart and as the whole body', async () => {
       const exact = Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 - png.length)]);
-      const raw = await request(url).post(`/images?workload_id=${workload.workload_id}`).set(asAlice()).set('content-type', 'image/png').send(exact);
+      const raw = await request(url)
+        .post(`/images?workload_id=${workload.workload_id}`)
+        .set(asAlice())
+        .set('content-type', 'image/png')
+        .send(exact);
       expect(raw.status, raw.text).to.equal(201);
-      const res = await request(url).post('/images').set(asAlice()).field('workload_id', workload.workload_id).attach('data', exact, 'exact.png');
+      const res = await request(url)
+        .post('/images')
+        .set(asAlice())
+        .field('workload_id', workload.workload_id)
+        .attach('data', exact, 'exact.png');
       expect(res.status, res.text).to.equal(201);
     });
 
@@ -692,41 +980,313 @@ describe('REST API on a real server', function () {
         tiff = await image.getBuffer('image/tiff');
       });
 
-      const refused: { title: string; status: number; message?: RegExp; send: (workloadId: string) => PromiseLike<Answer> }[] = [
-        { title: 'two files', status: 400, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', png, 'a.png').attach('data', png, 'b.png') },
-        { title: 'two files in different fields', status: 400, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', png, 'a.png').attach('other', jpeg, 'b.jpg') },
-        { title: 'no file', status: 400, message: /no file/, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id) },
-        { title: 'a JSON body instead of multipart', status: 400, send: (id) => request(url).post('/images').set(asAlice()).send({ workload_id: id }) },
+      const refused: {
+        title: string;
+        status: number;
+        message?: RegExp;
+        send: (workloadId: string) => PromiseLike<Answer>;
+      }[] = [
+        {
+          title: 'two files',
+          status: 400,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', png, 'a.png')
+              .attach('data', png, 'b.png'),
+        },
+        {
+          title: 'two files in different fields',
+          status: 400,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', png, 'a.png')
+              .attach('other', jpeg, 'b.jpg'),
+        },
+        {
+          title: 'no file',
+          status: 400,
+          message: /no file/,
+          send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id),
+        },
+        {
+          title: 'a JSON body instead of multipart',
+          status: 400,
+          send: (id) => request(url).post('/images').set(asAlice()).send({ workload_id: id }),
+        },
         { title: 'no body at all', status: 400, send: () => request(url).post('/images').set(asAlice()) },
-        { title: 'an empty file', status: 400, message: /empty/, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', Buffer.alloc(0), 'empty.png') },
-        { title: 'text bytes named x.png', status: 415, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', Buffer.from('this is plainly not an image, just some text\n'.repeat(20)), { filename: 'x.png', contentType: 'image/png' }) },
-        { title: 'random bytes named x.jpg', status: 415, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', Buffer.from(randomBytes(2048).map((byte) => (byte === 0xff ? 0 : byte))), { filename: 'x.jpg', contentType: 'image/jpeg' }) },
-        { title: 'a GIF', status: 415, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', gif, { filename: 'x.gif', contentType: 'image/gif' }) },
-        { title: 'a GIF named x.png', status: 415, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', gif, { filename: 'x.png', contentType: 'image/png' }) },
-        { title: 'a BMP', status: 415, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', bmp, { filename: 'x.bmp', contentType: 'image/bmp' }) },
-        { title: 'a TIFF', status: 415, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', tiff, { filename: 'x.tiff', contentType: 'image/tiff' }) },
-        { title: 'a file one byte over maxUploadBytes', status: 413, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 + 1 - png.length)]), 'big.png') },
-        { title: 'a 6 MiB file', status: 413, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', Buffer.concat([png, Buffer.alloc(6 * 1024 * 1024)]), 'big.png') },
-        { title: 'a PNG header claiming 20000x20000', status: 422, message: /20000x20000/, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', pngClaiming(20_000, 20_000), 'huge.png') },
-        { title: 'a PNG header claiming 0x10', status: 422, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).attach('data', pngClaiming(0, 10), 'zero.png') },
-        { title: 'an unknown workload_id', status: 404, send: () => request(url).post('/images').set(asAlice()).field('workload_id', randomUUID()).attach('data', png, 'a.png') },
-        { title: 'workload_id "__proto__"', status: 404, send: () => request(url).post('/images').set(asAlice()).field('workload_id', '__proto__').attach('data', png, 'a.png') },
-        { title: 'bob uploading into alice\'s workload', status: 404, send: (id) => request(url).post('/images').set(asBob()).field('workload_id', id).attach('data', png, 'a.png') },
-        { title: 'a user uploading type=filtered', status: 403, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).field('type', 'filtered').attach('data', png, 'a.png') },
-        { title: 'an unknown type', status: 400, message: /type/, send: (id) => request(url).post('/images').set(asAlice()).field('workload_id', id).field('type', 'thumbnail').attach('data', png, 'a.png') },
-        { title: 'a missing workload_id', status: 400, message: /workload_id/, send: () => request(url).post('/images').set(asAlice()).attach('data', png, 'a.png') },
-        { title: 'an empty workload_id', status: 400, message: /workload_id/, send: () => request(url).post('/images').set(asAlice()).field('workload_id', '').attach('data', png, 'a.png') },
-        { title: 'no token', status: 401, send: (id) => request(url).post('/images').field('workload_id', id).attach('data', png, 'a.png') },
-        { title: 'text bytes as the whole body labelled image/png', status: 415, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(Buffer.from('not an image\n'.repeat(50))) },
-        { title: 'an image as the whole body without workload_id', status: 400, message: /workload_id/, send: () => request(url).post('/images').set(asAlice()).set('content-type', 'image/png').send(png) },
-        { title: 'an image as the whole body, workload_id only in a header', status: 400, message: /workload_id/, send: (id) => request(url).post('/images').set(asAlice()).set('workload-id', id).set('content-type', 'image/png').send(png) },
-        { title: 'a user uploading type=filtered as the whole body', status: 403, send: (id) => request(url).post(`/images?workload_id=${id}&type=filtered`).set(asAlice()).set('content-type', 'image/png').send(png) },
-        { title: 'an image as a text/plain body', status: 400, message: /multipart/, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'text/plain').send(png.toString('latin1')) },
-        { title: 'an empty image/png body', status: 400, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(Buffer.alloc(0)) },
-        { title: 'a whole-body image one byte over maxUploadBytes', status: 413, send: (id) => request(url).post(`/images?workload_id=${id}`).set(asAlice()).set('content-type', 'image/png').send(Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 + 1 - png.length)])) },
-        { title: 'a chunked whole-body image over maxUploadBytes (no length declared)', status: 413, send: (id) => chunkedUpload(url, `/images?workload_id=${id}`, aliceToken, png, 6 * 1024 * 1024) },
-        { title: 'a multipart content type without a boundary', status: 400, send: () => request(url).post('/images').set(asAlice()).set('content-type', 'multipart/form-data').send('--x\r\n') },
-        { title: 'a truncated multipart body', status: 400, send: (id) => request(url).post('/images').set(asAlice()).set('content-type', 'multipart/form-data; boundary=XyZ').send(`--XyZ\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${id}\r\n--XyZ\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n${png.subarray(0, 40).toString('latin1')}`) },
+        {
+          title: 'an empty file',
+          status: 400,
+          message: /empty/,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', Buffer.alloc(0), 'empty.png'),
+        },
+        {
+          title: 'text bytes named x.png',
+          status: 415,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', Buffer.from('this is plainly not an image, just some text\n'.repeat(20)), {
+                filename: 'x.png',
+                contentType: 'image/png',
+              }),
+        },
+        {
+          title: 'random bytes named x.jpg',
+          status: 415,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', Buffer.from(randomBytes(2048).map((byte) => (byte === 0xff ? 0 : byte))), {
+                filename: 'x.jpg',
+                contentType: 'image/jpeg',
+              }),
+        },
+        {
+          title: 'a GIF',
+          status: 415,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', gif, { filename: 'x.gif', contentType: 'image/gif' }),
+        },
+        {
+          title: 'a GIF named x.png',
+          status: 415,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', gif, { filename: 'x.png', contentType: 'image/png' }),
+        },
+        {
+          title: 'a BMP',
+          status: 415,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', bmp, { filename: 'x.bmp', contentType: 'image/bmp' }),
+        },
+        {
+          title: 'a TIFF',
+          status: 415,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', tiff, { filename: 'x.tiff', contentType: 'image/tiff' }),
+        },
+        {
+          title: 'a file one byte over maxUploadBytes',
+          status: 413,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 + 1 - png.length)]), 'big.png'),
+        },
+        {
+          title: 'a 6 MiB file',
+          status: 413,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', Buffer.concat([png, Buffer.alloc(6 * 1024 * 1024)]), 'big.png'),
+        },
+        {
+          title: 'a PNG header claiming 20000x20000',
+          status: 422,
+          message: /20000x20000/,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', pngClaiming(20_000, 20_000), 'huge.png'),
+        },
+        {
+          title: 'a PNG header claiming 0x10',
+          status: 422,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .attach('data', pngClaiming(0, 10), 'zero.png'),
+        },
+        {
+          title: 'an unknown workload_id',
+          status: 404,
+          send: () =>
+            request(url).post('/images').set(asAlice()).field('workload_id', randomUUID()).attach('data', png, 'a.png'),
+        },
+        {
+          title: 'workload_id "__proto__"',
+          status: 404,
+          send: () =>
+            request(url).post('/images').set(asAlice()).field('workload_id', '__proto__').attach('data', png, 'a.png'),
+        },
+        {
+          title: "bob uploading into alice's workload",
+          status: 404,
+          send: (id) => request(url).post('/images').set(asBob()).field('workload_id', id).attach('data', png, 'a.png'),
+        },
+        {
+          title: 'a user uploading type=filtered',
+          status: 403,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .field('type', 'filtered')
+              .attach('data', png, 'a.png'),
+        },
+        {
+          title: 'an unknown type',
+          status: 400,
+          message: /type/,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .field('workload_id', id)
+              .field('type', 'thumbnail')
+              .attach('data', png, 'a.png'),
+        },
+        {
+          title: 'a missing workload_id',
+          status: 400,
+          message: /workload_id/,
+          send: () => request(url).post('/images').set(asAlice()).attach('data', png, 'a.png'),
+        },
+        {
+          title: 'an empty workload_id',
+          status: 400,
+          message: /workload_id/,
+          send: () => request(url).post('/images').set(asAlice()).field('workload_id', '').attach('data', png, 'a.png'),
+        },
+        {
+          title: 'no token',
+          status: 401,
+          send: (id) => request(url).post('/images').field('workload_id', id).attach('data', png, 'a.png'),
+        },
+        {
+          title: 'text bytes as the whole body labelled image/png',
+          status: 415,
+          send: (id) =>
+            request(url)
+              .post(`/images?workload_id=${id}`)
+              .set(asAlice())
+              .set('content-type', 'image/png')
+              .send(Buffer.from('not an image\n'.repeat(50))),
+        },
+        {
+          title: 'an image as the whole body without workload_id',
+          status: 400,
+          message: /workload_id/,
+          send: () => request(url).post('/images').set(asAlice()).set('content-type', 'image/png').send(png),
+        },
+        {
+          title: 'an image as the whole body, workload_id only in a header',
+          status: 400,
+          message: /workload_id/,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .set('workload-id', id)
+              .set('content-type', 'image/png')
+              .send(png),
+        },
+        {
+          title: 'a user uploading type=filtered as the whole body',
+          status: 403,
+          send: (id) =>
+            request(url)
+              .post(`/images?workload_id=${id}&type=filtered`)
+              .set(asAlice())
+              .set('content-type', 'image/png')
+              .send(png),
+        },
+        {
+          title: 'an image as a text/plain body',
+          status: 400,
+          message: /multipart/,
+          send: (id) =>
+            request(url)
+              .post(`/images?workload_id=${id}`)
+              .set(asAlice())
+              .set('content-type', 'text/plain')
+              .send(png.toString('latin1')),
+        },
+        {
+          title: 'an empty image/png body',
+          status: 400,
+          send: (id) =>
+            request(url)
+              .post(`/images?workload_id=${id}`)
+              .set(asAlice())
+              .set('content-type', 'image/png')
+              .send(Buffer.alloc(0)),
+        },
+        {
+          title: 'a whole-body image one byte over maxUploadBytes',
+          status: 413,
+          send: (id) =>
+            request(url)
+              .post(`/images?workload_id=${id}`)
+              .set(asAlice())
+              .set('content-type', 'image/png')
+              .send(Buffer.concat([png, Buffer.alloc(5 * 1024 * 1024 + 1 - png.length)])),
+        },
+        {
+          title: 'a chunked whole-body image over maxUploadBytes (no length declared)',
+          status: 413,
+          send: (id) => chunkedUpload(url, `/images?workload_id=${id}`, aliceToken, png, 6 * 1024 * 1024),
+        },
+        {
+          title: 'a multipart content type without a boundary',
+          status: 400,
+          send: () =>
+            request(url).post('/images').set(asAlice()).set('content-type', 'multipart/form-data').send('--x\r\n'),
+        },
+        {
+          title: 'a truncated multipart body',
+          status: 400,
+          send: (id) =>
+            request(url)
+              .post('/images')
+              .set(asAlice())
+              .set('content-type', 'multipart/form-data; boundary=XyZ')
+              .send(
+                `--XyZ\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${id}\r\n--XyZ\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n${png.subarray(0, 40).toString('latin1')}`,
+              ),
+        },
       ];
       for (const { title, status, message, send } of refused) {
         it(`refuses ${title} with ${status}`, async () => {
@@ -749,7 +1309,11 @@ describe('REST API on a real server', function () {
     it('counts every accepted upload in total_images, and bob still cannot read the workload', async () => {
       const fresh = await createWorkload(aliceToken, { workload_name: uniqueName('count') });
       for (const data of [png, jpeg, png]) {
-        const res = await request(url).post('/images').set(asAlice()).field('workload_id', fresh.workload_id).attach('data', data, 'x');
+        const res = await request(url)
+          .post('/images')
+          .set(asAlice())
+          .field('workload_id', fresh.workload_id)
+          .attach('data', data, 'x');
         expect(res.status, res.text).to.equal(201);
       }
       expect((await getWorkload(aliceToken, fresh.workload_id)).total_images).to.equal(3);
@@ -805,12 +1369,17 @@ describe('REST API on a real server', function () {
 
     const bodies: { title: string; send: (req: request.Test) => request.Test }[] = [
       { title: 'a JSON body', send: (req) => req.send({ workload_id: 'whatever', type: 'filtered' }) },
-      { title: 'invalid JSON text sent as application/json', send: (req) => req.set('content-type', 'application/json').send('{"this is": not json') },
+      {
+        title: 'invalid JSON text sent as application/json',
+        send: (req) => req.set('content-type', 'application/json').send('{"this is": not json'),
+      },
       { title: 'a form body', send: (req) => req.type('form').send('a=1&b=2') },
     ];
     for (const { title, send } of bodies) {
       it(`ignores ${title} on GET and still returns the bytes`, async () => {
-        const res = await send(request(url).get(`/images/${pngId}`).set(asAlice())).buffer(true).parse(binary);
+        const res = await send(request(url).get(`/images/${pngId}`).set(asAlice()))
+          .buffer(true)
+          .parse(binary);
         expect(res.status, String(res.body)).to.equal(200);
         expect(res.headers['content-type']).to.equal('image/png');
         expect(Buffer.compare(res.body as Buffer, png)).to.equal(0);
@@ -831,7 +1400,7 @@ describe('REST API on a real server', function () {
       expectError(await request(url).get(`/images/${pngId}`), 401);
     });
 
-    it('gives 404 JSON when the image\'s file is gone from disk, and a file of another size whole', async () => {
+    it("gives 404 JSON when the image's file is gone from disk, and a file of another size whole", async () => {
       const { images } = server.controller;
       const file = images.pathOf(images.find('alice', jpegId));
       await unlink(file);
@@ -862,22 +1431,42 @@ describe('REST API on a real server', function () {
     it('a JSON body over 64 KiB to /workloads is 413 JSON', async () => {
       const before = (await request(url).get('/status').set(asAlice())).body as StatusBody;
       const body = JSON.stringify({ workload_name: uniqueName('huge'), padding: 'x'.repeat(70 * 1024) });
-      expectError(await request(url).post('/workloads').set(asAlice()).set('content-type', 'application/json').send(body), 413);
+      expectError(
+        await request(url).post('/workloads').set(asAlice()).set('content-type', 'application/json').send(body),
+        413,
+      );
       const after = (await request(url).get('/status').set(asAlice())).body as StatusBody;
       expect(after.active_workloads.length).to.equal(before.active_workloads.length);
     });
 
     it('a form body over 64 KiB to /workloads is 413 JSON', async () => {
-      expectError(await request(url).post('/workloads').set(asAlice()).type('form').send(`filter=blur&padding=${'x'.repeat(70 * 1024)}`), 413);
+      expectError(
+        await request(url)
+          .post('/workloads')
+          .set(asAlice())
+          .type('form')
+          .send(`filter=blur&padding=${'x'.repeat(70 * 1024)}`),
+        413,
+      );
     });
 
     it('a JSON body over 64 KiB to /login is 413 JSON', async () => {
-      expectError(await request(url).post('/login').set('content-type', 'application/json').send(JSON.stringify({ username: 'alice', password: 'x'.repeat(70 * 1024) })), 413);
+      expectError(
+        await request(url)
+          .post('/login')
+          .set('content-type', 'application/json')
+          .send(JSON.stringify({ username: 'alice', password: 'x'.repeat(70 * 1024) })),
+        413,
+      );
     });
 
     for (const route of ['/workloads', '/login', '/register']) {
       it(`invalid JSON to ${route} is 400 JSON`, async () => {
-        const res = await request(url).post(route).set(asAlice()).set('content-type', 'application/json').send('{"filter": "blur",');
+        const res = await request(url)
+          .post(route)
+          .set(asAlice())
+          .set('content-type', 'application/json')
+          .send('{"filter": "blur",');
         expectError(res, 400, /JSON/);
       });
     }
@@ -887,12 +1476,25 @@ describe('REST API on a real server', function () {
     });
 
     it('a multipart body without a boundary to /workloads is 400 JSON', async () => {
-      expectError(await request(url).post('/workloads').set(asAlice()).set('content-type', 'multipart/form-data').send('garbage'), 400, /multipart/);
+      expectError(
+        await request(url).post('/workloads').set(asAlice()).set('content-type', 'multipart/form-data').send('garbage'),
+        400,
+        /multipart/,
+      );
     });
 
     it('a truncated multipart body to /workloads is 400 JSON', async () => {
-      const body = '--XyZ\r\nContent-Disposition: form-data; name="filter"\r\n\r\nblur\r\n--XyZ\r\nContent-Disposition: form-data; name="workload_na';
-      expectError(await request(url).post('/workloads').set(asAlice()).set('content-type', 'multipart/form-data; boundary=XyZ').send(body), 400, /multipart/);
+      const body =
+        '--XyZ\r\nContent-Disposition: form-data; name="filter"\r\n\r\nblur\r\n--XyZ\r\nContent-Disposition: form-data; name="workload_na';
+      expectError(
+        await request(url)
+          .post('/workloads')
+          .set(asAlice())
+          .set('content-type', 'multipart/form-data; boundary=XyZ')
+          .send(body),
+        400,
+        /multipart/,
+      );
     });
 
     it('never sends x-powered-by', async () => {
@@ -918,12 +1520,37 @@ describe('REST API on a real server', function () {
 
     const forbidden: { title: string; send: () => request.Test }[] = [
       { title: 'GET /status', send: () => request(url).get('/status').set('authorization', bearer(workerToken)) },
-      { title: 'POST /workloads', send: () => request(url).post('/workloads').set('authorization', bearer(workerToken)).send({ filter: 'blur' }) },
-      { title: 'POST /workloads with an empty body', send: () => request(url).post('/workloads').set('authorization', bearer(workerToken)) },
-      { title: 'GET /workloads/:id', send: () => request(url).get(`/workloads/${workload.workload_id}`).set('authorization', bearer(workerToken)) },
+      {
+        title: 'POST /workloads',
+        send: () => request(url).post('/workloads').set('authorization', bearer(workerToken)).send({ filter: 'blur' }),
+      },
+      {
+        title: 'POST /workloads with an empty body',
+        send: () => request(url).post('/workloads').set('authorization', bearer(workerToken)),
+      },
+      {
+        title: 'GET /workloads/:id',
+        send: () => request(url).get(`/workloads/${workload.workload_id}`).set('authorization', bearer(workerToken)),
+      },
       { title: 'DELETE /logout', send: () => request(url).delete('/logout').set('authorization', bearer(workerToken)) },
-      { title: 'POST /images of an original', send: () => request(url).post('/images').set('authorization', bearer(workerToken)).field('workload_id', workload.workload_id).attach('data', image, 'w.png') },
-      { title: 'POST /images of a filtered image without job_id and lease_id', send: () => request(url).post('/images').set('authorization', bearer(workerToken)).field('type', 'filtered').attach('data', image, 'w.png') },
+      {
+        title: 'POST /images of an original',
+        send: () =>
+          request(url)
+            .post('/images')
+            .set('authorization', bearer(workerToken))
+            .field('workload_id', workload.workload_id)
+            .attach('data', image, 'w.png'),
+      },
+      {
+        title: 'POST /images of a filtered image without job_id and lease_id',
+        send: () =>
+          request(url)
+            .post('/images')
+            .set('authorization', bearer(workerToken))
+            .field('type', 'filtered')
+            .attach('data', image, 'w.png'),
+      },
     ];
     for (const { title, send } of forbidden) {
       it(`are refused ${title} with 403`, async () => {
@@ -944,14 +1571,21 @@ describe('REST API on a real server', function () {
       expect(server.controller.jobs.assign(jobId, 'some-worker-id')).to.not.equal(null);
       const other = server.controller.tokens.issue('another-worker-id', 'worker').token;
       expectError(await request(url).get(`/images/${imageId}`).set('authorization', bearer(other)), 404);
-      const res = await request(url).get(`/images/${imageId}`).set('authorization', bearer(workerToken)).buffer(true).parse(binary);
+      const res = await request(url)
+        .get(`/images/${imageId}`)
+        .set('authorization', bearer(workerToken))
+        .buffer(true)
+        .parse(binary);
       expect(res.status).to.equal(200);
       expect(res.headers['content-type']).to.equal('image/png');
       expect(Buffer.compare(res.body as Buffer, image)).to.equal(0);
     });
 
     it('a worker token signed with another secret is 401, not 403', async () => {
-      const forged = jwt.sign({ sub: 'some-worker-id', scope: 'worker', jti: randomUUID(), exp: Math.floor(Date.now() / 1000) + 600 }, 'not-the-secret');
+      const forged = jwt.sign(
+        { sub: 'some-worker-id', scope: 'worker', jti: randomUUID(), exp: Math.floor(Date.now() / 1000) + 600 },
+        'not-the-secret',
+      );
       expectError(await request(url).get(`/images/${imageId}`).set('authorization', bearer(forged)), 401);
     });
   });

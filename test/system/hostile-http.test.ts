@@ -7,14 +7,13 @@ import { connect, type Socket } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { expect } from 'chai';
-import { startServer, type Server } from '../bin/server.js';
-import { parseServerArgs } from '../bin/server-cli.js';
-import { parseWorkerArgs } from '../worker/cli.js';
-import { RateLimiter, clientKey, parseRateLimit } from '../api/rate-limit.js';
-import { createLogger } from '../common/log.js';
-import { makeDirs, testServerConfig, type TestDirs } from './helpers/system.js';
-import { call, type Reply } from './helpers/raw-http.js';
-
+import { startServer, type Server } from '../../bin/server.js';
+import { parseServerArgs } from '../../bin/server-cli.js';
+import { parseWorkerArgs } from '../../worker/cli.js';
+import { RateLimiter, clientKey, parseRateLimit } from '../../api/rate-limit.js';
+import { createLogger } from '../../common/log.js';
+import { makeDirs, testServerConfig, type TestDirs } from '../helpers/system.js';
+import { call, type Reply } from '../helpers/raw-http.js';
 
 function expectJsonError(reply: Reply, status: number, message?: RegExp): void {
   expect(reply.status, reply.text).to.equal(status);
@@ -72,7 +71,11 @@ describe('hostile HTTP clients', function () {
   let aliceToken: string;
 
   async function login(user: string, password: string, from?: string): Promise<Reply> {
-    return call(port, { method: 'POST', path: '/login', headers: { authorization: basic(user, password), ...(from ? { 'x-forwarded-for': from } : {}) } });
+    return call(port, {
+      method: 'POST',
+      path: '/login',
+      headers: { authorization: basic(user, password), ...(from ? { 'x-forwarded-for': from } : {}) },
+    });
   }
 
   /** Collection sizes and the image files: what a refused request must not change. */
@@ -114,7 +117,8 @@ describe('hostile HTTP clients', function () {
   describe('login flood rate limiting', () => {
     it('after 5 attempts on one username: 429 JSON with Retry-After, even with the right password; another user from another address still logs in', async () => {
       const attacker = '203.0.113.7';
-      for (let attempt = 1; attempt <= 5; attempt++) expectJsonError(await login('alice', `guess-${attempt}`, attacker), 401);
+      for (let attempt = 1; attempt <= 5; attempt++)
+        expectJsonError(await login('alice', `guess-${attempt}`, attacker), 401);
       const limited = await login('alice', 'guess-6', attacker);
       expectJsonError(limited, 429, /too many login attempts/);
       const retryAfter = Number(limited.headers['retry-after']);
@@ -126,7 +130,8 @@ describe('hostile HTTP clients', function () {
       expect(bob.status, bob.text).to.equal(200);
       expect(bob.json.user).to.equal('bob');
       // and the same flood on a username that does not exist is limited the same way (no enumeration)
-      for (let attempt = 1; attempt <= 5; attempt++) expectJsonError(await login('nobody-at-all', `guess-${attempt}`, attacker), 401);
+      for (let attempt = 1; attempt <= 5; attempt++)
+        expectJsonError(await login('nobody-at-all', `guess-${attempt}`, attacker), 401);
       expectJsonError(await login('nobody-at-all', 'guess-6', attacker), 429, /too many login attempts/);
     });
 
@@ -145,14 +150,47 @@ describe('hostile HTTP clients', function () {
       const attempts: Promise<Reply>[] = [];
       for (let index = 0; index < 20; index++) {
         const user = `spray-${index}-${randomBytes(2).toString('hex')}`;
-        if (index % 3 === 0) attempts.push(call(port, { path: '/login', headers: { authorization: basic(user, 'pw-pw'), 'x-forwarded-for': from } }));
-        else if (index % 3 === 1) attempts.push(call(port, { method: 'POST', path: '/login', headers: { 'content-type': 'application/json', 'x-forwarded-for': from }, body: JSON.stringify({ username: user, password: 'pw-pw' }) }));
-        else attempts.push(call(port, { method: 'POST', path: '/register', headers: { 'content-type': 'application/json', 'x-forwarded-for': from }, body: JSON.stringify({ username: `x${user}`, password: 'x' }) }));
+        if (index % 3 === 0)
+          attempts.push(
+            call(port, { path: '/login', headers: { authorization: basic(user, 'pw-pw'), 'x-forwarded-for': from } }),
+          );
+        else if (index % 3 === 1)
+          attempts.push(
+            call(port, {
+              method: 'POST',
+              path: '/login',
+              headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+              body: JSON.stringify({ username: user, password: 'pw-pw' }),
+            }),
+          );
+        else
+          attempts.push(
+            call(port, {
+              method: 'POST',
+              path: '/register',
+              headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+              body: JSON.stringify({ username: `x${user}`, password: 'x' }),
+            }),
+          );
       }
       for (const reply of await Promise.all(attempts)) expect(reply.status, reply.text).to.be.oneOf([400, 401]);
       const before = await snapshot();
-      expectJsonError(await call(port, { path: '/login', headers: { authorization: basic('fresh-name', 'pw-pw'), 'x-forwarded-for': from } }), 429);
-      expectJsonError(await call(port, { method: 'POST', path: '/register', headers: { 'content-type': 'application/json', 'x-forwarded-for': from }, body: JSON.stringify({ username: 'fresh-user-1', password: 'good-password' }) }), 429);
+      expectJsonError(
+        await call(port, {
+          path: '/login',
+          headers: { authorization: basic('fresh-name', 'pw-pw'), 'x-forwarded-for': from },
+        }),
+        429,
+      );
+      expectJsonError(
+        await call(port, {
+          method: 'POST',
+          path: '/register',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+          body: JSON.stringify({ username: 'fresh-user-1', password: 'good-password' }),
+        }),
+        429,
+      );
       expect(await snapshot(), 'the refused registration created nobody').to.equal(before);
       const other = await login('bob', 'bob-pw', '198.51.100.3');
       expect(other.status, other.text).to.equal(200);
@@ -161,7 +199,9 @@ describe('hostile HTTP clients', function () {
     it('answers a flood of 300 parallel attempts quickly with 429 (no password hashing for refused attempts) and keeps serving', async () => {
       const from = '203.0.113.10';
       const started = Date.now();
-      const replies = await Promise.all(Array.from({ length: 300 }, (_, index) => login(`flood-${index}`, 'pw-pw', from)));
+      const replies = await Promise.all(
+        Array.from({ length: 300 }, (_, index) => login(`flood-${index}`, 'pw-pw', from)),
+      );
       const elapsed = Date.now() - started;
       const statuses = replies.map((reply) => reply.status);
       expect(statuses.every((status) => status === 401 || status === 429)).to.equal(true);
@@ -204,11 +244,28 @@ describe('hostile HTTP clients', function () {
       expect(api.loginRateLimit).to.deep.equal({ attempts: 10, windowMs: 10_000 });
       expect(api.loginRateLimitPerClient).to.deep.equal({ attempts: 50, windowMs: 10_000 });
       expect(api.trustProxy).to.equal(false);
-      expect([api.headersTimeoutMs, api.requestTimeoutMs, api.keepAliveTimeoutMs]).to.deep.equal([20_000, 120_000, 5_000]);
+      expect([api.headersTimeoutMs, api.requestTimeoutMs, api.keepAliveTimeoutMs]).to.deep.equal([
+        20_000, 120_000, 5_000,
+      ]);
     });
 
     it('take other values, "off", proxies and timeouts', async () => {
-      const { api } = (await parse('--login-rate-limit', '3/500ms', '--login-rate-limit-client', 'off', '--trust-proxy', 'loopback,10.0.0.0/8', '--headers-timeout-ms', '5000', '--request-timeout-ms', '0', '--keep-alive-timeout-ms', '1000')).server;
+      const { api } = (
+        await parse(
+          '--login-rate-limit',
+          '3/500ms',
+          '--login-rate-limit-client',
+          'off',
+          '--trust-proxy',
+          'loopback,10.0.0.0/8',
+          '--headers-timeout-ms',
+          '5000',
+          '--request-timeout-ms',
+          '0',
+          '--keep-alive-timeout-ms',
+          '1000',
+        )
+      ).server;
       expect(api.loginRateLimit).to.deep.equal({ attempts: 3, windowMs: 500 });
       expect(api.loginRateLimitPerClient).to.equal(null);
       expect(api.trustProxy).to.equal('loopback,10.0.0.0/8');
@@ -220,7 +277,23 @@ describe('hostile HTTP clients', function () {
       const config = await parse('--log-level', 'warn', '--log-level', 'debug', '--port', '9000', '--port', '9001');
       expect(config.logLevel).to.equal('debug');
       expect(config.server.api.port).to.equal(9001);
-      const worker = parseWorkerArgs(['--controller', 'localhost:40899', '--worker-name', 'w', '--worker-name', 'w2', '--log-level', 'info', '--log-level', 'warn', '--secret', 's'], {});
+      const worker = parseWorkerArgs(
+        [
+          '--controller',
+          'localhost:40899',
+          '--worker-name',
+          'w',
+          '--worker-name',
+          'w2',
+          '--log-level',
+          'info',
+          '--log-level',
+          'warn',
+          '--secret',
+          's',
+        ],
+        {},
+      );
       expect([worker.name, worker.logLevel]).to.deep.equal(['w2', 'warn']);
     });
 
@@ -258,7 +331,11 @@ describe('hostile HTTP clients', function () {
     it('a wrong password for an existing user takes about as long as an unknown user (median of 20 each, within 3x)', async () => {
       const time = async (user: string): Promise<number> => {
         const started = process.hrtime.bigint();
-        const reply = await call(quiet.api.port, { method: 'POST', path: '/login', headers: { authorization: basic(user, 'wrong-password') } });
+        const reply = await call(quiet.api.port, {
+          method: 'POST',
+          path: '/login',
+          headers: { authorization: basic(user, 'wrong-password') },
+        });
         expect(reply.status).to.equal(401);
         return Number(process.hrtime.bigint() - started) / 1e6;
       };
@@ -271,7 +348,10 @@ describe('hostile HTTP clients', function () {
         unknown.push(await time(`ghost-${index}`));
       }
       const [a, b] = [median(existing), median(unknown)];
-      expect(Math.max(a, b) / Math.min(a, b), `medians ${a.toFixed(1)} ms (existing) vs ${b.toFixed(1)} ms (unknown)`).to.be.below(3);
+      expect(
+        Math.max(a, b) / Math.min(a, b),
+        `medians ${a.toFixed(1)} ms (existing) vs ${b.toFixed(1)} ms (unknown)`,
+      ).to.be.below(3);
     });
   });
 
@@ -294,7 +374,9 @@ describe('hostile HTTP clients', function () {
         expect(at - started, 'closed soon after the headers timeout').to.be.within(800, 3_500);
         const received = clients[index]!.received();
         expect(received).to.match(/^HTTP\/1\.1 408 /);
-        expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).to.deep.equal({ error: { code: 408, message: 'the request took too long to arrive' } });
+        expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).to.deep.equal({
+          error: { code: 408, message: 'the request took too long to arrive' },
+        });
       }
     });
 
@@ -311,37 +393,66 @@ describe('hostile HTTP clients', function () {
       const multipart = await rawClient(port);
       const started = Date.now();
       const body = JSON.stringify({ workload_name: 'slow-body-workload', filter: 'blur', padding: 'p'.repeat(200) });
-      json.socket.write(`POST /workloads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
-      multipart.socket.write(`POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n`);
+      json.socket.write(
+        `POST /workloads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+      multipart.socket.write(
+        `POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n`,
+      );
       void trickle(json, body, 200);
-      void trickle(multipart, `--B\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\n\r\n${'x'.repeat(500)}`, 200);
+      void trickle(
+        multipart,
+        `--B\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\n\r\n${'x'.repeat(500)}`,
+        200,
+      );
       const [jsonClosed, multipartClosed] = await Promise.all([json.closed, multipart.closed]);
-      for (const [client, at] of [[json, jsonClosed], [multipart, multipartClosed]] as const) {
+      for (const [client, at] of [
+        [json, jsonClosed],
+        [multipart, multipartClosed],
+      ] as const) {
         expect(at - started).to.be.within(1_500, 5_000);
         expect(client.received()).to.match(/^HTTP\/1\.1 408 [\s\S]*"code":408/);
       }
       expect(await snapshot()).to.equal(before);
-      expect((await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } })).status).to.equal(200);
+      expect(
+        (await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } })).status,
+      ).to.equal(200);
     });
 
     it('closes the file of a download whose client went away (no file descriptor leak)', async () => {
       // the API checks only the header: a PNG header and 5 MB of padding is a big file to download
-      const header = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC', 'base64');
+      const header = Buffer.from(
+        'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC',
+        'base64',
+      );
       const big = Buffer.concat([header, Buffer.alloc(5 * 1024 * 1024 - header.length - 1024)]);
-      const workload = await call(port, { method: 'POST', path: '/workloads', headers: { authorization: `Bearer ${aliceToken}` } });
+      const workload = await call(port, {
+        method: 'POST',
+        path: '/workloads',
+        headers: { authorization: `Bearer ${aliceToken}` },
+      });
       const boundary = 'DownloadBoundary';
       const body = Buffer.concat([
-        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${String(workload.json.workload_id)}\r\n--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n`),
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${String(workload.json.workload_id)}\r\n--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n`,
+        ),
         big,
         Buffer.from(`\r\n--${boundary}--\r\n`),
       ]);
-      const uploaded = await call(port, { method: 'POST', path: '/images', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+      const uploaded = await call(port, {
+        method: 'POST',
+        path: '/images',
+        headers: { authorization: `Bearer ${aliceToken}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+        body,
+      });
       expect(uploaded.status, uploaded.text).to.equal(201);
       const openFiles = () => readdirSync('/proc/self/fd').length;
       const before = openFiles();
       for (let index = 0; index < 20; index++) {
         const client = await rawClient(port);
-        client.socket.write(`GET /images/${String(uploaded.json.image_id)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\n\r\n`);
+        client.socket.write(
+          `GET /images/${String(uploaded.json.image_id)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\n\r\n`,
+        );
         while (!client.received().includes('\r\n\r\n')) await sleep(5);
         client.socket.pause();
         client.socket.destroy();
@@ -367,9 +478,18 @@ describe('hostile HTTP clients', function () {
 
     const contentTypes: { type: string; body: string }[] = [
       { type: 'text/plain', body: 'username=alice&password=alice-pw&workload_name=ct-text&filter=blur' },
-      { type: 'application/xml', body: '<workload><workload_name>ct-xml</workload_name><username>ct-xml</username><password>ct-xml-pw</password></workload>' },
-      { type: 'multipart/form-data', body: '--x\r\nContent-Disposition: form-data; name="workload_name"\r\n\r\nct-multi\r\n--x--\r\n' },
-      { type: 'application/octet-stream', body: '{"username":"ct-octet","password":"ct-octet-pw","workload_name":"ct-octet"}' },
+      {
+        type: 'application/xml',
+        body: '<workload><workload_name>ct-xml</workload_name><username>ct-xml</username><password>ct-xml-pw</password></workload>',
+      },
+      {
+        type: 'multipart/form-data',
+        body: '--x\r\nContent-Disposition: form-data; name="workload_name"\r\n\r\nct-multi\r\n--x--\r\n',
+      },
+      {
+        type: 'application/octet-stream',
+        body: '{"username":"ct-octet","password":"ct-octet-pw","workload_name":"ct-octet"}',
+      },
       { type: 'application/json; charset=iso-8859-1', body: '{"username":"ct-latin1","password":"ct-latin1-pw"}' },
       { type: '', body: '{"username":"ct-none","password":"ct-none-pw","workload_name":"ct-none"}' },
     ];
@@ -377,12 +497,22 @@ describe('hostile HTTP clients', function () {
       for (const { type, body } of contentTypes) {
         it(`POST ${route} with content type ${JSON.stringify(type)}: a clear JSON 4xx, nothing created`, async () => {
           const before = await snapshot();
-          const headers: Record<string, string> = { ...bearer(), 'x-forwarded-for': `198.18.0.${routes.indexOf(route) + 1}` };
+          const headers: Record<string, string> = {
+            ...bearer(),
+            'x-forwarded-for': `198.18.0.${routes.indexOf(route) + 1}`,
+          };
           if (type) headers['content-type'] = type;
           const reply = await call(port, { method: 'POST', path: route, headers, body });
           const expected = type.startsWith('multipart/') || route === '/images' ? 400 : 415;
           // an octet-stream body to /images is an image sent whole, whose fields go in the query string
-          const message = route === '/images' ? (type === 'application/octet-stream' ? /workload_id/ : /multipart/) : type.startsWith('multipart/') ? /multipart/ : /content type|charset/;
+          const message =
+            route === '/images'
+              ? type === 'application/octet-stream'
+                ? /workload_id/
+                : /multipart/
+              : type.startsWith('multipart/')
+                ? /multipart/
+                : /content type|charset/;
           expectJsonError(reply, expected, message);
           expect(await snapshot()).to.equal(before);
         });
@@ -390,7 +520,12 @@ describe('hostile HTTP clients', function () {
     }
 
     it('an empty body with any content type still creates a workload with defaults (the contract)', async () => {
-      const reply = await call(port, { method: 'POST', path: '/workloads', headers: { ...bearer(), 'content-type': 'text/plain' }, body: '' });
+      const reply = await call(port, {
+        method: 'POST',
+        path: '/workloads',
+        headers: { ...bearer(), 'content-type': 'text/plain' },
+        body: '',
+      });
       expect(reply.status, reply.text).to.equal(201);
       expect(reply.json.filter).to.equal('grayscale');
     });
@@ -399,14 +534,40 @@ describe('hostile HTTP clients', function () {
     for (const route of ['/register', '/workloads', '/login'] as const) {
       it(`a 200 KB JSON body to ${route} is 413 JSON, also sent chunked`, async () => {
         const before = await snapshot();
-        expectJsonError(await call(port, { method: 'POST', path: route, headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.1.1' }, body: huge }), 413, /limit/);
+        expectJsonError(
+          await call(port, {
+            method: 'POST',
+            path: route,
+            headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.1.1' },
+            body: huge,
+          }),
+          413,
+          /limit/,
+        );
         // chunked: no content length to refuse up front, the limit stops it while reading
         const chunked = await new Promise<Reply>((resolve, reject) => {
-          const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: route, headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.1.2' }, agent: false }, (res) => {
-            let text = '';
-            res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: JSON.parse(text) as Reply['json'] }));
-          });
+          const req = httpRequest(
+            {
+              host: '127.0.0.1',
+              port,
+              method: 'POST',
+              path: route,
+              headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.1.2' },
+              agent: false,
+            },
+            (res) => {
+              let text = '';
+              res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+              res.on('end', () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  headers: res.headers,
+                  text,
+                  json: JSON.parse(text) as Reply['json'],
+                }),
+              );
+            },
+          );
           req.on('error', reject);
           for (let offset = 0; offset < huge.length; offset += 16_384) req.write(huge.slice(offset, offset + 16_384));
           req.end();
@@ -421,48 +582,113 @@ describe('hostile HTTP clients', function () {
         const client = await rawClient(port);
         const started = Date.now();
         const type = route === '/images' ? 'multipart/form-data; boundary=B' : 'application/json';
-        client.socket.write(`POST ${route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: ${type}\r\nContent-Length: 10000000000\r\n\r\n{"filter":`);
+        client.socket.write(
+          `POST ${route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: ${type}\r\nContent-Length: 10000000000\r\n\r\n{"filter":`,
+        );
         const closedAt = await client.closed;
         expect(client.received()).to.match(/^HTTP\/1\.1 413 [\s\S]*"code":413/);
         expect(closedAt - started).to.be.below(1_000);
       });
     }
 
-    const deep = (depth: number, open: string, close: string, inner = '1') => `${open.repeat(depth)}${inner}${close.repeat(depth)}`;
-    const deepBodies: { title: string; route: '/login' | '/register' | '/workloads'; body: string; status: number }[] = [
-      { title: 'a workload_name nested 20000 arrays deep', route: '/workloads', body: `{"workload_name":${deep(20_000, '[', ']')}}`, status: 400 },
-      { title: 'tags nested 5000 objects deep', route: '/workloads', body: `{"tags":${deep(5_000, '{"a":', '}')}}`, status: 400 },
-      { title: 'a bare array nested 30000 deep', route: '/workloads', body: deep(30_000, '[', ']'), status: 400 },
-      { title: 'a username nested 5000 objects deep', route: '/login', body: `{"username":${deep(5_000, '{"a":', '}')},"password":"x"}`, status: 401 },
-      { title: 'a password nested 20000 arrays deep', route: '/register', body: `{"username":"deep-user","password":${deep(20_000, '[', ']')}}`, status: 400 },
-    ];
+    const deep = (depth: number, open: string, close: string, inner = '1') =>
+      `${open.repeat(depth)}${inner}${close.repeat(depth)}`;
+    const deepBodies: { title: string; route: '/login' | '/register' | '/workloads'; body: string; status: number }[] =
+      [
+        {
+          title: 'a workload_name nested 20000 arrays deep',
+          route: '/workloads',
+          body: `{"workload_name":${deep(20_000, '[', ']')}}`,
+          status: 400,
+        },
+        {
+          title: 'tags nested 5000 objects deep',
+          route: '/workloads',
+          body: `{"tags":${deep(5_000, '{"a":', '}')}}`,
+          status: 400,
+        },
+        { title: 'a bare array nested 30000 deep', route: '/workloads', body: deep(30_000, '[', ']'), status: 400 },
+        {
+          title: 'a username nested 5000 objects deep',
+          route: '/login',
+          body: `{"username":${deep(5_000, '{"a":', '}')},"password":"x"}`,
+          status: 401,
+        },
+        {
+          title: 'a password nested 20000 arrays deep',
+          route: '/register',
+          body: `{"username":"deep-user","password":${deep(20_000, '[', ']')}}`,
+          status: 400,
+        },
+      ];
     for (const { title, route, body, status } of deepBodies) {
       it(`deeply nested JSON: ${title} to ${route} is ${status} JSON, nothing created`, async () => {
         const before = await snapshot();
-        expectJsonError(await call(port, { method: 'POST', path: route, headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.2.1' }, body }), status);
+        expectJsonError(
+          await call(port, {
+            method: 'POST',
+            path: route,
+            headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.2.1' },
+            body,
+          }),
+          status,
+        );
         expect(await snapshot()).to.equal(before);
       });
     }
 
     for (const route of ['/login', '/register', '/workloads'] as const) {
-      for (const body of ['[]', '[{"username":"alice","password":"alice-pw","filter":"blur","workload_name":"from-array"}]', '"alice"', '42', 'null']) {
+      for (const body of [
+        '[]',
+        '[{"username":"alice","password":"alice-pw","filter":"blur","workload_name":"from-array"}]',
+        '"alice"',
+        '42',
+        'null',
+      ]) {
         it(`a JSON ${body.length > 10 ? 'array of an object' : body} body to ${route} is 400 JSON, nothing created`, async () => {
           const before = await snapshot();
-          expectJsonError(await call(port, { method: 'POST', path: route, headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.3.1' }, body }), 400, /object|JSON/);
+          expectJsonError(
+            await call(port, {
+              method: 'POST',
+              path: route,
+              headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.3.1' },
+              body,
+            }),
+            400,
+            /object|JSON/,
+          );
           expect(await snapshot()).to.equal(before);
         });
       }
     }
 
     const polluting: { title: string; type: string; body: string; workloadStatus?: number }[] = [
-      { title: 'JSON __proto__', type: 'application/json', body: '{"__proto__":{"admin":true,"filter":"blur","username":"alice","password":"alice-pw","workload_name":"polluted-1"}}' },
-      { title: 'JSON constructor.prototype', type: 'application/json', body: '{"constructor":{"prototype":{"admin":true,"filter":"blur","workload_name":"polluted-2"}}}' },
-      { title: 'JSON __proto__ next to real fields', type: 'application/json', body: '{"username":"polluter","password":"polluter-pw","__proto__":{"admin":true}}' },
-      { title: 'form __proto__[admin]', type: 'application/x-www-form-urlencoded', body: '__proto__[admin]=true&__proto__=x&constructor[prototype][admin]=true' },
+      {
+        title: 'JSON __proto__',
+        type: 'application/json',
+        body: '{"__proto__":{"admin":true,"filter":"blur","username":"alice","password":"alice-pw","workload_name":"polluted-1"}}',
+      },
+      {
+        title: 'JSON constructor.prototype',
+        type: 'application/json',
+        body: '{"constructor":{"prototype":{"admin":true,"filter":"blur","workload_name":"polluted-2"}}}',
+      },
+      {
+        title: 'JSON __proto__ next to real fields',
+        type: 'application/json',
+        body: '{"username":"polluter","password":"polluter-pw","__proto__":{"admin":true}}',
+      },
+      {
+        title: 'form __proto__[admin]',
+        type: 'application/x-www-form-urlencoded',
+        body: '__proto__[admin]=true&__proto__=x&constructor[prototype][admin]=true',
+      },
       {
         title: 'multipart __proto__[admin], a[__proto__][admin] and constructor[prototype][admin]',
         type: 'multipart/form-data; boundary=P',
-        body: ['__proto__[admin]', 'a[__proto__][admin]', 'constructor[prototype][admin]', 'b[0][__proto__][admin]'].map((name) => `--P\r\nContent-Disposition: form-data; name="${name}"\r\n\r\ntrue\r\n`).join('') + '--P--\r\n',
+        body: `${['__proto__[admin]', 'a[__proto__][admin]', 'constructor[prototype][admin]', 'b[0][__proto__][admin]']
+          .map((name) => `--P\r\nContent-Disposition: form-data; name="${name}"\r\n\r\ntrue\r\n`)
+          .join('')}--P--\r\n`,
       },
       {
         title: 'multipart tags[__proto__][admin]',
@@ -474,7 +700,12 @@ describe('hostile HTTP clients', function () {
     for (const route of ['/login', '/register', '/workloads'] as const) {
       for (const { title, type, body, workloadStatus = 201 } of polluting) {
         it(`${title} to ${route}: nothing polluted, a clear error or the defaults`, async () => {
-          const reply = await call(port, { method: 'POST', path: route, headers: { ...bearer(), 'content-type': type, 'x-forwarded-for': '198.18.4.1' }, body });
+          const reply = await call(port, {
+            method: 'POST',
+            path: route,
+            headers: { ...bearer(), 'content-type': type, 'x-forwarded-for': '198.18.4.1' },
+            body,
+          });
           expect(({} as Record<string, unknown>).admin).to.equal(undefined);
           expect(Object.prototype).to.not.have.property('admin');
           expect(reply.headers['content-type']).to.match(/^application\/json/);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { boxBlurRgba } from '../common/filters/box-blur.js';
+import { boxBlurRgba } from '../../common/filters/box-blur.js';
 
 function image(width: number, height: number, fill: (x: number, y: number) => number): Uint8Array {
   const data = new Uint8Array(width * height * 4);
@@ -13,11 +13,12 @@ function image(width: number, height: number, fill: (x: number, y: number) => nu
   return data;
 }
 
-describe('box blur (the jimp engine\'s blur)', () => {
+describe("box blur (the jimp engine's blur)", () => {
   it('leaves a uniform image unchanged, alpha included', () => {
     const data = image(17, 9, () => 120);
     boxBlurRgba(data, 17, 9, 5, 2);
-    for (let i = 0; i < data.length; i += 4) expect([data[i], data[i + 1], data[i + 2], data[i + 3]]).to.deep.equal([120, 120, 120, 255]);
+    for (let i = 0; i < data.length; i += 4)
+      expect([data[i], data[i + 1], data[i + 2], data[i + 3]]).to.deep.equal([120, 120, 120, 255]);
   });
 
   it('spreads a bright dot evenly around it and keeps its total brightness', () => {
@@ -30,7 +31,11 @@ describe('box blur (the jimp engine\'s blur)', () => {
     expect(total).to.be.within(200, 310); // rounding at each pass moves the sum a little
     expect(at(20, 20)).to.be.below(255);
     expect(at(20, 20)).to.be.at.least(at(23, 20));
-    for (const [dx, dy] of [[3, 0], [0, 3], [2, 2]] as const) {
+    for (const [dx, dy] of [
+      [3, 0],
+      [0, 3],
+      [2, 2],
+    ] as const) {
       expect(at(20 + dx, 20 + dy)).to.equal(at(20 - dx, 20 - dy));
       expect(at(20 + dx, 20 + dy)).to.equal(at(20 + dy, 20 + dx));
     }
@@ -45,8 +50,19 @@ describe('box blur (the jimp engine\'s blur)', () => {
 
   it('matches a plain per-pixel window average (edges clamped), on random pixels of many shapes', () => {
     let seed = 12345;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
-    for (const [width, height] of [[1, 1], [2, 3], [7, 13], [40, 4], [5, 40], [33, 27], [12, 6]] as const) {
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % 256;
+    };
+    for (const [width, height] of [
+      [1, 1],
+      [2, 3],
+      [7, 13],
+      [40, 4],
+      [5, 40],
+      [33, 27],
+      [12, 6],
+    ] as const) {
       for (const radius of [1, 3, 5]) {
         const data = Uint8Array.from({ length: width * height * 4 }, random);
         const expected = naiveBoxBlur(data, width, height, radius, 2);

@@ -1,14 +1,28 @@
 // Faults of worker processes, on real worker processes around an in-process server (so the tests can
 // look at leases, holders and image records): SIGKILL, SIGSTOP/SIGCONT and SIGTERM mid-job.
 import { expect } from 'chai';
-import { createServer, request as httpRequest, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Server } from '../bin/server.js';
-import { TestClient } from './helpers/api.js';
-import { decodeRgba, isGray, makeTestImage } from './helpers/images.js';
-import { killAll, waitFor, type Spawned } from './helpers/processes.js';
-import { filteredPerOriginal, jobStates, liveWorker, logLines, seconds, sleep, spawnWorkerProcess } from './helpers/restart.js';
-import { makeDirs, spawnWorker, startTestServer, type TestDirs } from './helpers/system.js';
+import type { Server } from '../../bin/server.js';
+import { TestClient } from '../helpers/api.js';
+import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
+import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
+import {
+  filteredPerOriginal,
+  jobStates,
+  liveWorker,
+  logLines,
+  seconds,
+  sleep,
+  spawnWorkerProcess,
+} from '../helpers/restart.js';
+import { makeDirs, spawnWorker, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const LEASE_MS = 2000;
 const HEARTBEAT_MS = 500;
@@ -30,7 +44,8 @@ async function expectExactlyOnce(server: Server, client: TestClient, workloadId:
   const data = server.controller.store.data;
   const perOriginal = filteredPerOriginal(data, workloadId);
   expect(perOriginal.size, 'originals').to.equal(count);
-  for (const [original, filtered] of perOriginal) expect(filtered, `filtered images of original ${original}`).to.equal(1);
+  for (const [original, filtered] of perOriginal)
+    expect(filtered, `filtered images of original ${original}`).to.equal(1);
   expect(jobStates(data, workloadId)).to.deep.equal({ done: count });
   const view = await client.workload(workloadId);
   expect(view.status).to.equal('completed');
@@ -97,7 +112,14 @@ class ObservingProxy {
 
   constructor() {
     this.server = createServer((req, res) => {
-      const entry: ProxiedRequest = { token: (req.headers.authorization ?? '').replace(/^Bearer /, ''), method: req.method ?? '', path: req.url ?? '', status: null, at: Date.now(), answeredAt: null };
+      const entry: ProxiedRequest = {
+        token: (req.headers.authorization ?? '').replace(/^Bearer /, ''),
+        method: req.method ?? '',
+        path: req.url ?? '',
+        status: null,
+        at: Date.now(),
+        answeredAt: null,
+      };
       this.requests.push(entry);
       const held = this.onRequest(entry);
       if (held) void held.then(() => this.forward(req, res, entry));
@@ -106,14 +128,17 @@ class ObservingProxy {
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, entry: ProxiedRequest): void {
-    const upstream = httpRequest({ host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers: req.headers }, (response) => {
-      entry.status = response.statusCode ?? 502;
-      entry.answeredAt = Date.now();
-      this.onUpstreamAnswer(entry);
-      res.writeHead(entry.status, response.headers);
-      response.pipe(res);
-      res.on('finish', () => this.onAnswered(entry));
-    });
+    const upstream = httpRequest(
+      { host: '127.0.0.1', port: this.targetPort, method: req.method, path: req.url, headers: req.headers },
+      (response) => {
+        entry.status = response.statusCode ?? 502;
+        entry.answeredAt = Date.now();
+        this.onUpstreamAnswer(entry);
+        res.writeHead(entry.status, response.headers);
+        response.pipe(res);
+        res.on('finish', () => this.onAnswered(entry));
+      },
+    );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   }
@@ -141,7 +166,9 @@ describe('faults: worker processes', function () {
 
   before(async () => {
     // jimp workers with one slot and 640x480 noise: a job lasts long enough to be caught in the middle
-    images = await Promise.all(Array.from({ length: IMAGE_COUNT }, (_, index) => makeTestImage(640, 480, 'image/png', 500 + index)));
+    images = await Promise.all(
+      Array.from({ length: IMAGE_COUNT }, (_, index) => makeTestImage(640, 480, 'image/png', 500 + index)),
+    );
     large = await Promise.all([1, 2].map((seed) => makeTestImage(1200, 900, 'image/png', 900 + seed)));
   });
 
@@ -158,15 +185,26 @@ describe('faults: worker processes', function () {
     }
   });
 
-  async function start(overrides: { publicApiUrl?: string } = {}): Promise<{ server: Server; client: TestClient; controllerPort: number }> {
+  async function start(
+    overrides: { publicApiUrl?: string } = {},
+  ): Promise<{ server: Server; client: TestClient; controllerPort: number }> {
     dirs = await makeDirs();
     const started = await startTestServer(dirs, { leaseMs: LEASE_MS, heartbeatMs: HEARTBEAT_MS, ...overrides });
     server = started.server;
-    return { server: started.server, client: await TestClient.login(started.url, 'alice', 'alice-pw'), controllerPort: started.config.controller.port };
+    return {
+      server: started.server,
+      client: await TestClient.login(started.url, 'alice', 'alice-pw'),
+      controllerPort: started.config.controller.port,
+    };
   }
 
   function registered(target: Server, names: string[]): Promise<boolean> {
-    return waitFor(`workers ${names.join(', ')} to register`, async () => names.every((name) => liveWorker(target, name)?.state === 'alive'), 30_000, 20);
+    return waitFor(
+      `workers ${names.join(', ')} to register`,
+      async () => names.every((name) => liveWorker(target, name)?.state === 'alive'),
+      30_000,
+      20,
+    );
   }
 
   it('SIGKILL mid-job: its jobs are requeued within the lease of its last heartbeat, and the workload completes on the others, one result per original', async () => {
@@ -187,11 +225,14 @@ describe('faults: worker processes', function () {
 
     const done = await client.waitForCompletion(workload.workload_id, 90_000);
     const completedAt = Date.now();
-    console.log(`  recovery: SIGKILL worker -> ${held.length} job(s) requeued ${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`);
+    console.log(
+      `  recovery: SIGKILL worker -> ${held.length} job(s) requeued ${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`,
+    );
     expect(requeuedAfter, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
     expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
     // the victim's jobs were done again by the survivor: a second attempt
-    for (const id of held) expect(s.controller.store.data.jobs[id]!.attempts, `attempts of the victim's job ${id}`).to.be.at.least(2);
+    for (const id of held)
+      expect(s.controller.store.data.jobs[id]!.attempts, `attempts of the victim's job ${id}`).to.be.at.least(2);
     await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
   });
 
@@ -206,7 +247,12 @@ describe('faults: worker processes', function () {
     const names = ['hang-filter', 'hang-upload', 'hang-done'] as const;
     const redone = ['hang-filter', 'hang-upload'] as const;
     type Sleeper = (typeof names)[number];
-    const sleepers = Object.fromEntries(names.map((name) => [name, spawnWorkerProcess({ controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' })])) as Record<Sleeper, Spawned>;
+    const sleepers = Object.fromEntries(
+      names.map((name) => [
+        name,
+        spawnWorkerProcess({ controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }),
+      ]),
+    ) as Record<Sleeper, Spawned>;
     spawnWorker({ controllerPort, name: 'steady', engine: 'jimp', slots: 2 });
     await registered(s, [...names, 'steady']);
 
@@ -224,14 +270,24 @@ describe('faults: worker processes', function () {
       sleepers[name].child.kill('SIGSTOP');
       const workerId = liveWorker(s, name)!.record.id;
       const jobs = job ? [job] : [...s.controller.jobs.heldBy(workerId)];
-      stops.set(name, { at: Date.now(), workerId, jobs, filtered: jobs.map((id) => s.controller.store.data.jobs[id]!.filtered_image_id) });
+      stops.set(name, {
+        at: Date.now(),
+        workerId,
+        jobs,
+        filtered: jobs.map((id) => s.controller.store.data.jobs[id]!.filtered_image_id),
+      });
     };
     const tokenOf = (name: string): string | undefined => liveWorker(s, name)?.token;
     // hang-upload's upload is in flight while it hangs: it reaches the API only once the job has moved on
     let uploadArrives = (): void => undefined;
     const uploadHeld = new Promise<void>((resolve) => (uploadArrives = resolve));
     proxy.onRequest = (request) => {
-      if (request.method === 'POST' && request.path.split('?', 1)[0] === '/images' && request.token === tokenOf('hang-upload') && !stops.has('hang-upload')) {
+      if (
+        request.method === 'POST' &&
+        request.path.split('?', 1)[0] === '/images' &&
+        request.token === tokenOf('hang-upload') &&
+        !stops.has('hang-upload')
+      ) {
         stop('hang-upload');
         return uploadHeld;
       }
@@ -244,7 +300,8 @@ describe('faults: worker processes', function () {
       }
     };
     proxy.onAnswered = (request) => {
-      if (request.method === 'GET' && request.status === 200 && request.token === tokenOf('hang-filter')) stop('hang-filter');
+      if (request.method === 'GET' && request.status === 200 && request.token === tokenOf('hang-filter'))
+        stop('hang-filter');
     };
 
     const workload = await client.createWorkload({ filter: 'grayscale' });
@@ -253,9 +310,13 @@ describe('faults: worker processes', function () {
 
     // the answered upload completed hang-done's job: it is not requeued, and its result stands
     const early = stops.get('hang-done')!;
-    expect(early.filtered[0], 'hang-done\'s upload was recorded').to.be.a('string');
+    expect(early.filtered[0], "hang-done's upload was recorded").to.be.a('string');
     const earlyJob = s.controller.store.data.jobs[early.jobs[0] ?? '']!;
-    expect(earlyJob, 'hang-done\'s job was done when it stopped').to.include({ state: 'done', attempts: 1, filtered_image_id: early.filtered[0] });
+    expect(earlyJob, "hang-done's job was done when it stopped").to.include({
+      state: 'done',
+      attempts: 1,
+      filtered_image_id: early.filtered[0],
+    });
 
     const requeued = new Map<Sleeper, number>();
     for (const name of redone) {
@@ -265,15 +326,30 @@ describe('faults: worker processes', function () {
       requeued.set(name, requeuedAt);
       if (name === 'hang-upload') uploadArrives();
       const lastHeartbeat = s.controller.workers.get(workerId)!.last_seen;
-      console.log(`  recovery: SIGSTOP worker (${name}) -> job requeued ${seconds(requeuedAt - lastHeartbeat)} s after its last heartbeat (${seconds(requeuedAt - at)} s after the stop)`);
-      expect(requeuedAt - lastHeartbeat, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
+      console.log(
+        `  recovery: SIGSTOP worker (${name}) -> job requeued ${seconds(requeuedAt - lastHeartbeat)} s after its last heartbeat (${seconds(requeuedAt - at)} s after the stop)`,
+      );
+      expect(requeuedAt - lastHeartbeat, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(
+        LEASE_MS + 2000,
+      );
     }
     // the reassigned jobs are done by the steady worker before the sleepers wake
     const stolen = redone.flatMap((name) => stops.get(name)!.jobs);
-    await waitFor('the stolen jobs to be done by another worker', async () => stolen.every((id) => s.controller.store.data.jobs[id]?.state === 'done'), 60_000, 20);
-    for (const id of stolen) expect(s.controller.store.data.jobs[id]!.attempts, `job ${id} was done again`).to.be.at.least(2);
-    const filteredBefore = new Map([...stolen, ...early.jobs].map((id) => [id, s.controller.store.data.jobs[id]!.filtered_image_id]));
-    expect(s.controller.store.data.jobs[early.jobs[0]!], 'hang-done\'s job was left alone').to.include({ state: 'done', attempts: 1 });
+    await waitFor(
+      'the stolen jobs to be done by another worker',
+      async () => stolen.every((id) => s.controller.store.data.jobs[id]?.state === 'done'),
+      60_000,
+      20,
+    );
+    for (const id of stolen)
+      expect(s.controller.store.data.jobs[id]!.attempts, `job ${id} was done again`).to.be.at.least(2);
+    const filteredBefore = new Map(
+      [...stolen, ...early.jobs].map((id) => [id, s.controller.store.data.jobs[id]!.filtered_image_id]),
+    );
+    expect(s.controller.store.data.jobs[early.jobs[0]!], "hang-done's job was left alone").to.include({
+      state: 'done',
+      attempts: 1,
+    });
 
     const wokeAt = Date.now();
     for (const sleeper of Object.values(sleepers)) sleeper.child.kill('SIGCONT');
@@ -285,33 +361,60 @@ describe('faults: worker processes', function () {
         `${name} to give up its stale job`,
         async () =>
           logLines(sleepers[name].output()).find(
-            (line) => jobs.includes(String(line.job_id)) && (line.msg === 'job dropped' || line.msg === 'result not accepted: the lease had moved on'),
+            (line) =>
+              jobs.includes(String(line.job_id)) &&
+              (line.msg === 'job dropped' || line.msg === 'result not accepted: the lease had moved on'),
           ),
         20_000,
         50,
       ).catch((error: unknown) => {
-        throw new Error(`${String(error)}\njob ${jobs.join(', ')}: ${JSON.stringify(s.controller.store.data.jobs[jobs[0]!])}\n${name} printed:\n${sleepers[name].output()}`);
+        throw new Error(
+          `${String(error)}\njob ${jobs.join(', ')}: ${JSON.stringify(s.controller.store.data.jobs[jobs[0]!])}\n${name} printed:\n${sleepers[name].output()}`,
+        );
       });
       // the sleeper's first job is the stale one, and its one slot stays taken until the outcome is logged:
       // every upload it sent before that line was for the stale job
-      const uploads = proxy.requests.filter((request) => request.method === 'POST' && request.token === tokenOf(name) && request.at <= Number(outcome.time));
+      const uploads = proxy.requests.filter(
+        (request) => request.method === 'POST' && request.token === tokenOf(name) && request.at <= Number(outcome.time),
+      );
       for (const upload of uploads) {
         // accepted only while the sleeper still held the lease (its body was in before the stop); refused after
         const beforeRequeue = upload.answeredAt !== null && upload.answeredAt < requeued.get(name)!;
-        expect(upload.status, `${name}: a stale upload answered ${beforeRequeue ? 'before' : 'after'} the requeue`).to.equal(beforeRequeue ? 201 : 409);
+        expect(
+          upload.status,
+          `${name}: a stale upload answered ${beforeRequeue ? 'before' : 'after'} the requeue`,
+        ).to.equal(beforeRequeue ? 201 : 409);
       }
-      const reason = outcome.msg === 'job dropped' ? `dropped (${String(outcome.reason)})` : 'finished, but its late complete was not accepted';
-      console.log(`  recovery: SIGCONT ${name} -> its stale job ${reason}, ${seconds(Date.now() - wokeAt)} s after waking; its upload for it answered ${JSON.stringify(uploads.map((request) => request.status))}`);
+      const reason =
+        outcome.msg === 'job dropped'
+          ? `dropped (${String(outcome.reason)})`
+          : 'finished, but its late complete was not accepted';
+      console.log(
+        `  recovery: SIGCONT ${name} -> its stale job ${reason}, ${seconds(Date.now() - wokeAt)} s after waking; its upload for it answered ${JSON.stringify(uploads.map((request) => request.status))}`,
+      );
     }
-    await waitFor('the sleepers to be alive again', async () => names.every((name) => liveWorker(s, name)?.state === 'alive'), 10_000, 50);
+    await waitFor(
+      'the sleepers to be alive again',
+      async () => names.every((name) => liveWorker(s, name)?.state === 'alive'),
+      10_000,
+      50,
+    );
     // hang-done, awake, has nothing left to do for its job: it sent its result once
-    const doneUploads = proxy.requests.filter((request) => request.method === 'POST' && request.token === tokenOf('hang-done') && request.at <= early.at);
-    expect(doneUploads.map((request) => request.status), 'hang-done uploaded its result once').to.deep.equal([201]);
-    console.log(`  recovery: SIGCONT hang-done -> its job stayed done with the result it uploaded before the stop (attempt ${s.controller.store.data.jobs[early.jobs[0]!]!.attempts})`);
+    const doneUploads = proxy.requests.filter(
+      (request) => request.method === 'POST' && request.token === tokenOf('hang-done') && request.at <= early.at,
+    );
+    expect(
+      doneUploads.map((request) => request.status),
+      'hang-done uploaded its result once',
+    ).to.deep.equal([201]);
+    console.log(
+      `  recovery: SIGCONT hang-done -> its job stayed done with the result it uploaded before the stop (attempt ${s.controller.store.data.jobs[early.jobs[0]!]!.attempts})`,
+    );
 
     await client.waitForCompletion(workload.workload_id, 60_000);
     // the late results changed nothing: same result ids, still one per original
-    for (const [id, filtered] of filteredBefore) expect(s.controller.store.data.jobs[id]!.filtered_image_id).to.equal(filtered);
+    for (const [id, filtered] of filteredBefore)
+      expect(s.controller.store.data.jobs[id]!.filtered_image_id).to.equal(filtered);
     await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
   });
 
@@ -320,7 +423,13 @@ describe('faults: worker processes', function () {
     const processes: Record<'drainer' | 'quitter', Spawned> = {
       drainer: spawnWorkerProcess({ controllerPort, name: 'drainer', engine: 'jimp', slots: 1 }),
       // too little drain time for its job: it must hand the job back
-      quitter: spawnWorkerProcess({ controllerPort, name: 'quitter', engine: 'jimp', slots: 1, args: ['--drain-ms', '20'] }),
+      quitter: spawnWorkerProcess({
+        controllerPort,
+        name: 'quitter',
+        engine: 'jimp',
+        slots: 1,
+        args: ['--drain-ms', '20'],
+      }),
     };
     await registered(s, ['drainer', 'quitter']);
     const workload = await client.createWorkload({ filter: 'grayscale' });
@@ -350,7 +459,9 @@ describe('faults: worker processes', function () {
     extra = [...new Set(extra)];
 
     for (const { name, exit, after, states } of exits) {
-      console.log(`  recovery: SIGTERM worker (${name}) -> exited with code ${exit?.code} ${seconds(after)} s after the signal; its running job was ${states.join(', ')} at exit`);
+      console.log(
+        `  recovery: SIGTERM worker (${name}) -> exited with code ${exit?.code} ${seconds(after)} s after the signal; its running job was ${states.join(', ')} at exit`,
+      );
       expect(exit, `${name} exits`).to.not.equal(null);
       expect(exit!.code, `${name} exit code\n${processes[name].output()}`).to.equal(0);
       expect(s.controller.store.data.workers[ids[name]]!.left_at, `${name} said goodbye`).to.be.a('string');

@@ -6,16 +6,16 @@ import { get as httpGet } from 'node:http';
 import { expect } from 'chai';
 import request from 'supertest';
 import type { Response } from 'supertest';
-import { startServer, type Server } from '../bin/server.js';
-import { createLogger } from '../common/log.js';
-import type { ImageView as ImageItem, WorkerView as WorkerItem } from '../common/views.js';
-import { TestClient, type WorkloadBody } from './helpers/api.js';
-import { makeTestImage, poisonPng } from './helpers/images.js';
-import { killAll, waitFor } from './helpers/processes.js';
-import { liveWorker } from './helpers/restart.js';
-import { SseClient } from './helpers/sse.js';
-import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from './helpers/system.js';
-import { readZip } from './helpers/zip.js';
+import { startServer, type Server } from '../../bin/server.js';
+import { createLogger } from '../../common/log.js';
+import type { ImageView as ImageItem, WorkerView as WorkerItem } from '../../common/views.js';
+import { TestClient, type WorkloadBody } from '../helpers/api.js';
+import { makeTestImage, poisonPng } from '../helpers/images.js';
+import { killAll, waitFor } from '../helpers/processes.js';
+import { liveWorker } from '../helpers/restart.js';
+import { SseClient } from '../helpers/sse.js';
+import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from '../helpers/system.js';
+import { readZip } from '../helpers/zip.js';
 
 function expectError(res: Response, status: number, message?: RegExp): void {
   expect(res.status, res.text).to.equal(status);
@@ -43,7 +43,10 @@ describe('dashboard API: lists, retry, archive and events', function () {
   let bob: TestClient;
   let suffix = 0;
 
-  const name = (prefix: string): string => `${prefix}-${Date.now().toString(36)}-${(suffix += 1)}`;
+  const name = (prefix: string): string => {
+    suffix += 1;
+    return `${prefix}-${Date.now().toString(36)}-${suffix}`;
+  };
   const auth = (client: TestClient) => ({ authorization: `Bearer ${client.token}` });
 
   async function images(client: TestClient, workloadId: string): Promise<ImageItem[]> {
@@ -55,7 +58,12 @@ describe('dashboard API: lists, retry, archive and events', function () {
   async function uploadAll(client: TestClient, workloadId: string, count: number, seed: number): Promise<string[]> {
     const ids: string[] = [];
     for (let index = 0; index < count; index++) {
-      const upload = await client.upload(workloadId, await makeTestImage(96 + 8 * index, 64, 'image/png', seed + index), `${index}.png`, 'image/png');
+      const upload = await client.upload(
+        workloadId,
+        await makeTestImage(96 + 8 * index, 64, 'image/png', seed + index),
+        `${index}.png`,
+        'image/png',
+      );
       expect(upload.status, JSON.stringify(upload.body)).to.equal(201);
       ids.push(upload.body.image_id!);
     }
@@ -68,8 +76,19 @@ describe('dashboard API: lists, retry, archive and events', function () {
     config.api.events = { workersMs: 200, heartbeatMs: 300, coalesceMs: 20, historySamples: 50 };
     server = await startServer(config, createLogger('test-server', 'silent'));
     url = `http://127.0.0.1:${server.api.port}`;
-    spawnWorker({ controllerPort: config.controller.port, name: 'dash-worker', engine: 'sharp', slots: 2, tags: ['dash'] });
-    await waitFor('the worker to register', async () => liveWorker(server, 'dash-worker')?.state === 'alive', 30_000, 20);
+    spawnWorker({
+      controllerPort: config.controller.port,
+      name: 'dash-worker',
+      engine: 'sharp',
+      slots: 2,
+      tags: ['dash'],
+    });
+    await waitFor(
+      'the worker to register',
+      async () => liveWorker(server, 'dash-worker')?.state === 'alive',
+      30_000,
+      20,
+    );
     alice = await TestClient.login(url, 'alice', 'alice-pw');
     bob = await TestClient.login(url, 'bob', 'bob-pw');
   });
@@ -112,7 +131,9 @@ describe('dashboard API: lists, retry, archive and events', function () {
         const res = await request(url).get(file);
         expect(res.status, file).to.equal(200);
       }
-      expect((await request(url).get('/js/main.js')).headers['content-type']).to.match(/^(text|application)\/javascript/);
+      expect((await request(url).get('/js/main.js')).headers['content-type']).to.match(
+        /^(text|application)\/javascript/,
+      );
     });
 
     it('leaves unknown files and other methods to the JSON 404', async () => {
@@ -135,15 +156,22 @@ describe('dashboard API: lists, retry, archive and events', function () {
       expect(ids.indexOf(second.workload_id)).to.be.below(ids.indexOf(first.workload_id));
       expect(ids.indexOf(first.workload_id)).to.be.at.least(0);
       expect(ids).not.to.include(bobs.workload_id);
-      expect(list.find((workload) => workload.workload_id === second.workload_id)).to.deep.equal(await alice.workload(second.workload_id));
-      const bobList = ((await request(url).get('/workloads').set(auth(bob))).body as { workloads: WorkloadBody[] }).workloads;
+      expect(list.find((workload) => workload.workload_id === second.workload_id)).to.deep.equal(
+        await alice.workload(second.workload_id),
+      );
+      const bobList = ((await request(url).get('/workloads').set(auth(bob))).body as { workloads: WorkloadBody[] })
+        .workloads;
       expect(bobList.map((workload) => workload.workload_id)).to.deep.equal([bobs.workload_id]);
     });
   });
 
   describe('GET /workers', () => {
     it('shows each worker with its state, load, slots and resource history, and no secrets', async () => {
-      await waitFor('two samples in the history', async () => (liveWorker(server, 'dash-worker')?.history.length ?? 0) >= 2, 10_000);
+      await waitFor(
+        'two samples in the history',
+        async () => (liveWorker(server, 'dash-worker')?.history.length ?? 0) >= 2,
+        10_000,
+      );
       const res = await request(url).get('/workers').set(auth(bob));
       expect(res.status, res.text).to.equal(200);
       const workers = (res.body as { workers: WorkerItem[] }).workers;
@@ -168,13 +196,19 @@ describe('dashboard API: lists, retry, archive and events', function () {
   });
 
   describe('GET /images?workload_id=', () => {
-    it('needs the workload id (400) and hides other users\' workloads (404)', async () => {
+    it("needs the workload id (400) and hides other users' workloads (404)", async () => {
       expectError(await request(url).get('/images').set(auth(alice)), 400, /workload_id/);
       expectError(await request(url).get('/images?workload_id=').set(auth(alice)), 400, /workload_id/);
       expectError(await request(url).get('/images?workload_id=no-such-id').set(auth(alice)), 404);
       const bobs = await bob.createWorkload({ workload_name: name('private') });
       expectError(await request(url).get(`/images?workload_id=${bobs.workload_id}`).set(auth(alice)), 404);
-      expectError(await request(url).get(`/images?workload_id=${bobs.workload_id}&workload_id=${bobs.workload_id}`).set(auth(bob)), 400, /workload_id/);
+      expectError(
+        await request(url)
+          .get(`/images?workload_id=${bobs.workload_id}&workload_id=${bobs.workload_id}`)
+          .set(auth(bob)),
+        400,
+        /workload_id/,
+      );
     });
 
     it('treats inherited property names as the unknown ids they are', async () => {
@@ -190,7 +224,16 @@ describe('dashboard API: lists, retry, archive and events', function () {
       const ids = await uploadAll(alice, workload.workload_id, 2, 10);
       const list = await images(alice, workload.workload_id);
       expect(list.map((image) => image.image_id)).to.deep.equal(ids);
-      expect(list[1]).to.include({ type: 'original', source_image_id: null, mime: 'image/png', width: 104, height: 64, job_state: 'queued', error: null, filtered_image_id: null });
+      expect(list[1]).to.include({
+        type: 'original',
+        source_image_id: null,
+        mime: 'image/png',
+        width: 104,
+        height: 64,
+        job_state: 'queued',
+        error: null,
+        filtered_image_id: null,
+      });
       expect(list[1]!.bytes).to.be.above(0);
     });
   });
@@ -213,7 +256,13 @@ describe('dashboard API: lists, retry, archive and events', function () {
         const original = list[2 * index]!;
         const filtered = list[2 * index + 1]!;
         expect(original).to.include({ image_id: originalId, type: 'original', job_state: 'done', error: null });
-        expect(filtered).to.include({ image_id: original.filtered_image_id, type: 'filtered', source_image_id: originalId, width: original.width, height: original.height });
+        expect(filtered).to.include({
+          image_id: original.filtered_image_id,
+          type: 'filtered',
+          source_image_id: originalId,
+          width: original.width,
+          height: original.height,
+        });
         expect(filtered.image_id).to.equal(workload.filtered_images[index]);
       }
     });
@@ -221,7 +270,12 @@ describe('dashboard API: lists, retry, archive and events', function () {
     for (const how of ['header', 'query'] as const) {
       it(`streams a ZIP of the filtered images (token in the ${how})`, async () => {
         const path = `/workloads/${workload.workload_id}/archive`;
-        const res = await (how === 'header' ? request(url).get(path).set(auth(alice)) : request(url).get(`${path}?token=${alice.token}`)).buffer(true).parse(binary);
+        const res = await (how === 'header'
+          ? request(url).get(path).set(auth(alice))
+          : request(url).get(`${path}?token=${alice.token}`)
+        )
+          .buffer(true)
+          .parse(binary);
         expect(res.status).to.equal(200);
         expect(res.headers['content-type']).to.equal('application/zip');
         expect(res.headers['content-disposition']).to.equal(`attachment; filename="${workload.workload_name}.zip"`);
@@ -254,15 +308,28 @@ describe('dashboard API: lists, retry, archive and events', function () {
       const file = server.controller.images.pathOf(server.controller.store.data.images[done.filtered_images[1]!]!);
       await rm(file);
       await mkdir(file);
-      const outcome = await new Promise<{ status: number; received: number; declared: number; complete: boolean }>((resolve, reject) => {
-        const req = httpGet(`${url}/workloads/${other.workload_id}/archive`, { headers: auth(alice), agent: false }, (res) => {
-          let received = 0;
-          res.on('data', (chunk: Buffer) => (received += chunk.length));
-          res.on('error', () => undefined);
-          res.on('close', () => resolve({ status: res.statusCode ?? 0, received, declared: Number(res.headers['content-length']), complete: res.complete }));
-        });
-        req.on('error', reject);
-      });
+      const outcome = await new Promise<{ status: number; received: number; declared: number; complete: boolean }>(
+        (resolve, reject) => {
+          const req = httpGet(
+            `${url}/workloads/${other.workload_id}/archive`,
+            { headers: auth(alice), agent: false },
+            (res) => {
+              let received = 0;
+              res.on('data', (chunk: Buffer) => (received += chunk.length));
+              res.on('error', () => undefined);
+              res.on('close', () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  received,
+                  declared: Number(res.headers['content-length']),
+                  complete: res.complete,
+                }),
+              );
+            },
+          );
+          req.on('error', reject);
+        },
+      );
       expect(outcome.status).to.equal(200);
       expect(outcome.complete).to.equal(false);
       expect(outcome.received).to.be.below(outcome.declared);
@@ -272,7 +339,11 @@ describe('dashboard API: lists, retry, archive and events', function () {
     it("is 404 for another user's workload and 409 while nothing is filtered", async () => {
       expectError(await request(url).get(`/workloads/${workload.workload_id}/archive`).set(auth(bob)), 404);
       const empty = await alice.createWorkload({ workload_name: name('empty') });
-      expectError(await request(url).get(`/workloads/${empty.workload_id}/archive`).set(auth(alice)), 409, /no filtered images/);
+      expectError(
+        await request(url).get(`/workloads/${empty.workload_id}/archive`).set(auth(alice)),
+        409,
+        /no filtered images/,
+      );
     });
   });
 
@@ -317,7 +388,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
   });
 
   describe('GET /events', () => {
-    it('streams the user\'s own workload changes, worker snapshots and heartbeats, and cleans up on disconnect', async () => {
+    it("streams the user's own workload changes, worker snapshots and heartbeats, and cleans up on disconnect", async () => {
       // the metrics listen to job events for the server's whole life; the streams' hub only while one is open
       const listeners = server.controller.events.listenerCount('job');
       const aliceStream = await SseClient.open(url, `/events?token=${alice.token}`);
@@ -328,23 +399,38 @@ describe('dashboard API: lists, retry, archive and events', function () {
         expect(bobStream.response.statusCode).to.equal(200);
         expect(server.controller.events.listenerCount('job')).to.equal(listeners + 1);
         expect((await aliceStream.next<{ user: string }>('hello')).user).to.equal('alice');
-        const snapshot = await aliceStream.next<{ workers: WorkerItem[] }>('workers', (data) => data.workers.some((worker) => worker.name === 'dash-worker'));
+        const snapshot = await aliceStream.next<{ workers: WorkerItem[] }>('workers', (data) =>
+          data.workers.some((worker) => worker.name === 'dash-worker'),
+        );
         const worker = snapshot.workers.find((item) => item.name === 'dash-worker')!;
         expect(worker.history.length).to.be.within(1, 50);
         // snapshots keep coming (every 200 ms here), and so do heartbeats (every 300 ms)
         const count = aliceStream.events.filter((item) => item.event === 'workers').length;
-        await aliceStream.next('workers', () => aliceStream.events.filter((item) => item.event === 'workers').length > count + 1);
+        await aliceStream.next(
+          'workers',
+          () => aliceStream.events.filter((item) => item.event === 'workers').length > count + 1,
+        );
         await waitFor('a heartbeat', async () => aliceStream.comments > 0, 5_000, 20);
 
         const workload = await alice.createWorkload({ workload_name: name('live'), tags: ['dash'] });
         // one image, seen on the stream, then another: each change reaches the stream by itself
         await uploadAll(alice, workload.workload_id, 1, 40);
-        await aliceStream.next<WorkloadBody>('workload', (view) => view.workload_id === workload.workload_id && view.total_images === 1, 60_000);
+        await aliceStream.next<WorkloadBody>(
+          'workload',
+          (view) => view.workload_id === workload.workload_id && view.total_images === 1,
+          60_000,
+        );
         await uploadAll(alice, workload.workload_id, 1, 41);
-        const completed = await aliceStream.next<WorkloadBody>('workload', (view) => view.workload_id === workload.workload_id && view.total_images === 2 && view.status === 'completed', 60_000);
+        const completed = await aliceStream.next<WorkloadBody>(
+          'workload',
+          (view) => view.workload_id === workload.workload_id && view.total_images === 2 && view.status === 'completed',
+          60_000,
+        );
         expect(completed.done_jobs).to.equal(2);
         expect(completed).to.deep.equal(await alice.workload(workload.workload_id));
-        const seen = aliceStream.events.filter((item) => item.event === 'workload' && (item.data as WorkloadBody).workload_id === workload.workload_id);
+        const seen = aliceStream.events.filter(
+          (item) => item.event === 'workload' && (item.data as WorkloadBody).workload_id === workload.workload_id,
+        );
         const progress = seen.map((item) => (item.data as WorkloadBody).done_jobs);
         expect(progress, 'progress never goes back').to.deep.equal([...progress].sort((a, b) => a - b));
 
@@ -355,7 +441,12 @@ describe('dashboard API: lists, retry, archive and events', function () {
         aliceStream.close();
         bobStream.close();
       }
-      await waitFor('the streams to be cleaned up', async () => server.controller.events.listenerCount('job') === listeners, 5_000, 20);
+      await waitFor(
+        'the streams to be cleaned up',
+        async () => server.controller.events.listenerCount('job') === listeners,
+        5_000,
+        20,
+      );
     });
 
     it('ends a stream whose token is revoked, with a logout event', async () => {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { createTokens, type Tokens } from '../controller/tokens.js';
-import { openStore, type Store } from '../controller/store/index.js';
-import { makeDirs, type TestDirs } from './helpers/system.js';
+import { createTokens, type Tokens } from '../../controller/tokens.js';
+import { openStore, type Store } from '../../controller/store/index.js';
+import { makeDirs, type TestDirs } from '../helpers/system.js';
 
 describe('tokens: a token checked once is still refused once it expires or is revoked', () => {
   let dirs: TestDirs;

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { prettyLine } from '../common/log-pretty.js';
-import { resolveLogFormat } from '../common/log.js';
-import { parseServerArgs } from '../bin/server-cli.js';
-import { parseWorkerArgs } from '../worker/cli.js';
+import { prettyLine } from '../../common/log-pretty.js';
+import { resolveLogFormat } from '../../common/log.js';
+import { parseServerArgs } from '../../bin/server-cli.js';
+import { parseWorkerArgs } from '../../worker/cli.js';
 
 describe('log output', () => {
   it('is pretty in a terminal and JSON lines elsewhere, unless a format is given', () => {
@@ -15,11 +15,24 @@ describe('log output', () => {
   it('takes --log-format on the server and the worker (auto by default)', async () => {
     expect((await parseServerArgs(['--secret', 's'], {})).logFormat).to.equal('auto');
     expect((await parseServerArgs(['--secret', 's', '--log-format', 'json'], {})).logFormat).to.equal('json');
-    expect(parseWorkerArgs(['--controller', 'localhost:40899', '--worker-name', 'w', '--secret', 's', '--log-format', 'pretty'], {}).logFormat).to.equal('pretty');
+    expect(
+      parseWorkerArgs(
+        ['--controller', 'localhost:40899', '--worker-name', 'w', '--secret', 's', '--log-format', 'pretty'],
+        {},
+      ).logFormat,
+    ).to.equal('pretty');
   });
 
   it('prints a record as time, level, name, message and its fields', () => {
-    const line = JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 2, 3, 4, 5, 678), name: 'dpip', msg: 'job failed', job_id: 'j1', attempts: 2, tags: ['a'] });
+    const line = JSON.stringify({
+      level: 40,
+      time: Date.UTC(2026, 0, 2, 3, 4, 5, 678),
+      name: 'dpip',
+      msg: 'job failed',
+      job_id: 'j1',
+      attempts: 2,
+      tags: ['a'],
+    });
     expect(prettyLine(line, false)).to.equal('03:04:05.678 WARN  dpip: job failed  job_id=j1 attempts=2 tags=["a"]\n');
     expect(prettyLine(line, true)).to.include('\u001b[33mWARN \u001b[0m');
   });

@@ -1,15 +1,22 @@
 import { expect } from 'chai';
-import { FILTER_NAMES } from '../common/filters/index.js';
+import { FILTER_NAMES } from '../../common/filters/index.js';
 import {
   createEngine,
   UndecodableImageError,
   type EngineName,
   type FilterEngine,
   type ImageMime,
-} from '../worker/engines/index.js';
+} from '../../worker/engines/index.js';
 import { Jimp } from 'jimp';
-import { JimpEngine } from '../worker/engines/jimp-engine.js';
-import { decodeRgba, highFrequencyEnergy, jpegComponentCount, makeTestImage, maxChannelSpread, sniffMime } from './helpers/images.js';
+import { JimpEngine } from '../../worker/engines/jimp-engine.js';
+import {
+  decodeRgba,
+  highFrequencyEnergy,
+  jpegComponentCount,
+  makeTestImage,
+  maxChannelSpread,
+  sniffMime,
+} from '../helpers/images.js';
 
 const ENGINES: readonly EngineName[] = ['sharp', 'jimp'];
 const MIMES: readonly ImageMime[] = ['image/png', 'image/jpeg'];
@@ -94,7 +101,9 @@ describe('filter engines', function () {
       });
 
       it('runs more jobs at once than its concurrency', async () => {
-        const jobs = Array.from({ length: 6 }, (_, i) => engine.apply(i % 2 ? 'blur' : 'grayscale', input('image/jpeg')));
+        const jobs = Array.from({ length: 6 }, (_, i) =>
+          engine.apply(i % 2 ? 'blur' : 'grayscale', input('image/jpeg')),
+        );
         const results = await Promise.all(jobs);
         expect(results.map((r) => r.mime)).to.deep.equal(Array(6).fill('image/jpeg'));
       });
@@ -102,10 +111,12 @@ describe('filter engines', function () {
       const poison: Record<string, () => Buffer> = {
         'a truncated PNG': () => input('image/png').subarray(0, input('image/png').length / 2),
         'random bytes': () => Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7919) % 256)),
-        'a PNG signature followed by garbage': () => Buffer.concat([input('image/png').subarray(0, 8), Buffer.alloc(500, 0x42)]),
+        'a PNG signature followed by garbage': () =>
+          Buffer.concat([input('image/png').subarray(0, 8), Buffer.alloc(500, 0x42)]),
         'an empty buffer': () => Buffer.alloc(0),
         'a truncated JPEG': () => input('image/jpeg').subarray(0, input('image/jpeg').length / 2),
-        'a JPEG signature followed by garbage': () => Buffer.concat([input('image/jpeg').subarray(0, 3), Buffer.alloc(500, 0x42)]),
+        'a JPEG signature followed by garbage': () =>
+          Buffer.concat([input('image/jpeg').subarray(0, 3), Buffer.alloc(500, 0x42)]),
       };
       for (const [what, make] of Object.entries(poison)) {
         it(`rejects ${what} with UndecodableImageError`, async () => {
@@ -205,7 +216,7 @@ describe('filter engines', function () {
     });
 
     it('fails instead of respawning threads whose script cannot start', async () => {
-      const broken = new URL('data:text/javascript,' + encodeURIComponent("throw new Error('broken script');"));
+      const broken = new URL(`data:text/javascript,${encodeURIComponent("throw new Error('broken script');")}`);
       const engine = new JimpEngine(2, broken);
       opened.push(engine);
       for (let attempt = 0; attempt < 3; attempt++) {

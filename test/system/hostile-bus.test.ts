@@ -11,14 +11,14 @@ import { expect } from 'chai';
 import nano from 'nanomsg';
 import { pino } from 'pino';
 import { z } from 'zod';
-import { startServer, type Server } from '../bin/server.js';
-import { connectRpc, RpcCallError } from '../common/bus/index.js';
-import { rpcPortOf } from '../controller/index.js';
-import { TestClient } from './helpers/api.js';
-import { makeTestImage } from './helpers/images.js';
-import { freePort } from './helpers/ports.js';
-import { killAll, waitFor, type Spawned } from './helpers/processes.js';
-import { makeDirs, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from './helpers/system.js';
+import { startServer, type Server } from '../../bin/server.js';
+import { connectRpc, RpcCallError } from '../../common/bus/index.js';
+import { rpcPortOf } from '../../controller/index.js';
+import { TestClient } from '../helpers/api.js';
+import { makeTestImage } from '../helpers/images.js';
+import { freePort } from '../helpers/ports.js';
+import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
+import { makeDirs, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
 interface RpcReply {
   jsonrpc?: string;
@@ -85,7 +85,11 @@ function spFrame(payload: Buffer): Buffer {
 }
 
 /** A raw TCP connection: what it received, and whether (and when) the server closed it. */
-function rawTcp(port: number, send: Buffer, waitMs: number): Promise<{ received: Buffer; closedBy: 'server' | 'timeout' }> {
+function rawTcp(
+  port: number,
+  send: Buffer,
+  waitMs: number,
+): Promise<{ received: Buffer; closedBy: 'server' | 'timeout' }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -101,14 +105,20 @@ function rawTcp(port: number, send: Buffer, waitMs: number): Promise<{ received:
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('close', () => finish('server'));
     socket.on('end', () => finish('server'));
-    socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? finish('server') : reject(error)));
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'ECONNRESET' ? finish('server') : reject(error),
+    );
     socket.on('connect', () => socket.write(send));
   });
 }
 
 const RESOURCES = { cpu_load: 0, cores: 64, mem_free: 1e12, mem_total: 1e12, gpu: { present: true } };
 
-function registerParams(secret: string | undefined, name: string, rpcAddress = 'tcp://127.0.0.1:1'): Record<string, unknown> {
+function registerParams(
+  secret: string | undefined,
+  name: string,
+  rpcAddress = 'tcp://127.0.0.1:1',
+): Record<string, unknown> {
   return {
     ...(secret === undefined ? {} : { secret }),
     name,
@@ -123,7 +133,8 @@ function registerParams(secret: string | undefined, name: string, rpcAddress = '
   };
 }
 
-const request = (method: string, params: unknown, id: unknown = 1) => JSON.stringify({ jsonrpc: '2.0', id, method, params });
+const request = (method: string, params: unknown, id: unknown = 1) =>
+  JSON.stringify({ jsonrpc: '2.0', id, method, params });
 
 describe('hostile peers on the bus', function () {
   this.timeout(40_000);
@@ -148,7 +159,8 @@ describe('hostile peers on the bus', function () {
     rpcAddress = `tcp://127.0.0.1:${rpcPortOf(config.controller)}`;
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as (typeof logLines)[number]);
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean))
+          logLines.push(JSON.parse(line) as (typeof logLines)[number]);
         done();
       },
     });
@@ -160,7 +172,12 @@ describe('hostile peers on the bus', function () {
     client = await TestClient.login(`http://127.0.0.1:${server.api.port}`, 'alice', 'alice-pw');
     workloadId = (await client.createWorkload({ workload_name: 'bus-under-fire', filter: 'blur' })).workload_id;
     for (let seed = 1; seed <= 3; seed++) {
-      const upload = await client.upload(workloadId, await makeTestImage(96, 64, 'image/png', seed), `${seed}.png`, 'image/png');
+      const upload = await client.upload(
+        workloadId,
+        await makeTestImage(96, 64, 'image/png', seed),
+        `${seed}.png`,
+        'image/png',
+      );
       expect(upload.status).to.equal(201);
     }
   });
@@ -191,7 +208,11 @@ describe('hostile peers on the bus', function () {
         { payload: '{"jsonrpc": "2.0", "id": {"a": 1}, "method": "heartbeat", "params": {}}', code: -32600 },
         { payload: request('heartbeat', {}, 'i'.repeat(10_000)), code: -32600 },
         { payload: '{"jsonrpc": "2.0", "id": 1, "result": {"known": true, "cancel": []}}', code: -32600 },
-        { payload: '{"jsonrpc": "2.0", "id": 1, "method": "heartbeat", "params": {}, "error": {"code": 1, "message": "x"}}', code: -32600 },
+        {
+          payload:
+            '{"jsonrpc": "2.0", "id": 1, "method": "heartbeat", "params": {}, "error": {"code": 1, "message": "x"}}',
+          code: -32600,
+        },
       ];
       for (const { payload, code } of cases) {
         const reply = parse(await rep.ask(payload));
@@ -209,31 +230,124 @@ describe('hostile peers on the bus', function () {
     const rep = asker(rpcAddress);
     try {
       const cases: { title: string; payload: string; code: number; message?: RegExp }[] = [
-        { title: 'heartbeat without params', payload: '{"jsonrpc": "2.0", "id": 1, "method": "heartbeat"}', code: -32602 },
+        {
+          title: 'heartbeat without params',
+          payload: '{"jsonrpc": "2.0", "id": 1, "method": "heartbeat"}',
+          code: -32602,
+        },
         { title: 'heartbeat with empty params', payload: request('heartbeat', {}), code: -32602, message: /token/ },
         { title: 'heartbeat with params as a list', payload: request('heartbeat', ['token']), code: -32602 },
-        { title: 'complete with numbers for ids', payload: request('complete', { token: 'x', job_id: 1, lease_id: 2, image_id: 3 }), code: -32602 },
-        { title: 'fail with a 5000-character error', payload: request('fail', { token: 'x', job_id: 'j', lease_id: 'l', error: 'e'.repeat(5_000), retryable: true }), code: -32602 },
-        { title: 'register with a bad rpc_address', payload: request('register', registerParams(TEST_SECRET, 'bad-address', 'http://evil.example/')), code: -32602, message: /rpc_address/ },
-        { title: 'register with a path in its name', payload: request('register', registerParams(TEST_SECRET, '../../etc')), code: -32602, message: /name/ },
-        { title: 'register with 100000 slots', payload: request('register', { ...registerParams(TEST_SECRET, 'greedy'), slots: 100_000 }), code: -32602 },
-        { title: 'heartbeat with a forged token', payload: request('heartbeat', { token: 'forged', resources: RESOURCES, running: [] }), code: -32001 },
+        {
+          title: 'complete with numbers for ids',
+          payload: request('complete', { token: 'x', job_id: 1, lease_id: 2, image_id: 3 }),
+          code: -32602,
+        },
+        {
+          title: 'fail with a 5000-character error',
+          payload: request('fail', {
+            token: 'x',
+            job_id: 'j',
+            lease_id: 'l',
+            error: 'e'.repeat(5_000),
+            retryable: true,
+          }),
+          code: -32602,
+        },
+        {
+          title: 'register with a bad rpc_address',
+          payload: request('register', registerParams(TEST_SECRET, 'bad-address', 'http://evil.example/')),
+          code: -32602,
+          message: /rpc_address/,
+        },
+        {
+          title: 'register with a path in its name',
+          payload: request('register', registerParams(TEST_SECRET, '../../etc')),
+          code: -32602,
+          message: /name/,
+        },
+        {
+          title: 'register with 100000 slots',
+          payload: request('register', { ...registerParams(TEST_SECRET, 'greedy'), slots: 100_000 }),
+          code: -32602,
+        },
+        {
+          title: 'heartbeat with a forged token',
+          payload: request('heartbeat', { token: 'forged', resources: RESOURCES, running: [] }),
+          code: -32001,
+        },
         { title: 'goodbye with a forged token', payload: request('goodbye', { token: 'a.b.c' }), code: -32001 },
-        { title: 'the unknown method "shutdown"', payload: request('shutdown', {}), code: -32601, message: /unknown method/ },
+        {
+          title: 'the unknown method "shutdown"',
+          payload: request('shutdown', {}),
+          code: -32601,
+          message: /unknown method/,
+        },
         { title: 'the method "__proto__"', payload: request('__proto__', {}), code: -32601 },
         { title: 'the method "constructor"', payload: request('constructor', {}), code: -32601 },
         { title: 'the method "toString"', payload: request('toString', {}), code: -32601 },
         { title: 'the method "hasOwnProperty"', payload: request('hasOwnProperty', 'register'), code: -32601 },
         { title: 'an empty batch', payload: '[]', code: -32600, message: /batch/ },
-        { title: 'a batch holding a valid registration', payload: JSON.stringify([JSON.parse(request('register', registerParams(TEST_SECRET, 'batchy'))), JSON.parse(request('heartbeat', {}, 2))]), code: -32600, message: /batch/ },
-        { title: 'a batch of 1000 heartbeats', payload: JSON.stringify(Array.from({ length: 1000 }, (_, id) => JSON.parse(request('heartbeat', { token: 'x', resources: RESOURCES, running: [] }, id)))), code: -32600 },
-        { title: 'a notification (no id) holding a valid registration', payload: JSON.stringify({ jsonrpc: '2.0', method: 'register', params: registerParams(TEST_SECRET, 'sneaky') }), code: -32600, message: /notification/ },
-        { title: 'a request with a null id holding a valid registration', payload: request('register', registerParams(TEST_SECRET, 'nullish'), null), code: -32600 },
-        { title: 'register without a secret', payload: request('register', registerParams(undefined, 'no-secret')), code: -32602, message: /secret/ },
-        { title: 'register with an empty secret', payload: request('register', registerParams('', 'empty-secret')), code: -32602, message: /secret/ },
-        { title: 'register with a wrong secret', payload: request('register', registerParams('not-the-secret', 'wrong-secret')), code: -32001, message: /wrong cluster secret/ },
-        { title: 'register with the secret in other case', payload: request('register', registerParams(TEST_SECRET.toUpperCase(), 'upper-secret')), code: -32001 },
-        { title: 'register as "steady" (the live worker\'s name) with a wrong secret', payload: request('register', registerParams('nope', 'steady')), code: -32001 },
+        {
+          title: 'a batch holding a valid registration',
+          payload: JSON.stringify([
+            JSON.parse(request('register', registerParams(TEST_SECRET, 'batchy'))),
+            JSON.parse(request('heartbeat', {}, 2)),
+          ]),
+          code: -32600,
+          message: /batch/,
+        },
+        {
+          title: 'a batch of 1000 heartbeats',
+          payload: JSON.stringify(
+            Array.from({ length: 1000 }, (_, id) =>
+              JSON.parse(request('heartbeat', { token: 'x', resources: RESOURCES, running: [] }, id)),
+            ),
+          ),
+          code: -32600,
+        },
+        {
+          title: 'a notification (no id) holding a valid registration',
+          payload: JSON.stringify({
+            jsonrpc: '2.0',
+            method: 'register',
+            params: registerParams(TEST_SECRET, 'sneaky'),
+          }),
+          code: -32600,
+          message: /notification/,
+        },
+        {
+          title: 'a request with a null id holding a valid registration',
+          payload: request('register', registerParams(TEST_SECRET, 'nullish'), null),
+          code: -32600,
+        },
+        {
+          title: 'register without a secret',
+          payload: request('register', registerParams(undefined, 'no-secret')),
+          code: -32602,
+          message: /secret/,
+        },
+        {
+          title: 'register with an empty secret',
+          payload: request('register', registerParams('', 'empty-secret')),
+          code: -32602,
+          message: /secret/,
+        },
+        {
+          title: 'register with a wrong secret',
+          payload: request('register', registerParams('not-the-secret', 'wrong-secret')),
+          code: -32001,
+          message: /wrong cluster secret/,
+        },
+        {
+          title: 'register with the secret in other case',
+          payload: request('register', registerParams(TEST_SECRET.toUpperCase(), 'upper-secret')),
+          code: -32001,
+        },
+        {
+          title: 'register as "steady" (the live worker\'s name) with a wrong secret',
+          payload: request('register', registerParams('nope', 'steady')),
+          code: -32001,
+        },
       ];
       for (const { title, payload, code, message } of cases) {
         const reply = parse(await rep.ask(payload));
@@ -258,7 +372,11 @@ describe('hostile peers on the bus', function () {
         sockets.map(async (rep, index) => {
           const seen: number[] = [];
           for (let attempt = 0; attempt < 50; attempt++) {
-            const reply = parse(await rep.ask(request('register', registerParams(`guess-${index}-${attempt}`, `flood-${index}-${attempt}`), attempt)));
+            const reply = parse(
+              await rep.ask(
+                request('register', registerParams(`guess-${index}-${attempt}`, `flood-${index}-${attempt}`), attempt),
+              ),
+            );
             seen.push(reply.error?.code ?? 0);
           }
           return seen;
@@ -277,7 +395,12 @@ describe('hostile peers on the bus', function () {
   it('drops a message over the 1 MiB maximum, and answers one just under it (2048 faults) with a short error', async () => {
     const big = asker(rpcAddress);
     try {
-      const oversized = request('heartbeat', { token: 'x', resources: RESOURCES, running: [], padding: 'p'.repeat(2 * 1024 * 1024) });
+      const oversized = request('heartbeat', {
+        token: 'x',
+        resources: RESOURCES,
+        running: [],
+        padding: 'p'.repeat(2 * 1024 * 1024),
+      });
       expect(await big.ask(oversized, 1_500), 'no reply to an oversized message').to.equal(null);
     } finally {
       big.close();
@@ -308,14 +431,22 @@ describe('hostile peers on the bus', function () {
       rawTcp(repPort, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 3_000),
       rawTcp(repPort, spHeader(SP_PUB), 3_000),
       rawTcp(controllerPort, spHeader(SP_REQ), 3_000),
-      rawTcp(repPort, Buffer.concat([spHeader(SP_REQ), Buffer.from([0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00])]), 3_000),
+      rawTcp(
+        repPort,
+        Buffer.concat([spHeader(SP_REQ), Buffer.from([0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00])]),
+        3_000,
+      ),
     ]);
     for (const [index, outcome] of outcomes.entries()) expect(outcome.closedBy, `case ${index}`).to.equal('server');
 
     // a well-behaved raw peer: handshake as REQ, one request (request id with the top bit set)
     const requestId = Buffer.from([0x80, 0x00, 0x12, 0x34]);
     const body = Buffer.from(request('goodbye', { token: 'raw' }, 'raw-1'));
-    const raw = await rawTcp(repPort, Buffer.concat([spHeader(SP_REQ), spFrame(Buffer.concat([requestId, body]))]), 1_000);
+    const raw = await rawTcp(
+      repPort,
+      Buffer.concat([spHeader(SP_REQ), spFrame(Buffer.concat([requestId, body]))]),
+      1_000,
+    );
     bad += 1;
     expect(raw.received.subarray(0, 8).equals(spHeader(SP_REP))).to.equal(true);
     const length = Number(raw.received.readBigUInt64BE(8));
@@ -326,13 +457,33 @@ describe('hostile peers on the bus', function () {
     expect(steadyWorker()?.state).to.equal('alive');
   });
 
-  it('the worker\'s own REP socket refuses assign, cancel and ping with a wrong token, and garbage', async () => {
+  it("the worker's own REP socket refuses assign, cancel and ping with a wrong token, and garbage", async () => {
     const address = steadyWorker()!.record.rpc_address;
     const rep = asker(address);
     try {
       const cases: { payload: string; code: number }[] = [
-        { payload: request('assign', { token: 'forged', job_id: 'j', lease_id: 'l', image_id: 'i', workload_id: workloadId, filter: 'blur' }), code: -32001 },
-        { payload: request('assign', { token: '', job_id: 'j', lease_id: 'l', image_id: 'i', workload_id: workloadId, filter: 'blur' }), code: -32001 },
+        {
+          payload: request('assign', {
+            token: 'forged',
+            job_id: 'j',
+            lease_id: 'l',
+            image_id: 'i',
+            workload_id: workloadId,
+            filter: 'blur',
+          }),
+          code: -32001,
+        },
+        {
+          payload: request('assign', {
+            token: '',
+            job_id: 'j',
+            lease_id: 'l',
+            image_id: 'i',
+            workload_id: workloadId,
+            filter: 'blur',
+          }),
+          code: -32001,
+        },
         { payload: request('cancel', { token: 'forged', job_id: 'j' }), code: -32001 },
         { payload: request('ping', { token: 'forged' }), code: -32001 },
         { payload: request('assign', {}), code: -32602 },
@@ -356,7 +507,14 @@ describe('hostile peers on the bus', function () {
     const schema = z.object({ accepted: z.boolean() });
     const calls = [rpc.call('ping', {}, schema), rpc.call('ping', {}, schema), rpc.call('ping', {}, schema, 100)];
     rpc.close();
-    const outcomes = await Promise.all(calls.map((call) => call.then(() => 'resolved', (error: unknown) => error)));
+    const outcomes = await Promise.all(
+      calls.map((call) =>
+        call.then(
+          () => 'resolved',
+          (error: unknown) => error,
+        ),
+      ),
+    );
     for (const outcome of outcomes) expect(outcome).to.be.instanceOf(RpcCallError);
     // the process is still here to look: give a late send the time it would need to crash it
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -369,12 +527,23 @@ describe('hostile peers on the bus', function () {
     const hostile = nano.socket('rep', { linger: 0 });
     hostile.on('error', () => undefined);
     hostile.bind(address);
-    const replies = ['null', '[null]', '[]', '7', '{"jsonrpc":"2.0","id":99999,"result":{"accepted":true}}', '{"jsonrpc":"2.0","id":null,"error":"not an object"}', 'garbage', '{"jsonrpc":"2.0","id":{"x":1},"result":1}'];
+    const replies = [
+      'null',
+      '[null]',
+      '[]',
+      '7',
+      '{"jsonrpc":"2.0","id":99999,"result":{"accepted":true}}',
+      '{"jsonrpc":"2.0","id":null,"error":"not an object"}',
+      'garbage',
+      '{"jsonrpc":"2.0","id":{"x":1},"result":1}',
+    ];
     let served = 0;
     hostile.on('data', (message: Buffer) => {
       const { id } = JSON.parse(message.toString('utf8')) as { id: number };
       // the hostile replies first, then a proper one
-      hostile.send(served < replies.length ? replies[served]! : JSON.stringify({ jsonrpc: '2.0', id, result: { accepted: true } }));
+      hostile.send(
+        served < replies.length ? replies[served]! : JSON.stringify({ jsonrpc: '2.0', id, result: { accepted: true } }),
+      );
       served += 1;
     });
     const rpc = connectRpc(address, 300);
@@ -403,7 +572,12 @@ describe('hostile peers on the bus', function () {
 
   it('meanwhile the real worker stayed alive and finished the workload, and the controller logged the bad messages once', async () => {
     for (let seed = 4; seed <= 5; seed++) {
-      const upload = await client.upload(workloadId, await makeTestImage(96, 64, 'image/png', seed), `${seed}.png`, 'image/png');
+      const upload = await client.upload(
+        workloadId,
+        await makeTestImage(96, 64, 'image/png', seed),
+        `${seed}.png`,
+        'image/png',
+      );
       expect(upload.status).to.equal(201);
     }
     const done = await client.waitForCompletion(workloadId, 30_000);
@@ -415,12 +589,20 @@ describe('hostile peers on the bus', function () {
     const sub = nano.socket('sub', { linger: 0 });
     sub.on('error', () => undefined);
     sub.connect(`tcp://127.0.0.1:${controllerPort}`);
-    const announcement = await new Promise<string>((resolve) => sub.once('data', (message: Buffer) => resolve(message.toString('utf8'))));
+    const announcement = await new Promise<string>((resolve) =>
+      sub.once('data', (message: Buffer) => resolve(message.toString('utf8'))),
+    );
     sub.close();
     expect((JSON.parse(announcement) as { method: string }).method).to.equal('announce');
     expect(workerStates.length).to.be.above(10);
-    expect(workerStates.every((state) => state === 'alive'), `worker states: ${[...new Set(workerStates)].join(', ')}`).to.equal(true);
-    expect(logLines.filter((line) => /missed its heartbeats|leases expired/.test(line.msg ?? '')), 'no missed heartbeat').to.deep.equal([]);
+    expect(
+      workerStates.every((state) => state === 'alive'),
+      `worker states: ${[...new Set(workerStates)].join(', ')}`,
+    ).to.equal(true);
+    expect(
+      logLines.filter((line) => /missed its heartbeats|leases expired/.test(line.msg ?? '')),
+      'no missed heartbeat',
+    ).to.deep.equal([]);
     const rejected = logLines.filter((line) => line.msg === 'rejected a bad message on the bus');
     expect(bad).to.be.above(500).and.below(1000);
     expect(rejected, `${bad} bad messages sent`).to.have.length(1);

@@ -1,9 +1,9 @@
 // Faults of the server process, on the real `dpip` process and real worker processes: SIGKILL and
 // restart on the same data and ports, workers that start before the server or outlive it, SIGTERM.
 import { expect } from 'chai';
-import { TestClient, type UploadBody } from './helpers/api.js';
-import { decodeRgba, isGray, makeTestImage } from './helpers/images.js';
-import { killAll, waitFor, type Spawned } from './helpers/processes.js';
+import { TestClient, type UploadBody } from '../helpers/api.js';
+import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
+import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import {
   childPids,
   countLines,
@@ -19,8 +19,8 @@ import {
   spawnServerOn,
   spawnWorkerProcess,
   type RunningServer,
-} from './helpers/restart.js';
-import { makeDirs, startTestServer, type TestDirs } from './helpers/system.js';
+} from '../helpers/restart.js';
+import { makeDirs, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const SERVER_FLAGS = ['--lease-ms', '2000', '--heartbeat-ms', '500'];
 /** An idle, waiting worker may use this much CPU in IDLE_WINDOW_MS (a busy loop uses all of it). */
@@ -51,9 +51,21 @@ interface Uploads {
 }
 
 /** Uploads `total` images over `lanes` concurrent connections, until done, stopped, or the server goes away. */
-function uploadConcurrently(client: TestClient, workloadId: string, images: Buffer[], total: number, lanes: number): Uploads {
+function uploadConcurrently(
+  client: TestClient,
+  workloadId: string,
+  images: Buffer[],
+  total: number,
+  lanes: number,
+): Uploads {
   let stopped = false;
-  const uploads: Uploads = { answered: [], refused: [], lost: 0, finished: Promise.resolve(), stop: () => (stopped = true) };
+  const uploads: Uploads = {
+    answered: [],
+    refused: [],
+    lost: 0,
+    finished: Promise.resolve(),
+    stop: () => (stopped = true),
+  };
   uploads.finished = Promise.all(
     Array.from({ length: lanes }, async (_, lane) => {
       for (let index = lane; index < total && !stopped; index += lanes) {
@@ -106,7 +118,10 @@ function registrations(worker: Spawned): number {
 }
 
 /** Opens the datastore the way the server does (in this process, on other ports) and hands its data to `check`. */
-async function inspectDatastore(dirs: TestDirs, check: (data: Awaited<ReturnType<typeof startTestServer>>['server']['controller']['store']['data']) => void): Promise<void> {
+async function inspectDatastore(
+  dirs: TestDirs,
+  check: (data: Awaited<ReturnType<typeof startTestServer>>['server']['controller']['store']['data']) => void,
+): Promise<void> {
   const { server } = await startTestServer(dirs);
   try {
     check(server.controller.store.data);
@@ -132,7 +147,9 @@ describe('faults: the server process', function () {
   let dirs: TestDirs | null = null;
 
   before(async () => {
-    images = await Promise.all(Array.from({ length: 8 }, (_, index) => makeTestImage(640, 480, 'image/png', 700 + index)));
+    images = await Promise.all(
+      Array.from({ length: 8 }, (_, index) => makeTestImage(640, 480, 'image/png', 700 + index)),
+    );
   });
 
   afterEach(async () => {
@@ -145,7 +162,9 @@ describe('faults: the server process', function () {
     dirs = await makeDirs();
     const ports = await pickServerPorts();
     let server: RunningServer = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const workers = ['keep-a', 'keep-b'].map((name) => spawnWorkerProcess({ controllerPort: ports.controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }));
+    const workers = ['keep-a', 'keep-b'].map((name) =>
+      spawnWorkerProcess({ controllerPort: ports.controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }),
+    );
     const client = await TestClient.login(server.url, 'alice', 'alice-pw');
     await waitFor('both workers to register', async () => (await aliveWorkers(client)) === 2, 30_000, 50);
     const workload = await client.createWorkload({ filter: 'grayscale' });
@@ -158,7 +177,10 @@ describe('faults: the server process', function () {
     // mid-workload: uploads in flight, jobs running, some done
     await waitFor(
       'uploads answered and jobs done, with uploads still being sent',
-      async () => uploads.answered.length >= 12 && uploads.answered.length < total - lanes && (await client.workload(workload.workload_id)).done_jobs >= 2,
+      async () =>
+        uploads.answered.length >= 12 &&
+        uploads.answered.length < total - lanes &&
+        (await client.workload(workload.workload_id)).done_jobs >= 2,
       60_000,
       20,
     );
@@ -171,8 +193,14 @@ describe('faults: the server process', function () {
     expect(uploads.lost, 'uploads in flight at the kill').to.be.at.least(1);
 
     server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const rejoinedAt = await waitFor('the workers to rejoin', async () => ((await aliveWorkers(client)) === 2 ? Date.now() : null), 30_000, 20);
-    for (const id of answered) expect((await client.download(id)).status, `answered upload ${id} after the restart`).to.equal(200);
+    const rejoinedAt = await waitFor(
+      'the workers to rejoin',
+      async () => ((await aliveWorkers(client)) === 2 ? Date.now() : null),
+      30_000,
+      20,
+    );
+    for (const id of answered)
+      expect((await client.download(id)).status, `answered upload ${id} after the restart`).to.equal(200);
     const done = await client.waitForCompletion(workload.workload_id, 60_000);
     const completedAt = Date.now();
     const reads = watcher.stop();
@@ -185,14 +213,17 @@ describe('faults: the server process', function () {
     expect(done.total_images).to.be.at.least(answered.length);
     expect(done.filtered_images).to.have.length(done.total_images);
     expect(new Set(done.filtered_images).size).to.equal(done.total_images);
-    for (const imageId of done.filtered_images.slice(0, 3)) expect(isGray(await decodeRgba((await client.download(imageId)).data))).to.equal(true);
+    for (const imageId of done.filtered_images.slice(0, 3))
+      expect(isGray(await decodeRgba((await client.download(imageId)).data))).to.equal(true);
     // the same worker processes, never restarted
     for (const worker of workers) expect(worker.child.exitCode, worker.output()).to.equal(null);
 
     const termAt = Date.now();
     server.process.child.kill('SIGTERM');
     const stopped = await Promise.race([server.process.exited, sleep(20_000).then(() => null)]);
-    console.log(`  recovery: SIGTERM server (2 external workers) -> exited with code ${stopped?.code} ${seconds(Date.now() - termAt)} s after the signal`);
+    console.log(
+      `  recovery: SIGTERM server (2 external workers) -> exited with code ${stopped?.code} ${seconds(Date.now() - termAt)} s after the signal`,
+    );
     expect(stopped?.code, server.process.output()).to.equal(0);
     await inspectDatastore(dirs, (data) => {
       const perOriginal = filteredPerOriginal(data, workload.workload_id);
@@ -208,13 +239,30 @@ describe('faults: the server process', function () {
   it('a worker started before the server waits quietly, joins when it comes up, and again across a server restart', async () => {
     dirs = await makeDirs();
     const ports = await pickServerPorts();
-    const early = spawnWorkerProcess({ controllerPort: ports.controllerPort, name: 'early', slots: 2, logLevel: 'info' });
-    await waitFor('the worker to wait for the controller', async () => early.output().includes('waiting for the controller'), 20_000, 20);
+    const early = spawnWorkerProcess({
+      controllerPort: ports.controllerPort,
+      name: 'early',
+      slots: 2,
+      logLevel: 'info',
+    });
+    await waitFor(
+      'the worker to wait for the controller',
+      async () => early.output().includes('waiting for the controller'),
+      20_000,
+      20,
+    );
     const before = await measureIdle(early, IDLE_WINDOW_MS);
 
     let server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const joinedAt = await waitFor('the worker to register', async () => (registrations(early) >= 1 ? Date.now() : null), 30_000, 20);
-    console.log(`  recovery: worker before the server -> ${before.cpu.toFixed(2)} s CPU and ${before.lines} log lines in ${seconds(IDLE_WINDOW_MS)} s of waiting; joined ${seconds(joinedAt - server.listeningAt)} s after the server listened`);
+    const joinedAt = await waitFor(
+      'the worker to register',
+      async () => (registrations(early) >= 1 ? Date.now() : null),
+      30_000,
+      20,
+    );
+    console.log(
+      `  recovery: worker before the server -> ${before.cpu.toFixed(2)} s CPU and ${before.lines} log lines in ${seconds(IDLE_WINDOW_MS)} s of waiting; joined ${seconds(joinedAt - server.listeningAt)} s after the server listened`,
+    );
     expect(before.cpu, 'CPU seconds while waiting').to.be.below(IDLE_CPU_LIMIT_S);
     expect(before.lines, `log lines while waiting:\n${early.output()}`).to.be.below(IDLE_LINES_LIMIT);
     const client = await TestClient.login(server.url, 'alice', 'alice-pw');
@@ -228,7 +276,12 @@ describe('faults: the server process', function () {
     const during = await measureIdle(early, IDLE_WINDOW_MS);
     const outageLines = countLines(early.output()) - linesAtStop;
     server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const rejoinedAt = await waitFor('the worker to register again', async () => (registrations(early) >= 2 ? Date.now() : null), 30_000, 20);
+    const rejoinedAt = await waitFor(
+      'the worker to register again',
+      async () => (registrations(early) >= 2 ? Date.now() : null),
+      30_000,
+      20,
+    );
     console.log(
       `  recovery: server restart -> the waiting worker used ${during.cpu.toFixed(2)} s CPU and printed ${during.lines} lines in ${seconds(IDLE_WINDOW_MS)} s (${outageLines} lines over the ${seconds(server.listeningAt - stoppedAt)} s outage); rejoined ${seconds(rejoinedAt - server.listeningAt)} s after the server listened`,
     );
@@ -241,7 +294,10 @@ describe('faults: the server process', function () {
   it('SIGTERM on a server with local workers: the workers drain, everything exits 0, every answered upload is on disk', async () => {
     dirs = await makeDirs();
     const ports = await pickServerPorts();
-    const server = await spawnServerOn(dirs, ports, { workers: 2, args: [...SERVER_FLAGS, '--worker-slots', '1', '--engine', 'jimp'] });
+    const server = await spawnServerOn(dirs, ports, {
+      workers: 2,
+      args: [...SERVER_FLAGS, '--worker-slots', '1', '--engine', 'jimp'],
+    });
     const client = await TestClient.login(server.url, 'alice', 'alice-pw');
     await waitFor('both local workers to register', async () => (await aliveWorkers(client)) === 2, 30_000, 50);
     const locals = childPids(server.process.child.pid!);
@@ -250,7 +306,12 @@ describe('faults: the server process', function () {
 
     // uploads keep coming while the server drains and closes
     const uploads = uploadConcurrently(client, workload.workload_id, images, 400, 3);
-    await waitFor('uploads answered and jobs running', async () => uploads.answered.length >= 8 && (await client.workload(workload.workload_id)).running_jobs >= 1, 60_000, 20);
+    await waitFor(
+      'uploads answered and jobs running',
+      async () => uploads.answered.length >= 8 && (await client.workload(workload.workload_id)).running_jobs >= 1,
+      60_000,
+      20,
+    );
     const termAt = Date.now();
     const answeredAtTerm = uploads.answered.length;
     server.process.child.kill('SIGTERM');
@@ -260,7 +321,9 @@ describe('faults: the server process', function () {
     await uploads.finished;
     const answered = [...uploads.answered];
     const localsLeft = locals.filter(isAlive);
-    console.log(`  recovery: SIGTERM server (2 local workers) -> exited with code ${exit?.code} ${seconds(exitedAfter)} s after the signal; ${answered.length} answered uploads (${answered.length - answeredAtTerm} of them after the signal), ${uploads.lost} cut off at the close`);
+    console.log(
+      `  recovery: SIGTERM server (2 local workers) -> exited with code ${exit?.code} ${seconds(exitedAfter)} s after the signal; ${answered.length} answered uploads (${answered.length - answeredAtTerm} of them after the signal), ${uploads.lost} cut off at the close`,
+    );
     expect(exit, 'the server exits within 45 s').to.not.equal(null);
     expect(exit!.code, server.process.output()).to.equal(0);
     // bound: the local workers' drain (at most 35 s before SIGKILL) plus closing
@@ -294,8 +357,15 @@ describe('faults: the server process', function () {
     const killedAt = Date.now();
     await server.process.kill('SIGKILL');
     try {
-      const goneAt = await waitFor('the orphaned local workers to exit', async () => (locals.some(isAlive) ? null : Date.now()), 15_000, 20);
-      console.log(`  recovery: SIGKILL server (2 local workers) -> its local workers exited ${seconds(goneAt - killedAt)} s after it`);
+      const goneAt = await waitFor(
+        'the orphaned local workers to exit',
+        async () => (locals.some(isAlive) ? null : Date.now()),
+        15_000,
+        20,
+      );
+      console.log(
+        `  recovery: SIGKILL server (2 local workers) -> its local workers exited ${seconds(goneAt - killedAt)} s after it`,
+      );
     } finally {
       for (const pid of locals.filter(isAlive)) process.kill(pid, 'SIGKILL');
     }
@@ -306,10 +376,15 @@ describe('faults: the server process', function () {
     const ports = await pickServerPorts();
     const server = await spawnServerOn(dirs, ports, { workers: 2, args: SERVER_FLAGS });
     // the worker processes exist but are still loading their modules: the channel closes before they listen to it
-    const locals = await waitFor('two local worker processes', async () => {
-      const pids = childPids(server.process.child.pid!);
-      return pids.length === 2 ? pids : null;
-    }, 10_000, 5);
+    const locals = await waitFor(
+      'two local worker processes',
+      async () => {
+        const pids = childPids(server.process.child.pid!);
+        return pids.length === 2 ? pids : null;
+      },
+      10_000,
+      5,
+    );
     await server.process.kill('SIGKILL');
     try {
       await waitFor('the orphaned local workers to exit', async () => !locals.some(isAlive), 15_000, 20);

@@ -1,8 +1,8 @@
 import { appendFile, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { openStore } from '../controller/store/index.js';
-import { makeDirs, type TestDirs } from './helpers/system.js';
+import { openStore } from '../../controller/store/index.js';
+import { makeDirs, type TestDirs } from '../helpers/system.js';
 
 function user(name: string): { username: string; password_hash: string; created_at: string } {
   return { username: name, password_hash: `hash-of-${name}`, created_at: new Date(0).toISOString() };
@@ -80,8 +80,12 @@ describe('datastore: snapshot + journal', () => {
       await store.commit();
     }
     expect(store.stats().snapshots).to.be.greaterThan(0);
-    expect(store.stats().journalBytes).to.be.below(Math.max(4096, (await stat(path.join(dirs.dataDir, 'db.json'))).size) + 200);
-    const snapshot = JSON.parse(await readFile(path.join(dirs.dataDir, 'db.json'), 'utf8')) as { users: Record<string, unknown> };
+    expect(store.stats().journalBytes).to.be.below(
+      Math.max(4096, (await stat(path.join(dirs.dataDir, 'db.json'))).size) + 200,
+    );
+    const snapshot = JSON.parse(await readFile(path.join(dirs.dataDir, 'db.json'), 'utf8')) as {
+      users: Record<string, unknown>;
+    };
     expect(Object.keys(snapshot.users).length).to.be.greaterThan(0);
     await store.close();
     const reopened = await openStore(dirs.dataDir);

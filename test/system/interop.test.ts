@@ -2,12 +2,12 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { rpcPortOf } from '../controller/index.js';
-import type { Server } from '../bin/server.js';
-import { makeDirs, startTestServer, type TestDirs } from './helpers/system.js';
+import { rpcPortOf } from '../../controller/index.js';
+import type { Server } from '../../bin/server.js';
+import { makeDirs, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const run = promisify(execFile);
-const INSTALLER = fileURLToPath(new URL('../../scripts/install-nng-utils.sh', import.meta.url));
+const INSTALLER = fileURLToPath(new URL('../../../scripts/install-nng-utils.sh', import.meta.url));
 
 describe('wire interop with nng (nngcat from nng-utils)', function () {
   this.timeout(120_000);
@@ -28,9 +28,23 @@ describe('wire interop with nng (nngcat from nng-utils)', function () {
     await dirs?.remove();
   });
 
-  it('an nng SUB socket receives the controller\'s announcement', async () => {
-    const { stdout } = await run('nngcat', ['--sub', '--dial', `tcp://127.0.0.1:${controllerPort}`, '--subscribe', '', '--ascii', '--recv-timeout', '5', '--count', '1']);
-    const announcement = JSON.parse(stdout.trim().split('\n')[0]!) as { method: string; params: { register_port: number; system_name: string } };
+  it("an nng SUB socket receives the controller's announcement", async () => {
+    const { stdout } = await run('nngcat', [
+      '--sub',
+      '--dial',
+      `tcp://127.0.0.1:${controllerPort}`,
+      '--subscribe',
+      '',
+      '--ascii',
+      '--recv-timeout',
+      '5',
+      '--count',
+      '1',
+    ]);
+    const announcement = JSON.parse(stdout.trim().split('\n')[0]!) as {
+      method: string;
+      params: { register_port: number; system_name: string };
+    };
     expect(announcement.method).to.equal('announce');
     expect(announcement.params.register_port).to.equal(rpcPortOf({ port: controllerPort }));
     expect(announcement.params.system_name).to.equal('DPIP-test');
@@ -55,13 +69,31 @@ describe('wire interop with nng (nngcat from nng-utils)', function () {
       },
     };
     const address = `tcp://127.0.0.1:${rpcPortOf({ port: controllerPort })}`;
-    const { stdout } = await run('nngcat', ['--req', '--dial', address, '--data', JSON.stringify(request), '--ascii', '--recv-timeout', '5']);
+    const { stdout } = await run('nngcat', [
+      '--req',
+      '--dial',
+      address,
+      '--data',
+      JSON.stringify(request),
+      '--ascii',
+      '--recv-timeout',
+      '5',
+    ]);
     const reply = JSON.parse(stdout.trim()) as { id: number; error?: { message: string } };
     expect(reply.id).to.equal(7);
     expect(reply.error?.message).to.match(/wrong cluster secret/);
     expect(server.controller.workers.all()).to.have.length(0);
 
-    const garbage = await run('nngcat', ['--req', '--dial', address, '--data', 'not json at all', '--ascii', '--recv-timeout', '5']);
+    const garbage = await run('nngcat', [
+      '--req',
+      '--dial',
+      address,
+      '--data',
+      'not json at all',
+      '--ascii',
+      '--recv-timeout',
+      '5',
+    ]);
     expect(JSON.parse(garbage.stdout.trim()).error.code).to.equal(-32700);
   });
 });

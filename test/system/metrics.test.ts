@@ -8,14 +8,14 @@ import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import request from 'supertest';
-import { parseServerArgs } from '../bin/server-cli.js';
-import { startServer, type Server } from '../bin/server.js';
-import { TestClient } from './helpers/api.js';
-import { makeTestImage } from './helpers/images.js';
-import { killAll, waitFor } from './helpers/processes.js';
-import { parsePrometheus, type Exposition } from './helpers/prometheus.js';
-import { liveWorker } from './helpers/restart.js';
-import { makeDirs, spawnServer, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from './helpers/system.js';
+import { parseServerArgs } from '../../bin/server-cli.js';
+import { startServer, type Server } from '../../bin/server.js';
+import { TestClient } from '../helpers/api.js';
+import { makeTestImage } from '../helpers/images.js';
+import { killAll, waitFor } from '../helpers/processes.js';
+import { parsePrometheus, type Exposition } from '../helpers/prometheus.js';
+import { liveWorker } from '../helpers/restart.js';
+import { makeDirs, spawnServer, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -38,14 +38,20 @@ describe('metrics and request ids', function () {
     const config = await testServerConfig(dirs);
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
+        for (const line of chunk.toString().split('\n'))
+          if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
     server = await startServer(config, pino({ name: 'test-server', level: 'debug', base: undefined }, sink));
     url = `http://127.0.0.1:${server.api.port}`;
     spawnWorker({ controllerPort: config.controller.port, name: 'metrics-worker', engine: 'sharp', slots: 2 });
-    await waitFor('the worker to register', async () => liveWorker(server, 'metrics-worker')?.state === 'alive', 30_000, 20);
+    await waitFor(
+      'the worker to register',
+      async () => liveWorker(server, 'metrics-worker')?.state === 'alive',
+      30_000,
+      20,
+    );
   });
 
   after(async () => {
@@ -71,7 +77,8 @@ describe('metrics and request ids', function () {
       process_cpu_user_seconds_total: 'counter',
     };
     for (const [name, type] of Object.entries(expected)) expect(metrics.types.get(name), name).to.equal(type);
-    for (const state of ['queued', 'assigned', 'running', 'done', 'failed']) expect(metrics.value('dpip_jobs', { state }), state).to.be.a('number');
+    for (const state of ['queued', 'assigned', 'running', 'done', 'failed'])
+      expect(metrics.value('dpip_jobs', { state }), state).to.be.a('number');
     expect(metrics.value('dpip_workers', { state: 'alive' })).to.equal(1);
     expect(metrics.value('dpip_worker_cpu_load_percent', { worker: 'metrics-worker' })).to.be.within(0, 100);
     expect(metrics.value('dpip_worker_memory_used_ratio', { worker: 'metrics-worker' })).to.be.within(0, 1);
@@ -89,7 +96,8 @@ describe('metrics and request ids', function () {
     }
     await client.waitForCompletion(workload.workload_id);
     const after = await scrape();
-    const delta = (name: string, labels: Record<string, string> = {}) => after.sum(name, labels) - before.sum(name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      after.sum(name, labels) - before.sum(name, labels);
 
     expect(delta('dpip_jobs', { state: 'done' })).to.equal(3);
     expect(delta('dpip_jobs_finished_total', { state: 'done' })).to.equal(3);
@@ -103,19 +111,29 @@ describe('metrics and request ids', function () {
     // the user's three uploads and the worker's three results
     expect(delta('dpip_http_requests_total', { method: 'POST', route: '/images', status: '201' })).to.equal(6);
     expect(delta('dpip_http_requests_total', { method: 'POST', route: '/workloads', status: '201' })).to.equal(1);
-    expect(delta('dpip_http_request_duration_seconds_count', { method: 'GET', route: '/workloads/:id' })).to.be.at.least(1);
-    expect(after.value('dpip_http_request_duration_seconds_bucket', { method: 'GET', route: '/workloads/:id', le: '+Inf' })).to.equal(
-      after.value('dpip_http_request_duration_seconds_count', { method: 'GET', route: '/workloads/:id' }),
-    );
+    expect(
+      delta('dpip_http_request_duration_seconds_count', { method: 'GET', route: '/workloads/:id' }),
+    ).to.be.at.least(1);
+    expect(
+      after.value('dpip_http_request_duration_seconds_bucket', { method: 'GET', route: '/workloads/:id', le: '+Inf' }),
+    ).to.equal(after.value('dpip_http_request_duration_seconds_count', { method: 'GET', route: '/workloads/:id' }));
   });
 
   it('labels requests by route, never by id, and unknown paths as unmatched', async () => {
     await request(url).get('/no-such-path/12345');
     await request(url).get('/workloads/0d4783f5-10a4-41d2-9345-4c65fdf9d3fd');
     const metrics = await scrape();
-    expect(metrics.value('dpip_http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).to.be.at.least(1);
-    expect(metrics.value('dpip_http_requests_total', { method: 'GET', route: '/workloads/:id', status: '401' })).to.be.at.least(1);
-    const routes = new Set(metrics.samples.filter((sample) => sample.name === 'dpip_http_requests_total').map((sample) => sample.labels.route));
+    expect(
+      metrics.value('dpip_http_requests_total', { method: 'GET', route: 'unmatched', status: '404' }),
+    ).to.be.at.least(1);
+    expect(
+      metrics.value('dpip_http_requests_total', { method: 'GET', route: '/workloads/:id', status: '401' }),
+    ).to.be.at.least(1);
+    const routes = new Set(
+      metrics.samples
+        .filter((sample) => sample.name === 'dpip_http_requests_total')
+        .map((sample) => sample.labels.route),
+    );
     for (const route of routes) expect(route).not.to.match(/[0-9a-f]{8}-|12345/);
   });
 
@@ -126,7 +144,12 @@ describe('metrics and request ids', function () {
     expect(kept.headers['x-request-id']).to.equal('trace-42.a_b:c');
     const replaced = await request(url).get('/status').set('x-request-id', 'bad id with spaces');
     expect(replaced.headers['x-request-id']).to.match(UUID);
-    await waitFor('the request log line', async () => logLines.find((line) => line.request_id === 'trace-42.a_b:c' && line.msg === 'request'), 5_000, 20);
+    await waitFor(
+      'the request log line',
+      async () => logLines.find((line) => line.request_id === 'trace-42.a_b:c' && line.msg === 'request'),
+      5_000,
+      20,
+    );
     const line = logLines.find((item) => item.request_id === 'trace-42.a_b:c')!;
     expect(line).to.include({ method: 'GET', path: '/status', route: '/status', status: 401 });
     // job log lines name their job
@@ -139,7 +162,10 @@ describe('metrics and request ids', function () {
     it('is read from --metrics-token or DPIP_METRICS_TOKEN at the edge', async () => {
       const dataDir = await mkdtemp(path.join(tmpdir(), 'dpip-cli-'));
       try {
-        const fromFlag = await parseServerArgs(['--metrics-token', 'from-flag', '--data-dir', dataDir, '--secret', TEST_SECRET], {});
+        const fromFlag = await parseServerArgs(
+          ['--metrics-token', 'from-flag', '--data-dir', dataDir, '--secret', TEST_SECRET],
+          {},
+        );
         expect(fromFlag.server.api.metricsToken).to.equal('from-flag');
         // yargs reads DPIP_* from the process environment, as the dpip command does
         process.env.DPIP_METRICS_TOKEN = 'from-env';

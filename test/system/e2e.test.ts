@@ -1,8 +1,15 @@
 import { expect } from 'chai';
-import { TestClient } from './helpers/api.js';
-import { decodeRgba, highFrequencyEnergy, isGray, makeTestImage, sniffMime, type TestImageMime } from './helpers/images.js';
-import { killAll } from './helpers/processes.js';
-import { makeDirs, spawnServer, spawnWorker, type TestDirs } from './helpers/system.js';
+import { TestClient } from '../helpers/api.js';
+import {
+  decodeRgba,
+  highFrequencyEnergy,
+  isGray,
+  makeTestImage,
+  sniffMime,
+  type TestImageMime,
+} from '../helpers/images.js';
+import { killAll } from '../helpers/processes.js';
+import { makeDirs, spawnServer, spawnWorker, type TestDirs } from '../helpers/system.js';
 
 const IMAGES_PER_WORKLOAD = 10;
 
@@ -48,7 +55,12 @@ for (const engine of ['sharp', 'jimp'] as const) {
         const workload = await client.createWorkload({ filter });
         const originals = await makeOriginals(IMAGES_PER_WORKLOAD, filter === 'grayscale' ? 1 : 100);
         for (const [index, original] of originals.entries()) {
-          const upload = await client.upload(workload.workload_id, original.data, `${index}.${original.mime === 'image/png' ? 'png' : 'jpg'}`, original.mime);
+          const upload = await client.upload(
+            workload.workload_id,
+            original.data,
+            `${index}.${original.mime === 'image/png' ? 'png' : 'jpg'}`,
+            original.mime,
+          );
           expect(upload.status, JSON.stringify(upload.body)).to.equal(201);
         }
         const done = await client.waitForCompletion(workload.workload_id, 120_000);

@@ -1,12 +1,12 @@
 // A poison image (valid PNG header, corrupt or truncated body) among good ones, on real worker
 // processes of both engines: its job fails once, with the decode error recorded, and is not retried.
 import { expect } from 'chai';
-import type { Server } from '../bin/server.js';
-import { TestClient } from './helpers/api.js';
-import { decodeRgba, isGray, makeTestImage } from './helpers/images.js';
-import { killAll, waitFor } from './helpers/processes.js';
-import { filteredPerOriginal, liveWorker, seconds, sleep } from './helpers/restart.js';
-import { makeDirs, spawnWorker, startTestServer, type TestDirs } from './helpers/system.js';
+import type { Server } from '../../bin/server.js';
+import { TestClient } from '../helpers/api.js';
+import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
+import { killAll, waitFor } from '../helpers/processes.js';
+import { filteredPerOriginal, liveWorker, seconds, sleep } from '../helpers/restart.js';
+import { makeDirs, spawnWorker, startTestServer, type TestDirs } from '../helpers/system.js';
 
 /** The first half of a valid PNG: signature and IHDR intact, image data cut off. */
 async function truncatedPng(seed: number): Promise<Buffer> {
@@ -45,7 +45,12 @@ describe('faults: a poison image', function () {
     // one worker per engine; each workload is tagged to run on one of them
     spawnWorker({ controllerPort, name: 'poison-sharp', engine: 'sharp', slots: 2, tags: ['sharp'] });
     spawnWorker({ controllerPort, name: 'poison-jimp', engine: 'jimp', slots: 2, tags: ['jimp'] });
-    await waitFor('both workers to register', async () => ['poison-sharp', 'poison-jimp'].every((name) => liveWorker(s, name)?.state === 'alive'), 30_000, 20);
+    await waitFor(
+      'both workers to register',
+      async () => ['poison-sharp', 'poison-jimp'].every((name) => liveWorker(s, name)?.state === 'alive'),
+      30_000,
+      20,
+    );
     const client = await TestClient.login(started.url, 'alice', 'alice-pw');
 
     const good = await Promise.all([1, 2, 3, 4].map((seed) => makeTestImage(320, 240, 'image/png', 300 + seed)));
@@ -57,7 +62,10 @@ describe('faults: a poison image', function () {
         // good, poison, good, good, poison, good
         for (const [index, data] of [good[0]!, poison[0]!, good[1]!, good[2]!, poison[1]!, good[3]!].entries()) {
           const upload = await client.upload(workload.workload_id, data, `${index}.png`, 'image/png');
-          expect(upload.status, `upload ${index}: the API checks only the header\n${JSON.stringify(upload.body)}`).to.equal(201);
+          expect(
+            upload.status,
+            `upload ${index}: the API checks only the header\n${JSON.stringify(upload.body)}`,
+          ).to.equal(201);
           if (poison.includes(data)) poisonIds.push(upload.body.image_id!);
         }
         const done = await client.waitForCompletion(workload.workload_id, 60_000);
@@ -68,13 +76,18 @@ describe('faults: a poison image', function () {
     for (const { engine, workload, poisonIds } of runs) {
       const data = s.controller.store.data;
       const jobs = poisonIds.map((id) => data.jobs[data.images[id]!.job_id!]!);
-      const failedAfter = jobs.map((job) => seconds(Date.parse(job.finished_at ?? '') - Date.parse(data.images[job.image_id]!.created_at)));
-      console.log(`  recovery: poison image (${engine}) -> failed for good ${failedAfter.join(' s, ')} s after upload, attempts ${jobs.map((job) => job.attempts).join(', ')}: ${jobs.map((job) => JSON.stringify(job.error)).join('; ')}`);
+      const failedAfter = jobs.map((job) =>
+        seconds(Date.parse(job.finished_at ?? '') - Date.parse(data.images[job.image_id]!.created_at)),
+      );
+      console.log(
+        `  recovery: poison image (${engine}) -> failed for good ${failedAfter.join(' s, ')} s after upload, attempts ${jobs.map((job) => job.attempts).join(', ')}: ${jobs.map((job) => JSON.stringify(job.error)).join('; ')}`,
+      );
       expect(workload.status).to.equal('completed');
       expect(workload.failed_jobs, engine).to.equal(2);
       expect(workload.done_jobs, engine).to.equal(4);
       expect(workload.failures.map((failure) => failure.image_id).sort(), engine).to.deep.equal([...poisonIds].sort());
-      for (const failure of workload.failures) expect(failure.error, `${engine}: the decode error is shown`).to.match(/decode/i);
+      for (const failure of workload.failures)
+        expect(failure.error, `${engine}: the decode error is shown`).to.match(/decode/i);
       for (const job of jobs) {
         expect(job.state).to.equal('failed');
         expect(job.attempts, `${engine}: one attempt, no retry`).to.equal(1);
@@ -82,7 +95,8 @@ describe('faults: a poison image', function () {
       }
       // every good image filtered once, the poison ones not at all
       const perOriginal = filteredPerOriginal(data, workload.workload_id);
-      for (const [original, count] of perOriginal) expect(count, `${engine}: filtered images of ${original}`).to.equal(poisonIds.includes(original) ? 0 : 1);
+      for (const [original, count] of perOriginal)
+        expect(count, `${engine}: filtered images of ${original}`).to.equal(poisonIds.includes(original) ? 0 : 1);
       expect(workload.filtered_images).to.have.length(4);
       for (const imageId of workload.filtered_images) {
         const result = await client.download(imageId);

@@ -3,10 +3,17 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { hasMallocTunables, withMallocTunables } from '../common/malloc-tunables.js';
-import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from './helpers/processes.js';
-import { childPids, isAlive, logLines, pickServerPorts, spawnServerOn, spawnWorkerProcess } from './helpers/restart.js';
-import { makeDirs, TEST_SECRET, type TestDirs } from './helpers/system.js';
+import { hasMallocTunables, withMallocTunables } from '../../common/malloc-tunables.js';
+import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from '../helpers/processes.js';
+import {
+  childPids,
+  isAlive,
+  logLines,
+  pickServerPorts,
+  spawnServerOn,
+  spawnWorkerProcess,
+} from '../helpers/restart.js';
+import { makeDirs, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
 const LAUNCHER = path.join(DIST_BIN, 'with-malloc-tunables.js');
 const HINT = /malloc tunables are not set/;
@@ -31,7 +38,10 @@ describe('glibc malloc tunables', function () {
     it('sets both when the environment has none', () => {
       const env = withMallocTunables({ PATH: '/bin' });
       expect(env.PATH).to.equal('/bin');
-      expect(env.GLIBC_TUNABLES!.split(':').map((tunable) => tunable.split('=')[0])).to.have.members(['glibc.malloc.mmap_threshold', 'glibc.malloc.trim_threshold']);
+      expect(env.GLIBC_TUNABLES!.split(':').map((tunable) => tunable.split('=')[0])).to.have.members([
+        'glibc.malloc.mmap_threshold',
+        'glibc.malloc.trim_threshold',
+      ]);
       expect(hasMallocTunables(env)).to.equal(true);
       expect(hasMallocTunables({ PATH: '/bin' })).to.equal(false);
     });
@@ -48,7 +58,7 @@ describe('glibc malloc tunables', function () {
     });
   });
 
-  describe('processes', function () {
+  describe('processes', () => {
     if (process.platform !== 'linux') return;
     let dirs: TestDirs;
     /** Processes started by a launcher: killAll() knows only the launchers. */
@@ -67,12 +77,36 @@ describe('glibc malloc tunables', function () {
     /** Starts `npm start`'s launcher with a server and one local worker; resolves once both run. */
     async function launchServer(): Promise<{ launcher: Spawned; serverPid: number; workerPid: number }> {
       const ports = await pickServerPorts();
-      const launcher = spawnNode(LAUNCHER, ['dpip', '--port', String(ports.apiPort), '--controller-port', String(ports.controllerPort), '--host', '127.0.0.1', '--data-dir', dirs.dataDir, '--images-dir', dirs.imagesDir, '--workers', '1', '--secret', TEST_SECRET, '--log-level', 'warn']);
-      await waitFor('the server to listen', async () => (await fetch(`http://127.0.0.1:${ports.apiPort}/status`)).status === 401, 20_000);
+      const launcher = spawnNode(LAUNCHER, [
+        'dpip',
+        '--port',
+        String(ports.apiPort),
+        '--controller-port',
+        String(ports.controllerPort),
+        '--host',
+        '127.0.0.1',
+        '--data-dir',
+        dirs.dataDir,
+        '--images-dir',
+        dirs.imagesDir,
+        '--workers',
+        '1',
+        '--secret',
+        TEST_SECRET,
+        '--log-level',
+        'warn',
+      ]);
+      await waitFor(
+        'the server to listen',
+        async () => (await fetch(`http://127.0.0.1:${ports.apiPort}/status`)).status === 401,
+        20_000,
+      );
       const [serverPid] = childPids(launcher.child.pid!);
       expect(serverPid, 'the server runs as the launcher child').to.be.a('number');
       descendants.push(serverPid!);
-      const [workerPid] = await waitFor('the local worker', async () => (childPids(serverPid!).length === 1 ? childPids(serverPid!) : null));
+      const [workerPid] = await waitFor('the local worker', async () =>
+        childPids(serverPid!).length === 1 ? childPids(serverPid!) : null,
+      );
       descendants.push(workerPid!);
       return { launcher, serverPid: serverPid!, workerPid: workerPid! };
     }
@@ -102,7 +136,11 @@ describe('glibc malloc tunables', function () {
       const { launcher, serverPid, workerPid } = await launchServer();
       launcher.child.kill('SIGKILL');
       await launcher.exited;
-      await waitFor('the server and its worker to exit', async () => !isAlive(serverPid) && !isAlive(workerPid), 40_000);
+      await waitFor(
+        'the server and its worker to exit',
+        async () => !isAlive(serverPid) && !isAlive(workerPid),
+        40_000,
+      );
     });
 
     it('refuses a program it does not know, with exit 2 and a message', async () => {
@@ -113,11 +151,30 @@ describe('glibc malloc tunables', function () {
 
     it('a worker started without them says how to get them; one started by `npm run worker` does not', async () => {
       const ports = await pickServerPorts();
-      const workerArgs = (name: string): string[] => ['--controller', `127.0.0.1:${ports.controllerPort}`, '--worker-name', name, '--engine', 'jimp', '--log-level', 'info'];
-      const bare = spawnWorkerProcess({ controllerPort: ports.controllerPort, name: 'bare', engine: 'jimp', logLevel: 'info' });
-      const launched: Spawned = spawnNode(LAUNCHER, ['dpip-worker', ...workerArgs('launched')], { DPIP_SECRET: TEST_SECRET });
+      const workerArgs = (name: string): string[] => [
+        '--controller',
+        `127.0.0.1:${ports.controllerPort}`,
+        '--worker-name',
+        name,
+        '--engine',
+        'jimp',
+        '--log-level',
+        'info',
+      ];
+      const bare = spawnWorkerProcess({
+        controllerPort: ports.controllerPort,
+        name: 'bare',
+        engine: 'jimp',
+        logLevel: 'info',
+      });
+      const launched: Spawned = spawnNode(LAUNCHER, ['dpip-worker', ...workerArgs('launched')], {
+        DPIP_SECRET: TEST_SECRET,
+      });
       // both log their start-up lines before they find the controller (which is not there)
-      await waitFor('both workers to log', async () => logLines(bare.output()).length > 0 && logLines(launched.output()).length > 0);
+      await waitFor(
+        'both workers to log',
+        async () => logLines(bare.output()).length > 0 && logLines(launched.output()).length > 0,
+      );
       await waitFor('the hint', async () => HINT.test(bare.output()), 10_000);
       expect(launched.output()).not.to.match(HINT);
     });

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { availableParallelism, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import { ResourceMonitor } from '../worker/resources.js';
+import { ResourceMonitor } from '../../worker/resources.js';
 
 describe('worker resource monitor', function () {
   this.timeout(20_000);
