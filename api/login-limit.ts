@@ -4,6 +4,7 @@ import { validateUsername } from '../controller/index.js';
 import type { ApiConfig } from './config.js';
 import { TooManyRequests } from './errors.js';
 import { clientKey, DEFAULT_MAX_KEYS, RateLimiter } from './rate-limit.js';
+import { LogThrottle } from '../common/log-throttle.js';
 
 /** Throws 429 if this attempt is over a limit; otherwise counts it. */
 export type LoginGate = (req: Request, username: string | undefined) => void;
@@ -21,20 +22,19 @@ export function loginGate(config: ApiConfig, log: Logger): LoginGate {
   const maxKeys = config.rateLimitMaxKeys ?? DEFAULT_MAX_KEYS;
   const perUser = config.loginRateLimit ? new RateLimiter(config.loginRateLimit, maxKeys) : null;
   const perClient = config.loginRateLimitPerClient ? new RateLimiter(config.loginRateLimitPerClient, maxKeys) : null;
-  let refused = 0;
+  const refused = new LogThrottle();
   return (req, username) => {
     if (!perUser && !perClient) return;
     const client = clientKey(req.ip ?? req.socket.remoteAddress);
     const user = username === undefined ? undefined : validateUsername(username) === null ? username : INVALID_NAME;
     const wait = Math.max(perClient?.wait(client) ?? 0, user !== undefined && perUser ? perUser.wait(user) : 0);
     if (wait > 0) {
-      refused += 1;
-      // the first and then every 1000th: a flood must not flood the log
-      if (refused === 1 || refused % 1000 === 0)
+      if (refused.next()) {
         log.warn(
-          { client, user: user === INVALID_NAME ? '(invalid)' : user, count: refused },
+          { client, user: user === INVALID_NAME ? '(invalid)' : user, count: refused.count },
           'login attempts over the rate limit',
         );
+      }
       const seconds = Math.max(1, Math.ceil(wait / 1000));
       throw new TooManyRequests(`too many login attempts: try again in ${seconds} s`, seconds);
     }

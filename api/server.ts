@@ -7,6 +7,7 @@ import { createApp } from './app.js';
 import { imageRoutes } from './routes/images.js';
 import { closeAppParts, createAppParts } from './parts.js';
 import { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
+import { LogThrottle } from '../common/log-throttle.js';
 
 export interface ApiServer {
   readonly port: number;
@@ -68,13 +69,12 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
   );
   server.keepAliveTimeout = keepAliveTimeout;
 
-  let clientErrors = 0;
+  const clientErrors = new LogThrottle();
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') {
-      clientErrors += 1;
-      // the first and then every 1000th: a flood of broken requests must not flood the log
-      if (clientErrors === 1 || clientErrors % 1000 === 0)
-        log.warn({ code: error.code, count: clientErrors }, 'refused a malformed or slow HTTP request');
+      if (clientErrors.next()) {
+        log.warn({ code: error.code, count: clientErrors.count }, 'refused a malformed or slow HTTP request');
+      }
     }
     if (socket.writable && !responseStarted(socket)) {
       const { status, message } = clientErrorResponse(error.code);

@@ -33,9 +33,11 @@ for (let index = 1; index <= TOTAL; index++) {
   const lease = controller.jobs.assign(jobId, worker)!;
   controller.jobs.start(jobId, worker, lease.lease_id);
   await controller.store.commit();
-  const filtered = await controller.images.addFiltered(jobId, worker, lease.lease_id, await staged());
-  controller.jobs.complete(jobId, worker, lease.lease_id, filtered.id);
-  await controller.store.commit();
+  await controller.images.addFiltered(
+    { type: 'filtered', job_id: jobId, lease_id: lease.lease_id },
+    worker,
+    await staged(),
+  );
   if (index % WINDOW === 0) {
     const elapsed = (performance.now() - windowStart) / WINDOW;
     const cpu = process.cpuUsage(cpuStart);

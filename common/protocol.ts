@@ -75,14 +75,6 @@ export const heartbeatResultSchema = z.object({
 });
 export type HeartbeatResult = z.infer<typeof heartbeatResultSchema>;
 
-export const completeParamsSchema = z.object({
-  token: z.string().max(4000),
-  job_id: shortText,
-  lease_id: shortText,
-  image_id: shortText,
-});
-export type CompleteParams = z.infer<typeof completeParamsSchema>;
-
 export const failParamsSchema = z.object({
   token: z.string().max(4000),
   job_id: shortText,
@@ -97,6 +89,18 @@ export type GoodbyeParams = z.infer<typeof goodbyeParamsSchema>;
 
 export const acceptedResultSchema = z.object({ accepted: z.boolean() });
 export type AcceptedResult = z.infer<typeof acceptedResultSchema>;
+
+// --- worker -> API: the filtered image of a job (POST /images, the image as the whole body) ---
+/**
+ * The fields of a worker's result upload, sent in the query string. The answered upload is the
+ * job's completion, accepted only from the lease holder.
+ */
+export const filteredUploadSchema = z.object({
+  type: z.literal('filtered'),
+  job_id: shortText,
+  lease_id: shortText,
+});
+export type FilteredUpload = z.infer<typeof filteredUploadSchema>;
 
 // --- scheduler -> worker calls (REQ -> worker REP) ---
 export const assignParamsSchema = z.object({
@@ -120,7 +124,6 @@ export const WORKER_METHODS = { assign: 'assign', cancel: 'cancel', ping: 'ping'
 export const CONTROLLER_METHODS = {
   register: 'register',
   heartbeat: 'heartbeat',
-  complete: 'complete',
   fail: 'fail',
   goodbye: 'goodbye',
 } as const;

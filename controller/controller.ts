@@ -10,6 +10,7 @@ import { openStore, type Store } from './store/index.js';
 import { createTokens, loadSigningSecret, type Tokens } from './tokens.js';
 import { createUsers, type Users } from './users.js';
 import { WorkerRegistry } from './workers/index.js';
+import { LogThrottle } from '../common/log-throttle.js';
 
 export interface ControllerEvents {
   /** Something changed that may let the scheduler place work. */
@@ -59,12 +60,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   const images = new ImageLibrary(store, jobs, config.imagesDir);
   await images.prepare();
 
-  let invalidMessages = 0;
+  const invalidMessages = new LogThrottle();
   const onBadMessage = (reason: string): void => {
-    invalidMessages += 1;
-    // the first and then every 1000th: a flood of garbage must not flood the log
-    if (invalidMessages === 1 || invalidMessages % 1000 === 0)
-      log.warn({ reason, count: invalidMessages }, 'rejected a bad message on the bus');
+    if (invalidMessages.next()) log.warn({ reason, count: invalidMessages.count }, 'rejected a bad message on the bus');
   };
 
   const bindHost = config.bindHost === '0.0.0.0' ? '*' : config.bindHost;

@@ -3,6 +3,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../common/errors.js';
+import type { FilteredUpload } from '../common/protocol.js';
 import { holdsLease } from './jobs/index.js';
 import type { JobBook } from './job-book.js';
 import { own, type ImageRecord, type Store, type Workload } from './store/index.js';
@@ -74,7 +75,8 @@ export class ImageLibrary {
    * Keeps a worker's filtered image for a job it holds, and completes the job. Idempotent per
    * job: a retried job replaces the filtered image (same id), never adds a second one.
    */
-  async addFiltered(jobId: string, workerId: string, leaseId: string, image: IncomingImage): Promise<ImageRecord> {
+  async addFiltered(upload: FilteredUpload, workerId: string, image: IncomingImage): Promise<ImageRecord> {
+    const { job_id: jobId, lease_id: leaseId } = upload;
     const job = own(this.store.data.jobs, jobId);
     if (!holdsLease(job, workerId, leaseId))
       throw new AppError('conflict', 'the lease on this job has moved on: result discarded');

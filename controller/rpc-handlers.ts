@@ -3,7 +3,6 @@ import { sameSecret } from '../common/secrets.js';
 import { method, RpcError, RPC_UNAUTHORIZED, type RpcMethod } from '../common/bus/index.js';
 import {
   CONTROLLER_METHODS,
-  completeParamsSchema,
   failParamsSchema,
   goodbyeParamsSchema,
   heartbeatParamsSchema,
@@ -131,19 +130,6 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         jobs.poke();
       }
       return { known: true, cancel: renewHeld(worker, params.running) };
-    }),
-
-    [CONTROLLER_METHODS.complete]: method(completeParamsSchema, async (params): Promise<AcceptedResult> => {
-      const worker = workerOf(params.token);
-      if (!worker) return { accepted: false };
-      if (jobs.complete(params.job_id, worker.record.id, params.lease_id, params.image_id)) {
-        log.debug({ job_id: params.job_id, worker: worker.record.name }, 'job done');
-        await store.commit();
-        return { accepted: true };
-      }
-      // the filtered upload completes its job; a report after it (a worker of an earlier version) is answered the same
-      const job = own(store.data.jobs, params.job_id);
-      return { accepted: job?.state === 'done' && job.filtered_image_id === params.image_id };
     }),
 
     [CONTROLLER_METHODS.fail]: method(failParamsSchema, async (params): Promise<AcceptedResult> => {

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import type { FilteredUpload } from '../common/protocol.js';
 import type { FilterResult } from './engines/index.js';
 
 export class ApiError extends Error {
@@ -103,15 +104,9 @@ export class ApiClient {
     return reply.body;
   }
 
-  async uploadFiltered(
-    workloadId: string,
-    jobId: string,
-    leaseId: string,
-    result: FilterResult,
-    signal: AbortSignal,
-  ): Promise<string> {
-    // the image as the whole body, the fields in the query string: nothing for the server to parse out of a multipart body
-    const query = new URLSearchParams({ workload_id: workloadId, type: 'filtered', job_id: jobId, lease_id: leaseId });
+  async uploadFiltered(upload: FilteredUpload, result: FilterResult, signal: AbortSignal): Promise<string> {
+    // the image as the whole body, the fields in the query string: no multipart body for the server to parse
+    const query = new URLSearchParams(upload);
     const headers = {
       authorization: `Bearer ${this.token()}`,
       'content-type': result.mime,
@@ -124,7 +119,7 @@ export class ApiClient {
       [result.data],
       signal,
     );
-    if (reply.status !== 201) throw failure(reply, `upload of job ${jobId} failed`);
+    if (reply.status !== 201) throw failure(reply, `upload of job ${upload.job_id} failed`);
     let answer: { image_id?: unknown };
     try {
       answer = JSON.parse(reply.body.toString('utf8')) as { image_id?: unknown };

@@ -31,7 +31,11 @@ export async function runJob(
     if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };
     const filtered = performance.now();
     onUploading();
-    const imageId = await api.uploadFiltered(job.workload_id, job.job_id, job.lease_id, result, signal);
+    const imageId = await api.uploadFiltered(
+      { type: 'filtered', job_id: job.job_id, lease_id: job.lease_id },
+      result,
+      signal,
+    );
     const ms = (from: number, to: number): number => Math.round(to - from);
     log.debug(
       {

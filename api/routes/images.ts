@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import { AppError } from '../../common/errors.js';
+import { filteredUploadSchema } from '../../common/protocol.js';
 import type { Logger } from '../../common/log.js';
 import { findWorkload, type Controller, type ImageRecord, type TokenClaims } from '../../controller/index.js';
 import { bearerFrom, verifiedClaims } from '../auth.js';
@@ -88,16 +89,15 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
       const workload = findWorkload(controller.store, claims.sub, workloadId);
       return controller.images.addOriginal(workload, inspectImage(requireFile(staged), config.maxPixels));
     }
-    const jobId = field(body, 'job_id');
-    const leaseId = field(body, 'lease_id');
-    if (type !== 'filtered' || !jobId || !leaseId)
+    const fields = filteredUploadSchema.safeParse({
+      type,
+      job_id: field(body, 'job_id'),
+      lease_id: field(body, 'lease_id'),
+    });
+    if (!fields.success) {
       throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
-    return controller.images.addFiltered(
-      jobId,
-      claims.sub,
-      leaseId,
-      inspectImage(requireFile(staged), config.maxPixels),
-    );
+    }
+    return controller.images.addFiltered(fields.data, claims.sub, inspectImage(requireFile(staged), config.maxPixels));
   }
 
   /** Multipart (the file and the fields), or the image as the whole body with the fields in the query string. */

@@ -1,5 +1,6 @@
 import { own, type Data, type Job } from '../store/index.js';
-import { backoffMs, holdsLease, type RetryPolicy } from './lease.js';
+import { backoffMs } from '../../common/backoff.js';
+import { holdsLease, type RetryPolicy } from './lease.js';
 
 /**
  * The holder reports a failure. A poison input (not retryable) or the last attempt fails the job
@@ -26,7 +27,7 @@ export function failJob(
     job.finished_at = stamp;
   } else {
     job.state = 'queued';
-    job.not_before = now + backoffMs(policy, job.attempts);
+    job.not_before = now + backoffMs(policy.backoff, job.attempts);
   }
   return job;
 }

@@ -8,4 +8,4 @@ export { releaseJob } from './release-job.js';
 export { unassignJob } from './unassign-job.js';
 export { expireLeases } from './expire-leases.js';
 export { retryJob } from './retry-job.js';
-export { holdsLease, backoffMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from './lease.js';
+export { holdsLease, DEFAULT_RETRY_POLICY, type RetryPolicy } from './lease.js';

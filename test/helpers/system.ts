@@ -45,7 +45,7 @@ export async function testServerConfig(
       leaseMs: 3000,
       heartbeatMs: 500,
       announceMs: 300,
-      retry: { ...DEFAULT_RETRY_POLICY, backoffBaseMs: 100 },
+      retry: { ...DEFAULT_RETRY_POLICY, backoff: { ...DEFAULT_RETRY_POLICY.backoff, baseMs: 100 } },
       userTokenTtlSeconds: 3600,
       workerTokenTtlSeconds: 3600,
       ...overrides,

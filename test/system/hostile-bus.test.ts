@@ -238,8 +238,8 @@ describe('hostile peers on the bus', function () {
         { title: 'heartbeat with empty params', payload: request('heartbeat', {}), code: -32602, message: /token/ },
         { title: 'heartbeat with params as a list', payload: request('heartbeat', ['token']), code: -32602 },
         {
-          title: 'complete with numbers for ids',
-          payload: request('complete', { token: 'x', job_id: 1, lease_id: 2, image_id: 3 }),
+          title: 'fail with numbers for ids',
+          payload: request('fail', { token: 'x', job_id: 1, lease_id: 2, error: 'e', retryable: true }),
           code: -32602,
         },
         {
@@ -281,6 +281,11 @@ describe('hostile peers on the bus', function () {
           payload: request('shutdown', {}),
           code: -32601,
           message: /unknown method/,
+        },
+        {
+          title: 'the method "complete" (the filtered upload completes a job)',
+          payload: request('complete', { token: 'x', job_id: 'j', lease_id: 'l', image_id: 'i' }),
+          code: -32601,
         },
         { title: 'the method "__proto__"', payload: request('__proto__', {}), code: -32601 },
         { title: 'the method "constructor"', payload: request('constructor', {}), code: -32601 },
