@@ -30,14 +30,12 @@ const firstAndLast: number[] = [];
 for (let index = 1; index <= TOTAL; index++) {
   const original = await controller.images.addOriginal(workload, await staged());
   const jobId = original.job_id!;
-  const lease = controller.jobs.assign(jobId, worker)!;
-  controller.jobs.start(jobId, worker, lease.lease_id);
+  const assigned = controller.jobs.assign(jobId, worker);
+  const leaseId = assigned.ok ? assigned.job.lease?.lease_id : undefined;
+  if (!leaseId) throw new Error(`job ${jobId} could not be assigned`);
+  controller.jobs.start(jobId, worker, leaseId);
   await controller.store.commit();
-  await controller.images.addFiltered(
-    { type: 'filtered', job_id: jobId, lease_id: lease.lease_id },
-    worker,
-    await staged(),
-  );
+  await controller.images.addFiltered({ type: 'filtered', job_id: jobId, lease_id: leaseId }, worker, await staged());
   if (index % WINDOW === 0) {
     const elapsed = (performance.now() - windowStart) / WINDOW;
     const cpu = process.cpuUsage(cpuStart);

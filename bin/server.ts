@@ -35,7 +35,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Se
     if ((await controller.users.create(username, password)) === 'created')
       log.info({ user: username }, 'user created from configuration');
   }
-  const scheduler = startScheduler(controller, config.scheduler, log.child({ component: 'scheduler' }));
+  const scheduler = startScheduler(controller.scheduling, config.scheduler, log.child({ component: 'scheduler' }));
   let api: ApiServer;
   try {
     api = await startApi(controller, config.api, log.child({ component: 'api' }));

@@ -4,7 +4,9 @@ import { ANNOUNCE, type Announcement } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
 import { rpcPortOf, type ControllerConfig } from './config.js';
 import { ImageLibrary } from './images.js';
-import { JobBook, type JobChange } from './job-book.js';
+import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
+import { startLeaseSweeper } from './lease-sweeper.js';
+import { schedulingPort, type SchedulingPort } from './scheduling.js';
 import { controllerMethods } from './rpc-handlers.js';
 import { openStore, type Store } from './store/index.js';
 import { createTokens, loadSigningSecret, type Tokens } from './tokens.js';
@@ -17,6 +19,8 @@ export interface ControllerEvents {
   work: [];
   /** A job changed state (emitted as it happens: listeners must be quick and must not throw). */
   job: [JobChange];
+  /** A job transition was refused (a late worker, a second request): counted by reason. */
+  refused: [JobRefusal];
 }
 
 export interface Controller {
@@ -27,6 +31,8 @@ export interface Controller {
   readonly images: ImageLibrary;
   readonly jobs: JobBook;
   readonly workers: WorkerRegistry;
+  /** What the scheduler reads and writes. */
+  readonly scheduling: SchedulingPort;
   readonly events: EventEmitter<ControllerEvents>;
   close(): Promise<void>;
 }
@@ -41,11 +47,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   });
   const events = new EventEmitter<ControllerEvents>();
   let workPending = false;
-  const jobs = new JobBook(
-    store,
-    config.retry,
-    config.leaseMs,
-    () => {
+  const jobs = new JobBook(store, config.retry, config.leaseMs, {
+    onWork() {
       // many changes in one tick wake the scheduler once
       if (workPending) return;
       workPending = true;
@@ -54,8 +57,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
         events.emit('work');
       });
     },
-    (change) => events.emit('job', change),
-  );
+    onChange: (change) => events.emit('job', change),
+    onRefused: (refusal) => events.emit('refused', refusal),
+  });
   const registry = new WorkerRegistry();
   const images = new ImageLibrary(store, jobs, config.imagesDir);
   await images.prepare();
@@ -95,19 +99,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   announce();
   const announcer = setInterval(announce, config.announceMs);
 
-  const sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const worker of registry.markSilentDead(config.leaseMs, now)) {
-      log.warn(
-        { worker: worker.record.name, silent_ms: now - worker.last_seen },
-        'worker missed its heartbeats: marked dead',
-      );
-      jobs.releaseAll(worker.record.id, `worker ${worker.record.name} stopped sending heartbeats`);
-    }
-    const expired = jobs.expire(now);
-    if (expired.length > 0) log.warn({ jobs: expired.map((job) => job.id) }, 'leases expired: jobs requeued');
-    void store.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
-  }, SWEEP_MS);
+  const sweeper = startLeaseSweeper({ registry, jobs, store }, config.leaseMs, SWEEP_MS, log);
 
   log.info({ pub: config.port, rpc: rpcPortOf(config) }, 'controller listening');
 
@@ -119,10 +111,14 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     images,
     jobs,
     workers: registry,
+    scheduling: schedulingPort({ store, jobs, registry }, (listener) => {
+      events.on('work', listener);
+      return () => events.off('work', listener);
+    }),
     events,
     async close() {
       clearInterval(announcer);
-      clearInterval(sweeper);
+      sweeper.stop();
       rpc.close();
       publisher.close();
       await store.close();

@@ -1,12 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../common/errors.js';
 import type { FilteredUpload } from '../common/protocol.js';
-import { holdsLease } from './jobs/index.js';
+import type { Refusal } from './jobs/index.js';
 import type { JobBook } from './job-book.js';
 import { own, type ImageRecord, type Store, type Workload } from './store/index.js';
+
+const STALE_RESULT: Record<Refusal, string> = {
+  no_job: 'no such job: result discarded',
+  lease_moved: 'the lease on this job has moved on: result discarded',
+  wrong_state: 'the job is no longer running: result discarded',
+  in_backoff: 'the job is waiting to be retried: result discarded',
+  lease_live: 'the job is no longer running: result discarded',
+  wrong_result: "the result is not of this job's original: discarded",
+};
+
+function staleResult(refusal: Refusal): AppError {
+  return new AppError('conflict', STALE_RESULT[refusal]);
+}
 
 export type ImageMime = 'image/png' | 'image/jpeg';
 
@@ -60,7 +73,7 @@ export class ImageLibrary {
     const id = randomUUID();
     const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
     // a fresh name that no record points at until the file is complete: it can be written in place
-    await this.keep(image.content, file, 'new');
+    await this.keep(image.content, file);
     const record = this.record(id, workload, 'original', null, file, image);
     const job = this.jobs.create(workload.id, id);
     record.job_id = job.id;
@@ -72,34 +85,58 @@ export class ImageLibrary {
   }
 
   /**
-   * Keeps a worker's filtered image for a job it holds, and completes the job. Idempotent per
-   * job: a retried job replaces the filtered image (same id), never adds a second one.
+   * Keeps a worker's filtered image for a job it holds, and completes the job: one commit, answered
+   * 201. A refused completion (the lease moved on, the job is no longer running) keeps nothing, no
+   * record and no file, and is answered 409.
    */
   async addFiltered(upload: FilteredUpload, workerId: string, image: IncomingImage): Promise<ImageRecord> {
     const { job_id: jobId, lease_id: leaseId } = upload;
+    this.refuseStale(jobId, workerId, leaseId);
     const job = own(this.store.data.jobs, jobId);
-    if (!holdsLease(job, workerId, leaseId))
-      throw new AppError('conflict', 'the lease on this job has moved on: result discarded');
-    const workload = this.store.data.workloads[job.workload_id];
-    const original = this.store.data.images[job.image_id];
-    if (!workload || !original) throw new AppError('not_found', "the job's workload or original is gone");
-    const id = job.filtered_image_id ?? randomUUID();
+    const workload = job && own(this.store.data.workloads, job.workload_id);
+    const original = job && own(this.store.data.images, job.image_id);
+    if (!job || !workload || !original) throw new AppError('not_found', "the job's workload or original is gone");
     const file = path.posix.join(workload.name, `${original.id}.filtered.${EXTENSION[image.mime]}`);
-    // a retried job's result replaces the old file in one rename: readers see the old or the new file, never half of one
-    await this.keep(image.content, file, 'replace');
-    // the lease may have moved on while the file was written; the file is the same either way
-    if (!holdsLease(own(this.store.data.jobs, jobId), workerId, leaseId)) {
-      throw new AppError('conflict', 'the lease on this job has moved on: result discarded');
+    const target = path.join(this.imagesDir, file);
+    await this.ensureDir(path.dirname(target));
+    const staged = image.content.kind === 'staged' ? image.content.path : this.stage(image.content.data);
+    // from here to the completion nothing is awaited: the lease checked is the lease the result is kept under
+    try {
+      this.refuseStale(jobId, workerId, leaseId);
+      // a retried job's result replaces the file in one rename: readers see the old or the new file, never half
+      renameSync(staged, target);
+    } catch (error) {
+      await this.discardStaged(staged);
+      throw error;
     }
-    const record = this.record(id, workload, 'filtered', original.id, file, image);
-    this.store.data.images[id] = record;
-    job.filtered_image_id = id;
-    this.store.touch('images', id);
-    this.store.touch('jobs', job.id);
-    // the stored result is the job's completion: one commit, and no separate report on the bus
-    this.jobs.complete(jobId, workerId, leaseId, id);
+    const record = this.record(job.filtered_image_id ?? randomUUID(), workload, 'filtered', original.id, file, image);
+    const completion = this.jobs.complete(jobId, workerId, leaseId, record);
+    if (!completion.ok) {
+      rmSync(target, { force: true });
+      throw staleResult(completion.refusal);
+    }
+    this.store.data.images[record.id] = record;
+    this.store.touch('images', record.id);
     await this.store.commit();
     return record;
+  }
+
+  /** 409 unless the worker still holds the job's lease and the job can still complete. */
+  private refuseStale(jobId: string, workerId: string, leaseId: string): void {
+    const refusal = this.jobs.holderRefusal('complete', jobId, workerId, leaseId);
+    if (refusal) throw staleResult(refusal);
+  }
+
+  /** Bytes held in memory, written to a fresh staging file (so that keeping them is one rename). */
+  private stage(data: Buffer): string {
+    const staged = this.stagingPath();
+    try {
+      writeFileSync(staged, data, { flag: 'wx' });
+    } catch (error) {
+      rmSync(staged, { force: true });
+      throw error;
+    }
+    return staged;
   }
 
   /** An image the user owns, or 404. */
@@ -148,28 +185,16 @@ export class ImageLibrary {
   }
 
   /**
-   * Puts the bytes at `file`; one that may `replace` a file goes in one step: a reader sees the old
-   * file or the new one, never half of one. Bytes in memory (an upload small enough to stay there,
-   * at most 512 KiB) are written synchronously: copying them into the page cache takes microseconds,
-   * where the asynchronous open, write and close were three trips through the thread pool and a
-   * third of the server's CPU per tiny image.
+   * Puts a new original's bytes at `file`, a fresh name that no record points at until the file is
+   * complete. Bytes in memory (an upload small enough to stay there, at most 512 KiB) are written
+   * synchronously: copying them into the page cache takes microseconds, where the asynchronous open,
+   * write and close were three trips through the thread pool and a third of the server's CPU per tiny image.
    */
-  private async keep(content: IncomingContent, file: string, mode: 'new' | 'replace'): Promise<void> {
+  private async keep(content: IncomingContent, file: string): Promise<void> {
     const target = path.join(this.imagesDir, file);
     await this.ensureDir(path.dirname(target));
     if (content.kind === 'staged') return rename(content.path, target);
-    if (mode === 'new') {
-      writeFileSync(target, content.data, { flag: 'wx' });
-      return;
-    }
-    const staged = this.stagingPath();
-    try {
-      writeFileSync(staged, content.data, { flag: 'wx' });
-      renameSync(staged, target);
-    } catch (error) {
-      await this.discardStaged(staged);
-      throw error;
-    }
+    writeFileSync(target, content.data, { flag: 'wx' });
   }
 
   /** mkdir once per workload directory, not once per file (it showed in profiles). */

@@ -1,6 +1,6 @@
 export { startController, type Controller, type ControllerEvents } from './controller.js';
 export { rpcPortOf, type ControllerConfig } from './config.js';
-export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './jobs/index.js';
+export { DEFAULT_RETRY_POLICY, REFUSALS, type RetryPolicy, type Refusal, type Transition } from './jobs/index.js';
 export {
   createWorkload,
   findWorkload,
@@ -14,7 +14,8 @@ export {
 export { validateUsername, validatePassword, type Users } from './users.js';
 export type { Tokens, TokenClaims, TokenScope } from './tokens.js';
 export type { ImageLibrary, IncomingContent, IncomingImage, ImageMime } from './images.js';
-export type { JobBook, JobChange } from './job-book.js';
+export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
+export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome } from './scheduling.js';
 export {
   viewWorker,
   type LiveWorker,

@@ -2,16 +2,21 @@ import {
   assignJob,
   completeJob,
   createJob,
-  expireLeases,
+  expireLease,
   failJob,
+  holderRefusal,
+  regrantLease,
   releaseJob,
   renewLease,
   retryJob,
   startJob,
   unassignJob,
+  type JobResult,
+  type Refusal,
   type RetryPolicy,
+  type Transition,
 } from './jobs/index.js';
-import { own, type Job, type JobState, type Lease, type Store } from './store/index.js';
+import { own, type Job, type JobState, type Store } from './store/index.js';
 
 /** A job changed state. */
 export interface JobChange {
@@ -22,50 +27,78 @@ export interface JobChange {
   since: number;
 }
 
-interface Prior {
-  from: JobState;
-  since: number;
+export type TransitionName =
+  | 'assign'
+  | 'start'
+  | 'renew'
+  | 'complete'
+  | 'fail'
+  | 'release'
+  | 'unassign'
+  | 'expire'
+  | 'retry';
+
+/** A transition that changed nothing, and why. */
+export interface JobRefusal {
+  transition: TransitionName;
+  refusal: Refusal;
+  job_id: string;
 }
 
+export interface JobBookHooks {
+  /** Something changed that may let the scheduler place more work. */
+  onWork(): void;
+  /** Every change of a job's state, as it happens (listeners must be quick). */
+  onChange(change: JobChange): void;
+  /** Every refused transition, as it happens (listeners must be quick). */
+  onRefused(refusal: JobRefusal): void;
+}
+
+interface Before {
+  from: JobState;
+  since: number;
+  holder: string | null;
+}
+
+const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefined, onRefused: () => undefined };
+
 /**
- * The job transitions bound to the store (each one marks the job changed for the next commit), plus the two indexes the scheduler needs to stay cheap:
- * the queue in upload order and the jobs each worker holds. Transitions change memory at once;
- * callers commit (coalesced) before they acknowledge anything to the outside.
+ * The job transitions bound to the store (each one marks the job changed for the next commit), plus
+ * the indexes that keep the scheduler and the lease sweep cheap however many jobs have finished: the
+ * queue in upload order and the jobs each worker holds. Transitions change memory at once; callers
+ * commit (coalesced) before they acknowledge anything to the outside.
  */
 export class JobBook {
   private readonly queue = new Set<string>();
   private readonly leasedBy = new Map<string, Set<string>>();
+  private readonly hooks: JobBookHooks;
 
   constructor(
     private readonly store: Store,
     private readonly policy: RetryPolicy,
     private readonly leaseMs: number,
-    private readonly onWork: () => void,
-    /** Called on every change of a job's state, as it happens (listeners must be quick). */
-    private readonly onChange: (change: JobChange) => void = () => undefined,
+    hooks: Partial<JobBookHooks> = {},
+    private readonly clock: () => number = Date.now,
   ) {
-    const now = Date.now();
+    this.hooks = { ...NO_HOOKS, ...hooks };
+    const now = clock();
     for (const job of Object.values(store.data.jobs)) {
       if (job.state === 'queued') this.queue.add(job.id);
-      if (job.lease) {
-        // after a restart, holders get one lease period to come back and renew
-        job.lease.expires_at = Math.max(job.lease.expires_at, now + leaseMs);
-        this.hold(job.lease.worker_id, job.id);
-      }
+      if (job.lease && regrantLease(job, leaseMs, now).ok) this.hold(job.lease.worker_id, job.id);
     }
   }
 
   /** Something changed that may let the scheduler place more work (a worker joined, came back, ...). */
   poke(): void {
-    this.onWork();
+    this.hooks.onWork();
   }
 
   create(workloadId: string, imageId: string): Job {
-    const job = createJob(this.store.data, workloadId, imageId, Date.now());
+    const job = createJob(this.store.data, workloadId, imageId, this.clock());
     this.store.touch('jobs', job.id);
     this.queue.add(job.id);
-    this.onChange({ job, from: null, since: Date.parse(job.created_at) });
-    this.onWork();
+    this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at) });
+    this.hooks.onWork();
     return job;
   }
 
@@ -91,58 +124,57 @@ export class JobBook {
     return this.leasedBy.get(workerId) ?? new Set();
   }
 
-  assign(jobId: string, workerId: string): Lease | null {
-    const prior = this.prior(jobId);
-    const lease = assignJob(this.store.data, jobId, workerId, this.leaseMs, Date.now());
-    if (lease) {
-      this.store.touch('jobs', jobId);
-      this.queue.delete(jobId);
-      this.hold(workerId, jobId);
-      this.changed(jobId, prior);
-    }
-    return lease;
+  /** How many jobs hold a lease, over all workers. */
+  leasedCount(): number {
+    let count = 0;
+    for (const jobs of this.leasedBy.values()) count += jobs.size;
+    return count;
   }
 
-  start(jobId: string, workerId: string, leaseId: string): boolean {
-    const prior = this.prior(jobId);
-    const started = startJob(this.store.data, jobId, workerId, leaseId, this.leaseMs, Date.now());
-    if (started) {
-      this.store.touch('jobs', jobId);
-      this.changed(jobId, prior);
-    }
-    return started;
+  /**
+   * Why the holder of this lease may not make the transition now, or null when it may: a check that
+   * changes nothing, for work that must not start (a result's file) unless the transition can follow.
+   * A refusal is reported like the transition's own.
+   */
+  holderRefusal(transition: TransitionName, jobId: string, workerId: string, leaseId: string): Refusal | null {
+    const refusal = holderRefusal(own(this.store.data.jobs, jobId), workerId, leaseId);
+    if (refusal) this.hooks.onRefused({ transition, refusal, job_id: jobId });
+    return refusal;
   }
 
-  renew(jobId: string, workerId: string, leaseId: string): boolean {
-    return renewLease(this.store.data, jobId, workerId, leaseId, this.leaseMs, Date.now());
+  assign(jobId: string, workerId: string): Transition {
+    return this.apply('assign', jobId, (now) => assignJob(this.store.data, jobId, workerId, this.leaseMs, now));
   }
 
-  complete(jobId: string, workerId: string, leaseId: string, filteredImageId: string): boolean {
-    const prior = this.prior(jobId);
-    const done = completeJob(this.store.data, jobId, workerId, leaseId, filteredImageId, Date.now());
-    if (done) this.settle(workerId, jobId, prior);
-    return done;
+  start(jobId: string, workerId: string, leaseId: string): Transition {
+    return this.apply('start', jobId, (now) => startJob(this.store.data, jobId, workerId, leaseId, this.leaseMs, now));
   }
 
-  fail(jobId: string, workerId: string, leaseId: string, error: string, retryable: boolean): Job | null {
-    const prior = this.prior(jobId);
-    const job = failJob(this.store.data, jobId, workerId, leaseId, error, retryable, this.policy, Date.now());
-    if (job) this.settle(workerId, jobId, prior);
-    return job;
+  /** Not journaled, and not a change of state: leases are re-granted for one period after a restart. */
+  renew(jobId: string, workerId: string, leaseId: string): Transition {
+    const result = renewLease(this.store.data, jobId, workerId, leaseId, this.leaseMs, this.clock());
+    if (!result.ok) this.hooks.onRefused({ transition: 'renew', refusal: result.refusal, job_id: jobId });
+    return result;
   }
 
-  release(jobId: string, workerId: string, leaseId: string, reason: string): Job | null {
-    const prior = this.prior(jobId);
-    const job = releaseJob(this.store.data, jobId, workerId, leaseId, reason, this.policy, Date.now());
-    if (job) this.settle(workerId, jobId, prior);
-    return job;
+  complete(jobId: string, workerId: string, leaseId: string, result: JobResult): Transition {
+    return this.apply('complete', jobId, (now) => completeJob(this.store.data, jobId, workerId, leaseId, result, now));
   }
 
-  unassign(jobId: string, workerId: string, leaseId: string): Job | null {
-    const prior = this.prior(jobId);
-    const job = unassignJob(this.store.data, jobId, workerId, leaseId, Date.now());
-    if (job) this.settle(workerId, jobId, prior);
-    return job;
+  fail(jobId: string, workerId: string, leaseId: string, error: string, retryable: boolean): Transition {
+    return this.apply('fail', jobId, (now) =>
+      failJob(this.store.data, jobId, workerId, leaseId, error, retryable, this.policy, now),
+    );
+  }
+
+  release(jobId: string, workerId: string, leaseId: string, reason: string): Transition {
+    return this.apply('release', jobId, (now) =>
+      releaseJob(this.store.data, jobId, workerId, leaseId, reason, this.policy, now),
+    );
+  }
+
+  unassign(jobId: string, workerId: string, leaseId: string): Transition {
+    return this.apply('unassign', jobId, (now) => unassignJob(this.store.data, jobId, workerId, leaseId, now));
   }
 
   /** Release every job a worker holds (it died, left, or was replaced). */
@@ -151,19 +183,26 @@ export class JobBook {
     for (const jobId of [...this.heldBy(workerId)]) {
       const lease = this.store.data.jobs[jobId]?.lease;
       if (!lease) continue;
-      const job = this.release(jobId, workerId, lease.lease_id, reason);
-      if (job) released.push(job);
+      const result = this.release(jobId, workerId, lease.lease_id, reason);
+      if (result.ok) released.push(result.job);
     }
     return released;
   }
 
-  /** The stalled-job sweep. */
+  /**
+   * The stalled-job sweep: releases every lease past its expiry. It walks only the jobs that hold a
+   * lease (the index), never the jobs that finished, so its cost does not grow with history.
+   */
   expire(now: number): Job[] {
-    // only leased jobs can expire: their states before the sweep, from the index of held jobs
-    const priors = new Map<string, Prior | null>();
-    for (const held of this.leasedBy.values()) for (const jobId of held) priors.set(jobId, this.prior(jobId));
-    const expired = expireLeases(this.store.data, this.policy, now);
-    for (const job of expired) this.settle(this.holderOf(job.id) ?? '', job.id, priors.get(job.id) ?? null);
+    const expired: Job[] = [];
+    for (const held of [...this.leasedBy.values()]) {
+      for (const jobId of [...held]) {
+        const lease = this.store.data.jobs[jobId]?.lease;
+        if (!lease || lease.expires_at > now) continue;
+        const result = this.apply('expire', jobId, () => expireLease(this.store.data, jobId, this.policy, now));
+        if (result.ok) expired.push(result.job);
+      }
+    }
     return expired;
   }
 
@@ -173,25 +212,43 @@ export class JobBook {
    */
   retryFailed(workloadId: string): Job[] {
     const retried: Job[] = [];
-    const now = Date.now();
     for (const imageId of this.store.originals.of(workloadId)) {
       const jobId = this.store.data.images[imageId]?.job_id;
-      if (!jobId) continue;
-      const prior = this.prior(jobId);
-      const job = retryJob(this.store.data, jobId, now);
-      if (!job) continue;
-      this.store.touch('jobs', job.id);
-      this.queue.add(job.id);
-      this.changed(job.id, prior);
-      retried.push(job);
+      // only failed jobs are tried: the others would only count as refusals
+      if (!jobId || this.store.data.jobs[jobId]?.state !== 'failed') continue;
+      const result = this.apply('retry', jobId, (now) => retryJob(this.store.data, jobId, now));
+      if (result.ok) retried.push(result.job);
     }
-    if (retried.length > 0) this.onWork();
     return retried;
   }
 
-  private holderOf(jobId: string): string | undefined {
-    for (const [workerId, jobs] of this.leasedBy) if (jobs.has(jobId)) return workerId;
-    return undefined;
+  /**
+   * Runs one transition; on success marks the job for the next commit, keeps the indexes true to the
+   * job's new state and lease, and tells the hooks; on refusal, tells the hooks why.
+   */
+  private apply(name: TransitionName, jobId: string, run: (now: number) => Transition): Transition {
+    const before = this.before(jobId);
+    const result = run(this.clock());
+    if (!result.ok) {
+      this.hooks.onRefused({ transition: name, refusal: result.refusal, job_id: jobId });
+      return result;
+    }
+    const { job } = result;
+    this.store.touch('jobs', job.id);
+    const holder = job.lease?.worker_id ?? null;
+    if (before?.holder && before.holder !== holder) this.unhold(before.holder, job.id);
+    if (holder) this.hold(holder, job.id);
+    if (job.state === 'queued') this.queue.add(job.id);
+    else this.queue.delete(job.id);
+    if (before) this.hooks.onChange({ job, from: before.from, since: before.since });
+    // a job back in the queue, or a slot freed: the scheduler may place more
+    if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();
+    return result;
+  }
+
+  private before(jobId: string): Before | null {
+    const job = own(this.store.data.jobs, jobId);
+    return job ? { from: job.state, since: Date.parse(job.updated_at), holder: job.lease?.worker_id ?? null } : null;
   }
 
   private hold(workerId: string, jobId: string): void {
@@ -203,24 +260,9 @@ export class JobBook {
     jobs.add(jobId);
   }
 
-  private settle(workerId: string, jobId: string, prior: Prior | null): void {
-    this.store.touch('jobs', jobId);
+  private unhold(workerId: string, jobId: string): void {
     const jobs = this.leasedBy.get(workerId);
     jobs?.delete(jobId);
-    if (jobs && jobs.size === 0) this.leasedBy.delete(workerId);
-    if (own(this.store.data.jobs, jobId)?.state === 'queued') this.queue.add(jobId);
-    this.changed(jobId, prior);
-    this.onWork();
-  }
-
-  /** A job's state and since when, before a transition. */
-  private prior(jobId: string): Prior | null {
-    const job = own(this.store.data.jobs, jobId);
-    return job ? { from: job.state, since: Date.parse(job.updated_at) } : null;
-  }
-
-  private changed(jobId: string, prior: Prior | null): void {
-    const job = own(this.store.data.jobs, jobId);
-    if (job && prior) this.onChange({ job, from: prior.from, since: prior.since });
+    if (jobs?.size === 0) this.leasedBy.delete(workerId);
   }
 }

@@ -16,7 +16,7 @@ import type { Logger } from '../common/log.js';
 import type { z } from 'zod';
 import type { ControllerConfig } from './config.js';
 import type { JobBook } from './job-book.js';
-import { own, type Store, type WorkerRecord } from './store/index.js';
+import type { Store, WorkerRecord } from './store/index.js';
 import type { Tokens } from './tokens.js';
 import type { LiveWorker, WorkerRegistry } from './workers/index.js';
 
@@ -44,7 +44,13 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
   function renewHeld(worker: LiveWorker, running: LeaseRef[]): string[] {
     const cancel: string[] = [];
     for (const ref of running) {
-      if (!jobs.renew(ref.job_id, worker.record.id, ref.lease_id)) cancel.push(ref.job_id);
+      const renewal = jobs.renew(ref.job_id, worker.record.id, ref.lease_id);
+      if (renewal.ok) continue;
+      log.debug(
+        { job_id: ref.job_id, worker: worker.record.name, reason: renewal.refusal },
+        'lease not renewed: cancel',
+      );
+      cancel.push(ref.job_id);
     }
     return cancel;
   }
@@ -135,8 +141,15 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     [CONTROLLER_METHODS.fail]: method(failParamsSchema, async (params): Promise<AcceptedResult> => {
       const worker = workerOf(params.token);
       if (!worker) return { accepted: false };
-      const job = jobs.fail(params.job_id, worker.record.id, params.lease_id, params.error, params.retryable);
-      if (!job) return { accepted: false };
+      const failure = jobs.fail(params.job_id, worker.record.id, params.lease_id, params.error, params.retryable);
+      if (!failure.ok) {
+        log.info(
+          { job_id: params.job_id, worker: worker.record.name, reason: failure.refusal },
+          'failure report refused',
+        );
+        return { accepted: false };
+      }
+      const { job } = failure;
       log.warn({ job_id: job.id, worker: worker.record.name, error: params.error, state: job.state }, 'job failed');
       await store.commit();
       return { accepted: true };

@@ -1,8 +1,8 @@
 import { connectRpc, type RpcClient } from '../common/bus/index.js';
 import { acceptedResultSchema, WORKER_METHODS, type AssignParams } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
-import type { Controller, Job, LiveWorker } from '../controller/index.js';
-import { canRun, scoreWorker } from './score.js';
+import type { ReadyJob, SchedulingPort, WorkerCandidate } from '../controller/index.js';
+import { chooseWorker } from './choose.js';
 
 const UNREACHABLE_PAUSE_MS = 2000;
 const DECLINED_PAUSE_MS = 100;
@@ -15,118 +15,101 @@ export interface SchedulerConfig {
 }
 
 export interface Scheduler {
-  /** One placement pass now (also runs on every controller 'work' event). */
+  /** One placement pass now (also runs whenever the port says work may be placed). */
   schedule(): void;
   close(): void;
 }
 
-export function startScheduler(controller: Controller, config: SchedulerConfig, log: Logger): Scheduler {
+export function startScheduler(port: SchedulingPort, config: SchedulerConfig, log: Logger): Scheduler {
   const clients = new Map<string, RpcClient>();
   let closed = false;
 
-  function clientFor(worker: LiveWorker): RpcClient {
-    let client = clients.get(worker.record.id);
-    if (client && client.address !== worker.record.rpc_address) {
+  function clientFor(worker: WorkerCandidate): RpcClient {
+    let client = clients.get(worker.id);
+    if (client && client.address !== worker.rpc_address) {
       client.close();
       client = undefined;
     }
     if (!client) {
-      client = connectRpc(worker.record.rpc_address, config.assignTimeoutMs);
-      clients.set(worker.record.id, client);
+      client = connectRpc(worker.rpc_address, config.assignTimeoutMs);
+      clients.set(worker.id, client);
     }
     return client;
   }
 
   function dropStaleClients(): void {
     for (const [id, client] of clients) {
-      const worker = controller.workers.get(id);
-      if (!worker || worker.state === 'left') {
-        client.close();
-        clients.delete(id);
-      }
+      if (!port.isGone(id)) continue;
+      client.close();
+      clients.delete(id);
     }
   }
 
-  async function dispatch(worker: LiveWorker, job: Job, leaseId: string, filter: string): Promise<void> {
+  async function dispatch(worker: WorkerCandidate, job: ReadyJob, leaseId: string): Promise<void> {
     const params: AssignParams = {
       token: worker.token,
-      job_id: job.id,
+      job_id: job.job_id,
       lease_id: leaseId,
       image_id: job.image_id,
       workload_id: job.workload_id,
-      filter,
+      filter: job.filter,
     };
     try {
       const { accepted } = await clientFor(worker).call(WORKER_METHODS.assign, params, acceptedResultSchema);
       if (accepted) {
-        controller.jobs.start(job.id, worker.record.id, leaseId);
-        log.debug({ job_id: job.id, worker: worker.record.name }, 'job running');
+        const started = port.start(job.job_id, worker.id, leaseId);
+        if (started.ok) log.debug({ job_id: job.job_id, worker: worker.name }, 'job running');
+        else log.debug({ job_id: job.job_id, worker: worker.name, reason: started.refusal }, 'start refused');
         return;
       }
       // its view of its free slots lags ours by one report: ask again after a short rest, not in a loop
-      worker.resting_until = Date.now() + DECLINED_PAUSE_MS;
-      log.debug({ job_id: job.id, worker: worker.record.name }, 'worker declined the job: back to the queue');
+      port.rest(worker.id, Date.now() + DECLINED_PAUSE_MS);
+      log.debug({ job_id: job.job_id, worker: worker.name }, 'worker declined the job: back to the queue');
     } catch (error) {
       // not the job's fault: it goes back without losing an attempt, and the worker rests a while
-      worker.resting_until = Date.now() + UNREACHABLE_PAUSE_MS;
+      port.rest(worker.id, Date.now() + UNREACHABLE_PAUSE_MS);
       // assignments queued behind this one on the same socket fail fast instead of waiting out their timeouts
-      clients.get(worker.record.id)?.close();
-      clients.delete(worker.record.id);
+      clients.get(worker.id)?.close();
+      clients.delete(worker.id);
       log.warn(
         {
-          job_id: job.id,
-          worker: worker.record.name,
-          address: worker.record.rpc_address,
+          job_id: job.job_id,
+          worker: worker.name,
+          address: worker.rpc_address,
           error: error instanceof Error ? error.message : String(error),
         },
         'could not reach worker',
       );
     }
-    controller.jobs.unassign(job.id, worker.record.id, leaseId);
+    const unassigned = port.unassign(job.job_id, worker.id, leaseId);
+    if (!unassigned.ok) log.debug({ job_id: job.job_id, reason: unassigned.refusal }, 'unassign refused');
   }
 
   function schedule(): void {
     if (closed) return;
     const now = Date.now();
-    const free = new Map<LiveWorker, number>();
-    for (const worker of controller.workers.alive()) {
-      if (worker.resting_until > now) continue;
-      const slots = worker.record.slots - controller.jobs.heldBy(worker.record.id).size;
-      if (slots > 0) free.set(worker, slots);
-    }
+    const free = new Map<WorkerCandidate, number>();
+    for (const worker of port.candidates(now)) free.set(worker, worker.free_slots);
     if (free.size === 0) return;
     let placed = 0;
-    for (const job of controller.jobs.ready(now)) {
-      const workload = controller.store.data.workloads[job.workload_id];
-      if (!workload) continue;
-      let best: LiveWorker | null = null;
-      let bestScore = -1;
-      for (const [worker, slots] of free) {
-        if (!canRun(worker, workload.filter, workload.tags)) continue;
-        const score = scoreWorker(worker, slots);
-        if (score > bestScore) {
-          best = worker;
-          bestScore = score;
-        }
-      }
+    for (const job of port.ready(now)) {
+      const best = chooseWorker(free, job);
       if (!best) continue; // no worker fits this workload now; later jobs may fit others
-      const lease = controller.jobs.assign(job.id, best.record.id);
-      if (!lease) continue;
+      const lease = port.assign(job.job_id, best.id);
+      if (!lease.ok) continue;
       placed += 1;
-      const left = free.get(best)! - 1;
+      const left = (free.get(best) ?? 1) - 1;
       if (left > 0) free.set(best, left);
       else free.delete(best);
-      void dispatch(best, job, lease.lease_id, workload.filter);
+      void dispatch(best, job, lease.lease_id);
       if (free.size === 0) break;
     }
-    if (placed > 0)
-      void controller.store
-        .commit()
-        .catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
+    if (placed > 0) {
+      port.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
+    }
   }
 
-  const onWork = (): void => schedule();
-  controller.events.on('work', onWork);
+  const stopListening = port.onWork(() => schedule());
   const ticker = setInterval(() => {
     dropStaleClients();
     schedule();
@@ -137,7 +120,7 @@ export function startScheduler(controller: Controller, config: SchedulerConfig, 
     close() {
       closed = true;
       clearInterval(ticker);
-      controller.events.off('work', onWork);
+      stopListening();
       for (const client of clients.values()) client.close();
       clients.clear();
     },

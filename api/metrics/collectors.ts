@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Controller, ImageRecord, JobChange, JobState, LiveWorker } from '../../controller/index.js';
+import type { Controller, ImageRecord, JobChange, JobRefusal, JobState, LiveWorker } from '../../controller/index.js';
 
 const JOB_STATES: readonly JobState[] = ['queued', 'assigned', 'running', 'done', 'failed'];
 const WORKER_STATES = ['alive', 'dead'] as const;
@@ -141,8 +141,20 @@ export function systemMetrics(controller: Controller, registry: Registry): Syste
   };
   controller.events.on('job', onJob);
 
+  const refused = new Counter({
+    name: 'dpip_job_transitions_refused_total',
+    help: 'Job transitions that changed nothing (a late worker, a lease that moved on, a second request), by reason',
+    labelNames: ['transition', 'reason'],
+    registers: [registry],
+  });
+  const onRefused = ({ transition, refusal }: JobRefusal): void => refused.inc({ transition, reason: refusal });
+  controller.events.on('refused', onRefused);
+
   return {
     registry,
-    close: () => controller.events.off('job', onJob),
+    close() {
+      controller.events.off('job', onJob);
+      controller.events.off('refused', onRefused);
+    },
   };
 }

@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { own, type Data, type Lease } from '../store/index.js';
+import { own, type Data } from '../store/index.js';
+import { applied, refused, stamp, type Transition } from './transition.js';
 
-/** queued -> assigned: the job is leased to a worker. Null when it is not (or not yet) queued. */
-export function assignJob(data: Data, jobId: string, workerId: string, leaseMs: number, now: number): Lease | null {
+/** queued -> assigned: the job is leased to a worker, and one more attempt is counted. */
+export function assignJob(data: Data, jobId: string, workerId: string, leaseMs: number, now: number): Transition {
   const job = own(data.jobs, jobId);
-  if (job?.state !== 'queued' || job.not_before > now) return null;
+  if (!job) return refused('no_job');
+  if (job.state !== 'queued') return refused('wrong_state');
+  if (job.not_before > now) return refused('in_backoff');
   job.lease = { worker_id: workerId, lease_id: randomUUID(), expires_at: now + leaseMs };
   job.state = 'assigned';
   job.attempts += 1;
-  job.updated_at = new Date(now).toISOString();
-  return job.lease;
+  stamp(job, now);
+  return applied(job);
 }

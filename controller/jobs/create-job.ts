@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Data, Job } from '../store/index.js';
 
+/** A new original's job, queued. */
 export function createJob(data: Data, workloadId: string, imageId: string, now: number): Job {
-  const stamp = new Date(now).toISOString();
+  const at = new Date(now).toISOString();
   const job: Job = {
     id: randomUUID(),
     workload_id: workloadId,
@@ -13,8 +14,8 @@ export function createJob(data: Data, workloadId: string, imageId: string, now: 
     not_before: 0,
     error: null,
     filtered_image_id: null,
-    created_at: stamp,
-    updated_at: stamp,
+    created_at: at,
+    updated_at: at,
     finished_at: null,
   };
   data.jobs[job.id] = job;

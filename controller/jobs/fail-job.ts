@@ -1,6 +1,7 @@
-import { own, type Data, type Job } from '../store/index.js';
 import { backoffMs } from '../../common/backoff.js';
-import { holdsLease, type RetryPolicy } from './lease.js';
+import { own, type Data } from '../store/index.js';
+import { holderRefusal, type RetryPolicy } from './lease.js';
+import { applied, refused, stamp, type Transition } from './transition.js';
 
 /**
  * The holder reports a failure. A poison input (not retryable) or the last attempt fails the job
@@ -15,19 +16,19 @@ export function failJob(
   retryable: boolean,
   policy: RetryPolicy,
   now: number,
-): Job | null {
+): Transition {
   const job = own(data.jobs, jobId);
-  if (!holdsLease(job, workerId, leaseId) || (job.state !== 'running' && job.state !== 'assigned')) return null;
-  const stamp = new Date(now).toISOString();
+  const refusal = holderRefusal(job, workerId, leaseId);
+  if (refusal || !job) return refused(refusal ?? 'no_job');
+  const at = stamp(job, now);
   job.lease = null;
   job.error = error;
-  job.updated_at = stamp;
   if (!retryable || job.attempts >= policy.maxAttempts) {
     job.state = 'failed';
-    job.finished_at = stamp;
+    job.finished_at = at;
   } else {
     job.state = 'queued';
     job.not_before = now + backoffMs(policy.backoff, job.attempts);
   }
-  return job;
+  return applied(job);
 }

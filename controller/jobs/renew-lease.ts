@@ -1,7 +1,11 @@
 import { own, type Data } from '../store/index.js';
-import { holdsLease } from './lease.js';
+import { holderRefusal } from './lease.js';
+import { applied, refused, type Transition } from './transition.js';
 
-/** A heartbeat that names the job keeps its lease alive. Not persisted: leases are re-granted after a restart. */
+/**
+ * A heartbeat that names the job keeps its lease alive. Not journaled by itself: leases are
+ * re-granted for one period after a restart anyway (regrantLease).
+ */
 export function renewLease(
   data: Data,
   jobId: string,
@@ -9,9 +13,10 @@ export function renewLease(
   leaseId: string,
   leaseMs: number,
   now: number,
-): boolean {
+): Transition {
   const job = own(data.jobs, jobId);
-  if (!holdsLease(job, workerId, leaseId)) return false;
-  job.lease!.expires_at = Math.max(job.lease!.expires_at, now + leaseMs);
-  return true;
+  const refusal = holderRefusal(job, workerId, leaseId);
+  if (refusal || !job?.lease) return refused(refusal ?? 'no_job');
+  job.lease.expires_at = Math.max(job.lease.expires_at, now + leaseMs);
+  return applied(job);
 }

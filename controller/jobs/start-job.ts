@@ -1,7 +1,8 @@
-import { own, type Data } from '../store/index.js';
-import { holdsLease } from './lease.js';
+import { own, type Data, type Lease } from '../store/index.js';
+import { holderRefusal } from './lease.js';
+import { applied, refused, stamp, type Transition } from './transition.js';
 
-/** assigned -> running: the worker accepted the job. */
+/** assigned -> running: the worker accepted the job; its lease runs from now. */
 export function startJob(
   data: Data,
   jobId: string,
@@ -9,11 +10,12 @@ export function startJob(
   leaseId: string,
   leaseMs: number,
   now: number,
-): boolean {
+): Transition {
   const job = own(data.jobs, jobId);
-  if (!holdsLease(job, workerId, leaseId) || job.state !== 'assigned') return false;
+  const refusal = holderRefusal(job, workerId, leaseId, ['assigned']);
+  if (refusal || !job) return refused(refusal ?? 'no_job');
   job.state = 'running';
-  job.lease = { ...job.lease!, expires_at: now + leaseMs };
-  job.updated_at = new Date(now).toISOString();
-  return true;
+  job.lease = { ...(job.lease as Lease), expires_at: now + leaseMs };
+  stamp(job, now);
+  return applied(job);
 }

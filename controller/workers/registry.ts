@@ -76,6 +76,12 @@ export class WorkerRegistry {
     return died;
   }
 
+  /** The worker declined or could not be reached: no assignments for it before `until` (epoch ms). */
+  rest(id: string, until: number): void {
+    const worker = this.workers.get(id);
+    if (worker) worker.resting_until = until;
+  }
+
   remove(id: string): void {
     this.workers.delete(id);
   }

@@ -1568,7 +1568,7 @@ describe('REST API on a real server', function () {
 
     it('may download the original of a job it holds the lease on (what a worker does with its job)', async () => {
       const jobId = server.controller.store.data.images[imageId]!.job_id!;
-      expect(server.controller.jobs.assign(jobId, 'some-worker-id')).to.not.equal(null);
+      expect(server.controller.jobs.assign(jobId, 'some-worker-id').ok).to.equal(true);
       const other = server.controller.tokens.issue('another-worker-id', 'worker').token;
       expectError(await request(url).get(`/images/${imageId}`).set('authorization', bearer(other)), 404);
       const res = await request(url)

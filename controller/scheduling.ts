@@ -1,0 +1,120 @@
+import type { Resources } from '../common/protocol.js';
+import type { JobBook } from './job-book.js';
+import type { Refusal } from './jobs/index.js';
+import type { Store } from './store/index.js';
+import type { WorkerRegistry } from './workers/index.js';
+
+/** A worker that may take work now, as the scheduler sees it. */
+export interface WorkerCandidate {
+  id: string;
+  name: string;
+  /** Authenticates the scheduler's calls to the worker. */
+  token: string;
+  rpc_address: string;
+  slots: number;
+  /** Slots not taken by a job the worker holds. */
+  free_slots: number;
+  tags: readonly string[];
+  filters: readonly string[];
+  resources: Resources;
+}
+
+/** A queued job whose backoff has passed, with what a worker needs to run it. */
+export interface ReadyJob {
+  job_id: string;
+  image_id: string;
+  workload_id: string;
+  filter: string;
+  /** A worker must carry every one of them. */
+  tags: readonly string[];
+}
+
+export type LeaseGrant = { ok: true; lease_id: string } | { ok: false; refusal: Refusal };
+export type Outcome = { ok: true } | { ok: false; refusal: Refusal };
+
+/**
+ * Everything the scheduler reads and writes, and nothing more. The embedded controller implements it
+ * over its job book and worker registry; another datastore implements the same port.
+ */
+export interface SchedulingPort {
+  /** Alive workers that are not resting and have a free slot. */
+  candidates(now: number): WorkerCandidate[];
+  /** Queued jobs ready to run, oldest upload first. */
+  ready(now: number): Iterable<ReadyJob>;
+  /** queued -> assigned, leased to the worker. */
+  assign(jobId: string, workerId: string): LeaseGrant;
+  /** assigned -> running: the worker accepted. */
+  start(jobId: string, workerId: string, leaseId: string): Outcome;
+  /** assigned -> queued at no cost: the worker declined or could not be reached. */
+  unassign(jobId: string, workerId: string, leaseId: string): Outcome;
+  /** The worker gets no assignments until then (epoch ms). */
+  rest(workerId: string, until: number): void;
+  /** True once the worker has left or is unknown: its connection can go. */
+  isGone(workerId: string): boolean;
+  /** Persists the assignments made so far. */
+  commit(): Promise<void>;
+  /** Calls the listener whenever work may be placed; returns the unsubscribe. */
+  onWork(listener: () => void): () => void;
+}
+
+function outcome(result: { ok: true } | { ok: false; refusal: Refusal }): Outcome {
+  return result.ok ? { ok: true } : { ok: false, refusal: result.refusal };
+}
+
+export function schedulingPort(
+  parts: { store: Store; jobs: JobBook; registry: WorkerRegistry },
+  onWork: (listener: () => void) => () => void,
+): SchedulingPort {
+  const { store, jobs, registry } = parts;
+  return {
+    candidates(now) {
+      const found: WorkerCandidate[] = [];
+      for (const worker of registry.alive()) {
+        if (worker.resting_until > now) continue;
+        const { record } = worker;
+        const free = record.slots - jobs.heldBy(record.id).size;
+        if (free <= 0) continue;
+        found.push({
+          id: record.id,
+          name: record.name,
+          token: worker.token,
+          rpc_address: record.rpc_address,
+          slots: record.slots,
+          free_slots: free,
+          tags: record.tags,
+          filters: record.filters,
+          resources: worker.resources,
+        });
+      }
+      return found;
+    },
+    *ready(now) {
+      for (const job of jobs.ready(now)) {
+        const workload = store.data.workloads[job.workload_id];
+        if (!workload) continue;
+        yield {
+          job_id: job.id,
+          image_id: job.image_id,
+          workload_id: job.workload_id,
+          filter: workload.filter,
+          tags: workload.tags,
+        };
+      }
+    },
+    assign(jobId, workerId) {
+      const result = jobs.assign(jobId, workerId);
+      if (!result.ok) return result;
+      const lease = result.job.lease;
+      return lease ? { ok: true, lease_id: lease.lease_id } : { ok: false, refusal: 'wrong_state' };
+    },
+    start: (jobId, workerId, leaseId) => outcome(jobs.start(jobId, workerId, leaseId)),
+    unassign: (jobId, workerId, leaseId) => outcome(jobs.unassign(jobId, workerId, leaseId)),
+    rest: (workerId, until) => registry.rest(workerId, until),
+    isGone(workerId) {
+      const worker = registry.get(workerId);
+      return !worker || worker.state === 'left';
+    },
+    commit: () => store.commit(),
+    onWork,
+  };
+}

@@ -1,0 +1,23 @@
+import type { ReadyJob, WorkerCandidate } from '../controller/index.js';
+import { canRun, scoreWorker } from './score.js';
+
+/**
+ * The eligible worker with the highest score for this job, given the slots each still has free in
+ * this pass; null when none can run it. Ties go to the worker listed first.
+ */
+export function chooseWorker(
+  free: ReadonlyMap<WorkerCandidate, number>,
+  job: Pick<ReadyJob, 'filter' | 'tags'>,
+): WorkerCandidate | null {
+  let best: WorkerCandidate | null = null;
+  let bestScore = -1;
+  for (const [worker, slots] of free) {
+    if (slots <= 0 || !canRun(worker, job.filter, job.tags)) continue;
+    const score = scoreWorker(worker, slots);
+    if (score > bestScore) {
+      best = worker;
+      bestScore = score;
+    }
+  }
+  return best;
+}
