@@ -46,7 +46,8 @@ export function fieldBody(maxBodyBytes: number, filesRefused: string): RequestHa
         const type = req.get('content-type');
         throw new AppError(
           'unsupported_media_type',
-          `${type ? `unsupported content type "${type.slice(0, 100)}"` : 'a body without a content type'}: send JSON (application/json), a form (application/x-www-form-urlencoded) or multipart/form-data`,
+          `${type ? `unsupported content type "${type.slice(0, 100)}"` : 'a body without a content type'}: ` +
+            'send JSON (application/json), a form (application/x-www-form-urlencoded) or multipart/form-data',
         );
       }
       next();

@@ -37,7 +37,10 @@ export interface ApiConfig {
   keepAliveTimeoutMs?: number;
   /** Timings of the Server-Sent Events (GET /events); the defaults suit a browser. */
   events?: Partial<EventTimings>;
-  /** When set, GET /metrics wants `Authorization: Bearer <this>`; absent or null: open to anyone who reaches the port. */
+  /**
+   * When set, GET /metrics wants `Authorization: Bearer <this>`; absent or null: open to anyone who
+   * reaches the port.
+   */
   metricsToken?: string | null;
 }
 

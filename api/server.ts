@@ -32,7 +32,12 @@ function clientErrorResponse(code: string | undefined): { status: number; messag
 
 function rawJsonResponse(status: number, message: string): string {
   const body = JSON.stringify({ error: { code: status, message } });
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Connection: close\r\n\r\n${body}`
+  );
 }
 
 /** The response node's parser is writing on this socket, if any (then only closing is left). */

@@ -39,7 +39,10 @@ export function multipartErrors(middleware: RequestHandler, fileRefused?: string
 // frame header behind large EXIF/ICC segments
 const IN_MEMORY_BYTES = 512 * 1024;
 
-/** A multipart file: in memory when small, else streamed to a staging path; its first bytes are kept for the header check. */
+/**
+ * A multipart file: in memory when small, else streamed to a staging path; its first bytes are kept
+ * for the header check.
+ */
 export interface StagedFile {
   size: number;
   head: Buffer;

@@ -1,6 +1,9 @@
 import { viewWorker, type Controller, type WorkerView } from '../controller/index.js';
 
-/** The workers the registry knows (alive, or silent and taken for dead), by name, with their newest `historyLimit` samples. */
+/**
+ * The workers the registry knows (alive, or silent and taken for dead), by name, with their newest
+ * `historyLimit` samples.
+ */
 export function workerViews(controller: Controller, historyLimit = Infinity): WorkerView[] {
   return controller.workers
     .all()

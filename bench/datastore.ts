@@ -43,7 +43,10 @@ for (let index = 1; index <= TOTAL; index++) {
     const stats = controller.store.stats();
     firstAndLast.push(elapsed);
     console.log(
-      `${String(index).padStart(6)}    ${elapsed.toFixed(3).padStart(8)}   ${((cpu.user + cpu.system) / 1000 / WINDOW).toFixed(3).padStart(12)}   ${(memory.rss / 2 ** 20).toFixed(0).padStart(6)}   ${(memory.heapUsed / 2 ** 20).toFixed(0).padStart(7)}   ${(stats.journalBytes / 1024).toFixed(0).padStart(10)}   ${String(stats.snapshots).padStart(9)}`,
+      `${String(index).padStart(6)}    ${elapsed.toFixed(3).padStart(8)}   ` +
+        `${((cpu.user + cpu.system) / 1000 / WINDOW).toFixed(3).padStart(12)}   ` +
+        `${(memory.rss / 2 ** 20).toFixed(0).padStart(6)}   ${(memory.heapUsed / 2 ** 20).toFixed(0).padStart(7)}   ` +
+        `${(stats.journalBytes / 1024).toFixed(0).padStart(10)}   ${String(stats.snapshots).padStart(9)}`,
     );
     windowStart = performance.now();
     cpuStart = process.cpuUsage();

@@ -54,12 +54,15 @@ for (const [width, height] of SIZES) {
         worstDefaultRatio = Math.max(worstDefaultRatio, untuned.peakRssMb / RSS_LIMIT_MB);
       }
       console.log(
-        `${engine.padEnd(7)} ${filter.padEnd(10)} ${`${width}x${height}`.padEnd(11)} ${ms.toFixed(1).padStart(8)}   ${peakRssMb.toFixed(0).padStart(11)}   ${ratio.toFixed(2).padStart(18)}   ${untuned.peakRssMb.toFixed(0).padStart(12)}`,
+        `${engine.padEnd(7)} ${filter.padEnd(10)} ${`${width}x${height}`.padEnd(11)} ${ms.toFixed(1).padStart(8)}   ` +
+          `${peakRssMb.toFixed(0).padStart(11)}   ${ratio.toFixed(2).padStart(18)}   ` +
+          `${untuned.peakRssMb.toFixed(0).padStart(12)}`,
       );
     }
   }
 }
 console.log(
-  `worst peak RSS on 4000x3000 / limit: ${worstRatio.toFixed(2)} (target <= 1.00); with malloc defaults ${worstDefaultRatio.toFixed(2)}`,
+  `worst peak RSS on 4000x3000 / limit: ${worstRatio.toFixed(2)} (target <= 1.00); ` +
+    `with malloc defaults ${worstDefaultRatio.toFixed(2)}`,
 );
 await dirs.remove();

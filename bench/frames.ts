@@ -70,8 +70,9 @@ async function runEngine(engine: 'sharp' | 'jimp', frames: Buffer[]): Promise<vo
       }
       const seconds = (finished - started) / 1000;
       console.log(
-        `${engine.padEnd(5)} ${filter.padEnd(9)} ${frames.length} frames ${WIDTH}x${HEIGHT}: ${seconds.toFixed(2)} s end to end ` +
-          `(${(frames.length / seconds).toFixed(1)} frames/s; uploads took ${((uploaded - started) / 1000).toFixed(2)} s), ${checked} checked correct`,
+        `${engine.padEnd(5)} ${filter.padEnd(9)} ${frames.length} frames ${WIDTH}x${HEIGHT}: ` +
+          `${seconds.toFixed(2)} s end to end (${(frames.length / seconds).toFixed(1)} frames/s; ` +
+          `uploads took ${((uploaded - started) / 1000).toFixed(2)} s), ${checked} checked correct`,
       );
     }
   } finally {

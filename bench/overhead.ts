@@ -63,7 +63,8 @@ async function measure(count: number): Promise<Row> {
 
 function describe(row: Row): string {
   return (
-    `server ${row.cpuPerImage.toFixed(2)} CPU ms/image (${(row.cpuPerImage / CPU_TARGET_MS).toFixed(2)}x the ${CPU_TARGET_MS} ms target; ` +
+    `server ${row.cpuPerImage.toFixed(2)} CPU ms/image ` +
+    `(${(row.cpuPerImage / CPU_TARGET_MS).toFixed(2)}x the ${CPU_TARGET_MS} ms target; ` +
     `${row.kernelPerImage.toFixed(2)} of it in the kernel), ` +
     `${row.jobsPerSecond.toFixed(0)} jobs/s end to end, server RSS ${row.rss.toFixed(0)} MB ` +
     `(a file creation cost ${(row.fileCreationMicros / 1000).toFixed(3)} ms of kernel time just before)`
@@ -88,6 +89,7 @@ if (rows.length > 1) {
   const first = rows[0]!;
   const last = rows.at(-1)!;
   console.log(
-    `scale: cost at ${last.count} / cost at ${first.count} = ${(last.cpuPerImage / first.cpuPerImage).toFixed(2)}x (target <= 1.25); server RSS at ${last.count}: ${last.rss.toFixed(0)} MB (target < 250)`,
+    `scale: cost at ${last.count} / cost at ${first.count} = ${(last.cpuPerImage / first.cpuPerImage).toFixed(2)}x ` +
+      `(target <= 1.25); server RSS at ${last.count}: ${last.rss.toFixed(0)} MB (target < 250)`,
   );
 }

@@ -38,7 +38,8 @@ const generate = {
 const dirs = await makeDirs();
 const form = uploadForm();
 console.log(
-  `pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes, all with the malloc tunables; ${describeUploadForm(form)}`,
+  `pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes, ` +
+    `all with the malloc tunables; ${describeUploadForm(form)}`,
 );
 for (const kind of kinds) {
   const frames: Buffer[] = [];
@@ -90,7 +91,8 @@ for (const kind of kinds) {
       const clientPerImage = (clientCpu.user + clientCpu.system) / 1000 / COUNT;
       systemCpuPerImage = spent.reduce((sum, ms) => sum + ms, 0) + clientPerImage;
       console.log(
-        `  ${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
+        `  ${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, ` +
+          `workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
           `this client ${perImage(clientPerImage)}`,
       );
     } finally {
@@ -100,17 +102,21 @@ for (const kind of kinds) {
     const bareRate = (bareBefore.rate + bareAfter.rate) / 2;
     const bareCpuPerImage = (bareBefore.cpuPerImage + bareAfter.cpuPerImage) / 2;
     console.log(
-      `  ${engine.padEnd(5)} bare before / after the system: ${bareBefore.rate.toFixed(2)} / ${bareAfter.rate.toFixed(2)} img/s, ` +
+      `  ${engine.padEnd(5)} bare before / after the system: ` +
+        `${bareBefore.rate.toFixed(2)} / ${bareAfter.rate.toFixed(2)} img/s, ` +
         `${bareBefore.cpuPerImage.toFixed(1)} / ${bareAfter.cpuPerImage.toFixed(1)} CPU ms per image`,
     );
     const ratio = systemRate / bareRate;
     console.log(
-      `  ${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`,
+      `  ${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: ` +
+        `efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`,
     );
     // the same ratio from CPU time, which other load on the machine does not skew: on a machine the
     // work saturates, throughput is the cores divided by the CPU each image costs
     console.log(
-      `  ${engine.padEnd(5)} CPU per image: bare ${bareCpuPerImage.toFixed(1)} ms, whole system ${systemCpuPerImage.toFixed(1)} ms: CPU efficiency ${(bareCpuPerImage / systemCpuPerImage).toFixed(2)}`,
+      `  ${engine.padEnd(5)} CPU per image: bare ${bareCpuPerImage.toFixed(1)} ms, ` +
+        `whole system ${systemCpuPerImage.toFixed(1)} ms: ` +
+        `CPU efficiency ${(bareCpuPerImage / systemCpuPerImage).toFixed(2)}`,
     );
   }
 }

@@ -49,7 +49,10 @@ async function quietDisk(directory: string): Promise<number> {
 
 let probes = 0;
 
-/** CPU microseconds (nearly all of it the kernel's) per file creation in a directory, right now (the files stay, see runDirs). */
+/**
+ * CPU microseconds (nearly all of it the kernel's) per file creation in a directory, right now (the
+ * files stay, see runDirs).
+ */
 function fileCreationMicros(directory: string, files = 200): number {
   const before = process.cpuUsage();
   for (let index = 0; index < files; index++)
@@ -61,7 +64,10 @@ function fileCreationMicros(directory: string, files = 200): number {
 export interface RunningSystem {
   client: TestClient;
   serverPid: number;
-  /** CPU microseconds (nearly all the kernel's) per file creation next to the server's images directory, just before the run. */
+  /**
+   * CPU microseconds (nearly all the kernel's) per file creation next to the server's images
+   * directory, just before the run.
+   */
   fileCreationMicros: number;
   stop(): Promise<void>;
 }

@@ -29,7 +29,10 @@ export function prettyLine(line: string, colours: boolean): string {
   const extra = Object.entries(fields)
     .map(([key, value]) => `${paint(key, 90, colours)}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
     .join(' ');
-  return `${when} ${label} ${typeof name === 'string' ? `${name}: ` : ''}${typeof msg === 'string' ? msg : ''}${extra ? `  ${extra}` : ''}\n`;
+  return (
+    `${when} ${label} ${typeof name === 'string' ? `${name}: ` : ''}` +
+    `${typeof msg === 'string' ? msg : ''}${extra ? `  ${extra}` : ''}\n`
+  );
 }
 
 /** A pino destination that writes pretty lines to `out`. */

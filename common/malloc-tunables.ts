@@ -17,7 +17,10 @@ function missingTunables(env: NodeJS.ProcessEnv): string[] {
   return MALLOC_TUNABLES.filter((tunable) => !ownNames.has(tunableName(tunable)));
 }
 
-/** Returns env with the malloc tunables added to GLIBC_TUNABLES; a tunable the environment already sets keeps its value. */
+/**
+ * Returns env with the malloc tunables added to GLIBC_TUNABLES; a tunable the environment already sets
+ * keeps its value.
+ */
 export function withMallocTunables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv & { GLIBC_TUNABLES: string } {
   return { ...env, GLIBC_TUNABLES: [...ownTunables(env), ...missingTunables(env)].join(':') };
 }

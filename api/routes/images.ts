@@ -119,7 +119,8 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     }
     throw new AppError(
       'bad_request',
-      'send the image as multipart/form-data (the file in field "data", and "workload_id"), or as the whole body (Content-Type image/png, image/jpeg or application/octet-stream) with ?workload_id= in the URL',
+      'send the image as multipart/form-data (the file in field "data", and "workload_id"), or as the whole body ' +
+        '(Content-Type image/png, image/jpeg or application/octet-stream) with ?workload_id= in the URL',
     );
   }
 

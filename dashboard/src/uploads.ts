@@ -106,7 +106,8 @@ export class UploadQueue {
       h(
         'span',
         { class: 'muted', 'data-testid': 'upload-summary' },
-        `${this.done} uploaded${this.failed ? `, ${this.failed} refused` : ''}${left ? `, ${left} to go` : ''} · ${bytes(loaded)} of ${bytes(total)}`,
+        `${this.done} uploaded${this.failed ? `, ${this.failed} refused` : ''}${left ? `, ${left} to go` : ''} · ` +
+          `${bytes(loaded)} of ${bytes(total)}`,
       ),
     );
   }

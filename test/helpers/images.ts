@@ -146,7 +146,10 @@ export function highFrequencyEnergy(rgba: RgbaImage): number {
   return sum / (3 * height * Math.max(1, width - 1));
 }
 
-/** A valid PNG signature and IHDR followed by bytes that are no PNG chunks: the API accepts it (it reads the header only), every engine fails to decode it. */
+/**
+ * A valid PNG signature and IHDR followed by bytes that are no PNG chunks: the API accepts it (it
+ * reads the header only), every engine fails to decode it.
+ */
 export async function poisonPng(width = 64, height = 48, seed = 77): Promise<Buffer> {
   const png = await makeTestImage(width, height, 'image/png', seed);
   return Buffer.concat([png.subarray(0, 8 + 25), Buffer.alloc(2048, 0x5a)]);

@@ -664,13 +664,17 @@ describe('REST API on a real server', function () {
       'a*b',
     ];
     for (const name of badNames) {
-      it(`refuses the workload name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}...(${name.length})` : name)} with 400`, async () => {
-        expectError(
-          await request(url).post('/workloads').set(asAlice()).send({ workload_name: name }),
-          400,
-          /workload_name/,
-        );
-      });
+      it(
+        'refuses the workload name ' +
+          `${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}...(${name.length})` : name)} with 400`,
+        async () => {
+          expectError(
+            await request(url).post('/workloads').set(asAlice()).send({ workload_name: name }),
+            400,
+            /workload_name/,
+          );
+        },
+      );
     }
 
     it('refuses a path traversal name from a form and from multipart fields with 400', async () => {
@@ -1284,7 +1288,9 @@ describe('REST API on a real server', function () {
               .set(asAlice())
               .set('content-type', 'multipart/form-data; boundary=XyZ')
               .send(
-                `--XyZ\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${id}\r\n--XyZ\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n${png.subarray(0, 40).toString('latin1')}`,
+                `--XyZ\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${id}\r\n` +
+                  '--XyZ\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\n' +
+                  `Content-Type: image/png\r\n\r\n${png.subarray(0, 40).toString('latin1')}`,
               ),
         },
       ];
@@ -1351,21 +1357,25 @@ describe('REST API on a real server', function () {
       });
     }
 
-    it('matches its path as any route does: any case, a trailing slash, a query string; HEAD gives the headers only', async () => {
-      for (const path of [`/images/${pngId}/`, `/IMAGES/${pngId}`, `/images/${pngId}?download=1`]) {
-        const res = await request(url).get(path).set(asAlice()).buffer(true).parse(binary);
-        expect(res.status, path).to.equal(200);
-        expect(Buffer.compare(res.body as Buffer, png), path).to.equal(0);
-        expect(res.headers['x-request-id'], path).to.be.a('string');
-      }
-      const head = await request(url).head(`/images/${pngId}`).set(asAlice());
-      expect(head.status).to.equal(200);
-      expect(Number(head.headers['content-length'])).to.equal(png.length);
-      expect(head.headers['content-type']).to.equal('image/png');
-      const other = await request(url).delete(`/images/${pngId}`).set(asAlice());
-      expect(other.status).to.equal(404);
-      expect(other.body.error.message).to.match(/no route/);
-    });
+    it(
+      'matches its path as any route does: ' +
+        'any case, a trailing slash, a query string; HEAD gives the headers only',
+      async () => {
+        for (const path of [`/images/${pngId}/`, `/IMAGES/${pngId}`, `/images/${pngId}?download=1`]) {
+          const res = await request(url).get(path).set(asAlice()).buffer(true).parse(binary);
+          expect(res.status, path).to.equal(200);
+          expect(Buffer.compare(res.body as Buffer, png), path).to.equal(0);
+          expect(res.headers['x-request-id'], path).to.be.a('string');
+        }
+        const head = await request(url).head(`/images/${pngId}`).set(asAlice());
+        expect(head.status).to.equal(200);
+        expect(Number(head.headers['content-length'])).to.equal(png.length);
+        expect(head.headers['content-type']).to.equal('image/png');
+        const other = await request(url).delete(`/images/${pngId}`).set(asAlice());
+        expect(other.status).to.equal(404);
+        expect(other.body.error.message).to.match(/no route/);
+      },
+    );
 
     const bodies: { title: string; send: (req: request.Test) => request.Test }[] = [
       { title: 'a JSON body', send: (req) => req.send({ workload_id: 'whatever', type: 'filtered' }) },
@@ -1485,7 +1495,8 @@ describe('REST API on a real server', function () {
 
     it('a truncated multipart body to /workloads is 400 JSON', async () => {
       const body =
-        '--XyZ\r\nContent-Disposition: form-data; name="filter"\r\n\r\nblur\r\n--XyZ\r\nContent-Disposition: form-data; name="workload_na';
+        '--XyZ\r\nContent-Disposition: form-data; name="filter"\r\n\r\nblur\r\n' +
+        '--XyZ\r\nContent-Disposition: form-data; name="workload_na';
       expectError(
         await request(url)
           .post('/workloads')

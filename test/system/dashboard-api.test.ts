@@ -120,21 +120,26 @@ describe('dashboard API: lists, retry, archive and events', function () {
   });
 
   describe('the dashboard files', () => {
-    it('serves the page at / and its scripts under /js/, under a strict Content-Security-Policy, without a token', async () => {
-      const page = await request(url).get('/');
-      expect(page.status).to.equal(200);
-      expect(page.headers['content-type']).to.match(/^text\/html/);
-      expect(page.text).to.contain('<script type="module" src="js/main.js"></script>');
-      expect(page.headers['content-security-policy']).to.contain("script-src 'self'").and.contain("default-src 'self'");
-      expect(page.headers['x-content-type-options']).to.equal('nosniff');
-      for (const file of ['/style.css', '/favicon.svg', '/js/main.js', '/js/api.js', '/js/views/workload.js']) {
-        const res = await request(url).get(file);
-        expect(res.status, file).to.equal(200);
-      }
-      expect((await request(url).get('/js/main.js')).headers['content-type']).to.match(
-        /^(text|application)\/javascript/,
-      );
-    });
+    it(
+      'serves the page at / and its scripts under /js/, ' + 'under a strict Content-Security-Policy, without a token',
+      async () => {
+        const page = await request(url).get('/');
+        expect(page.status).to.equal(200);
+        expect(page.headers['content-type']).to.match(/^text\/html/);
+        expect(page.text).to.contain('<script type="module" src="js/main.js"></script>');
+        expect(page.headers['content-security-policy'])
+          .to.contain("script-src 'self'")
+          .and.contain("default-src 'self'");
+        expect(page.headers['x-content-type-options']).to.equal('nosniff');
+        for (const file of ['/style.css', '/favicon.svg', '/js/main.js', '/js/api.js', '/js/views/workload.js']) {
+          const res = await request(url).get(file);
+          expect(res.status, file).to.equal(200);
+        }
+        expect((await request(url).get('/js/main.js')).headers['content-type']).to.match(
+          /^(text|application)\/javascript/,
+        );
+      },
+    );
 
     it('leaves unknown files and other methods to the JSON 404', async () => {
       expectError(await request(url).get('/js/nope.js'), 404);
@@ -388,66 +393,70 @@ describe('dashboard API: lists, retry, archive and events', function () {
   });
 
   describe('GET /events', () => {
-    it("streams the user's own workload changes, worker snapshots and heartbeats, and cleans up on disconnect", async () => {
-      // the metrics listen to job events for the server's whole life; the streams' hub only while one is open
-      const listeners = server.controller.events.listenerCount('job');
-      const aliceStream = await SseClient.open(url, `/events?token=${alice.token}`);
-      const bobStream = await SseClient.open(url, '/events', auth(bob));
-      try {
-        expect(aliceStream.response.statusCode).to.equal(200);
-        expect(aliceStream.response.headers['content-type']).to.match(/^text\/event-stream/);
-        expect(bobStream.response.statusCode).to.equal(200);
-        expect(server.controller.events.listenerCount('job')).to.equal(listeners + 1);
-        expect((await aliceStream.next<{ user: string }>('hello')).user).to.equal('alice');
-        const snapshot = await aliceStream.next<{ workers: WorkerItem[] }>('workers', (data) =>
-          data.workers.some((worker) => worker.name === 'dash-worker'),
-        );
-        const worker = snapshot.workers.find((item) => item.name === 'dash-worker')!;
-        expect(worker.history.length).to.be.within(1, 50);
-        // snapshots keep coming (every 200 ms here), and so do heartbeats (every 300 ms)
-        const count = aliceStream.events.filter((item) => item.event === 'workers').length;
-        await aliceStream.next(
-          'workers',
-          () => aliceStream.events.filter((item) => item.event === 'workers').length > count + 1,
-        );
-        await waitFor('a heartbeat', async () => aliceStream.comments > 0, 5_000, 20);
+    it(
+      "streams the user's own workload changes, " + 'worker snapshots and heartbeats, and cleans up on disconnect',
+      async () => {
+        // the metrics listen to job events for the server's whole life; the streams' hub only while one is open
+        const listeners = server.controller.events.listenerCount('job');
+        const aliceStream = await SseClient.open(url, `/events?token=${alice.token}`);
+        const bobStream = await SseClient.open(url, '/events', auth(bob));
+        try {
+          expect(aliceStream.response.statusCode).to.equal(200);
+          expect(aliceStream.response.headers['content-type']).to.match(/^text\/event-stream/);
+          expect(bobStream.response.statusCode).to.equal(200);
+          expect(server.controller.events.listenerCount('job')).to.equal(listeners + 1);
+          expect((await aliceStream.next<{ user: string }>('hello')).user).to.equal('alice');
+          const snapshot = await aliceStream.next<{ workers: WorkerItem[] }>('workers', (data) =>
+            data.workers.some((worker) => worker.name === 'dash-worker'),
+          );
+          const worker = snapshot.workers.find((item) => item.name === 'dash-worker')!;
+          expect(worker.history.length).to.be.within(1, 50);
+          // snapshots keep coming (every 200 ms here), and so do heartbeats (every 300 ms)
+          const count = aliceStream.events.filter((item) => item.event === 'workers').length;
+          await aliceStream.next(
+            'workers',
+            () => aliceStream.events.filter((item) => item.event === 'workers').length > count + 1,
+          );
+          await waitFor('a heartbeat', async () => aliceStream.comments > 0, 5_000, 20);
 
-        const workload = await alice.createWorkload({ workload_name: name('live'), tags: ['dash'] });
-        // one image, seen on the stream, then another: each change reaches the stream by itself
-        await uploadAll(alice, workload.workload_id, 1, 40);
-        await aliceStream.next<WorkloadBody>(
-          'workload',
-          (view) => view.workload_id === workload.workload_id && view.total_images === 1,
-          60_000,
-        );
-        await uploadAll(alice, workload.workload_id, 1, 41);
-        const completed = await aliceStream.next<WorkloadBody>(
-          'workload',
-          (view) => view.workload_id === workload.workload_id && view.total_images === 2 && view.status === 'completed',
-          60_000,
-        );
-        expect(completed.done_jobs).to.equal(2);
-        expect(completed).to.deep.equal(await alice.workload(workload.workload_id));
-        const seen = aliceStream.events.filter(
-          (item) => item.event === 'workload' && (item.data as WorkloadBody).workload_id === workload.workload_id,
-        );
-        const progress = seen.map((item) => (item.data as WorkloadBody).done_jobs);
-        expect(progress, 'progress never goes back').to.deep.equal([...progress].sort((a, b) => a - b));
+          const workload = await alice.createWorkload({ workload_name: name('live'), tags: ['dash'] });
+          // one image, seen on the stream, then another: each change reaches the stream by itself
+          await uploadAll(alice, workload.workload_id, 1, 40);
+          await aliceStream.next<WorkloadBody>(
+            'workload',
+            (view) => view.workload_id === workload.workload_id && view.total_images === 1,
+            60_000,
+          );
+          await uploadAll(alice, workload.workload_id, 1, 41);
+          const completed = await aliceStream.next<WorkloadBody>(
+            'workload',
+            (view) =>
+              view.workload_id === workload.workload_id && view.total_images === 2 && view.status === 'completed',
+            60_000,
+          );
+          expect(completed.done_jobs).to.equal(2);
+          expect(completed).to.deep.equal(await alice.workload(workload.workload_id));
+          const seen = aliceStream.events.filter(
+            (item) => item.event === 'workload' && (item.data as WorkloadBody).workload_id === workload.workload_id,
+          );
+          const progress = seen.map((item) => (item.data as WorkloadBody).done_jobs);
+          expect(progress, 'progress never goes back').to.deep.equal([...progress].sort((a, b) => a - b));
 
-        // bob's stream is alive but heard nothing of alice's workload
-        await bobStream.next('workers', () => true);
-        expect(bobStream.events.filter((item) => item.event === 'workload')).to.deep.equal([]);
-      } finally {
-        aliceStream.close();
-        bobStream.close();
-      }
-      await waitFor(
-        'the streams to be cleaned up',
-        async () => server.controller.events.listenerCount('job') === listeners,
-        5_000,
-        20,
-      );
-    });
+          // bob's stream is alive but heard nothing of alice's workload
+          await bobStream.next('workers', () => true);
+          expect(bobStream.events.filter((item) => item.event === 'workload')).to.deep.equal([]);
+        } finally {
+          aliceStream.close();
+          bobStream.close();
+        }
+        await waitFor(
+          'the streams to be cleaned up',
+          async () => server.controller.events.listenerCount('job') === listeners,
+          5_000,
+          20,
+        );
+      },
+    );
 
     it('ends a stream whose token is revoked, with a logout event', async () => {
       const client = await TestClient.login(url, 'bob', 'bob-pw');

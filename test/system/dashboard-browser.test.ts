@@ -2,7 +2,8 @@
 // server and a real worker process on loopback: log in, create a workload, drop five images (with a
 // file that is not an image and one that does not decode), watch them complete without a reload, retry
 // the failed one, open a before/after pair, download the ZIP, log out; and the live updates coming
-// back by themselves after a server restart. A screenshot taken while the workload runs is kept in test-results/dashboard.png.
+// back by themselves after a server restart. A screenshot taken while the workload runs is kept in
+// test-results/dashboard.png.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';

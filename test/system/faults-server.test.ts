@@ -83,7 +83,10 @@ function uploadConcurrently(
   return uploads;
 }
 
-/** Checks the datastore files every few ms while it runs; stop() returns how many reads there were, or throws the first failure. */
+/**
+ * Checks the datastore files every few ms while it runs; stop() returns how many reads there were, or
+ * throws the first failure.
+ */
 function watchDatastore(dataDir: string): { stop(): number } {
   let reads = 0;
   let failure: Error | null = null;
@@ -158,193 +161,215 @@ describe('faults: the server process', function () {
     dirs = null;
   });
 
-  it('SIGKILL mid-workload, restart on the same data and ports: answered uploads survive and get filtered, the workers rejoin by themselves', async () => {
-    dirs = await makeDirs();
-    const ports = await pickServerPorts();
-    let server: RunningServer = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const workers = ['keep-a', 'keep-b'].map((name) =>
-      spawnWorkerProcess({ controllerPort: ports.controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }),
-    );
-    const client = await TestClient.login(server.url, 'alice', 'alice-pw');
-    await waitFor('both workers to register', async () => (await aliveWorkers(client)) === 2, 30_000, 50);
-    const workload = await client.createWorkload({ filter: 'grayscale' });
+  it(
+    'SIGKILL mid-workload, restart on the same data and ports: ' +
+      'answered uploads survive and get filtered, the workers rejoin by themselves',
+    async () => {
+      dirs = await makeDirs();
+      const ports = await pickServerPorts();
+      let server: RunningServer = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
+      const workers = ['keep-a', 'keep-b'].map((name) =>
+        spawnWorkerProcess({ controllerPort: ports.controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }),
+      );
+      const client = await TestClient.login(server.url, 'alice', 'alice-pw');
+      await waitFor('both workers to register', async () => (await aliveWorkers(client)) === 2, 30_000, 50);
+      const workload = await client.createWorkload({ filter: 'grayscale' });
 
-    const watcher = watchDatastore(dirs.dataDir);
-    // enough uploads that the lanes are still sending when two jobs are done, however fast the server answers
-    const total = 400;
-    const lanes = 4;
-    const uploads = uploadConcurrently(client, workload.workload_id, images, total, lanes);
-    // mid-workload: uploads in flight, jobs running, some done
-    await waitFor(
-      'uploads answered and jobs done, with uploads still being sent',
-      async () =>
-        uploads.answered.length >= 12 &&
-        uploads.answered.length < total - lanes &&
-        (await client.workload(workload.workload_id)).done_jobs >= 2,
-      60_000,
-      20,
-    );
-    const killedAt = Date.now();
-    await server.process.kill('SIGKILL');
-    const onDisk = readDatastoreFiles(dirs.dataDir); // must parse right after the kill
-    await uploads.finished;
-    const answered = [...uploads.answered];
-    expect(uploads.refused, 'uploads refused before the kill').to.deep.equal([]);
-    expect(uploads.lost, 'uploads in flight at the kill').to.be.at.least(1);
+      const watcher = watchDatastore(dirs.dataDir);
+      // enough uploads that the lanes are still sending when two jobs are done, however fast the server answers
+      const total = 400;
+      const lanes = 4;
+      const uploads = uploadConcurrently(client, workload.workload_id, images, total, lanes);
+      // mid-workload: uploads in flight, jobs running, some done
+      await waitFor(
+        'uploads answered and jobs done, with uploads still being sent',
+        async () =>
+          uploads.answered.length >= 12 &&
+          uploads.answered.length < total - lanes &&
+          (await client.workload(workload.workload_id)).done_jobs >= 2,
+        60_000,
+        20,
+      );
+      const killedAt = Date.now();
+      await server.process.kill('SIGKILL');
+      const onDisk = readDatastoreFiles(dirs.dataDir); // must parse right after the kill
+      await uploads.finished;
+      const answered = [...uploads.answered];
+      expect(uploads.refused, 'uploads refused before the kill').to.deep.equal([]);
+      expect(uploads.lost, 'uploads in flight at the kill').to.be.at.least(1);
 
-    server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const rejoinedAt = await waitFor(
-      'the workers to rejoin',
-      async () => ((await aliveWorkers(client)) === 2 ? Date.now() : null),
-      30_000,
-      20,
-    );
-    for (const id of answered)
-      expect((await client.download(id)).status, `answered upload ${id} after the restart`).to.equal(200);
-    const done = await client.waitForCompletion(workload.workload_id, 60_000);
-    const completedAt = Date.now();
-    const reads = watcher.stop();
-    console.log(
-      `  recovery: SIGKILL server -> restarted ${seconds(server.listeningAt - killedAt)} s after the kill; workers rejoined ${seconds(rejoinedAt - server.listeningAt)} s after it listened; ` +
-        `workload completed ${seconds(completedAt - server.listeningAt)} s after it listened (${answered.length} answered uploads, ${uploads.lost} cut off; datastore parsed ${reads} times, journal ${onDisk.journalEntries} entries${onDisk.tornTail ? ', torn tail' : ''} at the kill)`,
-    );
+      server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
+      const rejoinedAt = await waitFor(
+        'the workers to rejoin',
+        async () => ((await aliveWorkers(client)) === 2 ? Date.now() : null),
+        30_000,
+        20,
+      );
+      for (const id of answered)
+        expect((await client.download(id)).status, `answered upload ${id} after the restart`).to.equal(200);
+      const done = await client.waitForCompletion(workload.workload_id, 60_000);
+      const completedAt = Date.now();
+      const reads = watcher.stop();
+      console.log(
+        `  recovery: SIGKILL server -> restarted ${seconds(server.listeningAt - killedAt)} s after the kill; ` +
+          `workers rejoined ${seconds(rejoinedAt - server.listeningAt)} s after it listened; ` +
+          `workload completed ${seconds(completedAt - server.listeningAt)} s after it listened ` +
+          `(${answered.length} answered uploads, ${uploads.lost} cut off; datastore parsed ${reads} times, ` +
+          `journal ${onDisk.journalEntries} entries${onDisk.tornTail ? ', torn tail' : ''} at the kill)`,
+      );
 
-    expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
-    expect(done.total_images).to.be.at.least(answered.length);
-    expect(done.filtered_images).to.have.length(done.total_images);
-    expect(new Set(done.filtered_images).size).to.equal(done.total_images);
-    for (const imageId of done.filtered_images.slice(0, 3))
-      expect(isGray(await decodeRgba((await client.download(imageId)).data))).to.equal(true);
-    // the same worker processes, never restarted
-    for (const worker of workers) expect(worker.child.exitCode, worker.output()).to.equal(null);
+      expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
+      expect(done.total_images).to.be.at.least(answered.length);
+      expect(done.filtered_images).to.have.length(done.total_images);
+      expect(new Set(done.filtered_images).size).to.equal(done.total_images);
+      for (const imageId of done.filtered_images.slice(0, 3))
+        expect(isGray(await decodeRgba((await client.download(imageId)).data))).to.equal(true);
+      // the same worker processes, never restarted
+      for (const worker of workers) expect(worker.child.exitCode, worker.output()).to.equal(null);
 
-    const termAt = Date.now();
-    server.process.child.kill('SIGTERM');
-    const stopped = await Promise.race([server.process.exited, sleep(20_000).then(() => null)]);
-    console.log(
-      `  recovery: SIGTERM server (2 external workers) -> exited with code ${stopped?.code} ${seconds(Date.now() - termAt)} s after the signal`,
-    );
-    expect(stopped?.code, server.process.output()).to.equal(0);
-    await inspectDatastore(dirs, (data) => {
-      const perOriginal = filteredPerOriginal(data, workload.workload_id);
-      for (const id of answered) {
-        expect(data.images[id]?.type, `answered upload ${id} in the datastore`).to.equal('original');
-        expect(perOriginal.get(id), `filtered images of answered upload ${id}`).to.equal(1);
-      }
-      for (const [original, count] of perOriginal) expect(count, `filtered images of ${original}`).to.equal(1);
-      expect(jobStates(data, workload.workload_id)).to.deep.equal({ done: perOriginal.size });
-    });
-  });
+      const termAt = Date.now();
+      server.process.child.kill('SIGTERM');
+      const stopped = await Promise.race([server.process.exited, sleep(20_000).then(() => null)]);
+      console.log(
+        `  recovery: SIGTERM server (2 external workers) -> exited with code ${stopped?.code} ` +
+          `${seconds(Date.now() - termAt)} s after the signal`,
+      );
+      expect(stopped?.code, server.process.output()).to.equal(0);
+      await inspectDatastore(dirs, (data) => {
+        const perOriginal = filteredPerOriginal(data, workload.workload_id);
+        for (const id of answered) {
+          expect(data.images[id]?.type, `answered upload ${id} in the datastore`).to.equal('original');
+          expect(perOriginal.get(id), `filtered images of answered upload ${id}`).to.equal(1);
+        }
+        for (const [original, count] of perOriginal) expect(count, `filtered images of ${original}`).to.equal(1);
+        expect(jobStates(data, workload.workload_id)).to.deep.equal({ done: perOriginal.size });
+      });
+    },
+  );
 
-  it('a worker started before the server waits quietly, joins when it comes up, and again across a server restart', async () => {
-    dirs = await makeDirs();
-    const ports = await pickServerPorts();
-    const early = spawnWorkerProcess({
-      controllerPort: ports.controllerPort,
-      name: 'early',
-      slots: 2,
-      logLevel: 'info',
-    });
-    await waitFor(
-      'the worker to wait for the controller',
-      async () => early.output().includes('waiting for the controller'),
-      20_000,
-      20,
-    );
-    const before = await measureIdle(early, IDLE_WINDOW_MS);
+  it(
+    'a worker started before the server waits quietly, ' + 'joins when it comes up, and again across a server restart',
+    async () => {
+      dirs = await makeDirs();
+      const ports = await pickServerPorts();
+      const early = spawnWorkerProcess({
+        controllerPort: ports.controllerPort,
+        name: 'early',
+        slots: 2,
+        logLevel: 'info',
+      });
+      await waitFor(
+        'the worker to wait for the controller',
+        async () => early.output().includes('waiting for the controller'),
+        20_000,
+        20,
+      );
+      const before = await measureIdle(early, IDLE_WINDOW_MS);
 
-    let server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const joinedAt = await waitFor(
-      'the worker to register',
-      async () => (registrations(early) >= 1 ? Date.now() : null),
-      30_000,
-      20,
-    );
-    console.log(
-      `  recovery: worker before the server -> ${before.cpu.toFixed(2)} s CPU and ${before.lines} log lines in ${seconds(IDLE_WINDOW_MS)} s of waiting; joined ${seconds(joinedAt - server.listeningAt)} s after the server listened`,
-    );
-    expect(before.cpu, 'CPU seconds while waiting').to.be.below(IDLE_CPU_LIMIT_S);
-    expect(before.lines, `log lines while waiting:\n${early.output()}`).to.be.below(IDLE_LINES_LIMIT);
-    const client = await TestClient.login(server.url, 'alice', 'alice-pw');
-    await completeSmallWorkload(client, images.slice(0, 4));
+      let server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
+      const joinedAt = await waitFor(
+        'the worker to register',
+        async () => (registrations(early) >= 1 ? Date.now() : null),
+        30_000,
+        20,
+      );
+      console.log(
+        `  recovery: worker before the server -> ${before.cpu.toFixed(2)} s CPU and ${before.lines} log lines ` +
+          `in ${seconds(IDLE_WINDOW_MS)} s of waiting; ` +
+          `joined ${seconds(joinedAt - server.listeningAt)} s after the server listened`,
+      );
+      expect(before.cpu, 'CPU seconds while waiting').to.be.below(IDLE_CPU_LIMIT_S);
+      expect(before.lines, `log lines while waiting:\n${early.output()}`).to.be.below(IDLE_LINES_LIMIT);
+      const client = await TestClient.login(server.url, 'alice', 'alice-pw');
+      await completeSmallWorkload(client, images.slice(0, 4));
 
-    // across a restart: the server goes away, the worker notices and waits for it to come back
-    const linesAtStop = countLines(early.output());
-    await server.process.kill('SIGTERM');
-    const stoppedAt = Date.now();
-    await sleep(2000); // its heartbeat fails and it starts to register again
-    const during = await measureIdle(early, IDLE_WINDOW_MS);
-    const outageLines = countLines(early.output()) - linesAtStop;
-    server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
-    const rejoinedAt = await waitFor(
-      'the worker to register again',
-      async () => (registrations(early) >= 2 ? Date.now() : null),
-      30_000,
-      20,
-    );
-    console.log(
-      `  recovery: server restart -> the waiting worker used ${during.cpu.toFixed(2)} s CPU and printed ${during.lines} lines in ${seconds(IDLE_WINDOW_MS)} s (${outageLines} lines over the ${seconds(server.listeningAt - stoppedAt)} s outage); rejoined ${seconds(rejoinedAt - server.listeningAt)} s after the server listened`,
-    );
-    expect(during.cpu, 'CPU seconds while waiting').to.be.below(IDLE_CPU_LIMIT_S);
-    expect(outageLines, `log lines during the outage:\n${early.output()}`).to.be.below(IDLE_LINES_LIMIT);
-    expect(early.child.exitCode).to.equal(null);
-    await completeSmallWorkload(client, images.slice(4, 8));
-  });
+      // across a restart: the server goes away, the worker notices and waits for it to come back
+      const linesAtStop = countLines(early.output());
+      await server.process.kill('SIGTERM');
+      const stoppedAt = Date.now();
+      await sleep(2000); // its heartbeat fails and it starts to register again
+      const during = await measureIdle(early, IDLE_WINDOW_MS);
+      const outageLines = countLines(early.output()) - linesAtStop;
+      server = await spawnServerOn(dirs, ports, { args: SERVER_FLAGS });
+      const rejoinedAt = await waitFor(
+        'the worker to register again',
+        async () => (registrations(early) >= 2 ? Date.now() : null),
+        30_000,
+        20,
+      );
+      console.log(
+        `  recovery: server restart -> the waiting worker used ${during.cpu.toFixed(2)} s CPU ` +
+          `and printed ${during.lines} lines in ${seconds(IDLE_WINDOW_MS)} s ` +
+          `(${outageLines} lines over the ${seconds(server.listeningAt - stoppedAt)} s outage); ` +
+          `rejoined ${seconds(rejoinedAt - server.listeningAt)} s after the server listened`,
+      );
+      expect(during.cpu, 'CPU seconds while waiting').to.be.below(IDLE_CPU_LIMIT_S);
+      expect(outageLines, `log lines during the outage:\n${early.output()}`).to.be.below(IDLE_LINES_LIMIT);
+      expect(early.child.exitCode).to.equal(null);
+      await completeSmallWorkload(client, images.slice(4, 8));
+    },
+  );
 
-  it('SIGTERM on a server with local workers: the workers drain, everything exits 0, every answered upload is on disk', async () => {
-    dirs = await makeDirs();
-    const ports = await pickServerPorts();
-    const server = await spawnServerOn(dirs, ports, {
-      workers: 2,
-      args: [...SERVER_FLAGS, '--worker-slots', '1', '--engine', 'jimp'],
-    });
-    const client = await TestClient.login(server.url, 'alice', 'alice-pw');
-    await waitFor('both local workers to register', async () => (await aliveWorkers(client)) === 2, 30_000, 50);
-    const locals = childPids(server.process.child.pid!);
-    expect(locals, 'local worker processes').to.have.length(2);
-    const workload = await client.createWorkload({ filter: 'grayscale' });
+  it(
+    'SIGTERM on a server with local workers: ' +
+      'the workers drain, everything exits 0, every answered upload is on disk',
+    async () => {
+      dirs = await makeDirs();
+      const ports = await pickServerPorts();
+      const server = await spawnServerOn(dirs, ports, {
+        workers: 2,
+        args: [...SERVER_FLAGS, '--worker-slots', '1', '--engine', 'jimp'],
+      });
+      const client = await TestClient.login(server.url, 'alice', 'alice-pw');
+      await waitFor('both local workers to register', async () => (await aliveWorkers(client)) === 2, 30_000, 50);
+      const locals = childPids(server.process.child.pid!);
+      expect(locals, 'local worker processes').to.have.length(2);
+      const workload = await client.createWorkload({ filter: 'grayscale' });
 
-    // uploads keep coming while the server drains and closes
-    const uploads = uploadConcurrently(client, workload.workload_id, images, 400, 3);
-    await waitFor(
-      'uploads answered and jobs running',
-      async () => uploads.answered.length >= 8 && (await client.workload(workload.workload_id)).running_jobs >= 1,
-      60_000,
-      20,
-    );
-    const termAt = Date.now();
-    const answeredAtTerm = uploads.answered.length;
-    server.process.child.kill('SIGTERM');
-    const exit = await Promise.race([server.process.exited, sleep(45_000).then(() => null)]);
-    const exitedAfter = Date.now() - termAt;
-    uploads.stop();
-    await uploads.finished;
-    const answered = [...uploads.answered];
-    const localsLeft = locals.filter(isAlive);
-    console.log(
-      `  recovery: SIGTERM server (2 local workers) -> exited with code ${exit?.code} ${seconds(exitedAfter)} s after the signal; ${answered.length} answered uploads (${answered.length - answeredAtTerm} of them after the signal), ${uploads.lost} cut off at the close`,
-    );
-    expect(exit, 'the server exits within 45 s').to.not.equal(null);
-    expect(exit!.code, server.process.output()).to.equal(0);
-    // bound: the local workers' drain (at most 35 s before SIGKILL) plus closing
-    expect(exitedAfter).to.be.below(40_000);
-    expect(localsLeft, 'local workers still running after the server exited').to.deep.equal([]);
-    expect(uploads.refused, 'uploads refused while the server ran').to.deep.equal([]);
-    readDatastoreFiles(dirs.dataDir);
+      // uploads keep coming while the server drains and closes
+      const uploads = uploadConcurrently(client, workload.workload_id, images, 400, 3);
+      await waitFor(
+        'uploads answered and jobs running',
+        async () => uploads.answered.length >= 8 && (await client.workload(workload.workload_id)).running_jobs >= 1,
+        60_000,
+        20,
+      );
+      const termAt = Date.now();
+      const answeredAtTerm = uploads.answered.length;
+      server.process.child.kill('SIGTERM');
+      const exit = await Promise.race([server.process.exited, sleep(45_000).then(() => null)]);
+      const exitedAfter = Date.now() - termAt;
+      uploads.stop();
+      await uploads.finished;
+      const answered = [...uploads.answered];
+      const localsLeft = locals.filter(isAlive);
+      console.log(
+        `  recovery: SIGTERM server (2 local workers) -> exited with code ${exit?.code} ` +
+          `${seconds(exitedAfter)} s after the signal; ${answered.length} answered uploads ` +
+          `(${answered.length - answeredAtTerm} of them after the signal), ${uploads.lost} cut off at the close`,
+      );
+      expect(exit, 'the server exits within 45 s').to.not.equal(null);
+      expect(exit!.code, server.process.output()).to.equal(0);
+      // bound: the local workers' drain (at most 35 s before SIGKILL) plus closing
+      expect(exitedAfter).to.be.below(40_000);
+      expect(localsLeft, 'local workers still running after the server exited').to.deep.equal([]);
+      expect(uploads.refused, 'uploads refused while the server ran').to.deep.equal([]);
+      readDatastoreFiles(dirs.dataDir);
 
-    let states: Record<string, number> = {};
-    await inspectDatastore(dirs, (data) => {
-      for (const id of answered) {
-        expect(data.images[id]?.type, `answered upload ${id} in the datastore`).to.equal('original');
-        expect(data.jobs[data.images[id]!.job_id!], `job of answered upload ${id}`).to.not.equal(undefined);
-      }
-      states = jobStates(data, workload.workload_id);
-      // drained, not abandoned: nothing failed, nothing left running under a worker that left
-      expect(states.failed ?? 0).to.equal(0);
-      expect(states.running ?? 0, JSON.stringify(states)).to.equal(0);
-    });
-    console.log(`           job states on disk: ${JSON.stringify(states)}`);
-  });
+      let states: Record<string, number> = {};
+      await inspectDatastore(dirs, (data) => {
+        for (const id of answered) {
+          expect(data.images[id]?.type, `answered upload ${id} in the datastore`).to.equal('original');
+          expect(data.jobs[data.images[id]!.job_id!], `job of answered upload ${id}`).to.not.equal(undefined);
+        }
+        states = jobStates(data, workload.workload_id);
+        // drained, not abandoned: nothing failed, nothing left running under a worker that left
+        expect(states.failed ?? 0).to.equal(0);
+        expect(states.running ?? 0, JSON.stringify(states)).to.equal(0);
+      });
+      console.log(`           job states on disk: ${JSON.stringify(states)}`);
+    },
+  );
 
   it('SIGKILL on a server with local workers: its local workers do not outlive it', async () => {
     dirs = await makeDirs();
@@ -364,7 +389,8 @@ describe('faults: the server process', function () {
         20,
       );
       console.log(
-        `  recovery: SIGKILL server (2 local workers) -> its local workers exited ${seconds(goneAt - killedAt)} s after it`,
+        `  recovery: SIGKILL server (2 local workers) -> its local workers exited ` +
+          `${seconds(goneAt - killedAt)} s after it`,
       );
     } finally {
       for (const pid of locals.filter(isAlive)) process.kill(pid, 'SIGKILL');

@@ -39,7 +39,10 @@ async function uploadAll(client: TestClient, workloadId: string, images: Buffer[
   return ids;
 }
 
-/** Exactly one filtered image record per original, every job done, distinct results in the view, each a valid grey PNG. */
+/**
+ * Exactly one filtered image record per original, every job done, distinct results in the view, each
+ * a valid grey PNG.
+ */
 async function expectExactlyOnce(server: Server, client: TestClient, workloadId: string, count: number): Promise<void> {
   const data = server.controller.store.data;
   const perOriginal = filteredPerOriginal(data, workloadId);
@@ -207,276 +210,301 @@ describe('faults: worker processes', function () {
     );
   }
 
-  it('SIGKILL mid-job: its jobs are requeued within the lease of its last heartbeat, and the workload completes on the others, one result per original', async () => {
-    const { server: s, client, controllerPort } = await start();
-    const victim = spawnWorker({ controllerPort, name: 'victim', engine: 'jimp', slots: 1 });
-    spawnWorker({ controllerPort, name: 'survivor', engine: 'jimp', slots: 2 });
-    await registered(s, ['victim', 'survivor']);
-    const workload = await client.createWorkload({ filter: 'grayscale' });
-    await uploadAll(client, workload.workload_id, images);
+  it(
+    'SIGKILL mid-job: its jobs are requeued within the lease of its last heartbeat, ' +
+      'and the workload completes on the others, one result per original',
+    async () => {
+      const { server: s, client, controllerPort } = await start();
+      const victim = spawnWorker({ controllerPort, name: 'victim', engine: 'jimp', slots: 1 });
+      spawnWorker({ controllerPort, name: 'survivor', engine: 'jimp', slots: 2 });
+      await registered(s, ['victim', 'survivor']);
+      const workload = await client.createWorkload({ filter: 'grayscale' });
+      await uploadAll(client, workload.workload_id, images);
 
-    const victimId = liveWorker(s, 'victim')!.record.id;
-    const held = await waitForRunningJob(s, victimId);
-    const killedAt = Date.now();
-    await victim.kill('SIGKILL');
-    const requeuedAt = await waitForRelease(s, victimId, held, LEASE_MS + 10_000);
-    const lastHeartbeat = s.controller.workers.get(victimId)!.last_seen;
-    const requeuedAfter = requeuedAt - lastHeartbeat;
+      const victimId = liveWorker(s, 'victim')!.record.id;
+      const held = await waitForRunningJob(s, victimId);
+      const killedAt = Date.now();
+      await victim.kill('SIGKILL');
+      const requeuedAt = await waitForRelease(s, victimId, held, LEASE_MS + 10_000);
+      const lastHeartbeat = s.controller.workers.get(victimId)!.last_seen;
+      const requeuedAfter = requeuedAt - lastHeartbeat;
 
-    const done = await client.waitForCompletion(workload.workload_id, 90_000);
-    const completedAt = Date.now();
-    console.log(
-      `  recovery: SIGKILL worker -> ${held.length} job(s) requeued ${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`,
-    );
-    expect(requeuedAfter, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
-    expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
-    // the victim's jobs were done again by the survivor: a second attempt
-    for (const id of held)
-      expect(s.controller.store.data.jobs[id]!.attempts, `attempts of the victim's job ${id}`).to.be.at.least(2);
-    await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
-  });
-
-  it('SIGSTOP mid-job: its jobs are requeued and done by others; after SIGCONT its late results are discarded, never duplicated', async () => {
-    proxy = new ObservingProxy();
-    const proxyUrl = await proxy.listen();
-    const { server: s, client, controllerPort } = await start({ publicApiUrl: proxyUrl });
-    proxy.targetPort = s.api.port;
-    // three sleepers, stopped at different moments of a job: right after downloading its original (it is
-    // filtering), when its upload of the result arrives (the upload stays in flight until the job has moved
-    // on), and when the API has answered its upload 201 (the job is done: before the worker learns so)
-    const names = ['hang-filter', 'hang-upload', 'hang-done'] as const;
-    const redone = ['hang-filter', 'hang-upload'] as const;
-    type Sleeper = (typeof names)[number];
-    const sleepers = Object.fromEntries(
-      names.map((name) => [
-        name,
-        spawnWorkerProcess({ controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }),
-      ]),
-    ) as Record<Sleeper, Spawned>;
-    spawnWorker({ controllerPort, name: 'steady', engine: 'jimp', slots: 2 });
-    await registered(s, [...names, 'steady']);
-
-    interface Stop {
-      at: number;
-      workerId: string;
-      jobs: string[];
-      /** The job's result id when the sleeper stopped (set once its upload was answered 201). */
-      filtered: (string | null)[];
-    }
-    const stops = new Map<Sleeper, Stop>();
-    /** `job`: the job it is stopped in, when it no longer holds it (its result was accepted). */
-    const stop = (name: Sleeper, job?: string): void => {
-      if (stops.has(name)) return;
-      sleepers[name].child.kill('SIGSTOP');
-      const workerId = liveWorker(s, name)!.record.id;
-      const jobs = job ? [job] : [...s.controller.jobs.heldBy(workerId)];
-      stops.set(name, {
-        at: Date.now(),
-        workerId,
-        jobs,
-        filtered: jobs.map((id) => s.controller.store.data.jobs[id]!.filtered_image_id),
-      });
-    };
-    const tokenOf = (name: string): string | undefined => liveWorker(s, name)?.token;
-    // hang-upload's upload is in flight while it hangs: it reaches the API only once the job has moved on
-    let uploadArrives = (): void => undefined;
-    const uploadHeld = new Promise<void>((resolve) => (uploadArrives = resolve));
-    proxy.onRequest = (request) => {
-      if (
-        request.method === 'POST' &&
-        request.path.split('?', 1)[0] === '/images' &&
-        request.token === tokenOf('hang-upload') &&
-        !stops.has('hang-upload')
-      ) {
-        stop('hang-upload');
-        return uploadHeld;
-      }
-    };
-    proxy.onUpstreamAnswer = (request) => {
-      // its upload is recorded, and it is stopped before it learns so
-      if (request.method === 'POST' && request.status === 201 && request.token === tokenOf('hang-done')) {
-        const job = new URL(request.path, 'http://worker').searchParams.get('job_id') ?? undefined;
-        stop('hang-done', job);
-      }
-    };
-    proxy.onAnswered = (request) => {
-      if (request.method === 'GET' && request.status === 200 && request.token === tokenOf('hang-filter'))
-        stop('hang-filter');
-    };
-
-    const workload = await client.createWorkload({ filter: 'grayscale' });
-    await uploadAll(client, workload.workload_id, images);
-    await waitFor('the sleepers to be stopped mid-job', async () => stops.size === names.length, 60_000, 20);
-
-    // the answered upload completed hang-done's job: it is not requeued, and its result stands
-    const early = stops.get('hang-done')!;
-    expect(early.filtered[0], "hang-done's upload was recorded").to.be.a('string');
-    const earlyJob = s.controller.store.data.jobs[early.jobs[0] ?? '']!;
-    expect(earlyJob, "hang-done's job was done when it stopped").to.include({
-      state: 'done',
-      attempts: 1,
-      filtered_image_id: early.filtered[0],
-    });
-
-    const requeued = new Map<Sleeper, number>();
-    for (const name of redone) {
-      const { at, workerId, jobs } = stops.get(name)!;
-      expect(jobs, `${name} held a job when it was stopped`).to.have.length(1);
-      const requeuedAt = await waitForRelease(s, workerId, jobs, LEASE_MS + 10_000);
-      requeued.set(name, requeuedAt);
-      if (name === 'hang-upload') uploadArrives();
-      const lastHeartbeat = s.controller.workers.get(workerId)!.last_seen;
+      const done = await client.waitForCompletion(workload.workload_id, 90_000);
+      const completedAt = Date.now();
       console.log(
-        `  recovery: SIGSTOP worker (${name}) -> job requeued ${seconds(requeuedAt - lastHeartbeat)} s after its last heartbeat (${seconds(requeuedAt - at)} s after the stop)`,
+        `  recovery: SIGKILL worker -> ${held.length} job(s) requeued ` +
+          `${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; ` +
+          `lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`,
       );
-      expect(requeuedAt - lastHeartbeat, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(
-        LEASE_MS + 2000,
-      );
-    }
-    // the reassigned jobs are done by the steady worker before the sleepers wake
-    const stolen = redone.flatMap((name) => stops.get(name)!.jobs);
-    await waitFor(
-      'the stolen jobs to be done by another worker',
-      async () => stolen.every((id) => s.controller.store.data.jobs[id]?.state === 'done'),
-      60_000,
-      20,
-    );
-    for (const id of stolen)
-      expect(s.controller.store.data.jobs[id]!.attempts, `job ${id} was done again`).to.be.at.least(2);
-    const filteredBefore = new Map(
-      [...stolen, ...early.jobs].map((id) => [id, s.controller.store.data.jobs[id]!.filtered_image_id]),
-    );
-    expect(s.controller.store.data.jobs[early.jobs[0]!], "hang-done's job was left alone").to.include({
-      state: 'done',
-      attempts: 1,
-    });
+      expect(requeuedAfter, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
+      expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
+      // the victim's jobs were done again by the survivor: a second attempt
+      for (const id of held)
+        expect(s.controller.store.data.jobs[id]!.attempts, `attempts of the victim's job ${id}`).to.be.at.least(2);
+      await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
+    },
+  );
 
-    const wokeAt = Date.now();
-    for (const sleeper of Object.values(sleepers)) sleeper.child.kill('SIGCONT');
-    // each redone job's sleeper, awake, reaches the end of its stale job: the result is dropped (cancelled,
-    // or the upload got 409) or its report is refused
-    for (const name of redone) {
-      const { jobs } = stops.get(name)!;
-      const outcome = await waitFor(
-        `${name} to give up its stale job`,
-        async () =>
-          logLines(sleepers[name].output()).find(
-            (line) =>
-              jobs.includes(String(line.job_id)) &&
-              (line.msg === 'job dropped' || line.msg === 'result not accepted: the lease had moved on'),
-          ),
-        20_000,
-        50,
-      ).catch((error: unknown) => {
-        throw new Error(
-          `${String(error)}\njob ${jobs.join(', ')}: ${JSON.stringify(s.controller.store.data.jobs[jobs[0]!])}\n${name} printed:\n${sleepers[name].output()}`,
+  it(
+    'SIGSTOP mid-job: its jobs are requeued and done by others; ' +
+      'after SIGCONT its late results are discarded, never duplicated',
+    async () => {
+      proxy = new ObservingProxy();
+      const proxyUrl = await proxy.listen();
+      const { server: s, client, controllerPort } = await start({ publicApiUrl: proxyUrl });
+      proxy.targetPort = s.api.port;
+      // three sleepers, stopped at different moments of a job: right after downloading its original (it is
+      // filtering), when its upload of the result arrives (the upload stays in flight until the job has moved
+      // on), and when the API has answered its upload 201 (the job is done: before the worker learns so)
+      const names = ['hang-filter', 'hang-upload', 'hang-done'] as const;
+      const redone = ['hang-filter', 'hang-upload'] as const;
+      type Sleeper = (typeof names)[number];
+      const sleepers = Object.fromEntries(
+        names.map((name) => [
+          name,
+          spawnWorkerProcess({ controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }),
+        ]),
+      ) as Record<Sleeper, Spawned>;
+      spawnWorker({ controllerPort, name: 'steady', engine: 'jimp', slots: 2 });
+      await registered(s, [...names, 'steady']);
+
+      interface Stop {
+        at: number;
+        workerId: string;
+        jobs: string[];
+        /** The job's result id when the sleeper stopped (set once its upload was answered 201). */
+        filtered: (string | null)[];
+      }
+      const stops = new Map<Sleeper, Stop>();
+      /** `job`: the job it is stopped in, when it no longer holds it (its result was accepted). */
+      const stop = (name: Sleeper, job?: string): void => {
+        if (stops.has(name)) return;
+        sleepers[name].child.kill('SIGSTOP');
+        const workerId = liveWorker(s, name)!.record.id;
+        const jobs = job ? [job] : [...s.controller.jobs.heldBy(workerId)];
+        stops.set(name, {
+          at: Date.now(),
+          workerId,
+          jobs,
+          filtered: jobs.map((id) => s.controller.store.data.jobs[id]!.filtered_image_id),
+        });
+      };
+      const tokenOf = (name: string): string | undefined => liveWorker(s, name)?.token;
+      // hang-upload's upload is in flight while it hangs: it reaches the API only once the job has moved on
+      let uploadArrives = (): void => undefined;
+      const uploadHeld = new Promise<void>((resolve) => (uploadArrives = resolve));
+      proxy.onRequest = (request) => {
+        if (
+          request.method === 'POST' &&
+          request.path.split('?', 1)[0] === '/images' &&
+          request.token === tokenOf('hang-upload') &&
+          !stops.has('hang-upload')
+        ) {
+          stop('hang-upload');
+          return uploadHeld;
+        }
+      };
+      proxy.onUpstreamAnswer = (request) => {
+        // its upload is recorded, and it is stopped before it learns so
+        if (request.method === 'POST' && request.status === 201 && request.token === tokenOf('hang-done')) {
+          const job = new URL(request.path, 'http://worker').searchParams.get('job_id') ?? undefined;
+          stop('hang-done', job);
+        }
+      };
+      proxy.onAnswered = (request) => {
+        if (request.method === 'GET' && request.status === 200 && request.token === tokenOf('hang-filter'))
+          stop('hang-filter');
+      };
+
+      const workload = await client.createWorkload({ filter: 'grayscale' });
+      await uploadAll(client, workload.workload_id, images);
+      await waitFor('the sleepers to be stopped mid-job', async () => stops.size === names.length, 60_000, 20);
+
+      // the answered upload completed hang-done's job: it is not requeued, and its result stands
+      const early = stops.get('hang-done')!;
+      expect(early.filtered[0], "hang-done's upload was recorded").to.be.a('string');
+      const earlyJob = s.controller.store.data.jobs[early.jobs[0] ?? '']!;
+      expect(earlyJob, "hang-done's job was done when it stopped").to.include({
+        state: 'done',
+        attempts: 1,
+        filtered_image_id: early.filtered[0],
+      });
+
+      const requeued = new Map<Sleeper, number>();
+      for (const name of redone) {
+        const { at, workerId, jobs } = stops.get(name)!;
+        expect(jobs, `${name} held a job when it was stopped`).to.have.length(1);
+        const requeuedAt = await waitForRelease(s, workerId, jobs, LEASE_MS + 10_000);
+        requeued.set(name, requeuedAt);
+        if (name === 'hang-upload') uploadArrives();
+        const lastHeartbeat = s.controller.workers.get(workerId)!.last_seen;
+        console.log(
+          `  recovery: SIGSTOP worker (${name}) -> job requeued ` +
+            `${seconds(requeuedAt - lastHeartbeat)} s after its last heartbeat ` +
+            `(${seconds(requeuedAt - at)} s after the stop)`,
         );
+        expect(requeuedAt - lastHeartbeat, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(
+          LEASE_MS + 2000,
+        );
+      }
+      // the reassigned jobs are done by the steady worker before the sleepers wake
+      const stolen = redone.flatMap((name) => stops.get(name)!.jobs);
+      await waitFor(
+        'the stolen jobs to be done by another worker',
+        async () => stolen.every((id) => s.controller.store.data.jobs[id]?.state === 'done'),
+        60_000,
+        20,
+      );
+      for (const id of stolen)
+        expect(s.controller.store.data.jobs[id]!.attempts, `job ${id} was done again`).to.be.at.least(2);
+      const filteredBefore = new Map(
+        [...stolen, ...early.jobs].map((id) => [id, s.controller.store.data.jobs[id]!.filtered_image_id]),
+      );
+      expect(s.controller.store.data.jobs[early.jobs[0]!], "hang-done's job was left alone").to.include({
+        state: 'done',
+        attempts: 1,
       });
-      // the sleeper's first job is the stale one, and its one slot stays taken until the outcome is logged:
-      // every upload it sent before that line was for the stale job
-      const uploads = proxy.requests.filter(
-        (request) => request.method === 'POST' && request.token === tokenOf(name) && request.at <= Number(outcome.time),
-      );
-      for (const upload of uploads) {
-        // accepted only while the sleeper still held the lease (its body was in before the stop); refused after
-        const beforeRequeue = upload.answeredAt !== null && upload.answeredAt < requeued.get(name)!;
-        expect(
-          upload.status,
-          `${name}: a stale upload answered ${beforeRequeue ? 'before' : 'after'} the requeue`,
-        ).to.equal(beforeRequeue ? 201 : 409);
+
+      const wokeAt = Date.now();
+      for (const sleeper of Object.values(sleepers)) sleeper.child.kill('SIGCONT');
+      // each redone job's sleeper, awake, reaches the end of its stale job: the result is dropped (cancelled,
+      // or the upload got 409) or its report is refused
+      for (const name of redone) {
+        const { jobs } = stops.get(name)!;
+        const outcome = await waitFor(
+          `${name} to give up its stale job`,
+          async () =>
+            logLines(sleepers[name].output()).find(
+              (line) =>
+                jobs.includes(String(line.job_id)) &&
+                (line.msg === 'job dropped' || line.msg === 'result not accepted: the lease had moved on'),
+            ),
+          20_000,
+          50,
+        ).catch((error: unknown) => {
+          throw new Error(
+            `${String(error)}\njob ${jobs.join(', ')}: ${JSON.stringify(s.controller.store.data.jobs[jobs[0]!])}\n` +
+              `${name} printed:\n${sleepers[name].output()}`,
+          );
+        });
+        // the sleeper's first job is the stale one, and its one slot stays taken until the outcome is logged:
+        // every upload it sent before that line was for the stale job
+        const uploads = proxy.requests.filter(
+          (request) =>
+            request.method === 'POST' && request.token === tokenOf(name) && request.at <= Number(outcome.time),
+        );
+        for (const upload of uploads) {
+          // accepted only while the sleeper still held the lease (its body was in before the stop); refused after
+          const beforeRequeue = upload.answeredAt !== null && upload.answeredAt < requeued.get(name)!;
+          expect(
+            upload.status,
+            `${name}: a stale upload answered ${beforeRequeue ? 'before' : 'after'} the requeue`,
+          ).to.equal(beforeRequeue ? 201 : 409);
+        }
+        const reason =
+          outcome.msg === 'job dropped'
+            ? `dropped (${String(outcome.reason)})`
+            : 'finished, but its late complete was not accepted';
+        console.log(
+          `  recovery: SIGCONT ${name} -> its stale job ${reason}, ${seconds(Date.now() - wokeAt)} s after waking; ` +
+            `its upload for it answered ${JSON.stringify(uploads.map((request) => request.status))}`,
+        );
       }
-      const reason =
-        outcome.msg === 'job dropped'
-          ? `dropped (${String(outcome.reason)})`
-          : 'finished, but its late complete was not accepted';
-      console.log(
-        `  recovery: SIGCONT ${name} -> its stale job ${reason}, ${seconds(Date.now() - wokeAt)} s after waking; its upload for it answered ${JSON.stringify(uploads.map((request) => request.status))}`,
+      await waitFor(
+        'the sleepers to be alive again',
+        async () => names.every((name) => liveWorker(s, name)?.state === 'alive'),
+        10_000,
+        50,
       );
-    }
-    await waitFor(
-      'the sleepers to be alive again',
-      async () => names.every((name) => liveWorker(s, name)?.state === 'alive'),
-      10_000,
-      50,
-    );
-    // hang-done, awake, has nothing left to do for its job: it sent its result once
-    const doneUploads = proxy.requests.filter(
-      (request) => request.method === 'POST' && request.token === tokenOf('hang-done') && request.at <= early.at,
-    );
-    expect(
-      doneUploads.map((request) => request.status),
-      'hang-done uploaded its result once',
-    ).to.deep.equal([201]);
-    console.log(
-      `  recovery: SIGCONT hang-done -> its job stayed done with the result it uploaded before the stop (attempt ${s.controller.store.data.jobs[early.jobs[0]!]!.attempts})`,
-    );
+      // hang-done, awake, has nothing left to do for its job: it sent its result once
+      const doneUploads = proxy.requests.filter(
+        (request) => request.method === 'POST' && request.token === tokenOf('hang-done') && request.at <= early.at,
+      );
+      expect(
+        doneUploads.map((request) => request.status),
+        'hang-done uploaded its result once',
+      ).to.deep.equal([201]);
+      console.log(
+        `  recovery: SIGCONT hang-done -> its job stayed done with the result it uploaded before the stop ` +
+          `(attempt ${s.controller.store.data.jobs[early.jobs[0]!]!.attempts})`,
+      );
 
-    await client.waitForCompletion(workload.workload_id, 60_000);
-    // the late results changed nothing: same result ids, still one per original
-    for (const [id, filtered] of filteredBefore)
-      expect(s.controller.store.data.jobs[id]!.filtered_image_id).to.equal(filtered);
-    await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
-  });
+      await client.waitForCompletion(workload.workload_id, 60_000);
+      // the late results changed nothing: same result ids, still one per original
+      for (const [id, filtered] of filteredBefore)
+        expect(s.controller.store.data.jobs[id]!.filtered_image_id).to.equal(filtered);
+      await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
+    },
+  );
 
-  it('SIGTERM mid-job: the worker finishes its running job (or, past --drain-ms, hands it back), leaves, and exits 0; nothing is lost', async () => {
-    const { server: s, client, controllerPort } = await start();
-    const processes: Record<'drainer' | 'quitter', Spawned> = {
-      drainer: spawnWorkerProcess({ controllerPort, name: 'drainer', engine: 'jimp', slots: 1 }),
-      // too little drain time for its job: it must hand the job back
-      quitter: spawnWorkerProcess({
-        controllerPort,
-        name: 'quitter',
-        engine: 'jimp',
-        slots: 1,
-        args: ['--drain-ms', '20'],
-      }),
-    };
-    await registered(s, ['drainer', 'quitter']);
-    const workload = await client.createWorkload({ filter: 'grayscale' });
-    // large images first: the running jobs are still far from done when the signal comes
-    await uploadAll(client, workload.workload_id, [...large, ...images]);
+  it(
+    'SIGTERM mid-job: the worker finishes its running job (or, past --drain-ms, hands it back), ' +
+      'leaves, and exits 0; nothing is lost',
+    async () => {
+      const { server: s, client, controllerPort } = await start();
+      const processes: Record<'drainer' | 'quitter', Spawned> = {
+        drainer: spawnWorkerProcess({ controllerPort, name: 'drainer', engine: 'jimp', slots: 1 }),
+        // too little drain time for its job: it must hand the job back
+        quitter: spawnWorkerProcess({
+          controllerPort,
+          name: 'quitter',
+          engine: 'jimp',
+          slots: 1,
+          args: ['--drain-ms', '20'],
+        }),
+      };
+      await registered(s, ['drainer', 'quitter']);
+      const workload = await client.createWorkload({ filter: 'grayscale' });
+      // large images first: the running jobs are still far from done when the signal comes
+      await uploadAll(client, workload.workload_id, [...large, ...images]);
 
-    const ids = { drainer: liveWorker(s, 'drainer')!.record.id, quitter: liveWorker(s, 'quitter')!.record.id };
-    const held = { drainer: await waitForRunningJob(s, ids.drainer), quitter: await waitForRunningJob(s, ids.quitter) };
-    const termAt = Date.now();
-    for (const worker of Object.values(processes)) worker.child.kill('SIGTERM');
+      const ids = { drainer: liveWorker(s, 'drainer')!.record.id, quitter: liveWorker(s, 'quitter')!.record.id };
+      const held = {
+        drainer: await waitForRunningJob(s, ids.drainer),
+        quitter: await waitForRunningJob(s, ids.quitter),
+      };
+      const termAt = Date.now();
+      for (const worker of Object.values(processes)) worker.child.kill('SIGTERM');
 
-    // while it drains, the drainer starts no new job (it declines the assignments it is still offered)
-    let extra: string[] = [];
-    const watch = setInterval(() => {
-      for (const id of s.controller.jobs.heldBy(ids.drainer)) {
-        if (!held.drainer.includes(id) && s.controller.store.data.jobs[id]?.state === 'running') extra.push(id);
+      // while it drains, the drainer starts no new job (it declines the assignments it is still offered)
+      let extra: string[] = [];
+      const watch = setInterval(() => {
+        for (const id of s.controller.jobs.heldBy(ids.drainer)) {
+          if (!held.drainer.includes(id) && s.controller.store.data.jobs[id]?.state === 'running') extra.push(id);
+        }
+      }, 10);
+      const exits = await Promise.all(
+        (['drainer', 'quitter'] as const).map(async (name) => {
+          const exit = await Promise.race([processes[name].exited, sleep(45_000).then(() => null)]);
+          const states = held[name].map((id) => s.controller.store.data.jobs[id]!.state);
+          return { name, exit, after: Date.now() - termAt, states };
+        }),
+      );
+      clearInterval(watch);
+      extra = [...new Set(extra)];
+
+      for (const { name, exit, after, states } of exits) {
+        console.log(
+          `  recovery: SIGTERM worker (${name}) -> exited with code ${exit?.code} ` +
+            `${seconds(after)} s after the signal; ` +
+            `its running job was ${states.join(', ')} at exit`,
+        );
+        expect(exit, `${name} exits`).to.not.equal(null);
+        expect(exit!.code, `${name} exit code\n${processes[name].output()}`).to.equal(0);
+        expect(s.controller.store.data.workers[ids[name]]!.left_at, `${name} said goodbye`).to.be.a('string');
       }
-    }, 10);
-    const exits = await Promise.all(
-      (['drainer', 'quitter'] as const).map(async (name) => {
-        const exit = await Promise.race([processes[name].exited, sleep(45_000).then(() => null)]);
-        const states = held[name].map((id) => s.controller.store.data.jobs[id]!.state);
-        return { name, exit, after: Date.now() - termAt, states };
-      }),
-    );
-    clearInterval(watch);
-    extra = [...new Set(extra)];
+      expect(extra, 'jobs the drainer took after SIGTERM').to.deep.equal([]);
+      // the drainer finished its own job, once; the quitter's job went back to the queue
+      for (const id of held.drainer) {
+        const job = s.controller.store.data.jobs[id]!;
+        expect([job.state, job.attempts]).to.deep.equal(['done', 1]);
+      }
+      for (const id of held.quitter) expect(s.controller.store.data.jobs[id]!.state).to.equal('queued');
 
-    for (const { name, exit, after, states } of exits) {
-      console.log(
-        `  recovery: SIGTERM worker (${name}) -> exited with code ${exit?.code} ${seconds(after)} s after the signal; its running job was ${states.join(', ')} at exit`,
-      );
-      expect(exit, `${name} exits`).to.not.equal(null);
-      expect(exit!.code, `${name} exit code\n${processes[name].output()}`).to.equal(0);
-      expect(s.controller.store.data.workers[ids[name]]!.left_at, `${name} said goodbye`).to.be.a('string');
-    }
-    expect(extra, 'jobs the drainer took after SIGTERM').to.deep.equal([]);
-    // the drainer finished its own job, once; the quitter's job went back to the queue
-    for (const id of held.drainer) {
-      const job = s.controller.store.data.jobs[id]!;
-      expect([job.state, job.attempts]).to.deep.equal(['done', 1]);
-    }
-    for (const id of held.quitter) expect(s.controller.store.data.jobs[id]!.state).to.equal('queued');
-
-    spawnWorker({ controllerPort, name: 'finisher', engine: 'jimp', slots: 2 });
-    const done = await client.waitForCompletion(workload.workload_id, 90_000);
-    expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
-    await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT + large.length);
-  });
+      spawnWorker({ controllerPort, name: 'finisher', engine: 'jimp', slots: 2 });
+      const done = await client.waitForCompletion(workload.workload_id, 90_000);
+      expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
+      await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT + large.length);
+    },
+  );
 });

@@ -369,98 +369,112 @@ describe('hostile peers on the bus', function () {
     }
   });
 
-  it('refuses a flood of 500 registrations with a wrong secret from 10 sockets, while the real worker stays alive', async () => {
-    const sockets = Array.from({ length: 10 }, () => asker(rpcAddress));
-    try {
-      const started = Date.now();
-      const codes = await Promise.all(
-        sockets.map(async (rep, index) => {
-          const seen: number[] = [];
-          for (let attempt = 0; attempt < 50; attempt++) {
-            const reply = parse(
-              await rep.ask(
-                request('register', registerParams(`guess-${index}-${attempt}`, `flood-${index}-${attempt}`), attempt),
-              ),
-            );
-            seen.push(reply.error?.code ?? 0);
-          }
-          return seen;
-        }),
-      );
-      bad += 500;
-      expect(codes.flat().every((code) => code === -32001)).to.equal(true);
-      expect(Date.now() - started, 'the flood is answered quickly').to.be.below(15_000);
-      expect(server.controller.workers.all().map((live) => live.record.name)).to.deep.equal(['steady']);
-      expect(steadyWorker()?.state).to.equal('alive');
-    } finally {
-      for (const rep of sockets) rep.close();
-    }
-  });
+  it(
+    'refuses a flood of 500 registrations with a wrong secret from 10 sockets, ' + 'while the real worker stays alive',
+    async () => {
+      const sockets = Array.from({ length: 10 }, () => asker(rpcAddress));
+      try {
+        const started = Date.now();
+        const codes = await Promise.all(
+          sockets.map(async (rep, index) => {
+            const seen: number[] = [];
+            for (let attempt = 0; attempt < 50; attempt++) {
+              const reply = parse(
+                await rep.ask(
+                  request(
+                    'register',
+                    registerParams(`guess-${index}-${attempt}`, `flood-${index}-${attempt}`),
+                    attempt,
+                  ),
+                ),
+              );
+              seen.push(reply.error?.code ?? 0);
+            }
+            return seen;
+          }),
+        );
+        bad += 500;
+        expect(codes.flat().every((code) => code === -32001)).to.equal(true);
+        expect(Date.now() - started, 'the flood is answered quickly').to.be.below(15_000);
+        expect(server.controller.workers.all().map((live) => live.record.name)).to.deep.equal(['steady']);
+        expect(steadyWorker()?.state).to.equal('alive');
+      } finally {
+        for (const rep of sockets) rep.close();
+      }
+    },
+  );
 
-  it('drops a message over the 1 MiB maximum, and answers one just under it (2048 faults) with a short error', async () => {
-    const big = asker(rpcAddress);
-    try {
-      const oversized = request('heartbeat', {
-        token: 'x',
-        resources: RESOURCES,
-        running: [],
-        padding: 'p'.repeat(2 * 1024 * 1024),
-      });
-      expect(await big.ask(oversized, 1_500), 'no reply to an oversized message').to.equal(null);
-    } finally {
-      big.close();
-    }
-    const rep = asker(rpcAddress);
-    try {
-      // 1024 entries (the most a heartbeat may carry), each with two faults: 2048 issues to report
-      const running = Array.from({ length: 1024 }, () => ({ job_id: 'j'.repeat(900), lease_id: null }));
-      const payload = request('heartbeat', { token: 'x', resources: RESOURCES, running });
-      expect(payload.length).to.be.within(512 * 1024, 1024 * 1024);
-      const reply = await rep.ask(payload);
-      bad += 1;
-      expect(parse(reply).error?.code).to.equal(-32602);
-      expect(reply!.length, 'the error lists a few issues, not 2048').to.be.below(2_000);
-      // and the socket still answers
-      expect(parse(await rep.ask('not json')).error?.code).to.equal(-32700);
-      bad += 1;
-    } finally {
-      rep.close();
-    }
-  });
+  it(
+    'drops a message over the 1 MiB maximum, ' + 'and answers one just under it (2048 faults) with a short error',
+    async () => {
+      const big = asker(rpcAddress);
+      try {
+        const oversized = request('heartbeat', {
+          token: 'x',
+          resources: RESOURCES,
+          running: [],
+          padding: 'p'.repeat(2 * 1024 * 1024),
+        });
+        expect(await big.ask(oversized, 1_500), 'no reply to an oversized message').to.equal(null);
+      } finally {
+        big.close();
+      }
+      const rep = asker(rpcAddress);
+      try {
+        // 1024 entries (the most a heartbeat may carry), each with two faults: 2048 issues to report
+        const running = Array.from({ length: 1024 }, () => ({ job_id: 'j'.repeat(900), lease_id: null }));
+        const payload = request('heartbeat', { token: 'x', resources: RESOURCES, running });
+        expect(payload.length).to.be.within(512 * 1024, 1024 * 1024);
+        const reply = await rep.ask(payload);
+        bad += 1;
+        expect(parse(reply).error?.code).to.equal(-32602);
+        expect(reply!.length, 'the error lists a few issues, not 2048').to.be.below(2_000);
+        // and the socket still answers
+        expect(parse(await rep.ask('not json')).error?.code).to.equal(-32700);
+        bad += 1;
+      } finally {
+        rep.close();
+      }
+    },
+  );
 
-  it('drops raw TCP connections that send random bytes, a wrong SP protocol or a huge frame; serves a raw SP REQ peer', async () => {
-    const repPort = rpcPortOf({ port: controllerPort });
-    const outcomes = await Promise.all([
-      rawTcp(repPort, randomBytes(4096), 3_000),
-      rawTcp(controllerPort, randomBytes(4096), 3_000),
-      rawTcp(repPort, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 3_000),
-      rawTcp(repPort, spHeader(SP_PUB), 3_000),
-      rawTcp(controllerPort, spHeader(SP_REQ), 3_000),
-      rawTcp(
+  it(
+    'drops raw TCP connections that send random bytes, ' +
+      'a wrong SP protocol or a huge frame; serves a raw SP REQ peer',
+    async () => {
+      const repPort = rpcPortOf({ port: controllerPort });
+      const outcomes = await Promise.all([
+        rawTcp(repPort, randomBytes(4096), 3_000),
+        rawTcp(controllerPort, randomBytes(4096), 3_000),
+        rawTcp(repPort, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 3_000),
+        rawTcp(repPort, spHeader(SP_PUB), 3_000),
+        rawTcp(controllerPort, spHeader(SP_REQ), 3_000),
+        rawTcp(
+          repPort,
+          Buffer.concat([spHeader(SP_REQ), Buffer.from([0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00])]),
+          3_000,
+        ),
+      ]);
+      for (const [index, outcome] of outcomes.entries()) expect(outcome.closedBy, `case ${index}`).to.equal('server');
+
+      // a well-behaved raw peer: handshake as REQ, one request (request id with the top bit set)
+      const requestId = Buffer.from([0x80, 0x00, 0x12, 0x34]);
+      const body = Buffer.from(request('goodbye', { token: 'raw' }, 'raw-1'));
+      const raw = await rawTcp(
         repPort,
-        Buffer.concat([spHeader(SP_REQ), Buffer.from([0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00])]),
-        3_000,
-      ),
-    ]);
-    for (const [index, outcome] of outcomes.entries()) expect(outcome.closedBy, `case ${index}`).to.equal('server');
-
-    // a well-behaved raw peer: handshake as REQ, one request (request id with the top bit set)
-    const requestId = Buffer.from([0x80, 0x00, 0x12, 0x34]);
-    const body = Buffer.from(request('goodbye', { token: 'raw' }, 'raw-1'));
-    const raw = await rawTcp(
-      repPort,
-      Buffer.concat([spHeader(SP_REQ), spFrame(Buffer.concat([requestId, body]))]),
-      1_000,
-    );
-    bad += 1;
-    expect(raw.received.subarray(0, 8).equals(spHeader(SP_REP))).to.equal(true);
-    const length = Number(raw.received.readBigUInt64BE(8));
-    expect(raw.received.subarray(16, 20).equals(requestId)).to.equal(true);
-    const reply = JSON.parse(raw.received.subarray(20, 16 + length).toString('utf8')) as RpcReply;
-    expect(reply).to.deep.include({ jsonrpc: '2.0', id: 'raw-1' });
-    expect(reply.error?.code).to.equal(-32001);
-    expect(steadyWorker()?.state).to.equal('alive');
-  });
+        Buffer.concat([spHeader(SP_REQ), spFrame(Buffer.concat([requestId, body]))]),
+        1_000,
+      );
+      bad += 1;
+      expect(raw.received.subarray(0, 8).equals(spHeader(SP_REP))).to.equal(true);
+      const length = Number(raw.received.readBigUInt64BE(8));
+      expect(raw.received.subarray(16, 20).equals(requestId)).to.equal(true);
+      const reply = JSON.parse(raw.received.subarray(20, 16 + length).toString('utf8')) as RpcReply;
+      expect(reply).to.deep.include({ jsonrpc: '2.0', id: 'raw-1' });
+      expect(reply.error?.code).to.equal(-32001);
+      expect(steadyWorker()?.state).to.equal('alive');
+    },
+  );
 
   it("the worker's own REP socket refuses assign, cancel and ping with a wrong token, and garbage", async () => {
     const address = steadyWorker()!.record.rpc_address;
@@ -506,112 +520,127 @@ describe('hostile peers on the bus', function () {
     expect(worker.child.exitCode).to.equal(null);
   });
 
-  it('an RPC client closed with calls still queued fails them; none is sent on the closed socket (that aborted the process)', async () => {
-    // nobody listens: the first call times out, and only then would the queued ones go out
-    const rpc = connectRpc(`tcp://127.0.0.1:${await freePort()}`, 200);
-    const schema = z.object({ accepted: z.boolean() });
-    const calls = [rpc.call('ping', {}, schema), rpc.call('ping', {}, schema), rpc.call('ping', {}, schema, 100)];
-    rpc.close();
-    const outcomes = await Promise.all(
-      calls.map((call) =>
-        call.then(
-          () => 'resolved',
-          (error: unknown) => error,
+  it(
+    'an RPC client closed with calls still queued fails them; ' +
+      'none is sent on the closed socket (that aborted the process)',
+    async () => {
+      // nobody listens: the first call times out, and only then would the queued ones go out
+      const rpc = connectRpc(`tcp://127.0.0.1:${await freePort()}`, 200);
+      const schema = z.object({ accepted: z.boolean() });
+      const calls = [rpc.call('ping', {}, schema), rpc.call('ping', {}, schema), rpc.call('ping', {}, schema, 100)];
+      rpc.close();
+      const outcomes = await Promise.all(
+        calls.map((call) =>
+          call.then(
+            () => 'resolved',
+            (error: unknown) => error,
+          ),
         ),
-      ),
-    );
-    for (const outcome of outcomes) expect(outcome).to.be.instanceOf(RpcCallError);
-    // the process is still here to look: give a late send the time it would need to crash it
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((outcomes[1] as Error).message).to.match(/closed|timeout/i);
-  });
-
-  it('a hostile REP peer cannot crash an RPC client: null, lists, wrong ids and garbage only time the call out', async () => {
-    const port = await freePort();
-    const address = `tcp://127.0.0.1:${port}`;
-    const hostile = nano.socket('rep', { linger: 0 });
-    hostile.on('error', () => undefined);
-    hostile.bind(address);
-    const replies = [
-      'null',
-      '[null]',
-      '[]',
-      '7',
-      '{"jsonrpc":"2.0","id":99999,"result":{"accepted":true}}',
-      '{"jsonrpc":"2.0","id":null,"error":"not an object"}',
-      'garbage',
-      '{"jsonrpc":"2.0","id":{"x":1},"result":1}',
-    ];
-    let served = 0;
-    hostile.on('data', (message: Buffer) => {
-      const { id } = JSON.parse(message.toString('utf8')) as { id: number };
-      // the hostile replies first, then a proper one
-      hostile.send(
-        served < replies.length ? replies[served]! : JSON.stringify({ jsonrpc: '2.0', id, result: { accepted: true } }),
       );
-      served += 1;
-    });
-    const rpc = connectRpc(address, 300);
-    try {
-      for (let index = 0; index < replies.length; index++) {
-        const outcome = await rpc.call('ping', {}, z.object({ accepted: z.boolean() })).then(
-          () => 'resolved',
-          (error: unknown) => (error instanceof Error ? error.message : String(error)),
-        );
-        expect(outcome, replies[index]).to.match(/timeout|time/i);
-      }
-      expect(await rpc.call('ping', {}, z.object({ accepted: z.boolean() }))).to.deep.equal({ accepted: true });
-      // a well-formed reply of the wrong shape is an error, not a crash either
-      hostile.removeAllListeners('data');
+      for (const outcome of outcomes) expect(outcome).to.be.instanceOf(RpcCallError);
+      // the process is still here to look: give a late send the time it would need to crash it
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((outcomes[1] as Error).message).to.match(/closed|timeout/i);
+    },
+  );
+
+  it(
+    'a hostile REP peer cannot crash an RPC client: ' + 'null, lists, wrong ids and garbage only time the call out',
+    async () => {
+      const port = await freePort();
+      const address = `tcp://127.0.0.1:${port}`;
+      const hostile = nano.socket('rep', { linger: 0 });
+      hostile.on('error', () => undefined);
+      hostile.bind(address);
+      const replies = [
+        'null',
+        '[null]',
+        '[]',
+        '7',
+        '{"jsonrpc":"2.0","id":99999,"result":{"accepted":true}}',
+        '{"jsonrpc":"2.0","id":null,"error":"not an object"}',
+        'garbage',
+        '{"jsonrpc":"2.0","id":{"x":1},"result":1}',
+      ];
+      let served = 0;
       hostile.on('data', (message: Buffer) => {
         const { id } = JSON.parse(message.toString('utf8')) as { id: number };
-        hostile.send(JSON.stringify({ jsonrpc: '2.0', id, result: { accepted: 'yes, and more' } }));
+        // the hostile replies first, then a proper one
+        hostile.send(
+          served < replies.length
+            ? replies[served]!
+            : JSON.stringify({ jsonrpc: '2.0', id, result: { accepted: true } }),
+        );
+        served += 1;
       });
-      const error = await rpc.call('ping', {}, z.object({ accepted: z.boolean() })).catch((caught: unknown) => caught);
-      expect(error).to.be.instanceOf(RpcCallError);
-    } finally {
-      rpc.close();
-      hostile.close();
-    }
-  });
+      const rpc = connectRpc(address, 300);
+      try {
+        for (let index = 0; index < replies.length; index++) {
+          const outcome = await rpc.call('ping', {}, z.object({ accepted: z.boolean() })).then(
+            () => 'resolved',
+            (error: unknown) => (error instanceof Error ? error.message : String(error)),
+          );
+          expect(outcome, replies[index]).to.match(/timeout|time/i);
+        }
+        expect(await rpc.call('ping', {}, z.object({ accepted: z.boolean() }))).to.deep.equal({ accepted: true });
+        // a well-formed reply of the wrong shape is an error, not a crash either
+        hostile.removeAllListeners('data');
+        hostile.on('data', (message: Buffer) => {
+          const { id } = JSON.parse(message.toString('utf8')) as { id: number };
+          hostile.send(JSON.stringify({ jsonrpc: '2.0', id, result: { accepted: 'yes, and more' } }));
+        });
+        const error = await rpc
+          .call('ping', {}, z.object({ accepted: z.boolean() }))
+          .catch((caught: unknown) => caught);
+        expect(error).to.be.instanceOf(RpcCallError);
+      } finally {
+        rpc.close();
+        hostile.close();
+      }
+    },
+  );
 
-  it('meanwhile the real worker stayed alive and finished the workload, and the controller logged the bad messages once', async () => {
-    for (let seed = 4; seed <= 5; seed++) {
-      const upload = await client.upload(
-        workloadId,
-        await makeTestImage(96, 64, 'image/png', seed),
-        `${seed}.png`,
-        'image/png',
+  it(
+    'meanwhile the real worker stayed alive and finished the workload, ' +
+      'and the controller logged the bad messages once',
+    async () => {
+      for (let seed = 4; seed <= 5; seed++) {
+        const upload = await client.upload(
+          workloadId,
+          await makeTestImage(96, 64, 'image/png', seed),
+          `${seed}.png`,
+          'image/png',
+        );
+        expect(upload.status).to.equal(201);
+      }
+      const done = await client.waitForCompletion(workloadId, 30_000);
+      expect(done.total_images).to.equal(5);
+      expect(done.done_jobs).to.equal(5);
+      expect(done.filtered_images).to.have.length(5);
+      clearInterval(sampler);
+      // the PUB socket still announces
+      const sub = nano.socket('sub', { linger: 0 });
+      sub.on('error', () => undefined);
+      sub.connect(`tcp://127.0.0.1:${controllerPort}`);
+      const announcement = await new Promise<string>((resolve) =>
+        sub.once('data', (message: Buffer) => resolve(message.toString('utf8'))),
       );
-      expect(upload.status).to.equal(201);
-    }
-    const done = await client.waitForCompletion(workloadId, 30_000);
-    expect(done.total_images).to.equal(5);
-    expect(done.done_jobs).to.equal(5);
-    expect(done.filtered_images).to.have.length(5);
-    clearInterval(sampler);
-    // the PUB socket still announces
-    const sub = nano.socket('sub', { linger: 0 });
-    sub.on('error', () => undefined);
-    sub.connect(`tcp://127.0.0.1:${controllerPort}`);
-    const announcement = await new Promise<string>((resolve) =>
-      sub.once('data', (message: Buffer) => resolve(message.toString('utf8'))),
-    );
-    sub.close();
-    expect((JSON.parse(announcement) as { method: string }).method).to.equal('announce');
-    expect(workerStates.length).to.be.above(10);
-    expect(
-      workerStates.every((state) => state === 'alive'),
-      `worker states: ${[...new Set(workerStates)].join(', ')}`,
-    ).to.equal(true);
-    expect(
-      logLines.filter((line) => /missed its heartbeats|leases expired/.test(line.msg ?? '')),
-      'no missed heartbeat',
-    ).to.deep.equal([]);
-    const rejected = logLines.filter((line) => line.msg === 'rejected a bad message on the bus');
-    expect(bad).to.be.above(500).and.below(1000);
-    expect(rejected, `${bad} bad messages sent`).to.have.length(1);
-    expect(rejected[0]!.count).to.equal(1);
-    expect(String(rejected[0]!.reason).length).to.be.at.most(303);
-  });
+      sub.close();
+      expect((JSON.parse(announcement) as { method: string }).method).to.equal('announce');
+      expect(workerStates.length).to.be.above(10);
+      expect(
+        workerStates.every((state) => state === 'alive'),
+        `worker states: ${[...new Set(workerStates)].join(', ')}`,
+      ).to.equal(true);
+      expect(
+        logLines.filter((line) => /missed its heartbeats|leases expired/.test(line.msg ?? '')),
+        'no missed heartbeat',
+      ).to.deep.equal([]);
+      const rejected = logLines.filter((line) => line.msg === 'rejected a bad message on the bus');
+      expect(bad).to.be.above(500).and.below(1000);
+      expect(rejected, `${bad} bad messages sent`).to.have.length(1);
+      expect(rejected[0]!.count).to.equal(1);
+      expect(String(rejected[0]!.reason).length).to.be.at.most(303);
+    },
+  );
 });

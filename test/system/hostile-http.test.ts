@@ -115,25 +115,29 @@ describe('hostile HTTP clients', function () {
   });
 
   describe('login flood rate limiting', () => {
-    it('after 5 attempts on one username: 429 JSON with Retry-After, even with the right password; another user from another address still logs in', async () => {
-      const attacker = '203.0.113.7';
-      for (let attempt = 1; attempt <= 5; attempt++)
-        expectJsonError(await login('alice', `guess-${attempt}`, attacker), 401);
-      const limited = await login('alice', 'guess-6', attacker);
-      expectJsonError(limited, 429, /too many login attempts/);
-      const retryAfter = Number(limited.headers['retry-after']);
-      expect(retryAfter).to.be.a('number').and.to.be.at.least(1).and.at.most(5);
-      // no oracle while limited: the right password gets the same 429
-      expectJsonError(await login('alice', 'alice-pw', attacker), 429);
-      // the limit is per username: bob, from another address, is not affected
-      const bob = await login('bob', 'bob-pw', '198.51.100.2');
-      expect(bob.status, bob.text).to.equal(200);
-      expect(bob.json.user).to.equal('bob');
-      // and the same flood on a username that does not exist is limited the same way (no enumeration)
-      for (let attempt = 1; attempt <= 5; attempt++)
-        expectJsonError(await login('nobody-at-all', `guess-${attempt}`, attacker), 401);
-      expectJsonError(await login('nobody-at-all', 'guess-6', attacker), 429, /too many login attempts/);
-    });
+    it(
+      'after 5 attempts on one username: 429 JSON with Retry-After, even with the right password; ' +
+        'another user from another address still logs in',
+      async () => {
+        const attacker = '203.0.113.7';
+        for (let attempt = 1; attempt <= 5; attempt++)
+          expectJsonError(await login('alice', `guess-${attempt}`, attacker), 401);
+        const limited = await login('alice', 'guess-6', attacker);
+        expectJsonError(limited, 429, /too many login attempts/);
+        const retryAfter = Number(limited.headers['retry-after']);
+        expect(retryAfter).to.be.a('number').and.to.be.at.least(1).and.at.most(5);
+        // no oracle while limited: the right password gets the same 429
+        expectJsonError(await login('alice', 'alice-pw', attacker), 429);
+        // the limit is per username: bob, from another address, is not affected
+        const bob = await login('bob', 'bob-pw', '198.51.100.2');
+        expect(bob.status, bob.text).to.equal(200);
+        expect(bob.json.user).to.equal('bob');
+        // and the same flood on a username that does not exist is limited the same way (no enumeration)
+        for (let attempt = 1; attempt <= 5; attempt++)
+          expectJsonError(await login('nobody-at-all', `guess-${attempt}`, attacker), 401);
+        expectJsonError(await login('nobody-at-all', 'guess-6', attacker), 429, /too many login attempts/);
+      },
+    );
 
     it('lets the username try again once Retry-After has passed', async () => {
       const name = `retry-${randomBytes(3).toString('hex')}`;
@@ -145,72 +149,80 @@ describe('hostile HTTP clients', function () {
       expectJsonError(await login(name, 'nope', from), 401);
     });
 
-    it('limits one client address over many usernames (GET, POST JSON, /register alike); other addresses are unaffected', async () => {
-      const from = '203.0.113.9';
-      const attempts: Promise<Reply>[] = [];
-      for (let index = 0; index < 20; index++) {
-        const user = `spray-${index}-${randomBytes(2).toString('hex')}`;
-        if (index % 3 === 0)
-          attempts.push(
-            call(port, { path: '/login', headers: { authorization: basic(user, 'pw-pw'), 'x-forwarded-for': from } }),
-          );
-        else if (index % 3 === 1)
-          attempts.push(
-            call(port, {
-              method: 'POST',
-              path: '/login',
-              headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
-              body: JSON.stringify({ username: user, password: 'pw-pw' }),
-            }),
-          );
-        else
-          attempts.push(
-            call(port, {
-              method: 'POST',
-              path: '/register',
-              headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
-              body: JSON.stringify({ username: `x${user}`, password: 'x' }),
-            }),
-          );
-      }
-      for (const reply of await Promise.all(attempts)) expect(reply.status, reply.text).to.be.oneOf([400, 401]);
-      const before = await snapshot();
-      expectJsonError(
-        await call(port, {
-          path: '/login',
-          headers: { authorization: basic('fresh-name', 'pw-pw'), 'x-forwarded-for': from },
-        }),
-        429,
-      );
-      expectJsonError(
-        await call(port, {
-          method: 'POST',
-          path: '/register',
-          headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
-          body: JSON.stringify({ username: 'fresh-user-1', password: 'good-password' }),
-        }),
-        429,
-      );
-      expect(await snapshot(), 'the refused registration created nobody').to.equal(before);
-      const other = await login('bob', 'bob-pw', '198.51.100.3');
-      expect(other.status, other.text).to.equal(200);
-    });
+    it(
+      'limits one client address over many usernames (GET, POST JSON, /register alike); ' +
+        'other addresses are unaffected',
+      async () => {
+        const from = '203.0.113.9';
+        const attempts: Promise<Reply>[] = [];
+        for (let index = 0; index < 20; index++) {
+          const user = `spray-${index}-${randomBytes(2).toString('hex')}`;
+          if (index % 3 === 0)
+            attempts.push(
+              call(port, { path: '/login', headers: { authorization: basic(user, 'pw-pw'), 'x-forwarded-for': from } }),
+            );
+          else if (index % 3 === 1)
+            attempts.push(
+              call(port, {
+                method: 'POST',
+                path: '/login',
+                headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+                body: JSON.stringify({ username: user, password: 'pw-pw' }),
+              }),
+            );
+          else
+            attempts.push(
+              call(port, {
+                method: 'POST',
+                path: '/register',
+                headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+                body: JSON.stringify({ username: `x${user}`, password: 'x' }),
+              }),
+            );
+        }
+        for (const reply of await Promise.all(attempts)) expect(reply.status, reply.text).to.be.oneOf([400, 401]);
+        const before = await snapshot();
+        expectJsonError(
+          await call(port, {
+            path: '/login',
+            headers: { authorization: basic('fresh-name', 'pw-pw'), 'x-forwarded-for': from },
+          }),
+          429,
+        );
+        expectJsonError(
+          await call(port, {
+            method: 'POST',
+            path: '/register',
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+            body: JSON.stringify({ username: 'fresh-user-1', password: 'good-password' }),
+          }),
+          429,
+        );
+        expect(await snapshot(), 'the refused registration created nobody').to.equal(before);
+        const other = await login('bob', 'bob-pw', '198.51.100.3');
+        expect(other.status, other.text).to.equal(200);
+      },
+    );
 
-    it('answers a flood of 300 parallel attempts quickly with 429 (no password hashing for refused attempts) and keeps serving', async () => {
-      const from = '203.0.113.10';
-      const started = Date.now();
-      const replies = await Promise.all(
-        Array.from({ length: 300 }, (_, index) => login(`flood-${index}`, 'pw-pw', from)),
-      );
-      const elapsed = Date.now() - started;
-      const statuses = replies.map((reply) => reply.status);
-      expect(statuses.every((status) => status === 401 || status === 429)).to.equal(true);
-      // 20 at once, then one more every 3 s
-      expect(statuses.filter((status) => status === 401).length).to.be.at.most(20 + Math.ceil(elapsed / 3_000));
-      expect(elapsed, 'refusals are cheap').to.be.below(10_000);
-      const status = await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } });
-      expect(status.status).to.equal(200);
-    });
+    it(
+      'answers a flood of 300 parallel attempts quickly with 429 ' +
+        '(no password hashing for refused attempts) and keeps serving',
+      async () => {
+        const from = '203.0.113.10';
+        const started = Date.now();
+        const replies = await Promise.all(
+          Array.from({ length: 300 }, (_, index) => login(`flood-${index}`, 'pw-pw', from)),
+        );
+        const elapsed = Date.now() - started;
+        const statuses = replies.map((reply) => reply.status);
+        expect(statuses.every((status) => status === 401 || status === 429)).to.equal(true);
+        // 20 at once, then one more every 3 s
+        expect(statuses.filter((status) => status === 401).length).to.be.at.most(20 + Math.ceil(elapsed / 3_000));
+        expect(elapsed, 'refusals are cheap').to.be.below(10_000);
+        const status = await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } });
+        expect(status.status).to.equal(200);
+      },
+    );
 
     it('keeps at most maxKeys buckets (least recently used forgotten first), and parses limits', () => {
       let now = 0;
@@ -328,57 +340,67 @@ describe('hostile HTTP clients', function () {
       await quietDirs?.remove();
     });
 
-    it('a wrong password for an existing user takes about as long as an unknown user (median of 20 each, within 3x)', async () => {
-      const time = async (user: string): Promise<number> => {
-        const started = process.hrtime.bigint();
-        const reply = await call(quiet.api.port, {
-          method: 'POST',
-          path: '/login',
-          headers: { authorization: basic(user, 'wrong-password') },
-        });
-        expect(reply.status).to.equal(401);
-        return Number(process.hrtime.bigint() - started) / 1e6;
-      };
-      await time('alice'); // warm up
-      await time('ghost');
-      const existing: number[] = [];
-      const unknown: number[] = [];
-      for (let index = 0; index < 20; index++) {
-        existing.push(await time('alice'));
-        unknown.push(await time(`ghost-${index}`));
-      }
-      const [a, b] = [median(existing), median(unknown)];
-      expect(
-        Math.max(a, b) / Math.min(a, b),
-        `medians ${a.toFixed(1)} ms (existing) vs ${b.toFixed(1)} ms (unknown)`,
-      ).to.be.below(3);
-    });
+    it(
+      'a wrong password for an existing user takes about as long as an unknown user ' +
+        '(median of 20 each, within 3x)',
+      async () => {
+        const time = async (user: string): Promise<number> => {
+          const started = process.hrtime.bigint();
+          const reply = await call(quiet.api.port, {
+            method: 'POST',
+            path: '/login',
+            headers: { authorization: basic(user, 'wrong-password') },
+          });
+          expect(reply.status).to.equal(401);
+          return Number(process.hrtime.bigint() - started) / 1e6;
+        };
+        await time('alice'); // warm up
+        await time('ghost');
+        const existing: number[] = [];
+        const unknown: number[] = [];
+        for (let index = 0; index < 20; index++) {
+          existing.push(await time('alice'));
+          unknown.push(await time(`ghost-${index}`));
+        }
+        const [a, b] = [median(existing), median(unknown)];
+        expect(
+          Math.max(a, b) / Math.min(a, b),
+          `medians ${a.toFixed(1)} ms (existing) vs ${b.toFixed(1)} ms (unknown)`,
+        ).to.be.below(3);
+      },
+    );
   });
 
   describe('slow clients', () => {
-    it('closes a slowloris connection (headers one byte every 200 ms) after the 1 s headers timeout with a 408 JSON, serving others meanwhile', async () => {
-      const clients = await Promise.all(Array.from({ length: 10 }, () => rawClient(port)));
-      const started = Date.now();
-      const header = `GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${aliceToken}\r\nX-Slow: ${'z'.repeat(100)}\r\n\r\n`;
-      for (const client of clients) void trickle(client, header, 200);
-      // meanwhile, others are served at once
-      for (let index = 0; index < 5; index++) {
-        const before = Date.now();
-        const reply = await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } });
-        expect(reply.status).to.equal(200);
-        expect(Date.now() - before).to.be.below(500);
-        await sleep(100);
-      }
-      const closedAt = await Promise.all(clients.map((client) => client.closed));
-      for (const [index, at] of closedAt.entries()) {
-        expect(at - started, 'closed soon after the headers timeout').to.be.within(800, 3_500);
-        const received = clients[index]!.received();
-        expect(received).to.match(/^HTTP\/1\.1 408 /);
-        expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).to.deep.equal({
-          error: { code: 408, message: 'the request took too long to arrive' },
-        });
-      }
-    });
+    it(
+      'closes a slowloris connection (headers one byte every 200 ms) ' +
+        'after the 1 s headers timeout with a 408 JSON, serving others meanwhile',
+      async () => {
+        const clients = await Promise.all(Array.from({ length: 10 }, () => rawClient(port)));
+        const started = Date.now();
+        const header =
+          `GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${aliceToken}\r\n` +
+          `X-Slow: ${'z'.repeat(100)}\r\n\r\n`;
+        for (const client of clients) void trickle(client, header, 200);
+        // meanwhile, others are served at once
+        for (let index = 0; index < 5; index++) {
+          const before = Date.now();
+          const reply = await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } });
+          expect(reply.status).to.equal(200);
+          expect(Date.now() - before).to.be.below(500);
+          await sleep(100);
+        }
+        const closedAt = await Promise.all(clients.map((client) => client.closed));
+        for (const [index, at] of closedAt.entries()) {
+          expect(at - started, 'closed soon after the headers timeout').to.be.within(800, 3_500);
+          const received = clients[index]!.received();
+          expect(received).to.match(/^HTTP\/1\.1 408 /);
+          expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).to.deep.equal({
+            error: { code: 408, message: 'the request took too long to arrive' },
+          });
+        }
+      },
+    );
 
     it('closes a connection that sends nothing at all', async () => {
       const client = await rawClient(port);
@@ -387,37 +409,43 @@ describe('hostile HTTP clients', function () {
       expect(closedAt - started).to.be.below(5_000);
     });
 
-    it('closes a slow body (one byte every 200 ms) after the 2 s request timeout, on JSON and on multipart routes, creating nothing', async () => {
-      const before = await snapshot();
-      const json = await rawClient(port);
-      const multipart = await rawClient(port);
-      const started = Date.now();
-      const body = JSON.stringify({ workload_name: 'slow-body-workload', filter: 'blur', padding: 'p'.repeat(200) });
-      json.socket.write(
-        `POST /workloads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
-      );
-      multipart.socket.write(
-        `POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n`,
-      );
-      void trickle(json, body, 200);
-      void trickle(
-        multipart,
-        `--B\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\n\r\n${'x'.repeat(500)}`,
-        200,
-      );
-      const [jsonClosed, multipartClosed] = await Promise.all([json.closed, multipart.closed]);
-      for (const [client, at] of [
-        [json, jsonClosed],
-        [multipart, multipartClosed],
-      ] as const) {
-        expect(at - started).to.be.within(1_500, 5_000);
-        expect(client.received()).to.match(/^HTTP\/1\.1 408 [\s\S]*"code":408/);
-      }
-      expect(await snapshot()).to.equal(before);
-      expect(
-        (await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } })).status,
-      ).to.equal(200);
-    });
+    it(
+      'closes a slow body (one byte every 200 ms) after the 2 s request timeout, ' +
+        'on JSON and on multipart routes, creating nothing',
+      async () => {
+        const before = await snapshot();
+        const json = await rawClient(port);
+        const multipart = await rawClient(port);
+        const started = Date.now();
+        const body = JSON.stringify({ workload_name: 'slow-body-workload', filter: 'blur', padding: 'p'.repeat(200) });
+        json.socket.write(
+          `POST /workloads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
+        multipart.socket.write(
+          `POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\n` +
+            'Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n',
+        );
+        void trickle(json, body, 200);
+        void trickle(
+          multipart,
+          `--B\r\nContent-Disposition: form-data; name="data"; filename="a.png"\r\n\r\n${'x'.repeat(500)}`,
+          200,
+        );
+        const [jsonClosed, multipartClosed] = await Promise.all([json.closed, multipart.closed]);
+        for (const [client, at] of [
+          [json, jsonClosed],
+          [multipart, multipartClosed],
+        ] as const) {
+          expect(at - started).to.be.within(1_500, 5_000);
+          expect(client.received()).to.match(/^HTTP\/1\.1 408 [\s\S]*"code":408/);
+        }
+        expect(await snapshot()).to.equal(before);
+        expect(
+          (await call(port, { path: '/status', headers: { authorization: `Bearer ${aliceToken}` } })).status,
+        ).to.equal(200);
+      },
+    );
 
     it('closes the file of a download whose client went away (no file descriptor leak)', async () => {
       // the API checks only the header: a PNG header and 5 MB of padding is a big file to download
@@ -434,7 +462,10 @@ describe('hostile HTTP clients', function () {
       const boundary = 'DownloadBoundary';
       const body = Buffer.concat([
         Buffer.from(
-          `--${boundary}\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${String(workload.json.workload_id)}\r\n--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n`,
+          `--${boundary}\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n` +
+            `${String(workload.json.workload_id)}\r\n` +
+            `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="big.png"\r\n` +
+            'Content-Type: image/png\r\n\r\n',
         ),
         big,
         Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -451,7 +482,8 @@ describe('hostile HTTP clients', function () {
       for (let index = 0; index < 20; index++) {
         const client = await rawClient(port);
         client.socket.write(
-          `GET /images/${String(uploaded.json.image_id)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\n\r\n`,
+          `GET /images/${String(uploaded.json.image_id)} HTTP/1.1\r\n` +
+            `Host: x\r\nAuthorization: Bearer ${aliceToken}\r\n\r\n`,
         );
         while (!client.received().includes('\r\n\r\n')) await sleep(5);
         client.socket.pause();
@@ -480,7 +512,9 @@ describe('hostile HTTP clients', function () {
       { type: 'text/plain', body: 'username=alice&password=alice-pw&workload_name=ct-text&filter=blur' },
       {
         type: 'application/xml',
-        body: '<workload><workload_name>ct-xml</workload_name><username>ct-xml</username><password>ct-xml-pw</password></workload>',
+        body:
+          '<workload><workload_name>ct-xml</workload_name><username>ct-xml</username>' +
+          '<password>ct-xml-pw</password></workload>',
       },
       {
         type: 'multipart/form-data',
@@ -583,7 +617,8 @@ describe('hostile HTTP clients', function () {
         const started = Date.now();
         const type = route === '/images' ? 'multipart/form-data; boundary=B' : 'application/json';
         client.socket.write(
-          `POST ${route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\nContent-Type: ${type}\r\nContent-Length: 10000000000\r\n\r\n{"filter":`,
+          `POST ${route} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceToken}\r\n` +
+            `Content-Type: ${type}\r\nContent-Length: 10000000000\r\n\r\n{"filter":`,
         );
         const closedAt = await client.closed;
         expect(client.received()).to.match(/^HTTP\/1\.1 413 [\s\S]*"code":413/);
@@ -645,20 +680,23 @@ describe('hostile HTTP clients', function () {
         '42',
         'null',
       ]) {
-        it(`a JSON ${body.length > 10 ? 'array of an object' : body} body to ${route} is 400 JSON, nothing created`, async () => {
-          const before = await snapshot();
-          expectJsonError(
-            await call(port, {
-              method: 'POST',
-              path: route,
-              headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.3.1' },
-              body,
-            }),
-            400,
-            /object|JSON/,
-          );
-          expect(await snapshot()).to.equal(before);
-        });
+        it(
+          `a JSON ${body.length > 10 ? 'array of an object' : body} body ` + `to ${route} is 400 JSON, nothing created`,
+          async () => {
+            const before = await snapshot();
+            expectJsonError(
+              await call(port, {
+                method: 'POST',
+                path: route,
+                headers: { ...bearer(), 'content-type': 'application/json', 'x-forwarded-for': '198.18.3.1' },
+                body,
+              }),
+              400,
+              /object|JSON/,
+            );
+            expect(await snapshot()).to.equal(before);
+          },
+        );
       }
     }
 
@@ -666,7 +704,9 @@ describe('hostile HTTP clients', function () {
       {
         title: 'JSON __proto__',
         type: 'application/json',
-        body: '{"__proto__":{"admin":true,"filter":"blur","username":"alice","password":"alice-pw","workload_name":"polluted-1"}}',
+        body:
+          '{"__proto__":{"admin":true,"filter":"blur","username":"alice",' +
+          '"password":"alice-pw","workload_name":"polluted-1"}}',
       },
       {
         title: 'JSON constructor.prototype',

@@ -137,26 +137,29 @@ describe('metrics and request ids', function () {
     for (const route of routes) expect(route).not.to.match(/[0-9a-f]{8}-|12345/);
   });
 
-  it('gives every response a request id, keeps a plain one the caller sent, and logs each request with it', async () => {
-    const fresh = await request(url).get('/status');
-    expect(fresh.headers['x-request-id']).to.match(UUID);
-    const kept = await request(url).get('/status').set('x-request-id', 'trace-42.a_b:c');
-    expect(kept.headers['x-request-id']).to.equal('trace-42.a_b:c');
-    const replaced = await request(url).get('/status').set('x-request-id', 'bad id with spaces');
-    expect(replaced.headers['x-request-id']).to.match(UUID);
-    await waitFor(
-      'the request log line',
-      async () => logLines.find((line) => line.request_id === 'trace-42.a_b:c' && line.msg === 'request'),
-      5_000,
-      20,
-    );
-    const line = logLines.find((item) => item.request_id === 'trace-42.a_b:c')!;
-    expect(line).to.include({ method: 'GET', path: '/status', route: '/status', status: 401 });
-    // job log lines name their job
-    const jobLines = logLines.filter((item) => item.msg === 'job done' || item.msg === 'job running');
-    expect(jobLines.length).to.be.at.least(3);
-    for (const item of jobLines) expect(item.job_id).to.match(UUID);
-  });
+  it(
+    'gives every response a request id, ' + 'keeps a plain one the caller sent, and logs each request with it',
+    async () => {
+      const fresh = await request(url).get('/status');
+      expect(fresh.headers['x-request-id']).to.match(UUID);
+      const kept = await request(url).get('/status').set('x-request-id', 'trace-42.a_b:c');
+      expect(kept.headers['x-request-id']).to.equal('trace-42.a_b:c');
+      const replaced = await request(url).get('/status').set('x-request-id', 'bad id with spaces');
+      expect(replaced.headers['x-request-id']).to.match(UUID);
+      await waitFor(
+        'the request log line',
+        async () => logLines.find((line) => line.request_id === 'trace-42.a_b:c' && line.msg === 'request'),
+        5_000,
+        20,
+      );
+      const line = logLines.find((item) => item.request_id === 'trace-42.a_b:c')!;
+      expect(line).to.include({ method: 'GET', path: '/status', route: '/status', status: 401 });
+      // job log lines name their job
+      const jobLines = logLines.filter((item) => item.msg === 'job done' || item.msg === 'job running');
+      expect(jobLines.length).to.be.at.least(3);
+      for (const item of jobLines) expect(item.job_id).to.match(UUID);
+    },
+  );
 
   describe('the metrics token', () => {
     it('is read from --metrics-token or DPIP_METRICS_TOKEN at the edge', async () => {

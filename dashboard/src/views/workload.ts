@@ -66,7 +66,8 @@ export class WorkloadPage {
       h(
         'p',
         { class: 'muted' },
-        `filter ${workload.filter}${workload.tags.length ? ` · tags ${workload.tags.join(', ')}` : ''} · created ${new Date(workload.created_at).toLocaleString()}`,
+        `filter ${workload.filter}${workload.tags.length ? ` · tags ${workload.tags.join(', ')}` : ''} · ` +
+          `created ${new Date(workload.created_at).toLocaleString()}`,
       ),
       progressBar(workload),
       h(

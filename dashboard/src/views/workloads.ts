@@ -81,7 +81,8 @@ export function renderWorkloadList(container: HTMLElement, workloads: Workload[]
             h(
               'div',
               { class: 'muted' },
-              `${workload.filter}${workload.tags.length ? ` · ${workload.tags.join(', ')}` : ''} · ${new Date(workload.created_at).toLocaleString()}`,
+              `${workload.filter}${workload.tags.length ? ` · ${workload.tags.join(', ')}` : ''} · ` +
+                `${new Date(workload.created_at).toLocaleString()}`,
             ),
             progressBar(workload),
           ),
