@@ -5,7 +5,7 @@ import type { Logger } from '../common/log.js';
 import { rpcPortOf, type ControllerConfig } from './config.js';
 import { ImageLibrary } from './images.js';
 import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
-import { startLeaseSweeper } from './lease-sweeper.js';
+import { startLeaseSweeper, type LeaseSweeper } from './lease-sweeper.js';
 import { schedulingPort, type SchedulingPort } from './scheduling.js';
 import { controllerMethods } from './rpc-handlers.js';
 import { openStore, type Store } from './store/index.js';
@@ -33,6 +33,8 @@ export interface Controller {
   readonly workers: WorkerRegistry;
   /** What the scheduler reads and writes. */
   readonly scheduling: SchedulingPort;
+  /** The liveness and stalled-job sweep (it runs on its own timer). */
+  readonly sweeper: LeaseSweeper;
   readonly events: EventEmitter<ControllerEvents>;
   close(): Promise<void>;
 }
@@ -111,6 +113,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     images,
     jobs,
     workers: registry,
+    sweeper,
     scheduling: schedulingPort({ store, jobs, registry }, (listener) => {
       events.on('work', listener);
       return () => events.off('work', listener);
