@@ -44,7 +44,8 @@ process.stdout.write(
     `  dashboard:   ${api}/`,
     `  controller:  tcp://localhost:${controllerPort} (workers register on ${controllerPort + 1})`,
     `  local workers: ${config.localWorkers}`,
-    `  cluster secret${config.secretGenerated ? ' (new, kept in the data dir)' : ''}: ${config.server.controller.clusterSecret}`,
+    `  cluster secret${config.secretGenerated ? ' (new, kept in the data dir)' : ''}: ` +
+      config.server.controller.clusterSecret,
     '',
     'Try it:',
     `  curl -X POST ${api}/register -H 'Content-Type: application/json' -d '{"username":"alice","password":"secret"}'`,

@@ -29,7 +29,10 @@ const STABLE_MS = 10_000;
 /** Starts worker processes on this machine, restarting any that dies, until stop(). */
 export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): LocalWorkers {
   const children = new Map<string, ChildProcess>();
-  /** Restart delay per worker name: doubled each time a worker dies soon after its start, so one that cannot start does not flood the log. */
+  /**
+   * Restart delay per worker name: doubled each time a worker dies soon after its start, so one that
+   * cannot start does not flood the log.
+   */
   const restartDelay = new Map<string, number>();
   let stopping = false;
 
@@ -51,7 +54,8 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
       options.logFormat,
     ];
     if (options.slots) args.push('--slots', String(options.slots));
-    // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on the command line where `ps` shows it
+    // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on
+    // the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
     // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
     // like fork(): the server's node flags (heap size, profiling) apply to its workers too

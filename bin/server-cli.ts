@@ -54,7 +54,10 @@ async function clusterSecret(
   return { secret, generated: true };
 }
 
-/** --trust-proxy: "false" (default), "true", a hop count, or a comma-separated list of addresses, subnets and loopback/linklocal/uniquelocal. */
+/**
+ * --trust-proxy: "false" (default), "true", a hop count, or a comma-separated list of addresses, subnets
+ * and loopback/linklocal/uniquelocal.
+ */
 function parseTrustProxy(text: string): boolean | number | string {
   const value = text.trim();
   if (value === '' || value === 'false') return false;
@@ -127,7 +130,8 @@ const SERVER_OPTIONS = {
     type: 'string',
     default: 'false',
     describe:
-      'proxies whose X-Forwarded-For gives the client address: false, a hop count, or addresses/subnets (loopback, 10.0.0.0/8, ...)',
+      'proxies whose X-Forwarded-For gives the client address: false, a hop count, ' +
+      'or addresses/subnets (loopback, 10.0.0.0/8, ...)',
   },
   'headers-timeout-ms': {
     type: 'number',

@@ -74,7 +74,8 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         worker = existing;
         Object.assign(worker.record, fields);
         store.touch('workers', worker.record.id);
-        if (!tokens.verify(worker.token)) worker.token = tokens.issue(worker.record.id, 'worker').token; // expired: a fresh one
+        // an expired token: a fresh one
+        if (!tokens.verify(worker.token)) worker.token = tokens.issue(worker.record.id, 'worker').token;
         registry.heard(worker, params.resources, now);
       } else {
         if (existing?.state === 'alive') {

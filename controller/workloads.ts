@@ -6,7 +6,8 @@ import { forEachOriginal } from './workload-results.js';
 
 export type { WorkloadStatus, WorkloadView } from '../common/views.js';
 
-// Workload names become directory names: a conservative alphabet, no dots at the start, so no `.`, `..`, separators or NUL.
+// Workload names become directory names: a conservative alphabet, no dots at the start, so no `.`, `..`,
+// separators or NUL.
 const WORKLOAD_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 export function validateWorkloadName(name: string): string | null {
