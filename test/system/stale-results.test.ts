@@ -58,6 +58,16 @@ describe('a refused result keeps nothing', function () {
     return readdir(path.join(dirs.imagesDir, workloadName));
   }
 
+  /** A worker's result upload, as the worker sends it: the image as the body, the fields in the query. */
+  function uploadResult(jobId: string, leaseId: string, image: Buffer): request.Test {
+    const token = server.controller.tokens.issue(WORKER, 'worker').token;
+    return request(url)
+      .post(`/images?type=filtered&job_id=${jobId}&lease_id=${leaseId}`)
+      .set('authorization', `Bearer ${token}`)
+      .set('content-type', 'image/png')
+      .send(image);
+  }
+
   function filteredRecords(): number {
     return Object.values(server.controller.store.data.images).filter((image) => image.type === 'filtered').length;
   }
@@ -97,13 +107,8 @@ describe('a refused result keeps nothing', function () {
   it('an upload after the lease moved on is answered 409 and keeps nothing; the refusal is counted', async () => {
     const { workloadName, jobId, leaseId } = await heldJob();
     expect(server.controller.jobs.release(jobId, WORKER, leaseId, 'the stand-in worker went silent').ok).to.equal(true);
-    const token = server.controller.tokens.issue(WORKER, 'worker').token;
     const recordsBefore = filteredRecords();
-    const res = await request(url)
-      .post(`/images?type=filtered&job_id=${jobId}&lease_id=${leaseId}`)
-      .set('authorization', `Bearer ${token}`)
-      .set('content-type', 'image/png')
-      .send(result);
+    const res = await uploadResult(jobId, leaseId, result);
     expect(res.status, res.text).to.equal(409);
     expect(res.body.error.message).to.match(/lease/);
     expect(await filesOf(workloadName)).to.have.length(1);
@@ -118,21 +123,12 @@ describe('a refused result keeps nothing', function () {
 
   it('the holder of the lease completes the job: 201, one file and one record', async () => {
     const { workloadName, jobId, leaseId } = await heldJob();
-    const token = server.controller.tokens.issue(WORKER, 'worker').token;
-    const res = await request(url)
-      .post(`/images?type=filtered&job_id=${jobId}&lease_id=${leaseId}`)
-      .set('authorization', `Bearer ${token}`)
-      .set('content-type', 'image/png')
-      .send(result);
+    const res = await uploadResult(jobId, leaseId, result);
     expect(res.status, res.text).to.equal(201);
     expect(server.controller.store.data.jobs[jobId]?.state).to.equal('done');
     expect(server.controller.store.data.jobs[jobId]?.filtered_image_id).to.equal(res.body.image_id);
     expect((await filesOf(workloadName)).sort()).to.have.length(2);
-    const again = await request(url)
-      .post(`/images?type=filtered&job_id=${jobId}&lease_id=${leaseId}`)
-      .set('authorization', `Bearer ${token}`)
-      .set('content-type', 'image/png')
-      .send(png);
+    const again = await uploadResult(jobId, leaseId, png);
     expect(again.status, 'a second result for a done job').to.equal(409);
     const kept = await alice.download(res.body.image_id);
     expect(kept.data.equals(result), 'the accepted result is unchanged').to.equal(true);
