@@ -2,7 +2,8 @@
 import { createLogger, resolveLogFormat } from '../common/log.js';
 import { hasMallocTunables, runsOnGlibc } from '../common/malloc-tunables.js';
 import { whenParentGone } from './parent-gone.js';
-import { parseWorkerArgs, startWorker, type WorkerAgent, type WorkerConfig } from '../worker/index.js';
+import { startWorker, type WorkerAgent, type WorkerConfig } from '../worker/index.js';
+import { parseWorkerArgs } from './worker-cli.js';
 
 let config: WorkerConfig;
 try {

@@ -9,7 +9,7 @@ import { readdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { startServer, type Server } from '../../bin/server.js';
 import { parseServerArgs } from '../../bin/server-cli.js';
-import { parseWorkerArgs } from '../../worker/cli.js';
+import { parseWorkerArgs } from '../../bin/worker-cli.js';
 import { RateLimiter, clientKey, parseRateLimit } from '../../api/rate-limit.js';
 import { createLogger } from '../../common/log.js';
 import { makeDirs, testServerConfig, type TestDirs } from '../helpers/system.js';

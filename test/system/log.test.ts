@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { prettyLine } from '../../common/log-pretty.js';
 import { resolveLogFormat } from '../../common/log.js';
 import { parseServerArgs } from '../../bin/server-cli.js';
-import { parseWorkerArgs } from '../../worker/cli.js';
+import { parseWorkerArgs } from '../../bin/worker-cli.js';
 
 describe('log output', () => {
   it('is pretty in a terminal and JSON lines elsewhere, unless a format is given', () => {

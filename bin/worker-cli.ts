@@ -3,8 +3,7 @@ import yargs from 'yargs';
 import { dropForeignEnv } from '../common/cli-env.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/log.js';
 import { DEFAULT_CONTROLLER_PORT, tagsSchema, workerNameSchema } from '../common/protocol.js';
-import type { WorkerConfig } from './config.js';
-import type { EngineChoice } from './engines/index.js';
+import type { WorkerConfig } from '../worker/index.js';
 
 /** The worker's one typed config, from flags and DPIP_* environment variables. */
 const WORKER_OPTIONS = {
@@ -75,7 +74,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     name,
     tags: tags.data,
     slots: args.slots,
-    engine: args.engine as EngineChoice,
+    engine: args.engine,
     secret: args.secret,
     advertiseHost: args.advertiseHost ?? null,
     rpcPort: args.rpcPort,

@@ -1,0 +1,94 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../common/log.js';
+import type { AssignParams, LeaseRef } from '../common/protocol.js';
+import type { ApiClient } from './api-client.js';
+import type { FilterEngine } from './engines/index.js';
+import type { JobFailure } from './failure-report.js';
+import { runJob } from './job-runner.js';
+
+interface RunningJob {
+  params: AssignParams;
+  abort: AbortController;
+  /** Settles once the job has ended and its outcome is reported. */
+  done: Promise<void>;
+}
+
+/** The jobs this worker holds, from assignment until their outcome is reported, and the leases they keep. */
+export class Slots {
+  private readonly jobs = new Map<string, RunningJob>();
+  /** Running jobs whose result upload is in flight. */
+  private readonly finishing = new Set<string>();
+  /** Jobs whose work is done and whose result is being reported: their leases still need renewing. */
+  private readonly reporting = new Map<string, LeaseRef>();
+  private draining = false;
+
+  constructor(
+    private readonly size: number,
+    private readonly engine: FilterEngine,
+    private readonly reportFailure: (job: AssignParams, failure: JobFailure) => Promise<void>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Running jobs, those whose result is uploading included. */
+  get running(): number {
+    return this.jobs.size;
+  }
+
+  accepts(jobId: string): boolean {
+    // a job whose result is being uploaded holds no slot: the controller counts it done as soon as it
+    // answers that upload, and may offer the next job before this worker has read the answer
+    return !this.draining && this.jobs.size - this.finishing.size < this.size && !this.jobs.has(jobId);
+  }
+
+  start(params: AssignParams, api: ApiClient): void {
+    const jobId = params.job_id;
+    const abort = new AbortController();
+    const entry: RunningJob = { params, abort, done: Promise.resolve() };
+    this.jobs.set(jobId, entry);
+    // the slot frees as soon as the work is done: the controller may assign the next job while the report is in flight
+    const uploading = (): void => void this.finishing.add(jobId);
+    entry.done = runJob(params, api, this.engine, abort.signal, this.log.child({ job_id: jobId }), uploading).then(
+      async (outcome) => {
+        this.jobs.delete(jobId);
+        this.finishing.delete(jobId);
+        if (outcome.kind === 'dropped') this.log.info({ job_id: jobId, reason: outcome.reason }, 'job dropped');
+        // the answered upload of the filtered image was the completion: nothing is left to report
+        if (outcome.kind !== 'failed') return;
+        this.reporting.set(jobId, { job_id: jobId, lease_id: params.lease_id });
+        try {
+          await this.reportFailure(params, outcome);
+        } finally {
+          this.reporting.delete(jobId);
+        }
+      },
+    );
+  }
+
+  /** The scheduler's cancel: aborts the job even while its result uploads. */
+  cancel(jobId: string): boolean {
+    const job = this.jobs.get(jobId);
+    job?.abort.abort();
+    return !!job;
+  }
+
+  /** Aborts the jobs whose lease has moved on. */
+  leasesLost(jobIds: readonly string[]): void {
+    // a result on its way is not cancelled: the upload's answer (201, or 409 when the lease moved on) settles it
+    for (const jobId of jobIds) if (!this.finishing.has(jobId)) this.jobs.get(jobId)?.abort.abort();
+  }
+
+  heldLeases(): LeaseRef[] {
+    return [
+      ...[...this.jobs.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })),
+      ...this.reporting.values(),
+    ];
+  }
+
+  /** Takes no more jobs; lets the running ones finish for up to `ms`, then aborts the rest. */
+  async drain(ms: number): Promise<void> {
+    this.draining = true;
+    const drained = Promise.all([...this.jobs.values()].map((job) => job.done));
+    const timedOut = await Promise.race([drained.then(() => false), sleep(ms).then(() => true)]);
+    if (timedOut) for (const job of this.jobs.values()) job.abort.abort();
+  }
+}
