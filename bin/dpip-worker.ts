@@ -19,7 +19,8 @@ const log = createLogger(
 );
 if (!hasMallocTunables(process.env) && runsOnGlibc()) {
   log.info(
-    'glibc malloc tunables are not set: `npm run worker` sets them (about a tenth less CPU per image with sharp, and a steadier peak memory)',
+    'glibc malloc tunables are not set: `npm run worker` sets them ' +
+      '(about a tenth less CPU per image with sharp, and a steadier peak memory)',
   );
 }
 

@@ -20,7 +20,8 @@ const WORKER_OPTIONS = {
   'advertise-host': {
     type: 'string',
     describe:
-      'host or IP the controller dials to reach this worker (default: the local address on the route to the controller)',
+      'host or IP the controller dials to reach this worker ' +
+      '(default: the local address on the route to the controller)',
   },
   'rpc-port': { type: 'number', default: 0, describe: "port of this worker's JSON-RPC socket (0: any free port)" },
   'drain-ms': { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' },

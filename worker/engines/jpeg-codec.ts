@@ -34,7 +34,10 @@ export function releaseCodec(): void {
   codec = undefined;
 }
 
-/** Runs `use` on the codec; after any failure the instance is dropped, since a trapped module may be left inconsistent. */
+/**
+ * Runs `use` on the codec; after any failure the instance is dropped, since a trapped module may be left
+ * inconsistent.
+ */
 async function withCodec<T>(use: (lib: LibJpegTurbo) => T): Promise<T> {
   const lib = await loadCodec();
   try {
