@@ -69,7 +69,10 @@ const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefi
  * commit (coalesced) before they acknowledge anything to the outside.
  */
 export class JobBook {
+  /** Queued jobs that never left the queue, in upload order (a new job's original is always the newest). */
   private readonly queue = new Set<string>();
+  /** Jobs back in the queue (declined, released, failed, retried), sorted by their original's upload order. */
+  private readonly returned: string[] = [];
   private readonly leasedBy = new Map<string, Set<string>>();
   private readonly hooks: JobBookHooks;
 
@@ -82,10 +85,13 @@ export class JobBook {
   ) {
     this.hooks = { ...NO_HOOKS, ...hooks };
     const now = clock();
+    const queued: Job[] = [];
     for (const job of Object.values(store.data.jobs)) {
-      if (job.state === 'queued') this.queue.add(job.id);
+      if (job.state === 'queued') queued.push(job);
       if (job.lease && regrantLease(job, leaseMs, now).ok) this.hold(job.lease.worker_id, job.id);
     }
+    queued.sort((a, b) => this.uploadOrder(a.id) - this.uploadOrder(b.id));
+    for (const job of queued) this.queue.add(job.id);
   }
 
   /** Something changed that may let the scheduler place more work (a worker joined, came back, ...). */
@@ -102,18 +108,21 @@ export class JobBook {
     return job;
   }
 
-  /** Queued jobs whose backoff has passed, oldest upload first. */
+  /**
+   * Queued jobs whose backoff has passed, oldest upload first: a job that comes back to the queue keeps
+   * its place (the same order a book rebuilt after a restart has). The caller may assign as it goes.
+   */
   *ready(now: number): Generator<Job> {
-    for (const id of this.queue) {
+    for (const id of this.queuedInOrder()) {
       const job = this.store.data.jobs[id];
-      if (job && job.not_before <= now) yield job;
+      if (job?.state === 'queued' && job.not_before <= now) yield job;
     }
   }
 
   /** The earliest time a queued job in backoff becomes ready, or null. */
   nextBackoffEnd(now: number): number | null {
     let earliest: number | null = null;
-    for (const id of this.queue) {
+    for (const id of this.queuedInOrder()) {
       const job = this.store.data.jobs[id];
       if (job && job.not_before > now && (earliest === null || job.not_before < earliest)) earliest = job.not_before;
     }
@@ -238,12 +247,50 @@ export class JobBook {
     const holder = job.lease?.worker_id ?? null;
     if (before?.holder && before.holder !== holder) this.unhold(before.holder, job.id);
     if (holder) this.hold(holder, job.id);
-    if (job.state === 'queued') this.queue.add(job.id);
-    else this.queue.delete(job.id);
+    if (job.state === 'queued' && before?.from !== 'queued') this.requeue(job.id);
+    else if (job.state !== 'queued') this.dequeue(job.id);
     if (before) this.hooks.onChange({ job, from: before.from, since: before.since });
     // a job back in the queue, or a slot freed: the scheduler may place more
     if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();
     return result;
+  }
+
+  /** The two queues merged by upload order; the returned ones are copied, since the caller may assign as it goes. */
+  private *queuedInOrder(): Generator<string> {
+    const returned = [...this.returned];
+    let next = 0;
+    for (const id of this.queue) {
+      if (next < returned.length) {
+        const order = this.uploadOrder(id);
+        while (next < returned.length && this.uploadOrder(returned[next]!) < order) yield returned[next++]!;
+      }
+      yield id;
+    }
+    while (next < returned.length) yield returned[next++]!;
+  }
+
+  private requeue(jobId: string): void {
+    const order = this.uploadOrder(jobId);
+    let low = 0;
+    let high = this.returned.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (this.uploadOrder(this.returned[middle]!) < order) low = middle + 1;
+      else high = middle;
+    }
+    this.returned.splice(low, 0, jobId);
+  }
+
+  private dequeue(jobId: string): void {
+    if (this.queue.delete(jobId)) return;
+    const index = this.returned.indexOf(jobId);
+    if (index >= 0) this.returned.splice(index, 1);
+  }
+
+  /** Where the job's original stands in upload order (the image's persisted sequence number). */
+  private uploadOrder(jobId: string): number {
+    const job = this.store.data.jobs[jobId];
+    return (job && this.store.data.images[job.image_id]?.seq) ?? Number.MAX_SAFE_INTEGER;
   }
 
   private before(jobId: string): Before | null {

@@ -14,7 +14,8 @@ export type Scored = Pick<WorkerCandidate, 'slots' | 'resources'>;
 export function scoreWorker(worker: Scored, freeSlots: number): number {
   const { resources, slots } = worker;
   const cpuFree = 1 - Math.min(100, Math.max(0, resources.cpu_load)) / 100;
-  const memoryFree = resources.mem_total > 0 ? resources.mem_free / resources.mem_total : 0;
+  // clamped like the CPU load: a report of more free memory than there is must not outscore the truth
+  const memoryFree = resources.mem_total > 0 ? Math.min(1, Math.max(0, resources.mem_free / resources.mem_total)) : 0;
   const slotsFree = slots > 0 ? freeSlots / slots : 0;
   const gpu = resources.gpu.present && (resources.gpu.memory_free_mb ?? 1) > 0 ? 1 : 0;
   return (

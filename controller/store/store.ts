@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
@@ -54,8 +54,12 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     await journal.truncate();
   }
 
-  // start from one clean snapshot: what the journal held is folded in
-  if ((await replayJournal(path.join(dataDir, 'db.journal'), db.data)) > 0) await snapshot();
+  // start from one clean snapshot and an empty journal whenever the journal holds anything, even a line
+  // torn by a crash and nothing else: a commit appended after a torn fragment would share its line, and
+  // be lost with it at the next open
+  const journalPath = path.join(dataDir, 'db.journal');
+  await replayJournal(journalPath, db.data);
+  if ((await stat(journalPath).catch(() => null))?.size) await snapshot();
   else snapshotBytes = JSON.stringify(db.data).length;
 
   const originals = new OriginalsIndex(db.data);

@@ -116,9 +116,7 @@ describe('job book: the jobs over the datastore, with the queue and holder index
       expect(book.nextBackoffEnd(later)).to.equal(null);
     });
 
-    // BUG (reported, not fixed): a job put back in the queue goes behind every job created after it,
-    // while ready() promises "oldest upload first", and a book rebuilt after a restart lists it first again.
-    it('BUG: a job sent back to the queue keeps its place in creation order, as after a restart', async () => {
+    it('a job sent back to the queue keeps its place in creation order, as after a restart', async () => {
       const [a, b, c] = [1, 2, 3].map(() => upload('wl'));
       applied(book.unassign(a!.id, 'w1', assign(a!, 'w1'))); // the worker declined
       await store.close();

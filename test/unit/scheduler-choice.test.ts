@@ -91,9 +91,7 @@ describe('scheduler: choosing a worker', () => {
       expect(scoreWorker(candidate('w', {}, { mem_total: 0 }), 4)).to.be.within(0, 1);
     });
 
-    // BUG (reported, not fixed): the protocol accepts mem_free > mem_total (each is checked alone), and the
-    // memory term is not clamped like the CPU term: such a worker scores above 1 and wins every choice.
-    it('BUG: stays within 0..1 when a worker reports more free memory than it has', () => {
+    it('stays within 0..1 when a worker reports more free memory than it has', () => {
       const boasting = candidate('boasting', {}, { cpu_load: 100, mem_free: 800 * GB, mem_total: 8 * GB });
       expect(scoreWorker(boasting, 1)).to.be.within(0, 1);
       const idle = candidate('idle', {}, { cpu_load: 0, mem_free: 8 * GB });
