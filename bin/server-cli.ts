@@ -6,7 +6,8 @@ import express from 'express';
 import yargs from 'yargs';
 import { DEFAULT_HTTP_TIMEOUTS, parseRateLimit, type RateLimit } from '../api/index.js';
 import { dropForeignEnv } from '../common/cli-env.js';
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/log.js';
+import type { LogFormat, LogLevel } from '../common/log.js';
+import { LOG_OPTIONS } from './log-options.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
 import { DEFAULT_RETRY_POLICY } from '../controller/index.js';
 import type { ServerConfig } from './server.js';
@@ -152,12 +153,7 @@ const SERVER_OPTIONS = {
     type: 'string',
     describe: 'token Prometheus must send (Authorization: Bearer) to read GET /metrics (default: no token needed)',
   },
-  'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
-  'log-format': {
-    choices: LOG_FORMATS,
-    default: 'auto' as LogFormat,
-    describe: 'log lines: json, pretty, or auto (pretty in a terminal)',
-  },
+  ...LOG_OPTIONS,
 } as const;
 
 export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): Promise<ServerCliConfig> {

@@ -1,7 +1,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import yargs from 'yargs';
 import { dropForeignEnv } from '../common/cli-env.js';
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/log.js';
+import { LOG_OPTIONS } from './log-options.js';
 import { DEFAULT_CONTROLLER_PORT, tagsSchema, workerNameSchema } from '../common/protocol.js';
 import type { WorkerConfig } from '../worker/index.js';
 
@@ -25,12 +25,7 @@ const WORKER_OPTIONS = {
   },
   'rpc-port': { type: 'number', default: 0, describe: "port of this worker's JSON-RPC socket (0: any free port)" },
   'drain-ms': { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' },
-  'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel },
-  'log-format': {
-    choices: LOG_FORMATS,
-    default: 'auto' as LogFormat,
-    describe: 'log lines: json, pretty, or auto (pretty in a terminal)',
-  },
+  ...LOG_OPTIONS,
 } as const;
 
 export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerConfig {
