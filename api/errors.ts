@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import multer from 'multer';
-import { AppError, type ErrorKind } from '../common/errors.js';
+import { AppError, diskFullError, isDiskFull, type ErrorKind } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { requestLogger } from './request-log.js';
 
@@ -15,6 +15,7 @@ const STATUS: Record<ErrorKind, number> = {
   unsupported_media_type: 415,
   unprocessable: 422,
   too_many_requests: 429,
+  insufficient_storage: 507,
   unavailable: 503,
 };
 
@@ -47,6 +48,7 @@ function fromMulter(error: multer.MulterError, maxUploadBytes: number): AppError
 /** The client's error for what went wrong, or null for an unexpected one (a bug: 500, logged). */
 function clientErrorOf(error: unknown, maxUploadBytes: number): AppError | null {
   if (error instanceof AppError) return error;
+  if (isDiskFull(error)) return diskFullError();
   if (error instanceof multer.MulterError) return fromMulter(error, maxUploadBytes);
   if (isHttpError(error)) {
     const kind: ErrorKind =

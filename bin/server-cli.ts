@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
 import yargs from 'yargs';
@@ -8,6 +8,8 @@ import { DEFAULT_HTTP_TIMEOUTS, parseRateLimit, type RateLimit } from '../api/in
 import { dropForeignEnv } from '../common/cli-env.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 import { LOG_OPTIONS } from './log-options.js';
+import { parseSize } from '../common/units.js';
+import { writeDurably } from '../controller/index.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
 import { DEFAULT_RETRY_POLICY } from '../controller/index.js';
 import type { ServerConfig } from './server.js';
@@ -49,9 +51,9 @@ async function clusterSecret(
   } catch {
     // first start
   }
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(24).toString('base64url');
-  await writeFile(file, secret, { mode: 0o600 });
+  await writeDurably(file, secret);
   return { secret, generated: true };
 }
 
@@ -114,6 +116,11 @@ const SERVER_OPTIONS = {
     describe: 'attempts per job before it fails',
   },
   'max-upload-bytes': { type: 'number', default: 50 * 1024 * 1024, describe: 'largest accepted upload' },
+  'min-free-disk': {
+    type: 'string',
+    default: '512MB',
+    describe: 'uploads are refused (507) when they would leave less free space on the images or data disk (0: off)',
+  },
   'max-pixels': { type: 'number', default: 50_000_000, describe: 'largest accepted image in pixels' },
   'token-ttl': { type: 'number', default: 24 * 3600, describe: 'user token lifetime in seconds' },
   'system-name': { type: 'string', default: 'DPIP', describe: 'name shown by /status' },
@@ -198,6 +205,12 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   const loginRateLimit = rateLimit('login-rate-limit', args.loginRateLimit);
   const loginRateLimitPerClient = rateLimit('login-rate-limit-client', args.loginRateLimitClient);
   const trustProxy = parseTrustProxy(args.trustProxy);
+  let minFreeDiskBytes: number;
+  try {
+    minFreeDiskBytes = parseSize(args.minFreeDisk);
+  } catch (error) {
+    throw new Error(`--min-free-disk: ${error instanceof Error ? error.message : String(error)}`);
+  }
   const dataDir = path.resolve(args.dataDir);
   const { secret, generated } = await clusterSecret(dataDir, args.secret);
   return {
@@ -217,6 +230,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: args.maxAttempts },
         userTokenTtlSeconds: args.tokenTtl,
         workerTokenTtlSeconds: 7 * 24 * 3600,
+        minFreeDiskBytes,
       },
       api: {
         systemName: args.systemName,

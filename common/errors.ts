@@ -9,6 +9,7 @@ export type ErrorKind =
   | 'unsupported_media_type' // 415
   | 'unprocessable' // 422
   | 'too_many_requests' // 429
+  | 'insufficient_storage' // 507
   | 'unavailable'; // 503
 
 export class AppError extends Error {
@@ -18,4 +19,17 @@ export class AppError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The file system said it has no room (or the user's quota is spent). */
+export function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export function diskFullError(): AppError {
+  return new AppError(
+    'insufficient_storage',
+    "the server's disk is full: nothing was saved. Try again once space has been freed",
+  );
 }

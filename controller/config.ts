@@ -17,6 +17,8 @@ export interface ControllerConfig {
   retry: RetryPolicy;
   userTokenTtlSeconds: number;
   workerTokenTtlSeconds: number;
+  /** Uploads are refused (507) when they would leave less free space than this on the images or data disk. */
+  minFreeDiskBytes: number;
 }
 
 export function rpcPortOf(config: Pick<ControllerConfig, 'port'>): number {

@@ -3,6 +3,8 @@ import { bindPublisher, serveRpc, type Publisher, type RpcServer } from '../comm
 import { ANNOUNCE, type Announcement } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
 import { rpcPortOf, type ControllerConfig } from './config.js';
+import { DiskRoom } from './disk-room.js';
+import { ImageFiles } from './image-files.js';
 import { ImageLibrary } from './images.js';
 import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
 import { startLeaseSweeper, type LeaseSweeper } from './lease-sweeper.js';
@@ -43,6 +45,10 @@ const SWEEP_MS = 250;
 
 export async function startController(config: ControllerConfig, log: Logger): Promise<Controller> {
   const store = await openStore(config.dataDir);
+  const { recovered } = store.stats();
+  if (recovered.skipped > 0) {
+    log.warn(recovered, 'the datastore journal held lines that could not be applied: skipped them, kept the rest');
+  }
   const tokens = createTokens(store, await loadSigningSecret(config.dataDir), {
     user: config.userTokenTtlSeconds,
     worker: config.workerTokenTtlSeconds,
@@ -63,8 +69,14 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     onRefused: (refusal) => events.emit('refused', refusal),
   });
   const registry = new WorkerRegistry();
-  const images = new ImageLibrary(store, jobs, config.imagesDir);
-  await images.prepare();
+  // a worker whose registration did not commit is not registered
+  store.onRollback((restored) => {
+    for (const id of restored.get('workers') ?? []) if (!Object.hasOwn(store.data.workers, id)) registry.remove(id);
+  });
+  const room = new DiskRoom([config.imagesDir, config.dataDir], config.minFreeDiskBytes);
+  const images = new ImageLibrary(store, jobs, new ImageFiles(config.imagesDir), room);
+  const orphans = await images.prepare();
+  if (orphans > 0) log.warn({ files: orphans }, 'removed image files that no record points at');
 
   const invalidMessages = new LogThrottle();
   const onBadMessage = (reason: string): void => {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../common/errors.js';
 import type { FilteredUpload } from '../common/protocol.js';
 import type { Refusal } from './jobs/index.js';
+import type { DiskRoom } from './disk-room.js';
+import type { ImageFiles, IncomingContent } from './image-files.js';
 import type { JobBook } from './job-book.js';
 import { own, type ImageRecord, type Store, type Workload } from './store/index.js';
 
@@ -23,8 +23,7 @@ function staleResult(refusal: Refusal): AppError {
 
 export type ImageMime = 'image/png' | 'image/jpeg';
 
-/** An upload's bytes: in memory, or already on disk at a staging path the library gave out (see stagingPath()). */
-export type IncomingContent = { kind: 'memory'; data: Buffer } | { kind: 'staged'; path: string };
+export type { IncomingContent } from './image-files.js';
 
 export interface IncomingImage {
   content: IncomingContent;
@@ -36,58 +35,64 @@ export interface IncomingImage {
 
 const EXTENSION: Record<ImageMime, string> = { 'image/png': 'png', 'image/jpeg': 'jpg' };
 
-/** Image files live under <images dir>/<workload name>/; the datastore holds their records. */
+/**
+ * The images: their files (ImageFiles, under <images dir>/<workload name>/) and their records in the
+ * datastore. A record is committed only after its file is durable, and a file whose record is refused
+ * or does not commit is removed: no record without its file, no file without its record.
+ */
 export class ImageLibrary {
-  private readonly knownDirs = new Set<string>();
-  /** Uploads land here first, on the same file system as their final place, so keeping one is a rename. */
-  private readonly stagingDir: string;
-
   constructor(
     private readonly store: Store,
     private readonly jobs: JobBook,
-    readonly imagesDir: string,
-  ) {
-    // workload names start with a letter or digit, so no workload directory can be this one
-    this.stagingDir = path.join(imagesDir, '.incoming');
+    private readonly files: ImageFiles,
+    private readonly room: DiskRoom,
+  ) {}
+
+  get imagesDir(): string {
+    return this.files.root;
   }
 
-  /** Empties the staging directory: what a killed process left there was never acknowledged. */
-  async prepare(): Promise<void> {
-    await rm(this.stagingDir, { recursive: true, force: true });
-    await mkdir(this.stagingDir, { recursive: true });
+  /** At start: empties the staging area and removes the files no record points at; returns how many. */
+  prepare(): Promise<number> {
+    return this.files.prepare(new Set(Object.values(this.store.data.images).map((image) => image.file)));
+  }
+
+  /** 507 when an upload of this size would leave less free space than the reserve. */
+  checkRoom(incomingBytes: number): void {
+    this.room.check(incomingBytes);
   }
 
   /** A fresh path to stream an upload to before addOriginal or addFiltered keeps it. */
   stagingPath(): string {
-    return path.join(this.stagingDir, randomUUID());
+    return this.files.stagingPath();
   }
 
   /** Removes a staged upload that was not kept (refused, or failed); a kept one is already gone. */
-  async discardStaged(staged: string): Promise<void> {
-    if (path.dirname(staged) !== this.stagingDir) return;
-    await unlink(staged).catch(() => undefined);
+  discardStaged(staged: string): Promise<void> {
+    return this.files.discardStaged(staged);
   }
 
-  /** Keeps an original and queues its job; resolves once both the file and the record are on disk. */
+  /** Keeps an original and queues its job; resolves once both the file and the record are durable. */
   async addOriginal(workload: Workload, image: IncomingImage): Promise<ImageRecord> {
+    this.room.check(image.content.kind === 'memory' ? image.bytes : 0);
     const id = randomUUID();
     const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
-    // a fresh name that no record points at until the file is complete: it can be written in place
-    await this.keep(image.content, file);
+    await this.files.put(image.content, file);
     const record = this.record(id, workload, 'original', null, file, image);
     const job = this.jobs.create(workload.id, id);
     record.job_id = job.id;
+    this.store.change('images', id);
     this.store.data.images[id] = record;
     this.store.originals.add(workload.id, id);
-    this.store.touch('images', id);
-    await this.store.commit();
+    await this.commitOrRemove(file);
     return record;
   }
 
   /**
    * Keeps a worker's filtered image for a job it holds, and completes the job: one commit, answered
-   * 201. A refused completion (the lease moved on, the job is no longer running) keeps nothing, no
-   * record and no file, and is answered 409.
+   * 201. Each lease writes a file of its own, so a late result can never touch the accepted one. A
+   * refused completion (the lease moved on, the job is no longer running) keeps nothing, no record and
+   * no file, and is answered 409.
    */
   async addFiltered(upload: FilteredUpload, workerId: string, image: IncomingImage): Promise<ImageRecord> {
     const { job_id: jobId, lease_id: leaseId } = upload;
@@ -95,48 +100,42 @@ export class ImageLibrary {
     const job = own(this.store.data.jobs, jobId);
     const workload = job && own(this.store.data.workloads, job.workload_id);
     const original = job && own(this.store.data.images, job.image_id);
-    if (!job || !workload || !original) throw new AppError('not_found', "the job's workload or original is gone");
-    const file = path.posix.join(workload.name, `${original.id}.filtered.${EXTENSION[image.mime]}`);
-    const target = path.join(this.imagesDir, file);
-    await this.ensureDir(path.dirname(target));
-    const staged = image.content.kind === 'staged' ? image.content.path : this.stage(image.content.data);
-    // from here to the completion nothing is awaited: the lease checked is the lease the result is kept under
-    try {
-      this.refuseStale(jobId, workerId, leaseId);
-      // a retried job's result replaces the file in one rename: readers see the old or the new file, never half
-      renameSync(staged, target);
-    } catch (error) {
-      await this.discardStaged(staged);
-      throw error;
+    const lease = job?.lease;
+    if (!job || !workload || !original || !lease) {
+      throw new AppError('not_found', "the job's workload or original is gone");
     }
-    const record = this.record(job.filtered_image_id ?? randomUUID(), workload, 'filtered', original.id, file, image);
+    // the lease id is the server's own (the check above compared it): safe in a file name
+    const file = path.posix.join(
+      workload.name,
+      `${original.id}.filtered-${lease.lease_id.replaceAll('-', '').slice(0, 12)}.${EXTENSION[image.mime]}`,
+    );
+    await this.files.put(image.content, file);
+    const record = this.record(randomUUID(), workload, 'filtered', original.id, file, image);
     const completion = this.jobs.complete(jobId, workerId, leaseId, record);
     if (!completion.ok) {
-      rmSync(target, { force: true });
+      await this.files.remove(file);
       throw staleResult(completion.refusal);
     }
+    this.store.change('images', record.id);
     this.store.data.images[record.id] = record;
-    this.store.touch('images', record.id);
-    await this.store.commit();
+    await this.commitOrRemove(file);
     return record;
+  }
+
+  /** Commits; when the commit fails (everything not on disk was rolled back) the file goes too. */
+  private async commitOrRemove(file: string): Promise<void> {
+    try {
+      await this.store.commit();
+    } catch (error) {
+      await this.files.remove(file);
+      throw error;
+    }
   }
 
   /** 409 unless the worker still holds the job's lease and the job can still complete. */
   private refuseStale(jobId: string, workerId: string, leaseId: string): void {
     const refusal = this.jobs.holderRefusal('complete', jobId, workerId, leaseId);
     if (refusal) throw staleResult(refusal);
-  }
-
-  /** Bytes held in memory, written to a fresh staging file (so that keeping them is one rename). */
-  private stage(data: Buffer): string {
-    const staged = this.stagingPath();
-    try {
-      writeFileSync(staged, data, { flag: 'wx' });
-    } catch (error) {
-      rmSync(staged, { force: true });
-      throw error;
-    }
-    return staged;
   }
 
   /** An image the user owns, or 404. */
@@ -156,7 +155,7 @@ export class ImageLibrary {
   }
 
   pathOf(image: ImageRecord): string {
-    return path.join(this.imagesDir, image.file);
+    return this.files.pathOf(image.file);
   }
 
   private record(
@@ -182,25 +181,5 @@ export class ImageLibrary {
       created_at: new Date().toISOString(),
       seq: this.store.originals.nextSeq(),
     };
-  }
-
-  /**
-   * Puts a new original's bytes at `file`, a fresh name that no record points at until the file is
-   * complete. Bytes in memory (an upload small enough to stay there, at most 512 KiB) are written
-   * synchronously: copying them into the page cache takes microseconds, where the asynchronous open,
-   * write and close were three trips through the thread pool and a third of the server's CPU per tiny image.
-   */
-  private async keep(content: IncomingContent, file: string): Promise<void> {
-    const target = path.join(this.imagesDir, file);
-    await this.ensureDir(path.dirname(target));
-    if (content.kind === 'staged') return rename(content.path, target);
-    writeFileSync(target, content.data, { flag: 'wx' });
-  }
-
-  /** mkdir once per workload directory, not once per file (it showed in profiles). */
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.knownDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
-    this.knownDirs.add(dir);
   }
 }

@@ -27,3 +27,4 @@ export {
 } from './workers/index.js';
 export { listWorkloadImages, filteredImages, type ImageView } from './image-views.js';
 export type { Job, JobState, Workload, ImageRecord, WorkerRecord } from './store/index.js';
+export { writeDurably } from './store/index.js';

@@ -92,6 +92,7 @@ export class JobBook {
     }
     queued.sort((a, b) => this.uploadOrder(a.id) - this.uploadOrder(b.id));
     for (const job of queued) this.queue.add(job.id);
+    store.onRollback((restored) => this.reindex(restored.get('jobs') ?? []));
   }
 
   /** Something changed that may let the scheduler place more work (a worker joined, came back, ...). */
@@ -101,7 +102,7 @@ export class JobBook {
 
   create(workloadId: string, imageId: string): Job {
     const job = createJob(this.store.data, workloadId, imageId, this.clock());
-    this.store.touch('jobs', job.id);
+    this.store.changed('jobs', job.id, undefined);
     this.queue.add(job.id);
     this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at) });
     this.hooks.onWork();
@@ -237,13 +238,15 @@ export class JobBook {
    */
   private apply(name: TransitionName, jobId: string, run: (now: number) => Transition): Transition {
     const before = this.before(jobId);
+    const prior = own(this.store.data.jobs, jobId);
+    const copy = prior && structuredClone(prior);
     const result = run(this.clock());
     if (!result.ok) {
       this.hooks.onRefused({ transition: name, refusal: result.refusal, job_id: jobId });
       return result;
     }
     const { job } = result;
-    this.store.touch('jobs', job.id);
+    this.store.changed('jobs', job.id, copy);
     const holder = job.lease?.worker_id ?? null;
     if (before?.holder && before.holder !== holder) this.unhold(before.holder, job.id);
     if (holder) this.hold(holder, job.id);
@@ -253,6 +256,18 @@ export class JobBook {
     // a job back in the queue, or a slot freed: the scheduler may place more
     if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();
     return result;
+  }
+
+  /** After a failed commit put these jobs back as they were: their places in the indexes follow. */
+  private reindex(jobIds: readonly string[]): void {
+    for (const jobId of jobIds) {
+      this.dequeue(jobId);
+      for (const workerId of [...this.leasedBy.keys()]) this.unhold(workerId, jobId);
+      const job = own(this.store.data.jobs, jobId);
+      if (job?.state === 'queued') this.requeue(jobId);
+      if (job?.lease) this.hold(job.lease.worker_id, jobId);
+    }
+    if (jobIds.length > 0) this.hooks.onWork();
   }
 
   /** The two queues merged by upload order; the returned ones are copied, since the caller may assign as it goes. */

@@ -72,8 +72,8 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       let worker: LiveWorker;
       if (existing && existing.record.instance_id === params.instance_id) {
         worker = existing;
+        store.change('workers', worker.record.id);
         Object.assign(worker.record, fields);
-        store.touch('workers', worker.record.id);
         // an expired token: a fresh one
         if (!tokens.verify(worker.token)) worker.token = tokens.issue(worker.record.id, 'worker').token;
         registry.heard(worker, params.resources, now);
@@ -89,6 +89,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         const known = Object.values(store.data.workers).find(
           (record) => record.instance_id === params.instance_id && record.name === params.name && !record.left_at,
         );
+        if (known) store.change('workers', known.id);
         const record: WorkerRecord = known
           ? Object.assign(known, fields)
           : {
@@ -99,8 +100,8 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
               registered_at: new Date(now).toISOString(),
               left_at: null,
             };
+        if (!known) store.change('workers', record.id);
         store.data.workers[record.id] = record;
-        store.touch('workers', record.id);
         worker = registry.add(record, tokens.issue(record.id, 'worker').token, params.resources, now);
         log.info(
           {
@@ -170,8 +171,8 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     const claims = tokens.verify(worker.token);
     if (claims) void tokens.revoke(claims);
     worker.state = 'left';
+    store.change('workers', worker.record.id);
     worker.record.left_at = new Date().toISOString();
-    store.touch('workers', worker.record.id);
     jobs.releaseAll(worker.record.id, reason);
     registry.remove(worker.record.id);
   }

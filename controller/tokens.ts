@@ -1,8 +1,8 @@
 import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
-import { own, type Store } from './store/index.js';
+import { own, writeDurably, type Store } from './store/index.js';
 
 export type TokenScope = 'user' | 'worker';
 
@@ -32,9 +32,10 @@ export async function loadSigningSecret(dataDir: string): Promise<Buffer> {
   } catch {
     // first start: fall through and create it
   }
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(48);
-  await writeFile(file, secret.toString('hex'), { mode: 0o600 });
+  // durable before any token signed with it goes out: a secret lost to a power loss voids them all
+  await writeDurably(file, secret.toString('hex'));
   return secret;
 }
 
@@ -79,12 +80,12 @@ export function createTokens(store: Store, secret: Buffer, ttlSeconds: Record<To
       const now = Date.now();
       for (const [jti, entry] of Object.entries(store.data.revoked_tokens)) {
         if (entry.expires_at < now) {
+          store.change('revoked_tokens', jti);
           delete store.data.revoked_tokens[jti];
-          store.touch('revoked_tokens', jti);
         }
       }
+      store.change('revoked_tokens', claims.jti);
       store.data.revoked_tokens[claims.jti] = { jti: claims.jti, expires_at: claims.exp * 1000 };
-      store.touch('revoked_tokens', claims.jti);
       await store.commit();
     },
   };

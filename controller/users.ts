@@ -50,8 +50,8 @@ export function createUsers(store: Store): Users {
       if (taken()) return 'exists';
       const password_hash = await hashPassword(password);
       if (taken()) return 'exists';
+      store.change('users', username);
       store.data.users[username] = { username, password_hash, created_at: new Date().toISOString() };
-      store.touch('users', username);
       await store.commit();
       return 'created';
     },

@@ -39,8 +39,8 @@ export function createWorkload(
     tags,
     created_at: new Date().toISOString(),
   };
+  store.change('workloads', workload.id);
   store.data.workloads[workload.id] = workload;
-  store.touch('workloads', workload.id);
   return workload;
 }
 

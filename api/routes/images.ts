@@ -125,6 +125,9 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   }
 
   async function postImage(req: IncomingMessage, res: ServerResponse, claims: TokenClaims): Promise<void> {
+    // below the free-space reserve a user's upload is refused before a byte of it is read (a worker's
+    // result is not: it completes work already done, and a full disk refuses it anyway)
+    if (claims.scope === 'user') controller.images.checkRoom(Number(req.headers['content-length']) || 0);
     const { body, staged } = await receive(req, res);
     let record: ImageRecord;
     try {

@@ -1,5 +1,6 @@
 export { openStore, type Store, type StoreStats, type StoreOptions } from './store.js';
 export { own } from './schema.js';
+export { DirectorySyncs, writeDurably } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';
 export type {
   Collection,

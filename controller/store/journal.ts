@@ -1,5 +1,6 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { closeSync, type createReadStream, fdatasync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import type { Collection, Data } from './schema.js';
 
 const COLLECTIONS: ReadonlySet<string> = new Set<Collection>([
@@ -31,40 +32,54 @@ function isEntry(value: unknown): value is Entry {
   );
 }
 
+export interface Replay {
+  /** Lines applied. */
+  applied: number;
+  /** Lines that could not be applied (torn by a crash, or not an entry), skipped. */
+  skipped: number;
+}
+
 /**
- * Replays the journal onto the snapshot. Entries carry whole records, so replaying one twice is
- * harmless. A line that does not parse is a write torn by a crash: it and anything after it are ignored.
+ * Replays the journal onto the snapshot, line by line as it streams in (a long journal is never one
+ * string). Entries carry whole records, so replaying one twice is harmless. A line that cannot be
+ * applied is skipped and the replay goes on: a later line was written after it, by a commit that
+ * succeeded. (A torn line can only be the last one: a failed append is cut back.)
  */
-export async function replayJournal(file: string, data: Data): Promise<number> {
-  let text: string;
+export async function replayJournal(file: string, data: Data): Promise<Replay> {
+  const replay: Replay = { applied: 0, skipped: 0 };
+  let input: ReturnType<typeof createReadStream>;
   try {
-    text = await readFile(file, 'utf8');
+    const handle = await open(file, 'r');
+    input = handle.createReadStream({ encoding: 'utf8' });
   } catch {
-    return 0;
+    return replay;
   }
-  let applied = 0;
-  for (const line of text.split('\n')) {
+  for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
     if (!line) continue;
     let entry: unknown;
     try {
       entry = JSON.parse(line);
     } catch {
-      break;
+      entry = null;
     }
-    if (!isEntry(entry)) break;
+    if (!isEntry(entry)) {
+      replay.skipped += 1;
+      continue;
+    }
     const records = data[entry.c] as Record<string, unknown>;
     if (entry.d) delete records[entry.k];
     else records[entry.k] = entry.v;
-    applied += 1;
+    replay.applied += 1;
   }
-  return applied;
+  return replay;
 }
 
-export function journalLines(data: Data, changes: Map<Collection, Set<string>>): string {
+/** The journal lines of the records changed: each as it is now, or its deletion. */
+export function journalLines(data: Data, changes: ReadonlyMap<Collection, { keys(): Iterable<string> }>): string {
   let text = '';
   for (const [collection, keys] of changes) {
     const records = data[collection] as Record<string, unknown>;
-    for (const key of keys) {
+    for (const key of keys.keys()) {
       const entry: Entry = Object.hasOwn(records, key)
         ? { c: collection, k: key, v: records[key] }
         : { c: collection, k: key, d: 1 };
@@ -75,9 +90,10 @@ export function journalLines(data: Data, changes: Map<Collection, Set<string>>):
 }
 
 /**
- * The append-only file: appends go to the OS at once, so a killed process loses nothing it
- * acknowledged. They are synchronous writes: a commit's few hundred bytes reach the page cache in
- * microseconds, less than one trip through the thread pool would cost.
+ * The append-only file. An append is a synchronous write: a commit's few hundred bytes reach the page
+ * cache in microseconds, less than one trip through the thread pool would cost. A failed append is cut
+ * back to where it started, so the file never keeps half a commit. `sync` makes what was appended
+ * durable (fdatasync, in the thread pool): a group commit resolves only after it.
  */
 export class JournalFile {
   private fd: number | null = null;
@@ -86,22 +102,54 @@ export class JournalFile {
   constructor(private readonly file: string) {}
 
   append(text: string): void {
-    this.fd ??= openSync(this.file, 'a');
+    const fd = this.open();
     const buffer = Buffer.from(text);
-    let written = 0;
-    while (written < buffer.length) written += writeSync(this.fd, buffer, written);
+    const start = this.bytes;
+    try {
+      let written = 0;
+      while (written < buffer.length)
+        written += writeSync(fd, buffer, written, buffer.length - written, start + written);
+    } catch (error) {
+      try {
+        this.cutBack(start);
+      } catch {
+        // the file could not be cut back: the replay skips the torn line; appends go on at the real end
+        this.bytes = fstatSync(fd).size;
+      }
+      throw error;
+    }
     this.bytes += buffer.length;
   }
 
+  /** Makes every append so far durable. */
+  sync(): Promise<void> {
+    const fd = this.open();
+    return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+  }
+
+  /** Drops everything after `offset` (a commit that did not land whole). */
+  cutBack(offset: number): void {
+    ftruncateSync(this.open(), offset);
+    this.bytes = offset;
+  }
+
   async truncate(): Promise<void> {
-    this.close();
-    await writeFile(this.file, '');
-    this.bytes = 0;
+    this.cutBack(0);
+    await this.sync();
   }
 
   close(): void {
     const fd = this.fd;
     this.fd = null;
     if (fd !== null) closeSync(fd);
+  }
+
+  private open(): number {
+    if (this.fd === null) {
+      // holds users' password hashes: readable by the server's user only
+      this.fd = openSync(this.file, 'a+', 0o600);
+      this.bytes = fstatSync(this.fd).size;
+    }
+    return this.fd;
   }
 }

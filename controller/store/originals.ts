@@ -29,6 +29,23 @@ export class OriginalsIndex {
     list.push(imageId);
   }
 
+  /** After a rollback: the images named are as the store now holds them (gone, or back). */
+  restore(data: Data, imageIds: readonly string[]): void {
+    for (const id of imageIds) {
+      const image = Object.hasOwn(data.images, id) ? data.images[id] : undefined;
+      for (const [workloadId, list] of this.byWorkload) {
+        const at = list.indexOf(id);
+        if (at >= 0 && image?.workload_id !== workloadId) list.splice(at, 1);
+      }
+      if (image?.type === 'original' && !this.of(image.workload_id).includes(id)) {
+        const list = this.byWorkload.get(image.workload_id) ?? [];
+        this.byWorkload.set(image.workload_id, list);
+        const at = list.findIndex((other) => (data.images[other]?.seq ?? 0) > image.seq);
+        list.splice(at < 0 ? list.length : at, 0, id);
+      }
+    }
+  }
+
   nextSeq(): number {
     this.seq += 1;
     return this.seq;

@@ -1,19 +1,30 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Low } from 'lowdb';
-import { JSONFile } from 'lowdb/node';
-import { JournalFile, journalLines, replayJournal } from './journal.js';
+import { type Adapter, Low } from 'lowdb';
+import { JournalFile, journalLines, replayJournal, type Replay } from './journal.js';
 import { OriginalsIndex } from './originals.js';
 import { emptyData, type Collection, type Data } from './schema.js';
+import { writeDurably } from './durable-file.js';
 
 export interface Store {
   readonly data: Data;
   /** Each workload's originals in upload order. */
   readonly originals: OriginalsIndex;
-  /** Mark a record as changed (or deleted, if it is gone by the next commit). */
-  touch(collection: Collection, key: string): void;
-  /** Persist every change touched so far; resolves once they are written. Calls close together share one write. */
+  /**
+   * Call before changing, adding or deleting a record: the store remembers the record as it was, so
+   * that a commit that fails can put it back.
+   */
+  change(collection: Collection, key: string): void;
+  /** The same, after the change: `before` is the record as it was (a copy), or undefined if it did not exist. */
+  changed(collection: Collection, key: string, before: object | undefined): void;
+  /**
+   * Persist every change so far; resolves once they are durable (written and synced). Calls close together
+   * share one write. A commit lands whole or not at all: when it fails, every change not yet on disk is
+   * rolled back in memory (the records as they were before `change`) and the promise rejects.
+   */
   commit(): Promise<void>;
+  /** Called after a failed commit put records back, with the keys it restored (to rebuild indexes). */
+  onRollback(listener: (restored: ReadonlyMap<Collection, readonly string[]>) => void): void;
   close(): Promise<void>;
   stats(): StoreStats;
 }
@@ -21,6 +32,8 @@ export interface Store {
 export interface StoreStats {
   journalBytes: number;
   snapshots: number;
+  /** What the journal held at the last open. */
+  recovered: Replay;
 }
 
 export interface StoreOptions {
@@ -30,84 +43,220 @@ export interface StoreOptions {
 
 const DEFAULT_OPTIONS: StoreOptions = { compactBytes: 8 * 1024 * 1024 };
 
+/** A record that did not exist before the change. */
+const ABSENT = Symbol('absent');
+type Before = unknown;
+type Batch = Map<Collection, Map<string, Before>>;
+
+interface Group {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+function group(): Group {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  // a group nobody waits on (a background commit) must not become an unhandled rejection
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
 /**
- * The datastore: lowdb's document in memory, persisted as a snapshot (db.json, written atomically by
- * lowdb: temp file + rename) plus an append-only journal of changed records (db.journal). A commit
- * appends only what changed, so its cost does not grow with history; the snapshot is rewritten only
- * when the journal outgrows it, which keeps the amortized cost per change constant. Commits are
- * coalesced: while one write is in flight, every commit that arrives waits for the single next write.
+ * lowdb's adapter for the snapshot: read with a message a person can act on when the file is damaged,
+ * written durably (a synced temporary file renamed over the old one, mode 0600).
+ */
+class DurableSnapshot implements Adapter<Data> {
+  /** The size of the last snapshot written or read, in characters. */
+  size = 0;
+
+  constructor(private readonly file: string) {}
+
+  async read(): Promise<Data | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+    this.size = text.length;
+    try {
+      return { ...emptyData(), ...(JSON.parse(text) as Partial<Data>) };
+    } catch (error) {
+      const reason = text.length === 0 ? 'it is empty' : `it does not parse (${(error as Error).message})`;
+      throw new Error(
+        `the datastore's snapshot ${this.file} cannot be read: ${reason}. Restore it from a backup, or move it ` +
+          'aside to start from the journal alone (what only the snapshot held is then lost).',
+      );
+    }
+  }
+
+  async write(data: Data): Promise<void> {
+    const text = JSON.stringify(data);
+    await writeDurably(this.file, text);
+    this.size = text.length;
+  }
+}
+
+/**
+ * The datastore: lowdb's document in memory, persisted as a snapshot (db.json, written to a temporary file,
+ * synced, renamed over the old one) plus an append-only journal of changed records (db.journal). A
+ * commit appends only what changed, so its cost does not grow with history; the snapshot is rewritten
+ * only when the journal outgrows it, which keeps the amortized cost per change constant. Commits are
+ * grouped: while one write is in flight, every commit that arrives waits for the single next write,
+ * which also shares one fdatasync.
  */
 export async function openStore(dataDir: string, options: Partial<StoreOptions> = {}): Promise<Store> {
   const { compactBytes } = { ...DEFAULT_OPTIONS, ...options };
-  await mkdir(dataDir, { recursive: true });
-  const db = new Low<Data>(new JSONFile<Data>(path.join(dataDir, 'db.json')), emptyData());
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const snapshotPath = path.join(dataDir, 'db.json');
+  const journalPath = path.join(dataDir, 'db.journal');
+  const snapshotFile = new DurableSnapshot(snapshotPath);
+  const db = new Low<Data>(snapshotFile, emptyData());
   await db.read();
-  db.data = { ...emptyData(), ...db.data };
-  const journal = new JournalFile(path.join(dataDir, 'db.journal'));
-  let snapshotBytes = 0;
+  const data = db.data;
+  const journal = new JournalFile(journalPath);
   let snapshots = 0;
+  const rollbackListeners: ((restored: ReadonlyMap<Collection, readonly string[]>) => void)[] = [];
 
   async function snapshot(): Promise<void> {
     await db.write();
-    snapshotBytes = JSON.stringify(db.data).length;
     snapshots += 1;
     await journal.truncate();
   }
 
   // start from one clean snapshot and an empty journal whenever the journal holds anything, even a line
-  // torn by a crash and nothing else: a commit appended after a torn fragment would share its line, and
-  // be lost with it at the next open
-  const journalPath = path.join(dataDir, 'db.journal');
-  await replayJournal(journalPath, db.data);
+  // torn by a crash and nothing else: a commit appended after a torn fragment would share its line
+  const recovered = await replayJournal(journalPath, data);
   if ((await stat(journalPath).catch(() => null))?.size) await snapshot();
-  else snapshotBytes = JSON.stringify(db.data).length;
 
-  const originals = new OriginalsIndex(db.data);
-  let changes = new Map<Collection, Set<string>>();
-  let writing: Promise<void> | null = null;
-  let next: Promise<void> | null = null;
+  const originals = new OriginalsIndex(data);
+  let changes: Batch = new Map();
+  let pending: Group | null = null;
+  let writing = false;
 
-  async function write(): Promise<void> {
-    const batch = changes;
-    changes = new Map();
+  function remember(collection: Collection, key: string, before: () => Before): void {
+    let keys = changes.get(collection);
+    if (!keys) {
+      keys = new Map();
+      changes.set(collection, keys);
+    }
+    if (!keys.has(key)) keys.set(key, before());
+  }
+
+  function change(collection: Collection, key: string): void {
+    const records = data[collection] as Record<string, unknown>;
+    remember(collection, key, () => (Object.hasOwn(records, key) ? structuredClone(records[key]) : ABSENT));
+  }
+
+  /** Puts every record of the batches back as it was before its first change (the oldest batch wins). */
+  function rollback(...batches: Batch[]): void {
+    const restored = new Map<Collection, string[]>();
+    for (const batch of batches) {
+      for (const [collection, keys] of batch) {
+        const records = data[collection] as Record<string, unknown>;
+        const done = restored.get(collection) ?? [];
+        restored.set(collection, done);
+        for (const [key, before] of keys) {
+          if (done.includes(key)) continue;
+          done.push(key);
+          restore(records, key, before);
+        }
+      }
+    }
+    originals.restore(data, restored.get('images') ?? []);
+    for (const listener of rollbackListeners) listener(restored);
+  }
+
+  async function write(batch: Batch): Promise<void> {
     if (batch.size === 0) return;
-    journal.append(journalLines(db.data, batch));
-    if (journal.bytes > compactBytes && journal.bytes > snapshotBytes) await snapshot();
+    const start = journal.bytes;
+    journal.append(journalLines(data, batch));
+    try {
+      await journal.sync();
+    } catch (error) {
+      journal.cutBack(start);
+      throw error;
+    }
+    if (journal.bytes > compactBytes && journal.bytes > snapshotFile.size) {
+      // the commit has landed in the journal: a snapshot that fails (a full disk) is tried again later
+      await snapshot().catch(() => undefined);
+    }
+  }
+
+  async function flush(): Promise<void> {
+    writing = true;
+    try {
+      while (pending) {
+        const current = pending;
+        pending = null;
+        const batch = changes;
+        changes = new Map();
+        try {
+          await write(batch);
+          current.resolve();
+        } catch (error) {
+          // nothing of it is on disk: it goes back, and so does every change made since, which was
+          // made on top of it and whose commit would follow it
+          const later = changes;
+          changes = new Map();
+          rollback(batch, later);
+          current.reject(error);
+          const waiting = pending as Group | null;
+          waiting?.reject(error);
+          pending = null;
+        }
+      }
+    } finally {
+      writing = false;
+    }
   }
 
   function commit(): Promise<void> {
-    if (next) return next;
-    const after = (writing ?? Promise.resolve()).catch(() => undefined);
-    next = after.then(async () => {
-      next = null;
-      writing = write();
-      try {
-        await writing;
-      } finally {
-        writing = null;
+    if (!pending) {
+      pending = group();
+      if (!writing) {
+        writing = true;
+        // after this tick: changes made right after the call still join this write
+        queueMicrotask(() => void flush());
       }
-    });
-    return next;
+    }
+    return pending.promise;
   }
 
   return {
-    get data() {
-      return db.data;
-    },
+    data,
     originals,
-    touch(collection, key) {
-      let keys = changes.get(collection);
-      if (!keys) {
-        keys = new Set();
-        changes.set(collection, keys);
-      }
-      keys.add(key);
-    },
+    change,
+    changed: (collection, key, before) => remember(collection, key, () => before ?? ABSENT),
     commit,
+    onRollback(listener) {
+      rollbackListeners.push(listener);
+    },
     async close() {
-      await commit();
+      await commit().catch(() => undefined);
       journal.close();
     },
-    stats: () => ({ journalBytes: journal.bytes, snapshots }),
+    stats: () => ({ journalBytes: journal.bytes, snapshots, recovered }),
   };
+}
+
+/** Puts one record back in place: an object keeps its identity (others may hold it), with its old fields. */
+function restore(records: Record<string, unknown>, key: string, before: Before): void {
+  if (before === ABSENT) {
+    delete records[key];
+    return;
+  }
+  const current = records[key];
+  if (current && typeof current === 'object' && before && typeof before === 'object') {
+    for (const field of Object.keys(current)) delete (current as Record<string, unknown>)[field];
+    Object.assign(current, before);
+  } else {
+    records[key] = before;
+  }
 }

@@ -48,6 +48,7 @@ export async function testServerConfig(
       retry: { ...DEFAULT_RETRY_POLICY, backoff: { ...DEFAULT_RETRY_POLICY.backoff, baseMs: 100 } },
       userTokenTtlSeconds: 3600,
       workerTokenTtlSeconds: 3600,
+      minFreeDiskBytes: 0,
       ...overrides,
     },
     api: {
@@ -126,6 +127,9 @@ export async function spawnServer(
     'alice:alice-pw,bob:bob-pw',
     '--log-level',
     'warn',
+    // the machine's free space is not what these tests are about (the full-disk tests set their own)
+    '--min-free-disk',
+    '0',
     ...extraArgs,
   ];
   const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), args);

@@ -61,7 +61,7 @@ describe('job book: the jobs over the datastore, with the queue and holder index
       seq: store.originals.nextSeq(),
     };
     store.originals.add(workloadId, imageId);
-    store.touch('images', imageId);
+    store.changed('images', imageId, undefined);
     return job;
   }
 

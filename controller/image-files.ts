@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { closeSync, fdatasync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { DirectorySyncs } from './store/index.js';
+
+/** An upload's bytes: in memory, or already on disk at a staging path the library gave out (see stagingPath()). */
+export type IncomingContent = { kind: 'memory'; data: Buffer } | { kind: 'staged'; path: string };
+
+function datasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The image files under <images dir>/<workload name>/, written durably: a file is synced before it
+ * takes its name and its directory after, so a record committed after `put` never points at a file a
+ * power loss can take. Files are only ever created under fresh names, never replaced.
+ */
+export class ImageFiles {
+  private readonly knownDirs = new Set<string>();
+  private readonly directorySyncs = new DirectorySyncs();
+  /** Uploads land here first, on the same file system as their final place, so keeping one is a rename. */
+  private readonly stagingDir: string;
+
+  constructor(readonly root: string) {
+    // workload names start with a letter or digit, so no workload directory can be this one
+    this.stagingDir = path.join(root, '.incoming');
+  }
+
+  /**
+   * At start: empties the staging directory (nothing in it was ever acknowledged) and removes every
+   * file no record points at (kept by a process killed before its record committed). Returns how many.
+   */
+  async prepare(referenced: ReadonlySet<string>): Promise<number> {
+    await rm(this.stagingDir, { recursive: true, force: true });
+    await mkdir(this.stagingDir, { recursive: true });
+    let removed = 0;
+    for (const entry of await readdir(this.root, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name === '.incoming') continue;
+      for (const file of await readdir(path.join(this.root, entry.name))) {
+        if (referenced.has(path.posix.join(entry.name, file))) continue;
+        await rm(path.join(this.root, entry.name, file), { recursive: true, force: true });
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+
+  /** A fresh path to stream an upload to before `put` keeps it. */
+  stagingPath(): string {
+    return path.join(this.stagingDir, randomUUID());
+  }
+
+  /** Removes a staged upload that was not kept (refused, or failed); a kept one is already gone. */
+  async discardStaged(staged: string): Promise<void> {
+    if (path.dirname(staged) !== this.stagingDir) return;
+    await unlink(staged).catch(() => undefined);
+  }
+
+  /**
+   * Puts the bytes at `file` (relative to the root), a fresh name, durably. Bytes in memory (an upload
+   * small enough to stay there, at most 512 KiB) are written synchronously: copying them into the page
+   * cache takes microseconds, where an asynchronous open, write and close were three trips through the
+   * thread pool; only the sync goes there. On failure nothing is left at `file`.
+   */
+  async put(content: IncomingContent, file: string): Promise<void> {
+    const target = path.join(this.root, file);
+    await this.ensureDir(path.dirname(target));
+    try {
+      if (content.kind === 'staged') {
+        await syncFile(content.path);
+        await rename(content.path, target);
+      } else {
+        await writeSynced(target, content.data);
+      }
+      await this.directorySyncs.sync(path.dirname(target));
+    } catch (error) {
+      rmSync(target, { force: true });
+      throw error;
+    }
+  }
+
+  /** Removes a file that was put but not kept (its record was refused, or did not commit). */
+  async remove(file: string): Promise<void> {
+    await rm(path.join(this.root, file), { force: true });
+  }
+
+  pathOf(file: string): string {
+    return path.join(this.root, file);
+  }
+
+  /** mkdir once per workload directory, not once per file (it showed in profiles). */
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
+  }
+}
+
+async function writeSynced(target: string, data: Buffer): Promise<void> {
+  const fd = openSync(target, 'wx');
+  try {
+    let written = 0;
+    while (written < data.length) written += writeSync(fd, data, written, data.length - written);
+    await datasync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
