@@ -29,7 +29,8 @@ export function archiveRoutes(controller: Controller, log: Logger): Router {
           file,
           size: info.size,
           mtime: new Date(image.created_at),
-          name: `${workload.name}/${path.basename(image.file)}`,
+          // named after its original, whatever the file is called on disk (each lease writes its own)
+          name: `${workload.name}/${image.source_image_id ?? image.id}.filtered${path.extname(image.file)}`,
         };
       }),
     );
