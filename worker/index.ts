@@ -1,2 +1,3 @@
 export { startWorker, type WorkerAgent } from './agent.js';
 export type { WorkerConfig } from './config.js';
+export { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from './api-client.js';

@@ -198,4 +198,46 @@ describe('faults: a job must not stay running for ever', function () {
       expect(view.failures[0]!.error).to.match(/ran too long/);
     },
   );
+
+  it(
+    "the API never answers: the worker's call fails on its idle timeout, reported retryable; once the API " +
+      'answers, the job is done',
+    async () => {
+      const { server: s, client, controllerPort, standIn: api } = await start({});
+      const worker = spawnWorkerProcess({
+        controllerPort,
+        name: 'patient',
+        engine: 'jimp',
+        slots: 1,
+        logLevel: 'info',
+        args: ['--http-idle-timeout', '1s'],
+      });
+      const { jobId, workloadId, startedAt } = await runOneJob(s, client, worker, 'patient');
+      const failed = await waitFor(
+        'the worker to report its download failed',
+        async () => {
+          const job = s.controller.store.data.jobs[jobId]!;
+          return job.error ? { at: Date.now(), job: structuredClone(job) } : null;
+        },
+        10_000,
+        5,
+      );
+      api.mode = 'forward';
+      const done = await client.waitForCompletion(workloadId, 30_000);
+      const doneAt = Date.now();
+      console.log(
+        `  recovery: API never answers -> the worker's download failed on its idle timeout (1 s) ` +
+          `${seconds(failed.at - startedAt)} s after the job started; done ${seconds(doneAt - failed.at)} s after ` +
+          'the API answered again',
+      );
+      expect(failed.job.error).to.equal(
+        `download of image ${failed.job.image_id} failed: idle timeout: nothing sent or received for 1s`,
+      );
+      expect(failed.job.attempts, 'the failure counted one attempt').to.equal(1);
+      expect(failed.at - startedAt, 'failed within the idle timeout + 1 s').to.be.within(1000, 2000);
+      expect(done.done_jobs).to.equal(1);
+      expect(s.controller.store.data.jobs[jobId]).to.include({ state: 'done', attempts: 2, error: null });
+      expect(worker.output()).to.not.match(/"level":(50|60)/);
+    },
+  );
 });
