@@ -16,6 +16,8 @@ export interface WorkerConfig {
   rpcPort: number;
   /** How long SIGTERM waits for running jobs before handing them back. */
   drainMs: number;
+  /** A job not done this long after it started is given up and reported as a retryable failure. */
+  jobDeadlineMs: number;
   /** Time limits of each call to the API (download, upload). */
   httpTimeouts: HttpTimeouts;
   logLevel: LogLevel;

@@ -6,7 +6,7 @@ import { createServer as createTcpServer, connect, type Server as TcpServer, typ
 import type { AddressInfo } from 'node:net';
 import type { Server } from '../../bin/server.js';
 import type { ServerConfig } from '../../bin/server.js';
-import { DEFAULT_RETRY_POLICY } from '../../controller/index.js';
+import { DEFAULT_RETRY_POLICY, type Job } from '../../controller/index.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
@@ -107,12 +107,13 @@ describe('faults: a job must not stay running for ever', function () {
     };
   }
 
-  /** Starts a one-slot worker, uploads one image and returns its job's id once the job runs, and since when. */
+  /** Once the worker is registered, uploads one image and returns its job's id once the job runs, and since when. */
   async function runOneJob(
     s: Server,
     client: TestClient,
     worker: Spawned,
     name: string,
+    data: Buffer = image,
   ): Promise<{ jobId: string; workloadId: string; startedAt: number }> {
     await waitFor(`${name} to register`, async () => liveWorker(s, name)?.state === 'alive', 30_000, 20).catch(
       (error: unknown) => {
@@ -120,7 +121,7 @@ describe('faults: a job must not stay running for ever', function () {
       },
     );
     const workload = await client.createWorkload({ filter: 'grayscale' });
-    const upload = await client.upload(workload.workload_id, image, 'a.png', 'image/png');
+    const upload = await client.upload(workload.workload_id, data, 'a.png', 'image/png');
     expect(upload.status, JSON.stringify(upload.body)).to.equal(201);
     const jobId = s.controller.store.data.images[upload.body.image_id!]!.job_id!;
     const startedAt = await waitFor(
@@ -134,6 +135,19 @@ describe('faults: a job must not stay running for ever', function () {
       5,
     );
     return { jobId, workloadId: workload.workload_id, startedAt };
+  }
+
+  /** The job once it has failed for good. */
+  function failedForGood(s: Server, jobId: string): Promise<Job> {
+    return waitFor(
+      'the job to fail for good',
+      async () => {
+        const job = s.controller.store.data.jobs[jobId]!;
+        return job.state === 'failed' ? job : null;
+      },
+      30_000,
+      20,
+    );
   }
 
   it(
@@ -171,15 +185,7 @@ describe('faults: a job must not stay running for ever', function () {
         10_000,
         20,
       );
-      const ended = await waitFor(
-        'the job to end failed after its two attempts',
-        async () => {
-          const job = s.controller.store.data.jobs[jobId]!;
-          return job.state === 'failed' ? job : null;
-        },
-        30_000,
-        20,
-      );
+      const ended = await failedForGood(s, jobId);
       const endedAt = Date.parse(ended.finished_at!);
       console.log(
         `  recovery: API never answers -> job released ${seconds(releasedAt - startedAt)} s after it started ` +
@@ -237,6 +243,62 @@ describe('faults: a job must not stay running for ever', function () {
       expect(failed.at - startedAt, 'failed within the idle timeout + 1 s').to.be.within(1000, 2000);
       expect(done.done_jobs).to.equal(1);
       expect(s.controller.store.data.jobs[jobId]).to.include({ state: 'done', attempts: 2, error: null });
+      expect(worker.output()).to.not.match(/"level":(50|60)/);
+    },
+  );
+
+  it(
+    "a job not done by the worker's --job-deadline is given up while filtering (its jimp thread terminated), " +
+      'reported retryable, and fails after its attempts; the worker goes on with the next job',
+    async () => {
+      const {
+        server: s,
+        client,
+        controllerPort,
+        standIn: api,
+      } = await start({
+        retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: 2, backoff: { baseMs: 100, maxMs: 200 } },
+      });
+      api.mode = 'forward';
+      const deadlineMs = 300;
+      const worker = spawnWorkerProcess({
+        controllerPort,
+        name: 'slow',
+        engine: 'jimp',
+        slots: 1,
+        logLevel: 'info',
+        args: ['--job-deadline', `${deadlineMs}ms`],
+      });
+      // a job of a second or more for jimp: past the deadline while it filters
+      const large = await makeTestImage(1200, 900, 'image/png', 8);
+      const { jobId, startedAt } = await runOneJob(s, client, worker, 'slow', large);
+      const firstFailure = await waitFor(
+        'the worker to give up the job',
+        async () => (s.controller.store.data.jobs[jobId]!.error ? Date.now() : null),
+        10_000,
+        5,
+      );
+      const ended = await failedForGood(s, jobId);
+      console.log(
+        `  recovery: job past the worker's deadline (${deadlineMs} ms) -> reported failed ` +
+          `${seconds(firstFailure - startedAt)} s after it started; failed for good after ${ended.attempts} attempts`,
+      );
+      expect(ended.attempts).to.equal(2);
+      expect(ended.error).to.equal(
+        'job deadline passed: not done 300ms after it started (--job-deadline), while filtering; ' +
+          'its work was abandoned',
+      );
+      expect(firstFailure - startedAt, 'reported within the deadline + 1 s').to.be.within(
+        deadlineMs,
+        deadlineMs + 1000,
+      );
+
+      // the jimp thread that was abandoned was replaced: a small job is done
+      const next = await client.createWorkload({ filter: 'grayscale' });
+      const small = await makeTestImage(64, 48, 'image/jpeg', 9);
+      expect((await client.upload(next.workload_id, small, 'b.jpg', 'image/jpeg')).status).to.equal(201);
+      const done = await client.waitForCompletion(next.workload_id, 20_000);
+      expect(done.done_jobs, JSON.stringify(done.failures)).to.equal(1);
       expect(worker.output()).to.not.match(/"level":(50|60)/);
     },
   );
