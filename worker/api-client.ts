@@ -98,7 +98,7 @@ function send(call: Call, retried = false): Promise<Reply> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const timers: NodeJS.Timeout[] = [];
-    const settle = (outcome: Promise<Reply> | Error): void => {
+    const settle = (outcome: Reply | Promise<Reply> | Error): void => {
       if (settled) return;
       settled = true;
       for (const timer of timers) clearTimeout(timer);
@@ -110,7 +110,7 @@ function send(call: Call, retried = false): Promise<Reply> {
       { method, headers, signal, agent: agents[url.protocol === 'https:' ? 'https:' : 'http:'] },
       (response) => {
         readBody(response).then(
-          (body) => settle(Promise.resolve({ status: response.statusCode ?? 0, body })),
+          (body) => settle({ status: response.statusCode ?? 0, body }),
           (error: Error) => settle(error),
         );
       },
