@@ -19,6 +19,16 @@ async function outcome(call: Promise<unknown>): Promise<{ error: unknown; ms: nu
   throw new Error('expected the call to fail');
 }
 
+/** The download fails on that timeout, with that message, once the timeout has passed (and not much later). */
+async function expectTimeout(api: ApiClient, kind: 'connect' | 'idle' | 'total', message: string): Promise<void> {
+  const { error, ms } = await outcome(api.download('image-1', new AbortController().signal));
+  expect(error).to.be.instanceOf(ApiTimeoutError);
+  expect((error as ApiTimeoutError).kind).to.equal(kind);
+  expect((error as Error).message).to.equal(`download of image image-1 failed: ${message}`);
+  const limit = { connect: TIMEOUTS.connectMs, idle: TIMEOUTS.idleMs, total: TIMEOUTS.totalMs }[kind];
+  expect(ms).to.be.within(limit - 10, limit + 500);
+}
+
 describe('worker HTTP client: time limits', function () {
   this.timeout(20_000);
   const sockets = new Set<Socket>();
@@ -69,23 +79,12 @@ describe('worker HTTP client: time limits', function () {
 
   it('a connection that is never accepted fails on the connect timeout', async () => {
     const api = new ApiClient(await unacceptingListener(), () => 'token', TIMEOUTS);
-    const { error, ms } = await outcome(api.download('image-1', new AbortController().signal));
-    expect(error).to.be.instanceOf(ApiTimeoutError);
-    expect((error as ApiTimeoutError).kind).to.equal('connect');
-    expect((error as Error).message).to.equal(
-      'download of image image-1 failed: connect timeout: no connection within 300ms',
-    );
-    expect(ms).to.be.within(TIMEOUTS.connectMs - 10, TIMEOUTS.connectMs + 500);
+    await expectTimeout(api, 'connect', 'connect timeout: no connection within 300ms');
   });
 
   it('an API that accepts and never answers fails on the idle timeout', async () => {
     const api = new ApiClient(await silentApi(), () => 'token', TIMEOUTS);
-    const { error, ms } = await outcome(api.download('image-1', new AbortController().signal));
-    expect((error as ApiTimeoutError).kind).to.equal('idle');
-    expect((error as Error).message).to.equal(
-      'download of image image-1 failed: idle timeout: nothing sent or received for 400ms',
-    );
-    expect(ms).to.be.within(TIMEOUTS.idleMs - 10, TIMEOUTS.idleMs + 500);
+    await expectTimeout(api, 'idle', 'idle timeout: nothing sent or received for 400ms');
     // an upload as well
     const result = { data: Buffer.alloc(1000), mime: 'image/png' as const, width: 1, height: 1 };
     const upload = { type: 'filtered' as const, job_id: 'job-1', lease_id: 'lease-1' };
@@ -101,13 +100,7 @@ describe('worker HTTP client: time limits', function () {
         response.on('close', () => clearInterval(drip));
       }),
     );
-    const api = new ApiClient(url, () => 'token', TIMEOUTS);
-    const { error, ms } = await outcome(api.download('image-1', new AbortController().signal));
-    expect((error as ApiTimeoutError).kind).to.equal('total');
-    expect((error as Error).message).to.equal(
-      'download of image image-1 failed: total timeout: not finished within 1s',
-    );
-    expect(ms).to.be.within(TIMEOUTS.totalMs - 10, TIMEOUTS.totalMs + 500);
+    await expectTimeout(new ApiClient(url, () => 'token', TIMEOUTS), 'total', 'total timeout: not finished within 1s');
   });
 
   it('a cancelled call ends at once, as cancelled, not as a timeout', async () => {
