@@ -61,6 +61,7 @@ function finishedJob(index: number): Job {
     filtered_image_id: `filtered-${index}`,
     created_at: at,
     updated_at: at,
+    started_at: at,
     finished_at: at,
   };
 }

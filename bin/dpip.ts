@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, resolveLogFormat } from '../common/log.js';
+// the constant alone: worker/index.js would load the whole worker (systeminformation and all)
+import { DEFAULT_JOB_DEADLINE_MS } from '../worker/job-runner.js';
 import { startLocalWorkers } from './local-workers.js';
 import { whenParentGone } from './parent-gone.js';
 import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
@@ -29,6 +31,8 @@ const workers = startLocalWorkers(
     secret: config.server.controller.clusterSecret,
     engine: config.engine,
     slots: config.workerSlots,
+    // the workers give up on a job (and say why) before the controller takes it from them
+    jobDeadlineMs: Math.min(DEFAULT_JOB_DEADLINE_MS, Math.floor(config.server.controller.jobTimeoutMs / 2)),
     logLevel: config.logLevel,
     logFormat,
   },

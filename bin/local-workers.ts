@@ -11,6 +11,8 @@ export interface LocalWorkerOptions {
   secret: string;
   engine: string;
   slots: number | undefined;
+  /** Each worker's --job-deadline. */
+  jobDeadlineMs: number;
   logLevel: string;
   /** The server's own log format, so that its workers' lines look like its own. */
   logFormat: 'json' | 'pretty';
@@ -48,6 +50,8 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
       'local',
       '--engine',
       options.engine,
+      '--job-deadline',
+      `${options.jobDeadlineMs}ms`,
       '--log-level',
       options.logLevel,
       '--log-format',

@@ -11,7 +11,9 @@ import { LOG_OPTIONS } from './log-options.js';
 import { parseSize } from '../common/units.js';
 import { writeDurably } from '../controller/index.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
-import { DEFAULT_RETRY_POLICY } from '../controller/index.js';
+import { DEFAULT_JOB_TIMEOUT_MS, DEFAULT_RETRY_POLICY } from '../controller/index.js';
+import { formatDuration } from '../common/units.js';
+import { durationFlag } from './duration-flag.js';
 import type { ServerConfig } from './server.js';
 
 export interface ServerCliConfig {
@@ -110,6 +112,11 @@ const SERVER_OPTIONS = {
     describe: 'a worker silent this long is dead and its jobs are requeued',
   },
   'heartbeat-ms': { type: 'number', default: 1000, describe: 'worker heartbeat interval' },
+  'job-timeout': {
+    type: 'string',
+    default: formatDuration(DEFAULT_JOB_TIMEOUT_MS),
+    describe: 'a job running this long (30s, 10m, 1h) is released as a failed attempt, even while its lease is renewed',
+  },
   'max-attempts': {
     type: 'number',
     default: DEFAULT_RETRY_POLICY.maxAttempts,
@@ -185,6 +192,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('heartbeat-ms', args.heartbeatMs, 50, 60_000);
   whole('lease-ms', args.leaseMs, 100, 3_600_000);
   whole('max-attempts', args.maxAttempts, 1, 100);
+  const jobTimeoutMs = durationFlag('job-timeout', args.jobTimeout, 1000, 7 * 86_400_000);
   whole('max-upload-bytes', args.maxUploadBytes, 1, 2 ** 31);
   whole('max-pixels', args.maxPixels, 1, 2 ** 31);
   whole('token-ttl', args.tokenTtl, 60, 10 * 365 * 24 * 3600);
@@ -226,6 +234,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         clusterSecret: secret,
         leaseMs: args.leaseMs,
         heartbeatMs: args.heartbeatMs,
+        jobTimeoutMs,
         announceMs: 1000,
         retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: args.maxAttempts },
         userTokenTtlSeconds: args.tokenTtl,

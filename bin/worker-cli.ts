@@ -3,7 +3,14 @@ import yargs from 'yargs';
 import { dropForeignEnv } from '../common/cli-env.js';
 import { LOG_OPTIONS } from './log-options.js';
 import { DEFAULT_CONTROLLER_PORT, tagsSchema, workerNameSchema } from '../common/protocol.js';
-import type { WorkerConfig } from '../worker/index.js';
+import { formatDuration } from '../common/units.js';
+import {
+  DEFAULT_HTTP_TIMEOUTS,
+  DEFAULT_JOB_DEADLINE_MS,
+  type HttpTimeouts,
+  type WorkerConfig,
+} from '../worker/index.js';
+import { durationFlag } from './duration-flag.js';
 
 /** The worker's one typed config, from flags and DPIP_* environment variables. */
 const WORKER_OPTIONS = {
@@ -25,6 +32,23 @@ const WORKER_OPTIONS = {
   },
   'rpc-port': { type: 'number', default: 0, describe: "port of this worker's JSON-RPC socket (0: any free port)" },
   'drain-ms': { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' },
+  'job-deadline': {
+    type: 'string',
+    default: formatDuration(DEFAULT_JOB_DEADLINE_MS),
+    describe:
+      'a job not done this long after it started (90s, 5m) is given up and reported as a retryable failure; ' +
+      "keep it under the server's --job-timeout",
+  },
+  'http-timeout': {
+    type: 'string',
+    default: formatDuration(DEFAULT_HTTP_TIMEOUTS.totalMs),
+    describe: 'the longest one call to the API (a download or an upload, body included) may take: 30s, 2m, ...',
+  },
+  'http-idle-timeout': {
+    type: 'string',
+    default: formatDuration(DEFAULT_HTTP_TIMEOUTS.idleMs),
+    describe: 'a call to the API that sends and receives nothing this long fails (at most --http-timeout)',
+  },
   ...LOG_OPTIONS,
 } as const;
 
@@ -64,6 +88,15 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     throw new Error('the cluster secret is required: --secret or DPIP_SECRET (the server prints it at start)');
   if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256)
     throw new Error('--slots must be a whole number from 1 to 256');
+  const jobDeadlineMs = durationFlag('job-deadline', args.jobDeadline, 100, 7 * 86_400_000);
+  const totalMs = durationFlag('http-timeout', args.httpTimeout, 100, 86_400_000);
+  // silence longer than the whole call could never be noticed; connecting is given no longer than silence
+  const idleMs = Math.min(totalMs, durationFlag('http-idle-timeout', args.httpIdleTimeout, 100, 86_400_000));
+  const httpTimeouts: HttpTimeouts = {
+    connectMs: Math.min(DEFAULT_HTTP_TIMEOUTS.connectMs, idleMs),
+    idleMs,
+    totalMs,
+  };
   return {
     controllerHost: host,
     controllerPort: Number(match[2]),
@@ -75,6 +108,8 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     advertiseHost: args.advertiseHost ?? null,
     rpcPort: args.rpcPort,
     drainMs: args.drainMs,
+    jobDeadlineMs,
+    httpTimeouts,
     logLevel: args.logLevel,
     logFormat: args.logFormat,
   };

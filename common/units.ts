@@ -23,6 +23,15 @@ export function parseDuration(text: string | number): number {
   return parseAmount(text, DURATION_UNITS, 'duration', '500ms, 30s, 10m, 12h or 7d');
 }
 
+/** A duration for people, written as a flag takes it: `500ms`, `1.5s`, `10m`, `2h`, `7d` (one decimal at most). */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const factor = DURATION_UNITS[unit]!;
+    if (ms >= factor) return `${Number((ms / factor).toFixed(1))}${unit}`;
+  }
+  return `${Math.round(ms)}ms`;
+}
+
 /** Bytes from `512KB`, `512MB`, `10GB`, `1TB` (or KiB, MiB, ...), or a bare number of bytes. */
 export function parseSize(text: string | number): number {
   if (typeof text === 'number') return text;

@@ -13,6 +13,8 @@ export interface ControllerConfig {
   clusterSecret: string;
   leaseMs: number;
   heartbeatMs: number;
+  /** A job running this long is released as a failed attempt, however often its lease was renewed. */
+  jobTimeoutMs: number;
   announceMs: number;
   retry: RetryPolicy;
   userTokenTtlSeconds: number;

@@ -55,7 +55,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   });
   const events = new EventEmitter<ControllerEvents>();
   let workPending = false;
-  const jobs = new JobBook(store, config.retry, config.leaseMs, {
+  const jobs = new JobBook(store, config.retry, config.leaseMs, config.jobTimeoutMs, {
     onWork() {
       // many changes in one tick wake the scheduler once
       if (workPending) return;

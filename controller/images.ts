@@ -14,6 +14,7 @@ const STALE_RESULT: Record<Refusal, string> = {
   wrong_state: 'the job is no longer running: result discarded',
   in_backoff: 'the job is waiting to be retried: result discarded',
   lease_live: 'the job is no longer running: result discarded',
+  in_time: 'the job is no longer running: result discarded',
   wrong_result: "the result is not of this job's original: discarded",
 };
 

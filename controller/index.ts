@@ -1,6 +1,13 @@
 export { startController, type Controller, type ControllerEvents } from './controller.js';
 export { rpcPortOf, type ControllerConfig } from './config.js';
-export { DEFAULT_RETRY_POLICY, REFUSALS, type RetryPolicy, type Refusal, type Transition } from './jobs/index.js';
+export {
+  DEFAULT_JOB_TIMEOUT_MS,
+  DEFAULT_RETRY_POLICY,
+  REFUSALS,
+  type RetryPolicy,
+  type Refusal,
+  type Transition,
+} from './jobs/index.js';
 export {
   createWorkload,
   findWorkload,

@@ -5,11 +5,13 @@ import {
   expireLease,
   failJob,
   holderRefusal,
+  overdueAt,
   regrantLease,
   releaseJob,
   renewLease,
   retryJob,
   startJob,
+  timeOutJob,
   unassignJob,
   type JobResult,
   type Refusal,
@@ -36,6 +38,7 @@ export type TransitionName =
   | 'release'
   | 'unassign'
   | 'expire'
+  | 'timeout'
   | 'retry';
 
 /** A transition that changed nothing, and why. */
@@ -80,6 +83,7 @@ export class JobBook {
     private readonly store: Store,
     private readonly policy: RetryPolicy,
     private readonly leaseMs: number,
+    private readonly jobTimeoutMs: number,
     hooks: Partial<JobBookHooks> = {},
     private readonly clock: () => number = Date.now,
   ) {
@@ -205,15 +209,29 @@ export class JobBook {
    */
   expire(now: number): Job[] {
     const expired: Job[] = [];
-    for (const held of [...this.leasedBy.values()]) {
-      for (const jobId of [...held]) {
-        const lease = this.store.data.jobs[jobId]?.lease;
-        if (!lease || lease.expires_at > now) continue;
-        const result = this.apply('expire', jobId, () => expireLease(this.store.data, jobId, this.policy, now));
-        if (result.ok) expired.push(result.job);
-      }
+    for (const job of this.held()) {
+      if (!job.lease || job.lease.expires_at > now) continue;
+      const result = this.apply('expire', job.id, () => expireLease(this.store.data, job.id, this.policy, now));
+      if (result.ok) expired.push(result.job);
     }
     return expired;
+  }
+
+  /**
+   * The run-time sweep: releases every running job whose run has lasted the job timeout, as a failed attempt,
+   * however often its lease was renewed. Walks only the held jobs, as expire() does.
+   */
+  timeOut(now: number): Job[] {
+    const timedOut: Job[] = [];
+    for (const job of this.held()) {
+      const due = overdueAt(job, this.jobTimeoutMs);
+      if (due === null || due > now) continue;
+      const result = this.apply('timeout', job.id, () =>
+        timeOutJob(this.store.data, job.id, this.jobTimeoutMs, this.policy, now),
+      );
+      if (result.ok) timedOut.push(result.job);
+    }
+    return timedOut;
   }
 
   /**
@@ -268,6 +286,16 @@ export class JobBook {
       if (job?.lease) this.hold(job.lease.worker_id, jobId);
     }
     if (jobIds.length > 0) this.hooks.onWork();
+  }
+
+  /** The jobs that hold a lease, from a copy of the index: the caller may release them as it goes. */
+  private *held(): Generator<Job> {
+    for (const jobs of [...this.leasedBy.values()]) {
+      for (const jobId of [...jobs]) {
+        const job = this.store.data.jobs[jobId];
+        if (job) yield job;
+      }
+    }
   }
 
   /** The two queues merged by upload order; the returned ones are copied, since the caller may assign as it goes. */

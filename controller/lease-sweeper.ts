@@ -11,8 +11,9 @@ export interface LeaseSweeper {
 
 /**
  * The liveness and stalled-job sweep: a worker silent for longer than the lease is dead and its jobs
- * go back to the queue; so does any job whose lease ran out (its holder stopped renewing it). Then
- * whatever changed is committed. The sweep walks the live workers and the jobs that hold a lease,
+ * go back to the queue; so does any job whose lease ran out (its holder stopped renewing it), and any job
+ * that has run for the job timeout (its holder renews the lease, but the job does not move). Then whatever
+ * changed is committed. The sweep walks the live workers and the jobs that hold a lease,
  * never the jobs that finished.
  */
 export function startLeaseSweeper(
@@ -33,6 +34,9 @@ export function startLeaseSweeper(
     }
     const expired = jobs.expire(now);
     if (expired.length > 0) log.warn({ jobs: expired.map((job) => job.id) }, 'leases expired: jobs requeued');
+    const timedOut = jobs.timeOut(now);
+    if (timedOut.length > 0)
+      log.warn({ jobs: timedOut.map((job) => job.id) }, 'jobs ran past the job timeout: released as failed attempts');
     void store.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
   }
 

@@ -2,7 +2,8 @@ import type { Logger } from '../common/log.js';
 import type { WorkerConfig } from './config.js';
 import { ControllerSession } from './controller-session.js';
 import { createEngine } from './engines/index.js';
-import { reportFailure } from './failure-report.js';
+import type { AssignParams } from '../common/protocol.js';
+import { reportFailure, type JobFailure } from './failure-report.js';
 import { localAddressToward } from './network.js';
 import { ResourceMonitor } from './resources.js';
 import { serveSchedulerRpc } from './scheduler-rpc.js';
@@ -21,7 +22,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const advertiseHost =
     config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
   const session = new ControllerSession(config, log);
-  const slots = new Slots(config.slots, engine, (job, failure) => reportFailure(session, job, failure, log), log);
+  const report = (job: AssignParams, failure: JobFailure): Promise<void> => reportFailure(session, job, failure, log);
+  const slots = new Slots(config.slots, engine, report, log, config.jobDeadlineMs);
   const rpc = await serveSchedulerRpc(config, advertiseHost, session, slots, log);
   log.info({ worker: config.name, engine: engine.name, slots: config.slots, rpc: rpc.address }, 'worker started');
   session.start({ rpcAddress: rpc.address, engine: engine.name, monitor, jobs: slots });

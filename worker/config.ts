@@ -1,3 +1,4 @@
+import type { HttpTimeouts } from './api-client.js';
 import type { EngineChoice } from './engines/index.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 
@@ -15,6 +16,10 @@ export interface WorkerConfig {
   rpcPort: number;
   /** How long SIGTERM waits for running jobs before handing them back. */
   drainMs: number;
+  /** A job not done this long after it started is given up and reported as a retryable failure. */
+  jobDeadlineMs: number;
+  /** Time limits of each call to the API (download, upload). */
+  httpTimeouts: HttpTimeouts;
   logLevel: LogLevel;
   logFormat: LogFormat;
 }

@@ -148,7 +148,7 @@ export class ControllerSession {
   private async register(rpc: RpcClient, peer: SessionPeer): Promise<void> {
     const registration = await rpc.call(CONTROLLER_METHODS.register, this.registerParams(peer), registerResultSchema);
     const apiUrl = registration.api_url ?? `http://${urlHost(this.config.controllerHost)}:${registration.api_port}`;
-    this.current = { registration, api: new ApiClient(apiUrl, () => this.token ?? '') };
+    this.current = { registration, api: new ApiClient(apiUrl, () => this.token ?? '', this.config.httpTimeouts) };
     this.log.info({ worker_id: registration.worker_id, api: apiUrl }, 'registered');
   }
 

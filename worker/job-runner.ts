@@ -1,6 +1,7 @@
 import { isFilterName } from '../common/filters/index.js';
 import type { Logger } from '../common/log.js';
 import type { AssignParams } from '../common/protocol.js';
+import { formatDuration } from '../common/units.js';
 import { ApiError, type ApiClient } from './api-client.js';
 import { UndecodableImageError, type FilterEngine } from './engines/index.js';
 
@@ -9,9 +10,14 @@ export type JobOutcome =
   | { kind: 'failed'; error: string; retryable: boolean }
   | { kind: 'dropped'; reason: string }; // cancelled, or the lease moved on: nothing to report
 
+/** How long a worker works on one job before it gives up on it (--job-deadline); under the server's --job-timeout. */
+export const DEFAULT_JOB_DEADLINE_MS = 5 * 60_000;
+
 /**
  * Download, filter, upload: one job from start to end. Never throws; the outcome says what happened.
  * `onUploading` is told when the result is on its way: the answered upload completes the job.
+ * After `deadlineMs` the job is given up, whatever it is doing: its call is cut, its engine work abandoned
+ * (see ApplyOptions), and it fails as retryable.
  */
 export async function runJob(
   job: AssignParams,
@@ -20,21 +26,29 @@ export async function runJob(
   signal: AbortSignal,
   log: Logger,
   onUploading: () => void = () => undefined,
+  deadlineMs: number = DEFAULT_JOB_DEADLINE_MS,
 ): Promise<JobOutcome> {
   if (!isFilterName(job.filter))
     return { kind: 'failed', error: `this worker has no filter "${job.filter}"`, retryable: false };
+  const started = performance.now();
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new Error('the job deadline passed')), deadlineMs);
+  const work = AbortSignal.any([signal, deadline.signal]);
+  let stage = 'downloading its original';
   try {
-    const started = performance.now();
-    const original = await api.download(job.image_id, signal);
+    const original = await api.download(job.image_id, work);
     const downloaded = performance.now();
-    const result = await engine.apply(job.filter, original);
-    if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };
+    stage = 'filtering';
+    const timeoutMs = deadlineMs - (downloaded - started);
+    const result = await engine.apply(job.filter, original, { signal: work, timeoutMs });
+    work.throwIfAborted();
     const filtered = performance.now();
+    stage = 'uploading its result';
     onUploading();
     const imageId = await api.uploadFiltered(
       { type: 'filtered', job_id: job.job_id, lease_id: job.lease_id },
       result,
-      signal,
+      work,
     );
     const ms = (from: number, to: number): number => Math.round(to - from);
     log.debug(
@@ -49,10 +63,18 @@ export async function runJob(
     return { kind: 'done', imageId };
   } catch (error) {
     if (signal.aborted) return { kind: 'dropped', reason: 'cancelled' };
+    if (deadline.signal.aborted) {
+      const message =
+        `job deadline passed: not done ${formatDuration(deadlineMs)} after it started (--job-deadline), ` +
+        `while ${stage}; its work was abandoned`;
+      return { kind: 'failed', error: message, retryable: true };
+    }
     if (error instanceof UndecodableImageError) return { kind: 'failed', error: error.message, retryable: false };
     if (error instanceof ApiError && error.status === 409) return { kind: 'dropped', reason: error.message };
     // 404: the original is gone (workload deleted); 4xx other than that may be a transient auth problem
     const retryable = !(error instanceof ApiError && error.status === 404);
     return { kind: 'failed', error: error instanceof Error ? error.message : String(error), retryable };
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -27,6 +27,8 @@ export class Slots {
     private readonly engine: FilterEngine,
     private readonly reportFailure: (job: AssignParams, failure: JobFailure) => Promise<void>,
     private readonly log: Logger,
+    /** Each job is given up this long after it started (--job-deadline). */
+    private readonly jobDeadlineMs: number,
   ) {}
 
   /** Running jobs, those whose result is uploading included. */
@@ -47,7 +49,8 @@ export class Slots {
     this.jobs.set(jobId, entry);
     // the slot frees as soon as the work is done: the controller may assign the next job while the report is in flight
     const uploading = (): void => void this.finishing.add(jobId);
-    entry.done = runJob(params, api, this.engine, abort.signal, this.log.child({ job_id: jobId }), uploading).then(
+    const log = this.log.child({ job_id: jobId });
+    entry.done = runJob(params, api, this.engine, abort.signal, log, uploading, this.jobDeadlineMs).then(
       async (outcome) => {
         this.jobs.delete(jobId);
         this.finishing.delete(jobId);

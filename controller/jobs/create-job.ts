@@ -16,6 +16,7 @@ export function createJob(data: Data, workloadId: string, imageId: string, now: 
     filtered_image_id: null,
     created_at: at,
     updated_at: at,
+    started_at: null,
     finished_at: null,
   };
   data.jobs[job.id] = job;

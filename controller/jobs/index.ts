@@ -10,6 +10,7 @@ export { failJob } from './fail-job.js';
 export { releaseJob } from './release-job.js';
 export { unassignJob } from './unassign-job.js';
 export { expireLease } from './expire-lease.js';
+export { timeOutJob, overdueAt, DEFAULT_JOB_TIMEOUT_MS } from './time-out-job.js';
 export { retryJob } from './retry-job.js';
 export { holdsLease, holderRefusal, LEASED_STATES, DEFAULT_RETRY_POLICY, type RetryPolicy } from './lease.js';
 export { REFUSALS, type Refusal, type Transition } from './transition.js';

@@ -14,6 +14,7 @@ export function retryJob(data: Data, jobId: string, now: number): Transition {
   job.lease = null;
   job.not_before = 0;
   job.error = null;
+  job.started_at = null;
   job.finished_at = null;
   stamp(job, now);
   return applied(job);

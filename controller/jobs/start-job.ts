@@ -2,7 +2,7 @@ import { own, type Data, type Lease } from '../store/index.js';
 import { holderRefusal } from './lease.js';
 import { applied, refused, stamp, type Transition } from './transition.js';
 
-/** assigned -> running: the worker accepted the job; its lease runs from now. */
+/** assigned -> running: the worker accepted the job; its lease, and its run (started_at), run from now. */
 export function startJob(
   data: Data,
   jobId: string,
@@ -16,6 +16,6 @@ export function startJob(
   if (refusal || !job) return refused(refusal ?? 'no_job');
   job.state = 'running';
   job.lease = { ...(job.lease as Lease), expires_at: now + leaseMs };
-  stamp(job, now);
+  job.started_at = stamp(job, now);
   return applied(job);
 }

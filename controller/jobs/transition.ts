@@ -15,6 +15,8 @@ export const REFUSALS = [
   'in_backoff',
   /** The lease has not expired: nothing to release. */
   'lease_live',
+  /** The running job has not reached the job timeout: nothing to time out. */
+  'in_time',
   /** The filtered image offered as the job's result is not a filtered image of the job's original. */
   'wrong_result',
 ] as const;

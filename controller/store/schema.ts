@@ -72,6 +72,11 @@ export interface Job {
   filtered_image_id: string | null;
   created_at: string;
   updated_at: string;
+  /**
+   * When its current (or last) run started: the worker accepted it. Null before its first run, and in records
+   * written before the field existed (a running job's updated_at is its start there).
+   */
+  started_at: string | null;
   finished_at: string | null;
 }
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../../common/log.js';
-import { DEFAULT_RETRY_POLICY } from '../../controller/index.js';
+import { DEFAULT_JOB_TIMEOUT_MS, DEFAULT_RETRY_POLICY } from '../../controller/index.js';
 import { startServer, type Server, type ServerConfig } from '../../bin/server.js';
 import { freePort, freePortPair } from './ports.js';
 import { DIST_BIN, spawnNode, waitFor, type Spawned } from './processes.js';
@@ -44,6 +44,7 @@ export async function testServerConfig(
       clusterSecret: TEST_SECRET,
       leaseMs: 3000,
       heartbeatMs: 500,
+      jobTimeoutMs: DEFAULT_JOB_TIMEOUT_MS,
       announceMs: 300,
       retry: { ...DEFAULT_RETRY_POLICY, backoff: { ...DEFAULT_RETRY_POLICY.backoff, baseMs: 100 } },
       userTokenTtlSeconds: 3600,

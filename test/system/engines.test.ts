@@ -132,6 +132,25 @@ describe('filter engines', function () {
         expect([result.width, result.height]).to.deep.equal([320, 240]);
       });
 
+      it('abandons a job whose signal aborts: rejects at once, with the reason; the next job is filtered', async () => {
+        const big = await makeTestImage(1600, 1200, 'image/png', 11);
+        let started = performance.now();
+        await engine.apply('blur', big);
+        const whole = performance.now() - started;
+        const abort = new AbortController();
+        started = performance.now();
+        const abandoned = engine.apply('blur', big, { signal: abort.signal });
+        setTimeout(() => abort.abort(new Error('the job deadline passed')), 5);
+        const err = await rejectionOf(abandoned);
+        const took = performance.now() - started;
+        expect((err as Error).message).to.equal('the job deadline passed');
+        expect(took, `abandoned after ${took} ms; the whole job takes ${whole} ms`).to.be.below(whole / 2);
+        // a signal aborted before the call: nothing starts
+        expect(await rejectionOf(engine.apply('blur', big, { signal: abort.signal }))).to.equal(err);
+        const result = await engine.apply('blur', input('image/png'), { timeoutMs: 60_000 });
+        expect([result.width, result.height]).to.deep.equal([320, 240]);
+      });
+
       it('rejects apply() after close()', async () => {
         const closing = await createEngine(engineName, 1);
         await closing.close();
@@ -223,6 +242,33 @@ describe('filter engines', function () {
         const err = await rejectionOf(engine.apply('blur', input('image/png')));
         expect((err as Error).message).to.contain('broken script');
       }
+    });
+
+    it('terminates the thread of an abandoned job and starts another; an abandoned queued job leaves', async () => {
+      // blur never ends (the thread spins for ever), grayscale answers at once
+      const spinning = new URL(
+        'data:text/javascript,' +
+          encodeURIComponent(
+            "import { parentPort } from 'node:worker_threads';" +
+              "parentPort.on('message', (request) => { if (request.filter === 'blur') for (;;); " +
+              'const data = new Uint8Array(4); ' +
+              'parentPort.postMessage({ ok: true, data, width: 1, height: 1 }, [data.buffer]); });',
+          ),
+      );
+      const engine = new JimpEngine(1, spinning);
+      opened.push(engine);
+      const [stuck, queued] = [new AbortController(), new AbortController()];
+      const stuckJob = rejectionOf(engine.apply('blur', input('image/png'), { signal: stuck.signal }));
+      const queuedJob = rejectionOf(engine.apply('grayscale', input('image/png'), { signal: queued.signal }));
+      const behind = engine.apply('grayscale', input('image/png'));
+      queued.abort(new Error('cancelled'));
+      expect(((await queuedJob) as Error).message).to.equal('cancelled');
+      // the one thread spins: the job behind runs only on the thread that replaces it
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      stuck.abort(new Error('the job deadline passed'));
+      expect(((await stuckJob) as Error).message).to.equal('the job deadline passed');
+      expect((await behind).width).to.equal(1);
+      expect((await engine.apply('grayscale', input('image/png'))).width).to.equal(1);
     });
 
     it('rejects running and queued jobs on close()', async () => {

@@ -6,6 +6,7 @@ import { openStore, type Job, type Store } from '../../controller/store/index.js
 import { applied, iso, leaseId, T0, tempDir, type TempDir } from './helpers.js';
 
 const LEASE_MS = 10_000;
+const JOB_TIMEOUT_MS = 60_000;
 const POLICY: RetryPolicy = { maxAttempts: 3, backoff: { baseMs: 1000, maxMs: 4000 } };
 
 function ids(jobs: Iterable<Job>): string[] {
@@ -30,6 +31,7 @@ describe('job book: the jobs over the datastore, with the queue and holder index
       store,
       POLICY,
       LEASE_MS,
+      JOB_TIMEOUT_MS,
       {
         onChange: (change) => changes.push({ ...change, job: structuredClone(change.job) }),
         onRefused: (refusal) => refusals.push(refusal),
@@ -202,6 +204,31 @@ describe('job book: the jobs over the datastore, with the queue and holder index
       expect(refusals).to.deep.equal([]);
       // the worker whose lease was swept cannot complete the job any more
       expect(book.complete(c!.id, 'w1', leaseC, resultOf(c!))).to.deep.equal({ ok: false, refusal: 'lease_moved' });
+    });
+
+    it('timeOut(now) releases only the running jobs past the job timeout, renewed or not, and reports those', () => {
+      const [a, b, c] = [1, 2, 3].map(() => upload('wl'));
+      const leaseA = run(a!, 'w1');
+      assign(b!, 'w2');
+      clock.now = T0 + 5000;
+      run(c!, 'w2');
+      // both running jobs keep their leases renewed: their workers heartbeat
+      for (clock.now = T0 + 5000; clock.now <= T0 + JOB_TIMEOUT_MS + 5000; clock.now += 5000) {
+        applied(book.renew(a!.id, 'w1', leaseA));
+        applied(book.renew(c!.id, 'w2', leaseId(store.data.jobs[c!.id]!)));
+      }
+      expect(book.timeOut(T0 + JOB_TIMEOUT_MS - 1)).to.deep.equal([]);
+      expect(ids(book.timeOut(T0 + JOB_TIMEOUT_MS))).to.deep.equal([a!.id]);
+      expect(store.data.jobs[a!.id]).to.include({ state: 'queued', attempts: 1, lease: null });
+      expect(store.data.jobs[a!.id]!.error).to.match(/^ran too long: still running 1m after worker w1 started it/);
+      expect(ids(book.timeOut(T0 + JOB_TIMEOUT_MS + 5000))).to.deep.equal([c!.id]);
+      // the assigned job is not running: never timed out, whatever the time
+      expect(book.timeOut(T0 + JOB_TIMEOUT_MS * 10)).to.deep.equal([]);
+      expect(store.data.jobs[b!.id]).to.include({ state: 'assigned' });
+      expect(book.heldBy('w1').size).to.equal(0);
+      expect([...book.heldBy('w2')]).to.deep.equal([b!.id]);
+      expect(refusals).to.deep.equal([]);
+      expect(book.renew(a!.id, 'w1', leaseA)).to.deep.equal({ ok: false, refusal: 'lease_moved' });
     });
   });
 

@@ -11,6 +11,7 @@ import {
   renewLease,
   retryJob,
   startJob,
+  timeOutJob,
   unassignJob,
   type JobResult,
   type Refusal,
@@ -88,6 +89,7 @@ describe('job transitions', () => {
         filtered_image_id: null,
         created_at: iso(T0),
         updated_at: iso(T0),
+        started_at: null,
         finished_at: null,
       });
       expect(createJob(data, 'wl', 'original-2', T0).id).to.not.equal(job.id);
@@ -139,7 +141,7 @@ describe('job transitions', () => {
       const { data, job } = world();
       const lease = assign(data, job.id, 'w1', T0);
       const after = applied(startJob(data, job.id, 'w1', lease, LEASE_MS, T0 + 700));
-      expect(after).to.include({ state: 'running', attempts: 1, updated_at: iso(T0 + 700) });
+      expect(after).to.include({ state: 'running', attempts: 1, updated_at: iso(T0 + 700), started_at: iso(T0 + 700) });
       expect(after.lease).to.deep.equal({ worker_id: 'w1', lease_id: lease, expires_at: T0 + 700 + LEASE_MS });
     });
 
@@ -393,6 +395,60 @@ describe('job transitions', () => {
     });
   });
 
+  describe('timeOutJob', () => {
+    const TIMEOUT_MS = 60_000;
+
+    it('releases a job running for the job timeout as a failed attempt, however often its lease was renewed', () => {
+      const { data, job } = world();
+      const lease = run(data, job.id, 'w1', T0);
+      for (let at = T0 + 1000; at < T0 + TIMEOUT_MS; at += 1000)
+        applied(renewLease(data, job.id, 'w1', lease, LEASE_MS, at));
+      const after = applied(timeOutJob(data, job.id, TIMEOUT_MS, POLICY, T0 + TIMEOUT_MS));
+      expect(after).to.include({ state: 'queued', lease: null, attempts: 1, updated_at: iso(T0 + TIMEOUT_MS) });
+      expect(after.error).to.equal(
+        'ran too long: still running 1m after worker w1 started it (job timeout 1m, --job-timeout)',
+      );
+      expect(after.not_before).to.be.within(T0 + TIMEOUT_MS + 500, T0 + TIMEOUT_MS + 1000);
+    });
+
+    it('counts the run from its start, not from the assignment, and fails the job after its last attempt', () => {
+      const { data, job } = world();
+      const readyAt = failTimes(data, job.id, POLICY.maxAttempts - 1);
+      const lease = assign(data, job.id, 'w1', readyAt);
+      applied(startJob(data, job.id, 'w1', lease, LEASE_MS, readyAt + 2000));
+      expectRefused(data, 'in_time', () => timeOutJob(data, job.id, TIMEOUT_MS, POLICY, readyAt + TIMEOUT_MS));
+      const after = applied(timeOutJob(data, job.id, TIMEOUT_MS, POLICY, readyAt + 2000 + TIMEOUT_MS + 500));
+      expect(after).to.include({ state: 'failed', lease: null, attempts: POLICY.maxAttempts });
+      expect(after.error).to.match(/^ran too long: still running 1m after worker w1 started it/);
+      expect(after.finished_at).to.equal(iso(readyAt + 2000 + TIMEOUT_MS + 500));
+    });
+
+    it('times out a running job of a datastore written before started_at existed, from its updated_at', () => {
+      const { data, job } = world();
+      run(data, job.id, 'w1', T0);
+      // a record from before the field: no started_at at all
+      delete (data.jobs[job.id] as Partial<Job>).started_at;
+      expectRefused(data, 'in_time', () => timeOutJob(data, job.id, TIMEOUT_MS, POLICY, T0 + TIMEOUT_MS - 1));
+      expect(applied(timeOutJob(data, job.id, TIMEOUT_MS, POLICY, T0 + TIMEOUT_MS)).state).to.equal('queued');
+    });
+
+    it('refuses an unknown job (no_job), a job that is not running (wrong_state), and a run in time (in_time)', () => {
+      const { data, job } = world();
+      const late = T0 + TIMEOUT_MS * 10;
+      expectRefused(data, 'no_job', () => timeOutJob(data, 'nope', TIMEOUT_MS, POLICY, late));
+      expectRefused(data, 'no_job', () => timeOutJob(data, '__proto__', TIMEOUT_MS, POLICY, late));
+      // queued, then assigned (not started: the worker has not accepted it)
+      expectRefused(data, 'wrong_state', () => timeOutJob(data, job.id, TIMEOUT_MS, POLICY, late));
+      const lease = assign(data, job.id, 'w1', T0);
+      expectRefused(data, 'wrong_state', () => timeOutJob(data, job.id, TIMEOUT_MS, POLICY, late));
+      applied(startJob(data, job.id, 'w1', lease, LEASE_MS, T0));
+      expectRefused(data, 'in_time', () => timeOutJob(data, job.id, TIMEOUT_MS, POLICY, T0 + TIMEOUT_MS - 1));
+      // done (and failed) jobs are finished: nothing to time out
+      applied(completeJob(data, job.id, 'w1', lease, result(), T0 + 1));
+      expectRefused(data, 'wrong_state', () => timeOutJob(data, job.id, TIMEOUT_MS, POLICY, late));
+    });
+  });
+
   describe('retryJob', () => {
     it('sends a failed job back to the queue with fresh attempts, no backoff and no error', () => {
       const { data, job } = world();
@@ -406,6 +462,7 @@ describe('job transitions', () => {
         lease: null,
         not_before: 0,
         error: null,
+        started_at: null,
         finished_at: null,
         updated_at: iso(readyAt + 2),
       });

@@ -55,7 +55,7 @@ describe('datastore: a commit that fails is undone whole', () => {
 
   it('takes back a new original from the upload-order index, and a job from the queue and the holders', async () => {
     const store = await fullStore();
-    const book = new JobBook(store, DEFAULT_RETRY_POLICY, 5000, {}, () => T0);
+    const book = new JobBook(store, DEFAULT_RETRY_POLICY, 5000, 600_000, {}, () => T0);
     const job = book.create('wl', 'image-1');
     store.change('images', 'image-1');
     store.data.images['image-1'] = {

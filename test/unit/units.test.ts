@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { formatSize, parseDuration, parseSize } from '../../common/units.js';
+import { formatDuration, formatSize, parseDuration, parseSize } from '../../common/units.js';
 
 describe('durations and sizes on the command line', () => {
   it('reads durations in ms, s, m, h and d, and a bare number as milliseconds', () => {
@@ -28,6 +28,18 @@ describe('durations and sizes on the command line', () => {
     }
     for (const bad of ['', 'big', '10 PB', '-1MB']) expect(() => parseSize(bad), bad).to.throw(/write it as 512KB/);
     expect(() => parseSize('99999999999999TB')).to.throw(/too large/);
+  });
+
+  it('writes durations for people, as a flag takes them', () => {
+    expect(formatDuration(0)).to.equal('0ms');
+    expect(formatDuration(500)).to.equal('500ms');
+    expect(formatDuration(1500)).to.equal('1.5s');
+    expect(formatDuration(30_000)).to.equal('30s');
+    expect(formatDuration(90_000)).to.equal('1.5m');
+    expect(formatDuration(600_000)).to.equal('10m');
+    expect(formatDuration(7 * 86_400_000)).to.equal('7d');
+    for (const ms of [500, 1500, 30_000, 90_000, 600_000, 43_200_000])
+      expect(parseDuration(formatDuration(ms))).to.equal(ms);
   });
 
   it('writes sizes for people', () => {

@@ -3,7 +3,7 @@ import { createJimpEngine } from './jimp-engine.js';
 import { createSharpEngine } from './sharp-engine.js';
 import type { EngineChoice, FilterEngine } from './types.js';
 
-export type { EngineChoice, EngineName, FilterEngine, FilterResult, ImageMime } from './types.js';
+export type { ApplyOptions, EngineChoice, EngineName, FilterEngine, FilterResult, ImageMime } from './types.js';
 export { UndecodableImageError } from './errors.js';
 
 /** 'auto' prefers sharp and falls back to jimp when sharp cannot be loaded. */

@@ -3,14 +3,14 @@ import type { FilterName } from '../../common/filters/index.js';
 import { UndecodableImageError } from './errors.js';
 import { detectFormat } from './format.js';
 import type { JimpRequest, JimpResponse } from './jimp-protocol.js';
-import type { FilterEngine, FilterResult } from './types.js';
+import type { ApplyOptions, FilterEngine, FilterResult } from './types.js';
 
 const THREAD_SCRIPT = new URL('./jimp-thread.js', import.meta.url);
 
 interface Job {
   request: JimpRequest;
   resolve(result: FilterResult): void;
-  reject(err: Error): void;
+  reject(err: unknown): void;
 }
 
 /**
@@ -23,6 +23,8 @@ export class JimpEngine implements FilterEngine {
   private readonly idle: Worker[] = [];
   private readonly running = new Map<Worker, Job>();
   private readonly queue: Job[] = [];
+  /** Threads terminated on purpose (their job was abandoned): their exit is expected. */
+  private readonly retired = new Set<Worker>();
   private closed = false;
   private broken: Error | undefined;
 
@@ -34,9 +36,10 @@ export class JimpEngine implements FilterEngine {
     for (let i = 0; i < size; i++) this.spawn();
   }
 
-  apply(filter: FilterName, input: Buffer): Promise<FilterResult> {
+  apply(filter: FilterName, input: Buffer, { signal }: ApplyOptions = {}): Promise<FilterResult> {
     if (this.closed) return Promise.reject(new Error('jimp engine is closed'));
     if (this.broken) return Promise.reject(this.broken);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     let mime: ReturnType<typeof detectFormat>;
     try {
       mime = detectFormat(input);
@@ -46,9 +49,41 @@ export class JimpEngine implements FilterEngine {
     // Always copy the input: transferring would detach the caller's buffer.
     const request: JimpRequest = { filter, mime, data: new Uint8Array(input) };
     return new Promise((resolve, reject) => {
-      this.queue.push({ request, resolve, reject });
+      const abandon = (): void => this.abandon(job, signal?.reason);
+      const done = (): void => signal?.removeEventListener('abort', abandon);
+      const job: Job = {
+        request,
+        resolve: (result) => {
+          done();
+          resolve(result);
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      };
+      signal?.addEventListener('abort', abandon, { once: true });
+      this.queue.push(job);
       this.dispatch();
     });
+  }
+
+  /**
+   * Gives up a job: a queued one leaves the queue; a running one's thread is terminated, which frees all its
+   * memory (pixels, codec, heap), and a new thread takes its place.
+   */
+  private abandon(job: Job, reason: unknown): void {
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    for (const [thread, running] of this.running) {
+      if (running !== job) continue;
+      this.running.delete(thread);
+      this.retired.add(thread);
+      void thread.terminate();
+      if (!this.closed) this.spawn();
+    }
+    job.reject(reason);
+    this.dispatch();
   }
 
   async close(): Promise<void> {
@@ -70,7 +105,7 @@ export class JimpEngine implements FilterEngine {
       crash = err;
     });
     thread.on('exit', (code) => {
-      if (this.closed) return;
+      if (this.retired.delete(thread) || this.closed) return;
       const index = this.idle.indexOf(thread);
       if (index >= 0) this.idle.splice(index, 1);
       const job = this.running.get(thread);

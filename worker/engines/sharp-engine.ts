@@ -3,13 +3,30 @@ import type { SharpOptions } from 'sharp';
 import { getFilter, type FilterName } from '../../common/filters/index.js';
 import { UndecodableImageError } from './errors.js';
 import { detectFormat } from './format.js';
-import type { FilterEngine, FilterResult } from './types.js';
+import type { ApplyOptions, FilterEngine, FilterResult } from './types.js';
 
 const JPEG_QUALITY = 90;
 
 // Reject corrupt/truncated input instead of returning a partially decoded image; the API
 // enforces its own pixel limit, so sharp's is off; apply EXIF orientation as jimp does.
 const INPUT_OPTIONS: SharpOptions = { failOn: 'error', limitInputPixels: false, autoOrient: true };
+
+/** sharp's timeout is in whole seconds, up to an hour. */
+const MAX_TIMEOUT_SECONDS = 3600;
+
+/**
+ * The work's outcome, or the signal's reason as soon as it aborts: the work itself goes on, and what it
+ * settles with later is dropped.
+ */
+function abandonable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise((resolve, reject) => {
+    const abandon = (): void => reject(signal.reason);
+    if (signal.aborted) return abandon();
+    signal.addEventListener('abort', abandon, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abandon));
+  });
+}
 
 /** Throws if the 'sharp' module cannot be loaded. */
 export async function createSharpEngine(concurrency: number): Promise<FilterEngine> {
@@ -32,15 +49,22 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
   let closed = false;
   return {
     name: 'sharp',
-    async apply(filter: FilterName, input: Buffer): Promise<FilterResult> {
+    async apply(filter: FilterName, input: Buffer, { signal, timeoutMs }: ApplyOptions = {}): Promise<FilterResult> {
       if (closed) throw new Error('sharp engine is closed');
+      signal?.throwIfAborted();
       const mime = detectFormat(input);
       const pipeline = getFilter(filter).sharp(sharp(input, INPUT_OPTIONS));
+      // libvips checks the time as it works and stops itself once it is up: work abandoned on a deadline
+      // does not keep a libuv thread and its memory for long
+      if (timeoutMs !== undefined)
+        pipeline.timeout({ seconds: Math.min(MAX_TIMEOUT_SECONDS, Math.max(1, Math.ceil(timeoutMs / 1000))) });
       const encoder = mime === 'image/png' ? pipeline.png() : pipeline.jpeg({ quality: JPEG_QUALITY });
       try {
-        const { data, info } = await encoder.toBuffer({ resolveWithObject: true });
+        const { data, info } = await abandonable(encoder.toBuffer({ resolveWithObject: true }), signal);
         return { data, mime, width: info.width, height: info.height };
       } catch (err) {
+        // abandoned: the input is not in question
+        if (signal?.aborted) throw err;
         // Only the error path pays for a separate decode, which tells poison input
         // apart from a failure that a retry might not repeat.
         const reason = await decodeError(input);

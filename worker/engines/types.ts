@@ -11,10 +11,21 @@ export interface FilterResult {
   height: number;
 }
 
+export interface ApplyOptions {
+  /**
+   * Abandons the work: apply() rejects at once with the signal's reason. jimp terminates the thread that runs
+   * it (a new one takes its place), which frees its memory; sharp's work on libuv's pool cannot be stopped
+   * from outside, so its result is dropped when it comes (timeoutMs bounds it).
+   */
+  signal?: AbortSignal;
+  /** The time the work may take: sharp's libvips stops by itself after it (in whole seconds, rounded up). */
+  timeoutMs?: number;
+}
+
 export interface FilterEngine {
   readonly name: EngineName;
   /** Output format = input format. Rejects with UndecodableImageError for poison input. */
-  apply(filter: FilterName, input: Buffer): Promise<FilterResult>;
+  apply(filter: FilterName, input: Buffer, options?: ApplyOptions): Promise<FilterResult>;
   /** Releases the engine's threads; pending and later apply() calls reject. */
   close(): Promise<void>;
 }
