@@ -1,31 +1,25 @@
 import { closeSync, type createReadStream, fdatasync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Collection, Data } from './schema.js';
+import { COLLECTIONS, type Collection, type Data } from './schema.js';
 
-const COLLECTIONS: ReadonlySet<string> = new Set<Collection>([
-  'users',
-  'revoked_tokens',
-  'workers',
-  'workloads',
-  'images',
-  'jobs',
-]);
+const COLLECTION_NAMES: ReadonlySet<string> = new Set<string>(COLLECTIONS);
 
 /** One line of the journal: a record's new value, or its deletion. */
-interface Entry {
+export interface Entry {
   c: Collection;
   k: string;
   v?: unknown;
   d?: 1;
 }
 
-function isEntry(value: unknown): value is Entry {
+export function isEntry(value: unknown): value is Entry {
   if (typeof value !== 'object' || value === null) return false;
   const entry = value as Record<string, unknown>;
   return (
     typeof entry.c === 'string' &&
-    COLLECTIONS.has(entry.c) &&
+    COLLECTION_NAMES.has(entry.c) &&
     typeof entry.k === 'string' &&
     entry.k !== '__proto__' &&
     ('v' in entry || entry.d === 1)
@@ -152,4 +146,18 @@ export class JournalFile {
     }
     return this.fd;
   }
+}
+
+/** The journal's segments in `dataDir`, oldest first: `db.journal` (as older versions wrote it), then `db.journal.<n>`. */
+export async function journalSegments(dataDir: string): Promise<{ path: string; number: number }[]> {
+  const segments: { path: string; number: number }[] = [];
+  for (const name of await readdir(dataDir)) {
+    const match = /^db\.journal(?:\.(\d{1,9}))?$/.exec(name);
+    if (match) segments.push({ path: path.join(dataDir, name), number: Number(match[1] ?? 0) });
+  }
+  return segments.sort((a, b) => a.number - b.number);
+}
+
+export function segmentPath(dataDir: string, number: number): string {
+  return path.join(dataDir, `db.journal.${number}`);
 }

@@ -93,6 +93,8 @@ export interface Data {
 /** The keyed record collections of the document. */
 export type Collection = Exclude<keyof Data, 'version'>;
 
+export const COLLECTIONS: readonly Collection[] = ['users', 'revoked_tokens', 'workers', 'workloads', 'images', 'jobs'];
+
 export function emptyData(): Data {
   return { version: 1, users: {}, revoked_tokens: {}, workers: {}, workloads: {}, images: {}, jobs: {} };
 }

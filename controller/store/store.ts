@@ -1,10 +1,11 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
-import { type Adapter, Low } from 'lowdb';
-import { JournalFile, journalLines, replayJournal, type Replay } from './journal.js';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { Low } from 'lowdb';
+import { syncDirectory } from './durable-file.js';
+import { JournalFile, journalLines, journalSegments, replayJournal, segmentPath, type Replay } from './journal.js';
+import { KeyIndex } from './key-index.js';
+import { StreamedSnapshot } from './snapshot.js';
 import { OriginalsIndex } from './originals.js';
 import { emptyData, type Collection, type Data } from './schema.js';
-import { writeDurably } from './durable-file.js';
 
 export interface Store {
   readonly data: Data;
@@ -67,43 +68,6 @@ function group(): Group {
 }
 
 /**
- * lowdb's adapter for the snapshot: read with a message a person can act on when the file is damaged,
- * written durably (a synced temporary file renamed over the old one, mode 0600).
- */
-class DurableSnapshot implements Adapter<Data> {
-  /** The size of the last snapshot written or read, in characters. */
-  size = 0;
-
-  constructor(private readonly file: string) {}
-
-  async read(): Promise<Data | null> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
-    }
-    this.size = text.length;
-    try {
-      return { ...emptyData(), ...(JSON.parse(text) as Partial<Data>) };
-    } catch (error) {
-      const reason = text.length === 0 ? 'it is empty' : `it does not parse (${(error as Error).message})`;
-      throw new Error(
-        `the datastore's snapshot ${this.file} cannot be read: ${reason}. Restore it from a backup, or move it ` +
-          'aside to start from the journal alone (what only the snapshot held is then lost).',
-      );
-    }
-  }
-
-  async write(data: Data): Promise<void> {
-    const text = JSON.stringify(data);
-    await writeDurably(this.file, text);
-    this.size = text.length;
-  }
-}
-
-/**
  * The datastore: lowdb's document in memory, persisted as a snapshot (db.json, written to a temporary file,
  * synced, renamed over the old one) plus an append-only journal of changed records (db.journal). A
  * commit appends only what changed, so its cost does not grow with history; the snapshot is rewritten
@@ -114,26 +78,56 @@ class DurableSnapshot implements Adapter<Data> {
 export async function openStore(dataDir: string, options: Partial<StoreOptions> = {}): Promise<Store> {
   const { compactBytes } = { ...DEFAULT_OPTIONS, ...options };
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const snapshotPath = path.join(dataDir, 'db.json');
-  const journalPath = path.join(dataDir, 'db.journal');
-  const snapshotFile = new DurableSnapshot(snapshotPath);
+  let keys: KeyIndex | null = null;
+  const snapshotFile = new StreamedSnapshot(dataDir, () => keys ?? new KeyIndex(emptyData()));
   const db = new Low<Data>(snapshotFile, emptyData());
   await db.read();
   const data = db.data;
-  const journal = new JournalFile(journalPath);
+  const recovered: Replay = { applied: 0, skipped: 0 };
+  const segments = await journalSegments(dataDir);
+  let held = 0;
+  for (const segment of segments) {
+    const replay = await replayJournal(segment.path, data);
+    recovered.applied += replay.applied;
+    recovered.skipped += replay.skipped;
+    held += (await stat(segment.path)).size;
+  }
+  keys = new KeyIndex(data);
+  const indexed = keys;
+  /** The segment appends go to; every older one is covered by the next snapshot that lands. */
+  let segment = (segments.at(-1)?.number ?? 0) + 1;
+  let journal = new JournalFile(segmentPath(dataDir, segment));
   let snapshots = 0;
+  let snapshotting: Promise<void> | null = null;
   const rollbackListeners: ((restored: ReadonlyMap<Collection, readonly string[]>) => void)[] = [];
 
-  async function snapshot(): Promise<void> {
-    await db.write();
-    snapshots += 1;
-    await journal.truncate();
+  /**
+   * Starts a new journal segment, streams a snapshot, then drops the segments it covers. Commits go on
+   * meanwhile, into the new segment. A snapshot that fails (a full disk) leaves every segment in place
+   * (nothing is lost) and is tried again after the next commit that finds the journal long.
+   */
+  function startSnapshot(): Promise<void> {
+    const covered = segment;
+    segment += 1;
+    journal.close();
+    journal = new JournalFile(segmentPath(dataDir, segment));
+    snapshotting = (async () => {
+      try {
+        await db.write();
+        snapshots += 1;
+        for (const old of await journalSegments(dataDir))
+          if (old.number <= covered) await rm(old.path, { force: true });
+        await syncDirectory(dataDir);
+      } finally {
+        snapshotting = null;
+      }
+    })();
+    return snapshotting;
   }
 
-  // start from one clean snapshot and an empty journal whenever the journal holds anything, even a line
-  // torn by a crash and nothing else: a commit appended after a torn fragment would share its line
-  const recovered = await replayJournal(journalPath, data);
-  if ((await stat(journalPath).catch(() => null))?.size) await snapshot();
+  // start from one clean snapshot and an empty journal whenever the journal holds anything (even a line
+  // torn by a crash and nothing else), or the snapshot is in the older format
+  if (held > 0 || snapshotFile.legacy) await startSnapshot();
 
   const originals = new OriginalsIndex(data);
   let changes: Batch = new Map();
@@ -156,36 +150,40 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
 
   /** Puts every record of the batches back as it was before its first change (the oldest batch wins). */
   function rollback(...batches: Batch[]): void {
-    const restored = new Map<Collection, string[]>();
+    const restored = new Map<Collection, Set<string>>();
     for (const batch of batches) {
-      for (const [collection, keys] of batch) {
+      for (const [collection, changed] of batch) {
         const records = data[collection] as Record<string, unknown>;
-        const done = restored.get(collection) ?? [];
+        const done = restored.get(collection) ?? new Set<string>();
         restored.set(collection, done);
-        for (const [key, before] of keys) {
-          if (done.includes(key)) continue;
-          done.push(key);
+        for (const [key, before] of changed) {
+          if (done.has(key)) continue;
+          done.add(key);
           restore(records, key, before);
+          indexed.follow(data, collection, key);
         }
       }
     }
-    originals.restore(data, restored.get('images') ?? []);
-    for (const listener of rollbackListeners) listener(restored);
+    const lists = new Map([...restored].map(([collection, done]) => [collection, [...done]] as const));
+    originals.restore(data, lists.get('images') ?? []);
+    for (const listener of rollbackListeners) listener(lists);
   }
 
   async function write(batch: Batch): Promise<void> {
     if (batch.size === 0) return;
-    const start = journal.bytes;
-    journal.append(journalLines(data, batch));
+    const target = journal;
+    const start = target.bytes;
+    target.append(journalLines(data, batch));
+    for (const [collection, changed] of batch) for (const key of changed.keys()) indexed.follow(data, collection, key);
     try {
-      await journal.sync();
+      await target.sync();
     } catch (error) {
-      journal.cutBack(start);
+      target.cutBack(start);
       throw error;
     }
-    if (journal.bytes > compactBytes && journal.bytes > snapshotFile.size) {
-      // the commit has landed in the journal: a snapshot that fails (a full disk) is tried again later
-      await snapshot().catch(() => undefined);
+    if (!snapshotting && target.bytes > compactBytes && target.bytes > snapshotFile.size) {
+      // in the background: the commit has landed, and the next ones go to the new segment meanwhile
+      startSnapshot().catch(() => undefined);
     }
   }
 
@@ -240,6 +238,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     },
     async close() {
       await commit().catch(() => undefined);
+      await snapshotting?.catch(() => undefined);
       journal.close();
     },
     stats: () => ({ journalBytes: journal.bytes, snapshots, recovered }),

@@ -155,50 +155,63 @@ export function isAlive(pid: number): boolean {
 }
 
 export interface DatastoreFiles {
-  /** db.json exists. */
+  /** A snapshot (db.snapshot) exists. */
   snapshot: boolean;
-  /** Complete lines of the journal (db.journal), if there is one. */
+  /** Complete lines of the journal's segments (db.journal.<n>), if there are any. */
   journalEntries: number;
-  /** The journal's last line is cut (a write torn by a crash); the store ignores it. */
+  /** The newest segment's last line is cut (a write torn by a crash); the store skips it. */
   tornTail: boolean;
 }
 
+function parsesOrThrow(line: string, where: string): unknown {
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    throw new Error(`${where} does not parse: ${line.slice(0, 120)}`);
+  }
+}
+
 /**
- * Reads the datastore files as they are on disk right now. Throws if db.json does not parse as
- * JSON, or if a journal line other than a torn last one does not parse.
+ * Reads the datastore files as they are on disk right now. Throws if the snapshot is not whole (every
+ * line parses, from its header to its end line), or if a journal line other than a torn last one does not
+ * parse.
  */
 export function readDatastoreFiles(dataDir: string): DatastoreFiles {
   let snapshot = false;
   let text: string | null = null;
   try {
-    text = readFileSync(path.join(dataDir, 'db.json'), 'utf8');
+    text = readFileSync(path.join(dataDir, 'db.snapshot'), 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   if (text !== null) {
-    try {
-      JSON.parse(text);
-    } catch (error) {
-      throw new Error(`db.json does not parse (${text.length} bytes): ${String(error)}`);
-    }
+    const lines = text.split('\n');
+    if (lines.pop() !== '') throw new Error(`db.snapshot does not end with a newline (${text.length} bytes)`);
+    lines.forEach((line, index) => parsesOrThrow(line, `db.snapshot line ${index + 1}`));
+    const end = parsesOrThrow(lines.at(-1) ?? '', 'db.snapshot end line') as { end?: unknown };
+    if (typeof end.end !== 'number') throw new Error(`db.snapshot has no end line (${lines.length} lines)`);
     snapshot = true;
   }
-  let journal = '';
-  try {
-    journal = readFileSync(path.join(dataDir, 'db.journal'), 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const lines = journal.split('\n');
-  const tail = lines.pop() ?? ''; // '' when the journal ends with a newline
-  for (const [index, line] of lines.entries()) {
+  const segments = readdirSync(dataDir)
+    .filter((name) => /^db\.journal\.\d+$/.test(name))
+    .sort((a, b) => Number(a.split('.')[2]) - Number(b.split('.')[2]));
+  let journalEntries = 0;
+  let tornTail = false;
+  for (const [at, name] of segments.entries()) {
+    let journal = '';
     try {
-      JSON.parse(line);
-    } catch {
-      throw new Error(`db.journal line ${index + 1} of ${lines.length} does not parse: ${line.slice(0, 120)}`);
+      journal = readFileSync(path.join(dataDir, name), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // dropped after a snapshot
     }
+    const lines = journal.split('\n');
+    const tail = lines.pop() ?? ''; // '' when the segment ends with a newline
+    lines.forEach((line, index) => parsesOrThrow(line, `${name} line ${index + 1} of ${lines.length}`));
+    journalEntries += lines.length;
+    if (tail !== '' && at < segments.length - 1) throw new Error(`${name}, not the newest segment, ends torn`);
+    tornTail = tail !== '';
   }
-  return { snapshot, journalEntries: lines.length, tornTail: tail !== '' };
+  return { snapshot, journalEntries, tornTail };
 }
 
 export function seconds(ms: number): string {

@@ -17,6 +17,15 @@ async function storeUsers(dataDir: string, ...names: string[]): Promise<void> {
   await store.close();
 }
 
+/** The snapshot's lines, parsed. */
+async function snapshotLines(dataDir: string): Promise<unknown[]> {
+  const text = await readFile(path.join(dataDir, 'db.snapshot'), 'utf8');
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as unknown);
+}
+
 /** Journal lines that add ann and ben, change ann, and delete ben. */
 function history(): string {
   const data = emptyData();
@@ -37,7 +46,8 @@ describe('datastore: snapshot + journal', () => {
   beforeEach(async () => {
     dir = await tempDir();
     dataDir = dir.path;
-    journal = path.join(dataDir, 'db.journal');
+    // the first segment of a new data dir: the store writes db.journal.<n>, a new one after each snapshot
+    journal = path.join(dataDir, 'db.journal.1');
   });
 
   afterEach(async () => {
@@ -103,15 +113,18 @@ describe('datastore: snapshot + journal', () => {
     await reopened.close();
   });
 
-  it('on open, folds what the journal holds into the snapshot and starts an empty journal', async () => {
+  it('on open, folds what the journal holds into the snapshot and starts a new, empty journal', async () => {
     await storeUsers(dataDir, 'ann');
     expect((await stat(journal)).size).to.be.greaterThan(0);
 
     const reopened = await openStore(dataDir);
     expect(reopened.stats()).to.deep.equal({ journalBytes: 0, snapshots: 1, recovered: { applied: 1, skipped: 0 } });
-    expect((await stat(journal)).size).to.equal(0);
-    const snapshot = JSON.parse(await readFile(path.join(dataDir, 'db.json'), 'utf8')) as Data;
-    expect(snapshot.users).to.deep.equal({ ann: user('ann') });
+    expect(await stat(journal).catch(() => null), 'the segment the snapshot covers is gone').to.equal(null);
+    expect(await snapshotLines(dataDir)).to.deep.equal([
+      { dpip_snapshot: 1 },
+      { c: 'users', k: 'ann', v: user('ann') },
+      { end: 1 },
+    ]);
     await reopened.close();
   });
 
@@ -122,15 +135,12 @@ describe('datastore: snapshot + journal', () => {
       store.data.users[`u${index}`] = user(`u${index}`);
       await store.commit();
     }
+    await store.close(); // waits for a snapshot still streaming
     expect(store.stats().snapshots).to.be.greaterThan(0);
     expect(store.stats().journalBytes).to.be.below(
-      Math.max(4096, (await stat(path.join(dataDir, 'db.json'))).size) + 200,
+      Math.max(4096, (await stat(path.join(dataDir, 'db.snapshot'))).size) + 200,
     );
-    const snapshot = JSON.parse(await readFile(path.join(dataDir, 'db.json'), 'utf8')) as {
-      users: Record<string, unknown>;
-    };
-    expect(Object.keys(snapshot.users).length).to.be.greaterThan(0);
-    await store.close();
+    expect((await snapshotLines(dataDir)).length).to.be.greaterThan(2);
     const reopened = await openStore(dataDir);
     expect(Object.keys(reopened.data.users)).to.have.length(200);
     await reopened.close();
