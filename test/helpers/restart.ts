@@ -187,7 +187,7 @@ export function readDatastoreFiles(dataDir: string): DatastoreFiles {
   if (text !== null) {
     const lines = text.split('\n');
     if (lines.pop() !== '') throw new Error(`db.snapshot does not end with a newline (${text.length} bytes)`);
-    lines.forEach((line, index) => parsesOrThrow(line, `db.snapshot line ${index + 1}`));
+    for (const [index, line] of lines.entries()) parsesOrThrow(line, `db.snapshot line ${index + 1}`);
     const end = parsesOrThrow(lines.at(-1) ?? '', 'db.snapshot end line') as { end?: unknown };
     if (typeof end.end !== 'number') throw new Error(`db.snapshot has no end line (${lines.length} lines)`);
     snapshot = true;
@@ -206,7 +206,7 @@ export function readDatastoreFiles(dataDir: string): DatastoreFiles {
     }
     const lines = journal.split('\n');
     const tail = lines.pop() ?? ''; // '' when the segment ends with a newline
-    lines.forEach((line, index) => parsesOrThrow(line, `${name} line ${index + 1} of ${lines.length}`));
+    for (const [index, line] of lines.entries()) parsesOrThrow(line, `${name} line ${index + 1} of ${lines.length}`);
     journalEntries += lines.length;
     if (tail !== '' && at < segments.length - 1) throw new Error(`${name}, not the newest segment, ends torn`);
     tornTail = tail !== '';

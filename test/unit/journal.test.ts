@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { createJob } from '../../controller/jobs/index.js';
 import { openStore } from '../../controller/store/index.js';
 import { JournalFile, journalLines, replayJournal } from '../../controller/store/journal.js';
-import { emptyData, type Collection, type Data } from '../../controller/store/schema.js';
+import { emptyData, type Collection } from '../../controller/store/schema.js';
 import { tempDir, type TempDir, user } from './helpers.js';
 
 /** Opens the store in dataDir, adds these users, and closes it (which commits). */
