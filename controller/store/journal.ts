@@ -148,7 +148,10 @@ export class JournalFile {
   }
 }
 
-/** The journal's segments in `dataDir`, oldest first: `db.journal` (as older versions wrote it), then `db.journal.<n>`. */
+/**
+ * The journal's segments in `dataDir`, oldest first: `db.journal` (as older versions wrote it), then
+ * `db.journal.<n>`.
+ */
 export async function journalSegments(dataDir: string): Promise<{ path: string; number: number }[]> {
   const segments: { path: string; number: number }[] = [];
   for (const name of await readdir(dataDir)) {
