@@ -24,6 +24,11 @@ export interface Store {
    * rolled back in memory (the records as they were before `change`) and the promise rejects.
    */
   commit(): Promise<void>;
+  /**
+   * Writes a snapshot now (streamed; commits go on meanwhile) and drops the journal segments it
+   * covers. The store does this by itself when the journal outgrows the last snapshot.
+   */
+  compact(): Promise<void>;
   /** Called after a failed commit put records back, with the keys it restored (to rebuild indexes). */
   onRollback(listener: (restored: ReadonlyMap<Collection, readonly string[]>) => void): void;
   close(): Promise<void>;
@@ -230,6 +235,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
   return {
     data,
     originals,
+    compact: () => snapshotting ?? startSnapshot(),
     change,
     changed: (collection, key, before) => remember(collection, key, () => before ?? ABSENT),
     commit,
