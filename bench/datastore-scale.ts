@@ -134,7 +134,8 @@ for (const images of SIZES) {
   });
   const snapshotMb = (await import('node:fs')).statSync(path.join(dirs.dataDir, 'db.snapshot')).size / 1048576;
   console.log(
-    `${String(images).padStart(9)}   ${restartS.toFixed(2).padStart(9)}   ${String(Math.round(rss / 1048576)).padStart(6)}` +
+    `${String(images).padStart(9)}   ${restartS.toFixed(2).padStart(9)}   ` +
+      `${String(Math.round(rss / 1048576)).padStart(6)}` +
       `   ${((rss - rssBefore) / 1024 / images).toFixed(2).padStart(8)}   ${commitMs.toFixed(3).padStart(9)}` +
       `   ${snapshotS.toFixed(2).padStart(10)}   ${Math.max(stallMs, commitStall).toFixed(1).padStart(16)}` +
       `   ${snapshotMb.toFixed(0).padStart(11)}`,
