@@ -10,6 +10,8 @@ export interface ApiConfig {
   /** Largest accepted image, in pixels (width * height), read from the header before any decoding. */
   maxPixels: number;
   registrationOpen: boolean;
+  /** Shortest password a new user may choose (registration, users from the configuration). Default 8. */
+  minPasswordLength?: number;
   /** Largest accepted JSON or form body, in bytes. */
   maxBodyBytes: number;
   /**

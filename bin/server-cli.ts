@@ -9,7 +9,7 @@ import { dropForeignEnv } from '../common/cli-env.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 import { LOG_OPTIONS } from './log-options.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
-import { DEFAULT_RETRY_POLICY } from '../controller/index.js';
+import { DEFAULT_MIN_PASSWORD_LENGTH, DEFAULT_RETRY_POLICY, MAX_PASSWORD_LENGTH } from '../controller/index.js';
 import type { ServerConfig } from './server.js';
 
 export interface ServerCliConfig {
@@ -100,8 +100,13 @@ const SERVER_OPTIONS = {
     type: 'string',
     describe: 'cluster secret workers must present (default: generated once, kept in the data dir)',
   },
-  users: { type: 'string', default: '', describe: 'users to create at start: alice:pw,bob:pw' },
+  users: { type: 'string', default: '', describe: 'users to create at start if missing: alice:pw,bob:pw' },
   registration: { type: 'boolean', default: true, describe: 'allow POST /register (--no-registration to disable)' },
+  'min-password-length': {
+    type: 'number',
+    default: DEFAULT_MIN_PASSWORD_LENGTH,
+    describe: 'shortest password a new user may choose (existing users keep theirs)',
+  },
   'lease-ms': {
     type: 'number',
     default: 5000,
@@ -181,6 +186,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('max-upload-bytes', args.maxUploadBytes, 1, 2 ** 31);
   whole('max-pixels', args.maxPixels, 1, 2 ** 31);
   whole('token-ttl', args.tokenTtl, 60, 10 * 365 * 24 * 3600);
+  whole('min-password-length', args.minPasswordLength, 1, MAX_PASSWORD_LENGTH);
   if (args.workerSlots !== undefined) whole('worker-slots', args.workerSlots, 1, 256);
   if (args.heartbeatMs * 2 > args.leaseMs) throw new Error('--lease-ms must be at least twice --heartbeat-ms');
   whole('headers-timeout-ms', args.headersTimeoutMs, 100, 600_000);
@@ -225,6 +231,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         maxUploadBytes: args.maxUploadBytes,
         maxPixels: args.maxPixels,
         registrationOpen: args.registration,
+        minPasswordLength: args.minPasswordLength,
         maxBodyBytes: 64 * 1024,
         loginRateLimit,
         loginRateLimitPerClient,

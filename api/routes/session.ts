@@ -2,7 +2,12 @@ import type express from 'express';
 import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { validatePassword, validateUsername, type Controller } from '../../controller/index.js';
+import {
+  DEFAULT_MIN_PASSWORD_LENGTH,
+  validatePassword,
+  validateUsername,
+  type Controller,
+} from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
 import { bodyField, fieldBody } from '../body.js';
 import type { ApiConfig } from '../config.js';
@@ -71,7 +76,9 @@ export function sessionRoutes(controller: Controller, config: ApiConfig, log: Lo
     const credentials = bodyCredentials(req.body);
     if (!credentials)
       throw new AppError('bad_request', 'send a JSON or form body with "username" (or "user") and "password"');
-    const invalid = validateUsername(credentials.username) ?? validatePassword(credentials.password);
+    const invalid =
+      validateUsername(credentials.username) ??
+      validatePassword(credentials.password, config.minPasswordLength ?? DEFAULT_MIN_PASSWORD_LENGTH);
     if (invalid) throw new AppError('bad_request', invalid);
     if ((await controller.users.create(credentials.username, credentials.password)) === 'exists') {
       throw new AppError('conflict', `user "${credentials.username}" already exists`);

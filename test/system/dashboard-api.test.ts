@@ -90,7 +90,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
       20,
     );
     alice = await TestClient.login(url, 'alice', 'alice-pw');
-    bob = await TestClient.login(url, 'bob', 'bob-pw');
+    bob = await TestClient.login(url, 'bob', 'bob-pass');
   });
 
   after(async () => {
@@ -459,7 +459,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
     );
 
     it('ends a stream whose token is revoked, with a logout event', async () => {
-      const client = await TestClient.login(url, 'bob', 'bob-pw');
+      const client = await TestClient.login(url, 'bob', 'bob-pass');
       const stream = await SseClient.open(url, '/events', auth(client));
       try {
         await stream.next('hello');

@@ -253,7 +253,7 @@ describe('dashboard in headless Chromium', function () {
       const page = await context.newPage();
       await page.goto(running.url);
       await page.getByTestId('username').fill('bob');
-      await page.getByTestId('password').fill('bob-pw');
+      await page.getByTestId('password').fill('bob-pass');
       await page.getByTestId('login').click();
       await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
 
@@ -262,7 +262,7 @@ describe('dashboard in headless Chromium', function () {
       running = await spawnServerOn(restartDirs, ports);
 
       // made while the page was cut off, and shown once it is back (the token survived the restart)
-      const client = await TestClient.login(running.url, 'bob', 'bob-pw');
+      const client = await TestClient.login(running.url, 'bob', 'bob-pass');
       const made = await client.createWorkload({ workload_name: `after-restart-${Date.now().toString(36)}` });
       await page.getByTestId('live').filter({ hasText: 'live' }).waitFor({ timeout: 30_000 });
       await page.locator(`[data-testid="workload-link"][data-id="${made.workload_id}"]`).waitFor({ timeout: 30_000 });

@@ -129,7 +129,7 @@ describe('hostile HTTP clients', function () {
         // no oracle while limited: the right password gets the same 429
         expectJsonError(await login('alice', 'alice-pw', attacker), 429);
         // the limit is per username: bob, from another address, is not affected
-        const bob = await login('bob', 'bob-pw', '198.51.100.2');
+        const bob = await login('bob', 'bob-pass', '198.51.100.2');
         expect(bob.status, bob.text).to.equal(200);
         expect(bob.json.user).to.equal('bob');
         // and the same flood on a username that does not exist is limited the same way (no enumeration)
@@ -199,7 +199,7 @@ describe('hostile HTTP clients', function () {
           429,
         );
         expect(await snapshot(), 'the refused registration created nobody').to.equal(before);
-        const other = await login('bob', 'bob-pw', '198.51.100.3');
+        const other = await login('bob', 'bob-pass', '198.51.100.3');
         expect(other.status, other.text).to.equal(200);
       },
     );
@@ -259,6 +259,16 @@ describe('hostile HTTP clients', function () {
       expect([api.headersTimeoutMs, api.requestTimeoutMs, api.keepAliveTimeoutMs]).to.deep.equal([
         20_000, 120_000, 5_000,
       ]);
+    });
+
+    it('take a minimum password length: 8 unless given, from 1 to 1024', async () => {
+      expect((await parse()).server.api.minPasswordLength).to.equal(8);
+      expect((await parse('--min-password-length', '12')).server.api.minPasswordLength).to.equal(12);
+      for (const bad of ['0', '1025', '7.5'])
+        await parse('--min-password-length', bad).then(
+          () => expect.fail(`--min-password-length ${bad} was accepted`),
+          (error: unknown) => expect(String(error)).to.match(/--min-password-length/),
+        );
     });
 
     it('take other values, "off", proxies and timeouts', async () => {
