@@ -4,7 +4,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
 import yargs from 'yargs';
-import { DEFAULT_HTTP_TIMEOUTS, parseRateLimit, type RateLimit } from '../api/index.js';
+import {
+  DEFAULT_HTTP_TIMEOUTS,
+  FIRST_BACKOFF_MS,
+  LONGEST_BACKOFF_MS,
+  parseLoginBackoff,
+  parseRateLimit,
+} from '../api/index.js';
+import { parseDuration } from '../common/units.js';
 import { dropForeignEnv } from '../common/cli-env.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 import { LOG_OPTIONS } from './log-options.js';
@@ -132,6 +139,23 @@ const SERVER_OPTIONS = {
     default: '50/10s',
     describe: 'login and registration attempts per client address (IPv6: per /64), or "off"',
   },
+  'login-backoff': {
+    type: 'string',
+    default: '5',
+    describe:
+      'failed logins in a row for a username, after which each attempt waits 1 s, doubling with each failure ' +
+      '(until a success), or "off"',
+  },
+  'login-backoff-client': {
+    type: 'string',
+    default: '20',
+    describe: 'the same per client address (IPv6: per /64), or "off"',
+  },
+  'login-backoff-max': {
+    type: 'string',
+    default: '15m',
+    describe: 'longest wait of the login backoff (e.g. 15m, 1h)',
+  },
   'trust-proxy': {
     type: 'string',
     default: 'false',
@@ -194,15 +218,25 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('keep-alive-timeout-ms', args.keepAliveTimeoutMs, 100, 600_000);
   if (args.requestTimeoutMs > 0 && args.requestTimeoutMs < args.headersTimeoutMs)
     throw new Error('--request-timeout-ms must be 0 or at least --headers-timeout-ms');
-  const rateLimit = (name: string, value: string): RateLimit | null => {
+  /** A flag's value parsed, or an error that names the flag. */
+  const flag = <T>(name: string, parse: () => T): T => {
     try {
-      return parseRateLimit(value);
+      return parse();
     } catch (error) {
       throw new Error(`--${name}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
-  const loginRateLimit = rateLimit('login-rate-limit', args.loginRateLimit);
-  const loginRateLimitPerClient = rateLimit('login-rate-limit-client', args.loginRateLimitClient);
+  const loginRateLimit = flag('login-rate-limit', () => parseRateLimit(args.loginRateLimit));
+  const loginRateLimitPerClient = flag('login-rate-limit-client', () => parseRateLimit(args.loginRateLimitClient));
+  const backoffMaxMs = flag('login-backoff-max', () => {
+    const ms = parseDuration(args.loginBackoffMax);
+    if (ms < FIRST_BACKOFF_MS || ms > LONGEST_BACKOFF_MS) throw new Error('the longest wait must be from 1 s to 24 h');
+    return ms;
+  });
+  const loginBackoff = flag('login-backoff', () => parseLoginBackoff(args.loginBackoff, backoffMaxMs));
+  const loginBackoffPerClient = flag('login-backoff-client', () =>
+    parseLoginBackoff(args.loginBackoffClient, backoffMaxMs),
+  );
   const trustProxy = parseTrustProxy(args.trustProxy);
   const dataDir = path.resolve(args.dataDir);
   const { secret, generated } = await clusterSecret(dataDir, args.secret);
@@ -235,6 +269,8 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         maxBodyBytes: 64 * 1024,
         loginRateLimit,
         loginRateLimitPerClient,
+        loginBackoff,
+        loginBackoffPerClient,
         trustProxy,
         headersTimeoutMs: args.headersTimeoutMs,
         requestTimeoutMs: args.requestTimeoutMs,

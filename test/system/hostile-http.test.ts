@@ -248,6 +248,83 @@ describe('hostile HTTP clients', function () {
     });
   });
 
+  describe('login backoff after failed logins in a row', () => {
+    let backoffDirs: TestDirs;
+    let backoffServer: Server;
+
+    const attempt = (user: string, password: string, from: string): Promise<Reply> =>
+      call(backoffServer.api.port, {
+        method: 'POST',
+        path: '/login',
+        headers: { authorization: basic(user, password), 'x-forwarded-for': from },
+      });
+
+    before(async () => {
+      backoffDirs = await makeDirs();
+      const config = await testServerConfig(backoffDirs);
+      config.api = {
+        ...config.api,
+        trustProxy: 'loopback',
+        loginBackoff: { failures: 3, firstDelayMs: 1000, maxDelayMs: 4000 },
+        loginBackoffPerClient: { failures: 6, firstDelayMs: 1000, maxDelayMs: 4000 },
+      };
+      backoffServer = await startServer(config, createLogger('hostile-http-backoff', 'silent'));
+    });
+
+    after(async () => {
+      await backoffServer?.close();
+      await backoffDirs?.remove();
+    });
+
+    it(
+      'per username, whatever the address: after 3 failures 429 with Retry-After, even for the right password; ' +
+        'the wait doubles; a success starts afresh',
+      async () => {
+        // a guesser that takes another address (another /64) for every attempt
+        for (let index = 1; index <= 3; index++)
+          expectJsonError(await attempt('alice', `guess-${index}`, `2001:db8:${index}::1`), 401);
+        const refused = await attempt('alice', 'guess-4', '2001:db8:4::1');
+        expectJsonError(refused, 429, /^too many failed login attempts for this username: try again in 1 s$/);
+        expect(refused.headers['retry-after']).to.equal('1');
+        expectJsonError(await attempt('alice', 'alice-pw', '198.51.100.20'), 429);
+        expect((await attempt('bob', 'bob-pass', '198.51.100.21')).status, 'other users are not affected').to.equal(
+          200,
+        );
+        await sleep(1100);
+        expectJsonError(await attempt('alice', 'guess-5', '2001:db8:5::1'), 401);
+        expectJsonError(await attempt('alice', 'alice-pw', '198.51.100.20'), 429, /try again in 2 s/);
+        await sleep(2100);
+        const success = await attempt('alice', 'alice-pw', '198.51.100.20');
+        expect(success.status, success.text).to.equal(200);
+        for (let index = 1; index <= 3; index++)
+          expectJsonError(await attempt('alice', `again-${index}`, '198.51.100.22'), 401);
+        expectJsonError(await attempt('alice', 'again-4', '198.51.100.22'), 429, /for this username/);
+      },
+    );
+
+    it('lets no more than 3 parallel attempts through on a fresh name, whether or not it exists', async () => {
+      for (const user of ['bob', 'nobody-here']) {
+        const replies = await Promise.all(
+          Array.from({ length: 10 }, (_, index) => attempt(user, `parallel-${index}`, `198.51.100.${40 + index}`)),
+        );
+        const statuses = replies.map((reply) => reply.status).sort();
+        expect(statuses, user).to.deep.equal([401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+      }
+    });
+
+    it('per address (an IPv6 client by its /64), over many usernames; other addresses are unaffected', async () => {
+      for (let index = 1; index <= 6; index++)
+        expectJsonError(await attempt(`spray-${index}`, 'Summer-2025', `2001:db8:aa:bb::${index}`), 401);
+      expectJsonError(
+        await attempt('spray-7', 'Summer-2025', '2001:db8:aa:bb:ffff::7'),
+        429,
+        /^too many failed login attempts from this address: try again in 1 s$/,
+      );
+      const other = await attempt('carol', 'Summer-2025', '2001:db8:aa:cc::1');
+      expectJsonError(other, 401);
+    });
+  });
+
   describe('server flags', () => {
     const parse = (...flags: string[]) => parseServerArgs(['--secret', 'flag-test', ...flags], {});
 
@@ -259,6 +336,26 @@ describe('hostile HTTP clients', function () {
       expect([api.headersTimeoutMs, api.requestTimeoutMs, api.keepAliveTimeoutMs]).to.deep.equal([
         20_000, 120_000, 5_000,
       ]);
+    });
+
+    it('take a login backoff: 5 failures per username, 20 per address, 1 s doubling to 15 min', async () => {
+      const { api } = (await parse()).server;
+      expect(api.loginBackoff).to.deep.equal({ failures: 5, firstDelayMs: 1000, maxDelayMs: 900_000 });
+      expect(api.loginBackoffPerClient).to.deep.equal({ failures: 20, firstDelayMs: 1000, maxDelayMs: 900_000 });
+      const other = (await parse('--login-backoff', 'off', '--login-backoff-client', '3', '--login-backoff-max', '1h'))
+        .server.api;
+      expect(other.loginBackoff).to.equal(null);
+      expect(other.loginBackoffPerClient).to.deep.equal({ failures: 3, firstDelayMs: 1000, maxDelayMs: 3_600_000 });
+      for (const [name, value] of [
+        ['login-backoff', 'five'],
+        ['login-backoff-client', '-2'],
+        ['login-backoff-max', '500ms'],
+        ['login-backoff-max', 'soon'],
+      ] as const)
+        await parse(`--${name}`, value).then(
+          () => expect.fail(`--${name} ${value} was accepted`),
+          (error: unknown) => expect(String(error)).to.match(new RegExp(`--${name}`)),
+        );
     });
 
     it('take a minimum password length: 8 unless given, from 1 to 1024', async () => {
