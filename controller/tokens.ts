@@ -17,7 +17,8 @@ export interface Tokens {
   issue(subject: string, scope: TokenScope): { token: string; claims: TokenClaims };
   /** The claims of a valid, unrevoked token, or null. Only HS256 is accepted: `alg: none` and other algorithms fail. */
   verify(token: string): TokenClaims | null;
-  revoke(claims: TokenClaims): Promise<void>;
+  /** Refuses the token from now on (the list is persisted until the token would have expired). */
+  revoke(claims: Pick<TokenClaims, 'jti' | 'exp'>): Promise<void>;
 }
 
 const ALGORITHM = 'HS256';
