@@ -17,6 +17,8 @@ export interface ControllerConfig {
   retry: RetryPolicy;
   userTokenTtlSeconds: number;
   workerTokenTtlSeconds: number;
+  /** Lifetime of the short-lived tokens for URLs (GET /events, archive downloads). Default 60 s. */
+  urlTokenTtlSeconds?: number;
 }
 
 export function rpcPortOf(config: Pick<ControllerConfig, 'port'>): number {

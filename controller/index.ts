@@ -18,7 +18,7 @@ export {
   validateUsername,
   type Users,
 } from './users.js';
-export type { Tokens, TokenClaims, TokenScope } from './tokens.js';
+export type { Tokens, TokenClaims, TokenRef, TokenScope, UrlTokenPurpose } from './tokens.js';
 export type { ImageLibrary, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
 export type { LeaseSweeper } from './lease-sweeper.js';

@@ -130,6 +130,8 @@ describe('dashboard in headless Chromium', function () {
     const context = await browser!.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
     const problems: string[] = [];
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       // refused uploads are answered 415 on purpose; anything else logged as an error is a problem
@@ -221,6 +223,7 @@ describe('dashboard in headless Chromium', function () {
       // "download all": a ZIP of the five filtered images
       const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-all').click()]);
       expect(download.suggestedFilename()).to.equal(`${name}.zip`);
+      requested.push(download.url());
       const entries = readZip(await readFile(await download.path()));
       expect(entries).to.have.length(5);
       for (const entry of entries) {
@@ -236,6 +239,15 @@ describe('dashboard in headless Chromium', function () {
         .locator('[data-testid="status"]')
         .filter({ hasText: 'completed with failures' })
         .waitFor();
+      // the session's own token never went into a URL: the stream and the ZIP had short-lived ones
+      const session = JSON.parse((await page.evaluate("localStorage.getItem('dpip.session')")) as string) as {
+        token: string;
+      };
+      const withToken = requested.filter((address) => new URL(address).searchParams.has('token'));
+      expect(withToken.some((address) => new URL(address).pathname === '/events')).to.equal(true);
+      expect(withToken.some((address) => new URL(address).pathname.endsWith('/archive'))).to.equal(true);
+      for (const address of requested) expect(address).to.not.include(session.token);
+
       await page.getByTestId('logout').click();
       await page.getByTestId('login').waitFor();
       expect(problems).to.deep.equal([]);

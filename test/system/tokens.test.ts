@@ -40,6 +40,23 @@ describe('tokens: a token checked once is still refused once it expires or is re
     expect(tokens.verify(token)).to.equal(null);
   });
 
+  it('gives a URL token its purpose, a life no longer than its user token, and refuses it with that one', async () => {
+    const user = tokens.issue('carol', 'user');
+    const events = tokens.issueForUrl(user.claims, 'events');
+    expect(events.claims).to.include({ sub: 'carol', scope: 'events' });
+    expect(events.claims.session).to.deep.equal({ jti: user.claims.jti, exp: user.claims.exp });
+    expect(events.claims.exp, 'not past the user token (1 s here)').to.equal(user.claims.exp);
+    const archive = tokens.issueForUrl(user.claims, 'archive', 'workload-1');
+    expect(tokens.verify(archive.token)).to.include({ scope: 'archive', workload: 'workload-1' });
+    expect(tokens.isLive(user.claims)).to.equal(true);
+    await tokens.revoke(user.claims);
+    expect(tokens.isLive(user.claims)).to.equal(false);
+    expect(tokens.verify(events.token), 'its user token was revoked').to.equal(null);
+    expect(tokens.verify(archive.token)).to.equal(null);
+    const worker = tokens.issue('w', 'worker');
+    expect(() => tokens.issueForUrl(worker.claims, 'events')).to.throw(/user token/);
+  });
+
   it('refuses a token whose signature was changed after the real one was accepted', () => {
     const { token } = tokens.issue('bob', 'worker');
     expect(tokens.verify(token)).to.not.equal(null);
