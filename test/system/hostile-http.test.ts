@@ -6,6 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { expect } from 'chai';
 import { startServer, type Server } from '../../bin/server.js';
 import { parseServerArgs } from '../../bin/server-cli.js';
@@ -871,5 +872,138 @@ describe('hostile HTTP clients', function () {
         });
       }
     }
+  });
+
+  describe("uploads into another user's workload", () => {
+    const MB = 1024 * 1024;
+    let uploadDirs: TestDirs;
+    let uploadServer: Server;
+    let aliceUpload: string;
+    let bobsWorkload: string;
+
+    before(async () => {
+      uploadDirs = await makeDirs();
+      const config = await testServerConfig(uploadDirs);
+      config.api.maxUploadBytes = 32 * MB;
+      uploadServer = await startServer(config, createLogger('hostile-http-upload', 'silent'));
+      aliceUpload = uploadServer.controller.tokens.issue('alice', 'user').token;
+      const bobToken = uploadServer.controller.tokens.issue('bob', 'user').token;
+      const created = await call(uploadServer.api.port, {
+        method: 'POST',
+        path: '/workloads',
+        headers: { authorization: `Bearer ${bobToken}` },
+      });
+      expect(created.status, created.text).to.equal(201);
+      bobsWorkload = String(created.json.workload_id);
+    });
+
+    after(async () => {
+      await uploadServer?.close();
+      await uploadDirs?.remove();
+    });
+
+    /**
+     * Sends `head`, then `size` zero bytes, each write only once the socket has taken the one before,
+     * then `tail`; stops sending as soon as the server answers. Resolves with the answer and how many of
+     * the `size` bytes had been handed to the socket by then: those the server read, and those the
+     * kernel buffers hold on both sides (about 4 MB on loopback here) when it reads nothing.
+     */
+    function pushUntilAnswered(head: string, size: number, tail = ''): Promise<{ answer: string; sent: number }> {
+      return new Promise((resolve) => {
+        const socket = connect(uploadServer.api.port, '127.0.0.1');
+        const chunk = Buffer.alloc(256 * 1024);
+        let answer = '';
+        let sent = 0;
+        let settled = false;
+        const finish = (): void => {
+          if (settled) return;
+          settled = true;
+          socket.destroy();
+          resolve({ answer, sent });
+        };
+        const pump = (): void => {
+          while (answer === '' && sent < size) {
+            const piece = chunk.subarray(0, Math.min(chunk.length, size - sent));
+            sent += piece.length;
+            if (!socket.write(piece)) {
+              socket.once('drain', pump);
+              return;
+            }
+          }
+          if (answer === '' && tail) socket.write(tail);
+        };
+        socket.on('connect', () => {
+          socket.write(head);
+          pump();
+        });
+        socket.on('data', (data: Buffer) => {
+          if (answer === '') setTimeout(finish, 300); // the rest of the answer, or the close
+          answer += data.toString('latin1');
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', finish);
+      });
+    }
+
+    const FILE_PART =
+      '--B\r\nContent-Disposition: form-data; name="data"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n';
+    const workloadPart = (id: string): string =>
+      `--B\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${id}\r\n`;
+
+    /** Alice's multipart upload: `before`, a file of `size` zero bytes, `after` (sent by pushUntilAnswered). */
+    function pushMultipart(before: string, size: number, after: string): Promise<{ answer: string; sent: number }> {
+      const preamble = `${before}${FILE_PART}`;
+      const tail = `\r\n${after}--B--\r\n`;
+      return pushUntilAnswered(
+        `POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceUpload}\r\n` +
+          'Content-Type: multipart/form-data; boundary=B\r\n' +
+          `Content-Length: ${Buffer.byteLength(preamble) + size + Buffer.byteLength(tail)}\r\n\r\n${preamble}`,
+        size,
+        tail,
+      );
+    }
+
+    async function nothingStaged(): Promise<void> {
+      expect(Object.keys(uploadServer.controller.store.data.images)).to.deep.equal([]);
+      const staging = path.dirname(uploadServer.controller.images.stagingPath());
+      expect(await readdir(staging).catch(() => [] as string[])).to.deep.equal([]);
+    }
+
+    it('refuses a 20 MB whole-body upload with 404 before reading it, and closes the connection', async () => {
+      const size = 20 * MB;
+      const { answer, sent } = await pushUntilAnswered(
+        `POST /images?workload_id=${bobsWorkload} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceUpload}\r\n` +
+          `Content-Type: image/png\r\nContent-Length: ${size}\r\n\r\n`,
+        size,
+      );
+      expect(answer).to.match(/^HTTP\/1\.1 404 [\s\S]*no workload with id/);
+      expect(sent, 'bytes sent when the answer came').to.be.below(size / 2);
+      expect(answer).to.match(/\r\nConnection: close\r\n/i);
+      await nothingStaged();
+    });
+
+    for (const workloadId of ['other', 'missing'] as const) {
+      it(
+        `refuses a 20 MB multipart upload whose workload_id (${workloadId === 'other' ? "bob's" : 'none such'}) ` +
+          'comes before the file, with 404 before reading the file',
+        async () => {
+          const size = 20 * MB;
+          const id = workloadId === 'other' ? bobsWorkload : 'no-such-workload';
+          const { answer, sent } = await pushMultipart(workloadPart(id), size, '');
+          expect(answer).to.match(/^HTTP\/1\.1 404 [\s\S]*no workload with id/);
+          expect(sent, 'bytes sent when the answer came').to.be.below(size / 2);
+          expect(answer).to.match(/\r\nConnection: close\r\n/i);
+          await nothingStaged();
+        },
+      );
+    }
+
+    it('still refuses one whose workload_id comes after the file, once it has it, and keeps nothing', async () => {
+      const size = 4 * MB;
+      const { answer, sent } = await pushMultipart('', size, workloadPart(bobsWorkload));
+      expect(answer).to.match(/^HTTP\/1\.1 404 [\s\S]*no workload with id/);
+      expect(sent).to.equal(size);
+      await nothingStaged();
+    });
   });
 });
