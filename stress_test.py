@@ -17,7 +17,7 @@ Actions (``-action``):
 
   run       the whole flow: log in, create a workload, upload frames in parallel, watch the
             workload until it completes, pull and verify every result, print a report
-              python3 stress_test.py -action run -count 200 --api http://localhost:8080 -user alice -password pw
+              python3 stress_test.py -action run -count 200 --api http://localhost:8080 -user alice -password alice-secret
 
 Every option takes one or two dashes (``-token`` or ``--token``). Instead of ``-token``, give
 ``-user`` and ``-password`` (or the DPIP_PASSWORD environment variable) to log in with HTTP Basic;
@@ -1462,7 +1462,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  %(prog)s -action generate -count 20 -size 320x240 -frames-path frames\n"
                "  %(prog)s -action push -workload-id ID -token TOKEN -frames-path frames\n"
                "  %(prog)s -action pull -workload-id ID -token TOKEN -frames-path frames\n"
-               "  %(prog)s -action run -count 200 --api http://localhost:8080 -user alice -password pw",
+               "  %(prog)s -action run -count 200 --api http://localhost:8080 -user alice -password alice-secret",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )

@@ -1,4 +1,5 @@
 import type { EventTimings } from './events/index.js';
+import type { BackoffPolicy } from './login-backoff.js';
 import type { RateLimit } from './rate-limit.js';
 
 export interface ApiConfig {
@@ -10,6 +11,8 @@ export interface ApiConfig {
   /** Largest accepted image, in pixels (width * height), read from the header before any decoding. */
   maxPixels: number;
   registrationOpen: boolean;
+  /** Shortest password a new user may choose (registration, users from the configuration). Default 8. */
+  minPasswordLength?: number;
   /** Largest accepted JSON or form body, in bytes. */
   maxBodyBytes: number;
   /**
@@ -22,6 +25,13 @@ export interface ApiConfig {
    * Absent or null: no limit (the server CLI sets 50/10s).
    */
   loginRateLimitPerClient?: RateLimit | null;
+  /**
+   * Failed logins in a row per username before each further attempt waits (1 s, doubling to 15 min
+   * from the server CLI), until a success. Absent or null: no backoff (the server CLI sets 5).
+   */
+  loginBackoff?: BackoffPolicy | null;
+  /** The same per client address (an IPv6 client by its /64). Absent or null: none (the server CLI sets 20). */
+  loginBackoffPerClient?: BackoffPolicy | null;
   /** Usernames and addresses the login limiter remembers at most (least recently used forgotten first). */
   rateLimitMaxKeys?: number;
   /**

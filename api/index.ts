@@ -2,3 +2,9 @@ export { createApp } from './app.js';
 export { startApi, type ApiServer } from './server.js';
 export { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 export { parseRateLimit, type RateLimit } from './rate-limit.js';
+export {
+  FIRST_BACKOFF_MS,
+  LONGEST_BACKOFF_MS,
+  parseLoginBackoff,
+  type BackoffPolicy,
+} from './login-backoff.js';

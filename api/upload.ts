@@ -1,7 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import multer from 'multer';
 import { imageSize } from 'image-size';
 import { AppError } from '../common/errors.js';
@@ -56,14 +56,23 @@ export interface StagedFile {
 class StagingStorage implements multer.StorageEngine {
   /** By staging path: multer hands the route a new file object, not the one _handleFile saw. */
   private readonly sinks = new Map<string, StagingSink>();
+  /** The check of a request's fields that come before its file (see SingleFileUpload.receive). */
+  readonly beforeFile = new WeakMap<Request, (fields: unknown) => void>();
 
   constructor(private readonly stagingPath: () => string) {}
 
   _handleFile(
-    _req: Request,
+    req: Request,
     file: Express.Multer.File,
     callback: (error?: unknown, info?: Partial<Express.Multer.File>) => void,
   ): void {
+    try {
+      // the fields that came before the file are in req.body: a refusal now reads nothing of the file
+      this.beforeFile.get(req)?.(req.body);
+    } catch (error) {
+      callback(error);
+      return;
+    }
     const sink = new StagingSink(this.stagingPath(), IN_MEMORY_BYTES);
     pipeInto(file.stream, sink).then(
       () => {
@@ -146,6 +155,16 @@ export interface SingleFileUpload {
   middleware: RequestHandler;
   /** The request's one file, if it sent one. */
   stagedFile(req: Request): StagedFile | undefined;
+  /**
+   * Parses a multipart request answered on node:http: its fields and its file, if any. `beforeFile`
+   * sees the fields that came before the file, before a byte of the file is read; what it throws
+   * settles the promise at once (the rest of the body is never read: the answer closes the connection).
+   */
+  receive(
+    req: IncomingMessage,
+    res: ServerResponse,
+    beforeFile?: (fields: unknown) => void,
+  ): Promise<{ body: unknown; staged: StagedFile | undefined }>;
 }
 
 /** Multipart with exactly one file, in any field (the course clients use "data"), streamed to a staging path. */
@@ -157,11 +176,38 @@ export function singleFileUpload(maxUploadBytes: number, stagingPath: () => stri
       limits: { fileSize: maxUploadBytes, files: 1, fields: 20, fieldSize: 4096, parts: 24 },
     }).any(),
   );
+  const stagedFile = (req: Request): StagedFile | undefined => {
+    const file = Array.isArray(req.files) ? req.files[0] : undefined;
+    return file ? storage.staged(file) : undefined;
+  };
   return {
     middleware,
-    stagedFile(req) {
-      const file = Array.isArray(req.files) ? req.files[0] : undefined;
-      return file ? storage.staged(file) : undefined;
+    stagedFile,
+    receive(req, res, beforeFile) {
+      // multer works on node's request and response; its types name express's, which only add to them
+      const expressReq = req as unknown as Request;
+      return new Promise((resolve, reject) => {
+        let settled = false;
+        if (beforeFile) {
+          storage.beforeFile.set(expressReq, (fields) => {
+            try {
+              beforeFile(fields);
+            } catch (error) {
+              // multer would read the whole body before it reports the error: answer now, and close
+              res.setHeader('Connection', 'close');
+              settled = true;
+              reject(error instanceof Error ? error : new Error(String(error)));
+              throw error;
+            }
+          });
+        }
+        middleware(expressReq, res as unknown as Response, (error?: unknown) => {
+          if (settled) return;
+          settled = true;
+          if (error) reject(error instanceof Error ? error : new Error(String(error)));
+          else resolve({ body: expressReq.body, staged: stagedFile(expressReq) });
+        });
+      });
     },
   };
 }

@@ -52,8 +52,9 @@ process.stdout.write(
       config.server.controller.clusterSecret,
     '',
     'Try it:',
-    `  curl -X POST ${api}/register -H 'Content-Type: application/json' -d '{"username":"alice","password":"secret"}'`,
-    `  TOKEN=$(curl -s -u alice:secret ${api}/login | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')`,
+    `  curl -X POST ${api}/register -H 'Content-Type: application/json' ` +
+      `-d '{"username":"alice","password":"alice-secret"}'`,
+    `  TOKEN=$(curl -s -u alice:alice-secret ${api}/login | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')`,
     `  curl -X POST ${api}/workloads -H "Authorization: Bearer $TOKEN"`,
     'Add a worker on another machine:',
     `  DPIP_SECRET=<secret> npm run worker -- --controller <this-host>:${controllerPort} --worker-name w1 --tags a,b`,

@@ -4,14 +4,26 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
 import yargs from 'yargs';
-import { DEFAULT_HTTP_TIMEOUTS, parseRateLimit, type RateLimit } from '../api/index.js';
+import {
+  DEFAULT_HTTP_TIMEOUTS,
+  FIRST_BACKOFF_MS,
+  LONGEST_BACKOFF_MS,
+  parseLoginBackoff,
+  parseRateLimit,
+} from '../api/index.js';
+import { parseDuration } from '../common/units.js';
 import { dropForeignEnv } from '../common/cli-env.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 import { LOG_OPTIONS } from './log-options.js';
 import { parseSize } from '../common/units.js';
 import { writeDurably } from '../controller/index.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
-import { DEFAULT_JOB_TIMEOUT_MS, DEFAULT_RETRY_POLICY } from '../controller/index.js';
+import {
+  DEFAULT_JOB_TIMEOUT_MS,
+  DEFAULT_MIN_PASSWORD_LENGTH,
+  DEFAULT_RETRY_POLICY,
+  MAX_PASSWORD_LENGTH,
+} from '../controller/index.js';
 import { formatDuration } from '../common/units.js';
 import { durationFlag } from './duration-flag.js';
 import type { ServerConfig } from './server.js';
@@ -104,8 +116,13 @@ const SERVER_OPTIONS = {
     type: 'string',
     describe: 'cluster secret workers must present (default: generated once, kept in the data dir)',
   },
-  users: { type: 'string', default: '', describe: 'users to create at start: alice:pw,bob:pw' },
+  users: { type: 'string', default: '', describe: 'users to create at start if missing: alice:pw,bob:pw' },
   registration: { type: 'boolean', default: true, describe: 'allow POST /register (--no-registration to disable)' },
+  'min-password-length': {
+    type: 'number',
+    default: DEFAULT_MIN_PASSWORD_LENGTH,
+    describe: 'shortest password a new user may choose (existing users keep theirs)',
+  },
   'lease-ms': {
     type: 'number',
     default: 5000,
@@ -140,6 +157,23 @@ const SERVER_OPTIONS = {
     type: 'string',
     default: '50/10s',
     describe: 'login and registration attempts per client address (IPv6: per /64), or "off"',
+  },
+  'login-backoff': {
+    type: 'string',
+    default: '5',
+    describe:
+      'failed logins in a row for a username, after which each attempt waits 1 s, doubling with each failure ' +
+      '(until a success), or "off"',
+  },
+  'login-backoff-client': {
+    type: 'string',
+    default: '20',
+    describe: 'the same per client address (IPv6: per /64), or "off"',
+  },
+  'login-backoff-max': {
+    type: 'string',
+    default: '15m',
+    describe: 'longest wait of the login backoff (e.g. 15m, 1h)',
   },
   'trust-proxy': {
     type: 'string',
@@ -196,6 +230,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('max-upload-bytes', args.maxUploadBytes, 1, 2 ** 31);
   whole('max-pixels', args.maxPixels, 1, 2 ** 31);
   whole('token-ttl', args.tokenTtl, 60, 10 * 365 * 24 * 3600);
+  whole('min-password-length', args.minPasswordLength, 1, MAX_PASSWORD_LENGTH);
   if (args.workerSlots !== undefined) whole('worker-slots', args.workerSlots, 1, 256);
   if (args.heartbeatMs * 2 > args.leaseMs) throw new Error('--lease-ms must be at least twice --heartbeat-ms');
   whole('headers-timeout-ms', args.headersTimeoutMs, 100, 600_000);
@@ -203,15 +238,25 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('keep-alive-timeout-ms', args.keepAliveTimeoutMs, 100, 600_000);
   if (args.requestTimeoutMs > 0 && args.requestTimeoutMs < args.headersTimeoutMs)
     throw new Error('--request-timeout-ms must be 0 or at least --headers-timeout-ms');
-  const rateLimit = (name: string, value: string): RateLimit | null => {
+  /** A flag's value parsed, or an error that names the flag. */
+  const flag = <T>(name: string, parse: () => T): T => {
     try {
-      return parseRateLimit(value);
+      return parse();
     } catch (error) {
       throw new Error(`--${name}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
-  const loginRateLimit = rateLimit('login-rate-limit', args.loginRateLimit);
-  const loginRateLimitPerClient = rateLimit('login-rate-limit-client', args.loginRateLimitClient);
+  const loginRateLimit = flag('login-rate-limit', () => parseRateLimit(args.loginRateLimit));
+  const loginRateLimitPerClient = flag('login-rate-limit-client', () => parseRateLimit(args.loginRateLimitClient));
+  const backoffMaxMs = flag('login-backoff-max', () => {
+    const ms = parseDuration(args.loginBackoffMax);
+    if (ms < FIRST_BACKOFF_MS || ms > LONGEST_BACKOFF_MS) throw new Error('the longest wait must be from 1 s to 24 h');
+    return ms;
+  });
+  const loginBackoff = flag('login-backoff', () => parseLoginBackoff(args.loginBackoff, backoffMaxMs));
+  const loginBackoffPerClient = flag('login-backoff-client', () =>
+    parseLoginBackoff(args.loginBackoffClient, backoffMaxMs),
+  );
   const trustProxy = parseTrustProxy(args.trustProxy);
   let minFreeDiskBytes: number;
   try {
@@ -248,9 +293,12 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         maxUploadBytes: args.maxUploadBytes,
         maxPixels: args.maxPixels,
         registrationOpen: args.registration,
+        minPasswordLength: args.minPasswordLength,
         maxBodyBytes: 64 * 1024,
         loginRateLimit,
         loginRateLimitPerClient,
+        loginBackoff,
+        loginBackoffPerClient,
         trustProxy,
         headersTimeoutMs: args.headersTimeoutMs,
         requestTimeoutMs: args.requestTimeoutMs,

@@ -2,6 +2,7 @@
 import { startApi, type ApiConfig, type ApiServer } from '../api/index.js';
 import type { Logger } from '../common/log.js';
 import {
+  DEFAULT_MIN_PASSWORD_LENGTH,
   startController,
   validatePassword,
   validateUsername,
@@ -25,15 +26,40 @@ export interface Server {
   close(): Promise<void>;
 }
 
+/**
+ * Creates the configured users that do not exist yet. A user that exists keeps the password it has,
+ * even one shorter than the minimum of today (it was set under an older one).
+ */
+async function createConfiguredUsers(
+  controller: Controller,
+  users: Record<string, string>,
+  minPasswordLength: number,
+  log: Logger,
+): Promise<void> {
+  const missing = Object.entries(users).filter(([username]) => !controller.users.exists(username));
+  for (const [username, password] of missing) {
+    const invalid = validatePassword(password, minPasswordLength);
+    if (invalid) throw new Error(`configured user "${username}": ${invalid}`);
+  }
+  for (const [username, password] of missing) {
+    if ((await controller.users.create(username, password)) === 'created')
+      log.info({ user: username }, 'user created from configuration');
+  }
+}
+
 export async function startServer(config: ServerConfig, log: Logger): Promise<Server> {
+  const minPasswordLength = config.api.minPasswordLength ?? DEFAULT_MIN_PASSWORD_LENGTH;
   for (const [username, password] of Object.entries(config.users)) {
-    const invalid = validateUsername(username) ?? validatePassword(password);
+    // the minimum applies to the users about to be created, checked once the datastore is open
+    const invalid = validateUsername(username) ?? validatePassword(password, 0);
     if (invalid) throw new Error(`configured user "${username}": ${invalid}`);
   }
   const controller = await startController(config.controller, log.child({ component: 'controller' }));
-  for (const [username, password] of Object.entries(config.users)) {
-    if ((await controller.users.create(username, password)) === 'created')
-      log.info({ user: username }, 'user created from configuration');
+  try {
+    await createConfiguredUsers(controller, config.users, minPasswordLength, log);
+  } catch (error) {
+    await controller.close();
+    throw error;
   }
   const scheduler = startScheduler(controller.scheduling, config.scheduler, log.child({ component: 'scheduler' }));
   let api: ApiServer;

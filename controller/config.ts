@@ -21,6 +21,8 @@ export interface ControllerConfig {
   workerTokenTtlSeconds: number;
   /** Uploads are refused (507) when they would leave less free space than this on the images or data disk. */
   minFreeDiskBytes: number;
+  /** Lifetime of the short-lived tokens for URLs (GET /events, archive downloads). Default 60 s. */
+  urlTokenTtlSeconds?: number;
 }
 
 export function rpcPortOf(config: Pick<ControllerConfig, 'port'>): number {

@@ -52,6 +52,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   const tokens = createTokens(store, await loadSigningSecret(config.dataDir), {
     user: config.userTokenTtlSeconds,
     worker: config.workerTokenTtlSeconds,
+    url: config.urlTokenTtlSeconds,
   });
   const events = new EventEmitter<ControllerEvents>();
   let workPending = false;

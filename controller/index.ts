@@ -18,8 +18,14 @@ export {
   type WorkloadView,
   type WorkloadStatus,
 } from './workloads.js';
-export { validateUsername, validatePassword, type Users } from './users.js';
-export type { Tokens, TokenClaims, TokenScope } from './tokens.js';
+export {
+  DEFAULT_MIN_PASSWORD_LENGTH,
+  MAX_PASSWORD_LENGTH,
+  validatePassword,
+  validateUsername,
+  type Users,
+} from './users.js';
+export type { Tokens, TokenClaims, TokenRef, TokenScope, UrlTokenPurpose } from './tokens.js';
 export type { ImageLibrary, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
 export type { LeaseSweeper } from './lease-sweeper.js';

@@ -75,7 +75,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         store.change('workers', worker.record.id);
         Object.assign(worker.record, fields);
         // an expired token: a fresh one
-        if (!tokens.verify(worker.token)) worker.token = tokens.issue(worker.record.id, 'worker').token;
+        if (!tokens.verify(worker.token)) worker.token = await newToken(worker.record);
         registry.heard(worker, params.resources, now);
       } else {
         if (existing?.state === 'alive') {
@@ -102,7 +102,11 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
             };
         if (!known) store.change('workers', record.id);
         store.data.workers[record.id] = record;
-        worker = registry.add(record, tokens.issue(record.id, 'worker').token, params.resources, now);
+        // earlier processes of this name (from before a restart: the registry knew none) hold no token any more
+        for (const other of Object.values(store.data.workers)) {
+          if (other.name === record.name && other.id !== record.id) await revokeHeld(other);
+        }
+        worker = registry.add(record, await newToken(record), params.resources, now);
         log.info(
           {
             worker: record.name,
@@ -167,9 +171,29 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     }),
   };
 
+  /**
+   * A new token for the record. The one it held is revoked: after a restart a worker registers again and
+   * gets a new token, and the old one would otherwise stay valid on HTTP until it expires.
+   */
+  async function newToken(record: WorkerRecord): Promise<string> {
+    const { token, claims } = tokens.issue(record.id, 'worker');
+    await revokeHeld(record);
+    store.change('workers', record.id);
+    record.token = { jti: claims.jti, expires_at: claims.exp * 1000 };
+    return token;
+  }
+
+  /** Revokes the token the record holds, if any (the revocation list is in the datastore). */
+  async function revokeHeld(record: WorkerRecord): Promise<void> {
+    const held = record.token;
+    if (!held) return;
+    store.change('workers', record.id);
+    record.token = null;
+    await tokens.revoke({ jti: held.jti, exp: Math.ceil(held.expires_at / 1000) });
+  }
+
   function retire(worker: LiveWorker, reason: string): void {
-    const claims = tokens.verify(worker.token);
-    if (claims) void tokens.revoke(claims);
+    void revokeHeld(worker.record);
     worker.state = 'left';
     store.change('workers', worker.record.id);
     worker.record.left_at = new Date().toISOString();

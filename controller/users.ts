@@ -8,11 +8,17 @@ const USERNAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
 // Compared against when the user does not exist, so a wrong username costs as long as a wrong password.
 const DECOY_HASH = `scrypt$${randomBytes(16).toString('hex')}$${randomBytes(KEY_LENGTH).toString('hex')}`;
 
+/** The shortest password a new user may choose, unless the server sets another (--min-password-length). */
+export const DEFAULT_MIN_PASSWORD_LENGTH = 8;
+export const MAX_PASSWORD_LENGTH = 1024;
+
 export type CreateUserResult = 'created' | 'exists';
 
 export interface Users {
   create(username: string, password: string): Promise<CreateUserResult>;
   verify(username: string, password: string): Promise<boolean>;
+  /** True if the name is taken, in any case ("Alice" takes "alice"). */
+  exists(username: string): boolean;
 }
 
 export function validateUsername(username: string): string | null {
@@ -21,9 +27,13 @@ export function validateUsername(username: string): string | null {
     : 'username must be 1-64 letters, digits, "_", ".", "@" or "-", starting with a letter or digit';
 }
 
-export function validatePassword(password: string): string | null {
-  if (password.length < 4) return 'password must be at least 4 characters';
-  if (password.length > 1024) return 'password must be at most 1024 characters';
+/**
+ * The rule for a password being set (a new user). Passwords are checked against the minimum only
+ * when set: a user whose password was set under a lower minimum still logs in with it.
+ */
+export function validatePassword(password: string, minLength = DEFAULT_MIN_PASSWORD_LENGTH): string | null {
+  if (password.length < minLength) return `password must be at least ${minLength} characters`;
+  if (password.length > MAX_PASSWORD_LENGTH) return `password must be at most ${MAX_PASSWORD_LENGTH} characters`;
   return null;
 }
 
@@ -42,14 +52,15 @@ async function matches(password: string, stored: string): Promise<boolean> {
 }
 
 export function createUsers(store: Store): Users {
+  // unique regardless of case, so "Alice" cannot pass for "alice"
+  const taken = (username: string): boolean =>
+    Object.keys(store.data.users).some((name) => name.toLowerCase() === username.toLowerCase());
   return {
+    exists: taken,
     async create(username, password) {
-      // unique regardless of case, so "Alice" cannot pass for "alice"
-      const taken = (): boolean =>
-        Object.keys(store.data.users).some((name) => name.toLowerCase() === username.toLowerCase());
-      if (taken()) return 'exists';
+      if (taken(username)) return 'exists';
       const password_hash = await hashPassword(password);
-      if (taken()) return 'exists';
+      if (taken(username)) return 'exists';
       store.change('users', username);
       store.data.users[username] = { username, password_hash, created_at: new Date().toISOString() };
       await store.commit();

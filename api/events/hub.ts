@@ -1,7 +1,7 @@
 import type { Response } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { viewWorkload, type Controller, type JobChange } from '../../controller/index.js';
+import { viewWorkload, type Controller, type JobChange, type TokenRef } from '../../controller/index.js';
 import { workerViews } from '../views.js';
 
 export interface EventTimings {
@@ -25,7 +25,8 @@ export const DEFAULT_EVENT_TIMINGS: EventTimings = {
 /** One open Server-Sent Events stream: a user's browser tab. */
 interface Stream {
   user: string;
-  token: string;
+  /** The user token the stream was opened with, or under which its URL token was issued. */
+  session: TokenRef;
   res: Response;
   /** The user's workloads that changed since the last flush. */
   pending: Set<string>;
@@ -34,8 +35,8 @@ interface Stream {
 /**
  * The Server-Sent Events of the API. One listener on the controller's job events and one timer serve
  * every open stream (the timer runs only while a stream is open); each stream gets the changes of its
- * user's own workloads, worker snapshots, and heartbeats. A stream whose token is revoked or expires is
- * ended with a `logout` event.
+ * user's own workloads, worker snapshots, and heartbeats. A stream whose session (the user token) is
+ * revoked or expires is ended with a `logout` event.
  */
 export class EventHub {
   private readonly streams = new Set<Stream>();
@@ -55,8 +56,11 @@ export class EventHub {
     return this.streams.size;
   }
 
-  /** Takes over the response: headers, the first events, and the cleanup when the client goes away. */
-  open(res: Response, user: string, token: string): void {
+  /**
+   * Takes over the response: headers, the first events, and the cleanup when the client goes away. The
+   * stream lasts as long as `session` (a user token) is neither expired nor revoked.
+   */
+  open(res: Response, user: string, session: TokenRef): void {
     if (this.closed) throw new AppError('unavailable', 'the server is shutting down');
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -65,7 +69,7 @@ export class EventHub {
       'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
     });
     res.socket?.setNoDelay(true);
-    const stream: Stream = { user, token, res, pending: new Set() };
+    const stream: Stream = { user, session: { jti: session.jti, exp: session.exp }, res, pending: new Set() };
     if (this.streams.size === 0) this.start();
     this.streams.add(stream);
     res.on('close', () => this.drop(stream));
@@ -137,7 +141,7 @@ export class EventHub {
   private tick(): void {
     const snapshot = event('workers', { workers: workerViews(this.controller, this.timings.historySamples) });
     for (const stream of [...this.streams]) {
-      if (!this.controller.tokens.verify(stream.token)) {
+      if (!this.controller.tokens.isLive(stream.session)) {
         this.write(stream, event('logout', { reason: 'the token expired or was revoked: log in again' }));
         stream.res.end();
         this.drop(stream);

@@ -6,17 +6,28 @@ import yazl from 'yazl';
 import { AppError } from '../../common/errors.js';
 import { filteredImages, findWorkload, type Controller } from '../../controller/index.js';
 import type { Logger } from '../../common/log.js';
-import { bearerOrQueryToken, callerOf, requireUser } from '../auth.js';
+import { callerOf, requireUser, requireUserOrUrlToken, urlTokenAnswer } from '../auth.js';
 import { requestLogger } from '../request-log.js';
 
 /**
  * GET /workloads/:id/archive: the workload's filtered images as one ZIP, streamed file by file from
  * disk (never held in memory). Entries are stored, not deflated: PNG and JPEG are compressed already.
- * The token may come as ?token= so that a plain download link works.
+ * A plain download link cannot send a header: it carries a short-lived token for this archive, from
+ * POST /workloads/:id/archive/token, as ?token=.
  */
 export function archiveRoutes(controller: Controller, log: Logger): Router {
   const router = Router();
-  router.get('/workloads/:id/archive', requireUser(controller.tokens, bearerOrQueryToken), async (req, res) => {
+  router.post('/workloads/:id/archive/token', requireUser(controller.tokens), (req, res) => {
+    const { claims } = callerOf(res);
+    const workload = findWorkload(controller.store, claims.sub, String(req.params.id));
+    res.json(
+      urlTokenAnswer(
+        controller.tokens.issueForUrl(claims, 'archive', workload.id),
+        `/workloads/${encodeURIComponent(workload.id)}/archive`,
+      ),
+    );
+  });
+  router.get('/workloads/:id/archive', requireUserOrUrlToken(controller.tokens, 'archive'), async (req, res) => {
     const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
     const images = filteredImages(controller.store, workload);
     if (images.length === 0) throw new AppError('conflict', `workload "${workload.name}" has no filtered images yet`);

@@ -3,7 +3,6 @@
 // 0.25 ms on the reference machine) than the rest of a download. Authentication, errors, request
 // ids and metrics are the same functions express's routes use.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Request, Response } from 'express';
 import { AppError } from '../../common/errors.js';
 import { filteredUploadSchema } from '../../common/protocol.js';
 import type { Logger } from '../../common/log.js';
@@ -63,18 +62,16 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   const declaredLimit = config.maxUploadBytes + 128 * 1024;
   const upload = singleFileUpload(config.maxUploadBytes, () => controller.images.stagingPath());
 
-  /** multer works on node's request and response; its types name express's, which only add to them. */
-  function parseUpload(
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): Promise<{ body: unknown; staged: StagedFile | undefined }> {
-    const expressReq = req as unknown as Request;
-    return new Promise((resolve, reject) => {
-      upload.middleware(expressReq, res as unknown as Response, (error?: unknown) => {
-        if (error) reject(error instanceof Error ? error : new Error(String(error)));
-        else resolve({ body: expressReq.body, staged: upload.stagedFile(expressReq) });
-      });
-    });
+  /**
+   * What can be refused from the fields alone, checked as soon as they are known (before the body of a
+   * whole-body upload, before the file of a multipart one whose fields come first): a user's upload
+   * into a workload that is not theirs (404, as for one that does not exist). Without it, a 50 MB
+   * upload into someone else's workload was read and staged before the answer.
+   */
+  function checkFields(fields: unknown, claims: TokenClaims): void {
+    if (claims.scope !== 'user') return;
+    const workloadId = field(fields, 'workload_id');
+    if (workloadId) findWorkload(controller.store, claims.sub, workloadId);
   }
 
   async function keepUpload(body: unknown, claims: TokenClaims, staged: StagedFile | undefined): Promise<ImageRecord> {
@@ -104,16 +101,25 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   async function receive(
     req: IncomingMessage,
     res: ServerResponse,
+    claims: TokenClaims,
   ): Promise<{ body: unknown; staged: StagedFile | undefined }> {
     const type = hasContent(req) ? mediaType(req) : 'no body';
     if (type === 'multipart/form-data') {
       checkDeclaredLength(req, res, declaredLimit, 'the upload');
-      return parseUpload(req, res);
+      return upload.receive(req, res, (fields) => checkFields(fields, claims));
     }
     if (RAW_IMAGE_TYPES.has(type)) {
       checkDeclaredLength(req, res, config.maxUploadBytes, 'the file');
+      const body = queryFields(req.url);
+      try {
+        checkFields(body, claims);
+      } catch (error) {
+        // the body is never read: the connection cannot carry another request
+        res.setHeader('Connection', 'close');
+        throw error;
+      }
       return {
-        body: queryFields(req.url),
+        body,
         staged: await receiveRawImage(req, res, config.maxUploadBytes, controller.images.stagingPath()),
       };
     }
@@ -128,7 +134,7 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     // below the free-space reserve a user's upload is refused before a byte of it is read (a worker's
     // result is not: it completes work already done, and a full disk refuses it anyway)
     if (claims.scope === 'user') controller.images.checkRoom(Number(req.headers['content-length']) || 0);
-    const { body, staged } = await receive(req, res);
+    const { body, staged } = await receive(req, res, claims);
     let record: ImageRecord;
     try {
       record = await keepUpload(body, claims, staged);

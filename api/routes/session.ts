@@ -2,11 +2,16 @@ import type express from 'express';
 import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { validatePassword, validateUsername, type Controller } from '../../controller/index.js';
+import {
+  DEFAULT_MIN_PASSWORD_LENGTH,
+  validatePassword,
+  validateUsername,
+  type Controller,
+} from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
 import { bodyField, fieldBody } from '../body.js';
 import type { ApiConfig } from '../config.js';
-import { loginGate } from '../login-limit.js';
+import { loginGate, type AttemptOutcome } from '../login-limit.js';
 
 interface Credentials {
   username: string;
@@ -41,18 +46,29 @@ export function sessionRoutes(controller: Controller, config: ApiConfig, log: Lo
   const body = fieldBody(config.maxBodyBytes, 'send credentials as fields, no files');
   const gate = loginGate(config, log);
 
+  /** The credentials of a login attempt that were right, or a 401; the attempt's outcome goes to the gate. */
+  async function checkedCredentials(req: express.Request): Promise<Credentials> {
+    const settle = gate.login(req, attemptedUsername(req.get('authorization'), req.body));
+    let outcome: AttemptOutcome = 'none';
+    try {
+      const credentials = basicCredentials(req.get('authorization')) ?? bodyCredentials(req.body);
+      if (!credentials) {
+        throw new AppError(
+          'unauthorized',
+          'send credentials: HTTP Basic auth, or a JSON or form body with "username" (or "user") and "password"',
+        );
+      }
+      const right = await controller.users.verify(credentials.username, credentials.password);
+      outcome = right ? 'success' : 'failure';
+      if (!right) throw new AppError('unauthorized', 'wrong username or password');
+      return credentials;
+    } finally {
+      settle(outcome);
+    }
+  }
+
   const login: express.RequestHandler = async (req, res) => {
-    gate(req, attemptedUsername(req.get('authorization'), req.body));
-    const credentials = basicCredentials(req.get('authorization')) ?? bodyCredentials(req.body);
-    if (!credentials) {
-      throw new AppError(
-        'unauthorized',
-        'send credentials: HTTP Basic auth, or a JSON or form body with "username" (or "user") and "password"',
-      );
-    }
-    if (!(await controller.users.verify(credentials.username, credentials.password))) {
-      throw new AppError('unauthorized', 'wrong username or password');
-    }
+    const credentials = await checkedCredentials(req);
     const { token } = controller.tokens.issue(credentials.username, 'user');
     res.json({ user: credentials.username, token });
   };
@@ -67,11 +83,13 @@ export function sessionRoutes(controller: Controller, config: ApiConfig, log: Lo
 
   router.post('/register', ...body, async (req, res) => {
     if (!config.registrationOpen) throw new AppError('forbidden', 'registration is disabled on this server');
-    gate(req, attemptedUsername(undefined, req.body));
+    gate.registration(req, attemptedUsername(undefined, req.body));
     const credentials = bodyCredentials(req.body);
     if (!credentials)
       throw new AppError('bad_request', 'send a JSON or form body with "username" (or "user") and "password"');
-    const invalid = validateUsername(credentials.username) ?? validatePassword(credentials.password);
+    const invalid =
+      validateUsername(credentials.username) ??
+      validatePassword(credentials.password, config.minPasswordLength ?? DEFAULT_MIN_PASSWORD_LENGTH);
     if (invalid) throw new AppError('bad_request', invalid);
     if ((await controller.users.create(credentials.username, credentials.password)) === 'exists') {
       throw new AppError('conflict', `user "${credentials.username}" already exists`);

@@ -24,6 +24,11 @@ export interface WorkerRecord {
   filters: string[];
   registered_at: string;
   left_at: string | null;
+  /**
+   * The token the worker holds now (its id and expiry, epoch ms), revoked when the record gets another
+   * or its name goes to a new process. Absent in records from before it was kept.
+   */
+  token?: { jti: string; expires_at: number } | null;
 }
 
 export interface Workload {

@@ -91,13 +91,21 @@ export class Api {
     return this.json('GET', '/workers');
   }
 
-  /** A link that downloads the archive (a link cannot send headers: the token rides in the query). */
-  archiveUrl(workloadId: string): string {
-    return `/workloads/${encodeURIComponent(workloadId)}/archive?token=${encodeURIComponent(this.token)}`;
+  /**
+   * A link that downloads the archive. A link cannot send headers, so it carries a token in its URL: a
+   * short-lived one, for this archive only, never the session's own.
+   */
+  archiveUrl(workloadId: string): Promise<string> {
+    return this.urlWithToken(`/workloads/${encodeURIComponent(workloadId)}/archive/token`);
   }
 
-  eventsUrl(): string {
-    return `/events?token=${encodeURIComponent(this.token)}`;
+  /** The URL of the event stream, with a short-lived token for it (EventSource cannot send headers either). */
+  eventsUrl(): Promise<string> {
+    return this.urlWithToken('/events/token');
+  }
+
+  private async urlWithToken(path: string): Promise<string> {
+    return (await this.json<{ url: string }>('POST', path)).url;
   }
 
   /** An image as an object URL (an <img> cannot send the token); fetched once per id. */

@@ -16,11 +16,13 @@ export interface Live {
 }
 
 /**
- * Server-Sent Events with reconnection. EventSource retries by itself after a dropped connection, but
- * gives up for good when a reconnect is refused (the server restarting, say): then a new one is made,
- * after a growing pause.
+ * Server-Sent Events with reconnection. `url` gives a fresh URL for each connection (its token lasts a
+ * minute; the stream, once open, lasts as long as the session). EventSource retries by itself after a
+ * dropped connection, with the same URL, but gives up for good when a reconnect is refused (the server
+ * restarting, or the URL's token expired meanwhile): then a new one is made with a new URL, after a
+ * growing pause.
  */
-export function connectLive(url: () => string, handlers: LiveHandlers): Live {
+export function connectLive(url: () => Promise<string>, handlers: LiveHandlers): Live {
   let source: EventSource | null = null;
   let timer: number | undefined;
   let pause = 1000;
@@ -30,8 +32,27 @@ export function connectLive(url: () => string, handlers: LiveHandlers): Live {
     return JSON.parse((event as MessageEvent<string>).data) as T;
   }
 
+  function later(): void {
+    timer = window.setTimeout(connect, pause);
+    pause = Math.min(15_000, pause * 2);
+  }
+
   function connect(): void {
-    source = new EventSource(url());
+    url().then(
+      (href) => {
+        if (!closed) listen(href);
+      },
+      () => {
+        // the server is away (or the session is over: then the app closes this)
+        if (closed) return;
+        handlers.state('reconnecting');
+        later();
+      },
+    );
+  }
+
+  function listen(href: string): void {
+    source = new EventSource(href);
     source.addEventListener('open', () => {
       pause = 1000;
       handlers.state('live');
@@ -49,8 +70,7 @@ export function connectLive(url: () => string, handlers: LiveHandlers): Live {
       handlers.state('reconnecting');
       if (source?.readyState === EventSource.CLOSED) {
         source = null;
-        timer = window.setTimeout(connect, pause);
-        pause = Math.min(15_000, pause * 2);
+        later();
       }
     });
   }

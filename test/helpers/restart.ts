@@ -60,7 +60,7 @@ export async function spawnServerOn(
     '--secret',
     TEST_SECRET,
     '--users',
-    'alice:alice-pw,bob:bob-pw',
+    'alice:alice-pw,bob:bob-pass',
     '--log-level',
     'warn',
     ...(options.args ?? []),

@@ -62,7 +62,7 @@ export async function testServerConfig(
       maxBodyBytes: 64 * 1024,
     },
     scheduler: { assignTimeoutMs: 3000, tickMs: 100 },
-    users: { alice: 'alice-pw', bob: 'bob-pw' },
+    users: { alice: 'alice-pw', bob: 'bob-pass' },
   };
 }
 
@@ -125,7 +125,7 @@ export async function spawnServer(
     '--secret',
     TEST_SECRET,
     '--users',
-    'alice:alice-pw,bob:bob-pw',
+    'alice:alice-pw,bob:bob-pass',
     '--log-level',
     'warn',
     // the machine's free space is not what these tests are about (the full-disk tests set their own)

@@ -181,7 +181,7 @@ describe('REST API on a real server', function () {
     dirs = await makeDirs();
     ({ server, url } = await startTestServer(dirs));
     aliceToken = (await TestClient.login(url, 'alice', 'alice-pw')).token;
-    bobToken = (await TestClient.login(url, 'bob', 'bob-pw')).token;
+    bobToken = (await TestClient.login(url, 'bob', 'bob-pass')).token;
     signingSecret = Buffer.from((await readFile(path.join(dirs.dataDir, 'jwt-secret'), 'utf8')).trim(), 'hex');
   });
 
@@ -222,10 +222,18 @@ describe('REST API on a real server', function () {
       });
     }
 
-    it('accepts the shortest allowed password (4 characters) and a 64-character name', async () => {
+    it('accepts the shortest allowed password (8 characters) and a 64-character name', async () => {
       const name = `L${randomBytes(4).toString('hex')}`.padEnd(64, 'x');
-      const res = await request(url).post('/register').send({ username: name, password: 'abcd' });
+      const res = await request(url).post('/register').send({ username: name, password: 'abcdefgh' });
       expect(res.status, res.text).to.equal(201);
+    });
+
+    it('refuses a 7-character password with 400 that names the minimum', async () => {
+      expectError(
+        await request(url).post('/register').send({ username: 'sevenpw', password: 'abcdefg' }),
+        400,
+        /at least 8 characters/,
+      );
     });
 
     // Inherited object properties are not users: registering them must work like any other name.
@@ -267,6 +275,7 @@ describe('REST API on a real server', function () {
       { title: 'a non-ASCII username', body: { username: 'zoë', password: 'secret-pw' } },
       { title: 'a 65-character username', body: { username: 'u'.repeat(65), password: 'secret-pw' } },
       { title: 'a 3-character password', body: { username: 'shortpw', password: 'abc' } },
+      { title: 'a 4-character password', body: { username: 'fourpw', password: 'abcd' } },
       { title: 'an empty password', body: { username: 'emptypw', password: '' } },
       { title: 'a 1025-character password', body: { username: 'longpw', password: 'p'.repeat(1025) } },
       { title: 'a missing password', body: { username: 'nopw' } },
@@ -285,6 +294,74 @@ describe('REST API on a real server', function () {
       for (const name of ['shortpw', 'emptypw', 'longpw', 'nopw', 'numpw']) {
         expectError(await request(url).post('/login').send({ username: name, password: 'abc' }), 401);
       }
+      for (const [name, password] of [
+        ['fourpw', 'abcd'],
+        ['sevenpw', 'abcdefg'],
+      ]) {
+        expectError(await request(url).post('/login').send({ username: name, password }), 401);
+      }
+    });
+  });
+
+  describe('the minimum password length (--min-password-length)', () => {
+    let ownDirs: TestDirs;
+
+    beforeEach(async () => {
+      ownDirs = await makeDirs();
+    });
+
+    afterEach(async () => {
+      await ownDirs?.remove();
+    });
+
+    it('is enforced at registration with the configured length', async () => {
+      const config = await testServerConfig(ownDirs);
+      config.api.minPasswordLength = 12;
+      config.users = {};
+      const strict = await startServer(config, createLogger('x', 'silent'));
+      try {
+        const strictUrl = `http://127.0.0.1:${strict.api.port}`;
+        expectError(
+          await request(strictUrl).post('/register').send({ username: 'eleven', password: 'abcdefghijk' }),
+          400,
+          /at least 12 characters/,
+        );
+        const res = await request(strictUrl).post('/register').send({ username: 'twelve', password: 'abcdefghijkl' });
+        expect(res.status, res.text).to.equal(201);
+      } finally {
+        await strict.close();
+      }
+    });
+
+    it('lets an existing user with a shorter password log in; --users creates no new one with it', async () => {
+      // a user made when 4 characters were enough
+      const config = await testServerConfig(ownDirs);
+      config.api.minPasswordLength = 4;
+      config.users = { ...config.users, olduser: 'abcd' };
+      await (await startServer(config, createLogger('x', 'silent'))).close();
+
+      const again = await testServerConfig(ownDirs);
+      again.users = { ...again.users, olduser: 'abcd' };
+      const restarted = await startServer(again, createLogger('x', 'silent'));
+      try {
+        const login = await request(`http://127.0.0.1:${restarted.api.port}`)
+          .post('/login')
+          .send({ username: 'olduser', password: 'abcd' });
+        expect(login.status, login.text).to.equal(200);
+      } finally {
+        await restarted.close();
+      }
+
+      const fresh = await testServerConfig(ownDirs);
+      fresh.users = { ...fresh.users, newuser: 'abcdefg' };
+      let refused: unknown;
+      await startServer(fresh, createLogger('x', 'silent')).then(
+        (started) => started.close(),
+        (error: unknown) => {
+          refused = error;
+        },
+      );
+      expect(String(refused)).to.match(/"newuser".*at least 8 characters/);
     });
   });
 
@@ -384,7 +461,7 @@ describe('REST API on a real server', function () {
 
     it('gives the same 401 message for a wrong password and an unknown user', async () => {
       const wrongPassword = expectError(
-        await request(url).post('/login').set('authorization', basic('alice', 'bob-pw')),
+        await request(url).post('/login').set('authorization', basic('alice', 'bob-pass')),
         401,
       );
       const unknownUser = expectError(

@@ -187,7 +187,7 @@ describe('bad input, table-driven', function () {
       return String(reply.json.token);
     };
     aliceToken = await loginAs('alice', 'alice-pw');
-    bobToken = await loginAs('bob', 'bob-pw');
+    bobToken = await loginAs('bob', 'bob-pass');
     revokedToken = await loginAs('alice', 'alice-pw');
     expect((await call(port, { method: 'DELETE', path: '/logout', headers: bearer(revokedToken) })).status).to.equal(
       200,

@@ -1,6 +1,7 @@
 // The endpoints behind the dashboard, on a real server (api + controller + scheduler in this process)
 // with a real worker process on loopback: the lists (workloads, workers, images), retrying failed
 // jobs, the ZIP of the results, and the Server-Sent Events.
+import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { expect } from 'chai';
@@ -49,6 +50,16 @@ describe('dashboard API: lists, retry, archive and events', function () {
   };
   const auth = (client: TestClient) => ({ authorization: `Bearer ${client.token}` });
 
+  /** A short-lived URL token from `path` (POST /events/token, POST /workloads/{id}/archive/token). */
+  async function urlToken(
+    client: TestClient,
+    path: string,
+  ): Promise<{ token: string; expires_in: number; url: string }> {
+    const res = await request(url).post(path).set(auth(client));
+    expect(res.status, res.text).to.equal(200);
+    return res.body as { token: string; expires_in: number; url: string };
+  }
+
   async function images(client: TestClient, workloadId: string): Promise<ImageItem[]> {
     const res = await request(url).get(`/images?workload_id=${workloadId}`).set(auth(client));
     expect(res.status, res.text).to.equal(200);
@@ -74,6 +85,8 @@ describe('dashboard API: lists, retry, archive and events', function () {
     dirs = await makeDirs();
     const config = await testServerConfig(dirs);
     config.api.events = { workersMs: 200, heartbeatMs: 300, coalesceMs: 20, historySamples: 50 };
+    // URL tokens live 2 s here (60 s by default), so that a test can outlive one
+    config.controller.urlTokenTtlSeconds = 2;
     server = await startServer(config, createLogger('test-server', 'silent'));
     url = `http://127.0.0.1:${server.api.port}`;
     spawnWorker({
@@ -90,7 +103,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
       20,
     );
     alice = await TestClient.login(url, 'alice', 'alice-pw');
-    bob = await TestClient.login(url, 'bob', 'bob-pw');
+    bob = await TestClient.login(url, 'bob', 'bob-pass');
   });
 
   after(async () => {
@@ -114,8 +127,21 @@ describe('dashboard API: lists, retry, archive and events', function () {
     });
     it('takes ?token= only where a browser cannot set headers (events, archive)', async () => {
       expectError(await request(url).get(`/workloads?token=${alice.token}`), 401, /missing token/);
-      expectError(await request(url).get(`/workloads/x/archive?token=${alice.token}`), 404);
       expectError(await request(url).get('/workloads/x/archive?token=forged'), 401, /invalid/);
+      expectError(await request(url).get('/events?token=forged'), 401, /invalid/);
+    });
+
+    it("refuses a user's own token in the URL, saying how to get a short-lived one", async () => {
+      expectError(
+        await request(url).get(`/events?token=${alice.token}`),
+        401,
+        /not accepted in the URL.*POST \/events\/token/,
+      );
+      expectError(
+        await request(url).get(`/workloads/x/archive?token=${alice.token}`),
+        401,
+        /not accepted in the URL.*POST \/workloads\/x\/archive\/token/,
+      );
     });
   });
 
@@ -277,7 +303,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
         const path = `/workloads/${workload.workload_id}/archive`;
         const res = await (how === 'header'
           ? request(url).get(path).set(auth(alice))
-          : request(url).get(`${path}?token=${alice.token}`)
+          : request(url).get((await urlToken(alice, `${path}/token`)).url)
         )
           .buffer(true)
           .parse(binary);
@@ -398,7 +424,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
       async () => {
         // the metrics listen to job events for the server's whole life; the streams' hub only while one is open
         const listeners = server.controller.events.listenerCount('job');
-        const aliceStream = await SseClient.open(url, `/events?token=${alice.token}`);
+        const aliceStream = await SseClient.open(url, (await urlToken(alice, '/events/token')).url);
         const bobStream = await SseClient.open(url, '/events', auth(bob));
         try {
           expect(aliceStream.response.statusCode).to.equal(200);
@@ -459,7 +485,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
     );
 
     it('ends a stream whose token is revoked, with a logout event', async () => {
-      const client = await TestClient.login(url, 'bob', 'bob-pw');
+      const client = await TestClient.login(url, 'bob', 'bob-pass');
       const stream = await SseClient.open(url, '/events', auth(client));
       try {
         await stream.next('hello');
@@ -469,7 +495,89 @@ describe('dashboard API: lists, retry, archive and events', function () {
       } finally {
         stream.close();
       }
-      expectError(await request(url).get(`/events?token=${client.token}`), 401);
+      expectError(await request(url).get('/events').set(auth(client)), 401);
+    });
+
+    it(
+      'keeps a stream opened with a URL token going past that token, as long as the session it came from; ' +
+        'ends it with a logout event once the session is revoked',
+      async () => {
+        const client = await TestClient.login(url, 'bob', 'bob-pass');
+        const { url: streamUrl } = await urlToken(client, '/events/token');
+        const stream = await SseClient.open(url, streamUrl);
+        try {
+          await stream.next('hello');
+          await new Promise((resolve) => setTimeout(resolve, 3_000));
+          expectError(await request(url).get(streamUrl), 401, /invalid, expired or revoked/);
+          const count = stream.events.filter((item) => item.event === 'workers').length;
+          await stream.next(
+            'workers',
+            () => stream.events.filter((item) => item.event === 'workers').length > count,
+            5_000,
+          );
+          expect(stream.ended, 'the stream outlived its URL token').to.equal(false);
+          expect((await request(url).delete('/logout').set(auth(client))).status).to.equal(200);
+          await stream.next('logout');
+          await stream.closedByServer();
+        } finally {
+          stream.close();
+        }
+      },
+    );
+  });
+
+  describe('short-lived URL tokens', () => {
+    it('POST /events/token: a token valid for a short time, for GET /events only, tied to the session', async () => {
+      expectError(await request(url).post('/events/token'), 401, /missing token/);
+      const client = await TestClient.login(url, 'alice', 'alice-pw');
+      const issued = await urlToken(client, '/events/token');
+      expect(issued.expires_in).to.be.within(1, 2);
+      expect(issued.url).to.equal(`/events?token=${encodeURIComponent(issued.token)}`);
+      const stream = await SseClient.open(url, issued.url);
+      try {
+        expect(stream.response.statusCode).to.equal(200);
+        expect((await stream.next<{ user: string }>('hello')).user).to.equal('alice');
+      } finally {
+        stream.close();
+      }
+      // nowhere else, in a header or in a URL
+      const bearer = { authorization: `Bearer ${issued.token}` };
+      expectError(await request(url).get('/workloads').set(bearer), 401, /only in the URL of GET \/events/);
+      expectError(await request(url).get('/events').set(bearer), 401, /only in the URL/);
+      expectError(await request(url).get(`/images/${randomUUID()}`).set(bearer), 401, /only in the URL/);
+      expectError(await request(url).get(`/workloads/x/archive?token=${issued.token}`), 401, /GET \/events/);
+      // a logout ends the tokens issued under the session
+      expect((await request(url).delete('/logout').set(auth(client))).status).to.equal(200);
+      expectError(await request(url).get(issued.url), 401, /invalid, expired or revoked/);
+      expectError(await request(url).post('/events/token').set(auth(client)), 401);
+    });
+
+    it('POST /workloads/{id}/archive/token: for that workload of that user only', async () => {
+      const mine = await alice.createWorkload({ workload_name: name('tok') });
+      const other = await alice.createWorkload({ workload_name: name('tok') });
+      expectError(await request(url).post(`/workloads/${mine.workload_id}/archive/token`).set(auth(bob)), 404);
+      expectError(await request(url).post('/workloads/no-such-id/archive/token').set(auth(alice)), 404);
+      const issued = await urlToken(alice, `/workloads/${mine.workload_id}/archive/token`);
+      expect(issued.url).to.equal(`/workloads/${mine.workload_id}/archive?token=${encodeURIComponent(issued.token)}`);
+      // the token opens this archive (409: nothing filtered yet), and no other
+      expectError(await request(url).get(issued.url), 409, /no filtered images/);
+      expectError(
+        await request(url).get(`/workloads/${other.workload_id}/archive?token=${issued.token}`),
+        401,
+        /another workload/,
+      );
+      expectError(await request(url).get(`/events?token=${issued.token}`), 401, /archive/);
+      expectError(
+        await request(url).get('/workloads').set('authorization', `Bearer ${issued.token}`),
+        401,
+        /only in the URL/,
+      );
+    });
+
+    it('refuses a worker token in the URL', async () => {
+      const worker = server.controller.tokens.issue('some-worker', 'worker').token;
+      expectError(await request(url).get(`/events?token=${worker}`), 401, /not accepted in the URL/);
+      expectError(await request(url).post('/events/token').set('authorization', `Bearer ${worker}`), 403);
     });
   });
 });

@@ -130,6 +130,8 @@ describe('dashboard in headless Chromium', function () {
     const context = await browser!.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
     const problems: string[] = [];
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       // refused uploads are answered 415 on purpose; anything else logged as an error is a problem
@@ -221,6 +223,7 @@ describe('dashboard in headless Chromium', function () {
       // "download all": a ZIP of the five filtered images
       const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-all').click()]);
       expect(download.suggestedFilename()).to.equal(`${name}.zip`);
+      requested.push(download.url());
       const entries = readZip(await readFile(await download.path()));
       expect(entries).to.have.length(5);
       for (const entry of entries) {
@@ -236,6 +239,15 @@ describe('dashboard in headless Chromium', function () {
         .locator('[data-testid="status"]')
         .filter({ hasText: 'completed with failures' })
         .waitFor();
+      // the session's own token never went into a URL: the stream and the ZIP had short-lived ones
+      const session = JSON.parse((await page.evaluate("localStorage.getItem('dpip.session')")) as string) as {
+        token: string;
+      };
+      const withToken = requested.filter((address) => new URL(address).searchParams.has('token'));
+      expect(withToken.some((address) => new URL(address).pathname === '/events')).to.equal(true);
+      expect(withToken.some((address) => new URL(address).pathname.endsWith('/archive'))).to.equal(true);
+      for (const address of requested) expect(address).to.not.include(session.token);
+
       await page.getByTestId('logout').click();
       await page.getByTestId('login').waitFor();
       expect(problems).to.deep.equal([]);
@@ -253,7 +265,7 @@ describe('dashboard in headless Chromium', function () {
       const page = await context.newPage();
       await page.goto(running.url);
       await page.getByTestId('username').fill('bob');
-      await page.getByTestId('password').fill('bob-pw');
+      await page.getByTestId('password').fill('bob-pass');
       await page.getByTestId('login').click();
       await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
 
@@ -262,7 +274,7 @@ describe('dashboard in headless Chromium', function () {
       running = await spawnServerOn(restartDirs, ports);
 
       // made while the page was cut off, and shown once it is back (the token survived the restart)
-      const client = await TestClient.login(running.url, 'bob', 'bob-pw');
+      const client = await TestClient.login(running.url, 'bob', 'bob-pass');
       const made = await client.createWorkload({ workload_name: `after-restart-${Date.now().toString(36)}` });
       await page.getByTestId('live').filter({ hasText: 'live' }).waitFor({ timeout: 30_000 });
       await page.locator(`[data-testid="workload-link"][data-id="${made.workload_id}"]`).waitFor({ timeout: 30_000 });

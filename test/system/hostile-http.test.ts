@@ -6,6 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { expect } from 'chai';
 import { startServer, type Server } from '../../bin/server.js';
 import { parseServerArgs } from '../../bin/server-cli.js';
@@ -129,7 +130,7 @@ describe('hostile HTTP clients', function () {
         // no oracle while limited: the right password gets the same 429
         expectJsonError(await login('alice', 'alice-pw', attacker), 429);
         // the limit is per username: bob, from another address, is not affected
-        const bob = await login('bob', 'bob-pw', '198.51.100.2');
+        const bob = await login('bob', 'bob-pass', '198.51.100.2');
         expect(bob.status, bob.text).to.equal(200);
         expect(bob.json.user).to.equal('bob');
         // and the same flood on a username that does not exist is limited the same way (no enumeration)
@@ -199,7 +200,7 @@ describe('hostile HTTP clients', function () {
           429,
         );
         expect(await snapshot(), 'the refused registration created nobody').to.equal(before);
-        const other = await login('bob', 'bob-pw', '198.51.100.3');
+        const other = await login('bob', 'bob-pass', '198.51.100.3');
         expect(other.status, other.text).to.equal(200);
       },
     );
@@ -248,6 +249,83 @@ describe('hostile HTTP clients', function () {
     });
   });
 
+  describe('login backoff after failed logins in a row', () => {
+    let backoffDirs: TestDirs;
+    let backoffServer: Server;
+
+    const attempt = (user: string, password: string, from: string): Promise<Reply> =>
+      call(backoffServer.api.port, {
+        method: 'POST',
+        path: '/login',
+        headers: { authorization: basic(user, password), 'x-forwarded-for': from },
+      });
+
+    before(async () => {
+      backoffDirs = await makeDirs();
+      const config = await testServerConfig(backoffDirs);
+      config.api = {
+        ...config.api,
+        trustProxy: 'loopback',
+        loginBackoff: { failures: 3, firstDelayMs: 1000, maxDelayMs: 4000 },
+        loginBackoffPerClient: { failures: 6, firstDelayMs: 1000, maxDelayMs: 4000 },
+      };
+      backoffServer = await startServer(config, createLogger('hostile-http-backoff', 'silent'));
+    });
+
+    after(async () => {
+      await backoffServer?.close();
+      await backoffDirs?.remove();
+    });
+
+    it(
+      'per username, whatever the address: after 3 failures 429 with Retry-After, even for the right password; ' +
+        'the wait doubles; a success starts afresh',
+      async () => {
+        // a guesser that takes another address (another /64) for every attempt
+        for (let index = 1; index <= 3; index++)
+          expectJsonError(await attempt('alice', `guess-${index}`, `2001:db8:${index}::1`), 401);
+        const refused = await attempt('alice', 'guess-4', '2001:db8:4::1');
+        expectJsonError(refused, 429, /^too many failed login attempts for this username: try again in 1 s$/);
+        expect(refused.headers['retry-after']).to.equal('1');
+        expectJsonError(await attempt('alice', 'alice-pw', '198.51.100.20'), 429);
+        expect((await attempt('bob', 'bob-pass', '198.51.100.21')).status, 'other users are not affected').to.equal(
+          200,
+        );
+        await sleep(1100);
+        expectJsonError(await attempt('alice', 'guess-5', '2001:db8:5::1'), 401);
+        expectJsonError(await attempt('alice', 'alice-pw', '198.51.100.20'), 429, /try again in 2 s/);
+        await sleep(2100);
+        const success = await attempt('alice', 'alice-pw', '198.51.100.20');
+        expect(success.status, success.text).to.equal(200);
+        for (let index = 1; index <= 3; index++)
+          expectJsonError(await attempt('alice', `again-${index}`, '198.51.100.22'), 401);
+        expectJsonError(await attempt('alice', 'again-4', '198.51.100.22'), 429, /for this username/);
+      },
+    );
+
+    it('lets no more than 3 parallel attempts through on a fresh name, whether or not it exists', async () => {
+      for (const user of ['bob', 'nobody-here']) {
+        const replies = await Promise.all(
+          Array.from({ length: 10 }, (_, index) => attempt(user, `parallel-${index}`, `198.51.100.${40 + index}`)),
+        );
+        const statuses = replies.map((reply) => reply.status).sort();
+        expect(statuses, user).to.deep.equal([401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+      }
+    });
+
+    it('per address (an IPv6 client by its /64), over many usernames; other addresses are unaffected', async () => {
+      for (let index = 1; index <= 6; index++)
+        expectJsonError(await attempt(`spray-${index}`, 'Summer-2025', `2001:db8:aa:bb::${index}`), 401);
+      expectJsonError(
+        await attempt('spray-7', 'Summer-2025', '2001:db8:aa:bb:ffff::7'),
+        429,
+        /^too many failed login attempts from this address: try again in 1 s$/,
+      );
+      const other = await attempt('carol', 'Summer-2025', '2001:db8:aa:cc::1');
+      expectJsonError(other, 401);
+    });
+  });
+
   describe('server flags', () => {
     const parse = (...flags: string[]) => parseServerArgs(['--secret', 'flag-test', ...flags], {});
 
@@ -259,6 +337,36 @@ describe('hostile HTTP clients', function () {
       expect([api.headersTimeoutMs, api.requestTimeoutMs, api.keepAliveTimeoutMs]).to.deep.equal([
         20_000, 120_000, 5_000,
       ]);
+    });
+
+    it('take a login backoff: 5 failures per username, 20 per address, 1 s doubling to 15 min', async () => {
+      const { api } = (await parse()).server;
+      expect(api.loginBackoff).to.deep.equal({ failures: 5, firstDelayMs: 1000, maxDelayMs: 900_000 });
+      expect(api.loginBackoffPerClient).to.deep.equal({ failures: 20, firstDelayMs: 1000, maxDelayMs: 900_000 });
+      const other = (await parse('--login-backoff', 'off', '--login-backoff-client', '3', '--login-backoff-max', '1h'))
+        .server.api;
+      expect(other.loginBackoff).to.equal(null);
+      expect(other.loginBackoffPerClient).to.deep.equal({ failures: 3, firstDelayMs: 1000, maxDelayMs: 3_600_000 });
+      for (const [name, value] of [
+        ['login-backoff', 'five'],
+        ['login-backoff-client', '-2'],
+        ['login-backoff-max', '500ms'],
+        ['login-backoff-max', 'soon'],
+      ] as const)
+        await parse(`--${name}`, value).then(
+          () => expect.fail(`--${name} ${value} was accepted`),
+          (error: unknown) => expect(String(error)).to.match(new RegExp(`--${name}`)),
+        );
+    });
+
+    it('take a minimum password length: 8 unless given, from 1 to 1024', async () => {
+      expect((await parse()).server.api.minPasswordLength).to.equal(8);
+      expect((await parse('--min-password-length', '12')).server.api.minPasswordLength).to.equal(12);
+      for (const bad of ['0', '1025', '7.5'])
+        await parse('--min-password-length', bad).then(
+          () => expect.fail(`--min-password-length ${bad} was accepted`),
+          (error: unknown) => expect(String(error)).to.match(/--min-password-length/),
+        );
     });
 
     it('take other values, "off", proxies and timeouts', async () => {
@@ -764,5 +872,138 @@ describe('hostile HTTP clients', function () {
         });
       }
     }
+  });
+
+  describe("uploads into another user's workload", () => {
+    const MB = 1024 * 1024;
+    let uploadDirs: TestDirs;
+    let uploadServer: Server;
+    let aliceUpload: string;
+    let bobsWorkload: string;
+
+    before(async () => {
+      uploadDirs = await makeDirs();
+      const config = await testServerConfig(uploadDirs);
+      config.api.maxUploadBytes = 32 * MB;
+      uploadServer = await startServer(config, createLogger('hostile-http-upload', 'silent'));
+      aliceUpload = uploadServer.controller.tokens.issue('alice', 'user').token;
+      const bobToken = uploadServer.controller.tokens.issue('bob', 'user').token;
+      const created = await call(uploadServer.api.port, {
+        method: 'POST',
+        path: '/workloads',
+        headers: { authorization: `Bearer ${bobToken}` },
+      });
+      expect(created.status, created.text).to.equal(201);
+      bobsWorkload = String(created.json.workload_id);
+    });
+
+    after(async () => {
+      await uploadServer?.close();
+      await uploadDirs?.remove();
+    });
+
+    /**
+     * Sends `head`, then `size` zero bytes, each write only once the socket has taken the one before,
+     * then `tail`; stops sending as soon as the server answers. Resolves with the answer and how many of
+     * the `size` bytes had been handed to the socket by then: those the server read, and those the
+     * kernel buffers hold on both sides (about 4 MB on loopback here) when it reads nothing.
+     */
+    function pushUntilAnswered(head: string, size: number, tail = ''): Promise<{ answer: string; sent: number }> {
+      return new Promise((resolve) => {
+        const socket = connect(uploadServer.api.port, '127.0.0.1');
+        const chunk = Buffer.alloc(256 * 1024);
+        let answer = '';
+        let sent = 0;
+        let settled = false;
+        const finish = (): void => {
+          if (settled) return;
+          settled = true;
+          socket.destroy();
+          resolve({ answer, sent });
+        };
+        const pump = (): void => {
+          while (answer === '' && sent < size) {
+            const piece = chunk.subarray(0, Math.min(chunk.length, size - sent));
+            sent += piece.length;
+            if (!socket.write(piece)) {
+              socket.once('drain', pump);
+              return;
+            }
+          }
+          if (answer === '' && tail) socket.write(tail);
+        };
+        socket.on('connect', () => {
+          socket.write(head);
+          pump();
+        });
+        socket.on('data', (data: Buffer) => {
+          if (answer === '') setTimeout(finish, 300); // the rest of the answer, or the close
+          answer += data.toString('latin1');
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', finish);
+      });
+    }
+
+    const FILE_PART =
+      '--B\r\nContent-Disposition: form-data; name="data"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n';
+    const workloadPart = (id: string): string =>
+      `--B\r\nContent-Disposition: form-data; name="workload_id"\r\n\r\n${id}\r\n`;
+
+    /** Alice's multipart upload: `before`, a file of `size` zero bytes, `after` (sent by pushUntilAnswered). */
+    function pushMultipart(before: string, size: number, after: string): Promise<{ answer: string; sent: number }> {
+      const preamble = `${before}${FILE_PART}`;
+      const tail = `\r\n${after}--B--\r\n`;
+      return pushUntilAnswered(
+        `POST /images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceUpload}\r\n` +
+          'Content-Type: multipart/form-data; boundary=B\r\n' +
+          `Content-Length: ${Buffer.byteLength(preamble) + size + Buffer.byteLength(tail)}\r\n\r\n${preamble}`,
+        size,
+        tail,
+      );
+    }
+
+    async function nothingStaged(): Promise<void> {
+      expect(Object.keys(uploadServer.controller.store.data.images)).to.deep.equal([]);
+      const staging = path.dirname(uploadServer.controller.images.stagingPath());
+      expect(await readdir(staging).catch(() => [] as string[])).to.deep.equal([]);
+    }
+
+    it('refuses a 20 MB whole-body upload with 404 before reading it, and closes the connection', async () => {
+      const size = 20 * MB;
+      const { answer, sent } = await pushUntilAnswered(
+        `POST /images?workload_id=${bobsWorkload} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${aliceUpload}\r\n` +
+          `Content-Type: image/png\r\nContent-Length: ${size}\r\n\r\n`,
+        size,
+      );
+      expect(answer).to.match(/^HTTP\/1\.1 404 [\s\S]*no workload with id/);
+      expect(sent, 'bytes sent when the answer came').to.be.below(size / 2);
+      expect(answer).to.match(/\r\nConnection: close\r\n/i);
+      await nothingStaged();
+    });
+
+    for (const workloadId of ['other', 'missing'] as const) {
+      it(
+        `refuses a 20 MB multipart upload whose workload_id (${workloadId === 'other' ? "bob's" : 'none such'}) ` +
+          'comes before the file, with 404 before reading the file',
+        async () => {
+          const size = 20 * MB;
+          const id = workloadId === 'other' ? bobsWorkload : 'no-such-workload';
+          const { answer, sent } = await pushMultipart(workloadPart(id), size, '');
+          expect(answer).to.match(/^HTTP\/1\.1 404 [\s\S]*no workload with id/);
+          expect(sent, 'bytes sent when the answer came').to.be.below(size / 2);
+          expect(answer).to.match(/\r\nConnection: close\r\n/i);
+          await nothingStaged();
+        },
+      );
+    }
+
+    it('still refuses one whose workload_id comes after the file, once it has it, and keeps nothing', async () => {
+      const size = 4 * MB;
+      const { answer, sent } = await pushMultipart('', size, workloadPart(bobsWorkload));
+      expect(answer).to.match(/^HTTP\/1\.1 404 [\s\S]*no workload with id/);
+      expect(sent).to.equal(size);
+      await nothingStaged();
+    });
   });
 });

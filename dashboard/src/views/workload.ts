@@ -74,12 +74,11 @@ export class WorkloadPage {
         'div',
         { class: 'row' },
         h(
-          'a',
+          'button',
           {
-            class: `button${hasResults ? ' primary' : ' disabled'}`,
-            href: hasResults ? this.api.archiveUrl(workload.workload_id) : undefined,
-            download: `${workload.workload_name}.zip`,
-            'aria-disabled': hasResults ? undefined : 'true',
+            class: hasResults ? 'primary' : undefined,
+            disabled: !hasResults,
+            onclick: () => void this.download(),
             'data-testid': 'download-all',
           },
           `Download all (${workload.done_jobs}) as ZIP`,
@@ -132,6 +131,22 @@ export class WorkloadPage {
       if (event.dataTransfer) void droppedFiles(event.dataTransfer).then((files) => this.uploads.add(files));
     });
     return zone;
+  }
+
+  /** Downloads the archive through a link made at the click: its token is good for a minute only. */
+  private async download(): Promise<void> {
+    try {
+      const link = h('a', {
+        href: await this.api.archiveUrl(this.workload.workload_id),
+        download: `${this.workload.workload_name}.zip`,
+        class: 'hidden',
+      });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (error) {
+      window.alert(error instanceof ApiError ? error.message : String(error));
+    }
   }
 
   private async retry(): Promise<void> {
