@@ -103,7 +103,9 @@ async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; sta
 }
 
 console.log(`datastore at scale: ${SIZES.join(', ')} images (3 records each), ${COMMITS} commits per size`);
-console.log('images      restart s   RSS MB   KB/image   commit ms   snapshot s   longest stall ms   snapshot MB');
+console.log(
+  'images      restart s   RSS MB   KB/image   commit ms   snapshot s   longest stall ms (commits / snapshot)   snapshot MB',
+);
 for (const images of SIZES) {
   const dirs = await makeDirs();
   await writeSnapshot(dirs.dataDir, images);
@@ -137,7 +139,7 @@ for (const images of SIZES) {
     `${String(images).padStart(9)}   ${restartS.toFixed(2).padStart(9)}   ` +
       `${String(Math.round(rss / 1048576)).padStart(6)}` +
       `   ${((rss - rssBefore) / 1024 / images).toFixed(2).padStart(8)}   ${commitMs.toFixed(3).padStart(9)}` +
-      `   ${snapshotS.toFixed(2).padStart(10)}   ${Math.max(stallMs, commitStall).toFixed(1).padStart(16)}` +
+      `   ${snapshotS.toFixed(2).padStart(10)}   ${`${commitStall.toFixed(1)} / ${stallMs.toFixed(1)}`.padStart(37)}` +
       `   ${snapshotMb.toFixed(0).padStart(11)}`,
   );
   await store.close();
