@@ -1,0 +1,75 @@
+// The datastore's files on disk: readable by the server's user only (they hold password hashes and
+// secrets), and a damaged snapshot (what a disk that lied about a sync leaves after a power loss)
+// stops the server with a message that says which file and what to do, not a bare parse error.
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { freePort, freePortPair } from '../helpers/ports.js';
+import { DIST_BIN, killAll, spawnNode } from '../helpers/processes.js';
+import { makeDirs, spawnServer, TEST_SECRET, type TestDirs } from '../helpers/system.js';
+
+function modeOf(info: { mode: number }): string {
+  return (info.mode & 0o777).toString(8);
+}
+
+describe('datastore files', function () {
+  this.timeout(60_000);
+  let dirs: TestDirs;
+
+  beforeEach(async () => {
+    dirs = await makeDirs();
+  });
+
+  afterEach(async () => {
+    await killAll();
+    await dirs?.remove();
+  });
+
+  it('creates the data folder 0700, and the snapshot, the journal and the signing key 0600', async () => {
+    const first = await spawnServer(dirs); // --users creates alice and bob: a commit, so a journal
+    await first.process.kill('SIGTERM');
+    const second = await spawnServer(dirs); // folds the journal into a snapshot at start
+    const register = await fetch(`${second.url}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'carol', password: 'carol-secret' }),
+    });
+    expect(register.status).to.equal(201);
+    await second.process.kill('SIGTERM');
+    expect(modeOf(await stat(dirs.dataDir)), 'data folder').to.equal('700');
+    const files = await readdir(dirs.dataDir);
+    expect(files).to.include.members(['db.snapshot', 'jwt-secret']);
+    expect(
+      files.some((name) => /^db\.journal\.\d+$/.test(name)),
+      `a journal segment in ${files}`,
+    ).to.equal(true);
+    for (const name of files) {
+      expect(modeOf(await stat(path.join(dirs.dataDir, name))), name).to.equal('600');
+    }
+  });
+
+  for (const file of ['db.snapshot', 'db.json']) {
+    it(`refuses to start on an empty ${file}, saying which file and what to do`, async () => {
+      await mkdir(dirs.dataDir, { recursive: true });
+      await writeFile(path.join(dirs.dataDir, file), '');
+      const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
+        '--port',
+        String(await freePort()),
+        '--controller-port',
+        String(await freePortPair()),
+        '--data-dir',
+        dirs.dataDir,
+        '--images-dir',
+        dirs.imagesDir,
+        '--workers',
+        '0',
+        '--secret',
+        TEST_SECRET,
+      ]);
+      const { code } = await server.exited;
+      expect(code).to.equal(1);
+      expect(server.output()).to.include(`${file} cannot be read: it is empty`);
+      expect(server.output()).to.include('Restore it from a backup, or move it aside');
+    });
+  }
+});
