@@ -104,7 +104,8 @@ async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; sta
 
 console.log(`datastore at scale: ${SIZES.join(', ')} images (3 records each), ${COMMITS} commits per size`);
 console.log(
-  'images      restart s   RSS MB   KB/image   commit ms   snapshot s   longest stall ms (commits / snapshot)   snapshot MB',
+  'images      restart s   RSS MB   KB/image   commit ms   snapshot s' +
+    '   longest stall ms (commits / snapshot)   snapshot MB',
 );
 for (const images of SIZES) {
   const dirs = await makeDirs();
