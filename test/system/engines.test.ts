@@ -206,14 +206,18 @@ describe('filter engines', function () {
         last = now;
         ticks++;
       }, 10);
+      const started = performance.now();
       try {
         const result = await engine.apply('blur', big);
         expect([result.width, result.height]).to.deep.equal([2000, 2000]);
       } finally {
         clearInterval(timer);
       }
+      const elapsed = performance.now() - started;
       expect(ticks, 'the job was too quick to tell').to.be.above(10);
-      expect(maxGap).to.be.below(200);
+      // a blur on the event loop would stall it for the whole job; a shared, busy machine can delay a
+      // timer by a few hundred ms on its own, so the bound is a part of the job's time, not a constant
+      expect(maxGap).to.be.below(Math.max(200, elapsed / 3));
     });
 
     it('rejects the job of a crashed thread and replaces the thread', async () => {
