@@ -131,9 +131,22 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   }
 
   async function postImage(req: IncomingMessage, res: ServerResponse, claims: TokenClaims): Promise<void> {
-    // below the free-space reserve a user's upload is refused before a byte of it is read (a worker's
-    // result is not: it completes work already done, and a full disk refuses it anyway)
-    if (claims.scope === 'user') controller.images.checkRoom(Number(req.headers['content-length']) || 0);
+    // below the free-space reserve, or past the user's quota, a user's upload is refused before a byte
+    // of it is read (a worker's result is not: it completes work already done, and a full disk refuses it anyway)
+    if (claims.scope === 'user') {
+      const declared = Number(req.headers['content-length']) || 0;
+      try {
+        controller.images.checkRoom(declared);
+        // the quota, too: a whole body is the file, so its declared length is the file's size; of a
+        // multipart body only that it holds at least a byte is known (the file's size is checked when kept)
+        const fileBytes = RAW_IMAGE_TYPES.has(hasContent(req) ? mediaType(req) : '') ? declared : 0;
+        controller.images.checkQuota(claims.sub, Math.max(1, fileBytes));
+      } catch (error) {
+        // the body is never read: the connection cannot carry another request
+        res.setHeader('Connection', 'close');
+        throw error;
+      }
+    }
     const { body, staged } = await receive(req, res, claims);
     let record: ImageRecord;
     try {
