@@ -1,6 +1,7 @@
 // Issue 12, point 7: one registered user must not be able to exhaust the server. Caps on open event
 // streams (per user and in all), slow streams dropped past a small buffer, per-user quotas on originals.
 import http from 'node:http';
+import path from 'node:path';
 import { expect } from 'chai';
 import { connectRpc } from '../../common/bus/index.js';
 import { createLogger } from '../../common/log.js';
@@ -9,9 +10,9 @@ import { rpcPortOf } from '../../controller/index.js';
 import { startServer, type Server, type ServerConfig } from '../../bin/server.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
-import { waitFor } from '../helpers/processes.js';
+import { DIST_BIN, killAll, spawnNode, waitFor } from '../helpers/processes.js';
 import { SseClient } from '../helpers/sse.js';
-import { makeDirs, testServerConfig, TEST_SECRET, type TestDirs } from '../helpers/system.js';
+import { makeDirs, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
 interface Opened {
   status: number;
@@ -68,6 +69,20 @@ function rawUpload(url: string, token: string, workloadId: string, data: Buffer,
   });
 }
 
+/** The server in this process, and alice and bob logged in to it. */
+async function startAndLogin(
+  config: ServerConfig,
+): Promise<{ server: Server; url: string; alice: TestClient; bob: TestClient }> {
+  const server = await startServer(config, createLogger('test-server', 'silent'));
+  const url = `http://127.0.0.1:${server.api.port}`;
+  return {
+    server,
+    url,
+    alice: await TestClient.login(url, 'alice', 'alice-pw'),
+    bob: await TestClient.login(url, 'bob', 'bob-pass'),
+  };
+}
+
 describe('resource caps: event streams and per-user quotas', function () {
   this.timeout(30_000);
   let dirs: TestDirs;
@@ -78,10 +93,7 @@ describe('resource caps: event streams and per-user quotas', function () {
   let bob: TestClient;
 
   async function start(): Promise<void> {
-    server = await startServer(config, createLogger('test-server', 'silent'));
-    url = `http://127.0.0.1:${server.api.port}`;
-    alice = await TestClient.login(url, 'alice', 'alice-pw');
-    bob = await TestClient.login(url, 'bob', 'bob-pass');
+    ({ server, url, alice, bob } = await startAndLogin(config));
   }
 
   before(async () => {
@@ -256,5 +268,114 @@ describe('resource caps: event streams and per-user quotas', function () {
       expect(early.status).to.equal(403);
       early.req.destroy();
     });
+  });
+});
+
+describe('resource caps: the workers', function () {
+  this.timeout(60_000);
+  let dirs: TestDirs;
+  let config: ServerConfig;
+  let server: Server;
+  let alice: TestClient;
+
+  async function start(): Promise<void> {
+    ({ server, alice } = await startAndLogin(config));
+  }
+
+  before(async () => {
+    dirs = await makeDirs();
+    config = await testServerConfig(dirs);
+    await start();
+  });
+
+  afterEach(async () => {
+    await killAll();
+  });
+
+  after(async () => {
+    await server?.close();
+    await dirs?.remove();
+  });
+
+  for (const engine of ['sharp', 'jimp'] as const) {
+    it(`${engine} decodes nothing over the API's --max-pixels, told at registration: fails for good`, async () => {
+      // accepted under the limit of the day, then the limit is lowered
+      const workload = await alice.createWorkload({ tags: [`px-${engine}`] });
+      const upload = await alice.upload(
+        workload.workload_id,
+        await makeTestImage(200, 150, 'image/png', 3),
+        'big.png',
+        'image/png',
+      );
+      expect(upload.status, JSON.stringify(upload.body)).to.equal(201);
+      await server.close();
+      config.api.maxPixels = 20_000;
+      await start();
+      spawnWorker({ controllerPort: config.controller.port, name: `px-${engine}`, engine, tags: [`px-${engine}`] });
+      const done = await alice.waitForCompletion(workload.workload_id, 30_000);
+      expect(done.failed_jobs).to.equal(1);
+      // the engine's refusal, at the first attempt: not the API's refusal of the result, five times over
+      expect(done.failures[0]?.error).to.match(
+        engine === 'sharp' ? /could not decode image: .*pixel limit/ : /over the limit of 20000 \(--max-pixels\)/,
+      );
+      const job = Object.values(server.controller.store.data.jobs).find(
+        (item) => item.workload_id === workload.workload_id,
+      );
+      expect(job?.attempts).to.equal(1);
+      await server.close();
+      config.api.maxPixels = 50_000_000;
+      await start();
+    });
+  }
+
+  it('runs no more jobs at once than fit its --max-memory, whatever its slots', async () => {
+    // 200x150: ~17 MB estimated each; a budget of 30 MB holds one at a time, though the worker has 4 slots
+    const worker = spawnNode(
+      path.join(DIST_BIN, 'dpip-worker.js'),
+      [
+        '--controller',
+        `127.0.0.1:${config.controller.port}`,
+        '--worker-name',
+        'lean',
+        '--tags',
+        'lean',
+        '--slots',
+        '4',
+        '--max-memory',
+        '30MB',
+        '--log-level',
+        'warn',
+      ],
+      { DPIP_SECRET: TEST_SECRET },
+    );
+    expect(worker).to.not.equal(undefined);
+    const workload = await alice.createWorkload({ tags: ['lean'] });
+    let most = 0;
+    const count = (): void => {
+      const running = Object.values(server.controller.store.data.jobs).filter(
+        (job) => job.workload_id === workload.workload_id && job.state === 'running',
+      ).length;
+      most = Math.max(most, running);
+    };
+    server.controller.events.on('job', count);
+    try {
+      for (let index = 0; index < 8; index++) {
+        const upload = await alice.upload(
+          workload.workload_id,
+          await makeTestImage(200, 150, 'image/png', 30 + index),
+          `${index}.png`,
+          'image/png',
+        );
+        expect(upload.status, JSON.stringify(upload.body)).to.equal(201);
+      }
+      const done = await alice.waitForCompletion(workload.workload_id, 40_000);
+      expect(done.done_jobs).to.equal(8);
+    } finally {
+      server.controller.events.off('job', count);
+    }
+    // (an offered job that is declined goes back to the queue at no cost; a job whose result is uploading
+    // holds no memory, and the next may start beside it: 2)
+    console.log(`      (at most ${most} running at once)`);
+    expect(most, 'jobs running at once').to.be.at.most(2);
   });
 });
