@@ -1,4 +1,4 @@
-import type { EventTimings } from './events/index.js';
+import type { EventTimings, StreamLimits } from './events/index.js';
 import type { BackoffPolicy } from './login-backoff.js';
 import type { RateLimit } from './rate-limit.js';
 
@@ -47,6 +47,8 @@ export interface ApiConfig {
   keepAliveTimeoutMs?: number;
   /** Timings of the Server-Sent Events (GET /events); the defaults suit a browser. */
   events?: Partial<EventTimings>;
+  /** Caps on the open event streams and on what one may have waiting (defaults: 1000, 8 per user, 256 KB). */
+  streams?: Partial<StreamLimits>;
   /**
    * When set, GET /metrics wants `Authorization: Bearer <this>`; absent or null: open to anyone who
    * reaches the port.

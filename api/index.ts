@@ -1,6 +1,7 @@
 export { createApp } from './app.js';
 export { startApi, type ApiServer } from './server.js';
 export { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
+export { DEFAULT_STREAM_LIMITS, type StreamLimits } from './events/index.js';
 export { parseRateLimit, type RateLimit } from './rate-limit.js';
 export {
   FIRST_BACKOFF_MS,

@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import type { Logger } from '../common/log.js';
 import type { Controller } from '../controller/index.js';
 import type { ApiConfig } from './config.js';
-import { DEFAULT_EVENT_TIMINGS, EventHub } from './events/index.js';
+import { DEFAULT_EVENT_TIMINGS, DEFAULT_STREAM_LIMITS, EventHub } from './events/index.js';
 import { HttpMetrics, systemMetrics, type SystemMetrics } from './metrics/index.js';
 
 /** The app's long-lived parts: they listen to the controller, and the server ends them on close. */
@@ -17,7 +17,12 @@ export function createAppParts(controller: Controller, config: ApiConfig, log: L
   // a registry per app, not prom-client's global one: several servers may share a process (tests)
   const metrics = systemMetrics(controller, new Registry());
   return {
-    events: new EventHub(controller, log, { ...DEFAULT_EVENT_TIMINGS, ...config.events }),
+    events: new EventHub(
+      controller,
+      log,
+      { ...DEFAULT_EVENT_TIMINGS, ...config.events },
+      { ...DEFAULT_STREAM_LIMITS, ...config.streams },
+    ),
     metrics,
     http: new HttpMetrics(metrics.registry),
   };

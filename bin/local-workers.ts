@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
+import { defaultMemoryBudget } from '../worker/index.js';
 
 export interface LocalWorkerOptions {
   count: number;
@@ -52,6 +53,9 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
       options.engine,
       '--job-deadline',
       `${options.jobDeadlineMs}ms`,
+      // the workers share this machine: each gets its share of the default budget (half the memory)
+      '--max-memory',
+      String(defaultMemoryBudget(options.count)),
       '--log-level',
       options.logLevel,
       '--log-format',

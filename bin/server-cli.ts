@@ -6,6 +6,7 @@ import express from 'express';
 import yargs from 'yargs';
 import {
   DEFAULT_HTTP_TIMEOUTS,
+  DEFAULT_STREAM_LIMITS,
   FIRST_BACKOFF_MS,
   LONGEST_BACKOFF_MS,
   parseLoginBackoff,
@@ -146,6 +147,26 @@ const SERVER_OPTIONS = {
     describe: 'uploads are refused (507) when they would leave less free space on the images or data disk (0: off)',
   },
   'max-pixels': { type: 'number', default: 50_000_000, describe: 'largest accepted image in pixels' },
+  'user-quota-images': {
+    type: 'string',
+    default: 'off',
+    describe: 'originals one user may keep, then uploads are refused (403), or "off"',
+  },
+  'user-quota-bytes': {
+    type: 'string',
+    default: 'off',
+    describe: 'bytes of one user\'s originals together (a size: 10GB, 500MB), then uploads are refused (403), or "off"',
+  },
+  'max-streams': {
+    type: 'number',
+    default: DEFAULT_STREAM_LIMITS.maxStreams,
+    describe: 'open event streams (GET /events), all users together; the next is refused (429)',
+  },
+  'max-streams-per-user': {
+    type: 'number',
+    default: DEFAULT_STREAM_LIMITS.maxStreamsPerUser,
+    describe: "open event streams of one user; the user's next is refused (429)",
+  },
   'token-ttl': { type: 'number', default: 24 * 3600, describe: 'user token lifetime in seconds' },
   'system-name': { type: 'string', default: 'DPIP', describe: 'name shown by /status' },
   'login-rate-limit': {
@@ -229,6 +250,8 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   const jobTimeoutMs = durationFlag('job-timeout', args.jobTimeout, 1000, 7 * 86_400_000);
   whole('max-upload-bytes', args.maxUploadBytes, 1, 2 ** 31);
   whole('max-pixels', args.maxPixels, 1, 2 ** 31);
+  whole('max-streams', args.maxStreams, 1, 1_000_000);
+  whole('max-streams-per-user', args.maxStreamsPerUser, 1, 1_000_000);
   whole('token-ttl', args.tokenTtl, 60, 10 * 365 * 24 * 3600);
   whole('min-password-length', args.minPasswordLength, 1, MAX_PASSWORD_LENGTH);
   if (args.workerSlots !== undefined) whole('worker-slots', args.workerSlots, 1, 256);
@@ -258,6 +281,20 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
     parseLoginBackoff(args.loginBackoffClient, backoffMaxMs),
   );
   const trustProxy = parseTrustProxy(args.trustProxy);
+  const userQuotas = {
+    images: flag('user-quota-images', () => {
+      if (args.userQuotaImages.trim() === 'off') return null;
+      const count = Number(args.userQuotaImages);
+      if (!Number.isInteger(count) || count < 1) throw new Error('a whole number of images from 1, or "off"');
+      return count;
+    }),
+    bytes: flag('user-quota-bytes', () => {
+      if (args.userQuotaBytes.trim() === 'off') return null;
+      const bytes = parseSize(args.userQuotaBytes);
+      if (bytes < 1) throw new Error('a size of at least 1 byte, or "off"');
+      return bytes;
+    }),
+  };
   let minFreeDiskBytes: number;
   try {
     minFreeDiskBytes = parseSize(args.minFreeDisk);
@@ -285,6 +322,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         userTokenTtlSeconds: args.tokenTtl,
         workerTokenTtlSeconds: 7 * 24 * 3600,
         minFreeDiskBytes,
+        userQuotas,
       },
       api: {
         systemName: args.systemName,
@@ -304,6 +342,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         requestTimeoutMs: args.requestTimeoutMs,
         keepAliveTimeoutMs: args.keepAliveTimeoutMs,
         metricsToken: args.metricsToken || null,
+        streams: { maxStreams: args.maxStreams, maxStreamsPerUser: args.maxStreamsPerUser },
       },
       scheduler: { assignTimeoutMs: 3000, tickMs: 200 },
       users: parseUsers(args.users),

@@ -54,7 +54,11 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Se
     const invalid = validateUsername(username) ?? validatePassword(password, 0);
     if (invalid) throw new Error(`configured user "${username}": ${invalid}`);
   }
-  const controller = await startController(config.controller, log.child({ component: 'controller' }));
+  const controller = await startController(
+    // the workers' engines decode nothing larger than the API accepts
+    { maxPixels: config.api.maxPixels, ...config.controller },
+    log.child({ component: 'controller' }),
+  );
   try {
     await createConfiguredUsers(controller, config.users, minPasswordLength, log);
   } catch (error) {

@@ -3,10 +3,11 @@ import yargs from 'yargs';
 import { dropForeignEnv } from '../common/cli-env.js';
 import { LOG_OPTIONS } from './log-options.js';
 import { DEFAULT_CONTROLLER_PORT, tagsSchema, workerNameSchema } from '../common/protocol.js';
-import { formatDuration } from '../common/units.js';
+import { formatDuration, parseSize } from '../common/units.js';
 import {
   DEFAULT_HTTP_TIMEOUTS,
   DEFAULT_JOB_DEADLINE_MS,
+  defaultMemoryBudget,
   type HttpTimeouts,
   type WorkerConfig,
 } from '../worker/index.js';
@@ -38,6 +39,12 @@ const WORKER_OPTIONS = {
     describe:
       'a job not done this long after it started (90s, 5m) is given up and reported as a retryable failure; ' +
       "keep it under the server's --job-timeout",
+  },
+  'max-memory': {
+    type: 'string',
+    describe:
+      'memory the running jobs may take together, by their estimate from the image size (512MB, 4GB); ' +
+      'a job that does not fit beside the running ones is declined (default: half of the memory)',
   },
   'http-timeout': {
     type: 'string',
@@ -89,6 +96,15 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
   if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256)
     throw new Error('--slots must be a whole number from 1 to 256');
   const jobDeadlineMs = durationFlag('job-deadline', args.jobDeadline, 100, 7 * 86_400_000);
+  let maxMemoryBytes = defaultMemoryBudget();
+  if (args.maxMemory !== undefined) {
+    try {
+      maxMemoryBytes = parseSize(args.maxMemory);
+    } catch (error) {
+      throw new Error(`--max-memory: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (maxMemoryBytes < 2 ** 20) throw new Error('--max-memory must be at least 1MB');
+  }
   const totalMs = durationFlag('http-timeout', args.httpTimeout, 100, 86_400_000);
   // silence longer than the whole call could never be noticed; connecting is given no longer than silence
   const idleMs = Math.min(totalMs, durationFlag('http-idle-timeout', args.httpIdleTimeout, 100, 86_400_000));
@@ -109,6 +125,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     rpcPort: args.rpcPort,
     drainMs: args.drainMs,
     jobDeadlineMs,
+    maxMemoryBytes,
     httpTimeouts,
     logLevel: args.logLevel,
     logFormat: args.logFormat,

@@ -60,6 +60,11 @@ export const registerResultSchema = z.object({
   api_port: z.number().int().min(1).max(65535),
   heartbeat_ms: z.number().int().positive(),
   lease_ms: z.number().int().positive(),
+  /**
+   * The API's --max-pixels: the engines refuse to decode a larger image. Absent from an older controller;
+   * the worker then keeps its own default.
+   */
+  max_pixels: z.number().int().positive().optional(),
 });
 export type RegisterResult = z.infer<typeof registerResultSchema>;
 
@@ -110,6 +115,12 @@ export const assignParamsSchema = z.object({
   image_id: shortText,
   workload_id: shortText,
   filter: shortText,
+  /**
+   * The original's dimensions, from its header at upload: the worker estimates the job's memory from
+   * them. Absent from an older controller; the worker then admits the job on its slots alone.
+   */
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
 });
 export type AssignParams = z.infer<typeof assignParamsSchema>;
 

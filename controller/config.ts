@@ -1,3 +1,4 @@
+import type { UserQuotaLimits } from './quotas.js';
 import type { RetryPolicy } from './jobs/index.js';
 
 export interface ControllerConfig {
@@ -21,6 +22,10 @@ export interface ControllerConfig {
   workerTokenTtlSeconds: number;
   /** Uploads are refused (507) when they would leave less free space than this on the images or data disk. */
   minFreeDiskBytes: number;
+  /** The API's --max-pixels, told to workers at registration: their engines decode nothing larger. */
+  maxPixels?: number;
+  /** What one user may keep (originals, their bytes): past it an upload is 403. Absent: no caps. */
+  userQuotas?: UserQuotaLimits;
   /** Lifetime of the short-lived tokens for URLs (GET /events, archive downloads). Default 60 s. */
   urlTokenTtlSeconds?: number;
 }

@@ -6,6 +6,7 @@ import { rpcPortOf, type ControllerConfig } from './config.js';
 import { DiskRoom } from './disk-room.js';
 import { ImageFiles } from './image-files.js';
 import { ImageLibrary } from './images.js';
+import { NO_QUOTAS, UserQuotas } from './quotas.js';
 import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
 import { startLeaseSweeper, type LeaseSweeper } from './lease-sweeper.js';
 import { schedulingPort, type SchedulingPort } from './scheduling.js';
@@ -75,7 +76,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     for (const id of restored.get('workers') ?? []) if (!Object.hasOwn(store.data.workers, id)) registry.remove(id);
   });
   const room = new DiskRoom([config.imagesDir, config.dataDir], config.minFreeDiskBytes);
-  const images = new ImageLibrary(store, jobs, new ImageFiles(config.imagesDir), room);
+  const quotas = new UserQuotas(config.userQuotas ?? NO_QUOTAS, Object.values(store.data.images));
+  const images = new ImageLibrary(store, jobs, new ImageFiles(config.imagesDir), room, quotas);
   const orphans = await images.prepare();
   if (orphans > 0) log.warn({ files: orphans }, 'removed image files that no record points at');
 

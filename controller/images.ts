@@ -6,6 +6,7 @@ import type { Refusal } from './jobs/index.js';
 import type { DiskRoom } from './disk-room.js';
 import type { ImageFiles, IncomingContent } from './image-files.js';
 import type { JobBook } from './job-book.js';
+import type { UserQuotas } from './quotas.js';
 import { own, type ImageRecord, type Store, type Workload } from './store/index.js';
 
 const STALE_RESULT: Record<Refusal, string> = {
@@ -47,6 +48,7 @@ export class ImageLibrary {
     private readonly jobs: JobBook,
     private readonly files: ImageFiles,
     private readonly room: DiskRoom,
+    private readonly quotas: UserQuotas,
   ) {}
 
   get imagesDir(): string {
@@ -63,6 +65,14 @@ export class ImageLibrary {
     this.room.check(incomingBytes);
   }
 
+  /**
+   * 403 when the user's quota (images, bytes) leaves no room for one more original of `incomingBytes`;
+   * before the body is read, with what is known of it (0 when nothing is).
+   */
+  checkQuota(user: string, incomingBytes: number): void {
+    this.quotas.check(user, incomingBytes);
+  }
+
   /** A fresh path to stream an upload to before addOriginal or addFiltered keeps it. */
   stagingPath(): string {
     return this.files.stagingPath();
@@ -76,17 +86,24 @@ export class ImageLibrary {
   /** Keeps an original and queues its job; resolves once both the file and the record are durable. */
   async addOriginal(workload: Workload, image: IncomingImage): Promise<ImageRecord> {
     this.room.check(image.content.kind === 'memory' ? image.bytes : 0);
-    const id = randomUUID();
-    const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
-    await this.files.put(image.content, file);
-    const record = this.record(id, workload, 'original', null, file, image);
-    const job = this.jobs.create(workload.id, id);
-    record.job_id = job.id;
-    this.store.change('images', id);
-    this.store.data.images[id] = record;
-    this.store.originals.add(workload.id, id);
-    await this.commitOrRemove(file);
-    return record;
+    // counted from here on, so that uploads in flight together cannot pass the quota; given back if not kept
+    const release = this.quotas.reserve(workload.owner, image.bytes);
+    try {
+      const id = randomUUID();
+      const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
+      await this.files.put(image.content, file);
+      const record = this.record(id, workload, 'original', null, file, image);
+      const job = this.jobs.create(workload.id, id);
+      record.job_id = job.id;
+      this.store.change('images', id);
+      this.store.data.images[id] = record;
+      this.store.originals.add(workload.id, id);
+      await this.commitOrRemove(file);
+      return record;
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   /**

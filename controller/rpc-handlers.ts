@@ -129,6 +129,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         api_port: config.apiPort,
         heartbeat_ms: config.heartbeatMs,
         lease_ms: config.leaseMs,
+        ...(config.maxPixels === undefined ? {} : { max_pixels: config.maxPixels }),
       };
     }),
 

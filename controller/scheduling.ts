@@ -25,6 +25,9 @@ export interface ReadyJob {
   image_id: string;
   workload_id: string;
   filter: string;
+  /** The original's dimensions (0 if unknown): the worker estimates the job's memory from them. */
+  width: number;
+  height: number;
   /** A worker must carry every one of them. */
   tags: readonly string[];
 }
@@ -92,11 +95,15 @@ export function schedulingPort(
       for (const job of jobs.ready(now)) {
         const workload = store.data.workloads[job.workload_id];
         if (!workload) continue;
+        // (an original is never missing: 0 tells the worker nothing, and its download says what is wrong)
+        const original = store.data.images[job.image_id];
         yield {
           job_id: job.id,
           image_id: job.image_id,
           workload_id: job.workload_id,
           filter: workload.filter,
+          width: original?.width ?? 0,
+          height: original?.height ?? 0,
           tags: workload.tags,
         };
       }

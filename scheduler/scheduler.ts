@@ -53,6 +53,7 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
       image_id: job.image_id,
       workload_id: job.workload_id,
       filter: job.filter,
+      ...(job.width > 0 && job.height > 0 ? { width: job.width, height: job.height } : {}),
     };
     try {
       const { accepted } = await clientFor(worker).call(WORKER_METHODS.assign, params, acceptedResultSchema);

@@ -8,6 +8,7 @@ import { localAddressToward } from './network.js';
 import { ResourceMonitor } from './resources.js';
 import { serveSchedulerRpc } from './scheduler-rpc.js';
 import { Slots } from './slots.js';
+import { MemoryBudget } from './memory-budget.js';
 
 export interface WorkerAgent {
   readonly name: string;
@@ -23,7 +24,14 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
   const session = new ControllerSession(config, log);
   const report = (job: AssignParams, failure: JobFailure): Promise<void> => reportFailure(session, job, failure, log);
-  const slots = new Slots(config.slots, engine, report, log, config.jobDeadlineMs);
+  const slots = new Slots(
+    config.slots,
+    engine,
+    report,
+    log,
+    config.jobDeadlineMs,
+    new MemoryBudget(config.maxMemoryBytes),
+  );
   const rpc = await serveSchedulerRpc(config, advertiseHost, session, slots, log);
   log.info({ worker: config.name, engine: engine.name, slots: config.slots, rpc: rpc.address }, 'worker started');
   session.start({ rpcAddress: rpc.address, engine: engine.name, monitor, jobs: slots });

@@ -18,6 +18,8 @@ export interface WorkerConfig {
   drainMs: number;
   /** A job not done this long after it started is given up and reported as a retryable failure. */
   jobDeadlineMs: number;
+  /** What the running jobs may take in memory together, by their estimates (--max-memory). */
+  maxMemoryBytes: number;
   /** Time limits of each call to the API (download, upload). */
   httpTimeouts: HttpTimeouts;
   logLevel: LogLevel;

@@ -13,6 +13,13 @@ export type JobOutcome =
 /** How long a worker works on one job before it gives up on it (--job-deadline); under the server's --job-timeout. */
 export const DEFAULT_JOB_DEADLINE_MS = 5 * 60_000;
 
+export interface RunOptions {
+  /** The job is given up this long after it started (--job-deadline). */
+  deadlineMs?: number;
+  /** The largest image the engine decodes (the API's --max-pixels); absent: no limit of the engine's own. */
+  maxPixels?: number;
+}
+
 /**
  * Download, filter, upload: one job from start to end. Never throws; the outcome says what happened.
  * `onUploading` is told when the result is on its way: the answered upload completes the job.
@@ -26,7 +33,7 @@ export async function runJob(
   signal: AbortSignal,
   log: Logger,
   onUploading: () => void = () => undefined,
-  deadlineMs: number = DEFAULT_JOB_DEADLINE_MS,
+  { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels }: RunOptions = {},
 ): Promise<JobOutcome> {
   if (!isFilterName(job.filter))
     return { kind: 'failed', error: `this worker has no filter "${job.filter}"`, retryable: false };
@@ -40,7 +47,11 @@ export async function runJob(
     const downloaded = performance.now();
     stage = 'filtering';
     const timeoutMs = deadlineMs - (downloaded - started);
-    const result = await engine.apply(job.filter, original, { signal: work, timeoutMs });
+    const result = await engine.apply(job.filter, original, {
+      signal: work,
+      timeoutMs,
+      ...(maxPixels === undefined ? {} : { maxPixels }),
+    });
     work.throwIfAborted();
     const filtered = performance.now();
     stage = 'uploading its result';

@@ -44,9 +44,9 @@ export async function serveSchedulerRpc(
 
   const methods = {
     [WORKER_METHODS.assign]: method(assignParamsSchema, (params): AcceptedResult => {
-      const { api } = registeredWith(params.token);
-      if (!slots.accepts(params.job_id)) return { accepted: false };
-      slots.start(params, api);
+      const { api, registration } = registeredWith(params.token);
+      if (!slots.accepts(params)) return { accepted: false };
+      slots.start(params, api, registration.max_pixels);
       return { accepted: true };
     }),
     [WORKER_METHODS.cancel]: method(cancelParamsSchema, (params): AcceptedResult => {

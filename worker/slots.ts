@@ -5,6 +5,7 @@ import type { ApiClient } from './api-client.js';
 import type { FilterEngine } from './engines/index.js';
 import type { JobFailure } from './failure-report.js';
 import { runJob } from './job-runner.js';
+import { jobPeakBytes, type MemoryBudget } from './memory-budget.js';
 
 interface RunningJob {
   params: AssignParams;
@@ -29,6 +30,8 @@ export class Slots {
     private readonly log: Logger,
     /** Each job is given up this long after it started (--job-deadline). */
     private readonly jobDeadlineMs: number,
+    /** What the jobs may take in memory together (--max-memory). */
+    private readonly memory: MemoryBudget,
   ) {}
 
   /** Running jobs, those whose result is uploading included. */
@@ -36,35 +39,56 @@ export class Slots {
     return this.jobs.size;
   }
 
-  accepts(jobId: string): boolean {
+  /**
+   * Whether the job may start now: a free slot, and room in the memory budget beside the running jobs
+   * (a declined job goes back to the queue at no cost, and the scheduler offers it again later).
+   */
+  accepts(params: AssignParams): boolean {
     // a job whose result is being uploaded holds no slot: the controller counts it done as soon as it
     // answers that upload, and may offer the next job before this worker has read the answer
-    return !this.draining && this.jobs.size - this.finishing.size < this.size && !this.jobs.has(jobId);
+    if (this.draining || this.jobs.size - this.finishing.size >= this.size || this.jobs.has(params.job_id))
+      return false;
+    const bytes = jobPeakBytes(this.engine.name, params.width, params.height);
+    if (this.memory.fits(bytes)) return true;
+    this.log.debug({ job_id: params.job_id, memory: this.memory.describe(bytes) }, 'job declined: memory budget');
+    return false;
   }
 
-  start(params: AssignParams, api: ApiClient): void {
+  /** `maxPixels`: the API's --max-pixels (from the registration), which the engine enforces too. */
+  start(params: AssignParams, api: ApiClient, maxPixels?: number): void {
     const jobId = params.job_id;
     const abort = new AbortController();
     const entry: RunningJob = { params, abort, done: Promise.resolve() };
     this.jobs.set(jobId, entry);
-    // the slot frees as soon as the work is done: the controller may assign the next job while the report is in flight
-    const uploading = (): void => void this.finishing.add(jobId);
+    const bytes = jobPeakBytes(this.engine.name, params.width, params.height);
+    if (bytes > this.memory.budgetBytes)
+      this.log.warn(
+        { job_id: jobId, memory: this.memory.describe(bytes) },
+        'a job larger than the memory budget (--max-memory) runs alone',
+      );
+    this.memory.take(jobId, bytes);
+    // the slot and the memory free as soon as the work is done: the controller may assign the next job
+    // while the report is in flight
+    const uploading = (): void => {
+      this.finishing.add(jobId);
+      this.memory.give(jobId);
+    };
     const log = this.log.child({ job_id: jobId });
-    entry.done = runJob(params, api, this.engine, abort.signal, log, uploading, this.jobDeadlineMs).then(
-      async (outcome) => {
-        this.jobs.delete(jobId);
-        this.finishing.delete(jobId);
-        if (outcome.kind === 'dropped') this.log.info({ job_id: jobId, reason: outcome.reason }, 'job dropped');
-        // the answered upload of the filtered image was the completion: nothing is left to report
-        if (outcome.kind !== 'failed') return;
-        this.reporting.set(jobId, { job_id: jobId, lease_id: params.lease_id });
-        try {
-          await this.reportFailure(params, outcome);
-        } finally {
-          this.reporting.delete(jobId);
-        }
-      },
-    );
+    const options = { deadlineMs: this.jobDeadlineMs, ...(maxPixels === undefined ? {} : { maxPixels }) };
+    entry.done = runJob(params, api, this.engine, abort.signal, log, uploading, options).then(async (outcome) => {
+      this.jobs.delete(jobId);
+      this.finishing.delete(jobId);
+      this.memory.give(jobId);
+      if (outcome.kind === 'dropped') this.log.info({ job_id: jobId, reason: outcome.reason }, 'job dropped');
+      // the answered upload of the filtered image was the completion: nothing is left to report
+      if (outcome.kind !== 'failed') return;
+      this.reporting.set(jobId, { job_id: jobId, lease_id: params.lease_id });
+      try {
+        await this.reportFailure(params, outcome);
+      } finally {
+        this.reporting.delete(jobId);
+      }
+    });
   }
 
   /** The scheduler's cancel: aborts the job even while its result uploads. */

@@ -1,7 +1,9 @@
 import type { Response } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
+import { formatSize } from '../../common/units.js';
 import { viewWorkload, type Controller, type JobChange, type TokenRef } from '../../controller/index.js';
+import { TooManyRequests } from '../errors.js';
 import { workerViews } from '../views.js';
 
 export interface EventTimings {
@@ -22,6 +24,29 @@ export const DEFAULT_EVENT_TIMINGS: EventTimings = {
   historySamples: 120,
 };
 
+/** How many streams may be open, and how much a stream may have waiting in its socket's buffer. */
+export interface StreamLimits {
+  /** Open streams, all users together (`--max-streams`); the next GET /events is 429. */
+  maxStreams: number;
+  /** Open streams of one user (`--max-streams-per-user`); the user's next GET /events is 429. */
+  maxStreamsPerUser: number;
+  /**
+   * Bytes a stream may have waiting to be sent (its response's writableLength, what the kernel has not
+   * taken): past this the client is not reading, and the stream is closed. EventSource reconnects and
+   * gets a fresh, whole view, so nothing is lost by dropping what was waiting.
+   */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  maxStreams: 1000,
+  maxStreamsPerUser: 8,
+  maxBufferedBytes: 256 * 1024,
+};
+
+/** What a client refused for too many open streams is told to wait before it tries again (seconds). */
+const STREAMS_RETRY_AFTER_S = 10;
+
 /** One open Server-Sent Events stream: a user's browser tab. */
 interface Stream {
   user: string;
@@ -40,6 +65,8 @@ interface Stream {
  */
 export class EventHub {
   private readonly streams = new Set<Stream>();
+  /** Open streams per user. */
+  private readonly perUser = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -50,6 +77,7 @@ export class EventHub {
     private readonly controller: Controller,
     private readonly log: Logger,
     private readonly timings: EventTimings = DEFAULT_EVENT_TIMINGS,
+    private readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS,
   ) {}
 
   get size(): number {
@@ -58,10 +86,24 @@ export class EventHub {
 
   /**
    * Takes over the response: headers, the first events, and the cleanup when the client goes away. The
-   * stream lasts as long as `session` (a user token) is neither expired nor revoked.
+   * stream lasts as long as `session` (a user token) is neither expired nor revoked. Past the caps on
+   * open streams (per user, and in all) it throws a 429 instead.
    */
   open(res: Response, user: string, session: TokenRef): void {
     if (this.closed) throw new AppError('unavailable', 'the server is shutting down');
+    const mine = this.perUser.get(user) ?? 0;
+    if (mine >= this.limits.maxStreamsPerUser)
+      throw new TooManyRequests(
+        `you have ${mine} event streams open, the most one user may have (--max-streams-per-user ` +
+          `${this.limits.maxStreamsPerUser}): close a tab or another client, then try again`,
+        STREAMS_RETRY_AFTER_S,
+      );
+    if (this.streams.size >= this.limits.maxStreams)
+      throw new TooManyRequests(
+        `the server has ${this.streams.size} event streams open, the most it serves (--max-streams ` +
+          `${this.limits.maxStreams}): try again later`,
+        STREAMS_RETRY_AFTER_S,
+      );
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
@@ -72,6 +114,7 @@ export class EventHub {
     const stream: Stream = { user, session: { jti: session.jti, exp: session.exp }, res, pending: new Set() };
     if (this.streams.size === 0) this.start();
     this.streams.add(stream);
+    this.perUser.set(user, mine + 1);
     res.on('close', () => this.drop(stream));
     // the client reconnects after 2 s if the connection drops
     this.write(stream, `retry: 2000\n${event('hello', { user, server_time: new Date().toISOString() })}`);
@@ -83,6 +126,7 @@ export class EventHub {
     this.closed = true;
     for (const stream of [...this.streams]) stream.res.end();
     this.streams.clear();
+    this.perUser.clear();
     this.stop();
   }
 
@@ -106,6 +150,9 @@ export class EventHub {
 
   private drop(stream: Stream): void {
     if (!this.streams.delete(stream)) return;
+    const left = (this.perUser.get(stream.user) ?? 1) - 1;
+    if (left > 0) this.perUser.set(stream.user, left);
+    else this.perUser.delete(stream.user);
     if (this.streams.size === 0) this.stop();
   }
 
@@ -153,10 +200,17 @@ export class EventHub {
 
   private write(stream: Stream, text: string): void {
     if (stream.res.writableEnded || stream.res.destroyed) return;
-    // a client that stops reading while the socket buffer fills is not waited for: it is cut off
-    if (!stream.res.write(text) && stream.res.writableLength > 4 * 1024 * 1024) {
-      this.log.warn({ user: stream.user }, 'event stream client is not reading: closed');
+    stream.res.write(text);
+    // a client that stops reading is not waited for: once more than a little waits for the kernel to
+    // take it, the stream is cut off (its EventSource reconnects and gets a fresh, whole view)
+    const waiting = stream.res.writableLength;
+    if (waiting > this.limits.maxBufferedBytes) {
+      this.log.warn(
+        { user: stream.user, waiting_bytes: waiting },
+        `event stream client is not reading (over ${formatSize(this.limits.maxBufferedBytes)} waiting): closed`,
+      );
       stream.res.destroy();
+      this.drop(stream);
     }
   }
 }

@@ -1,1 +1,7 @@
-export { EventHub, DEFAULT_EVENT_TIMINGS, type EventTimings } from './hub.js';
+export {
+  EventHub,
+  DEFAULT_EVENT_TIMINGS,
+  DEFAULT_STREAM_LIMITS,
+  type EventTimings,
+  type StreamLimits,
+} from './hub.js';

@@ -131,9 +131,18 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   }
 
   async function postImage(req: IncomingMessage, res: ServerResponse, claims: TokenClaims): Promise<void> {
-    // below the free-space reserve a user's upload is refused before a byte of it is read (a worker's
-    // result is not: it completes work already done, and a full disk refuses it anyway)
-    if (claims.scope === 'user') controller.images.checkRoom(Number(req.headers['content-length']) || 0);
+    // below the free-space reserve, or past the user's quota, a user's upload is refused before a byte
+    // of it is read (a worker's result is not: it completes work already done, and a full disk refuses it anyway)
+    if (claims.scope === 'user') {
+      const declared = Number(req.headers['content-length']) || 0;
+      controller.images.checkRoom(declared);
+      // the quota, too: a whole body is the file, so its declared length is the file's size; of a
+      // multipart body only that it holds at least a byte is known (the file's size is checked when kept).
+      // As for the 507, the connection stays open: node reads what the client still sends and drops it,
+      // so that the client, still sending, gets the answer rather than a broken pipe
+      const fileBytes = RAW_IMAGE_TYPES.has(hasContent(req) ? mediaType(req) : '') ? declared : 0;
+      controller.images.checkQuota(claims.sub, Math.max(1, fileBytes));
+    }
     const { body, staged } = await receive(req, res, claims);
     let record: ImageRecord;
     try {

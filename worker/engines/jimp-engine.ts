@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { FilterName } from '../../common/filters/index.js';
 import { UndecodableImageError } from './errors.js';
-import { detectFormat } from './format.js';
+import { checkPixels, detectFormat } from './format.js';
 import type { JimpRequest, JimpResponse } from './jimp-protocol.js';
 import type { ApplyOptions, FilterEngine, FilterResult } from './types.js';
 
@@ -36,13 +36,15 @@ export class JimpEngine implements FilterEngine {
     for (let i = 0; i < size; i++) this.spawn();
   }
 
-  apply(filter: FilterName, input: Buffer, { signal }: ApplyOptions = {}): Promise<FilterResult> {
+  apply(filter: FilterName, input: Buffer, { signal, maxPixels }: ApplyOptions = {}): Promise<FilterResult> {
     if (this.closed) return Promise.reject(new Error('jimp engine is closed'));
     if (this.broken) return Promise.reject(this.broken);
     if (signal?.aborted) return Promise.reject(signal.reason);
     let mime: ReturnType<typeof detectFormat>;
     try {
       mime = detectFormat(input);
+      // jimp has no limit of its own: the header says the size before a pixel is allocated
+      if (maxPixels !== undefined) checkPixels(input, maxPixels);
     } catch (err) {
       return Promise.reject(err);
     }

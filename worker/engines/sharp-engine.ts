@@ -7,9 +7,11 @@ import type { ApplyOptions, FilterEngine, FilterResult } from './types.js';
 
 const JPEG_QUALITY = 90;
 
-// Reject corrupt/truncated input instead of returning a partially decoded image; the API
-// enforces its own pixel limit, so sharp's is off; apply EXIF orientation as jimp does.
-const INPUT_OPTIONS: SharpOptions = { failOn: 'error', limitInputPixels: false, autoOrient: true };
+// Reject corrupt/truncated input instead of returning a partially decoded image; apply EXIF orientation
+// as jimp does. sharp's pixel limit is the API's --max-pixels (from the registration), per call.
+function inputOptions(maxPixels: number | undefined): SharpOptions {
+  return { failOn: 'error', limitInputPixels: maxPixels ?? false, autoOrient: true };
+}
 
 /** sharp's timeout is in whole seconds, up to an hour. */
 const MAX_TIMEOUT_SECONDS = 3600;
@@ -37,9 +39,9 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
   sharp.concurrency(Math.max(1, Math.floor(availableParallelism() / Math.max(1, concurrency))));
 
   /** Returns why the input cannot be decoded, or undefined if it can. */
-  async function decodeError(input: Buffer): Promise<string | undefined> {
+  async function decodeError(input: Buffer, maxPixels: number | undefined): Promise<string | undefined> {
     try {
-      await sharp(input, INPUT_OPTIONS).raw().toBuffer();
+      await sharp(input, inputOptions(maxPixels)).raw().toBuffer();
       return undefined;
     } catch (err) {
       return err instanceof Error ? err.message : String(err);
@@ -49,11 +51,15 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
   let closed = false;
   return {
     name: 'sharp',
-    async apply(filter: FilterName, input: Buffer, { signal, timeoutMs }: ApplyOptions = {}): Promise<FilterResult> {
+    async apply(
+      filter: FilterName,
+      input: Buffer,
+      { signal, timeoutMs, maxPixels }: ApplyOptions = {},
+    ): Promise<FilterResult> {
       if (closed) throw new Error('sharp engine is closed');
       signal?.throwIfAborted();
       const mime = detectFormat(input);
-      const pipeline = getFilter(filter).sharp(sharp(input, INPUT_OPTIONS));
+      const pipeline = getFilter(filter).sharp(sharp(input, inputOptions(maxPixels)));
       // libvips checks the time as it works and stops itself once it is up: work abandoned on a deadline
       // does not keep a libuv thread and its memory for long
       if (timeoutMs !== undefined)
@@ -67,7 +73,7 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
         if (signal?.aborted) throw err;
         // Only the error path pays for a separate decode, which tells poison input
         // apart from a failure that a retry might not repeat.
-        const reason = await decodeError(input);
+        const reason = await decodeError(input, maxPixels);
         if (reason === undefined) throw err;
         throw new UndecodableImageError(`could not decode image: ${reason}`);
       }

@@ -20,6 +20,11 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** The time the work may take: sharp's libvips stops by itself after it (in whole seconds, rounded up). */
   timeoutMs?: number;
+  /**
+   * The largest image decoded, in pixels (the API's --max-pixels): a larger one is refused with
+   * UndecodableImageError before its pixels are allocated. Absent: no limit.
+   */
+  maxPixels?: number;
 }
 
 export interface FilterEngine {
