@@ -46,7 +46,8 @@ process.stdout.write(
     `DPIP is running.`,
     `  REST API:    ${api}`,
     `  dashboard:   ${api}/`,
-    `  controller:  tcp://localhost:${controllerPort} (workers register on ${controllerPort + 1})`,
+    `  controller:  tcp://localhost:${controllerPort} ` +
+      `(workers register on ${controllerPort + 1}, heartbeat on ${controllerPort + 2})`,
     `  local workers: ${config.localWorkers}`,
     `  cluster secret${config.secretGenerated ? ' (new, kept in the data dir)' : ''}: ` +
       config.server.controller.clusterSecret,

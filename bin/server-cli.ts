@@ -242,7 +242,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
       throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
   };
   whole('port', args.port, 1, 65535);
-  whole('controller-port', args.controllerPort, 1, 65534); // its JSON-RPC socket takes the next port
+  whole('controller-port', args.controllerPort, 1, 65533); // its two JSON-RPC sockets take the next two ports
   whole('workers', args.workers, 0, 64);
   whole('heartbeat-ms', args.heartbeatMs, 50, 60_000);
   whole('lease-ms', args.leaseMs, 100, 3_600_000);

@@ -40,6 +40,20 @@ export const announceSchema = z.object({
 export type Announcement = z.infer<typeof announceSchema>;
 
 // --- worker -> controller calls (REQ -> controller REP) ---
+// `register` goes to the announced register port, whose socket takes messages of up to REGISTER_MAX_BYTES;
+// `heartbeat`, `fail` and `goodbye` go to the session port the register reply names (`session_port`), whose
+// socket takes messages of up to SESSION_MAX_BYTES and answers "unauthorized", unparsed, any message
+// without a valid worker token in its first TOKEN_WINDOW_BYTES (see sessionTokenOf).
+export const REGISTER_MAX_BYTES = 64 * 1024;
+export const SESSION_MAX_BYTES = 512 * 1024;
+export const TOKEN_WINDOW_BYTES = 8 * 1024;
+const TOKEN_FIELD = /"token"\s*:\s*"([A-Za-z0-9_.-]{1,4000})"/;
+
+/** The worker token of a session-port message, read without parsing it: the first `"token": "..."` near its start. */
+export function sessionTokenOf(message: Buffer): string | null {
+  return TOKEN_FIELD.exec(message.subarray(0, TOKEN_WINDOW_BYTES).toString('latin1'))?.[1] ?? null;
+}
+
 export const registerParamsSchema = z.object({
   secret: z.string().min(1).max(500),
   name: workerNameSchema,
@@ -65,6 +79,8 @@ export const registerResultSchema = z.object({
    * the worker then keeps its own default.
    */
   max_pixels: z.number().int().positive().optional(),
+  // where heartbeat, fail and goodbye go (same host); absent from controllers before it: the register port
+  session_port: z.number().int().min(1).max(65535).optional(),
 });
 export type RegisterResult = z.infer<typeof registerResultSchema>;
 

@@ -6,7 +6,7 @@ export interface ControllerConfig {
   dataDir: string;
   imagesDir: string;
   bindHost: string;
-  /** PUB (announcements) binds here; the JSON-RPC REP socket binds on port + 1. */
+  /** PUB (announcements) binds here; the registration REP socket on port + 1, the session REP socket on port + 2. */
   port: number;
   apiPort: number;
   /** Told to workers when set; otherwise workers reach the API at the controller's host on apiPort. */
@@ -32,4 +32,9 @@ export interface ControllerConfig {
 
 export function rpcPortOf(config: Pick<ControllerConfig, 'port'>): number {
   return config.port + 1;
+}
+
+/** The session socket (heartbeat, fail, goodbye from registered workers): told to each in its register reply. */
+export function sessionPortOf(config: Pick<ControllerConfig, 'port'>): number {
+  return config.port + 2;
 }

@@ -1,8 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { bindPublisher, serveRpc, type Publisher, type RpcServer } from '../common/bus/index.js';
-import { ANNOUNCE, type Announcement } from '../common/protocol.js';
+import {
+  ANNOUNCE,
+  REGISTER_MAX_BYTES,
+  SESSION_MAX_BYTES,
+  sessionTokenOf,
+  type Announcement,
+} from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
-import { rpcPortOf, type ControllerConfig } from './config.js';
+import { rpcPortOf, sessionPortOf, type ControllerConfig } from './config.js';
 import { DiskRoom } from './disk-room.js';
 import { ImageFiles } from './image-files.js';
 import { ImageLibrary } from './images.js';
@@ -88,22 +94,38 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
 
   const bindHost = config.bindHost === '0.0.0.0' ? '*' : config.bindHost;
   const publisher: Publisher = bindPublisher(`tcp://${bindHost}:${config.port}`);
-  let rpc: RpcServer;
+  const methods = controllerMethods({ config, store, tokens, registry, jobs, log });
+  const onInternalError = (method: string, error: unknown): void =>
+    log.error(
+      { method, error: error instanceof Error ? error.stack : String(error) },
+      'a bus call failed inside the controller',
+    );
+  const servers: RpcServer[] = [];
   try {
-    rpc = serveRpc(
-      `tcp://${bindHost}:${rpcPortOf(config)}`,
-      controllerMethods({ config, store, tokens, registry, jobs, log }),
-      onBadMessage,
-      (method, error) =>
-        log.error(
-          { method, error: error instanceof Error ? error.stack : String(error) },
-          'a bus call failed inside the controller',
-        ),
+    // registration: open to anyone who can reach it, so it takes small messages only
+    servers.push(
+      serveRpc(`tcp://${bindHost}:${rpcPortOf(config)}`, methods, onBadMessage, onInternalError, {
+        maxMessageBytes: REGISTER_MAX_BYTES,
+      }),
+    );
+    // the session socket: a REP socket answers one message at a time, so heartbeats get a socket of their own
+    // that junk on the registration socket cannot hold up; what carries no valid worker token is refused unread
+    const { register: _register, ...sessionMethods } = methods;
+    servers.push(
+      serveRpc(`tcp://${bindHost}:${sessionPortOf(config)}`, sessionMethods, onBadMessage, onInternalError, {
+        maxMessageBytes: SESSION_MAX_BYTES,
+        admit: (message) => {
+          const token = sessionTokenOf(message);
+          return token !== null && tokens.verify(token)?.scope === 'worker';
+        },
+      }),
     );
   } catch (error) {
+    for (const server of servers) server.close();
     publisher.close();
     throw error;
   }
+  const session = servers[1]!;
 
   const announce = (): void => {
     const message: Announcement = {
@@ -116,9 +138,13 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   announce();
   const announcer = setInterval(announce, config.announceMs);
 
-  const sweeper = startLeaseSweeper({ registry, jobs, store }, config.leaseMs, SWEEP_MS, log);
+  const sweeper = startLeaseSweeper(
+    { registry, jobs, store },
+    { leaseMs: config.leaseMs, heartbeatMs: config.heartbeatMs, intervalMs: SWEEP_MS, sessionBusyMs: session.busyMs },
+    log,
+  );
 
-  log.info({ pub: config.port, rpc: rpcPortOf(config) }, 'controller listening');
+  log.info({ pub: config.port, rpc: rpcPortOf(config), session: sessionPortOf(config) }, 'controller listening');
 
   return {
     config,
@@ -137,7 +163,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     async close() {
       clearInterval(announcer);
       sweeper.stop();
-      rpc.close();
+      for (const server of servers) server.close();
       publisher.close();
       await store.close();
     },

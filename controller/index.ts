@@ -1,5 +1,5 @@
 export { startController, type Controller, type ControllerEvents } from './controller.js';
-export { rpcPortOf, type ControllerConfig } from './config.js';
+export { rpcPortOf, sessionPortOf, type ControllerConfig } from './config.js';
 export {
   DEFAULT_JOB_TIMEOUT_MS,
   DEFAULT_RETRY_POLICY,

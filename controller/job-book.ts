@@ -63,6 +63,16 @@ interface Before {
   holder: string | null;
 }
 
+/** The controller's own overload, as the sweep measured it (see lease-sweeper.ts). */
+export interface Overload {
+  /** How long the controller itself was stalled since `since` (epoch ms): that much later a lease counts as expired. */
+  graceMs(since: number): number;
+  /** False while the controller is overloaded: what expires then costs no attempt. */
+  charged: boolean;
+}
+
+const NO_OVERLOAD: Overload = { graceMs: () => 0, charged: true };
+
 const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefined, onRefused: () => undefined };
 
 /**
@@ -181,9 +191,10 @@ export class JobBook {
     );
   }
 
-  release(jobId: string, workerId: string, leaseId: string, reason: string): Transition {
+  /** `charged` false: the release costs no attempt (the controller was overloaded: see requeueJob). */
+  release(jobId: string, workerId: string, leaseId: string, reason: string, charged = true): Transition {
     return this.apply('release', jobId, (now) =>
-      releaseJob(this.store.data, jobId, workerId, leaseId, reason, this.policy, now),
+      releaseJob(this.store.data, jobId, workerId, leaseId, reason, this.policy, now, charged),
     );
   }
 
@@ -191,13 +202,13 @@ export class JobBook {
     return this.apply('unassign', jobId, (now) => unassignJob(this.store.data, jobId, workerId, leaseId, now));
   }
 
-  /** Release every job a worker holds (it died, left, or was replaced). */
-  releaseAll(workerId: string, reason: string): Job[] {
+  /** Release every job a worker holds (it died, left, or was replaced); `charged` as for release(). */
+  releaseAll(workerId: string, reason: string, charged = true): Job[] {
     const released: Job[] = [];
     for (const jobId of [...this.heldBy(workerId)]) {
       const lease = this.store.data.jobs[jobId]?.lease;
       if (!lease) continue;
-      const result = this.release(jobId, workerId, lease.lease_id, reason);
+      const result = this.release(jobId, workerId, lease.lease_id, reason, charged);
       if (result.ok) released.push(result.job);
     }
     return released;
@@ -207,11 +218,16 @@ export class JobBook {
    * The stalled-job sweep: releases every lease past its expiry. It walks only the jobs that hold a
    * lease (the index), never the jobs that finished, so its cost does not grow with history.
    */
-  expire(now: number): Job[] {
+  expire(now: number, overload: Overload = NO_OVERLOAD): Job[] {
     const expired: Job[] = [];
     for (const job of this.held()) {
       if (!job.lease || job.lease.expires_at > now) continue;
-      const result = this.apply('expire', job.id, () => expireLease(this.store.data, job.id, this.policy, now));
+      // the controller's own stalls since the lease was last renewed do not count against it
+      const grace = overload.graceMs(job.lease.expires_at - this.leaseMs);
+      if (job.lease.expires_at + grace > now) continue;
+      const result = this.apply('expire', job.id, () =>
+        expireLease(this.store.data, job.id, this.policy, now, grace, overload.charged),
+      );
       if (result.ok) expired.push(result.job);
     }
     return expired;

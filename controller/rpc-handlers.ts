@@ -14,7 +14,7 @@ import {
 } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
 import type { z } from 'zod';
-import type { ControllerConfig } from './config.js';
+import { sessionPortOf, type ControllerConfig } from './config.js';
 import type { JobBook } from './job-book.js';
 import type { Store, WorkerRecord } from './store/index.js';
 import type { Tokens } from './tokens.js';
@@ -29,7 +29,10 @@ interface Deps {
   log: Logger;
 }
 
-/** The controller's JSON-RPC methods, called by workers over the REP socket. */
+/**
+ * The controller's JSON-RPC methods, called by workers: `register` on the registration socket, the others on the
+ * session socket (the registration socket answers them too, for workers from before the session socket).
+ */
 export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodType, unknown>> {
   const { config, store, tokens, registry, jobs, log } = deps;
 
@@ -130,6 +133,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         heartbeat_ms: config.heartbeatMs,
         lease_ms: config.leaseMs,
         ...(config.maxPixels === undefined ? {} : { max_pixels: config.maxPixels }),
+        session_port: sessionPortOf(config),
       };
     }),
 

@@ -52,8 +52,13 @@ export class ControllerSession {
   private readonly instanceId = randomUUID();
   /** Set while this worker is registered. */
   current: Registered | null = null;
-  /** The controller's JSON-RPC socket, known from its announcements. */
+  /** The controller's registration socket, known from its announcements. */
   rpc: RpcClient | null = null;
+  /**
+   * The controller's session socket (heartbeat, fail, goodbye), known from the register reply; the registration
+   * socket for a controller that names none.
+   */
+  private sessionClient: RpcClient | null = null;
   closed = false;
   private registerEndpoint: string | null = null;
   private subscriber: Subscriber | null = null;
@@ -70,6 +75,11 @@ export class ControllerSession {
     return this.current?.registration.token;
   }
 
+  /** Where heartbeat, fail and goodbye go while registered. */
+  get session(): RpcClient | null {
+    return this.current ? (this.sessionClient ?? this.rpc) : null;
+  }
+
   start(peer: SessionPeer): void {
     const announcements = `tcp://${this.config.controllerHost}:${this.config.controllerPort}`;
     this.subscriber = subscribe(announcements, (kind, params) => this.heard(kind, params));
@@ -79,8 +89,9 @@ export class ControllerSession {
   /** Tells the controller this worker leaves, if it is registered; an unanswered goodbye is not waited for long. */
   async goodbye(): Promise<void> {
     const token = this.token;
-    if (token && this.rpc) {
-      await this.rpc.call(CONTROLLER_METHODS.goodbye, { token }, acceptedResultSchema, 2000).catch(() => undefined);
+    const session = this.session;
+    if (token && session) {
+      await session.call(CONTROLLER_METHODS.goodbye, { token }, acceptedResultSchema, 2000).catch(() => undefined);
     }
   }
 
@@ -88,6 +99,7 @@ export class ControllerSession {
     this.closed = true;
     this.subscriber?.close();
     this.rpc?.close();
+    this.sessionClient?.close();
   }
 
   private heard(kind: string, params: unknown): void {
@@ -102,6 +114,8 @@ export class ControllerSession {
       this.registerEndpoint = endpoint;
       this.rpc?.close();
       this.rpc = connectRpc(endpoint, 3000);
+      this.sessionClient?.close();
+      this.sessionClient = null;
       this.log.info({ controller: endpoint, system: parsed.data.system_name }, 'heard the controller');
     }
     // the controller came up (or back) while this worker waits out a long backoff: register now, not up
@@ -115,9 +129,10 @@ export class ControllerSession {
     let attempt = 1;
     let waitingLogged = false;
     while (!this.closed) {
-      if (this.rpc && this.current) {
+      const session = this.session;
+      if (session && this.current) {
         try {
-          await this.heartbeat(this.rpc, this.current, peer);
+          await this.heartbeat(session, this.current, peer);
         } catch (error) {
           this.log.warn({ error: String(error) }, 'heartbeat failed: registering again');
           this.current = null;
@@ -148,6 +163,7 @@ export class ControllerSession {
   private async register(rpc: RpcClient, peer: SessionPeer): Promise<void> {
     const registration = await rpc.call(CONTROLLER_METHODS.register, this.registerParams(peer), registerResultSchema);
     const apiUrl = registration.api_url ?? `http://${urlHost(this.config.controllerHost)}:${registration.api_port}`;
+    this.useSessionPort(registration.session_port);
     this.current = { registration, api: new ApiClient(apiUrl, () => this.token ?? '', this.config.httpTimeouts) };
     this.log.info({ worker_id: registration.worker_id, api: apiUrl }, 'registered');
   }
@@ -165,6 +181,15 @@ export class ControllerSession {
       resources: peer.monitor.current(),
       running: peer.jobs.heldLeases(),
     };
+  }
+
+  /** Opens the client to the session socket the controller named, unless it is the one already open. */
+  private useSessionPort(port: number | undefined): void {
+    const endpoint = port === undefined ? null : `tcp://${this.config.controllerHost}:${port}`;
+    if (endpoint === (this.sessionClient?.address ?? null)) return;
+    this.sessionClient?.close();
+    this.sessionClient = endpoint === null ? null : connectRpc(endpoint, 3000);
+    if (endpoint) this.log.info({ session: endpoint }, 'heartbeats go to the session socket');
   }
 
   /** One heartbeat, then the wait until the next. */

@@ -17,7 +17,7 @@ export async function reportFailure(
   log.warn({ job_id: job.job_id, error: failure.error, retryable: failure.retryable }, 'job failed');
   for (let attempt = 1; !session.closed; attempt++) {
     const token = session.token;
-    const rpc = session.rpc;
+    const rpc = session.session;
     if (token && rpc) {
       try {
         const result = await rpc.call(

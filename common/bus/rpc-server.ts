@@ -16,7 +16,19 @@ export interface RpcMethod<S extends z.ZodType, R> {
 
 export interface RpcServer {
   readonly address: string;
+  /** Milliseconds spent so far between taking a message and sending its reply (the socket reads nothing then). */
+  busyMs(): number;
   close(): void;
+}
+
+export interface ServeOptions {
+  /** Larger messages are dropped by nanomsg, with their connection (default MAX_MESSAGE_BYTES). */
+  maxMessageBytes?: number;
+  /**
+   * Checked on the raw message before it is parsed: false answers it "unauthorized" unread. It must be cheap
+   * (it runs for every message, junk included) and bounded in what it reads.
+   */
+  admit?: (message: Buffer) => boolean;
 }
 
 /** An error a handler throws to answer the caller with a JSON-RPC error of its own code. */
@@ -50,6 +62,14 @@ function isId(value: unknown): value is string | number {
   return (typeof value === 'string' && value.length <= 200) || (typeof value === 'number' && Number.isFinite(value));
 }
 
+/** The id of a request, read without parsing it: only a short `"id": <number or short string>` near the start. */
+function cheapId(message: Buffer): JSONRPCID {
+  const match = /"id"\s*:\s*(-?\d{1,15}|"[^"\\]{0,200}")/.exec(message.subarray(0, 512).toString('latin1'));
+  if (!match) return null;
+  const raw = match[1]!;
+  return raw.startsWith('"') ? raw.slice(1, -1) : Number(raw);
+}
+
 function errorReply(id: JSONRPCID, code: number, message: string): string {
   return JSON.stringify(createJSONRPCErrorResponse(id, code, message));
 }
@@ -80,6 +100,7 @@ export function serveRpc(
   methods: Record<string, RpcMethod<z.ZodType, unknown>>,
   onBadMessage: (reason: string) => void,
   onInternalError?: (method: string, error: unknown) => void,
+  options: ServeOptions = {},
 ): RpcServer {
   const bad = (reason: string): void => {
     try {
@@ -135,17 +156,32 @@ export function serveRpc(
     });
   }
 
-  const socket = openSocket('rep');
+  const socket = openSocket('rep', options.maxMessageBytes);
   bindOrThrow(socket, address);
+  let busy = 0;
   socket.on('data', (message: Buffer) => {
+    const taken = performance.now();
     void answer(message)
       .catch(() => errorReply(null, JSONRPCErrorCode.InternalError, 'internal error'))
       .then((reply) => {
+        busy += performance.now() - taken;
         sendOn(socket, reply);
       });
   });
 
   async function answer(message: Buffer): Promise<string> {
+    if (options.admit) {
+      let admitted = false;
+      try {
+        admitted = options.admit(message);
+      } catch {
+        // a failing check admits nothing
+      }
+      if (!admitted) {
+        bad('no valid worker token: refused unread');
+        return errorReply(cheapId(message), RPC_UNAUTHORIZED, 'a valid worker token is required here: register first');
+      }
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(message.toString('utf8'));
@@ -186,6 +222,7 @@ export function serveRpc(
 
   return {
     address,
+    busyMs: () => busy,
     close: () => closeSocket(socket),
   };
 }

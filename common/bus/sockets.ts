@@ -1,12 +1,13 @@
 import nano, { type Socket, type SocketType } from 'nanomsg';
 
 // Messages larger than this are dropped by nanomsg before they reach us (a hostile peer cannot make us buffer more).
+// A socket may set a smaller limit (the controller's sockets do: see common/protocol.ts).
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
-export function openSocket(type: SocketType): Socket {
+export function openSocket(type: SocketType, maxMessageBytes = MAX_MESSAGE_BYTES): Socket {
   const socket = nano.socket(type, {
     linger: 200,
-    rcvmaxsize: MAX_MESSAGE_BYTES,
+    rcvmaxsize: maxMessageBytes,
     reconn: 100,
     maxreconn: 500,
     tcpnodelay: true,

@@ -9,6 +9,7 @@ export { completeJob, type JobResult } from './complete-job.js';
 export { failJob } from './fail-job.js';
 export { releaseJob } from './release-job.js';
 export { unassignJob } from './unassign-job.js';
+export { requeueJob } from './requeue-job.js';
 export { expireLease } from './expire-lease.js';
 export { timeOutJob, overdueAt, DEFAULT_JOB_TIMEOUT_MS } from './time-out-job.js';
 export { retryJob } from './retry-job.js';

@@ -64,11 +64,14 @@ export class WorkerRegistry {
     this.sample(worker, resources, now);
   }
 
-  /** Workers silent for longer than the lease are dead; returns those that just died. */
-  markSilentDead(leaseMs: number, now: number): LiveWorker[] {
+  /**
+   * Workers silent for longer than the lease are dead; returns those that just died. `graceMs(since)` is
+   * silence that does not count (the controller's own stalls since the worker was last heard).
+   */
+  markSilentDead(leaseMs: number, now: number, graceMs: (since: number) => number = () => 0): LiveWorker[] {
     const died: LiveWorker[] = [];
     for (const worker of this.workers.values()) {
-      if (worker.state === 'alive' && now - worker.last_seen > leaseMs) {
+      if (worker.state === 'alive' && now - worker.last_seen > leaseMs + graceMs(worker.last_seen)) {
         worker.state = 'dead';
         died.push(worker);
       }

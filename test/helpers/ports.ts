@@ -12,11 +12,11 @@ function tryListen(port: number): Promise<number | null> {
   });
 }
 
-/** A free port p such that p + 1 is free too (the controller binds both). */
+/** A free port p such that p + 1 and p + 2 are free too (the controller binds all three). */
 export async function freePortPair(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await tryListen(0);
-    if (port && port < 65535 && (await tryListen(port + 1))) return port;
+    if (port && port < 65534 && (await tryListen(port + 1)) && (await tryListen(port + 2))) return port;
   }
   throw new Error('no free port pair found');
 }

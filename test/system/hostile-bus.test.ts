@@ -6,16 +6,16 @@
 // still completes on the real worker.
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import nano from 'nanomsg';
-import { pino } from 'pino';
 import { z } from 'zod';
 import { startServer, type Server } from '../../bin/server.js';
 import { connectRpc, RpcCallError } from '../../common/bus/index.js';
-import { rpcPortOf } from '../../controller/index.js';
+import { REGISTER_MAX_BYTES, SESSION_MAX_BYTES } from '../../common/protocol.js';
+import { rpcPortOf, sessionPortOf } from '../../controller/index.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
+import { collectingLogger } from '../helpers/log-lines.js';
 import { freePort } from '../helpers/ports.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import { makeDirs, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from '../helpers/system.js';
@@ -157,14 +157,7 @@ describe('hostile peers on the bus', function () {
     const config = await testServerConfig(dirs);
     controllerPort = config.controller.port;
     rpcAddress = `tcp://127.0.0.1:${rpcPortOf(config.controller)}`;
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n').filter(Boolean))
-          logLines.push(JSON.parse(line) as (typeof logLines)[number]);
-        done();
-      },
-    });
-    server = await startServer(config, pino({ level: 'info', base: undefined }, sink));
+    server = await startServer(config, collectingLogger(logLines));
     worker = spawnWorker({ controllerPort, name: 'steady', slots: 2 });
     await waitFor('the real worker to register', async () => steadyWorker()?.state === 'alive', 20_000);
     // the worker's state, every 100 ms, for as long as the hostile traffic lasts
@@ -302,9 +295,9 @@ describe('hostile peers on the bus', function () {
           message: /batch/,
         },
         {
-          title: 'a batch of 1000 heartbeats',
+          title: 'a batch of 300 heartbeats (as many as fit in the 64 KiB of the registration socket)',
           payload: JSON.stringify(
-            Array.from({ length: 1000 }, (_, id) =>
+            Array.from({ length: 300 }, (_, id) =>
               JSON.parse(request('heartbeat', { token: 'x', resources: RESOURCES, running: [] }, id)),
             ),
           ),
@@ -405,15 +398,14 @@ describe('hostile peers on the bus', function () {
   );
 
   it(
-    'drops a message over the 1 MiB maximum, ' + 'and answers one just under it (2048 faults) with a short error',
+    'drops a message over the 64 KiB maximum of the registration socket, ' +
+      'and answers one just under it (2048 faults) with a short error',
     async () => {
       const big = asker(rpcAddress);
       try {
-        const oversized = request('heartbeat', {
-          token: 'x',
-          resources: RESOURCES,
-          running: [],
-          padding: 'p'.repeat(2 * 1024 * 1024),
+        const oversized = request('register', {
+          ...registerParams('guess', 'oversized'),
+          padding: 'p'.repeat(REGISTER_MAX_BYTES),
         });
         expect(await big.ask(oversized, 1_500), 'no reply to an oversized message').to.equal(null);
       } finally {
@@ -421,10 +413,10 @@ describe('hostile peers on the bus', function () {
       }
       const rep = asker(rpcAddress);
       try {
-        // 1024 entries (the most a heartbeat may carry), each with two faults: 2048 issues to report
-        const running = Array.from({ length: 1024 }, () => ({ job_id: 'j'.repeat(900), lease_id: null }));
-        const payload = request('heartbeat', { token: 'x', resources: RESOURCES, running });
-        expect(payload.length).to.be.within(512 * 1024, 1024 * 1024);
+        // 1024 entries (the most a registration may carry), each with two faults: 2048 issues to report
+        const running = Array.from({ length: 1024 }, () => ({ job_id: '', lease_id: null }));
+        const payload = request('register', { ...registerParams('guess', 'faulty'), running });
+        expect(payload.length).to.be.within(REGISTER_MAX_BYTES / 4, REGISTER_MAX_BYTES);
         const reply = await rep.ask(payload);
         bad += 1;
         expect(parse(reply).error?.code).to.equal(-32602);
@@ -435,6 +427,36 @@ describe('hostile peers on the bus', function () {
       } finally {
         rep.close();
       }
+    },
+  );
+
+  it(
+    'the session socket refuses, unparsed, whatever carries no valid worker token, ' +
+      'and drops a message over its 512 KiB maximum',
+    async () => {
+      const session = asker(`tcp://127.0.0.1:${sessionPortOf({ port: controllerPort })}`);
+      try {
+        const cases = [
+          request('heartbeat', { token: 'forged', resources: RESOURCES, running: [] }, 41),
+          request('goodbye', { token: 'a.b.c' }, 'bye'),
+          request('heartbeat', {}, 43),
+          'not json at all',
+          request('register', registerParams(TEST_SECRET, 'sneaky'), 44),
+          `{"jsonrpc":"2.0","id":45,"method":"heartbeat","params":{"padding":"${'p'.repeat(300_000)}"}}`,
+        ];
+        const ids = [41, 'bye', 43, null, 44, 45];
+        for (const [index, payload] of cases.entries()) {
+          const reply = parse(await session.ask(payload));
+          bad += 1;
+          expect(reply.error?.code, `case ${index}`).to.equal(-32001);
+          expect(reply.id, `case ${index}`).to.equal(ids[index]);
+        }
+        const oversized = request('heartbeat', { token: 'x', padding: 'p'.repeat(SESSION_MAX_BYTES) });
+        expect(await session.ask(oversized, 1_500), 'no reply to an oversized message').to.equal(null);
+      } finally {
+        session.close();
+      }
+      expect(server.controller.workers.all().map((live) => live.record.name)).to.deep.equal(['steady']);
     },
   );
 

@@ -9,6 +9,7 @@ import {
   regrantLease,
   releaseJob,
   renewLease,
+  requeueJob,
   retryJob,
   startJob,
   timeOutJob,
@@ -392,6 +393,38 @@ describe('job transitions', () => {
       expectRefused(data, 'wrong_state', () => expireLease(data, job.id, POLICY, T0 + LEASE_MS * 10));
       run(data, job.id, 'w1', T0);
       expectRefused(data, 'lease_live', () => expireLease(data, job.id, POLICY, T0 + LEASE_MS - 1));
+    });
+  });
+
+  describe('requeueJob (a release the controller caused: it was overloaded)', () => {
+    it('puts a running job back in the queue with its attempt given back, no backoff, and the reason', () => {
+      const { data, job } = world();
+      const lease = run(data, job.id, 'w1', T0);
+      const after = applied(requeueJob(data, job.id, 'w1', lease, 'controller overloaded', T0 + 1));
+      expect(after).to.include({ state: 'queued', lease: null, attempts: 0, not_before: 0 });
+      expect(after.error).to.equal('controller overloaded');
+    });
+
+    it('refuses an unknown job (no_job), a non-holder (lease_moved) and a finished job', () => {
+      const { data, job } = world();
+      expectRefused(data, 'no_job', () => requeueJob(data, 'nope', 'w1', 'l', 'r', T0));
+      const lease = run(data, job.id, 'w1', T0);
+      expectRefused(data, 'lease_moved', () => requeueJob(data, job.id, 'w2', lease, 'r', T0));
+      applied(completeJob(data, job.id, 'w1', lease, result(), T0 + 1));
+      expectRefused(data, 'lease_moved', () => requeueJob(data, job.id, 'w1', lease, 'r', T0 + 2));
+    });
+
+    it('releaseJob and expireLease with charged false requeue a started job at no cost', () => {
+      const { data, job } = world();
+      let lease = run(data, job.id, 'w1', T0);
+      applied(releaseJob(data, job.id, 'w1', lease, 'stalled', POLICY, T0 + 1, false));
+      expect(data.jobs[job.id]).to.include({ state: 'queued', attempts: 0, not_before: 0 });
+      lease = run(data, job.id, 'w1', T0 + 2);
+      // the grace moves the expiry later
+      expectRefused(data, 'lease_live', () => expireLease(data, job.id, POLICY, T0 + 2 + LEASE_MS, 500, false));
+      applied(expireLease(data, job.id, POLICY, T0 + 2 + LEASE_MS + 500, 500, false));
+      expect(data.jobs[job.id]).to.include({ state: 'queued', attempts: 0, not_before: 0 });
+      expect(lease).to.be.a('string');
     });
   });
 
