@@ -16,6 +16,7 @@ import {
   type RetryPolicy,
   type Transition,
 } from './jobs/index.js';
+import { JobTally, type JobCounts } from './job-tally.js';
 import { own, type Job, type JobState, type Store } from './store/index.js';
 
 /** A job changed state. */
@@ -64,9 +65,10 @@ const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefi
 
 /**
  * The job transitions bound to the store (each one marks the job changed for the next commit), plus
- * the indexes that keep the scheduler and the lease sweep cheap however many jobs have finished: the
- * queue in upload order and the jobs each worker holds. Transitions change memory at once; callers
- * commit (coalesced) before they acknowledge anything to the outside.
+ * what keeps the scheduler, the lease sweep, the views and the metrics cheap however many jobs have
+ * finished: the queue in upload order, the jobs each worker holds, and the tally of jobs per state.
+ * Transitions change memory at once; callers commit (coalesced) before they acknowledge anything to
+ * the outside.
  */
 export class JobBook {
   /** Queued jobs that never left the queue, in upload order (a new job's original is always the newest). */
@@ -75,6 +77,7 @@ export class JobBook {
   private readonly returned: string[] = [];
   private readonly leasedBy = new Map<string, Set<string>>();
   private readonly hooks: JobBookHooks;
+  private readonly counts: JobTally;
 
   constructor(
     private readonly store: Store,
@@ -85,13 +88,20 @@ export class JobBook {
   ) {
     this.hooks = { ...NO_HOOKS, ...hooks };
     const now = clock();
+    const jobs = Object.values(store.data.jobs);
     const queued: Job[] = [];
-    for (const job of Object.values(store.data.jobs)) {
+    for (const job of jobs) {
       if (job.state === 'queued') queued.push(job);
       if (job.lease && regrantLease(job, leaseMs, now).ok) this.hold(job.lease.worker_id, job.id);
     }
     queued.sort((a, b) => this.uploadOrder(a.id) - this.uploadOrder(b.id));
     for (const job of queued) this.queue.add(job.id);
+    this.counts = new JobTally((jobId) => this.uploadOrder(jobId), jobs);
+  }
+
+  /** Jobs per state, in all and per workload, and each workload's done and failed jobs in upload order. */
+  get tally(): JobCounts {
+    return this.counts;
   }
 
   /** Something changed that may let the scheduler place more work (a worker joined, came back, ...). */
@@ -103,6 +113,7 @@ export class JobBook {
     const job = createJob(this.store.data, workloadId, imageId, this.clock());
     this.store.touch('jobs', job.id);
     this.queue.add(job.id);
+    this.counts.moved(job, null);
     this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at) });
     this.hooks.onWork();
     return job;
@@ -221,10 +232,9 @@ export class JobBook {
    */
   retryFailed(workloadId: string): Job[] {
     const retried: Job[] = [];
-    for (const imageId of this.store.originals.of(workloadId)) {
-      const jobId = this.store.data.images[imageId]?.job_id;
-      // only failed jobs are tried: the others would only count as refusals
-      if (!jobId || this.store.data.jobs[jobId]?.state !== 'failed') continue;
+    // only failed jobs are tried, in upload order (the others would only count as refusals); a copy,
+    // since each retry takes its job off the list
+    for (const jobId of [...this.tally.of(workloadId).failed]) {
       const result = this.apply('retry', jobId, (now) => retryJob(this.store.data, jobId, now));
       if (result.ok) retried.push(result.job);
     }
@@ -249,7 +259,10 @@ export class JobBook {
     if (holder) this.hold(holder, job.id);
     if (job.state === 'queued' && before?.from !== 'queued') this.requeue(job.id);
     else if (job.state !== 'queued') this.dequeue(job.id);
-    if (before) this.hooks.onChange({ job, from: before.from, since: before.since });
+    if (before) {
+      this.counts.moved(job, before.from);
+      this.hooks.onChange({ job, from: before.from, since: before.since });
+    }
     // a job back in the queue, or a slot freed: the scheduler may place more
     if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();
     return result;

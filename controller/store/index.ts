@@ -1,6 +1,7 @@
 export { openStore, type Store, type StoreStats, type StoreOptions } from './store.js';
 export { own } from './schema.js';
 export type { OriginalsIndex } from './originals.js';
+export type { WorkloadIndex } from './workload-index.js';
 export type {
   Collection,
   Data,

@@ -4,12 +4,15 @@ import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { JournalFile, journalLines, replayJournal } from './journal.js';
 import { OriginalsIndex } from './originals.js';
+import { WorkloadIndex } from './workload-index.js';
 import { emptyData, type Collection, type Data } from './schema.js';
 
 export interface Store {
   readonly data: Data;
   /** Each workload's originals in upload order. */
   readonly originals: OriginalsIndex;
+  /** Each owner's workloads, and the names taken. */
+  readonly workloadIndex: WorkloadIndex;
   /** Mark a record as changed (or deleted, if it is gone by the next commit). */
   touch(collection: Collection, key: string): void;
   /** Persist every change touched so far; resolves once they are written. Calls close together share one write. */
@@ -63,6 +66,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
   else snapshotBytes = JSON.stringify(db.data).length;
 
   const originals = new OriginalsIndex(db.data);
+  const workloadIndex = new WorkloadIndex(db.data);
   let changes = new Map<Collection, Set<string>>();
   let writing: Promise<void> | null = null;
   let next: Promise<void> | null = null;
@@ -95,6 +99,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
       return db.data;
     },
     originals,
+    workloadIndex,
     touch(collection, key) {
       let keys = changes.get(collection);
       if (!keys) {

@@ -1,0 +1,107 @@
+import { expect } from 'chai';
+import type { Store, Workload } from '../../controller/store/index.js';
+import { activeWorkloads, createWorkload, listWorkloads, viewWorkload } from '../../controller/workloads.js';
+import { addWorkload, complete, openBooks, upload, watchReads, type Books, type Reads } from './books.js';
+import { applied, leaseId, T0, tempDir, type TempDir } from './helpers.js';
+
+/** Reads of jobs, images and workloads from now on. */
+function watchAll(store: Store): { jobs: Reads; images: Reads; workloads: Reads; stop(): void } {
+  const watched = {
+    jobs: watchReads(store, 'jobs'),
+    images: watchReads(store, 'images'),
+    workloads: watchReads(store, 'workloads'),
+  };
+  const stop = (): void => {
+    for (const reads of Object.values(watched)) reads.stop();
+  };
+  return { ...watched, stop };
+}
+
+/** Runs the job to done or failed at once. */
+function finish(books: Books, jobId: string, outcome: 'done' | 'failed'): void {
+  const lease = leaseId(applied(books.jobs.assign(jobId, 'w1')));
+  if (outcome === 'failed') applied(books.jobs.fail(jobId, 'w1', lease, 'not an image', false));
+  else complete(books, books.store.data.jobs[jobId]!);
+}
+
+describe('bounded views: a status and a list cost the same however long the history', () => {
+  let dir: TempDir;
+  let books: Books;
+  /** Another user's long history: workloads full of finished jobs. */
+  let history: Workload[];
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    books = await openBooks(dir.path, { now: T0 });
+    history = [];
+    for (let index = 0; index < 10; index++) {
+      const workload = addWorkload(books, 'bob', index % 2 ? 'blur' : 'grayscale');
+      history.push(workload);
+      for (let image = 0; image < 30; image++) finish(books, upload(books, workload).id, image % 5 ? 'done' : 'failed');
+    }
+  });
+
+  afterEach(async () => {
+    await books.store.close();
+    await dir.remove();
+  });
+
+  describe('/status and GET /workloads', () => {
+    let done: Workload;
+    let current: Workload;
+
+    beforeEach(() => {
+      done = addWorkload(books, 'ann');
+      for (let image = 0; image < 40; image++) finish(books, upload(books, done).id, 'done');
+      current = addWorkload(books, 'ann', 'blur');
+      const [a, b, c] = [1, 2, 3].map(() => upload(books, current));
+      upload(books, current);
+      finish(books, a!.id, 'done');
+      finish(books, b!.id, 'failed');
+      applied(books.jobs.assign(c!.id, 'w2'));
+    });
+
+    it("/status reads only the caller's workloads, and of the active ones only their results", () => {
+      const watched = watchAll(books.store);
+      const active = activeWorkloads(books, 'ann');
+      watched.stop();
+      expect(active.map((view) => view.workload_id)).to.deep.equal([current.id]);
+      expect(active[0]).to.include({ status: 'running', running_jobs: 1, queued_jobs: 1, done_jobs: 1 });
+      expect(active[0]!.failures).to.have.length(1);
+      expect(watched.workloads.walks + watched.jobs.walks + watched.images.walks, 'walks').to.equal(0);
+      expect([...watched.workloads.byKey.keys()].sort()).to.deep.equal([done.id, current.id].sort());
+      expect(watched.images.total(), 'images read').to.equal(0);
+      // the one done and the one failed job of the active workload: what the view lists
+      expect(watched.jobs.byKey.size, 'jobs read').to.equal(2);
+    });
+
+    it("GET /workloads reads only the caller's workloads and what their views list, newest first", () => {
+      const watched = watchAll(books.store);
+      const views = listWorkloads(books, 'ann');
+      watched.stop();
+      const newestFirst = [done, current].sort(
+        (x, y) => y.created_at.localeCompare(x.created_at) || y.id.localeCompare(x.id),
+      );
+      expect(views.map((view) => view.workload_id)).to.deep.equal(newestFirst.map((workload) => workload.id));
+      expect(views).to.deep.equal(newestFirst.map((workload) => viewWorkload(books, workload)));
+      expect(watched.workloads.walks + watched.jobs.walks + watched.images.walks, 'walks').to.equal(0);
+      expect([...watched.workloads.byKey.keys()].sort()).to.deep.equal([done.id, current.id].sort());
+      expect(watched.images.total(), 'images read').to.equal(0);
+      expect(watched.jobs.byKey.size, 'jobs read: the 41 results and the failure listed').to.equal(42);
+      expect(listWorkloads(books, 'nobody')).to.deep.equal([]);
+    });
+
+    it('the index of workloads by owner and name is kept at creation and rebuilt at load', async () => {
+      expect(() => createWorkload(books.store, 'cy', done.name.toUpperCase(), 'blur', [])).to.throw(/already exists/);
+      const named = createWorkload(books.store, 'cy', 'Holiday', 'blur', []);
+      expect(() => createWorkload(books.store, 'ann', 'holiday', 'blur', [])).to.throw(/already exists/);
+      expect(books.store.workloadIndex.of('cy')).to.deep.equal([named.id]);
+      const before = ['ann', 'bob', 'cy'].map((owner) => [...books.store.workloadIndex.of(owner)]);
+      await books.store.close();
+      books = await openBooks(dir.path, books.clock);
+      expect(['ann', 'bob', 'cy'].map((owner) => [...books.store.workloadIndex.of(owner)])).to.deep.equal(before);
+      expect(books.store.workloadIndex.size).to.equal(13);
+      expect(books.store.workloadIndex.nameTaken('HOLIDAY')).to.equal(true);
+    });
+  });
+});
