@@ -6,7 +6,7 @@ import { AppError } from '../common/errors.js';
 import type { FilteredUpload } from '../common/protocol.js';
 import type { Refusal } from './jobs/index.js';
 import type { JobBook } from './job-book.js';
-import { own, type ImageRecord, type Store, type Workload } from './store/index.js';
+import { own, type ImageRecord, type ImageType, type Store, type Workload } from './store/index.js';
 
 const STALE_RESULT: Record<Refusal, string> = {
   no_job: 'no such job: result discarded',
@@ -36,11 +36,16 @@ export interface IncomingImage {
 
 const EXTENSION: Record<ImageMime, string> = { 'image/png': 'png', 'image/jpeg': 'jpg' };
 
+/** Images stored, and their bytes, by type. */
+export type ImageTotals = Record<ImageType, { images: number; bytes: number }>;
+
 /** Image files live under <images dir>/<workload name>/; the datastore holds their records. */
 export class ImageLibrary {
   private readonly knownDirs = new Set<string>();
   /** Uploads land here first, on the same file system as their final place, so keeping one is a rename. */
   private readonly stagingDir: string;
+  /** Counted once at load, then kept as images are stored (images are never deleted). */
+  private readonly kept: ImageTotals = { original: { images: 0, bytes: 0 }, filtered: { images: 0, bytes: 0 } };
 
   constructor(
     private readonly store: Store,
@@ -49,6 +54,12 @@ export class ImageLibrary {
   ) {
     // workload names start with a letter or digit, so no workload directory can be this one
     this.stagingDir = path.join(imagesDir, '.incoming');
+    for (const image of Object.values(store.data.images)) this.count(image, 1);
+  }
+
+  /** Images stored and their bytes, by type, as kept (no walk over the images). */
+  totals(): Readonly<ImageTotals> {
+    return this.kept;
   }
 
   /** Empties the staging directory: what a killed process left there was never acknowledged. */
@@ -77,9 +88,8 @@ export class ImageLibrary {
     const record = this.record(id, workload, 'original', null, file, image);
     const job = this.jobs.create(workload.id, id);
     record.job_id = job.id;
-    this.store.data.images[id] = record;
+    this.put(record);
     this.store.originals.add(workload.id, id);
-    this.store.touch('images', id);
     await this.store.commit();
     return record;
   }
@@ -115,10 +125,24 @@ export class ImageLibrary {
       rmSync(target, { force: true });
       throw staleResult(completion.refusal);
     }
-    this.store.data.images[record.id] = record;
-    this.store.touch('images', record.id);
+    this.put(record);
     await this.store.commit();
     return record;
+  }
+
+  /** Stores an image record (a retried result replaces its own), keeping the totals in step. */
+  private put(record: ImageRecord): void {
+    const replaced = own(this.store.data.images, record.id);
+    if (replaced) this.count(replaced, -1);
+    this.store.data.images[record.id] = record;
+    this.count(record, 1);
+    this.store.touch('images', record.id);
+  }
+
+  private count(image: ImageRecord, sign: 1 | -1): void {
+    const totals = this.kept[image.type];
+    totals.images += sign;
+    totals.bytes += sign * image.bytes;
   }
 
   /** 409 unless the worker still holds the job's lease and the job can still complete. */

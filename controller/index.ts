@@ -13,7 +13,7 @@ export {
 } from './workloads.js';
 export { validateUsername, validatePassword, type Users } from './users.js';
 export type { Tokens, TokenClaims, TokenScope } from './tokens.js';
-export type { ImageLibrary, IncomingContent, IncomingImage, ImageMime } from './images.js';
+export type { ImageLibrary, ImageTotals, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
 export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from './job-tally.js';
 export type { LeaseSweeper } from './lease-sweeper.js';

@@ -1,8 +1,32 @@
+import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import { systemMetrics } from '../../api/metrics/collectors.js';
+import type { ControllerEvents } from '../../controller/index.js';
+import { ImageLibrary, type IncomingImage } from '../../controller/images.js';
+import { JOB_STATES, noJobs } from '../../controller/job-tally.js';
 import type { Store, Workload } from '../../controller/store/index.js';
 import { activeWorkloads, createWorkload, listWorkloads, viewWorkload } from '../../controller/workloads.js';
 import { addWorkload, complete, openBooks, upload, watchReads, type Books, type Reads } from './books.js';
 import { applied, leaseId, T0, tempDir, type TempDir } from './helpers.js';
+
+const PNG_HEADER = Buffer.from('89504e470d0a1a0a', 'hex');
+
+function incoming(bytes: number): IncomingImage {
+  const data = Buffer.alloc(bytes);
+  PNG_HEADER.copy(data);
+  return { content: { kind: 'memory', data }, bytes, mime: 'image/png', width: 10, height: 10 };
+}
+
+/** Images and bytes by type, by a walk over every image record (what the scrape did before). */
+function walkedImages(store: Store): Record<'original' | 'filtered', { images: number; bytes: number }> {
+  const totals = { original: { images: 0, bytes: 0 }, filtered: { images: 0, bytes: 0 } };
+  for (const image of Object.values(store.data.images)) {
+    totals[image.type].images += 1;
+    totals[image.type].bytes += image.bytes;
+  }
+  return totals;
+}
 
 /** Reads of jobs, images and workloads from now on. */
 function watchAll(store: Store): { jobs: Reads; images: Reads; workloads: Reads; stop(): void } {
@@ -24,7 +48,7 @@ function finish(books: Books, jobId: string, outcome: 'done' | 'failed'): void {
   else complete(books, books.store.data.jobs[jobId]!);
 }
 
-describe('bounded views: a status and a list cost the same however long the history', () => {
+describe('bounded views: a scrape, a status and a list cost the same however long the history', () => {
   let dir: TempDir;
   let books: Books;
   /** Another user's long history: workloads full of finished jobs. */
@@ -44,6 +68,66 @@ describe('bounded views: a status and a list cost the same however long the hist
   afterEach(async () => {
     await books.store.close();
     await dir.remove();
+  });
+
+  describe('/metrics', () => {
+    function metricsOf(library: ImageLibrary): { registry: Registry; close(): void } {
+      const registry = new Registry();
+      const source = {
+        store: books.store,
+        jobs: books.jobs,
+        images: library,
+        workers: books.registry,
+        events: new EventEmitter<ControllerEvents>(),
+      };
+      return systemMetrics(source, registry);
+    }
+
+    async function valuesOf(registry: Registry, name: string): Promise<Map<string, number>> {
+      const metric = (await registry.getMetricsAsJSON()).find((found) => found.name === name);
+      const values = new Map<string, number>();
+      for (const value of metric?.values ?? []) values.set(Object.values(value.labels).join(','), value.value);
+      return values;
+    }
+
+    it('a scrape reads no job, image or workload record, and tells what a walk over them counts', async () => {
+      upload(books, history[0]!);
+      const library = new ImageLibrary(books.store, books.jobs, dir.path);
+      const metrics = metricsOf(library);
+      const watched = watchAll(books.store);
+      await metrics.registry.metrics();
+      watched.stop();
+      expect([watched.jobs.total(), watched.images.total(), watched.workloads.total()]).to.deep.equal([0, 0, 0]);
+
+      const jobs = await valuesOf(metrics.registry, 'dpip_jobs');
+      const walked = noJobs();
+      for (const job of Object.values(books.store.data.jobs)) walked[job.state] += 1;
+      for (const state of JOB_STATES) expect(jobs.get(state), state).to.equal(walked[state]);
+      const images = walkedImages(books.store);
+      const uploads = await valuesOf(metrics.registry, 'dpip_uploads_total');
+      const bytes = await valuesOf(metrics.registry, 'dpip_upload_bytes_total');
+      for (const type of ['original', 'filtered'] as const) {
+        expect(uploads.get(type), type).to.equal(images[type].images);
+        expect(bytes.get(type), type).to.equal(images[type].bytes);
+      }
+      expect((await valuesOf(metrics.registry, 'dpip_workloads')).get('')).to.equal(10);
+      metrics.close();
+    });
+
+    it('the image library keeps its totals as images are stored, and one rebuilt at load finds the same', async () => {
+      const library = new ImageLibrary(books.store, books.jobs, dir.path);
+      await library.prepare();
+      const workload = history[0]!;
+      const original = await library.addOriginal(workload, incoming(700));
+      const lease = leaseId(applied(books.jobs.assign(original.job_id!, 'w1')));
+      await library.addFiltered({ type: 'filtered', job_id: original.job_id!, lease_id: lease }, 'w1', incoming(300));
+      await library.addOriginal(workload, incoming(900));
+      expect(library.totals()).to.deep.equal(walkedImages(books.store));
+      const totals = structuredClone(library.totals());
+      await books.store.close();
+      books = await openBooks(dir.path, books.clock);
+      expect(new ImageLibrary(books.store, books.jobs, dir.path).totals()).to.deep.equal(totals);
+    });
   });
 
   describe('/status and GET /workloads', () => {
