@@ -10,7 +10,7 @@ import { schedulingPort, type SchedulingPort } from '../../controller/scheduling
 import { openStore, type ImageRecord, type Job, type Store, type Workload } from '../../controller/store/index.js';
 import { WorkerRegistry } from '../../controller/workers/index.js';
 import { createWorkload } from '../../controller/workloads.js';
-import { iso, leaseId } from './helpers.js';
+import { iso, leaseId, T0, tempDir, type TempDir } from './helpers.js';
 
 export const LEASE_MS = 10_000;
 export const POLICY: RetryPolicy = { maxAttempts: 3, backoff: { baseMs: 1000, maxMs: 4000 } };
@@ -31,6 +31,37 @@ export async function openBooks(dir: string, clock: { now: number }): Promise<Bo
   const registry = new WorkerRegistry();
   const port = schedulingPort({ store, jobs, registry }, () => () => undefined);
   return { store, jobs, registry, port, clock };
+}
+
+/** Fresh books in a temporary directory for each test of the describe that calls it (clock at T0). */
+export function booksPerTest(): { readonly books: Books; readonly dir: string; reopen(): Promise<Books> } {
+  let dir: TempDir | undefined;
+  let books: Books | undefined;
+  beforeEach(async () => {
+    dir = await tempDir();
+    books = await openBooks(dir.path, { now: T0 });
+  });
+  afterEach(async () => {
+    await books?.store.close();
+    await dir?.remove();
+  });
+  const current = (): Books => books ?? expect.fail('no books outside a test');
+  const path = (): string => dir?.path ?? expect.fail('no directory outside a test');
+  return {
+    get books() {
+      return current();
+    },
+    /** The test's directory: the store's, and room for image files. */
+    get dir() {
+      return path();
+    },
+    /** Closes the store and builds the books again over what it wrote, as a restarted controller does. */
+    async reopen() {
+      await current().store.close();
+      books = await openBooks(path(), current().clock);
+      return books;
+    },
+  };
 }
 
 export function addWorkload(books: Books, owner: string, filter = 'grayscale', tags: string[] = []): Workload {

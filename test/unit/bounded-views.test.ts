@@ -7,8 +7,8 @@ import { ImageLibrary, type IncomingImage } from '../../controller/images.js';
 import { JOB_STATES, noJobs } from '../../controller/job-tally.js';
 import type { Store, Workload } from '../../controller/store/index.js';
 import { activeWorkloads, createWorkload, listWorkloads, viewWorkload } from '../../controller/workloads.js';
-import { addWorkload, complete, openBooks, upload, watchReads, type Books, type Reads } from './books.js';
-import { applied, leaseId, T0, tempDir, type TempDir } from './helpers.js';
+import { addWorkload, booksPerTest, complete, upload, watchReads, type Books, type Reads } from './books.js';
+import { applied, leaseId } from './helpers.js';
 
 const PNG_HEADER = Buffer.from('89504e470d0a1a0a', 'hex');
 
@@ -49,25 +49,19 @@ function finish(books: Books, jobId: string, outcome: 'done' | 'failed'): void {
 }
 
 describe('bounded views: a scrape, a status and a list cost the same however long the history', () => {
-  let dir: TempDir;
+  const fixture = booksPerTest();
   let books: Books;
   /** Another user's long history: workloads full of finished jobs. */
   let history: Workload[];
 
-  beforeEach(async () => {
-    dir = await tempDir();
-    books = await openBooks(dir.path, { now: T0 });
+  beforeEach(() => {
+    books = fixture.books;
     history = [];
     for (let index = 0; index < 10; index++) {
       const workload = addWorkload(books, 'bob', index % 2 ? 'blur' : 'grayscale');
       history.push(workload);
       for (let image = 0; image < 30; image++) finish(books, upload(books, workload).id, image % 5 ? 'done' : 'failed');
     }
-  });
-
-  afterEach(async () => {
-    await books.store.close();
-    await dir.remove();
   });
 
   describe('/metrics', () => {
@@ -92,7 +86,7 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
 
     it('a scrape reads no job, image or workload record, and tells what a walk over them counts', async () => {
       upload(books, history[0]!);
-      const library = new ImageLibrary(books.store, books.jobs, dir.path);
+      const library = new ImageLibrary(books.store, books.jobs, fixture.dir);
       const metrics = metricsOf(library);
       const watched = watchAll(books.store);
       await metrics.registry.metrics();
@@ -115,7 +109,7 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
     });
 
     it('the image library keeps its totals as images are stored, and one rebuilt at load finds the same', async () => {
-      const library = new ImageLibrary(books.store, books.jobs, dir.path);
+      const library = new ImageLibrary(books.store, books.jobs, fixture.dir);
       await library.prepare();
       const workload = history[0]!;
       const original = await library.addOriginal(workload, incoming(700));
@@ -124,9 +118,8 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
       await library.addOriginal(workload, incoming(900));
       expect(library.totals()).to.deep.equal(walkedImages(books.store));
       const totals = structuredClone(library.totals());
-      await books.store.close();
-      books = await openBooks(dir.path, books.clock);
-      expect(new ImageLibrary(books.store, books.jobs, dir.path).totals()).to.deep.equal(totals);
+      books = await fixture.reopen();
+      expect(new ImageLibrary(books.store, books.jobs, fixture.dir).totals()).to.deep.equal(totals);
     });
   });
 
@@ -181,8 +174,7 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
       expect(() => createWorkload(books.store, 'ann', 'holiday', 'blur', [])).to.throw(/already exists/);
       expect(books.store.workloadIndex.of('cy')).to.deep.equal([named.id]);
       const before = ['ann', 'bob', 'cy'].map((owner) => [...books.store.workloadIndex.of(owner)]);
-      await books.store.close();
-      books = await openBooks(dir.path, books.clock);
+      books = await fixture.reopen();
       expect(['ann', 'bob', 'cy'].map((owner) => [...books.store.workloadIndex.of(owner)])).to.deep.equal(before);
       expect(books.store.workloadIndex.size).to.equal(13);
       expect(books.store.workloadIndex.nameTaken('HOLIDAY')).to.equal(true);

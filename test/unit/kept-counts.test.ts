@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { JOB_STATES, noJobs, type StateCounts } from '../../controller/job-tally.js';
 import type { Job, JobState, Store, Workload } from '../../controller/store/index.js';
 import { viewWorkload, type WorkloadView } from '../../controller/workloads.js';
-import { addWorkload, complete, LEASE_MS, openBooks, upload, type Books } from './books.js';
-import { applied, leaseId, T0, tempDir, type TempDir } from './helpers.js';
+import { addWorkload, booksPerTest, complete, LEASE_MS, upload, type Books } from './books.js';
+import { applied, leaseId, T0 } from './helpers.js';
 
 /** Jobs per state counted the way the scrape did before: a walk over every job. */
 function walkedCounts(store: Store, workloadId?: string): StateCounts {
@@ -87,17 +87,11 @@ function random(seed: number): () => number {
 }
 
 describe('kept counts: jobs per state and per workload, kept as they change', () => {
-  let dir: TempDir;
+  const fixture = booksPerTest();
   let books: Books;
 
-  beforeEach(async () => {
-    dir = await tempDir();
-    books = await openBooks(dir.path, { now: T0 });
-  });
-
-  afterEach(async () => {
-    await books.store.close();
-    await dir.remove();
+  beforeEach(() => {
+    books = fixture.books;
   });
 
   function inState(state: JobState): Job[] {
@@ -202,8 +196,7 @@ describe('kept counts: jobs per state and per workload, kept as they change', ()
     const counts = structuredClone(jobs.tally.counts());
     const views = workloads.map((workload) => viewWorkload(books, workload));
     const ready = [...jobs.ready(books.clock.now)].map((job) => job.id);
-    await books.store.close();
-    books = await openBooks(dir.path, books.clock);
+    books = await fixture.reopen();
     expect(books.jobs.tally.counts()).to.deep.equal(counts);
     const reopened = workloads.map((workload) => books.store.data.workloads[workload.id]!);
     expect(reopened.map((workload) => viewWorkload(books, workload))).to.deep.equal(views);
