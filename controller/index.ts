@@ -15,6 +15,7 @@ export { validateUsername, validatePassword, type Users } from './users.js';
 export type { Tokens, TokenClaims, TokenScope } from './tokens.js';
 export type { ImageLibrary, ImageTotals, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
+export type { JobNeeds, Runnable } from './job-queue.js';
 export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from './job-tally.js';
 export type { LeaseSweeper } from './lease-sweeper.js';
 export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome } from './scheduling.js';

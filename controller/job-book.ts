@@ -16,6 +16,7 @@ import {
   type RetryPolicy,
   type Transition,
 } from './jobs/index.js';
+import { JobQueue, type Runnable } from './job-queue.js';
 import { JobTally, type JobCounts } from './job-tally.js';
 import { own, type Job, type JobState, type Store } from './store/index.js';
 
@@ -66,15 +67,12 @@ const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefi
 /**
  * The job transitions bound to the store (each one marks the job changed for the next commit), plus
  * what keeps the scheduler, the lease sweep, the views and the metrics cheap however many jobs have
- * finished: the queue in upload order, the jobs each worker holds, and the tally of jobs per state.
- * Transitions change memory at once; callers commit (coalesced) before they acknowledge anything to
- * the outside.
+ * finished: the queue (grouped by what the jobs need, oldest upload first), the jobs each worker holds,
+ * and the tally of jobs per state. Transitions change memory at once; callers commit (coalesced)
+ * before they acknowledge anything to the outside.
  */
 export class JobBook {
-  /** Queued jobs that never left the queue, in upload order (a new job's original is always the newest). */
-  private readonly queue = new Set<string>();
-  /** Jobs back in the queue (declined, released, failed, retried), sorted by their original's upload order. */
-  private readonly returned: string[] = [];
+  private readonly queue: JobQueue;
   private readonly leasedBy = new Map<string, Set<string>>();
   private readonly hooks: JobBookHooks;
   private readonly counts: JobTally;
@@ -87,6 +85,8 @@ export class JobBook {
     private readonly clock: () => number = Date.now,
   ) {
     this.hooks = { ...NO_HOOKS, ...hooks };
+    const order = (jobId: string): number => this.uploadOrder(jobId);
+    this.queue = new JobQueue(store, order);
     const now = clock();
     const jobs = Object.values(store.data.jobs);
     const queued: Job[] = [];
@@ -95,8 +95,8 @@ export class JobBook {
       if (job.lease && regrantLease(job, leaseMs, now).ok) this.hold(job.lease.worker_id, job.id);
     }
     queued.sort((a, b) => this.uploadOrder(a.id) - this.uploadOrder(b.id));
-    for (const job of queued) this.queue.add(job.id);
-    this.counts = new JobTally((jobId) => this.uploadOrder(jobId), jobs);
+    this.queue.load(queued, now);
+    this.counts = new JobTally(order, jobs);
   }
 
   /** Jobs per state, in all and per workload, and each workload's done and failed jobs in upload order. */
@@ -112,7 +112,7 @@ export class JobBook {
   create(workloadId: string, imageId: string): Job {
     const job = createJob(this.store.data, workloadId, imageId, this.clock());
     this.store.touch('jobs', job.id);
-    this.queue.add(job.id);
+    this.queue.add(job);
     this.counts.moved(job, null);
     this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at) });
     this.hooks.onWork();
@@ -122,22 +122,16 @@ export class JobBook {
   /**
    * Queued jobs whose backoff has passed, oldest upload first: a job that comes back to the queue keeps
    * its place (the same order a book rebuilt after a restart has). The caller may assign as it goes.
+   * With `runnable`, only the jobs of the groups it accepts (see JobQueue.ready): the others are not
+   * walked at all.
    */
-  *ready(now: number): Generator<Job> {
-    for (const id of this.queuedInOrder()) {
-      const job = this.store.data.jobs[id];
-      if (job?.state === 'queued' && job.not_before <= now) yield job;
-    }
+  ready(now: number, runnable?: Runnable): Generator<Job> {
+    return this.queue.ready(now, runnable);
   }
 
   /** The earliest time a queued job in backoff becomes ready, or null. */
   nextBackoffEnd(now: number): number | null {
-    let earliest: number | null = null;
-    for (const id of this.queuedInOrder()) {
-      const job = this.store.data.jobs[id];
-      if (job && job.not_before > now && (earliest === null || job.not_before < earliest)) earliest = job.not_before;
-    }
-    return earliest;
+    return this.queue.nextBackoffEnd(now);
   }
 
   heldBy(workerId: string): ReadonlySet<string> {
@@ -247,7 +241,8 @@ export class JobBook {
    */
   private apply(name: TransitionName, jobId: string, run: (now: number) => Transition): Transition {
     const before = this.before(jobId);
-    const result = run(this.clock());
+    const now = this.clock();
+    const result = run(now);
     if (!result.ok) {
       this.hooks.onRefused({ transition: name, refusal: result.refusal, job_id: jobId });
       return result;
@@ -257,8 +252,8 @@ export class JobBook {
     const holder = job.lease?.worker_id ?? null;
     if (before?.holder && before.holder !== holder) this.unhold(before.holder, job.id);
     if (holder) this.hold(holder, job.id);
-    if (job.state === 'queued' && before?.from !== 'queued') this.requeue(job.id);
-    else if (job.state !== 'queued') this.dequeue(job.id);
+    if (job.state === 'queued' && before?.from !== 'queued') this.queue.requeue(job, now);
+    else if (job.state !== 'queued' && before?.from === 'queued') this.queue.remove(job);
     if (before) {
       this.counts.moved(job, before.from);
       this.hooks.onChange({ job, from: before.from, since: before.since });
@@ -266,38 +261,6 @@ export class JobBook {
     // a job back in the queue, or a slot freed: the scheduler may place more
     if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();
     return result;
-  }
-
-  /** The two queues merged by upload order; the returned ones are copied, since the caller may assign as it goes. */
-  private *queuedInOrder(): Generator<string> {
-    const returned = [...this.returned];
-    let next = 0;
-    for (const id of this.queue) {
-      if (next < returned.length) {
-        const order = this.uploadOrder(id);
-        while (next < returned.length && this.uploadOrder(returned[next]!) < order) yield returned[next++]!;
-      }
-      yield id;
-    }
-    while (next < returned.length) yield returned[next++]!;
-  }
-
-  private requeue(jobId: string): void {
-    const order = this.uploadOrder(jobId);
-    let low = 0;
-    let high = this.returned.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (this.uploadOrder(this.returned[middle]!) < order) low = middle + 1;
-      else high = middle;
-    }
-    this.returned.splice(low, 0, jobId);
-  }
-
-  private dequeue(jobId: string): void {
-    if (this.queue.delete(jobId)) return;
-    const index = this.returned.indexOf(jobId);
-    if (index >= 0) this.returned.splice(index, 1);
   }
 
   /** Where the job's original stands in upload order (the image's persisted sequence number). */
