@@ -54,7 +54,10 @@ export class ImageLibrary {
   ) {
     // workload names start with a letter or digit, so no workload directory can be this one
     this.stagingDir = path.join(imagesDir, '.incoming');
-    for (const image of Object.values(store.data.images)) this.count(image, 1);
+    // a walk of the keys: Object.values would first copy every record into one array, which at a
+    // million images costs seconds more in the garbage collector
+    const records = store.data.images;
+    for (const id in records) this.count(records[id]!, 1);
   }
 
   /** Images stored and their bytes, by type, as kept (no walk over the images). */
