@@ -7,9 +7,10 @@ import type { Resources } from '../../common/protocol.js';
 import { JobBook } from '../../controller/job-book.js';
 import type { RetryPolicy } from '../../controller/jobs/index.js';
 import { schedulingPort, type SchedulingPort } from '../../controller/scheduling.js';
-import { openStore, type ImageRecord, type Job, type Store, type Workload } from '../../controller/store/index.js';
+import { openStore, type Job, type Store, type Workload } from '../../controller/store/index.js';
 import { WorkerRegistry } from '../../controller/workers/index.js';
 import { createWorkload } from '../../controller/workloads.js';
+import { imageRecord } from '../helpers/records.js';
 import { iso, leaseId, T0, tempDir, type TempDir } from './helpers.js';
 
 export const LEASE_MS = 10_000;
@@ -74,7 +75,14 @@ export function upload(books: Books, workload: Workload, bytes = 1000): Job {
   const imageId = randomUUID();
   const seq = store.originals.nextSeq();
   const job = jobs.create(workload.id, imageId);
-  store.data.images[imageId] = image(imageId, workload, 'original', null, job.id, bytes, seq, clock.now);
+  const created_at = iso(clock.now);
+  store.data.images[imageId] = imageRecord(workload, 'original', {
+    id: imageId,
+    job_id: job.id,
+    bytes,
+    seq,
+    created_at,
+  });
   store.originals.add(workload.id, imageId);
   store.touch('images', imageId);
   return job;
@@ -85,39 +93,17 @@ export function complete(books: Books, job: Job): void {
   const { store, jobs, clock } = books;
   const current = store.data.jobs[job.id]!;
   const workload = store.data.workloads[current.workload_id]!;
-  const id = randomUUID();
-  const record = image(id, workload, 'filtered', current.image_id, null, 500, store.originals.nextSeq(), clock.now);
+  const seq = store.originals.nextSeq();
+  const record = imageRecord(workload, 'filtered', {
+    source_image_id: current.image_id,
+    bytes: 500,
+    seq,
+    created_at: iso(clock.now),
+  });
   const result = jobs.complete(job.id, current.lease!.worker_id, leaseId(current), record);
   if (!result.ok) expect.fail(`completion refused: ${result.refusal}`);
-  store.data.images[id] = record;
-  store.touch('images', id);
-}
-
-function image(
-  id: string,
-  workload: Workload,
-  type: ImageRecord['type'],
-  source: string | null,
-  jobId: string | null,
-  bytes: number,
-  seq: number,
-  now: number,
-): ImageRecord {
-  return {
-    id,
-    workload_id: workload.id,
-    owner: workload.owner,
-    type,
-    source_image_id: source,
-    job_id: jobId,
-    file: `${workload.name}/${id}.png`,
-    mime: 'image/png',
-    bytes,
-    width: 10,
-    height: 10,
-    created_at: iso(now),
-    seq,
-  };
+  store.data.images[record.id] = record;
+  store.touch('images', record.id);
 }
 
 /** A live worker in the registry, with `slots` free. */
