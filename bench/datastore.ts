@@ -52,7 +52,7 @@ for (let index = 1; index <= TOTAL; index++) {
     cpuStart = process.cpuUsage();
   }
 }
-const view = viewWorkload(controller.store, workload);
+const view = viewWorkload(controller, workload);
 if (view.filtered_images.length !== TOTAL)
   throw new Error(`expected ${TOTAL} filtered images, got ${view.filtered_images.length}`);
 console.log(`last window / first window: ${(firstAndLast.at(-1)! / firstAndLast[0]!).toFixed(2)}x`);

@@ -7,7 +7,7 @@ import type { DiskRoom } from './disk-room.js';
 import type { ImageFiles, IncomingContent } from './image-files.js';
 import type { JobBook } from './job-book.js';
 import type { UserQuotas } from './quotas.js';
-import { own, type ImageRecord, type Store, type Workload } from './store/index.js';
+import { own, type ImageRecord, type ImageType, type Store, type Workload } from './store/index.js';
 
 const STALE_RESULT: Record<Refusal, string> = {
   no_job: 'no such job: result discarded',
@@ -37,19 +37,42 @@ export interface IncomingImage {
 
 const EXTENSION: Record<ImageMime, string> = { 'image/png': 'png', 'image/jpeg': 'jpg' };
 
+/** Images stored, and their bytes, by type. */
+export type ImageTotals = Record<ImageType, { images: number; bytes: number }>;
+
 /**
  * The images: their files (ImageFiles, under <images dir>/<workload name>/) and their records in the
  * datastore. A record is committed only after its file is durable, and a file whose record is refused
  * or does not commit is removed: no record without its file, no file without its record.
  */
 export class ImageLibrary {
+  /** Counted once at load, then kept as images are stored (or taken back by a failed commit). */
+  private readonly kept: ImageTotals = { original: { images: 0, bytes: 0 }, filtered: { images: 0, bytes: 0 } };
+
   constructor(
     private readonly store: Store,
     private readonly jobs: JobBook,
     private readonly files: ImageFiles,
     private readonly room: DiskRoom,
     private readonly quotas: UserQuotas,
-  ) {}
+  ) {
+    // a walk of the keys: Object.values would first copy every record into one array, which at a
+    // million images costs seconds more in the garbage collector
+    const records = store.data.images;
+    for (const id in records) this.count(records[id]!, 1);
+    store.onRollback((_restored, undone) => {
+      for (const [id, was] of undone.get('images') ?? []) {
+        if (was) this.count(was as ImageRecord, -1);
+        const image = own(store.data.images, id);
+        if (image) this.count(image, 1);
+      }
+    });
+  }
+
+  /** Images stored and their bytes, by type, as kept (no walk over the images). */
+  totals(): Readonly<ImageTotals> {
+    return this.kept;
+  }
 
   get imagesDir(): string {
     return this.files.root;
@@ -95,8 +118,7 @@ export class ImageLibrary {
       const record = this.record(id, workload, 'original', null, file, image);
       const job = this.jobs.create(workload.id, id);
       record.job_id = job.id;
-      this.store.change('images', id);
-      this.store.data.images[id] = record;
+      this.put(record);
       this.store.originals.add(workload.id, id);
       await this.commitOrRemove(file);
       return record;
@@ -134,8 +156,7 @@ export class ImageLibrary {
       await this.files.remove(file);
       throw staleResult(completion.refusal);
     }
-    this.store.change('images', record.id);
-    this.store.data.images[record.id] = record;
+    this.put(record);
     await this.commitOrRemove(file);
     return record;
   }
@@ -148,6 +169,19 @@ export class ImageLibrary {
       await this.files.remove(file);
       throw error;
     }
+  }
+
+  /** Stores a new image record, keeping the totals in step. */
+  private put(record: ImageRecord): void {
+    this.store.change('images', record.id);
+    this.store.data.images[record.id] = record;
+    this.count(record, 1);
+  }
+
+  private count(image: ImageRecord, sign: 1 | -1): void {
+    const totals = this.kept[image.type];
+    totals.images += sign;
+    totals.bytes += sign * image.bytes;
   }
 
   /** 409 unless the worker still holds the job's lease and the job can still complete. */

@@ -26,8 +26,10 @@ export {
   type Users,
 } from './users.js';
 export type { Tokens, TokenClaims, TokenRef, TokenScope, UrlTokenPurpose } from './tokens.js';
-export type { ImageLibrary, IncomingContent, IncomingImage, ImageMime } from './images.js';
+export type { ImageLibrary, ImageTotals, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
+export type { JobNeeds, Runnable } from './job-queue.js';
+export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from './job-tally.js';
 export type { LeaseSweeper } from './lease-sweeper.js';
 export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome } from './scheduling.js';
 export {

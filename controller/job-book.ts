@@ -18,6 +18,8 @@ import {
   type RetryPolicy,
   type Transition,
 } from './jobs/index.js';
+import { JobQueue, type Runnable } from './job-queue.js';
+import { JobTally, type JobCounts } from './job-tally.js';
 import { own, type Job, type JobState, type Store } from './store/index.js';
 
 /** A job changed state. */
@@ -77,17 +79,16 @@ const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefi
 
 /**
  * The job transitions bound to the store (each one marks the job changed for the next commit), plus
- * the indexes that keep the scheduler and the lease sweep cheap however many jobs have finished: the
- * queue in upload order and the jobs each worker holds. Transitions change memory at once; callers
- * commit (coalesced) before they acknowledge anything to the outside.
+ * what keeps the scheduler, the lease sweep, the views and the metrics cheap however many jobs have
+ * finished: the queue (grouped by what the jobs need, oldest upload first), the jobs each worker holds,
+ * and the tally of jobs per state. Transitions change memory at once; callers commit (coalesced)
+ * before they acknowledge anything to the outside.
  */
 export class JobBook {
-  /** Queued jobs that never left the queue, in upload order (a new job's original is always the newest). */
-  private readonly queue = new Set<string>();
-  /** Jobs back in the queue (declined, released, failed, retried), sorted by their original's upload order. */
-  private readonly returned: string[] = [];
+  private readonly queue: JobQueue;
   private readonly leasedBy = new Map<string, Set<string>>();
   private readonly hooks: JobBookHooks;
+  private readonly counts: JobTally;
 
   constructor(
     private readonly store: Store,
@@ -98,15 +99,24 @@ export class JobBook {
     private readonly clock: () => number = Date.now,
   ) {
     this.hooks = { ...NO_HOOKS, ...hooks };
+    const order = (jobId: string): number => this.uploadOrder(jobId);
+    this.queue = new JobQueue(store, order);
     const now = clock();
+    const jobs = Object.values(store.data.jobs);
     const queued: Job[] = [];
-    for (const job of Object.values(store.data.jobs)) {
+    for (const job of jobs) {
       if (job.state === 'queued') queued.push(job);
       if (job.lease && regrantLease(job, leaseMs, now).ok) this.hold(job.lease.worker_id, job.id);
     }
     queued.sort((a, b) => this.uploadOrder(a.id) - this.uploadOrder(b.id));
-    for (const job of queued) this.queue.add(job.id);
-    store.onRollback((restored) => this.reindex(restored.get('jobs') ?? []));
+    this.queue.load(queued, now);
+    this.counts = new JobTally(order, jobs);
+    store.onRollback((restored, undone) => this.reindex(restored.get('jobs') ?? [], undone.get('jobs')));
+  }
+
+  /** Jobs per state, in all and per workload, and each workload's done and failed jobs in upload order. */
+  get tally(): JobCounts {
+    return this.counts;
   }
 
   /** Something changed that may let the scheduler place more work (a worker joined, came back, ...). */
@@ -117,7 +127,8 @@ export class JobBook {
   create(workloadId: string, imageId: string): Job {
     const job = createJob(this.store.data, workloadId, imageId, this.clock());
     this.store.changed('jobs', job.id, undefined);
-    this.queue.add(job.id);
+    this.queue.add(job);
+    this.counts.moved(job, null);
     this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at) });
     this.hooks.onWork();
     return job;
@@ -126,22 +137,16 @@ export class JobBook {
   /**
    * Queued jobs whose backoff has passed, oldest upload first: a job that comes back to the queue keeps
    * its place (the same order a book rebuilt after a restart has). The caller may assign as it goes.
+   * With `runnable`, only the jobs of the groups it accepts (see JobQueue.ready): the others are not
+   * walked at all.
    */
-  *ready(now: number): Generator<Job> {
-    for (const id of this.queuedInOrder()) {
-      const job = this.store.data.jobs[id];
-      if (job?.state === 'queued' && job.not_before <= now) yield job;
-    }
+  ready(now: number, runnable?: Runnable): Generator<Job> {
+    return this.queue.ready(now, runnable);
   }
 
   /** The earliest time a queued job in backoff becomes ready, or null. */
   nextBackoffEnd(now: number): number | null {
-    let earliest: number | null = null;
-    for (const id of this.queuedInOrder()) {
-      const job = this.store.data.jobs[id];
-      if (job && job.not_before > now && (earliest === null || job.not_before < earliest)) earliest = job.not_before;
-    }
-    return earliest;
+    return this.queue.nextBackoffEnd(now);
   }
 
   heldBy(workerId: string): ReadonlySet<string> {
@@ -256,10 +261,9 @@ export class JobBook {
    */
   retryFailed(workloadId: string): Job[] {
     const retried: Job[] = [];
-    for (const imageId of this.store.originals.of(workloadId)) {
-      const jobId = this.store.data.images[imageId]?.job_id;
-      // only failed jobs are tried: the others would only count as refusals
-      if (!jobId || this.store.data.jobs[jobId]?.state !== 'failed') continue;
+    // only failed jobs are tried, in upload order (the others would only count as refusals); a copy,
+    // since each retry takes its job off the list
+    for (const jobId of [...this.tally.of(workloadId).failed]) {
       const result = this.apply('retry', jobId, (now) => retryJob(this.store.data, jobId, now));
       if (result.ok) retried.push(result.job);
     }
@@ -274,7 +278,8 @@ export class JobBook {
     const before = this.before(jobId);
     const prior = own(this.store.data.jobs, jobId);
     const copy = prior && structuredClone(prior);
-    const result = run(this.clock());
+    const now = this.clock();
+    const result = run(now);
     if (!result.ok) {
       this.hooks.onRefused({ transition: name, refusal: result.refusal, job_id: jobId });
       return result;
@@ -284,22 +289,36 @@ export class JobBook {
     const holder = job.lease?.worker_id ?? null;
     if (before?.holder && before.holder !== holder) this.unhold(before.holder, job.id);
     if (holder) this.hold(holder, job.id);
-    if (job.state === 'queued' && before?.from !== 'queued') this.requeue(job.id);
-    else if (job.state !== 'queued') this.dequeue(job.id);
-    if (before) this.hooks.onChange({ job, from: before.from, since: before.since });
+    if (job.state === 'queued' && before?.from !== 'queued') this.queue.requeue(job, now);
+    else if (job.state !== 'queued' && before?.from === 'queued') this.queue.remove(job);
+    if (before) {
+      this.counts.moved(job, before.from);
+      this.hooks.onChange({ job, from: before.from, since: before.since });
+    }
     // a job back in the queue, or a slot freed: the scheduler may place more
     if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();
     return result;
   }
 
-  /** After a failed commit put these jobs back as they were: their places in the indexes follow. */
-  private reindex(jobIds: readonly string[]): void {
+  /**
+   * After a failed commit put these jobs back as they were: the queue, the holders and the tally follow.
+   * `undone` holds each job as it was just before (undefined: it did not exist).
+   */
+  private reindex(jobIds: readonly string[], undone: ReadonlyMap<string, unknown> | undefined): void {
+    const now = this.clock();
     for (const jobId of jobIds) {
-      this.dequeue(jobId);
-      for (const workerId of [...this.leasedBy.keys()]) this.unhold(workerId, jobId);
+      const was = undone?.get(jobId) as Job | undefined;
+      if (was) {
+        if (was.state === 'queued') this.queue.remove(was);
+        if (was.lease) this.unhold(was.lease.worker_id, jobId);
+        this.counts.forget(was);
+      }
       const job = own(this.store.data.jobs, jobId);
-      if (job?.state === 'queued') this.requeue(jobId);
-      if (job?.lease) this.hold(job.lease.worker_id, jobId);
+      if (job) {
+        if (job.state === 'queued') this.queue.requeue(job, now);
+        if (job.lease) this.hold(job.lease.worker_id, jobId);
+        this.counts.moved(job, null);
+      }
     }
     if (jobIds.length > 0) this.hooks.onWork();
   }
@@ -312,38 +331,6 @@ export class JobBook {
         if (job) yield job;
       }
     }
-  }
-
-  /** The two queues merged by upload order; the returned ones are copied, since the caller may assign as it goes. */
-  private *queuedInOrder(): Generator<string> {
-    const returned = [...this.returned];
-    let next = 0;
-    for (const id of this.queue) {
-      if (next < returned.length) {
-        const order = this.uploadOrder(id);
-        while (next < returned.length && this.uploadOrder(returned[next]!) < order) yield returned[next++]!;
-      }
-      yield id;
-    }
-    while (next < returned.length) yield returned[next++]!;
-  }
-
-  private requeue(jobId: string): void {
-    const order = this.uploadOrder(jobId);
-    let low = 0;
-    let high = this.returned.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (this.uploadOrder(this.returned[middle]!) < order) low = middle + 1;
-      else high = middle;
-    }
-    this.returned.splice(low, 0, jobId);
-  }
-
-  private dequeue(jobId: string): void {
-    if (this.queue.delete(jobId)) return;
-    const index = this.returned.indexOf(jobId);
-    if (index >= 0) this.returned.splice(index, 1);
   }
 
   /** Where the job's original stands in upload order (the image's persisted sequence number). */

@@ -1,5 +1,6 @@
 import type { Resources } from '../common/protocol.js';
 import type { JobBook } from './job-book.js';
+import type { Runnable } from './job-queue.js';
 import type { Refusal } from './jobs/index.js';
 import type { Store } from './store/index.js';
 import type { WorkerRegistry } from './workers/index.js';
@@ -42,8 +43,14 @@ export type Outcome = { ok: true } | { ok: false; refusal: Refusal };
 export interface SchedulingPort {
   /** Alive workers that are not resting and have a free slot. */
   candidates(now: number): WorkerCandidate[];
-  /** Queued jobs ready to run, oldest upload first. */
-  ready(now: number): Iterable<ReadyJob>;
+  /**
+   * Queued jobs ready to run, oldest upload first, of the needs (filter and tags) that `runnable`
+   * accepts. Jobs are grouped by their needs: `runnable` is asked once per group, and again before
+   * each job of that group, and a group it refuses is skipped whole for the rest of the walk, without
+   * visiting its jobs. The caller's answer may only turn from yes to no during one walk (its free
+   * slots fall as it assigns).
+   */
+  ready(now: number, runnable: Runnable): Iterable<ReadyJob>;
   /** queued -> assigned, leased to the worker. */
   assign(jobId: string, workerId: string): LeaseGrant;
   /** assigned -> running: the worker accepted. */
@@ -91,8 +98,8 @@ export function schedulingPort(
       }
       return found;
     },
-    *ready(now) {
-      for (const job of jobs.ready(now)) {
+    *ready(now, runnable) {
+      for (const job of jobs.ready(now, runnable)) {
         const workload = store.data.workloads[job.workload_id];
         if (!workload) continue;
         // (an original is never missing: 0 tells the worker nothing, and its download says what is wrong)

@@ -1,4 +1,4 @@
-import type { ReadyJob, WorkerCandidate } from '../controller/index.js';
+import type { JobNeeds, ReadyJob, WorkerCandidate } from '../controller/index.js';
 import { canRun, scoreWorker } from './score.js';
 
 /**
@@ -20,4 +20,10 @@ export function chooseWorker(
     }
   }
   return best;
+}
+
+/** Whether any worker with a slot still free in this pass can run jobs with these needs. */
+export function anyCanRun(free: ReadonlyMap<WorkerCandidate, number>, needs: JobNeeds): boolean {
+  for (const [worker, slots] of free) if (slots > 0 && canRun(worker, needs.filter, needs.tags)) return true;
+  return false;
 }

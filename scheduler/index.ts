@@ -1,3 +1,4 @@
 export { startScheduler, type Scheduler, type SchedulerConfig } from './scheduler.js';
 export { scoreWorker, canRun, SCORE_WEIGHTS } from './score.js';
-export { chooseWorker } from './choose.js';
+export { chooseWorker, anyCanRun } from './choose.js';
+export { placeJobs, type Placement } from './pass.js';

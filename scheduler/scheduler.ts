@@ -2,7 +2,7 @@ import { connectRpc, type RpcClient } from '../common/bus/index.js';
 import { acceptedResultSchema, WORKER_METHODS, type AssignParams } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
 import type { ReadyJob, SchedulingPort, WorkerCandidate } from '../controller/index.js';
-import { chooseWorker } from './choose.js';
+import { placeJobs } from './pass.js';
 
 const UNREACHABLE_PAUSE_MS = 2000;
 const DECLINED_PAUSE_MS = 100;
@@ -88,24 +88,9 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
 
   function schedule(): void {
     if (closed) return;
-    const now = Date.now();
-    const free = new Map<WorkerCandidate, number>();
-    for (const worker of port.candidates(now)) free.set(worker, worker.free_slots);
-    if (free.size === 0) return;
-    let placed = 0;
-    for (const job of port.ready(now)) {
-      const best = chooseWorker(free, job);
-      if (!best) continue; // no worker fits this workload now; later jobs may fit others
-      const lease = port.assign(job.job_id, best.id);
-      if (!lease.ok) continue;
-      placed += 1;
-      const left = (free.get(best) ?? 1) - 1;
-      if (left > 0) free.set(best, left);
-      else free.delete(best);
-      void dispatch(best, job, lease.lease_id);
-      if (free.size === 0) break;
-    }
-    if (placed > 0) {
+    const placements = placeJobs(port, Date.now());
+    for (const { worker, job, lease_id } of placements) void dispatch(worker, job, lease_id);
+    if (placements.length > 0) {
       port.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
     }
   }

@@ -176,7 +176,7 @@ export class EventHub {
         if (!workload) continue;
         let text = views.get(id);
         if (text === undefined) {
-          text = event('workload', viewWorkload(this.controller.store, workload));
+          text = event('workload', viewWorkload(this.controller, workload));
           views.set(id, text);
         }
         this.write(stream, text);

@@ -1,7 +1,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Controller, ImageRecord, JobChange, JobRefusal, JobState, LiveWorker } from '../../controller/index.js';
+import {
+  JOB_STATES,
+  type Controller,
+  type JobChange,
+  type JobRefusal,
+  type LiveWorker,
+} from '../../controller/index.js';
 
-const JOB_STATES: readonly JobState[] = ['queued', 'assigned', 'running', 'done', 'failed'];
 const WORKER_STATES = ['alive', 'dead'] as const;
 // seconds: a small image takes milliseconds, a large one on a busy worker tens of seconds
 const JOB_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -11,12 +16,16 @@ export interface SystemMetrics {
   close(): void;
 }
 
+/** The parts of the controller the metrics read. */
+export type MetricsSource = Pick<Controller, 'store' | 'jobs' | 'images' | 'workers' | 'events'>;
+
 /**
- * The system's metrics, read from the controller. What is kept anyway (jobs by state, images, workers)
- * is counted when Prometheus scrapes; what is an event (a job ran, a job waited) is observed from the
- * controller's `job` events as it happens.
+ * The system's metrics, read from the controller. What the controller keeps counted as it changes (jobs
+ * by state, images and bytes by type, workloads) and what the registry knows (workers) is read when
+ * Prometheus scrapes, so a scrape costs the same however long the history; what is an event (a job
+ * ran, a job waited) is observed from the controller's `job` events as it happens.
  */
-export function systemMetrics(controller: Controller, registry: Registry): SystemMetrics {
+export function systemMetrics(controller: MetricsSource, registry: Registry): SystemMetrics {
   const { store } = controller;
   collectDefaultMetrics({ register: registry });
 
@@ -26,19 +35,13 @@ export function systemMetrics(controller: Controller, registry: Registry): Syste
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const counts = new Map<JobState, number>(JOB_STATES.map((state) => [state, 0]));
-      for (const job of Object.values(store.data.jobs)) counts.set(job.state, (counts.get(job.state) ?? 0) + 1);
-      for (const [state, count] of counts) this.set({ state }, count);
+      const counts = controller.jobs.tally.counts();
+      for (const state of JOB_STATES) this.set({ state }, counts[state]);
     },
   });
 
-  // images are never deleted, so their count and bytes only grow: counters, counted from the datastore
-  const imageTotals = (field: 'count' | 'bytes'): Record<ImageRecord['type'], number> => {
-    const totals = { original: 0, filtered: 0 };
-    for (const image of Object.values(store.data.images)) totals[image.type] += field === 'count' ? 1 : image.bytes;
-    return totals;
-  };
-  const imageCounter = (name: string, help: string, field: 'count' | 'bytes'): void => {
+  // images are never deleted, so their count and bytes only grow: counters, as the image library keeps them
+  const imageCounter = (name: string, help: string, field: 'images' | 'bytes'): void => {
     new Counter({
       name,
       help,
@@ -46,14 +49,14 @@ export function systemMetrics(controller: Controller, registry: Registry): Syste
       registers: [registry],
       collect() {
         this.reset();
-        for (const [type, total] of Object.entries(imageTotals(field))) this.inc({ type }, total);
+        for (const [type, totals] of Object.entries(controller.images.totals())) this.inc({ type }, totals[field]);
       },
     });
   };
   imageCounter(
     'dpip_uploads_total',
     'Images stored: originals uploaded by users, filtered images uploaded by workers',
-    'count',
+    'images',
   );
   imageCounter('dpip_upload_bytes_total', 'Bytes of the images stored, by type', 'bytes');
   new Gauge({
@@ -61,7 +64,7 @@ export function systemMetrics(controller: Controller, registry: Registry): Syste
     help: 'Workloads created',
     registers: [registry],
     collect() {
-      this.set(Object.keys(store.data.workloads).length);
+      this.set(store.workloadIndex.size);
     },
   });
 

@@ -10,7 +10,7 @@ export function statusRoutes(controller: Controller, config: ApiConfig): Router 
     res.json({
       system_name: config.systemName,
       server_time: new Date().toISOString(),
-      active_workloads: activeWorkloads(controller.store, callerOf(res).claims.sub),
+      active_workloads: activeWorkloads(controller, callerOf(res).claims.sub),
       workers: { alive: workers.length, slots: workers.reduce((sum, worker) => sum + worker.record.slots, 0) },
     });
   });

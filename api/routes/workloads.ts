@@ -67,11 +67,11 @@ export function workloadRoutes(controller: Controller, config: ApiConfig): Route
       request.tags,
     );
     await controller.store.commit();
-    res.status(201).json(viewWorkload(controller.store, workload));
+    res.status(201).json(viewWorkload(controller, workload));
   });
 
   router.get('/workloads', user, (_req, res) => {
-    res.json({ workloads: listWorkloads(controller.store, callerOf(res).claims.sub) });
+    res.json({ workloads: listWorkloads(controller, callerOf(res).claims.sub) });
   });
 
   // the failed jobs start over; the body, if any, is ignored
@@ -79,14 +79,14 @@ export function workloadRoutes(controller: Controller, config: ApiConfig): Route
     const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
     const retried = controller.jobs.retryFailed(workload.id);
     // the view as the retry left it: by the time the write is done, a worker may have run the jobs again
-    const view = { ...viewWorkload(controller.store, workload), retried_jobs: retried.length };
+    const view = { ...viewWorkload(controller, workload), retried_jobs: retried.length };
     await controller.store.commit();
     res.json(view);
   });
 
   router.get('/workloads/:id', user, (req, res) => {
     const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
-    res.json(viewWorkload(controller.store, workload));
+    res.json(viewWorkload(controller, workload));
   });
 
   return router;

@@ -1,7 +1,8 @@
-export { openStore, type Store, type StoreStats, type StoreOptions } from './store.js';
+export { openStore, type Store, type StoreStats, type StoreOptions, type RollbackListener } from './store.js';
 export { own } from './schema.js';
 export { DirectorySyncs, writeDurably } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';
+export type { WorkloadIndex } from './workload-index.js';
 export type {
   Collection,
   Data,

@@ -5,12 +5,15 @@ import { JournalFile, journalLines, journalSegments, replayJournal, segmentPath,
 import { KeyIndex } from './key-index.js';
 import { StreamedSnapshot } from './snapshot.js';
 import { OriginalsIndex } from './originals.js';
+import { WorkloadIndex } from './workload-index.js';
 import { emptyData, type Collection, type Data } from './schema.js';
 
 export interface Store {
   readonly data: Data;
   /** Each workload's originals in upload order. */
   readonly originals: OriginalsIndex;
+  /** Each owner's workloads, and the names taken. */
+  readonly workloadIndex: WorkloadIndex;
   /**
    * Call before changing, adding or deleting a record: the store remembers the record as it was, so
    * that a commit that fails can put it back.
@@ -29,11 +32,19 @@ export interface Store {
    * covers. The store does this by itself when the journal outgrows the last snapshot.
    */
   compact(): Promise<void>;
-  /** Called after a failed commit put records back, with the keys it restored (to rebuild indexes). */
-  onRollback(listener: (restored: ReadonlyMap<Collection, readonly string[]>) => void): void;
+  /**
+   * Called after a failed commit put records back (to rebuild indexes): the keys it restored, and each
+   * record as it was just before (undefined where it did not exist).
+   */
+  onRollback(listener: RollbackListener): void;
   close(): Promise<void>;
   stats(): StoreStats;
 }
+
+export type RollbackListener = (
+  restored: ReadonlyMap<Collection, readonly string[]>,
+  undone: ReadonlyMap<Collection, ReadonlyMap<string, unknown>>,
+) => void;
 
 export interface StoreStats {
   journalBytes: number;
@@ -104,7 +115,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
   let journal = new JournalFile(segmentPath(dataDir, segment));
   let snapshots = 0;
   let snapshotting: Promise<void> | null = null;
-  const rollbackListeners: ((restored: ReadonlyMap<Collection, readonly string[]>) => void)[] = [];
+  const rollbackListeners: RollbackListener[] = [];
 
   /**
    * Starts a new journal segment, streams a snapshot, then drops the segments it covers. Commits go on
@@ -135,6 +146,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
   if (held > 0 || snapshotFile.legacy) await startSnapshot();
 
   const originals = new OriginalsIndex(data);
+  const workloadIndex = new WorkloadIndex(data);
   let changes: Batch = new Map();
   let pending: Group | null = null;
   let writing = false;
@@ -155,23 +167,24 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
 
   /** Puts every record of the batches back as it was before its first change (the oldest batch wins). */
   function rollback(...batches: Batch[]): void {
-    const restored = new Map<Collection, Set<string>>();
+    const undone = new Map<Collection, Map<string, unknown>>();
     for (const batch of batches) {
       for (const [collection, changed] of batch) {
         const records = data[collection] as Record<string, unknown>;
-        const done = restored.get(collection) ?? new Set<string>();
-        restored.set(collection, done);
+        const done = undone.get(collection) ?? new Map<string, unknown>();
+        undone.set(collection, done);
         for (const [key, before] of changed) {
           if (done.has(key)) continue;
-          done.add(key);
+          done.set(key, Object.hasOwn(records, key) ? structuredClone(records[key]) : undefined);
           restore(records, key, before);
           indexed.follow(data, collection, key);
         }
       }
     }
-    const lists = new Map([...restored].map(([collection, done]) => [collection, [...done]] as const));
+    const lists = new Map([...undone].map(([collection, done]) => [collection, [...done.keys()]] as const));
     originals.restore(data, lists.get('images') ?? []);
-    for (const listener of rollbackListeners) listener(lists);
+    workloadIndex.restore(data, undone.get('workloads') ?? new Map());
+    for (const listener of rollbackListeners) listener(lists, undone);
   }
 
   async function write(batch: Batch): Promise<void> {
@@ -235,6 +248,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
   return {
     data,
     originals,
+    workloadIndex,
     compact: () => snapshotting ?? startSnapshot(),
     change,
     changed: (collection, key, before) => remember(collection, key, () => before ?? ABSENT),

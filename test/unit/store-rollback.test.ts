@@ -83,6 +83,14 @@ describe('datastore: a commit that fails is undone whole', () => {
     expect(store.originals.of('wl')).to.deep.equal([]);
     expect([...book.ready(T0)]).to.deep.equal([]);
     expect(book.leasedCount()).to.equal(0);
+    expect(book.tally.counts(), 'the tally forgets the job too').to.deep.equal({
+      queued: 0,
+      assigned: 0,
+      running: 0,
+      done: 0,
+      failed: 0,
+    });
+    expect(store.workloadIndex.size).to.equal(0);
   });
 
   it('answers the commits waiting behind the failed one with the same failure', async () => {

@@ -1,0 +1,108 @@
+import { OrderedIds } from './ordered-ids.js';
+import type { Job, JobState } from './store/index.js';
+
+export type StateCounts = Record<JobState, number>;
+
+export const JOB_STATES: readonly JobState[] = ['queued', 'assigned', 'running', 'done', 'failed'];
+
+export function noJobs(): StateCounts {
+  return { queued: 0, assigned: 0, running: 0, done: 0, failed: 0 };
+}
+
+/** One workload's jobs as its views read them, without a walk over its originals. */
+export interface WorkloadJobs {
+  readonly counts: Readonly<StateCounts>;
+  /** Ids of the done jobs, in upload order of their originals (a live view: copy it to keep it). */
+  readonly done: readonly string[];
+  /** Ids of the failed jobs, in upload order of their originals (a live view: copy it to keep it). */
+  readonly failed: readonly string[];
+}
+
+/** What the tally tells; the job book alone changes it. */
+export interface JobCounts {
+  /** Jobs per state, over all workloads. */
+  counts(): Readonly<StateCounts>;
+  of(workloadId: string): WorkloadJobs;
+}
+
+interface Entry {
+  counts: StateCounts;
+  done: OrderedIds;
+  failed: OrderedIds;
+}
+
+const NONE: WorkloadJobs = Object.freeze({ counts: Object.freeze(noJobs()), done: [], failed: [] });
+
+/**
+ * Jobs per state, in all and per workload, and each workload's done and failed jobs in upload order:
+ * counted once at load, then kept in step with every change of state (the job book reports each one),
+ * so a scrape, a status or a workload view costs the same however many jobs have finished.
+ */
+export class JobTally implements JobCounts {
+  private readonly total = noJobs();
+  private readonly workloads = new Map<string, Entry>();
+
+  /** `jobs` are counted in one pass, their done and failed lists sorted once. */
+  constructor(
+    private readonly order: (jobId: string) => number,
+    jobs: Iterable<Job> = [],
+  ) {
+    const lists = new Map<string, { done: [number, string][]; failed: [number, string][] }>();
+    for (const job of jobs) {
+      this.total[job.state] += 1;
+      this.entry(job.workload_id).counts[job.state] += 1;
+      if (job.state !== 'done' && job.state !== 'failed') continue;
+      let list = lists.get(job.workload_id);
+      if (!list) {
+        list = { done: [], failed: [] };
+        lists.set(job.workload_id, list);
+      }
+      list[job.state].push([order(job.id), job.id]);
+    }
+    const sorted = (pairs: [number, string][]): string[] => pairs.sort((a, b) => a[0] - b[0]).map(([, id]) => id);
+    for (const [workloadId, list] of lists) {
+      const entry = this.entry(workloadId);
+      entry.done = new OrderedIds(order, sorted(list.done));
+      entry.failed = new OrderedIds(order, sorted(list.failed));
+    }
+  }
+
+  /** A job entered its current state from `from` (null: it is new). */
+  moved(job: Job, from: JobState | null): void {
+    const entry = this.entry(job.workload_id);
+    if (from) {
+      this.total[from] -= 1;
+      entry.counts[from] -= 1;
+      if (from === 'done' || from === 'failed') entry[from].delete(job.id);
+    }
+    this.total[job.state] += 1;
+    entry.counts[job.state] += 1;
+    if (job.state === 'done' || job.state === 'failed') entry[job.state].add(job.id);
+  }
+
+  /** The job is no longer counted in the state it was in (a failed commit took it back). */
+  forget(job: Job): void {
+    const entry = this.entry(job.workload_id);
+    this.total[job.state] -= 1;
+    entry.counts[job.state] -= 1;
+    if (job.state === 'done' || job.state === 'failed') entry[job.state].delete(job.id);
+  }
+
+  counts(): Readonly<StateCounts> {
+    return this.total;
+  }
+
+  of(workloadId: string): WorkloadJobs {
+    const entry = this.workloads.get(workloadId);
+    return entry ? { counts: entry.counts, done: entry.done.values(), failed: entry.failed.values() } : NONE;
+  }
+
+  private entry(workloadId: string): Entry {
+    let entry = this.workloads.get(workloadId);
+    if (!entry) {
+      entry = { counts: noJobs(), done: new OrderedIds(this.order), failed: new OrderedIds(this.order) };
+      this.workloads.set(workloadId, entry);
+    }
+    return entry;
+  }
+}
