@@ -84,7 +84,10 @@ export function startLeaseSweeper(
     const timedOut = jobs.timeOut(now);
     if (timedOut.length > 0)
       log.warn({ jobs: timedOut.map((job) => job.id) }, 'jobs ran past the job timeout: released as failed attempts');
-    void store.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
+    // not synced: releases and expiries are re-derived after a crash (leases are re-granted, then expire)
+    void store
+      .commit({ durable: false })
+      .catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
   }
 
   const timer = setInterval(() => {

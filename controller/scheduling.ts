@@ -128,7 +128,9 @@ export function schedulingPort(
       const worker = registry.get(workerId);
       return !worker || worker.state === 'left';
     },
-    commit: () => store.commit(),
+    // not synced: an assignment lost to a crash is re-derived (the job is queued again, a late result of
+    // its lease is refused), and the next acknowledged commit's sync covers it anyway
+    commit: () => store.commit({ durable: false }),
     onWork,
   };
 }

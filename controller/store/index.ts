@@ -1,4 +1,11 @@
-export { openStore, type Store, type StoreStats, type StoreOptions, type RollbackListener } from './store.js';
+export {
+  openStore,
+  type Store,
+  type StoreStats,
+  type StoreOptions,
+  type RollbackListener,
+  type CommitOptions,
+} from './store.js';
 export { own } from './schema.js';
 export { DirectorySyncs, writeDurably } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';

@@ -26,7 +26,7 @@ export interface Store {
    * share one write. A commit lands whole or not at all: when it fails, every change not yet on disk is
    * rolled back in memory (the records as they were before `change`) and the promise rejects.
    */
-  commit(): Promise<void>;
+  commit(options?: CommitOptions): Promise<void>;
   /**
    * Writes a snapshot now (streamed; commits go on meanwhile) and drops the journal segments it
    * covers. The store does this by itself when the journal outgrows the last snapshot.
@@ -39,6 +39,15 @@ export interface Store {
   onRollback(listener: RollbackListener): void;
   close(): Promise<void>;
   stats(): StoreStats;
+}
+
+export interface CommitOptions {
+  /**
+   * false: the journal is written but not synced for this commit (a later synced commit covers it).
+   * For changes a crash may lose because they are re-derived after a restart (an assignment: the job is
+   * queued again, and a late result of its lease is refused); never for anything acknowledged.
+   */
+  durable?: boolean;
 }
 
 export type RollbackListener = (
@@ -66,6 +75,8 @@ type Before = unknown;
 type Batch = Map<Collection, Map<string, Before>>;
 
 interface Group {
+  /** One of its commits needs the write synced. */
+  durable: boolean;
   promise: Promise<void>;
   resolve(): void;
   reject(error: unknown): void;
@@ -80,7 +91,7 @@ function group(): Group {
   });
   // a group nobody waits on (a background commit) must not become an unhandled rejection
   promise.catch(() => undefined);
-  return { promise, resolve, reject };
+  return { durable: false, promise, resolve, reject };
 }
 
 /**
@@ -187,14 +198,14 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     for (const listener of rollbackListeners) listener(lists, undone);
   }
 
-  async function write(batch: Batch): Promise<void> {
+  async function write(batch: Batch, durable: boolean): Promise<void> {
     if (batch.size === 0) return;
     const target = journal;
     const start = target.bytes;
     target.append(journalLines(data, batch));
     for (const [collection, changed] of batch) for (const key of changed.keys()) indexed.follow(data, collection, key);
     try {
-      await target.sync();
+      if (durable) await target.sync();
     } catch (error) {
       target.cutBack(start);
       throw error;
@@ -214,7 +225,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
         const batch = changes;
         changes = new Map();
         try {
-          await write(batch);
+          await write(batch, current.durable);
           current.resolve();
         } catch (error) {
           // nothing of it is on disk: it goes back, and so does every change made since, which was
@@ -233,7 +244,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     }
   }
 
-  function commit(): Promise<void> {
+  function commit(options: CommitOptions = {}): Promise<void> {
     if (!pending) {
       pending = group();
       if (!writing) {
@@ -242,6 +253,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
         queueMicrotask(() => void flush());
       }
     }
+    if (options.durable !== false) pending.durable = true;
     return pending.promise;
   }
 
