@@ -146,6 +146,25 @@ describe('datastore: snapshot + journal', () => {
     await reopened.close();
   });
 
+  it('a snapshot streams in the background: a commit made meanwhile does not wait for it', async () => {
+    // a journal of 200,000 records outgrows the (tiny) threshold: the commit that lands it starts a snapshot
+    const store = await openStore(dataDir, { compactBytes: 1 });
+    for (let index = 0; index < 200_000; index++) {
+      store.change('users', `u${index}`);
+      store.data.users[`u${index}`] = user(`u${index}`);
+    }
+    await store.commit();
+    store.change('users', 'late');
+    store.data.users.late = user('late');
+    await store.commit();
+    expect(store.stats().snapshots, 'the snapshot is still being written when the next commit lands').to.equal(0);
+    await store.close();
+    expect(store.stats().snapshots).to.equal(1);
+    const reopened = await openStore(dataDir);
+    expect(Object.keys(reopened.data.users)).to.have.length(200_001);
+    await reopened.close();
+  });
+
   it('commits made together share one write', async () => {
     const store = await openStore(dataDir);
     const commits: Promise<void>[] = [];
