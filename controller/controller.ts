@@ -80,6 +80,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   // a worker whose registration did not commit is not registered
   store.onRollback((restored) => {
     for (const id of restored.get('workers') ?? []) if (!Object.hasOwn(store.data.workers, id)) registry.remove(id);
+    const records = Object.fromEntries([...restored].map(([collection, keys]) => [collection, keys.length]));
+    log.error({ records }, 'a datastore commit failed (is the disk full?): the changes not on disk were rolled back');
   });
   const room = new DiskRoom([config.imagesDir, config.dataDir], config.minFreeDiskBytes);
   const quotas = new UserQuotas(config.userQuotas ?? NO_QUOTAS, Object.values(store.data.images));
