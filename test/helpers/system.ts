@@ -102,8 +102,8 @@ export function spawnWorker(options: WorkerOptions): Spawned {
   return spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, { DPIP_SECRET: options.secret ?? TEST_SECRET });
 }
 
-/** The whole server as its own process (`dpip`), with no local workers unless asked. */
-export async function spawnServer(
+/** The whole server as its own process (`dpip`), with no local workers unless asked; not waited for. */
+export async function launchServer(
   dirs: TestDirs,
   extraArgs: string[] = [],
 ): Promise<{ process: Spawned; url: string; controllerPort: number }> {
@@ -133,8 +133,19 @@ export async function spawnServer(
     '0',
     ...extraArgs,
   ];
-  const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), args);
-  const url = `http://127.0.0.1:${apiPort}`;
-  await waitFor('the server to listen', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
-  return { process: server, url, controllerPort };
+  return {
+    process: spawnNode(path.join(DIST_BIN, 'dpip.js'), args),
+    url: `http://127.0.0.1:${apiPort}`,
+    controllerPort,
+  };
+}
+
+/** The whole server as its own process (`dpip`), once it listens. */
+export async function spawnServer(
+  dirs: TestDirs,
+  extraArgs: string[] = [],
+): Promise<{ process: Spawned; url: string; controllerPort: number }> {
+  const server = await launchServer(dirs, extraArgs);
+  await waitFor('the server to listen', async () => (await fetch(`${server.url}/status`)).status === 401, 20_000);
+  return server;
 }

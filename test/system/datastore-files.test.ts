@@ -4,9 +4,8 @@
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { freePort, freePortPair } from '../helpers/ports.js';
-import { DIST_BIN, killAll, spawnNode } from '../helpers/processes.js';
-import { makeDirs, spawnServer, TEST_SECRET, type TestDirs } from '../helpers/system.js';
+import { killAll } from '../helpers/processes.js';
+import { launchServer, makeDirs, spawnServer, type TestDirs } from '../helpers/system.js';
 
 function modeOf(info: { mode: number }): string {
   return (info.mode & 0o777).toString(8);
@@ -52,20 +51,7 @@ describe('datastore files', function () {
     it(`refuses to start on an empty ${file}, saying which file and what to do`, async () => {
       await mkdir(dirs.dataDir, { recursive: true });
       await writeFile(path.join(dirs.dataDir, file), '');
-      const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
-        '--port',
-        String(await freePort()),
-        '--controller-port',
-        String(await freePortPair()),
-        '--data-dir',
-        dirs.dataDir,
-        '--images-dir',
-        dirs.imagesDir,
-        '--workers',
-        '0',
-        '--secret',
-        TEST_SECRET,
-      ]);
+      const server = (await launchServer(dirs)).process;
       const { code } = await server.exited;
       expect(code).to.equal(1);
       expect(server.output()).to.include(`${file} cannot be read: it is empty`);
