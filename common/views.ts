@@ -2,8 +2,8 @@
 // server that builds them and the dashboard that reads them. Types only: this module has no imports,
 // so the browser build can include it.
 
-export type JobStateView = 'queued' | 'assigned' | 'running' | 'done' | 'failed';
-export type WorkloadStatus = 'scheduling' | 'running' | 'completed';
+export type JobStateView = 'queued' | 'assigned' | 'running' | 'done' | 'failed' | 'cancelled';
+export type WorkloadStatus = 'scheduling' | 'running' | 'completed' | 'cancelled';
 
 export interface WorkloadView {
   workload_id: string;

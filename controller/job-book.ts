@@ -29,6 +29,8 @@ export interface JobChange {
   from: JobState | null;
   /** When it entered the state it left (epoch ms); for a new job, its creation. */
   since: number;
+  /** The worker that held its lease before the change (null: none did). */
+  holder: string | null;
 }
 
 export type TransitionName =
@@ -129,7 +131,7 @@ export class JobBook {
     this.store.changed('jobs', job.id, undefined);
     this.queue.add(job);
     this.counts.moved(job, null);
-    this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at) });
+    this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at), holder: null });
     this.hooks.onWork();
     return job;
   }
@@ -293,7 +295,7 @@ export class JobBook {
     else if (job.state !== 'queued' && before?.from === 'queued') this.queue.remove(job);
     if (before) {
       this.counts.moved(job, before.from);
-      this.hooks.onChange({ job, from: before.from, since: before.since });
+      this.hooks.onChange({ job, from: before.from, since: before.since, holder: before.holder });
     }
     // a job back in the queue, or a slot freed: the scheduler may place more
     if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();

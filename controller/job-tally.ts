@@ -3,10 +3,10 @@ import type { Job, JobState } from './store/index.js';
 
 export type StateCounts = Record<JobState, number>;
 
-export const JOB_STATES: readonly JobState[] = ['queued', 'assigned', 'running', 'done', 'failed'];
+export const JOB_STATES: readonly JobState[] = ['queued', 'assigned', 'running', 'done', 'failed', 'cancelled'];
 
 export function noJobs(): StateCounts {
-  return { queued: 0, assigned: 0, running: 0, done: 0, failed: 0 };
+  return { queued: 0, assigned: 0, running: 0, done: 0, failed: 0, cancelled: 0 };
 }
 
 /** One workload's jobs as its views read them, without a walk over its originals. */

@@ -1,6 +1,6 @@
 // The datastore's shape: one JSON document, written atomically by one process.
 
-export type JobState = 'queued' | 'assigned' | 'running' | 'done' | 'failed';
+export type JobState = 'queued' | 'assigned' | 'running' | 'done' | 'failed' | 'cancelled';
 
 export interface User {
   username: string;
@@ -38,6 +38,8 @@ export interface Workload {
   filter: string;
   tags: string[];
   created_at: string;
+  /** When its owner cancelled it (its unfinished jobs ended `cancelled`); absent or null while it was not. */
+  cancelled_at?: string | null;
 }
 
 export type ImageType = 'original' | 'filtered';
