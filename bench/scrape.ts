@@ -23,6 +23,7 @@ import {
 } from '../controller/index.js';
 import { DiskRoom } from '../controller/disk-room.js';
 import { ImageFiles } from '../controller/image-files.js';
+import { Lifecycle } from '../controller/lifecycle.js';
 import { ImageLibrary } from '../controller/images.js';
 import { NO_QUOTAS, UserQuotas } from '../controller/quotas.js';
 import { JobBook } from '../controller/job-book.js';
@@ -171,7 +172,7 @@ async function run(finished: number): Promise<Figures> {
     jobs,
     new ImageFiles(config.controller.imagesDir),
     new DiskRoom([], 0),
-    new UserQuotas(NO_QUOTAS, []),
+    new UserQuotas(NO_QUOTAS),
   );
   const loadMs = performance.now() - loadStarted;
   const registry = new WorkerRegistry();
@@ -192,6 +193,8 @@ async function run(finished: number): Promise<Figures> {
     users: createUsers(store),
     images,
     jobs,
+    lifecycle: new Lifecycle(store, jobs, images, () => undefined),
+    retention: null,
     workers: registry,
     scheduling: schedulingPort({ store, jobs, registry }, (listener) => {
       events.on('work', listener);

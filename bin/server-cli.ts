@@ -135,6 +135,11 @@ const SERVER_OPTIONS = {
     default: formatDuration(DEFAULT_JOB_TIMEOUT_MS),
     describe: 'a job running this long (30s, 10m, 1h) is released as a failed attempt, even while its lease is renewed',
   },
+  retention: {
+    type: 'string',
+    default: 'off',
+    describe: 'finished or cancelled workloads idle this long (30s, 12h, 7d) are deleted with their images, or "off"',
+  },
   'max-attempts': {
     type: 'number',
     default: DEFAULT_RETRY_POLICY.maxAttempts,
@@ -248,6 +253,8 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('lease-ms', args.leaseMs, 100, 3_600_000);
   whole('max-attempts', args.maxAttempts, 1, 100);
   const jobTimeoutMs = durationFlag('job-timeout', args.jobTimeout, 1000, 7 * 86_400_000);
+  const retentionMs =
+    args.retention.trim() === 'off' ? null : durationFlag('retention', args.retention, 1000, 100 * 365 * 86_400_000);
   whole('max-upload-bytes', args.maxUploadBytes, 1, 2 ** 31);
   whole('max-pixels', args.maxPixels, 1, 2 ** 31);
   whole('max-streams', args.maxStreams, 1, 1_000_000);
@@ -323,6 +330,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         workerTokenTtlSeconds: 7 * 24 * 3600,
         minFreeDiskBytes,
         userQuotas,
+        retentionMs,
       },
       api: {
         systemName: args.systemName,

@@ -17,8 +17,13 @@ export interface WorkloadView {
   queued_jobs: number;
   done_jobs: number;
   failed_jobs: number;
+  cancelled_jobs: number;
   failures: { image_id: string; error: string }[];
   created_at: string;
+  /** When its owner cancelled it; null while it was not. */
+  cancelled_at: string | null;
+  /** With `--retention` only: when it will be deleted; null while a job of it has not finished. */
+  expires_at?: string | null;
 }
 
 /** An image of a workload as its owner sees it. */

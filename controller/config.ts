@@ -28,6 +28,11 @@ export interface ControllerConfig {
   userQuotas?: UserQuotaLimits;
   /** Lifetime of the short-lived tokens for URLs (GET /events, archive downloads). Default 60 s. */
   urlTokenTtlSeconds?: number;
+  /**
+   * Finished or cancelled workloads whose last activity is older than this are deleted in the background
+   * (`--retention`). Absent or null: kept until their owner deletes them.
+   */
+  retentionMs?: number | null;
 }
 
 export function rpcPortOf(config: Pick<ControllerConfig, 'port'>): number {

@@ -14,6 +14,8 @@ import { ImageFiles } from './image-files.js';
 import { ImageLibrary } from './images.js';
 import { NO_QUOTAS, UserQuotas } from './quotas.js';
 import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
+import { Lifecycle, type WorkloadEvent } from './lifecycle.js';
+import { startRetention, type Retention } from './retention.js';
 import { startLeaseSweeper, type LeaseSweeper } from './lease-sweeper.js';
 import { schedulingPort, type SchedulingPort } from './scheduling.js';
 import { controllerMethods } from './rpc-handlers.js';
@@ -30,6 +32,8 @@ export interface ControllerEvents {
   job: [JobChange];
   /** A job transition was refused (a late worker, a second request): counted by reason. */
   refused: [JobRefusal];
+  /** A workload was made, changed by its owner, or deleted. */
+  workload: [WorkloadEvent];
 }
 
 export interface Controller {
@@ -39,6 +43,10 @@ export interface Controller {
   readonly users: Users;
   readonly images: ImageLibrary;
   readonly jobs: JobBook;
+  /** Cancelling and deleting workloads and images. */
+  readonly lifecycle: Lifecycle;
+  /** Deletes idle finished workloads in the background (`--retention`); null when off. */
+  readonly retention: Retention | null;
   readonly workers: WorkerRegistry;
   /** What the scheduler reads and writes. */
   readonly scheduling: SchedulingPort;
@@ -84,8 +92,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     log.error({ records }, 'a datastore commit failed (is the disk full?): the changes not on disk were rolled back');
   });
   const room = new DiskRoom([config.imagesDir, config.dataDir], config.minFreeDiskBytes);
-  const quotas = new UserQuotas(config.userQuotas ?? NO_QUOTAS, Object.values(store.data.images));
+  const quotas = new UserQuotas(config.userQuotas ?? NO_QUOTAS);
   const images = new ImageLibrary(store, jobs, new ImageFiles(config.imagesDir), room, quotas);
+  const lifecycle = new Lifecycle(store, jobs, images, (event) => events.emit('workload', event));
   const orphans = await images.prepare();
   if (orphans > 0) log.warn({ files: orphans }, 'removed image files that no record points at');
 
@@ -147,6 +156,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   );
 
   log.info({ pub: config.port, rpc: rpcPortOf(config), session: sessionPortOf(config) }, 'controller listening');
+  const books = { store, jobs, config };
+  const retention = config.retentionMs ? startRetention(books, lifecycle, config.retentionMs, log) : null;
 
   return {
     config,
@@ -155,16 +166,26 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     users: createUsers(store),
     images,
     jobs,
+    lifecycle,
+    retention,
     workers: registry,
     sweeper,
-    scheduling: schedulingPort({ store, jobs, registry }, (listener) => {
-      events.on('work', listener);
-      return () => events.off('work', listener);
-    }),
+    scheduling: schedulingPort(
+      { store, jobs, registry },
+      (listener) => {
+        events.on('work', listener);
+        return () => events.off('work', listener);
+      },
+      (listener) => {
+        events.on('job', listener);
+        return () => events.off('job', listener);
+      },
+    ),
     events,
     async close() {
       clearInterval(announcer);
       sweeper.stop();
+      retention?.stop();
       for (const server of servers) server.close();
       publisher.close();
       await store.close();

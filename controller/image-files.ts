@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, fdatasync, openSync, rmSync, writeSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DirectorySyncs } from './store/index.js';
 
@@ -37,16 +37,23 @@ export class ImageFiles {
   }
 
   /**
-   * At start: empties the staging directory (nothing in it was ever acknowledged) and removes every
-   * file no record points at (kept by a process killed before its record committed). Returns how many.
+   * At start: empties the staging directory (nothing in it was ever acknowledged), removes the folders of
+   * workloads that do not exist (deleted by a process killed before it removed them) and every file no
+   * record points at (kept by a process killed before its record committed). Returns how many files.
    */
-  async prepare(referenced: ReadonlySet<string>): Promise<number> {
+  async prepare(referenced: ReadonlySet<string>, folders: ReadonlySet<string>): Promise<number> {
     await rm(this.stagingDir, { recursive: true, force: true });
     await mkdir(this.stagingDir, { recursive: true });
     let removed = 0;
     for (const entry of await readdir(this.root, { withFileTypes: true })) {
       if (!entry.isDirectory() || entry.name === '.incoming') continue;
-      for (const file of await readdir(path.join(this.root, entry.name))) {
+      const files = await readdir(path.join(this.root, entry.name));
+      if (!folders.has(entry.name)) {
+        await rm(path.join(this.root, entry.name), { recursive: true, force: true });
+        removed += files.length;
+        continue;
+      }
+      for (const file of files) {
         if (referenced.has(path.posix.join(entry.name, file))) continue;
         await rm(path.join(this.root, entry.name, file), { recursive: true, force: true });
         removed += 1;
@@ -89,9 +96,34 @@ export class ImageFiles {
     }
   }
 
-  /** Removes a file that was put but not kept (its record was refused, or did not commit). */
+  /** Removes a file that was put but not kept (its record was refused, or did not commit), or was deleted. */
   async remove(file: string): Promise<void> {
     await rm(path.join(this.root, file), { force: true });
+  }
+
+  /** A new workload's folder, made durably (its name was checked: see validateWorkloadName). */
+  async makeFolder(name: string): Promise<void> {
+    const dir = path.join(this.root, name);
+    await mkdir(dir, { recursive: true });
+    await this.directorySyncs.sync(this.root);
+    this.knownDirs.add(dir);
+  }
+
+  /** A deleted workload's folder, with whatever is in it. */
+  async removeFolder(name: string): Promise<void> {
+    const dir = path.join(this.root, name);
+    this.knownDirs.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * The folder of a workload that no longer exists, once a late file in it was removed: gone if empty (a
+   * file put while the folder was being removed can have made it again).
+   */
+  async removeFolderIfEmpty(name: string): Promise<void> {
+    const dir = path.join(this.root, name);
+    this.knownDirs.delete(dir);
+    await rmdir(dir).catch(() => undefined);
   }
 
   pathOf(file: string): string {

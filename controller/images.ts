@@ -10,7 +10,8 @@ import type { UserQuotas } from './quotas.js';
 import { own, type ImageRecord, type ImageType, type Store, type Workload } from './store/index.js';
 
 const STALE_RESULT: Record<Refusal, string> = {
-  no_job: 'no such job: result discarded',
+  no_job: 'the job is gone (its image or workload was deleted): result discarded',
+  cancelled: 'the job was cancelled: result discarded',
   lease_moved: 'the lease on this job has moved on: result discarded',
   wrong_state: 'the job is no longer running: result discarded',
   in_backoff: 'the job is waiting to be retried: result discarded',
@@ -19,8 +20,9 @@ const STALE_RESULT: Record<Refusal, string> = {
   wrong_result: "the result is not of this job's original: discarded",
 };
 
+/** 410 when the job is gone or cancelled (nothing of it may come back), 409 when only its lease moved on. */
 function staleResult(refusal: Refusal): AppError {
-  return new AppError('conflict', STALE_RESULT[refusal]);
+  return new AppError(refusal === 'no_job' || refusal === 'cancelled' ? 'gone' : 'conflict', STALE_RESULT[refusal]);
 }
 
 export type ImageMime = 'image/png' | 'image/jpeg';
@@ -40,14 +42,21 @@ const EXTENSION: Record<ImageMime, string> = { 'image/png': 'png', 'image/jpeg':
 /** Images stored, and their bytes, by type. */
 export type ImageTotals = Record<ImageType, { images: number; bytes: number }>;
 
+function add(totals: { images: number; bytes: number }, image: ImageRecord, sign: 1 | -1): void {
+  totals.images += sign;
+  totals.bytes += sign * image.bytes;
+}
+
 /**
  * The images: their files (ImageFiles, under <images dir>/<workload name>/) and their records in the
  * datastore. A record is committed only after its file is durable, and a file whose record is refused
  * or does not commit is removed: no record without its file, no file without its record.
  */
 export class ImageLibrary {
-  /** Counted once at load, then kept as images are stored (or taken back by a failed commit). */
+  /** Counted once at load, then kept as images are stored and deleted (or taken back by a failed commit). */
   private readonly kept: ImageTotals = { original: { images: 0, bytes: 0 }, filtered: { images: 0, bytes: 0 } };
+  /** Deleted since the start. */
+  private readonly removed: ImageTotals = { original: { images: 0, bytes: 0 }, filtered: { images: 0, bytes: 0 } };
 
   constructor(
     private readonly store: Store,
@@ -56,6 +65,7 @@ export class ImageLibrary {
     private readonly room: DiskRoom,
     private readonly quotas: UserQuotas,
   ) {
+    // the records count against the quotas from here on (the quotas start empty)
     // a walk of the keys: Object.values would first copy every record into one array, which at a
     // million images costs seconds more in the garbage collector
     const records = store.data.images;
@@ -65,6 +75,8 @@ export class ImageLibrary {
         if (was) this.count(was as ImageRecord, -1);
         const image = own(store.data.images, id);
         if (image) this.count(image, 1);
+        // a deletion taken back
+        if (image && !was) add(this.removed[image.type], image, -1);
       }
     });
   }
@@ -74,13 +86,47 @@ export class ImageLibrary {
     return this.kept;
   }
 
+  /** Images deleted since the server started, and their bytes, by type. */
+  removedTotals(): Readonly<ImageTotals> {
+    return this.removed;
+  }
+
   get imagesDir(): string {
     return this.files.root;
   }
 
-  /** At start: empties the staging area and removes the files no record points at; returns how many. */
+  /** At start: empties the staging area and removes the files and folders no record points at; returns how many. */
   prepare(): Promise<number> {
-    return this.files.prepare(new Set(Object.values(this.store.data.images).map((image) => image.file)));
+    const folders = new Set(Object.values(this.store.data.workloads).map((workload) => workload.name));
+    return this.files.prepare(new Set(Object.values(this.store.data.images).map((image) => image.file)), folders);
+  }
+
+  /** A new workload's folder in the images space, made before its record commits. */
+  makeFolder(workload: Workload): Promise<void> {
+    return this.files.makeFolder(workload.name);
+  }
+
+  /** A deleted workload's folder, and every file left in it (its records are gone and committed). */
+  removeFolder(workload: Workload): Promise<void> {
+    return this.files.removeFolder(workload.name);
+  }
+
+  /**
+   * Takes an image record out of the datastore, with the counts that follow it (totals, the owner's quota,
+   * the workload's originals); the caller commits, then removes the file with `removeFiles`.
+   */
+  forget(image: ImageRecord): void {
+    if (!own(this.store.data.images, image.id)) return;
+    this.store.change('images', image.id);
+    delete this.store.data.images[image.id];
+    this.count(image, -1);
+    add(this.removed[image.type], image, 1);
+    if (image.type === 'original') this.store.originals.remove(image.workload_id, image.id);
+  }
+
+  /** The files of forgotten images, once their removal committed. */
+  async removeFiles(images: readonly ImageRecord[]): Promise<void> {
+    for (const image of images) await this.files.remove(image.file);
   }
 
   /** 507 when an upload of this size would leave less free space than the reserve. */
@@ -106,15 +152,25 @@ export class ImageLibrary {
     return this.files.discardStaged(staged);
   }
 
-  /** Keeps an original and queues its job; resolves once both the file and the record are durable. */
+  /**
+   * Keeps an original and queues its job; resolves once both the file and the record are durable. A
+   * workload deleted (404) or cancelled (409) while the file was being written keeps nothing.
+   */
   async addOriginal(workload: Workload, image: IncomingImage): Promise<ImageRecord> {
+    this.refuseUploads(workload);
     this.room.check(image.content.kind === 'memory' ? image.bytes : 0);
-    // counted from here on, so that uploads in flight together cannot pass the quota; given back if not kept
+    // counted from here on, so that uploads in flight together cannot pass the quota (the record counts once kept)
     const release = this.quotas.reserve(workload.owner, image.bytes);
     try {
       const id = randomUUID();
       const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
-      await this.files.put(image.content, file);
+      try {
+        await this.files.put(image.content, file);
+        this.refuseUploads(workload);
+      } catch (error) {
+        await this.dropLate(file, workload);
+        throw error;
+      }
       const record = this.record(id, workload, 'original', null, file, image);
       const job = this.jobs.create(workload.id, id);
       record.job_id = job.id;
@@ -122,10 +178,26 @@ export class ImageLibrary {
       this.store.originals.add(workload.id, id);
       await this.commitOrRemove(file);
       return record;
-    } catch (error) {
+    } finally {
       release();
-      throw error;
     }
+  }
+
+  /** 404 once the workload is deleted (as for any missing workload), 409 once it is cancelled. */
+  private refuseUploads(workload: Workload): void {
+    if (own(this.store.data.workloads, workload.id) !== workload)
+      throw new AppError('not_found', `no workload with id "${workload.id}": it was deleted`);
+    if (workload.cancelled_at)
+      throw new AppError('conflict', `workload "${workload.name}" was cancelled: it takes no more images`);
+  }
+
+  /**
+   * A file put for a workload that was deleted or cancelled meanwhile (or whose put failed): it goes, and
+   * so does the folder it may have made again if its workload is gone.
+   */
+  private async dropLate(file: string, workload: Workload): Promise<void> {
+    await this.files.remove(file);
+    if (!this.store.workloadIndex.nameTaken(workload.name)) await this.files.removeFolderIfEmpty(workload.name);
   }
 
   /**
@@ -149,11 +221,18 @@ export class ImageLibrary {
       workload.name,
       `${original.id}.filtered-${lease.lease_id.replaceAll('-', '').slice(0, 12)}.${EXTENSION[image.mime]}`,
     );
-    await this.files.put(image.content, file);
+    try {
+      await this.files.put(image.content, file);
+    } catch (error) {
+      // the folder may have been removed with its workload meanwhile: then the job is gone, and that is the answer
+      await this.dropLate(file, workload);
+      this.refuseStale(jobId, workerId, leaseId);
+      throw error;
+    }
     const record = this.record(randomUUID(), workload, 'filtered', original.id, file, image);
     const completion = this.jobs.complete(jobId, workerId, leaseId, record);
     if (!completion.ok) {
-      await this.files.remove(file);
+      await this.dropLate(file, workload);
       throw staleResult(completion.refusal);
     }
     this.put(record);
@@ -179,9 +258,8 @@ export class ImageLibrary {
   }
 
   private count(image: ImageRecord, sign: 1 | -1): void {
-    const totals = this.kept[image.type];
-    totals.images += sign;
-    totals.bytes += sign * image.bytes;
+    add(this.kept[image.type], image, sign);
+    this.quotas.counted(image, sign);
   }
 
   /** 409 unless the worker still holds the job's lease and the job can still complete. */
@@ -197,10 +275,14 @@ export class ImageLibrary {
     return image;
   }
 
-  /** The original of a job the worker holds the lease on, or 404: a worker token reaches nothing else. */
+  /**
+   * The original of a job the worker holds the lease on, or 404: a worker token reaches nothing else. 410
+   * when its job was cancelled: the worker drops the job, it is not its failure.
+   */
   findForWorker(workerId: string, id: string): ImageRecord {
     const image = own(this.store.data.images, id);
     const job = image?.job_id ? this.store.data.jobs[image.job_id] : undefined;
+    if (job?.state === 'cancelled') throw new AppError('gone', `the job of image "${id}" was cancelled`);
     if (!image || job?.lease?.worker_id !== workerId)
       throw new AppError('not_found', `no image with id "${id}" in this worker's jobs`);
     return image;

@@ -10,11 +10,17 @@ export {
 } from './jobs/index.js';
 export {
   createWorkload,
+  removeWorkload,
   findWorkload,
   viewWorkload,
   activeWorkloads,
   listWorkloads,
+  expiresAt,
+  workloadStatus,
   validateWorkloadName,
+  DEFAULT_PAGE,
+  MAX_PAGE,
+  type WorkloadPage,
   type WorkloadView,
   type WorkloadStatus,
 } from './workloads.js';
@@ -31,7 +37,8 @@ export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.
 export type { JobNeeds, Runnable } from './job-queue.js';
 export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from './job-tally.js';
 export type { LeaseSweeper } from './lease-sweeper.js';
-export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome } from './scheduling.js';
+export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome, RevokedLease } from './scheduling.js';
+export type { Lifecycle, Removed, DeleteReason, DeletedTotals, WorkloadEvent } from './lifecycle.js';
 export {
   viewWorker,
   type LiveWorker,

@@ -1,7 +1,10 @@
 import {
   assignJob,
+  cancelJob,
   completeJob,
   createJob,
+  deleteJob,
+  dropResult,
   expireLease,
   failJob,
   holderRefusal,
@@ -43,7 +46,9 @@ export type TransitionName =
   | 'unassign'
   | 'expire'
   | 'timeout'
-  | 'retry';
+  | 'retry'
+  | 'cancel'
+  | 'drop_result';
 
 /** A transition that changed nothing, and why. */
 export interface JobRefusal {
@@ -270,6 +275,36 @@ export class JobBook {
       if (result.ok) retried.push(result.job);
     }
     return retried;
+  }
+
+  /** The owner cancelled the job (see cancelJob); a holder's lease ends with it. */
+  cancel(jobId: string): Transition {
+    return this.apply('cancel', jobId, (now) => cancelJob(this.store.data, jobId, now));
+  }
+
+  /** The job's filtered image was deleted: the job stays done, without a result. */
+  dropResult(jobId: string, filteredImageId: string): Transition {
+    return this.apply('drop_result', jobId, (now) => dropResult(this.store.data, jobId, filteredImageId, now));
+  }
+
+  /**
+   * Deletes a finished job (its original was deleted; cancel an unfinished one first). Returns it, or
+   * null when it is not there or has not finished.
+   */
+  remove(jobId: string): Job | null {
+    const prior = own(this.store.data.jobs, jobId);
+    const copy = prior && structuredClone(prior);
+    const removed = deleteJob(this.store.data, jobId);
+    if (!removed) return null;
+    this.store.changed('jobs', jobId, copy);
+    this.counts.forget(removed);
+    return removed;
+  }
+
+  /** The workload is gone, and every job of it was removed: nothing is kept for it any more. */
+  forgetWorkload(workloadId: string): void {
+    this.counts.drop(workloadId);
+    this.queue.forgetWorkload(workloadId);
   }
 
   /**

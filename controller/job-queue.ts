@@ -110,6 +110,11 @@ export class JobQueue {
     this.waitingUntil.delete(job.id);
   }
 
+  /** The workload is gone (none of its jobs is queued any more): its group is no longer remembered by it. */
+  forgetWorkload(workloadId: string): void {
+    this.groupOfWorkload.delete(workloadId);
+  }
+
   /**
    * Queued jobs whose backoff has passed, oldest upload first across the groups that `runnable`
    * accepts (every group, jobs of unknown workloads included, without it). The caller may assign as it

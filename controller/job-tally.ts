@@ -16,6 +16,8 @@ export interface WorkloadJobs {
   readonly done: readonly string[];
   /** Ids of the failed jobs, in upload order of their originals (a live view: copy it to keep it). */
   readonly failed: readonly string[];
+  /** The latest change of any of its jobs (epoch ms; 0 when it has none): its last activity. */
+  readonly lastChange: number;
 }
 
 /** What the tally tells; the job book alone changes it. */
@@ -29,9 +31,10 @@ interface Entry {
   counts: StateCounts;
   done: OrderedIds;
   failed: OrderedIds;
+  lastChange: number;
 }
 
-const NONE: WorkloadJobs = Object.freeze({ counts: Object.freeze(noJobs()), done: [], failed: [] });
+const NONE: WorkloadJobs = Object.freeze({ counts: Object.freeze(noJobs()), done: [], failed: [], lastChange: 0 });
 
 /**
  * Jobs per state, in all and per workload, and each workload's done and failed jobs in upload order:
@@ -50,7 +53,9 @@ export class JobTally implements JobCounts {
     const lists = new Map<string, { done: [number, string][]; failed: [number, string][] }>();
     for (const job of jobs) {
       this.total[job.state] += 1;
-      this.entry(job.workload_id).counts[job.state] += 1;
+      const entry = this.entry(job.workload_id);
+      entry.counts[job.state] += 1;
+      entry.lastChange = Math.max(entry.lastChange, Date.parse(job.updated_at) || 0);
       if (job.state !== 'done' && job.state !== 'failed') continue;
       let list = lists.get(job.workload_id);
       if (!list) {
@@ -78,14 +83,20 @@ export class JobTally implements JobCounts {
     this.total[job.state] += 1;
     entry.counts[job.state] += 1;
     if (job.state === 'done' || job.state === 'failed') entry[job.state].add(job.id);
+    entry.lastChange = Math.max(entry.lastChange, Date.parse(job.updated_at) || 0);
   }
 
-  /** The job is no longer counted in the state it was in (a failed commit took it back). */
+  /** The job is no longer counted in the state it was in (it was deleted, or a failed commit took it back). */
   forget(job: Job): void {
     const entry = this.entry(job.workload_id);
     this.total[job.state] -= 1;
     entry.counts[job.state] -= 1;
     if (job.state === 'done' || job.state === 'failed') entry[job.state].delete(job.id);
+  }
+
+  /** The workload is gone, its jobs forgotten one by one before: its entry goes too. */
+  drop(workloadId: string): void {
+    this.workloads.delete(workloadId);
   }
 
   counts(): Readonly<StateCounts> {
@@ -94,13 +105,15 @@ export class JobTally implements JobCounts {
 
   of(workloadId: string): WorkloadJobs {
     const entry = this.workloads.get(workloadId);
-    return entry ? { counts: entry.counts, done: entry.done.values(), failed: entry.failed.values() } : NONE;
+    return entry
+      ? { counts: entry.counts, done: entry.done.values(), failed: entry.failed.values(), lastChange: entry.lastChange }
+      : NONE;
   }
 
   private entry(workloadId: string): Entry {
     let entry = this.workloads.get(workloadId);
     if (!entry) {
-      entry = { counts: noJobs(), done: new OrderedIds(this.order), failed: new OrderedIds(this.order) };
+      entry = { counts: noJobs(), done: new OrderedIds(this.order), failed: new OrderedIds(this.order), lastChange: 0 };
       this.workloads.set(workloadId, entry);
     }
     return entry;

@@ -18,20 +18,20 @@ interface Usage {
 }
 
 /**
- * Per-user counts of originals and their bytes, counted once at start from the records and then kept
- * up to date as originals are kept, so a check never walks the images. An upload reserves its share
- * before its file is written (two uploads at once cannot both slip under the cap) and gives it back if
- * it is not kept. Filtered images are the system's work, not the user's upload: they do not count.
- * (Nothing deletes images yet; a deletion will have to give its share back.)
+ * Per-user counts of originals and their bytes, kept up to date by the image library as originals are
+ * kept and deleted (it counts each record once at start), so a check never walks the images. An upload
+ * also reserves its share before its file is written, so two uploads at once cannot both slip under the
+ * cap; the reservation ends when the upload is answered (its record, if kept, counts from then on).
+ * Filtered images are the system's work, not the user's upload: they do not count.
  */
 export class UserQuotas {
   private readonly usage = new Map<string, Usage>();
 
-  constructor(
-    private readonly limits: UserQuotaLimits,
-    images: Iterable<ImageRecord>,
-  ) {
-    for (const image of images) if (image.type === 'original') this.add(image.owner, 1, image.bytes);
+  constructor(private readonly limits: UserQuotaLimits) {}
+
+  /** An image record came (sign 1) or went (sign -1): an original counts against its owner. */
+  counted(image: ImageRecord, sign: 1 | -1): void {
+    if (image.type === 'original') this.add(image.owner, sign, sign * image.bytes);
   }
 
   /** What the user keeps now (reservations of uploads in progress included). */
@@ -58,7 +58,7 @@ export class UserQuotas {
       );
   }
 
-  /** Checks, then counts the original as kept; the returned function takes it back (the upload was not kept). */
+  /** Checks, then counts the upload in progress; the returned function ends the reservation (call it once answered). */
   reserve(user: string, bytes: number): () => void {
     this.check(user, bytes);
     this.add(user, 1, bytes);

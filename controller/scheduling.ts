@@ -1,5 +1,5 @@
 import type { Resources } from '../common/protocol.js';
-import type { JobBook } from './job-book.js';
+import type { JobBook, JobChange } from './job-book.js';
 import type { Runnable } from './job-queue.js';
 import type { Refusal } from './jobs/index.js';
 import type { Store } from './store/index.js';
@@ -31,6 +31,13 @@ export interface ReadyJob {
   height: number;
   /** A worker must carry every one of them. */
   tags: readonly string[];
+}
+
+/** A job whose lease its owner ended (it was cancelled, or deleted) while a worker held it. */
+export interface RevokedLease {
+  job_id: string;
+  /** The worker that held it, as the scheduler dials it; it is asked to stop the job. */
+  worker: Pick<WorkerCandidate, 'id' | 'name' | 'token' | 'rpc_address'>;
 }
 
 export type LeaseGrant = { ok: true; lease_id: string } | { ok: false; refusal: Refusal };
@@ -65,6 +72,8 @@ export interface SchedulingPort {
   commit(): Promise<void>;
   /** Calls the listener whenever work may be placed; returns the unsubscribe. */
   onWork(listener: () => void): () => void;
+  /** Calls the listener for every lease ended by a cancellation while a live worker held it; returns the unsubscribe. */
+  onRevoked(listener: (revoked: RevokedLease) => void): () => void;
 }
 
 function outcome(result: { ok: true } | { ok: false; refusal: Refusal }): Outcome {
@@ -74,6 +83,7 @@ function outcome(result: { ok: true } | { ok: false; refusal: Refusal }): Outcom
 export function schedulingPort(
   parts: { store: Store; jobs: JobBook; registry: WorkerRegistry },
   onWork: (listener: () => void) => () => void,
+  onJobChange: (listener: (change: JobChange) => void) => () => void = () => () => undefined,
 ): SchedulingPort {
   const { store, jobs, registry } = parts;
   return {
@@ -132,5 +142,14 @@ export function schedulingPort(
     // its lease is refused), and the next acknowledged commit's sync covers it anyway
     commit: () => store.commit({ durable: false }),
     onWork,
+    onRevoked(listener) {
+      return onJobChange(({ job, holder }) => {
+        if (job.state !== 'cancelled' || !holder) return;
+        const worker = registry.get(holder);
+        if (!worker || worker.state === 'left') return;
+        const { id, name, rpc_address } = worker.record;
+        listener({ job_id: job.id, worker: { id, name, token: worker.token, rpc_address } });
+      });
+    },
   };
 }

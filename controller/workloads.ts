@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors.js';
 import type { WorkloadStatus, WorkloadView } from '../common/views.js';
 import type { JobCounts, StateCounts } from './job-tally.js';
-import { own, type Store, type Workload } from './store/index.js';
+import { creationOrder, own, type Store, type Workload } from './store/index.js';
 
 export type { WorkloadStatus, WorkloadView } from '../common/views.js';
 
@@ -30,6 +30,12 @@ export function createWorkload(
   if (store.workloadIndex.nameTaken(workloadName)) {
     throw new AppError('conflict', `a workload named "${workloadName}" already exists: choose another name`);
   }
+  if (store.workloadIndex.nameHeld(workloadName)) {
+    throw new AppError(
+      'conflict',
+      `a deleted workload named "${workloadName}" is still being removed: try again in a moment, or choose another name`,
+    );
+  }
   const workload: Workload = {
     id: randomUUID(),
     owner,
@@ -44,6 +50,19 @@ export function createWorkload(
   return workload;
 }
 
+/** The owner cancelled the workload: it takes no more images (its jobs are cancelled by the caller). */
+export function markCancelled(store: Store, workload: Workload, now: number): void {
+  store.change('workloads', workload.id);
+  workload.cancelled_at = new Date(now).toISOString();
+}
+
+/** Takes the workload's record out (its images and jobs went before); its name stays held (see WorkloadIndex). */
+export function removeWorkload(store: Store, workload: Workload): void {
+  store.change('workloads', workload.id);
+  delete store.data.workloads[workload.id];
+  store.workloadIndex.delete(workload);
+}
+
 /** The caller's workload, or 404: another user's workload is indistinguishable from a missing one. */
 export function findWorkload(store: Store, owner: string, id: string): Workload {
   const workload = own(store.data.workloads, id);
@@ -51,16 +70,35 @@ export function findWorkload(store: Store, owner: string, id: string): Workload 
   return workload;
 }
 
-/** What a workload view reads: the records, and the jobs kept counted per workload. */
+/** What a workload view reads: the records, the jobs kept counted per workload, and the retention period. */
 export interface WorkloadBooks {
   store: Store;
   jobs: { readonly tally: JobCounts };
+  config?: { readonly retentionMs?: number | null };
 }
 
-function statusOf(counts: Readonly<StateCounts>, total: number): WorkloadStatus {
-  const finished = counts.done + counts.failed;
+function statusOf(workload: Workload, counts: Readonly<StateCounts>, total: number): WorkloadStatus {
+  if (workload.cancelled_at) return 'cancelled';
+  const finished = counts.done + counts.failed + counts.cancelled;
   const active = counts.assigned + counts.running;
   return total > 0 && finished === total ? 'completed' : active > 0 || finished > 0 ? 'running' : 'scheduling';
+}
+
+export function workloadStatus(books: WorkloadBooks, workload: Workload): WorkloadStatus {
+  return statusOf(workload, books.jobs.tally.of(workload.id).counts, books.store.originals.of(workload.id).length);
+}
+
+/**
+ * When retention deletes the workload (epoch ms): its last activity (created, cancelled, or any change of
+ * one of its jobs) plus the period. Null while retention is off or a job of it has not finished.
+ */
+export function expiresAt(books: WorkloadBooks, workload: Workload): number | null {
+  const retentionMs = books.config?.retentionMs ?? null;
+  if (retentionMs === null) return null;
+  const { counts, lastChange } = books.jobs.tally.of(workload.id);
+  if (counts.queued + counts.assigned + counts.running > 0) return null;
+  const last = Math.max(Date.parse(workload.created_at), Date.parse(workload.cancelled_at ?? '') || 0, lastChange);
+  return last + retentionMs;
 }
 
 /**
@@ -82,46 +120,97 @@ export function viewWorkload(books: WorkloadBooks, workload: Workload): Workload
     const job = store.data.jobs[jobId];
     if (job) failures.push({ image_id: job.image_id, error: job.error ?? 'failed' });
   }
+  const expires = expiresAt(books, workload);
   return {
     workload_id: workload.id,
     workload_name: workload.name,
     filter: workload.filter,
     tags: workload.tags,
-    status: statusOf(counts, total),
+    status: statusOf(workload, counts, total),
     running_jobs: counts.assigned + counts.running,
     filtered_images: filtered,
     total_images: total,
     queued_jobs: counts.queued,
     done_jobs: counts.done,
     failed_jobs: counts.failed,
+    cancelled_jobs: counts.cancelled,
     failures,
     created_at: workload.created_at,
+    cancelled_at: workload.cancelled_at ?? null,
+    ...(books.config?.retentionMs == null
+      ? {}
+      : { expires_at: expires === null ? null : new Date(expires).toISOString() }),
   };
 }
 
-/** The owner's workloads (only theirs are touched), in creation order. */
-function workloadsOf(store: Store, owner: string): Workload[] {
-  const found: Workload[] = [];
-  for (const id of store.workloadIndex.of(owner)) {
-    const workload = store.data.workloads[id];
-    if (workload) found.push(workload);
-  }
-  return found;
-}
-
-/** The owner's workloads that are not completed; a completed one costs its counts only. */
+/** The owner's workloads that are neither completed nor cancelled; any other costs its counts only. */
 export function activeWorkloads(books: WorkloadBooks, owner: string): WorkloadView[] {
-  const { store, jobs } = books;
-  return workloadsOf(store, owner)
-    .filter(
-      (workload) => statusOf(jobs.tally.of(workload.id).counts, store.originals.of(workload.id).length) !== 'completed',
-    )
-    .map((workload) => viewWorkload(books, workload));
+  const views: WorkloadView[] = [];
+  for (const id of books.store.workloadIndex.of(owner)) {
+    const workload = books.store.data.workloads[id];
+    if (!workload) continue;
+    const status = workloadStatus(books, workload);
+    if (status !== 'completed' && status !== 'cancelled') views.push(viewWorkload(books, workload));
+  }
+  return views;
 }
 
-/** All the owner's workloads, newest first. */
-export function listWorkloads(books: WorkloadBooks, owner: string): WorkloadView[] {
-  return workloadsOf(books.store, owner)
-    .sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id))
-    .map((workload) => viewWorkload(books, workload));
+export const DEFAULT_PAGE = 50;
+export const MAX_PAGE = 500;
+
+/** One page of a user's workloads, newest first, and the cursor of the next (null on the last page). */
+export interface WorkloadPage {
+  workloads: WorkloadView[];
+  next_cursor: string | null;
+}
+
+type CursorKey = Pick<Workload, 'created_at' | 'id'>;
+
+function encodeCursor(workload: Workload): string {
+  return Buffer.from(JSON.stringify([workload.created_at, workload.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): CursorKey {
+  try {
+    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string')
+      return { created_at: key[0], id: key[1] };
+  } catch {
+    // answered below
+  }
+  throw new AppError('bad_request', '"cursor" is not one this server gave out: pass next_cursor as it came');
+}
+
+/**
+ * The owner's workloads, newest first, `limit` at a time: after `cursor` (the next_cursor of the page
+ * before), or from the newest. A workload created or deleted between pages neither repeats nor shifts
+ * the others: the cursor is the last workload's place in creation order, not a count.
+ */
+export function listWorkloads(
+  books: WorkloadBooks,
+  owner: string,
+  page: { limit?: number; cursor?: string } = {},
+): WorkloadPage {
+  const limit = page.limit ?? DEFAULT_PAGE;
+  const ids = books.store.workloadIndex.of(owner);
+  const workloads = books.store.data.workloads;
+  // the first workload (oldest first) at or after the cursor: everything before it comes on this page
+  let end = ids.length;
+  if (page.cursor !== undefined) {
+    const after = decodeCursor(page.cursor);
+    let low = 0;
+    while (low < end) {
+      const middle = (low + end) >>> 1;
+      if (creationOrder(workloads[ids[middle]!], after) < 0) low = middle + 1;
+      else end = middle;
+    }
+  }
+  const views: WorkloadView[] = [];
+  let at = end - 1;
+  for (; at >= 0 && views.length < limit; at--) {
+    const workload = workloads[ids[at]!];
+    if (workload) views.push(viewWorkload(books, workload));
+  }
+  const last = workloads[ids[at + 1]!];
+  return { workloads: views, next_cursor: at >= 0 && last ? encodeCursor(last) : null };
 }

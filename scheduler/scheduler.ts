@@ -1,7 +1,7 @@
 import { connectRpc, type RpcClient } from '../common/bus/index.js';
 import { acceptedResultSchema, WORKER_METHODS, type AssignParams } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
-import type { ReadyJob, SchedulingPort, WorkerCandidate } from '../controller/index.js';
+import type { ReadyJob, RevokedLease, SchedulingPort, WorkerCandidate } from '../controller/index.js';
 import { placeJobs } from './pass.js';
 
 const UNREACHABLE_PAUSE_MS = 2000;
@@ -24,7 +24,7 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
   const clients = new Map<string, RpcClient>();
   let closed = false;
 
-  function clientFor(worker: WorkerCandidate): RpcClient {
+  function clientFor(worker: Pick<WorkerCandidate, 'id' | 'rpc_address'>): RpcClient {
     let client = clients.get(worker.id);
     if (client && client.address !== worker.rpc_address) {
       client.close();
@@ -86,6 +86,23 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
     if (!unassigned.ok) log.debug({ job_id: job.job_id, reason: unassigned.refusal }, 'unassign refused');
   }
 
+  /** The job's owner cancelled it: the worker that held it is asked to stop (its heartbeat would tell it too, later). */
+  async function stopRevoked({ job_id, worker }: RevokedLease): Promise<void> {
+    try {
+      const { accepted } = await clientFor(worker).call(
+        WORKER_METHODS.cancel,
+        { token: worker.token, job_id },
+        acceptedResultSchema,
+      );
+      log.debug({ job_id, worker: worker.name, stopped: accepted }, 'asked the worker to stop a cancelled job');
+    } catch (error) {
+      log.debug(
+        { job_id, worker: worker.name, error: error instanceof Error ? error.message : String(error) },
+        'could not ask the worker to stop a cancelled job: its next heartbeat tells it',
+      );
+    }
+  }
+
   function schedule(): void {
     if (closed) return;
     const placements = placeJobs(port, Date.now());
@@ -96,6 +113,7 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
   }
 
   const stopListening = port.onWork(() => schedule());
+  const stopRevokes = port.onRevoked((revoked) => void stopRevoked(revoked));
   const ticker = setInterval(() => {
     dropStaleClients();
     schedule();
@@ -107,6 +125,7 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
       closed = true;
       clearInterval(ticker);
       stopListening();
+      stopRevokes();
       for (const client of clients.values()) client.close();
       clients.clear();
     },

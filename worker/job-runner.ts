@@ -81,7 +81,9 @@ export async function runJob(
       return { kind: 'failed', error: message, retryable: true };
     }
     if (error instanceof UndecodableImageError) return { kind: 'failed', error: error.message, retryable: false };
-    if (error instanceof ApiError && error.status === 409) return { kind: 'dropped', reason: error.message };
+    // 409: the lease moved on; 410: the job was cancelled or its image deleted. Neither is this worker's failure
+    if (error instanceof ApiError && (error.status === 409 || error.status === 410))
+      return { kind: 'dropped', reason: error.message };
     // 404: the original is gone (workload deleted); 4xx other than that may be a transient auth problem
     const retryable = !(error instanceof ApiError && error.status === 404);
     return { kind: 'failed', error: error instanceof Error ? error.message : String(error), retryable };

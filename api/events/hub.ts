@@ -2,7 +2,13 @@ import type { Response } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { formatSize } from '../../common/units.js';
-import { viewWorkload, type Controller, type JobChange, type TokenRef } from '../../controller/index.js';
+import {
+  viewWorkload,
+  type Controller,
+  type JobChange,
+  type TokenRef,
+  type WorkloadEvent,
+} from '../../controller/index.js';
 import { TooManyRequests } from '../errors.js';
 import { workerViews } from '../views.js';
 
@@ -72,6 +78,7 @@ export class EventHub {
   private flushTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly onJob = (change: JobChange): void => this.jobChanged(change);
+  private readonly onWorkload = (change: WorkloadEvent): void => this.workloadChanged(change);
 
   constructor(
     private readonly controller: Controller,
@@ -132,6 +139,7 @@ export class EventHub {
 
   private start(): void {
     this.controller.events.on('job', this.onJob);
+    this.controller.events.on('workload', this.onWorkload);
     this.timer = setInterval(() => this.tick(), this.timings.workersMs);
     this.heartbeat = setInterval(() => {
       for (const stream of this.streams) this.write(stream, ': heartbeat\n\n');
@@ -140,6 +148,7 @@ export class EventHub {
 
   private stop(): void {
     this.controller.events.off('job', this.onJob);
+    this.controller.events.off('workload', this.onWorkload);
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.flushTimer) clearTimeout(this.flushTimer);
@@ -158,10 +167,28 @@ export class EventHub {
 
   private jobChanged({ job }: JobChange): void {
     const owner = this.controller.store.data.workloads[job.workload_id]?.owner;
+    if (owner) this.changed(owner, job.workload_id);
+  }
+
+  /** A workload made, cancelled, or deleted: a deletion is told at once, as `workload_deleted`. */
+  private workloadChanged({ kind, workload_id, owner }: WorkloadEvent): void {
+    if (kind !== 'deleted') {
+      this.changed(owner, workload_id);
+      return;
+    }
+    const text = event('workload_deleted', { workload_id });
+    for (const stream of [...this.streams]) {
+      if (stream.user !== owner) continue;
+      stream.pending.delete(workload_id);
+      this.write(stream, text);
+    }
+  }
+
+  private changed(owner: string, workloadId: string): void {
     let any = false;
     for (const stream of this.streams) {
       if (stream.user !== owner) continue;
-      stream.pending.add(job.workload_id);
+      stream.pending.add(workloadId);
       any = true;
     }
     if (any && !this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.timings.coalesceMs);

@@ -17,7 +17,7 @@ export interface SystemMetrics {
 }
 
 /** The parts of the controller the metrics read. */
-export type MetricsSource = Pick<Controller, 'store' | 'jobs' | 'images' | 'workers' | 'events'>;
+export type MetricsSource = Pick<Controller, 'store' | 'jobs' | 'images' | 'workers' | 'events' | 'lifecycle'>;
 
 /**
  * The system's metrics, read from the controller. What the controller keeps counted as it changes (jobs
@@ -40,7 +40,7 @@ export function systemMetrics(controller: MetricsSource, registry: Registry): Sy
     },
   });
 
-  // images are never deleted, so their count and bytes only grow: counters, as the image library keeps them
+  // what was ever stored (kept now, plus deleted since the start) only grows: counters; what is kept: gauges
   const imageCounter = (name: string, help: string, field: 'images' | 'bytes'): void => {
     new Counter({
       name,
@@ -49,10 +49,45 @@ export function systemMetrics(controller: MetricsSource, registry: Registry): Sy
       registers: [registry],
       collect() {
         this.reset();
-        for (const [type, totals] of Object.entries(controller.images.totals())) this.inc({ type }, totals[field]);
+        const removed = controller.images.removedTotals();
+        for (const [type, totals] of Object.entries(controller.images.totals()))
+          this.inc({ type }, totals[field] + removed[type as keyof typeof removed][field]);
       },
     });
   };
+  const imageGauge = (name: string, help: string, field: 'images' | 'bytes'): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['type'],
+      registers: [registry],
+      collect() {
+        for (const [type, totals] of Object.entries(controller.images.totals())) this.set({ type }, totals[field]);
+      },
+    });
+  };
+  imageGauge('dpip_images', 'Images kept now, by type', 'images');
+  imageGauge('dpip_image_bytes', 'Bytes of the images kept now, by type', 'bytes');
+  const deletedCounter = (name: string, help: string, field: 'workloads' | 'images' | 'bytes'): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, totals] of Object.entries(controller.lifecycle.totals()))
+          this.inc({ reason }, totals[field]);
+      },
+    });
+  };
+  deletedCounter(
+    'dpip_deleted_workloads_total',
+    'Workloads deleted, by reason: user (DELETE /workloads/{id}) or retention (--retention)',
+    'workloads',
+  );
+  deletedCounter('dpip_deleted_images_total', 'Images deleted (with their workload, or alone), by reason', 'images');
+  deletedCounter('dpip_freed_bytes_total', 'Bytes of the images deleted, by reason', 'bytes');
   imageCounter(
     'dpip_uploads_total',
     'Images stored: originals uploaded by users, filtered images uploaded by workers',
@@ -61,7 +96,7 @@ export function systemMetrics(controller: MetricsSource, registry: Registry): Sy
   imageCounter('dpip_upload_bytes_total', 'Bytes of the images stored, by type', 'bytes');
   new Gauge({
     name: 'dpip_workloads',
-    help: 'Workloads created',
+    help: 'Workloads kept now',
     registers: [registry],
     collect() {
       this.set(store.workloadIndex.size);

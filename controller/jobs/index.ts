@@ -13,5 +13,8 @@ export { requeueJob } from './requeue-job.js';
 export { expireLease } from './expire-lease.js';
 export { timeOutJob, overdueAt, DEFAULT_JOB_TIMEOUT_MS } from './time-out-job.js';
 export { retryJob } from './retry-job.js';
+export { cancelJob } from './cancel-job.js';
+export { dropResult } from './drop-result.js';
+export { deleteJob } from './delete-job.js';
 export { holdsLease, holderRefusal, LEASED_STATES, DEFAULT_RETRY_POLICY, type RetryPolicy } from './lease.js';
 export { REFUSALS, type Refusal, type Transition } from './transition.js';

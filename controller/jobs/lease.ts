@@ -18,6 +18,7 @@ export function holderRefusal(
   from: readonly JobState[] = LEASED_STATES,
 ): Refusal | null {
   if (!job) return 'no_job';
+  if (job.state === 'cancelled') return 'cancelled';
   if (!holdsLease(job, workerId, leaseId)) return 'lease_moved';
   return from.includes(job.state) ? null : 'wrong_state';
 }

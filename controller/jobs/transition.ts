@@ -9,6 +9,8 @@ export const REFUSALS = [
   'no_job',
   /** The caller does not hold the job's current lease: it expired, was released or was given to another. */
   'lease_moved',
+  /** The job was cancelled (its workload was cancelled or deleted): nothing of it may come back. */
+  'cancelled',
   /** The job is not in a state this transition starts from (already done, not failed, ...). */
   'wrong_state',
   /** The queued job is still waiting out its retry backoff. */

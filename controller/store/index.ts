@@ -9,7 +9,7 @@ export {
 export { own } from './schema.js';
 export { DirectorySyncs, writeDurably } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';
-export type { WorkloadIndex } from './workload-index.js';
+export { creationOrder, type WorkloadIndex } from './workload-index.js';
 export type {
   Collection,
   Data,

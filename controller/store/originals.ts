@@ -29,6 +29,20 @@ export class OriginalsIndex {
     list.push(imageId);
   }
 
+  /** The original was deleted. */
+  remove(workloadId: string, imageId: string): void {
+    const list = this.byWorkload.get(workloadId);
+    const at = list?.lastIndexOf(imageId) ?? -1;
+    if (!list || at < 0) return;
+    list.splice(at, 1);
+    if (list.length === 0) this.byWorkload.delete(workloadId);
+  }
+
+  /** The workload was deleted, with every original of it. */
+  dropWorkload(workloadId: string): void {
+    this.byWorkload.delete(workloadId);
+  }
+
   /** After a rollback: the images named are as the store now holds them (gone, or back). */
   restore(data: Data, imageIds: readonly string[]): void {
     for (const id of imageIds) {

@@ -8,10 +8,11 @@ import type { Data, Workload } from './schema.js';
 export class WorkloadIndex {
   private readonly byOwner = new Map<string, string[]>();
   private readonly names = new Set<string>();
+  /** Names of deleted workloads whose folders are still being removed: not free yet. */
+  private readonly held = new Set<string>();
   private count = 0;
 
-  constructor(data: Data) {
-    // the datastore's order is the order of creation (the order /status lists them in)
+  constructor(private readonly data: Data) {
     for (const workload of Object.values(data.workloads)) this.add(workload);
   }
 
@@ -20,7 +21,7 @@ export class WorkloadIndex {
     return this.count;
   }
 
-  /** The owner's workload ids, in order of creation. */
+  /** The owner's workload ids, in order of creation (of `created_at`, then of id: see `creationOrder`). */
   of(owner: string): readonly string[] {
     return this.byOwner.get(owner) ?? [];
   }
@@ -28,6 +29,29 @@ export class WorkloadIndex {
   /** Whether a workload has this name, whatever the case. */
   nameTaken(name: string): boolean {
     return this.names.has(name.toLowerCase());
+  }
+
+  /** Whether a deleted workload's folder of this name is still being removed. */
+  nameHeld(name: string): boolean {
+    return this.held.has(name.toLowerCase());
+  }
+
+  /** Every owner's workload ids (each owner's in order of creation). */
+  *all(): Generator<string> {
+    for (const ids of this.byOwner.values()) yield* ids;
+  }
+
+  /**
+   * The workload was deleted. Its name stays held until `releaseName`: a new workload of that name would
+   * share the folder that is being removed.
+   */
+  delete(workload: Workload): void {
+    this.remove(workload);
+    this.held.add(workload.name.toLowerCase());
+  }
+
+  releaseName(name: string): void {
+    this.held.delete(name.toLowerCase());
   }
 
   /** After a rollback: `undone` holds the workloads as they were just before; the index follows the data. */
@@ -45,7 +69,10 @@ export class WorkloadIndex {
       ids = [];
       this.byOwner.set(workload.owner, ids);
     }
-    ids.push(workload.id);
+    // nearly always the newest: found at the end
+    let at = ids.length;
+    while (at > 0 && creationOrder(this.data.workloads[ids[at - 1]!], workload) > 0) at -= 1;
+    ids.splice(at, 0, workload.id);
     this.names.add(workload.name.toLowerCase());
     this.count += 1;
   }
@@ -55,7 +82,17 @@ export class WorkloadIndex {
     const at = ids?.indexOf(workload.id) ?? -1;
     if (!ids || at < 0) return;
     ids.splice(at, 1);
+    if (ids.length === 0) this.byOwner.delete(workload.owner);
     this.names.delete(workload.name.toLowerCase());
     this.count -= 1;
   }
+}
+
+/** Orders workloads by creation: `created_at`, then id (two made in the same millisecond). */
+export function creationOrder(
+  a: Pick<Workload, 'created_at' | 'id'> | undefined,
+  b: Pick<Workload, 'created_at' | 'id'>,
+): number {
+  if (!a) return -1;
+  return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

@@ -63,6 +63,24 @@ export class TestClient {
     };
   }
 
+  /** Any call of the REST contract: its status and its JSON body. */
+  async call(method: string, route: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    const response = await fetch(`${this.url}${route}`, { method, headers: this.headers() });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  cancelWorkload(id: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    return this.call('POST', `/workloads/${id}/cancel`);
+  }
+
+  deleteWorkload(id: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    return this.call('DELETE', `/workloads/${id}`);
+  }
+
+  deleteImage(id: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    return this.call('DELETE', `/images/${id}`);
+  }
+
   async waitForCompletion(workloadId: string, timeoutMs = 60_000): Promise<WorkloadBody> {
     const deadline = Date.now() + timeoutMs;
     let last: WorkloadBody | null = null;
@@ -79,12 +97,16 @@ export interface WorkloadBody {
   workload_id: string;
   workload_name: string;
   filter: string;
-  status: 'scheduling' | 'running' | 'completed';
+  status: 'scheduling' | 'running' | 'completed' | 'cancelled';
   running_jobs: number;
   filtered_images: string[];
   total_images: number;
+  queued_jobs: number;
   done_jobs: number;
   failed_jobs: number;
+  cancelled_jobs: number;
+  cancelled_at: string | null;
+  expires_at?: string | null;
   failures: { image_id: string; error: string }[];
 }
 

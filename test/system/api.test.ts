@@ -1448,7 +1448,7 @@ describe('REST API on a real server', function () {
         expect(head.status).to.equal(200);
         expect(Number(head.headers['content-length'])).to.equal(png.length);
         expect(head.headers['content-type']).to.equal('image/png');
-        const other = await request(url).delete(`/images/${pngId}`).set(asAlice());
+        const other = await request(url).put(`/images/${pngId}`).set(asAlice());
         expect(other.status).to.equal(404);
         expect(other.body.error.message).to.match(/no route/);
       },

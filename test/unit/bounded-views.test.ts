@@ -1,3 +1,4 @@
+import { Lifecycle } from '../../controller/lifecycle.js';
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
@@ -53,13 +54,7 @@ function finish(books: Books, jobId: string, outcome: 'done' | 'failed'): void {
 
 /** The image library over these books, its files in `dir`, with no reserve and no quotas. */
 function libraryOf(books: Books, dir: string): ImageLibrary {
-  return new ImageLibrary(
-    books.store,
-    books.jobs,
-    new ImageFiles(dir),
-    new DiskRoom([], 0),
-    new UserQuotas(NO_QUOTAS, []),
-  );
+  return new ImageLibrary(books.store, books.jobs, new ImageFiles(dir), new DiskRoom([], 0), new UserQuotas(NO_QUOTAS));
 }
 
 describe('bounded views: a scrape, a status and a list cost the same however long the history', () => {
@@ -87,6 +82,7 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
         images: library,
         workers: books.registry,
         events: new EventEmitter<ControllerEvents>(),
+        lifecycle: new Lifecycle(books.store, books.jobs, library, () => undefined),
       };
       return systemMetrics(source, registry);
     }
@@ -168,7 +164,7 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
 
     it("GET /workloads reads only the caller's workloads and what their views list, newest first", () => {
       const watched = watchAll(books.store);
-      const views = listWorkloads(books, 'ann');
+      const views = listWorkloads(books, 'ann').workloads;
       watched.stop();
       const newestFirst = [done, current].sort(
         (x, y) => y.created_at.localeCompare(x.created_at) || y.id.localeCompare(x.id),
@@ -179,7 +175,7 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
       expect([...watched.workloads.byKey.keys()].sort()).to.deep.equal([done.id, current.id].sort());
       expect(watched.images.total(), 'images read').to.equal(0);
       expect(watched.jobs.byKey.size, 'jobs read: the 41 results and the failure listed').to.equal(42);
-      expect(listWorkloads(books, 'nobody')).to.deep.equal([]);
+      expect(listWorkloads(books, 'nobody')).to.deep.equal({ workloads: [], next_cursor: null });
     });
 
     it('the index of workloads by owner and name is kept at creation and rebuilt at load', async () => {

@@ -29,22 +29,26 @@ function walkedView(store: Store, workload: Workload): WorkloadView {
     if (job.state === 'failed') failures.push({ image_id: original.id, error: job.error ?? 'failed' });
   }
   const total = originals.length;
-  const finished = counts.done + counts.failed;
+  const finished = counts.done + counts.failed + counts.cancelled;
   const active = counts.assigned + counts.running;
+  const progress =
+    total > 0 && finished === total ? 'completed' : active > 0 || finished > 0 ? 'running' : 'scheduling';
   return {
     workload_id: workload.id,
     workload_name: workload.name,
     filter: workload.filter,
     tags: workload.tags,
-    status: total > 0 && finished === total ? 'completed' : active > 0 || finished > 0 ? 'running' : 'scheduling',
+    status: workload.cancelled_at ? 'cancelled' : progress,
     running_jobs: active,
     filtered_images: filtered,
     total_images: total,
     queued_jobs: counts.queued,
     done_jobs: counts.done,
     failed_jobs: counts.failed,
+    cancelled_jobs: counts.cancelled,
     failures,
     created_at: workload.created_at,
+    cancelled_at: workload.cancelled_at ?? null,
   };
 }
 
@@ -186,6 +190,7 @@ describe('kept counts: jobs per state and per workload, kept as they change', ()
       } else if (roll < 0.87) jobs.releaseAll(worker, 'worker died');
       else if (roll < 0.9) jobs.expire(books.clock.now);
       else if (roll < 0.915) jobs.retryFailed(pick(workloads)!.id);
+      else if (roll < 0.93 && (queued.length || held.length)) jobs.cancel(pick([...queued, ...held])!.id);
       else books.clock.now += Math.floor(next() * 6000);
       for (const state of JOB_STATES) if (jobs.tally.counts()[state] > 0) seen.add(state);
       if (step % 20 === 0) expectInStep(books, workloads, `step ${step}`);

@@ -89,6 +89,7 @@ describe('datastore: a commit that fails is undone whole', () => {
       running: 0,
       done: 0,
       failed: 0,
+      cancelled: 0,
     });
     expect(store.workloadIndex.size).to.equal(0);
   });
