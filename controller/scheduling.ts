@@ -72,7 +72,7 @@ export interface SchedulingPort {
   commit(): Promise<void>;
   /** Calls the listener whenever work may be placed; returns the unsubscribe. */
   onWork(listener: () => void): () => void;
-  /** Calls the listener for every lease ended by a cancellation while a live worker held it; returns the unsubscribe. */
+  /** Calls the listener for each lease a cancellation ended while a live worker held it; returns the unsubscribe. */
   onRevoked(listener: (revoked: RevokedLease) => void): () => void;
 }
 

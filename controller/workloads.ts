@@ -33,7 +33,8 @@ export function createWorkload(
   if (store.workloadIndex.nameHeld(workloadName)) {
     throw new AppError(
       'conflict',
-      `a deleted workload named "${workloadName}" is still being removed: try again in a moment, or choose another name`,
+      `a deleted workload named "${workloadName}" is still being removed: try again in a moment, or choose ` +
+        'another name',
     );
   }
   const workload: Workload = {

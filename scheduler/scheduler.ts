@@ -86,7 +86,7 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
     if (!unassigned.ok) log.debug({ job_id: job.job_id, reason: unassigned.refusal }, 'unassign refused');
   }
 
-  /** The job's owner cancelled it: the worker that held it is asked to stop (its heartbeat would tell it too, later). */
+  /** The job's owner cancelled it: the worker that held it is asked to stop (its next heartbeat would tell it too). */
   async function stopRevoked({ job_id, worker }: RevokedLease): Promise<void> {
     try {
       const { accepted } = await clientFor(worker).call(

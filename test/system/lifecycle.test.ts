@@ -311,7 +311,7 @@ describe('retention', function () {
     await dirs?.remove();
   });
 
-  it('deletes finished and cancelled workloads idle past the period, in the background; not unfinished ones', async () => {
+  it('deletes finished and cancelled workloads idle past the period, in the background; not unfinished', async () => {
     const alice = await TestClient.login(url, 'alice', 'alice-pw');
     const png = await makeTestImage(20, 20, 'image/png', 5);
     const idle = await alice.createWorkload();
