@@ -65,9 +65,15 @@ export interface StoreStats {
 export interface StoreOptions {
   /** Write a new snapshot once the journal is this large and larger than the last snapshot. */
   compactBytes: number;
+  /**
+   * Once no commit came for this long, write a new snapshot if the journal is larger than the last one
+   * (and than 64 KiB), however far below `compactBytes`: after deletions the files shrink back to what is kept.
+   */
+  idleCompactMs: number;
 }
 
-const DEFAULT_OPTIONS: StoreOptions = { compactBytes: 8 * 1024 * 1024 };
+const DEFAULT_OPTIONS: StoreOptions = { compactBytes: 8 * 1024 * 1024, idleCompactMs: 5000 };
+const IDLE_COMPACT_MIN_BYTES = 64 * 1024;
 
 /** A record that did not exist before the change. */
 const ABSENT = Symbol('absent');
@@ -103,7 +109,7 @@ function group(): Group {
  * which also shares one fdatasync.
  */
 export async function openStore(dataDir: string, options: Partial<StoreOptions> = {}): Promise<Store> {
-  const { compactBytes } = { ...DEFAULT_OPTIONS, ...options };
+  const { compactBytes, idleCompactMs } = { ...DEFAULT_OPTIONS, ...options };
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   let keys: KeyIndex | null = null;
   const snapshotFile = new StreamedSnapshot(dataDir, () => keys ?? new KeyIndex(emptyData()));
@@ -214,6 +220,20 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
       // in the background: the commit has landed, and the next ones go to the new segment meanwhile
       startSnapshot().catch(() => undefined);
     }
+    scheduleIdleCompaction();
+  }
+
+  let idleTimer: NodeJS.Timeout | null = null;
+  let closed = false;
+  function scheduleIdleCompaction(): void {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      idleTimer = null;
+      const { bytes } = journal;
+      if (closed || snapshotting || pending || bytes <= IDLE_COMPACT_MIN_BYTES || bytes <= snapshotFile.size) return;
+      startSnapshot().catch(() => undefined);
+    }, idleCompactMs);
+    idleTimer.unref();
   }
 
   async function flush(): Promise<void> {
@@ -269,6 +289,8 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
       rollbackListeners.push(listener);
     },
     async close() {
+      closed = true;
+      if (idleTimer) clearTimeout(idleTimer);
       await commit().catch(() => undefined);
       await snapshotting?.catch(() => undefined);
       journal.close();

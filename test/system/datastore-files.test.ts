@@ -4,7 +4,8 @@
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { killAll } from '../helpers/processes.js';
+import { openStore } from '../../controller/store/index.js';
+import { killAll, waitFor } from '../helpers/processes.js';
 import { launchServer, makeDirs, spawnServer, type TestDirs } from '../helpers/system.js';
 
 function modeOf(info: { mode: number }): string {
@@ -58,4 +59,42 @@ describe('datastore files', function () {
       expect(server.output()).to.include('Restore it from a backup, or move it aside');
     });
   }
+
+  it('shrinks back once idle after deletions: the journal of what was deleted folds into a small snapshot', async () => {
+    const store = await openStore(dirs.dataDir, { idleCompactMs: 100 });
+    try {
+      const sizeOnDisk = async (): Promise<number> => {
+        let total = 0;
+        for (const name of await readdir(dirs.dataDir)) total += (await stat(path.join(dirs.dataDir, name))).size;
+        return total;
+      };
+      const ids = Array.from({ length: 2000 }, (_unused, index) => `w-${index}`);
+      for (const id of ids) {
+        store.change('workloads', id);
+        store.data.workloads[id] = {
+          id,
+          owner: 'ann',
+          name: id,
+          filter: 'grayscale',
+          tags: ['x'.repeat(400)],
+          created_at: new Date().toISOString(),
+        };
+      }
+      await store.commit();
+      for (const id of ids) {
+        store.change('workloads', id);
+        delete store.data.workloads[id];
+      }
+      await store.commit();
+      const before = await sizeOnDisk();
+      expect(before, 'the journal holds both').to.be.greaterThan(800_000);
+      await waitFor('a snapshot once idle', async () => store.stats().snapshots >= 1, 10_000, 50);
+      await waitFor('the old journal gone', async () => (await sizeOnDisk()) < 16 * 1024, 10_000, 50);
+    } finally {
+      await store.close();
+    }
+    const reopened = await openStore(dirs.dataDir);
+    expect(Object.keys(reopened.data.workloads)).to.deep.equal([]);
+    await reopened.close();
+  });
 });
