@@ -60,7 +60,7 @@ describe('datastore files', function () {
     });
   }
 
-  it('shrinks back once idle after deletions: the journal of what was deleted folds into a small snapshot', async () => {
+  it('shrinks back once idle after deletions: the journal of the deleted folds into a small snapshot', async () => {
     const store = await openStore(dirs.dataDir, { idleCompactMs: 100 });
     try {
       const sizeOnDisk = async (): Promise<number> => {
