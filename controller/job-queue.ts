@@ -19,6 +19,9 @@ interface Group {
   fresh: Set<string>;
   /** Jobs back in the queue (declined, released, retried) once any backoff has passed, in upload order. */
   returned: OrderedIds;
+  /** Its key, and how many workloads map to it: a group no workload maps to that holds no job goes. */
+  key: string;
+  workloads: number;
 }
 
 /** One group's jobs in upload order, the fresh and the returned merged; it resumes correctly as jobs leave. */
@@ -112,7 +115,11 @@ export class JobQueue {
 
   /** The workload is gone (none of its jobs is queued any more): its group is no longer remembered by it. */
   forgetWorkload(workloadId: string): void {
+    const group = this.groupOfWorkload.get(workloadId);
+    if (!group) return;
     this.groupOfWorkload.delete(workloadId);
+    group.workloads -= 1;
+    if (group.workloads <= 0 && group.fresh.size + group.returned.size === 0) this.groups.delete(group.key);
   }
 
   /**
@@ -183,11 +190,14 @@ export class JobQueue {
     const key = needs ? JSON.stringify([needs.filter, [...needs.tags].sort()]) : '';
     let group = this.groups.get(key);
     if (!group) {
-      group = { needs, fresh: new Set(), returned: new OrderedIds(this.order) };
+      group = { needs, fresh: new Set(), returned: new OrderedIds(this.order), key, workloads: 0 };
       this.groups.set(key, group);
     }
     // a job of an unknown workload is not remembered by workload: the workload may yet appear
-    if (workload) this.groupOfWorkload.set(job.workload_id, group);
+    if (workload) {
+      this.groupOfWorkload.set(job.workload_id, group);
+      group.workloads += 1;
+    }
     return group;
   }
 }

@@ -77,6 +77,13 @@ const IDLE_COMPACT_MIN_BYTES = 64 * 1024;
 
 /** A record that did not exist before the change. */
 const ABSENT = Symbol('absent');
+/** A record as it was (a copy), and the object itself: put back, even after a deletion, it keeps its identity. */
+class Kept {
+  constructor(
+    readonly copy: unknown,
+    readonly ref: unknown,
+  ) {}
+}
 type Before = unknown;
 type Batch = Map<Collection, Map<string, Before>>;
 
@@ -179,7 +186,9 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
 
   function change(collection: Collection, key: string): void {
     const records = data[collection] as Record<string, unknown>;
-    remember(collection, key, () => (Object.hasOwn(records, key) ? structuredClone(records[key]) : ABSENT));
+    remember(collection, key, () =>
+      Object.hasOwn(records, key) ? new Kept(structuredClone(records[key]), records[key]) : ABSENT,
+    );
   }
 
   /** Puts every record of the batches back as it was before its first change (the oldest batch wins). */
@@ -305,11 +314,13 @@ function restore(records: Record<string, unknown>, key: string, before: Before):
     delete records[key];
     return;
   }
-  const current = records[key];
-  if (current && typeof current === 'object' && before && typeof before === 'object') {
+  const copy = before instanceof Kept ? before.copy : before;
+  const current = before instanceof Kept ? before.ref : Object.hasOwn(records, key) ? records[key] : undefined;
+  if (current && typeof current === 'object' && copy && typeof copy === 'object') {
     for (const field of Object.keys(current)) delete (current as Record<string, unknown>)[field];
-    Object.assign(current, before);
+    Object.assign(current, copy);
+    records[key] = current;
   } else {
-    records[key] = before;
+    records[key] = copy;
   }
 }
