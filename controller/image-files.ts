@@ -39,14 +39,17 @@ export class ImageFiles {
   /**
    * At start: empties the staging directory (nothing in it was ever acknowledged), removes the folders of
    * workloads that do not exist (deleted by a process killed before it removed them) and every file no
-   * record points at (kept by a process killed before its record committed). Returns how many files.
+   * record points at (kept by a process killed before its record committed), and makes the folders that
+   * are missing. Returns how many files were removed.
    */
   async prepare(referenced: ReadonlySet<string>, folders: ReadonlySet<string>): Promise<number> {
     await rm(this.stagingDir, { recursive: true, force: true });
     await mkdir(this.stagingDir, { recursive: true });
     let removed = 0;
+    const missing = new Set(folders);
     for (const entry of await readdir(this.root, { withFileTypes: true })) {
       if (!entry.isDirectory() || entry.name === '.incoming') continue;
+      missing.delete(entry.name);
       const files = await readdir(path.join(this.root, entry.name));
       if (!folders.has(entry.name)) {
         await rm(path.join(this.root, entry.name), { recursive: true, force: true });
@@ -59,6 +62,8 @@ export class ImageFiles {
         removed += 1;
       }
     }
+    // every workload has its folder, those created before folders were made at creation too
+    for (const name of missing) await mkdir(path.join(this.root, name), { recursive: true });
     return removed;
   }
 

@@ -2,7 +2,7 @@
 // server with real files. The worker is played by the test with a worker token where the moment matters
 // (a result arriving after its job was cancelled or deleted); the runs with real worker processes are
 // in lifecycle-workers.test.ts.
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
@@ -281,10 +281,17 @@ describe('workload lifecycle: cancel, delete, pages', function () {
     expect(value('dpip_images', { type: 'original' })).to.equal(server.controller.images.totals().original.images);
   });
 
-  it('deletions are durable: a restarted server has none of it back', async () => {
+  it('deletions are durable: a restarted server has none of it back; each workload has its folder', async () => {
     const workload = await alice.createWorkload();
     const ids = await uploadOriginals(workload, 2);
     expect((await alice.deleteWorkload(workload.workload_id)).status).to.equal(200);
+    // a folder left by a deletion cut short, and a workload whose folder is missing (made before folders
+    // were made at creation): the next start removes the one and makes the other
+    const kept = await alice.createWorkload();
+    await rm(folderOf(kept), { recursive: true });
+    const stray = path.join(dirs.imagesDir, 'left-by-a-crash');
+    await mkdir(stray);
+    await writeFile(path.join(stray, 'x.png'), png);
     await server.close();
     ({ server, url } = await startTestServer(dirs));
     alice = await TestClient.login(url, 'alice', 'alice-pw');
@@ -292,6 +299,8 @@ describe('workload lifecycle: cancel, delete, pages', function () {
     expect((await alice.call('GET', `/workloads/${workload.workload_id}`)).status).to.equal(404);
     for (const id of ids) expect(server.controller.store.data.images[id]).to.equal(undefined);
     expect(await exists(folderOf(workload))).to.equal(false);
+    expect(await exists(stray), 'a folder of no workload').to.equal(false);
+    expect(await exists(folderOf(kept)), "a workload's missing folder").to.equal(true);
   });
 });
 
