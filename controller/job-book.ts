@@ -301,8 +301,20 @@ export class JobBook {
     return removed;
   }
 
-  /** The workload is gone, and every job of it was removed: nothing is kept for it any more. */
-  forgetWorkload(workloadId: string): void {
+  /**
+   * Deletes every job of a workload that is being deleted (all finished: cancel the others first), and
+   * everything kept about the workload: its tally at once, its queue group. Throws if one has not
+   * finished: the counts would no longer match the jobs.
+   */
+  removeWorkload(workloadId: string, jobIds: Iterable<string>): void {
+    for (const jobId of jobIds) {
+      const prior = own(this.store.data.jobs, jobId);
+      if (!prior) continue;
+      const copy = structuredClone(prior);
+      if (prior.workload_id !== workloadId || !deleteJob(this.store.data, jobId))
+        throw new Error(`job ${jobId} is not a finished job of workload ${workloadId}`);
+      this.store.changed('jobs', jobId, copy);
+    }
     this.counts.drop(workloadId);
     this.queue.forgetWorkload(workloadId);
   }

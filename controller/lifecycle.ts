@@ -81,11 +81,18 @@ export class Lifecycle {
   async deleteWorkload(workload: Workload, reason: DeleteReason): Promise<Removed> {
     const cancelled = this.cancelJobs(workload);
     const removed: ImageRecord[] = [];
+    const jobIds: string[] = [];
     const originals = [...this.store.originals.of(workload.id)];
-    // the whole list at once: taking each original out of it one by one would cost its length each time
+    // the lists at once: taking each original out of them one by one would cost their length each time
     this.store.originals.dropWorkload(workload.id);
-    for (const id of originals) this.takeOriginal(this.store.data.images[id], removed);
-    this.jobs.forgetWorkload(workload.id);
+    for (const id of originals) {
+      const original = this.store.data.images[id];
+      if (!original) continue;
+      const job = original.job_id ? this.store.data.jobs[original.job_id] : undefined;
+      if (job) jobIds.push(job.id);
+      this.takeImages(original, job, removed);
+    }
+    this.jobs.removeWorkload(workload.id, jobIds);
     removeWorkload(this.store, workload);
     try {
       await this.store.commit();
@@ -107,7 +114,9 @@ export class Lifecycle {
     if (image.type === 'original') {
       const job = image.job_id ? this.store.data.jobs[image.job_id] : undefined;
       if (job && unfinished(job) && this.jobs.cancel(job.id).ok) cancelled = 1;
-      this.takeOriginal(image, removed);
+      // the job first: its place in the tally's lists is found by its original's upload order
+      if (job) this.jobs.remove(job.id);
+      this.takeImages(image, job, removed);
     } else {
       const original = image.source_image_id ? this.store.data.images[image.source_image_id] : undefined;
       const jobId = original?.job_id;
@@ -133,16 +142,13 @@ export class Lifecycle {
     return cancelled;
   }
 
-  /** Takes out an original, its finished job and the job's filtered image (into `removed`). */
-  private takeOriginal(original: ImageRecord | undefined, removed: ImageRecord[]): void {
-    if (!original) return;
-    const job = original.job_id ? this.store.data.jobs[original.job_id] : undefined;
+  /** Takes out an original and its job's filtered image (into `removed`); `job` as it was before any removal. */
+  private takeImages(original: ImageRecord, job: Job | undefined, removed: ImageRecord[]): void {
     const result = job?.filtered_image_id ? this.store.data.images[job.filtered_image_id] : undefined;
     if (result) {
       this.images.forget(result);
       removed.push(result);
     }
-    if (job) this.jobs.remove(job.id);
     this.images.forget(original);
     removed.push(original);
   }
