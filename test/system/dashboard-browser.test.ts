@@ -353,7 +353,9 @@ describe('dashboard in headless Chromium', function () {
       expect(await item.getByTestId('confirm-delete-prompt').textContent()).to.equal(
         `Delete "${name}" and its 40 images?`,
       );
-      await item.getByTestId('keep-workload').click();
+      // Keep has the focus, so that Enter keeps it
+      expect(await page.evaluate('document.activeElement.dataset.testid')).to.equal('keep-workload');
+      await page.keyboard.press('Enter');
       await item.getByTestId('delete-workload').waitFor();
       expect((await carol.call('GET', `/workloads/${made.workload_id}`)).status).to.equal(200);
 

@@ -40,6 +40,8 @@ export function freedNotice(result: WorkloadDeleted): string {
 export class WorkloadActions {
   private readonly confirming = new Set<string>();
   private readonly busy = new Set<string>();
+  /** The workload whose confirm step was just opened: its Keep button takes the focus when drawn. */
+  private focus: string | null = null;
 
   constructor(
     private readonly api: Api,
@@ -64,6 +66,10 @@ export class WorkloadActions {
     if (box.dataset.key === key) return;
     box.dataset.key = key;
     replace(box, ...(confirming ? this.confirmStep(workload) : this.buttons(workload)));
+    if (confirming && this.focus === id) {
+      this.focus = null;
+      box.querySelector<HTMLElement>('[data-testid="keep-workload"]')?.focus();
+    }
   }
 
   private buttons(workload: Workload): HTMLElement[] {
@@ -117,6 +123,7 @@ export class WorkloadActions {
   private step(id: string, confirming: boolean): void {
     if (confirming) this.confirming.add(id);
     else this.confirming.delete(id);
+    this.focus = confirming ? id : null;
     this.handlers.redraw();
   }
 
