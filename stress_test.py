@@ -16,7 +16,8 @@ Actions (``-action``):
               python3 stress_test.py -action pull -workload-id ID -token TOKEN -frames-path frames
 
   run       the whole flow: log in, create a workload, upload frames in parallel, watch the
-            workload until it completes, pull and verify every result, print a report
+            workload until it completes, pull and verify every result, delete the workload
+            with its images (unless -keep), print a report
               python3 stress_test.py -action run -count 200 --api http://localhost:8080 -user alice -password alice-secret
 
 Every option takes one or two dashes (``-token`` or ``--token``). Instead of ``-token``, give
@@ -44,8 +45,16 @@ What ``run`` measures and checks:
     row filters predict each byte from the same byte of neighbouring pixels, so the raw samples
     have R = G = B everywhere exactly when the filtered bytes do. JPEG pixels are not checked.
 
-The exit status is 0 when everything passed, 1 when anything failed or came back wrong (or on a
-fatal error), 2 on a usage error and 130 on Ctrl-C.
+At the end, ``run`` deletes its workload with every image of it (DELETE /workloads/{id}) and the
+report says what that freed, as the server counted it: images, and bytes both in binary units and
+exact. ``-keep`` leaves the workload on the server instead. A deletion that fails does not change
+the verification results above it, but it is listed under the errors and the run fails: a run that
+passes leaves nothing behind. A run cut short by a fatal error or Ctrl-C deletes its workload too
+(and says so on stderr). A workload cancelled by its owner elsewhere while it runs ends the wait at
+once, and its unfiltered images count as errors.
+
+The exit status is 0 when everything passed, 1 when anything failed or came back wrong, or the
+workload could not be deleted (or on a fatal error), 2 on a usage error and 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -322,6 +331,9 @@ class ApiClient:
             return json.loads(response.body)
         except ValueError as error:
             raise StressTestError(f"POST /images: the answer is not JSON: {response.body[:120]!r}") from error
+
+    def delete_workload(self, workload_id: str) -> dict:
+        return self.request_json("DELETE", f"/workloads/{urllib.parse.quote(workload_id, safe='')}")
 
     def workload_images(self, workload_id: str) -> dict:
         return self.request_json("GET", f"/images?workload_id={urllib.parse.quote(workload_id, safe='')}")
@@ -806,11 +818,16 @@ class WorkloadSnapshot:
 
     @property
     def finished(self) -> int:
-        return int(self.view.get("done_jobs", 0)) + int(self.view.get("failed_jobs", 0))
+        view = self.view
+        return int(view.get("done_jobs", 0)) + int(view.get("failed_jobs", 0)) + int(view.get("cancelled_jobs", 0))
 
     @property
     def total(self) -> int:
         return int(self.view.get("total_images", 0))
+
+    @property
+    def cancelled(self) -> bool:
+        return self.view.get("status") == "cancelled"
 
     def completed_with(self, uploaded: int) -> bool:
         return self.view.get("status") == "completed" and self.total >= uploaded and self.finished >= self.total
@@ -882,14 +899,15 @@ class WorkloadWatcher:
         with self._lock:
             return self._poll_errors
 
-    def wait_until_completed(self, uploaded: int, deadline: float) -> WorkloadSnapshot | None:
-        """The first snapshot showing every uploaded image finished, or None at the deadline."""
+    def wait_until_ended(self, uploaded: int, deadline: float) -> WorkloadSnapshot | None:
+        """The first snapshot showing every uploaded image finished, or the workload cancelled (by its
+        owner, elsewhere: then nothing more will finish), or None at the deadline."""
         while time.monotonic() < deadline:
             with self._lock:
                 fatal, latest = self._fatal, self._latest
             if fatal:
                 raise fatal
-            if latest and latest.completed_with(uploaded):
+            if latest and (latest.cancelled or latest.completed_with(uploaded)):
                 return latest
             time.sleep(0.02)
         return None
@@ -1074,6 +1092,7 @@ class RunReport:
     upload_latencies: list[float]
     done: int
     failed_jobs: int
+    cancelled_jobs: int
     end_to_end_seconds: float | None
     result_latencies: list[float]
     poll_interval: float
@@ -1084,6 +1103,7 @@ class RunReport:
     throttled: int
     poll_errors: int
     problems: ProblemTally
+    cleanup: str = ""
 
     @property
     def passed(self) -> bool:
@@ -1101,7 +1121,8 @@ class RunReport:
             f"  {self.upload_bytes / 1e6 / self.upload_seconds if self.upload_seconds > 0 else 0:7.1f} MB/s",
         ]
         if self.end_to_end_seconds is None:
-            lines.append(f"  end to end             not completed: {self.done} done, {self.failed_jobs} failed")
+            cancelled = f", {self.cancelled_jobs} cancelled" if self.cancelled_jobs else ""
+            lines.append(f"  end to end             not completed: {self.done} done, {self.failed_jobs} failed{cancelled}")
         else:
             lines.append(f"  end to end             {self.done} done, {self.failed_jobs} failed in {self.end_to_end_seconds:7.2f} s"
                          f" {rate(self.done, self.end_to_end_seconds)}")
@@ -1116,6 +1137,8 @@ class RunReport:
             lines.append("                         (paired in upload answer order: parallel uploads may swap neighbours)")
         if self.throttled or self.poll_errors:
             lines.append(f"  notes                  {self.throttled} requests throttled (429/503) and retried; {self.poll_errors} failed polls")
+        if self.cleanup:
+            lines.append(f"  cleanup                {self.cleanup}")
         problem_lines = self.problems.lines()
         lines.append("  errors                 " + ("none" if not problem_lines else f"{self.problems.total}"))
         lines.extend("  " + line for line in problem_lines)
@@ -1192,7 +1215,7 @@ def wait_for_workload(watcher: WorkloadWatcher, deadline: float) -> WorkloadSnap
     """Waits, with a progress display, until the workload's images (however many) are all finished."""
     render = lambda: run_progress_text(None, watcher.latest.total if watcher.latest else 0, watcher.latest)
     with ProgressDisplay(sys.stderr, render):
-        return watcher.wait_until_completed(0, deadline)
+        return watcher.wait_until_ended(0, deadline)
 
 
 def action_pull(args: argparse.Namespace) -> int:
@@ -1237,13 +1260,16 @@ def action_pull(args: argparse.Namespace) -> int:
 def run_progress_text(uploader: FrameUploader | None, total: int, snapshot: WorkloadSnapshot | None) -> str:
     view = snapshot.view if snapshot else {}
     done, failed = int(view.get("done_jobs", 0)), int(view.get("failed_jobs", 0))
-    parts = [progress_bar(done + failed, total)]
+    cancelled = int(view.get("cancelled_jobs", 0))
+    parts = [progress_bar(done + failed + cancelled, total)]
     if uploader:
         parts.append(f"uploaded {uploader.succeeded.value}/{total}")
         if uploader.failed.value:
             parts.append(f"upload errors {uploader.failed.value}")
     parts.append(f"done {done}/{total}")
     parts.append(f"failed {failed}")
+    if cancelled:
+        parts.append(f"cancelled {cancelled}")
     if view:
         parts.append(f"running {view.get('running_jobs', 0)}  queued {view.get('queued_jobs', 0)}")
     return "  ".join(parts)
@@ -1324,9 +1350,10 @@ def upload_and_watch(client: ApiClient, workload_id: str, frames: list[Path], ar
             uploads = uploader.upload_all(frames)
             ended = time.monotonic()
             uploaded = sum(upload.ok for upload in uploads)
-            completed = watcher.wait_until_completed(uploaded, ended + args.timeout) if uploaded else None
+            outcome = watcher.wait_until_ended(uploaded, ended + args.timeout) if uploaded else None
         first_seen, poll_errors = watcher.first_seen, watcher.poll_errors
-    final = completed or WorkloadSnapshot(client.workload(workload_id), time.monotonic())
+    completed = outcome if outcome and not outcome.cancelled else None
+    final = outcome or WorkloadSnapshot(client.workload(workload_id), time.monotonic())
     return UploadPhase(uploads, started, ended, completed, final, first_seen, poll_errors)
 
 
@@ -1339,7 +1366,11 @@ def processing_problems(phase: UploadPhase, pairs: Sequence[tuple[FrameUpload, s
         image_id, error = failure.get("image_id"), str(failure.get("error", ""))
         problems.append(Problem(failure_kind(error), f"{frame_of.get(image_id, 'image')} ({image_id}): {error}"))
     unfinished = max(len(phase.uploaded) - phase.final.finished, 0)
-    if phase.completed is None and unfinished:
+    if phase.final.cancelled:
+        cancelled = int(view.get("cancelled_jobs", 0))
+        reason = f"cancelled at {view.get('cancelled_at')}: {plural(cancelled, 'image')} not filtered"
+        problems += [Problem("workload cancelled while it ran", reason)] * max(cancelled, 1)
+    elif phase.completed is None and unfinished:
         problems += [Problem("not finished before the timeout", f"{unfinished} images still queued or running {timeout:g} s after the uploads")] * unfinished
     filtered = view.get("filtered_images", [])
     if phase.completed and len(pairs) != len(filtered):
@@ -1367,10 +1398,66 @@ def pull_and_verify(client: ApiClient, args: argparse.Namespace, view: dict, pai
     return VerifyPhase(downloads, seconds, max(0, len(filtered) - len(wrong) - unnamed_wrong), problems)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def human_size(count: int) -> str:
+    """A byte count in binary units with one decimal (1.4 MiB), or in bytes below 1 KiB."""
+    if count < 1024:
+        return f"{count} B"
+    value = float(count)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if round(value, 1) < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def delete_run_workload(client: ApiClient, workload_id: str) -> tuple[str, Problem | None]:
+    """Deletes the run's workload with its images: what that freed, as the server counted it, or the problem."""
+    try:
+        answer = client.delete_workload(workload_id)
+        images, freed = answer.get("removed_images"), answer.get("removed_bytes")
+        if not isinstance(images, int) or not isinstance(freed, int):
+            raise StressTestError(f"DELETE /workloads/{workload_id}: no removed_images and removed_bytes in {answer!r:.160}")
+    except StressTestError as error:
+        return (f"FAILED: the workload and its images may still be on the server: {error}",
+                Problem("cleanup: workload not deleted", str(error)))
+    cancelled = answer.get("cancelled_jobs")
+    text = f"deleted the workload: freed {plural(images, 'image')}, {human_size(freed)} ({freed} bytes)"
+    if isinstance(cancelled, int) and cancelled > 0:
+        text += f"; {plural(cancelled, 'unfinished job')} cancelled"
+    return text, None
+
+
 def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], source: str, concurrency: int, workers: str) -> int:
+    """Creates the workload, measures and verifies the run, deletes the workload unless -keep, and reports.
+    A run cut short by an error (or Ctrl-C) deletes its workload too, and says so on stderr."""
     workload = client.create_workload(args.filter, args.workload_name)
-    log(f"workload {workload['workload_id']} ({workload.get('workload_name')}, filter {workload.get('filter')}): "
+    workload_id = workload["workload_id"]
+    log(f"workload {workload_id} ({workload.get('workload_name')}, filter {workload.get('filter')}): "
         f"{len(frames)} frames, concurrency {concurrency}")
+    try:
+        report = measure_run(client, args, workload, frames, source, concurrency, workers)
+    except BaseException:
+        if not args.keep:
+            log(f"cleanup after the error: deleting workload {workload_id} (Ctrl-C leaves it)")
+            log(f"cleanup: {delete_run_workload(client, workload_id)[0]}")
+        raise
+    if args.keep:
+        report.cleanup = "kept (-keep): the workload and its images stay on the server"
+    else:
+        report.cleanup, problem = delete_run_workload(client, workload_id)
+        if problem:
+            report.problems.add(problem)
+    print(report.text(), flush=True)
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def measure_run(client: ApiClient, args: argparse.Namespace, workload: dict, frames: list[Path], source: str,
+                concurrency: int, workers: str) -> RunReport:
+    """Uploads, waits, pulls and verifies: the report of the run, without its cleanup."""
     phase = upload_and_watch(client, workload["workload_id"], frames, args, concurrency)
     view = phase.final.view
     # paired by id where the server lists each result's source; else by order, which needs every job
@@ -1382,7 +1469,7 @@ def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], so
     problems = ProblemTally()
     for problem in processing_problems(phase, pairs, args.timeout) + verify.problems:
         problems.add(problem)
-    report = RunReport(
+    return RunReport(
         api=client.base_url,
         workload=workload,
         workers=workers,
@@ -1395,6 +1482,7 @@ def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], so
         upload_latencies=[upload.finished - upload.started for upload in phase.uploaded],
         done=int(view.get("done_jobs", 0)),
         failed_jobs=int(view.get("failed_jobs", 0)),
+        cancelled_jobs=int(view.get("cancelled_jobs", 0)),
         end_to_end_seconds=phase.completed.received - phase.started if phase.completed else None,
         result_latencies=[phase.first_seen[image_id] - upload.finished for upload, image_id in pairs if image_id in phase.first_seen],
         poll_interval=args.poll_interval,
@@ -1406,8 +1494,6 @@ def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], so
         poll_errors=phase.poll_errors,
         problems=problems,
     )
-    print(report.text(), flush=True)
-    return EXIT_OK if report.passed else EXIT_FAILED
 
 
 # --------------------------------------------------------------------------------------------
@@ -1493,6 +1579,9 @@ def build_parser() -> argparse.ArgumentParser:
            help=f"how long to wait for the workload to complete (default {DEFAULT_TIMEOUT_S:.0f})")
     option("poll-interval", type=positive_float, default=DEFAULT_POLL_INTERVAL_S, metavar="S",
            help=f"seconds between polls of the workload (default {DEFAULT_POLL_INTERVAL_S})")
+    option("keep", action="store_true",
+           help="run: leave the workload and its images on the server; without it, run deletes them at the end and "
+                "prints what that freed, and a deletion that fails makes the run fail")
     option("wait", action="store_true", help="pull: wait until the workload is completed first")
     option("verbose", action="store_true", help="push: print each frame's image id")
     return parser
@@ -1509,6 +1598,8 @@ ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.keep and args.action != "run":
+            raise UsageError("-keep is for run: push, pull and generate never delete anything")
         return ACTIONS[args.action](args)
     except UsageError as error:
         print(f"stress_test.py: error: {error}", file=sys.stderr)

@@ -1,4 +1,4 @@
-import type { ImageItem, Session, Worker, Workload } from './types.js';
+import type { ImageItem, Session, Worker, Workload, WorkloadDeleted, WorkloadPage } from './types.js';
 
 /** An error the API answered with: its status and its message, meant for the user. */
 export class ApiError extends Error {
@@ -67,8 +67,11 @@ export class Api {
     this.forgetImages();
   }
 
-  workloads(): Promise<{ workloads: Workload[] }> {
-    return this.json('GET', '/workloads');
+  /** One page of the user's workloads, newest first: from the newest, or after `cursor` (a next_cursor). */
+  workloads(page: { limit: number; cursor?: string }): Promise<WorkloadPage> {
+    const query = new URLSearchParams({ limit: String(page.limit) });
+    if (page.cursor) query.set('cursor', page.cursor);
+    return this.json('GET', `/workloads?${query}`);
   }
 
   workload(id: string): Promise<Workload> {
@@ -77,6 +80,14 @@ export class Api {
 
   createWorkload(request: NewWorkload): Promise<Workload> {
     return this.json('POST', '/workloads', request);
+  }
+
+  cancel(id: string): Promise<Workload> {
+    return this.json('POST', `/workloads/${encodeURIComponent(id)}/cancel`);
+  }
+
+  deleteWorkload(id: string): Promise<WorkloadDeleted> {
+    return this.json('DELETE', `/workloads/${encodeURIComponent(id)}`);
   }
 
   retry(id: string): Promise<Workload & { retried_jobs: number }> {

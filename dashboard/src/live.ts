@@ -3,7 +3,10 @@ import type { Worker, Workload } from './types.js';
 export interface LiveHandlers {
   /** Connected (again): anything may have changed meanwhile. */
   open(): void;
+  /** A workload of the user's was made or changed (its newest view). */
   workload(view: Workload): void;
+  /** A workload of the user's was deleted (here, in another tab, by another client, or by retention). */
+  workloadDeleted(id: string): void;
   workers(workers: Worker[]): void;
   /** The server ended the session (token revoked or expired). */
   logout(): void;
@@ -59,6 +62,9 @@ export function connectLive(url: () => Promise<string>, handlers: LiveHandlers):
       handlers.open();
     });
     source.addEventListener('workload', (event) => handlers.workload(parse<Workload>(event)));
+    source.addEventListener('workload_deleted', (event) =>
+      handlers.workloadDeleted(parse<{ workload_id: string }>(event).workload_id),
+    );
     source.addEventListener('workers', (event) => handlers.workers(parse<{ workers: Worker[] }>(event).workers));
     source.addEventListener('logout', () => {
       closed = true;

@@ -54,6 +54,12 @@ export class UploadQueue {
     this.summarize();
   }
 
+  /** Sends nothing more: the files still waiting are marked as not sent (those on their way finish). */
+  stop(): void {
+    for (const item of this.waiting.splice(0)) this.refused(item, 'not sent: the workload is gone');
+    this.summarize();
+  }
+
   private pump(): void {
     while (this.running < AT_ONCE && this.waiting.length > 0) {
       const item = this.waiting.shift()!;
@@ -83,13 +89,17 @@ export class UploadQueue {
       this.done += 1;
       this.onUploaded();
     } catch (error) {
-      item.loaded = item.file.size;
-      item.row.dataset.state = 'failed';
-      item.row.classList.add('failed');
-      item.status.textContent = error instanceof ApiError ? error.message : String(error);
-      item.status.className = 'status error';
-      this.failed += 1;
+      this.refused(item, error instanceof ApiError ? error.message : String(error));
     }
+  }
+
+  private refused(item: Item, reason: string): void {
+    item.loaded = item.file.size;
+    item.row.dataset.state = 'failed';
+    item.row.classList.add('failed');
+    item.status.textContent = reason;
+    item.status.className = 'status error';
+    this.failed += 1;
   }
 
   private summarize(): void {

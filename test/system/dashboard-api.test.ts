@@ -193,6 +193,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
       const bobList = ((await request(url).get('/workloads').set(auth(bob))).body as { workloads: WorkloadBody[] })
         .workloads;
       expect(bobList.map((workload) => workload.workload_id)).to.deep.equal([bobs.workload_id]);
+      expect((res.body as { next_cursor: string | null }).next_cursor, 'one page holds them all').to.equal(null);
     });
   });
 
@@ -483,6 +484,43 @@ describe('dashboard API: lists, retry, archive and events', function () {
         );
       },
     );
+
+    it("tells the owner's streams of a workload made, cancelled and deleted, and no one else's", async () => {
+      const aliceStream = await SseClient.open(url, '/events', auth(alice));
+      const bobStream = await SseClient.open(url, '/events', auth(bob));
+      try {
+        await aliceStream.next('hello');
+        await bobStream.next('hello');
+        const made = await alice.createWorkload({ workload_name: name('lifecycle') });
+        const id = made.workload_id;
+        const created = await aliceStream.next<WorkloadBody>('workload', (view) => view.workload_id === id);
+        expect(created.status).to.equal('scheduling');
+        expect(created.cancelled_at).to.equal(null);
+
+        expect((await alice.cancelWorkload(id)).status).to.equal(200);
+        const cancelled = await aliceStream.next<WorkloadBody>(
+          'workload',
+          (view) => view.workload_id === id && view.status === 'cancelled',
+        );
+        expect(cancelled.cancelled_at).to.be.a('string');
+        expect(cancelled).to.deep.equal(await alice.workload(id));
+
+        expect((await alice.deleteWorkload(id)).status).to.equal(200);
+        await aliceStream.next<{ workload_id: string }>('workload_deleted', (data) => data.workload_id === id);
+        // nothing of it after its deletion, once any pending change would have been sent (20 ms here)
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const about = aliceStream.events.filter(
+          (item) =>
+            (item.data as { workload_id?: string }).workload_id === id &&
+            (item.event === 'workload' || item.event === 'workload_deleted'),
+        );
+        expect(about.at(-1)?.event).to.equal('workload_deleted');
+        expect(bobStream.events.filter((item) => item.event.startsWith('workload'))).to.deep.equal([]);
+      } finally {
+        aliceStream.close();
+        bobStream.close();
+      }
+    });
 
     it('ends a stream whose token is revoked, with a logout event', async () => {
       const client = await TestClient.login(url, 'bob', 'bob-pass');

@@ -2,8 +2,9 @@
 // server and a real worker process on loopback: log in, create a workload, drop five images (with a
 // file that is not an image and one that does not decode), watch them complete without a reload, retry
 // the failed one, open a before/after pair, download the ZIP, log out; and the live updates coming
-// back by themselves after a server restart. A screenshot taken while the workload runs is kept in
-// test-results/dashboard.png.
+// back by themselves after a server restart; cancelling a running workload and deleting workloads (with
+// a confirm step), the list following other tabs and clients live, and the list loaded page by page. A
+// screenshot taken while the workload runs is kept in test-results/dashboard.png.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { startServer, type Server } from '../../bin/server.js';
 import { createLogger } from '../../common/log.js';
 import { makeTestImage, poisonPng, sniffMime } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
-import { TestClient } from '../helpers/api.js';
+import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { liveWorker, pickServerPorts, spawnServerOn } from '../helpers/restart.js';
 import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from '../helpers/system.js';
 import { readZip } from '../helpers/zip.js';
@@ -24,6 +25,9 @@ const INSTALLER = fileURLToPath(new URL('../../../scripts/install-chromium.sh', 
 const RESULTS_DIR = fileURLToPath(new URL('../../../test-results/', import.meta.url));
 const WIDTH = 480;
 const HEIGHT = 360;
+/** Workloads the dashboard asks for per page of its list. */
+const LIST_PAGE = 20;
+const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 
 /** Chromium from the system's packages: installed when missing and this process may (root). */
 function ensureChromium(): boolean {
@@ -74,6 +78,47 @@ async function waitForCount(page: Page, selector: string, count: number, timeout
   );
 }
 
+/** A new user, registered through the API, and logged in there. */
+async function newUser(url: string, username: string, password: string): Promise<TestClient> {
+  const response = await fetch(`${url}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (response.status !== 201) throw new Error(`register ${username}: ${response.status} ${await response.text()}`);
+  return TestClient.login(url, username, password);
+}
+
+/** Opens the dashboard and logs in; resolves once the live updates are on. */
+async function signIn(page: Page, url: string, username: string, password: string): Promise<void> {
+  await page.goto(url);
+  await page.getByTestId('username').fill(username);
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('user').filter({ hasText: username }).waitFor();
+  await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+}
+
+/** The ids of the workloads the list shows, in its order. */
+async function listedIds(page: Page): Promise<string[]> {
+  return (await page.evaluate(
+    `[...document.querySelectorAll('[data-testid="workload-item"]')].map((item) => item.dataset.id)`,
+  )) as string[];
+}
+
+/**
+ * The errors the page reports, as they come, but for the console errors that match `expected` (by default
+ * 404s: the images of a workload deleted while its page was open).
+ */
+function watchProblems(page: Page, expected = /status of 404/): string[] {
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !expected.test(message.text())) problems.push(`console: ${message.text()}`);
+  });
+  return problems;
+}
+
 /** The natural size of an image, once it has loaded. */
 async function naturalSize(page: Page, selector: string): Promise<number[]> {
   return pageValue<number[]>(
@@ -103,6 +148,8 @@ describe('dashboard in headless Chromium', function () {
     }
     dirs = await makeDirs();
     const config = await testServerConfig(dirs);
+    // retention long enough never to delete anything here, so that the views carry expires_at
+    config.controller.retentionMs = 7 * 86_400_000;
     server = await startServer(config, createLogger('test-server', 'silent'));
     url = `http://127.0.0.1:${server.api.port}`;
     // one slot on the jimp engine: the five images take a few seconds, long enough to watch them run
@@ -129,15 +176,10 @@ describe('dashboard in headless Chromium', function () {
   it('logs in, runs a dropped batch live, compares a pair, downloads the ZIP and logs out', async () => {
     const context = await browser!.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
-    const problems: string[] = [];
+    // refused uploads are answered 415 on purpose; anything else logged as an error is a problem
+    const problems = watchProblems(page, /status of 415/);
     const requested: string[] = [];
     page.on('request', (request) => requested.push(request.url()));
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      // refused uploads are answered 415 on purpose; anything else logged as an error is a problem
-      if (message.type() === 'error' && !/status of 415/.test(message.text()))
-        problems.push(`console: ${message.text()}`);
-    });
     try {
       await page.goto(url);
       await page.getByTestId('username').fill('alice');
@@ -256,6 +298,205 @@ describe('dashboard in headless Chromium', function () {
     }
   });
 
+  it('cancels a running workload on its page, then deletes it from the list after a confirm step', async () => {
+    const carol = await newUser(url, 'carol', 'carol-pass');
+    const name = `cancel-${Date.now().toString(36)}`;
+    const made = await carol.createWorkload({ workload_name: name, filter: 'blur' });
+    // forty images on the one-slot jimp worker: seconds of work, so it is still running when cancelled
+    const image = await makeTestImage(640, 480, 'image/png', 77);
+    const uploads = await Promise.all(
+      Array.from({ length: 40 }, (_, index) => carol.upload(made.workload_id, image, `${index}.png`, 'image/png')),
+    );
+    expect(uploads.map((upload) => upload.status)).to.deep.equal(Array(40).fill(201));
+    const context = await browser!.newContext({ viewport: { width: 1360, height: 900 } });
+    const page = await context.newPage();
+    const problems = watchProblems(page);
+    try {
+      await signIn(page, url, 'carol', 'carol-pass');
+      await page.locator(`[data-testid="workload-link"][data-id="${made.workload_id}"]`).click();
+      await page.getByTestId('workload-page').waitFor();
+      await page.locator('.head [data-testid="progress"]:not([data-done="0"])').waitFor({ timeout: 60_000 });
+
+      // Cancel: the unfinished jobs end cancelled, the results so far stay
+      const [answer] = await Promise.all([
+        page.waitForResponse((response) => response.url().endsWith('/cancel')),
+        page.getByTestId('cancel-workload').click(),
+      ]);
+      expect(answer.status()).to.equal(200);
+      const cancelled = (await answer.json()) as WorkloadBody;
+      expect(cancelled.status).to.equal('cancelled');
+      expect(cancelled.cancelled_jobs, 'it was still running').to.be.above(0);
+      expect(cancelled.done_jobs + cancelled.cancelled_jobs).to.equal(40);
+      await page.locator('.head [data-testid="status"]').filter({ hasText: 'cancelled' }).waitFor();
+      const progress = page.locator('.head [data-testid="progress"]');
+      expect(await progress.getAttribute('data-cancelled')).to.equal(String(cancelled.cancelled_jobs));
+      expect(await progress.getAttribute('data-done')).to.equal(String(cancelled.done_jobs));
+      expect(await progress.textContent()).to.contain(`${cancelled.cancelled_jobs} cancelled`);
+      await waitForCount(page, '[data-testid="tile"][data-state="cancelled"]', cancelled.cancelled_jobs, 30_000);
+      await waitForCount(page, '[data-testid="tile"][data-state="done"]', cancelled.done_jobs, 30_000);
+      expect(await page.getByTestId('cancel-workload').count(), 'nothing left to cancel').to.equal(0);
+      expect(await page.getByTestId('dropzone').getAttribute('class')).to.contain('disabled');
+      await page.getByTestId('cancelled-at').waitFor();
+      // finished, it now has a date of deletion by retention
+      const view = await carol.workload(made.workload_id);
+      expect(view.expires_at).to.be.a('string');
+      expect(await page.locator('.head [data-testid="expires"]').getAttribute('data-expires')).to.equal(
+        view.expires_at,
+      );
+
+      // the list shows it cancelled; Delete asks first, and Keep keeps it
+      await page.locator('a.back').click();
+      const item = page.locator(`[data-testid="workload-item"][data-id="${made.workload_id}"]`);
+      await item.locator('[data-testid="status"]').filter({ hasText: 'cancelled' }).waitFor();
+      expect(await item.getByTestId('cancel-workload').count()).to.equal(0);
+      await item.getByTestId('delete-workload').click();
+      expect(await item.getByTestId('confirm-delete-prompt').textContent()).to.equal(
+        `Delete "${name}" and its 40 images?`,
+      );
+      // Keep has the focus, so that Enter keeps it
+      expect(await page.evaluate('document.activeElement.dataset.testid')).to.equal('keep-workload');
+      await page.keyboard.press('Enter');
+      await item.getByTestId('delete-workload').waitFor();
+      expect((await carol.call('GET', `/workloads/${made.workload_id}`)).status).to.equal(200);
+
+      const [deleted] = await Promise.all([
+        page.waitForResponse((response) => response.request().method() === 'DELETE'),
+        item
+          .getByTestId('delete-workload')
+          .click()
+          .then(() => item.getByTestId('confirm-delete').click()),
+      ]);
+      expect(deleted.status()).to.equal(200);
+      const freed = (await deleted.json()) as { removed_images: number; removed_bytes: number };
+      expect(freed.removed_images).to.equal(40 + cancelled.done_jobs);
+      await item.waitFor({ state: 'detached' });
+      const notice = await page.getByTestId('notice').textContent();
+      const said = /^Deleted "(.+)": (\d+) images and ([\d.]+) (B|KiB|MiB|GiB) freed\.$/.exec(notice ?? '');
+      expect(said, notice ?? '').to.not.equal(null);
+      expect(said![1]).to.equal(name);
+      expect(Number(said![2])).to.equal(freed.removed_images);
+      const unit = UNITS[said![4]!]!;
+      expect(Math.abs(Number(said![3]) * unit - freed.removed_bytes)).to.be.at.most(0.05 * unit);
+      expect((await carol.call('GET', `/workloads/${made.workload_id}`)).status).to.equal(404);
+      expect(problems).to.deep.equal([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('follows workloads made, cancelled and deleted in another tab or through the API, without a reload', async () => {
+    const dave = await newUser(url, 'dave', 'dave-pass');
+    const context = await browser!.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await context.newPage();
+    const problems = watchProblems(page);
+    const link = (id: string) => page.locator(`[data-testid="workload-link"][data-id="${id}"]`);
+    try {
+      await signIn(page, url, 'dave', 'dave-pass');
+      await page.evaluate('window.marker = 7');
+      // the other tab shares the session
+      const other = await context.newPage();
+      problems.push(...watchProblems(other));
+      await other.goto(url);
+      await other.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+
+      // made through the API: it shows up in both tabs
+      const made = await dave.createWorkload({ workload_name: `made-${Date.now().toString(36)}` });
+      await link(made.workload_id).waitFor();
+      await other.locator(`[data-testid="workload-item"][data-id="${made.workload_id}"]`).waitFor();
+      // deleted in the other tab: gone from this one
+      const otherItem = other.locator(`[data-testid="workload-item"][data-id="${made.workload_id}"]`);
+      await otherItem.getByTestId('delete-workload').click();
+      await otherItem.getByTestId('confirm-delete').click();
+      await other.getByTestId('notice').filter({ hasText: 'Deleted "made-' }).waitFor();
+      await link(made.workload_id).waitFor({ state: 'detached' });
+
+      // cancelled through the API: shown cancelled, with nothing left to cancel
+      const idle = await dave.createWorkload({ workload_name: `idle-${Date.now().toString(36)}` });
+      const idleItem = page.locator(`[data-testid="workload-item"][data-id="${idle.workload_id}"]`);
+      await idleItem.getByTestId('cancel-workload').waitFor();
+      expect((await dave.cancelWorkload(idle.workload_id)).status).to.equal(200);
+      await idleItem.locator('[data-testid="status"]').filter({ hasText: 'cancelled' }).waitFor();
+      await idleItem.getByTestId('cancel-workload').waitFor({ state: 'detached' });
+
+      // its page open here, deleted through the API: back to the list, which says so
+      await link(idle.workload_id).click();
+      await page.getByTestId('workload-page').waitFor();
+      expect((await dave.deleteWorkload(idle.workload_id)).status).to.equal(200);
+      await page
+        .getByTestId('notice')
+        .filter({ hasText: `"${idle.workload_name}" was deleted.` })
+        .waitFor();
+      await page.getByTestId('workload-page').waitFor({ state: 'detached' });
+      await page.getByTestId('create-workload').waitFor();
+      expect(await link(idle.workload_id).count()).to.equal(0);
+
+      // deleted on its own page here: back to the list with what was freed; the other tab drops it too
+      const own = await dave.createWorkload({ workload_name: `own-${Date.now().toString(36)}` });
+      await link(own.workload_id).click();
+      await page.getByTestId('workload-page').waitFor();
+      await other.locator(`[data-testid="workload-item"][data-id="${own.workload_id}"]`).waitFor();
+      await page.locator('.head').getByTestId('delete-workload').click();
+      await page.locator('.head').getByTestId('confirm-delete').click();
+      await page
+        .getByTestId('notice')
+        .filter({ hasText: `Deleted "${own.workload_name}": 0 images and 0 B freed.` })
+        .waitFor();
+      await page.getByTestId('workload-page').waitFor({ state: 'detached' });
+      await page.getByTestId('create-workload').waitFor();
+      expect(await link(own.workload_id).count()).to.equal(0);
+      await other.locator(`[data-testid="workload-item"][data-id="${own.workload_id}"]`).waitFor({ state: 'detached' });
+      expect((await dave.call('GET', `/workloads/${own.workload_id}`)).status).to.equal(404);
+
+      expect(await listedIds(page)).to.deep.equal([]);
+      expect(await page.evaluate('window.marker'), 'no reload').to.equal(7);
+      expect(problems).to.deep.equal([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('loads the list a page at a time, newest first, with new workloads on top', async () => {
+    const erin = await newUser(url, 'erin', 'erin-pass');
+    const count = 2 * LIST_PAGE + 5;
+    for (let index = 0; index < count; index++) await erin.createWorkload({ workload_name: `page-${index}` });
+    const all = async (): Promise<string[]> =>
+      ((await erin.call('GET', '/workloads?limit=500')).body.workloads as WorkloadBody[]).map(
+        (workload) => workload.workload_id,
+      );
+    const context = await browser!.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await context.newPage();
+    const problems = watchProblems(page);
+    const asked: URL[] = [];
+    page.on('request', (request) => {
+      const address = new URL(request.url());
+      if (address.pathname === '/workloads' && request.method() === 'GET') asked.push(address);
+    });
+    try {
+      await signIn(page, url, 'erin', 'erin-pass');
+      await waitForCount(page, '[data-testid="workload-item"]', LIST_PAGE);
+      const everything = await all();
+      expect(await listedIds(page)).to.deep.equal(everything.slice(0, LIST_PAGE));
+      await page.getByTestId('more-workloads').waitFor();
+
+      // a new one goes on top while older pages are still to load
+      const fresh = await erin.createWorkload({ workload_name: 'page-new' });
+      await waitForCount(page, '[data-testid="workload-item"]', LIST_PAGE + 1);
+      expect((await listedIds(page))[0]).to.equal(fresh.workload_id);
+
+      await page.getByTestId('more-workloads').click();
+      await waitForCount(page, '[data-testid="workload-item"]', 2 * LIST_PAGE + 1);
+      await page.getByTestId('more-workloads').click();
+      await waitForCount(page, '[data-testid="workload-item"]', count + 1);
+      await page.getByTestId('more-workloads').waitFor({ state: 'hidden' });
+      expect(await listedIds(page)).to.deep.equal(await all());
+      expect(asked.filter((address) => address.searchParams.has('cursor'))).to.have.length(2);
+      for (const address of asked) expect(address.searchParams.get('limit')).to.match(/^\d+$/);
+      expect(problems).to.deep.equal([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('reconnects its live updates by itself when the server restarts, and catches up', async () => {
     const restartDirs = await makeDirs();
     const context = await browser!.newContext({ viewport: { width: 1100, height: 800 } });
@@ -263,11 +504,7 @@ describe('dashboard in headless Chromium', function () {
       const ports = await pickServerPorts();
       let running = await spawnServerOn(restartDirs, ports);
       const page = await context.newPage();
-      await page.goto(running.url);
-      await page.getByTestId('username').fill('bob');
-      await page.getByTestId('password').fill('bob-pass');
-      await page.getByTestId('login').click();
-      await page.getByTestId('live').filter({ hasText: 'live' }).waitFor();
+      await signIn(page, running.url, 'bob', 'bob-pass');
 
       await running.process.kill('SIGKILL');
       await page.getByTestId('live').filter({ hasText: 'reconnecting' }).waitFor();

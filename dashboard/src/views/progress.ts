@@ -1,37 +1,39 @@
 import { h } from '../dom.js';
 import type { Workload } from '../types.js';
 
-/** A bar in four parts, done / failed / running / queued, with the counts beside it. */
+/** A bar in five parts, done / failed / cancelled / running / queued, with the counts beside it. */
 export function progressBar(workload: Workload): HTMLElement {
   const total = Math.max(1, workload.total_images);
-  const part = (kind: string, count: number): HTMLElement =>
-    h('span', { class: `part ${kind}`, style: `width:${(count / total) * 100}%`, title: `${count} ${kind}` });
-  const done = workload.done_jobs;
-  const failed = workload.failed_jobs;
-  const running = workload.running_jobs;
-  const queued = workload.queued_jobs;
+  const counts: [string, number][] = [
+    ['done', workload.done_jobs],
+    ['failed', workload.failed_jobs],
+    ['cancelled', workload.cancelled_jobs],
+    ['running', workload.running_jobs],
+    ['queued', workload.queued_jobs],
+  ];
   return h(
     'div',
-    { class: 'progress', 'data-testid': 'progress', 'data-done': done, 'data-total': workload.total_images },
+    {
+      class: 'progress',
+      'data-testid': 'progress',
+      'data-done': workload.done_jobs,
+      'data-cancelled': workload.cancelled_jobs,
+      'data-total': workload.total_images,
+    },
     h(
       'div',
       { class: 'bar' },
-      part('done', done),
-      part('failed', failed),
-      part('running', running),
-      part('queued', queued),
+      ...counts.map(([kind, count]) =>
+        h('span', { class: `part ${kind}`, style: `width:${(count / total) * 100}%`, title: `${count} ${kind}` }),
+      ),
     ),
     h(
       'div',
       { class: 'counts' },
-      h('span', { class: 'dot done' }),
-      `${done} done`,
-      failed > 0 ? h('span', { class: 'dot failed' }) : null,
-      failed > 0 ? `${failed} failed` : null,
-      running > 0 ? h('span', { class: 'dot running' }) : null,
-      running > 0 ? `${running} running` : null,
-      queued > 0 ? h('span', { class: 'dot queued' }) : null,
-      queued > 0 ? `${queued} queued` : null,
+      // done always, the others when there are some
+      ...counts.flatMap(([kind, count]) =>
+        kind === 'done' || count > 0 ? [h('span', { class: `dot ${kind}` }), `${count} ${kind}`] : [],
+      ),
       h('span', { class: 'muted' }, `of ${workload.total_images}`),
     ),
   );
@@ -44,4 +46,31 @@ export function statusBadge(workload: Workload): HTMLElement {
     { class: `badge ${failed ? 'failed' : workload.status}`, 'data-testid': 'status' },
     failed ? 'completed with failures' : workload.status,
   );
+}
+
+/** When it was cancelled, and when the server deletes it (only a server with `--retention` says). */
+export function lifecycleNotes(workload: Workload): HTMLElement[] {
+  const notes: HTMLElement[] = [];
+  if (workload.cancelled_at)
+    notes.push(
+      h(
+        'span',
+        { class: 'note cancelled', 'data-testid': 'cancelled-at' },
+        `cancelled ${new Date(workload.cancelled_at).toLocaleString()}`,
+      ),
+    );
+  if (workload.expires_at)
+    notes.push(
+      h(
+        'span',
+        {
+          class: 'note expires',
+          'data-testid': 'expires',
+          'data-expires': workload.expires_at,
+          title: 'The server deletes finished workloads that stay idle this long, with their images',
+        },
+        `deleted automatically ${new Date(workload.expires_at).toLocaleString()}`,
+      ),
+    );
+  return notes;
 }

@@ -3,9 +3,10 @@ import { bytes, h, replace } from '../dom.js';
 import { droppedFiles } from '../files.js';
 import type { ImageItem, Workload } from '../types.js';
 import { UploadQueue } from '../uploads.js';
+import type { WorkloadActions } from './actions.js';
 import { openLightbox } from './lightbox.js';
 import { picture } from './picture.js';
-import { progressBar, statusBadge } from './progress.js';
+import { lifecycleNotes, progressBar, statusBadge } from './progress.js';
 
 const REFRESH_MS = 400;
 
@@ -13,6 +14,12 @@ const REFRESH_MS = 400;
 export class WorkloadPage {
   readonly element: HTMLElement;
   private readonly head = h('div', { class: 'head' });
+  /** Redrawn on every update, unlike the Cancel and Delete buttons beside it. */
+  private readonly summary = h('div', { class: 'summary' });
+  private readonly buttons = h('div', { class: 'buttons' });
+  private readonly actions = h('div', { class: 'actions' });
+  private readonly zone: HTMLElement;
+  private readonly zoneHint = h('span', { class: 'muted' });
   private readonly gallery = h('div', { class: 'gallery', 'data-testid': 'gallery' });
   private readonly uploads: UploadQueue;
   private readonly thumbs = new Map<string, HTMLElement>();
@@ -23,16 +30,23 @@ export class WorkloadPage {
   constructor(
     private readonly api: Api,
     private workload: Workload,
+    private readonly workloadActions: WorkloadActions,
   ) {
     const list = h('ul', { class: 'uploads', 'data-testid': 'uploads' });
     const overall = h('div', { class: 'overall' });
     this.uploads = new UploadQueue(api, workload.workload_id, list, overall, () => this.refreshSoon());
+    this.zone = this.dropZone();
+    replace(
+      this.head,
+      this.summary,
+      h('div', { class: 'row' }, this.buttons, h('span', { class: 'spacer' }), this.actions),
+    );
     this.element = h(
       'section',
       { class: 'workload-page', 'data-testid': 'workload-page', 'data-id': workload.workload_id },
       h('a', { href: '#/', class: 'back' }, '← All workloads'),
       this.head,
-      this.dropZone(),
+      this.zone,
       overall,
       list,
       h('h2', {}, 'Results'),
@@ -46,6 +60,10 @@ export class WorkloadPage {
     return this.workload.workload_id;
   }
 
+  get name(): string {
+    return this.workload.workload_name;
+  }
+
   /** A newer view of this workload arrived (live update). */
   update(workload: Workload): void {
     this.workload = workload;
@@ -57,41 +75,64 @@ export class WorkloadPage {
     window.clearTimeout(this.refreshTimer);
   }
 
+  /** The workload was deleted: files not sent yet would only be refused. */
+  deleted(): void {
+    this.close();
+    this.uploads.stop();
+  }
+
+  /** The Cancel and Delete buttons again (their step or their request in flight changed). */
+  redrawActions(): void {
+    this.workloadActions.render(this.workload, this.actions);
+  }
+
   private renderHead(): void {
     const workload = this.workload;
     const hasResults = workload.done_jobs > 0;
+    const cancelled = this.cancelled;
     replace(
-      this.head,
+      this.summary,
       h('header', {}, h('h1', {}, workload.workload_name), statusBadge(workload)),
       h(
         'p',
-        { class: 'muted' },
+        { class: 'muted meta' },
         `filter ${workload.filter}${workload.tags.length ? ` · tags ${workload.tags.join(', ')}` : ''} · ` +
           `created ${new Date(workload.created_at).toLocaleString()}`,
+        ...lifecycleNotes(workload),
       ),
       progressBar(workload),
-      h(
-        'div',
-        { class: 'row' },
-        h(
-          'button',
-          {
-            class: hasResults ? 'primary' : undefined,
-            disabled: !hasResults,
-            onclick: () => void this.download(),
-            'data-testid': 'download-all',
-          },
-          `Download all (${workload.done_jobs}) as ZIP`,
-        ),
-        workload.failed_jobs > 0
-          ? h(
-              'button',
-              { onclick: () => void this.retry(), 'data-testid': 'retry-all' },
-              `Retry ${workload.failed_jobs} failed`,
-            )
-          : null,
-      ),
     );
+    replace(
+      this.buttons,
+      h(
+        'button',
+        {
+          class: hasResults ? 'primary' : undefined,
+          disabled: !hasResults,
+          onclick: () => void this.download(),
+          'data-testid': 'download-all',
+        },
+        `Download all (${workload.done_jobs}) as ZIP`,
+      ),
+      workload.failed_jobs > 0 && !cancelled
+        ? h(
+            'button',
+            { onclick: () => void this.retry(), 'data-testid': 'retry-all' },
+            `Retry ${workload.failed_jobs} failed`,
+          )
+        : null,
+    );
+    this.redrawActions();
+    this.zone.classList.toggle('disabled', cancelled);
+    this.zone.setAttribute('aria-disabled', String(cancelled));
+    this.zoneHint.textContent = cancelled
+      ? 'cancelled: it takes no more images'
+      : 'or click to choose files · PNG or JPEG';
+  }
+
+  /** A cancelled workload takes no more images, and its failed jobs are not retried. */
+  private get cancelled(): boolean {
+    return this.workload.status === 'cancelled';
   }
 
   private dropZone(): HTMLElement {
@@ -113,11 +154,11 @@ export class WorkloadPage {
         tabindex: 0,
         role: 'button',
         'data-testid': 'dropzone',
-        onclick: () => input.click(),
-        onkeydown: (event: Event) => (event as KeyboardEvent).key === 'Enter' && input.click(),
+        onclick: () => !this.cancelled && input.click(),
+        onkeydown: (event: Event) => (event as KeyboardEvent).key === 'Enter' && !this.cancelled && input.click(),
       },
       h('strong', {}, 'Drop images or a folder here'),
-      h('span', { class: 'muted' }, 'or click to choose files · PNG or JPEG'),
+      this.zoneHint,
       input,
     );
     zone.addEventListener('dragover', (event) => {
@@ -128,7 +169,8 @@ export class WorkloadPage {
     zone.addEventListener('drop', (event) => {
       event.preventDefault();
       zone.classList.remove('over');
-      if (event.dataTransfer) void droppedFiles(event.dataTransfer).then((files) => this.uploads.add(files));
+      if (event.dataTransfer && !this.cancelled)
+        void droppedFiles(event.dataTransfer).then((files) => this.uploads.add(files));
     });
     return zone;
   }
@@ -191,7 +233,7 @@ export class WorkloadPage {
     }
     this.gallery.querySelector(':scope > p')?.remove();
     for (const original of originals) {
-      const key = `${original.image_id}:${original.job_state}:${original.filtered_image_id ?? ''}`;
+      const key = `${original.image_id}:${original.job_state}:${original.filtered_image_id ?? ''}:${this.cancelled}`;
       const existing = this.thumbs.get(original.image_id);
       if (existing?.dataset.key === key) continue;
       const tile = this.tile(original);
@@ -219,24 +261,31 @@ export class WorkloadPage {
               h(
                 'figcaption',
                 {},
-                h(
-                  'button',
-                  {
-                    class: 'small',
-                    onclick: (event: Event) => {
-                      event.stopPropagation();
-                      void this.retry();
-                    },
-                    'data-testid': 'retry-image',
-                  },
-                  'Retry',
-                ),
+                this.cancelled
+                  ? 'After'
+                  : h(
+                      'button',
+                      {
+                        class: 'small',
+                        onclick: (event: Event) => {
+                          event.stopPropagation();
+                          void this.retry();
+                        },
+                        'data-testid': 'retry-image',
+                      },
+                      'Retry',
+                    ),
               ),
             )
           : h(
               'figure',
               {},
-              h('div', { class: `placeholder ${state}` }, h('span', { class: 'spinner' }), state),
+              h(
+                'div',
+                { class: `placeholder ${state}` },
+                state === 'cancelled' ? null : h('span', { class: 'spinner' }),
+                state,
+              ),
               h('figcaption', {}, 'After'),
             );
     const caption = `${original.width}×${original.height} · ${bytes(original.bytes)}`;

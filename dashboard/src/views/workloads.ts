@@ -1,7 +1,8 @@
 import { ApiError, type Api } from '../api.js';
 import { h, replace } from '../dom.js';
 import type { Workload } from '../types.js';
-import { progressBar, statusBadge } from './progress.js';
+import type { WorkloadActions } from './actions.js';
+import { lifecycleNotes, progressBar, statusBadge } from './progress.js';
 
 /** The form that creates a workload, then opens it. */
 export function createForm(api: Api, onCreated: (workload: Workload) => void): HTMLElement {
@@ -57,37 +58,107 @@ export function createForm(api: Api, onCreated: (workload: Workload) => void): H
   return form;
 }
 
-export function renderWorkloadList(container: HTMLElement, workloads: Workload[]): void {
-  replace(
-    container,
-    h('h2', {}, 'Your workloads'),
-    workloads.length === 0 ? h('p', { class: 'muted' }, 'None yet: create one, then drop images into it.') : null,
+/** What the list shows: the loaded workloads, newest first, and whether older ones are left to load. */
+export interface ListState {
+  workloads: Workload[];
+  more: boolean;
+  loadingMore: boolean;
+}
+
+interface Item {
+  element: HTMLElement;
+  link: HTMLElement;
+  actions: HTMLElement;
+  /** What the link shows now. */
+  key: string;
+}
+
+/** What a list item shows of a workload (its view also lists every result, which the item does not). */
+function itemKey(workload: Workload): string {
+  return JSON.stringify([
+    workload.status,
+    workload.total_images,
+    workload.done_jobs,
+    workload.failed_jobs,
+    workload.cancelled_jobs,
+    workload.running_jobs,
+    workload.queued_jobs,
+    workload.cancelled_at,
+    workload.expires_at,
+  ]);
+}
+
+function itemContent(workload: Workload): HTMLElement[] {
+  return [
+    h('header', {}, h('strong', {}, workload.workload_name), statusBadge(workload)),
     h(
-      'ul',
-      { class: 'workloads' },
-      ...workloads.map((workload) =>
-        h(
-          'li',
-          {},
-          h(
-            'a',
-            {
-              href: `#/workloads/${workload.workload_id}`,
-              class: 'card workload',
-              'data-testid': 'workload-link',
-              'data-id': workload.workload_id,
-            },
-            h('header', {}, h('strong', {}, workload.workload_name), statusBadge(workload)),
-            h(
-              'div',
-              { class: 'muted' },
-              `${workload.filter}${workload.tags.length ? ` · ${workload.tags.join(', ')}` : ''} · ` +
-                `${new Date(workload.created_at).toLocaleString()}`,
-            ),
-            progressBar(workload),
-          ),
-        ),
-      ),
+      'div',
+      { class: 'muted meta' },
+      `${workload.filter}${workload.tags.length ? ` · ${workload.tags.join(', ')}` : ''} · ` +
+        `${new Date(workload.created_at).toLocaleString()}`,
+      ...lifecycleNotes(workload),
     ),
-  );
+    progressBar(workload),
+  ];
+}
+
+/**
+ * "Your workloads": one item per workload, each a link to its page beside its Cancel and Delete buttons,
+ * and a button that loads older ones. Drawn again on every live update, it changes only the items whose
+ * workload changed, and leaves the buttons alone unless what they offer changed.
+ */
+export class WorkloadList {
+  readonly element: HTMLElement;
+  private readonly list = h('ul', { class: 'workloads', 'data-testid': 'workload-list' });
+  private readonly empty = h('p', { class: 'muted' }, 'None yet: create one, then drop images into it.');
+  private readonly more: HTMLButtonElement;
+  private readonly items = new Map<string, Item>();
+
+  constructor(
+    private readonly actions: WorkloadActions,
+    onMore: () => void,
+  ) {
+    this.more = h('button', { class: 'more', onclick: onMore, 'data-testid': 'more-workloads' }, 'Show older');
+    this.element = h('section', { class: 'list' }, h('h2', {}, 'Your workloads'), this.empty, this.list, this.more);
+  }
+
+  render(state: ListState): void {
+    const shown = new Set<string>();
+    state.workloads.forEach((workload, index) => {
+      const id = workload.workload_id;
+      shown.add(id);
+      const item = this.items.get(id) ?? this.item(id);
+      const key = itemKey(workload);
+      if (item.key !== key) {
+        replace(item.link, ...itemContent(workload));
+        item.key = key;
+      }
+      this.actions.render(workload, item.actions);
+      const at = this.list.children[index];
+      if (at !== item.element) this.list.insertBefore(item.element, at ?? null);
+    });
+    for (const [id, item] of this.items)
+      if (!shown.has(id)) {
+        item.element.remove();
+        this.items.delete(id);
+      }
+    this.empty.classList.toggle('hidden', state.workloads.length > 0 || state.more);
+    this.more.classList.toggle('hidden', !state.more);
+    this.more.disabled = state.loadingMore;
+    this.more.textContent = state.loadingMore ? 'Loading…' : 'Show older';
+  }
+
+  private item(id: string): Item {
+    const link = h('a', {
+      href: `#/workloads/${id}`,
+      class: 'workload',
+      'data-testid': 'workload-link',
+      'data-id': id,
+    });
+    const actions = h('div', { class: 'actions' });
+    const element = h('li', { class: 'card', 'data-testid': 'workload-item', 'data-id': id }, link, actions);
+    const item: Item = { element, link, actions, key: '' };
+    this.items.set(id, item);
+    return item;
+  }
 }
