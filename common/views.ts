@@ -26,6 +26,32 @@ export interface WorkloadView {
   expires_at?: string | null;
 }
 
+/** One page of GET /workloads: newest first, and the cursor of the next (older) page, null on the last. */
+export interface WorkloadPage {
+  workloads: WorkloadView[];
+  next_cursor: string | null;
+}
+
+/** What a deletion took with it: the answer of DELETE /workloads/{id} and DELETE /images/{id}. */
+export interface RemovedView {
+  deleted: true;
+  removed_images: number;
+  removed_bytes: number;
+  /** Jobs that had not finished and were cancelled on the way. */
+  cancelled_jobs: number;
+}
+
+export interface WorkloadDeleted extends RemovedView {
+  workload_id: string;
+  workload_name: string;
+}
+
+export interface ImageDeleted extends RemovedView {
+  image_id: string;
+  workload_id: string;
+  type: 'original' | 'filtered';
+}
+
 /** An image of a workload as its owner sees it. */
 export interface ImageView {
   image_id: string;

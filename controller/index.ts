@@ -38,7 +38,14 @@ export type { JobNeeds, Runnable } from './job-queue.js';
 export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from './job-tally.js';
 export type { LeaseSweeper } from './lease-sweeper.js';
 export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome, RevokedLease } from './scheduling.js';
-export type { Lifecycle, Removed, DeleteReason, DeletedTotals, WorkloadEvent } from './lifecycle.js';
+export {
+  removedView,
+  type Lifecycle,
+  type Removed,
+  type DeleteReason,
+  type DeletedTotals,
+  type WorkloadEvent,
+} from './lifecycle.js';
 export {
   viewWorker,
   type LiveWorker,

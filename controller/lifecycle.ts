@@ -1,8 +1,19 @@
 import { AppError } from '../common/errors.js';
+import type { RemovedView } from '../common/views.js';
 import type { ImageLibrary } from './images.js';
 import type { JobBook } from './job-book.js';
 import type { ImageRecord, Job, Store, Workload } from './store/index.js';
 import { markCancelled, removeWorkload, workloadStatus } from './workloads.js';
+
+/** What a deletion took away, as the API answers it. */
+export function removedView(removed: Removed): RemovedView {
+  return {
+    deleted: true,
+    removed_images: removed.images,
+    removed_bytes: removed.bytes,
+    cancelled_jobs: removed.cancelled_jobs,
+  };
+}
 
 function unfinished(job: Job): boolean {
   return job.state === 'queued' || job.state === 'assigned' || job.state === 'running';

@@ -1,10 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors.js';
-import type { WorkloadStatus, WorkloadView } from '../common/views.js';
+import type { WorkloadPage, WorkloadStatus, WorkloadView } from '../common/views.js';
 import type { JobCounts, StateCounts } from './job-tally.js';
 import { creationOrder, own, type Store, type Workload } from './store/index.js';
 
-export type { WorkloadStatus, WorkloadView } from '../common/views.js';
+export type { WorkloadPage, WorkloadStatus, WorkloadView } from '../common/views.js';
 
 // Workload names become directory names: a conservative alphabet, no dots at the start, so no `.`, `..`,
 // separators or NUL.
@@ -158,12 +158,6 @@ export function activeWorkloads(books: WorkloadBooks, owner: string): WorkloadVi
 
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 500;
-
-/** One page of a user's workloads, newest first, and the cursor of the next (null on the last page). */
-export interface WorkloadPage {
-  workloads: WorkloadView[];
-  next_cursor: string | null;
-}
 
 type CursorKey = Pick<Workload, 'created_at' | 'id'>;
 

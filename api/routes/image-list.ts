@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
-import { findWorkload, listWorkloadImages, type Controller } from '../../controller/index.js';
+import type { ImageDeleted } from '../../common/views.js';
+import { findWorkload, listWorkloadImages, removedView, type Controller } from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
 
 /** GET /images?workload_id=ID: the images of one of the caller's workloads; DELETE /images/{id}: one of them. */
@@ -17,15 +18,13 @@ export function imageListRoutes(controller: Controller): Router {
   router.delete('/images/:id', requireUser(controller.tokens), async (req, res) => {
     const image = controller.images.find(callerOf(res).claims.sub, String(req.params.id));
     const removed = await controller.lifecycle.deleteImage(image);
-    res.json({
+    const answer: ImageDeleted = {
       image_id: image.id,
       workload_id: image.workload_id,
       type: image.type,
-      deleted: true,
-      removed_images: removed.images,
-      removed_bytes: removed.bytes,
-      cancelled_jobs: removed.cancelled_jobs,
-    });
+      ...removedView(removed),
+    };
+    res.json(answer);
   });
   return router;
 }

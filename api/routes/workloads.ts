@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { FILTER_NAMES, isFilterName } from '../../common/filters/index.js';
 import { AppError } from '../../common/errors.js';
+import type { WorkloadDeleted } from '../../common/views.js';
 import { tagsSchema } from '../../common/protocol.js';
 import {
   createWorkload,
@@ -8,6 +9,7 @@ import {
   findWorkload,
   listWorkloads,
   MAX_PAGE,
+  removedView,
   removeWorkload,
   viewWorkload,
   type Controller,
@@ -124,14 +126,8 @@ export function workloadRoutes(controller: Controller, config: ApiConfig): Route
   router.delete('/workloads/:id', user, async (req, res) => {
     const workload = findWorkload(controller.store, callerOf(res).claims.sub, String(req.params.id));
     const removed = await controller.lifecycle.deleteWorkload(workload, 'user');
-    res.json({
-      workload_id: workload.id,
-      workload_name: workload.name,
-      deleted: true,
-      removed_images: removed.images,
-      removed_bytes: removed.bytes,
-      cancelled_jobs: removed.cancelled_jobs,
-    });
+    const answer: WorkloadDeleted = { workload_id: workload.id, workload_name: workload.name, ...removedView(removed) };
+    res.json(answer);
   });
 
   // the failed jobs start over; the body, if any, is ignored
