@@ -169,6 +169,8 @@ export class ImageLibrary {
         this.refuseUploads(workload);
       } catch (error) {
         await this.dropLate(file, workload);
+        // a put into the folder of a workload deleted meanwhile fails: the deletion is the answer
+        this.refuseUploads(workload);
         throw error;
       }
       const record = this.record(id, workload, 'original', null, file, image);
