@@ -1,7 +1,7 @@
 // Cancel and delete through the lifecycle, over the real store and books: everything kept about a
 // deleted workload goes (records, counts, indexes, queue groups, quota shares), a cancelled job refuses
 // whatever its last holder sends, and a book rebuilt from the reopened store agrees.
-import { symlink } from 'node:fs/promises';
+import { readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { DiskRoom } from '../../controller/disk-room.js';
@@ -124,6 +124,31 @@ describe('lifecycle: cancel and delete', () => {
     expect(() => addWorkload(books, 'bob', 'grayscale').name).to.not.throw();
     await deleting;
     expect(books.store.workloadIndex.nameHeld(workload.name)).to.equal(false);
+  });
+
+  it('an upload racing the deletion of its workload keeps nothing and is answered 404, never 500', async () => {
+    const workload = addWorkload(books, 'ann');
+    open();
+    await library.makeFolder(workload);
+    const png = Buffer.from('not decoded here: the library keeps bytes');
+    const uploading = library.addOriginal(workload, {
+      content: { kind: 'memory', data: png },
+      bytes: png.length,
+      mime: 'image/png',
+      width: 1,
+      height: 1,
+    });
+    // the upload is inside its file's put now
+    const deleting = lifecycle.deleteWorkload(workload, 'user');
+    const [upload, deletion] = await Promise.allSettled([uploading, deleting]);
+    expect(deletion.status).to.equal('fulfilled');
+    expect(upload.status).to.equal('rejected');
+    expect((upload as PromiseRejectedResult).reason).to.include({ kind: 'not_found' });
+    expect(books.store.data.images).to.deep.equal({});
+    expect(books.jobs.tally.counts()).to.deep.equal(books.jobs.tally.of('never-there').counts);
+    expect(await readdir(fixture.dir).then((names) => names.filter((name) => !name.startsWith('db.')))).to.deep.equal(
+      [],
+    );
   });
 
   it('a deletion whose commit fails is undone whole: records, counts and indexes are back', async () => {
