@@ -49,6 +49,8 @@ export interface GpuView {
   model?: string;
   memory_total_mb?: number;
   memory_free_mb?: number;
+  /** Percent busy, at the worker's last heartbeat; absent when the GPU does not report it. */
+  utilization?: number;
 }
 
 /** A worker as the dashboard and operators see it: no token, no bus address. */
