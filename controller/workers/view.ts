@@ -94,9 +94,6 @@ export function viewWorkerDetail(
   history: FullHistory,
   activity: WorkerActivity | null,
 ): WorkerDetailView {
-  return {
-    ...viewWorker(worker, running, history.samples, activity),
-    history_by_minute: history.minutes,
-    activity: activityView(activity),
-  };
+  const { activity: _counts, ...view } = viewWorker(worker, running, history.samples, activity);
+  return { ...view, history_by_minute: history.minutes, activity: activityView(activity) };
 }
