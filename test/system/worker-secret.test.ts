@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { TestClient } from '../helpers/api.js';
 import { isGray, decodeRgba, makeTestImage } from '../helpers/images.js';
 import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from '../helpers/processes.js';
-import { pickServerPorts, type ServerPorts } from '../helpers/restart.js';
+import { pickServerPorts, spawnServerOn, type RunningServer, type ServerPorts } from '../helpers/restart.js';
 import { makeDirs, type TestDirs } from '../helpers/system.js';
 
 const LAUNCHER = path.join(DIST_BIN, 'with-malloc-tunables.js');
@@ -23,7 +23,7 @@ describe("a worker started on the server's machine without a secret", function (
   this.timeout(60_000);
   let dirs: TestDirs;
   let ports: ServerPorts;
-  let server: Spawned;
+  let server: RunningServer;
   let url: string;
   let client: TestClient;
 
@@ -50,31 +50,8 @@ describe("a worker started on the server's machine without a secret", function (
     dirs = await makeDirs();
     ports = await pickServerPorts();
     // `npm start` from dirs.root: the data dir is the default, ./data, and the secret is generated there
-    server = spawnNode(
-      LAUNCHER,
-      [
-        'dpip',
-        '--port',
-        String(ports.apiPort),
-        '--controller-port',
-        String(ports.controllerPort),
-        '--host',
-        '127.0.0.1',
-        '--workers',
-        '0',
-        '--users',
-        'alice:alice-pw',
-        '--log-level',
-        'warn',
-        '--min-free-disk',
-        '0',
-      ],
-      { DPIP_SECRET: '' },
-      [],
-      dirs.root,
-    );
-    url = `http://127.0.0.1:${ports.apiPort}`;
-    await waitFor('the server to listen', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
+    server = await spawnServerOn(dirs, ports, { ownSecret: true });
+    url = server.url;
     client = await TestClient.login(url, 'alice', 'alice-pw');
   });
 
@@ -88,8 +65,8 @@ describe("a worker started on the server's machine without a secret", function (
     expect((await readFile(file, 'utf8')).trim()).to.match(/^[\w-]{20,}$/);
     expect((await stat(file)).mode & 0o777).to.equal(0o600);
     expect((await stat(path.dirname(file))).mode & 0o777).to.equal(0o700);
-    await waitFor('the banner', async () => server.output().includes('Ctrl-C'), 10_000);
-    expect(server.output()).to.include(
+    await waitFor('the banner', async () => server.process.output().includes('Ctrl-C'), 10_000);
+    expect(server.process.output()).to.include(
       `npm run worker -- --controller localhost:${ports.controllerPort} --worker-name w1 --tags a,b\n`,
     );
   });

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import type { JobChange } from '../../controller/job-book.js';
-import { openStore, type Job, type JobState, type Store, type WorkerRecord } from '../../controller/store/index.js';
+import { createJob } from '../../controller/jobs/index.js';
+import { openStore, type JobState, type Store, type WorkerRecord } from '../../controller/store/index.js';
+import { emptyData } from '../../controller/store/schema.js';
 import { ACTIVITY_WRITE_MS, WorkerActivityBook } from '../../controller/workers/index.js';
 import { iso, T0, tempDir, type TempDir } from './helpers.js';
 
@@ -23,21 +25,7 @@ function workerRecord(id: string): WorkerRecord {
 
 /** A job change as the job book reports it: the job entered `state` from `from`, held by `holder` before. */
 function change(state: JobState, from: JobState | null, holder: string | null): JobChange {
-  const job: Job = {
-    id: 'j',
-    workload_id: 'wl',
-    image_id: 'i',
-    state,
-    attempts: 1,
-    lease: null,
-    not_before: 0,
-    error: null,
-    filtered_image_id: null,
-    created_at: iso(T0),
-    updated_at: iso(T0),
-    started_at: null,
-    finished_at: null,
-  };
+  const job = { ...createJob(emptyData(), 'wl', 'i', T0), state };
   return { job, from, since: T0, holder };
 }
 
