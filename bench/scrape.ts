@@ -32,7 +32,7 @@ import { schedulingPort } from '../controller/scheduling.js';
 import { openStore, type Store } from '../controller/store/index.js';
 import { createTokens, loadSigningSecret } from '../controller/tokens.js';
 import { createUsers } from '../controller/users.js';
-import { WorkerRegistry } from '../controller/workers/index.js';
+import { WorkerActivityBook, WorkerHistory, WorkerRegistry } from '../controller/workers/index.js';
 import { startScheduler } from '../scheduler/index.js';
 import { imageRecord } from '../test/helpers/records.js';
 import { makeDirs, testServerConfig } from '../test/helpers/system.js';
@@ -196,6 +196,8 @@ async function run(finished: number): Promise<Figures> {
     lifecycle: new Lifecycle(store, jobs, images, () => undefined),
     retention: null,
     workers: registry,
+    history: new WorkerHistory(store),
+    activity: new WorkerActivityBook(store),
     scheduling: schedulingPort({ store, jobs, registry }, (listener) => {
       events.on('work', listener);
       return () => events.off('work', listener);

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { createLogger, resolveLogFormat } from '../common/log.js';
 // the constant alone: worker/index.js would load the whole worker (systeminformation and all)
 import { DEFAULT_JOB_DEADLINE_MS } from '../worker/job-runner.js';
+import { DEFAULT_DATA_DIR } from './cluster-secret.js';
 import { startLocalWorkers } from './local-workers.js';
 import { whenParentGone } from './parent-gone.js';
 import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
@@ -57,6 +59,15 @@ process.stdout.write(
       `-d '{"username":"alice","password":"alice-secret"}'`,
     `  TOKEN=$(curl -s -u alice:alice-secret ${api}/login | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')`,
     `  curl -X POST ${api}/workloads -H "Authorization: Bearer $TOKEN"`,
+    ...(config.secretFile === null
+      ? []
+      : [
+          `Add a worker on this machine (it reads the secret from ${config.secretFile}):`,
+          `  npm run worker -- --controller localhost:${controllerPort} --worker-name w1 --tags a,b` +
+            (path.dirname(config.secretFile) === path.resolve(DEFAULT_DATA_DIR)
+              ? ''
+              : ` --data-dir ${path.dirname(config.secretFile)}`),
+        ]),
     'Add a worker on another machine:',
     `  DPIP_SECRET=<secret> npm run worker -- --controller <this-host>:${controllerPort} --worker-name w1 --tags a,b`,
     'Ctrl-C stops everything.',

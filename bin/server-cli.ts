@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import express from 'express';
 import yargs from 'yargs';
@@ -26,6 +26,7 @@ import {
   MAX_PASSWORD_LENGTH,
 } from '../controller/index.js';
 import { formatDuration } from '../common/units.js';
+import { clusterSecretPath, DEFAULT_DATA_DIR, readKeptSecret } from './cluster-secret.js';
 import { durationFlag } from './duration-flag.js';
 import type { ServerConfig } from './server.js';
 
@@ -38,6 +39,8 @@ export interface ServerCliConfig {
   logLevel: LogLevel;
   logFormat: LogFormat;
   secretGenerated: boolean;
+  /** The file the secret in use is kept in (a worker on this machine reads it there); null when it was given. */
+  secretFile: string | null;
 }
 
 function parseUsers(list: string): Record<string, string> {
@@ -53,22 +56,20 @@ function parseUsers(list: string): Record<string, string> {
   return users;
 }
 
-/** The cluster secret from the flag/env, else the one kept in the data dir, else a new one kept there. */
+/**
+ * The cluster secret from the flag/env, else the one kept in the data dir, else a new one kept there
+ * (mode 0600, in a data dir created 0700). A kept one that other users may read is refused.
+ */
 async function clusterSecret(
   dataDir: string,
   given: string | undefined,
 ): Promise<{ secret: string; generated: boolean }> {
   if (given) return { secret: given, generated: false };
-  const file = path.join(dataDir, 'cluster-secret');
-  try {
-    const kept = (await readFile(file, 'utf8')).trim();
-    if (kept) return { secret: kept, generated: false };
-  } catch {
-    // first start
-  }
+  const kept = readKeptSecret(dataDir, { privateFolder: false });
+  if (kept) return { secret: kept, generated: false };
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(24).toString('base64url');
-  await writeDurably(file, secret);
+  await writeDurably(clusterSecretPath(dataDir), secret);
   return { secret, generated: true };
 }
 
@@ -101,7 +102,7 @@ const SERVER_OPTIONS = {
     type: 'string',
     describe: 'API URL told to workers (default: the controller host they dialled, on --port)',
   },
-  'data-dir': { type: 'string', default: 'data', describe: 'datastore, signing key and cluster secret' },
+  'data-dir': { type: 'string', default: DEFAULT_DATA_DIR, describe: 'datastore, signing key and cluster secret' },
   'images-dir': { type: 'string', default: 'images', describe: 'image files, one folder per workload' },
   workers: { type: 'number', default: 2, describe: 'local worker processes to start (0 for none)' },
   'worker-slots': {
@@ -362,5 +363,6 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
     logLevel: args.logLevel,
     logFormat: args.logFormat,
     secretGenerated: generated,
+    secretFile: args.secret ? null : clusterSecretPath(dataDir),
   };
 }

@@ -1,4 +1,5 @@
 import { availableParallelism, hostname } from 'node:os';
+import path from 'node:path';
 import yargs from 'yargs';
 import { dropForeignEnv } from '../common/cli-env.js';
 import { LOG_OPTIONS } from './log-options.js';
@@ -11,7 +12,9 @@ import {
   type HttpTimeouts,
   type WorkerConfig,
 } from '../worker/index.js';
+import { DEFAULT_DATA_DIR } from './cluster-secret.js';
 import { durationFlag } from './duration-flag.js';
+import { findWorkerSecret } from './worker-secret.js';
 
 /** The worker's one typed config, from flags and DPIP_* environment variables. */
 const WORKER_OPTIONS = {
@@ -24,7 +27,17 @@ const WORKER_OPTIONS = {
   tags: { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' },
   slots: { type: 'number', default: availableParallelism(), describe: 'jobs run at once' },
   engine: { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' },
-  secret: { type: 'string', describe: 'cluster secret printed by the server (or DPIP_SECRET)' },
+  secret: {
+    type: 'string',
+    describe:
+      "cluster secret printed by the server (or DPIP_SECRET); on the server's machine, read from its data dir " +
+      'when not given',
+  },
+  'data-dir': {
+    type: 'string',
+    default: DEFAULT_DATA_DIR,
+    describe: "the server's data dir, where a worker on its machine finds the cluster secret",
+  },
   'advertise-host': {
     type: 'string',
     describe:
@@ -91,8 +104,9 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
       .filter(Boolean),
   );
   if (!tags.success) throw new Error('--tags: up to 32 tags of letters, digits, "_", "." and "-", separated by commas');
-  if (!args.secret)
-    throw new Error('the cluster secret is required: --secret or DPIP_SECRET (the server prints it at start)');
+  const { secret, file: secretFile } = args.secret
+    ? { secret: args.secret, file: null }
+    : findWorkerSecret({ controllerHost: host, argv, dataDir: path.resolve(args.dataDir) });
   if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256)
     throw new Error('--slots must be a whole number from 1 to 256');
   const jobDeadlineMs = durationFlag('job-deadline', args.jobDeadline, 100, 7 * 86_400_000);
@@ -120,7 +134,8 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     tags: tags.data,
     slots: args.slots,
     engine: args.engine,
-    secret: args.secret,
+    secret,
+    secretFile,
     advertiseHost: args.advertiseHost ?? null,
     rpcPort: args.rpcPort,
     drainMs: args.drainMs,

@@ -4,18 +4,26 @@ import { z } from 'zod';
 export const DEFAULT_CONTROLLER_PORT = 40899;
 export const DEFAULT_API_PORT = 8080;
 
+/** The largest GPU memory a report may claim, in MB (16 TiB): a bound for what comes off the bus, not a real size. */
+export const MAX_GPU_MEMORY_MB = 16 * 1024 * 1024;
+/** The largest machine memory a report may claim, in bytes (1 PiB). */
+export const MAX_MEMORY_BYTES = 2 ** 50;
+
 export const gpuSchema = z.object({
   present: z.boolean(),
   model: z.string().max(200).optional(),
-  memory_total_mb: z.number().nonnegative().optional(),
-  memory_free_mb: z.number().nonnegative().optional(),
+  memory_total_mb: z.number().min(0).max(MAX_GPU_MEMORY_MB).optional(),
+  memory_free_mb: z.number().min(0).max(MAX_GPU_MEMORY_MB).optional(),
+  /** How busy the GPU is now, percent; absent when it cannot be read (and from workers before it was sent). */
+  utilization: z.number().min(0).max(100).optional(),
 });
+export type Gpu = z.infer<typeof gpuSchema>;
 
 export const resourcesSchema = z.object({
   cpu_load: z.number().min(0).max(100),
   cores: z.number().int().positive().max(4096),
-  mem_free: z.number().nonnegative(),
-  mem_total: z.number().positive(),
+  mem_free: z.number().min(0).max(MAX_MEMORY_BYTES),
+  mem_total: z.number().positive().max(MAX_MEMORY_BYTES),
   gpu: gpuSchema,
 });
 export type Resources = z.infer<typeof resourcesSchema>;

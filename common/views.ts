@@ -69,10 +69,13 @@ export interface ImageView {
   filtered_image_id?: string | null;
 }
 
+/** A worker's resources at one moment: one heartbeat's report, or (by the minute) the mean of a minute of them. */
 export interface ResourceSample {
   t: number; // epoch ms
   cpu_load: number; // percent
   mem_used: number; // fraction 0..1
+  gpu_utilization?: number; // percent, when the worker's GPU reports it
+  gpu_memory_free_mb?: number;
 }
 
 export interface GpuView {
@@ -80,6 +83,8 @@ export interface GpuView {
   model?: string;
   memory_total_mb?: number;
   memory_free_mb?: number;
+  /** Percent busy, at the worker's last heartbeat; absent when the GPU does not report it. */
+  utilization?: number;
 }
 
 /** A worker as the dashboard and operators see it: no token, no bus address. */
@@ -100,6 +105,40 @@ export interface WorkerView {
   gpu: GpuView;
   last_seen: string;
   registered_at: string;
-  /** Resource samples, oldest first. */
+  /** Resource samples, oldest first: the newest of the last hour, one per heartbeat. */
   history: ResourceSample[];
+  activity: WorkerActivityCounts;
+}
+
+/** What a worker did, counted over its life (its record's), across server restarts. */
+export interface WorkerActivityCounts {
+  /** Registrations: its first, and again after a server restart or a lost session. */
+  registrations: number;
+  /** Times it was declared dead (silent past its lease). */
+  deaths: number;
+  /** Jobs it completed. */
+  jobs_done: number;
+  /** Jobs that failed for good while it held them. */
+  jobs_failed: number;
+  /** Runs it lost: a retryable failure, or a release (it died, its lease expired, it ran past the job timeout). */
+  jobs_requeued: number;
+  /** Bytes of the results it uploaded: into the server. */
+  bytes_in: number;
+  /** Bytes of the originals it downloaded: out of the server. */
+  bytes_out: number;
+}
+
+export interface WorkerActivityView extends WorkerActivityCounts {
+  /** When it registered, the newest 20, oldest first. */
+  registered: string[];
+  left_at: string | null;
+  /** When it was declared dead and when it was heard again (null: not since), the newest 20, oldest first. */
+  died: { at: string; back_at: string | null }[];
+}
+
+/** GET /workers/{id}: a worker with its whole kept history and activity; also one that left or is not back yet. */
+export interface WorkerDetailView extends Omit<WorkerView, 'activity'> {
+  /** The week before `history` (the last hour), one point per minute (that minute's mean), oldest first. */
+  history_by_minute: ResourceSample[];
+  activity: WorkerActivityView;
 }

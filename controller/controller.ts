@@ -22,7 +22,7 @@ import { controllerMethods } from './rpc-handlers.js';
 import { openStore, type Store } from './store/index.js';
 import { createTokens, loadSigningSecret, type Tokens } from './tokens.js';
 import { createUsers, type Users } from './users.js';
-import { WorkerRegistry } from './workers/index.js';
+import { WorkerActivityBook, WorkerHistory, WorkerRegistry } from './workers/index.js';
 import { LogThrottle } from '../common/log-throttle.js';
 
 export interface ControllerEvents {
@@ -48,6 +48,10 @@ export interface Controller {
   /** Deletes idle finished workloads in the background (`--retention`); null when off. */
   readonly retention: Retention | null;
   readonly workers: WorkerRegistry;
+  /** Each worker's resource history, in the datastore (the last hour in full, a week by the minute). */
+  readonly history: WorkerHistory;
+  /** What each worker did (registrations, deaths, jobs, bytes), in the datastore. */
+  readonly activity: WorkerActivityBook;
   /** What the scheduler reads and writes. */
   readonly scheduling: SchedulingPort;
   /** The liveness and stalled-job sweep (it runs on its own timer). */
@@ -57,6 +61,8 @@ export interface Controller {
 }
 
 const SWEEP_MS = 250;
+/** How often finished minutes of history and changed activity counts are looked for (and written). */
+const RECORD_MS = 10_000;
 
 export async function startController(config: ControllerConfig, log: Logger): Promise<Controller> {
   const store = await openStore(config.dataDir);
@@ -84,7 +90,19 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     onChange: (change) => events.emit('job', change),
     onRefused: (refusal) => events.emit('refused', refusal),
   });
-  const registry = new WorkerRegistry();
+  const history = new WorkerHistory(store);
+  const activity = new WorkerActivityBook(store);
+  const registry = new WorkerRegistry({
+    registered: (worker, now) => activity.registered(worker.record.id, now),
+    heard(worker, resources, now) {
+      history.record(worker.record.id, resources, now);
+      activity.heard(worker.record.id, resources, now);
+    },
+    died: (worker, now) => activity.died(worker.record.id, now),
+    back: (worker, now) => activity.back(worker.record.id, now),
+    left: (worker, now) => activity.left(worker.record.id, now),
+  });
+  events.on('job', (change) => activity.jobChanged(change));
   // a worker whose registration did not commit is not registered
   store.onRollback((restored) => {
     for (const id of restored.get('workers') ?? []) if (!Object.hasOwn(store.data.workers, id)) registry.remove(id);
@@ -155,6 +173,17 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     log,
   );
 
+  // not synced: a crash loses at most the last minute of history and of counts
+  const recorder = setInterval(() => {
+    const now = Date.now();
+    const changed = history.tick(now);
+    if (activity.tick(now) || changed) {
+      store
+        .commit({ durable: false })
+        .catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
+    }
+  }, RECORD_MS);
+
   log.info({ pub: config.port, rpc: rpcPortOf(config), session: sessionPortOf(config) }, 'controller listening');
   const books = { store, jobs, config };
   const retention = config.retentionMs ? startRetention(books, lifecycle, config.retentionMs, log) : null;
@@ -169,6 +198,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     lifecycle,
     retention,
     workers: registry,
+    history,
+    activity,
     sweeper,
     scheduling: schedulingPort(
       { store, jobs, registry },
@@ -184,10 +215,13 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     events,
     async close() {
       clearInterval(announcer);
+      clearInterval(recorder);
       sweeper.stop();
       retention?.stop();
       for (const server of servers) server.close();
       publisher.close();
+      history.flush();
+      activity.flush(Date.now());
       await store.close();
     },
   };

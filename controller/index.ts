@@ -48,12 +48,19 @@ export {
 } from './lifecycle.js';
 export {
   viewWorker,
+  viewWorkerDetail,
+  storedWorker,
+  RECENT_SAMPLES,
   type LiveWorker,
   type WorkerRegistry,
+  type WorkerHistory,
+  type WorkerActivityBook,
   type ResourceSample,
   type WorkerState,
   type WorkerView,
+  type WorkerDetailView,
 } from './workers/index.js';
 export { listWorkloadImages, filteredImages, type ImageView } from './image-views.js';
 export type { Job, JobState, Workload, ImageRecord, WorkerRecord } from './store/index.js';
+export { own } from './store/index.js';
 export { writeDurably } from './store/index.js';

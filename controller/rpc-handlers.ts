@@ -79,7 +79,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         Object.assign(worker.record, fields);
         // an expired token: a fresh one
         if (!tokens.verify(worker.token)) worker.token = await newToken(worker.record);
-        registry.heard(worker, params.resources, now);
+        registry.registeredAgain(worker, params.resources, now);
       } else {
         if (existing?.state === 'alive') {
           throw new RpcError(
@@ -199,7 +199,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
 
   function retire(worker: LiveWorker, reason: string): void {
     void revokeHeld(worker.record);
-    worker.state = 'left';
+    registry.leave(worker, Date.now());
     store.change('workers', worker.record.id);
     worker.record.left_at = new Date().toISOString();
     jobs.releaseAll(worker.record.id, reason);

@@ -33,7 +33,16 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     new MemoryBudget(config.maxMemoryBytes),
   );
   const rpc = await serveSchedulerRpc(config, advertiseHost, session, slots, log);
-  log.info({ worker: config.name, engine: engine.name, slots: config.slots, rpc: rpc.address }, 'worker started');
+  log.info(
+    {
+      worker: config.name,
+      engine: engine.name,
+      slots: config.slots,
+      rpc: rpc.address,
+      ...(config.secretFile ? { secret_from: config.secretFile } : {}),
+    },
+    'worker started',
+  );
   session.start({ rpcAddress: rpc.address, engine: engine.name, monitor, jobs: slots });
 
   let stopping = false;

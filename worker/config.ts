@@ -10,6 +10,8 @@ export interface WorkerConfig {
   slots: number;
   engine: EngineChoice;
   secret: string;
+  /** The file the secret was read from (the server's data dir, on its machine); null when it was given. */
+  secretFile: string | null;
   /** Host the scheduler dials to reach this worker; null = the local address on the route to the controller. */
   advertiseHost: string | null;
   /** Port of this worker's JSON-RPC socket; 0 = pick a free one. */

@@ -147,7 +147,10 @@ export class ControllerSession {
           waitingLogged = false;
           continue;
         } catch (error) {
-          if (!waitingLogged) this.log.warn({ error: String(error) }, 'registration failed: retrying with backoff');
+          // a refused secret read from the data dir: the server may have been given another one (--secret)
+          const from = this.config.secretFile ? { secret_from: this.config.secretFile } : {};
+          if (!waitingLogged)
+            this.log.warn({ error: String(error), ...from }, 'registration failed: retrying with backoff');
           waitingLogged = true;
         }
       } else if (!waitingLogged) {

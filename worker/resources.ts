@@ -1,25 +1,6 @@
 import { availableParallelism, cpus, freemem, totalmem } from 'node:os';
-import si from 'systeminformation';
 import type { Resources } from '../common/protocol.js';
-
-type Gpu = Resources['gpu'];
-
-async function readGpu(): Promise<Gpu> {
-  try {
-    const { controllers } = await si.graphics();
-    const best = controllers.filter((c) => (c.vram ?? 0) > 0).sort((a, b) => (b.vram ?? 0) - (a.vram ?? 0))[0];
-    if (!best) return { present: false };
-    const total = best.memoryTotal ?? best.vram ?? 0;
-    return {
-      present: true,
-      model: best.model.slice(0, 200),
-      memory_total_mb: total,
-      memory_free_mb: best.memoryFree ?? total,
-    };
-  } catch {
-    return { present: false };
-  }
-}
+import { GpuSampler, NO_GPU, probeGpu } from './gpu.js';
 
 /** CPU time of all cores so far: busy and total, in ms. */
 function cpuTimes(): { busy: number; total: number } {
@@ -34,25 +15,25 @@ function cpuTimes(): { busy: number; total: number } {
 }
 
 /**
- * Samples CPU load and memory on its own timer, so a heartbeat never waits for a probe: it sends
+ * Samples CPU load, memory and the GPU on its own timer, so a heartbeat never waits for a probe: it sends
  * the latest sample. Load is the busy share of all cores between two samples (os.cpus()), memory
  * the kernel's MemAvailable (os.freemem()): systeminformation's currentLoad() runs
  * `cat /proc/stat | grep cpu` through a shell, synchronously, on every call (about 20 ms of the
- * worker's main thread each second, plus the processes). The GPU is probed once, at start, with
- * systeminformation.
+ * worker's main thread each second, plus the processes). The GPU is found at start (gpu.ts) and, when
+ * its load can be read, read again in the background every few seconds.
  */
 export class ResourceMonitor {
   private latest: Resources;
-  private gpu: Gpu = { present: false };
+  private gpu = new GpuSampler({ initial: NO_GPU, read: null });
   private timer: NodeJS.Timeout | null = null;
   private lastCpu = cpuTimes();
 
   constructor() {
-    this.latest = { cpu_load: 0, cores: availableParallelism(), mem_free: 1, mem_total: 1, gpu: this.gpu };
+    this.latest = { cpu_load: 0, cores: availableParallelism(), mem_free: 1, mem_total: 1, gpu: NO_GPU };
   }
 
   async start(intervalMs: number): Promise<void> {
-    this.gpu = await readGpu();
+    this.gpu = new GpuSampler(await probeGpu());
     this.sample();
     this.timer = setInterval(() => this.sample(), intervalMs);
   }
@@ -70,12 +51,13 @@ export class ResourceMonitor {
     const busy = now.busy - this.lastCpu.busy;
     const total = now.total - this.lastCpu.total;
     this.lastCpu = now;
+    this.gpu.poll(Date.now());
     this.latest = {
       cpu_load: total > 0 ? Math.min(100, Math.max(0, (100 * busy) / total)) : this.latest.cpu_load,
       cores: availableParallelism(),
       mem_free: freemem(),
       mem_total: Math.max(1, totalmem()),
-      gpu: this.gpu,
+      gpu: this.gpu.current(),
     };
   }
 }

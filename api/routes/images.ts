@@ -94,7 +94,10 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     if (!fields.success) {
       throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
     }
-    return controller.images.addFiltered(fields.data, claims.sub, inspectImage(requireFile(staged), config.maxPixels));
+    const incoming = inspectImage(requireFile(staged), config.maxPixels);
+    const kept = await controller.images.addFiltered(fields.data, claims.sub, incoming);
+    controller.activity.receivedFrom(claims.sub, kept.bytes);
+    return kept;
   }
 
   /** Multipart (the file and the fields), or the image as the whole body with the fields in the query string. */
@@ -179,6 +182,7 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     ) {
       throw new AppError('not_found', `the file of image "${id}" is missing`);
     }
+    if (claims.scope !== 'user') controller.activity.sentTo(claims.sub, image.bytes);
   }
 
   return (req, res) => {

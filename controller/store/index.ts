@@ -22,4 +22,8 @@ export type {
   Workload,
   ImageRecord,
   ImageType,
+  WorkerActivity,
+  WorkerHour,
+  WorkerMinute,
+  WorkerSample,
 } from './schema.js';

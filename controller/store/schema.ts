@@ -1,4 +1,5 @@
 // The datastore's shape: one JSON document, written atomically by one process.
+import type { Resources } from '../../common/protocol.js';
 
 export type JobState = 'queued' | 'assigned' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -87,6 +88,56 @@ export interface Job {
   finished_at: string | null;
 }
 
+/** A worker's resources at one moment: a heartbeat's report, or the mean of a minute of them. */
+export interface WorkerSample {
+  t: number; // epoch ms
+  cpu_load: number; // percent
+  mem_used: number; // fraction 0..1
+  gpu_utilization?: number; // percent, when the GPU reports it
+  gpu_memory_free_mb?: number;
+}
+
+/**
+ * One minute of a worker's samples, one per heartbeat, written once when the minute is over. Keyed
+ * `<worker id>/<start>`; folded into the worker's hour record once the hour after its own is over.
+ */
+export interface WorkerMinute {
+  worker_id: string;
+  start: number; // epoch ms, a whole minute
+  samples: WorkerSample[];
+}
+
+/** One hour of a worker's history, one point (a minute's mean) per minute. Keyed `<worker id>/<start>`; kept a week. */
+export interface WorkerHour {
+  worker_id: string;
+  start: number; // epoch ms, a whole hour
+  points: WorkerSample[];
+}
+
+/** What a worker did, keyed by its id: written when something happens to it, and its counters about once a minute. */
+export interface WorkerActivity {
+  worker_id: string;
+  /** Registrations: its first, and each again (after a server restart, a lost session). */
+  registrations: number;
+  /** When, the newest last (the last few only). */
+  registered: string[];
+  left_at: string | null;
+  /** Times it was declared dead (silent past its lease). */
+  deaths: number;
+  /** When, and when it was heard again (null: not since), the newest last (the last few only). */
+  died: { at: string; back_at: string | null }[];
+  /** Jobs it completed; jobs that failed for good while it held them; runs it lost (requeued). */
+  jobs_done: number;
+  jobs_failed: number;
+  jobs_requeued: number;
+  /** Bytes of the results it uploaded (into the server), and of the originals it downloaded (out of it). */
+  bytes_in: number;
+  bytes_out: number;
+  /** Its last heartbeat (epoch ms), and what it reported then. */
+  last_seen: number | null;
+  resources: Resources | null;
+}
+
 export interface Data {
   version: 1;
   users: Record<string, User>;
@@ -95,15 +146,40 @@ export interface Data {
   workloads: Record<string, Workload>;
   images: Record<string, ImageRecord>;
   jobs: Record<string, Job>;
+  worker_minutes: Record<string, WorkerMinute>;
+  worker_hours: Record<string, WorkerHour>;
+  worker_activity: Record<string, WorkerActivity>;
 }
 
 /** The keyed record collections of the document. */
 export type Collection = Exclude<keyof Data, 'version'>;
 
-export const COLLECTIONS: readonly Collection[] = ['users', 'revoked_tokens', 'workers', 'workloads', 'images', 'jobs'];
+// a snapshot or journal from before a collection existed loads with that collection empty
+export const COLLECTIONS: readonly Collection[] = [
+  'users',
+  'revoked_tokens',
+  'workers',
+  'workloads',
+  'images',
+  'jobs',
+  'worker_minutes',
+  'worker_hours',
+  'worker_activity',
+];
 
 export function emptyData(): Data {
-  return { version: 1, users: {}, revoked_tokens: {}, workers: {}, workloads: {}, images: {}, jobs: {} };
+  return {
+    version: 1,
+    users: {},
+    revoked_tokens: {},
+    workers: {},
+    workloads: {},
+    images: {},
+    jobs: {},
+    worker_minutes: {},
+    worker_hours: {},
+    worker_activity: {},
+  };
 }
 
 /** Look up a record by a key that came from outside: never an inherited property such as `__proto__`. */

@@ -1,10 +1,7 @@
 import type { Resources } from '../../common/protocol.js';
-import type { ResourceSample } from '../../common/views.js';
 import type { WorkerRecord } from '../store/index.js';
 
 export type WorkerState = 'alive' | 'dead' | 'left';
-
-export type { ResourceSample } from '../../common/views.js';
 
 /** What the controller knows of a worker right now; only the WorkerRecord part is persisted. */
 export interface LiveWorker {
@@ -16,13 +13,34 @@ export interface LiveWorker {
   /** The worker declined or could not be reached: no assignments before this time (epoch ms). */
   resting_until: number;
   resources: Resources;
-  history: ResourceSample[];
 }
 
-export const HISTORY_LENGTH = 300;
+/** What happens to workers, as the registry sees it (the activity and the history keep it). */
+export interface WorkerEvents {
+  /** It registered: a new record, a record known from before a restart, or the same process again. */
+  registered(worker: LiveWorker, now: number): void;
+  /** A heartbeat or a registration, with its report. */
+  heard(worker: LiveWorker, resources: Resources, now: number): void;
+  /** It was silent past its lease. */
+  died(worker: LiveWorker, now: number): void;
+  /** It was dead and was heard again. */
+  back(worker: LiveWorker, now: number): void;
+  /** It said goodbye, or another process took its name. */
+  left(worker: LiveWorker, now: number): void;
+}
+
+const UNHEEDED: WorkerEvents = {
+  registered: () => undefined,
+  heard: () => undefined,
+  died: () => undefined,
+  back: () => undefined,
+  left: () => undefined,
+};
 
 export class WorkerRegistry {
   private readonly workers = new Map<string, LiveWorker>();
+
+  constructor(private readonly events: WorkerEvents = UNHEEDED) {}
 
   add(record: WorkerRecord, token: string, resources: Resources, now: number): LiveWorker {
     const live: LiveWorker = {
@@ -32,11 +50,17 @@ export class WorkerRegistry {
       last_seen: now,
       resting_until: 0,
       resources,
-      history: [],
     };
     this.workers.set(record.id, live);
-    this.sample(live, resources, now);
+    this.events.registered(live, now);
+    this.events.heard(live, resources, now);
     return live;
+  }
+
+  /** The same worker process registered again (its session was lost): heard, and counted as a registration. */
+  registeredAgain(worker: LiveWorker, resources: Resources, now: number): void {
+    this.heard(worker, resources, now);
+    this.events.registered(worker, now);
   }
 
   get(id: string): LiveWorker | undefined {
@@ -58,10 +82,12 @@ export class WorkerRegistry {
   }
 
   heard(worker: LiveWorker, resources: Resources, now: number): void {
+    const wasDead = worker.state === 'dead';
     worker.last_seen = now;
     worker.state = 'alive';
     worker.resources = resources;
-    this.sample(worker, resources, now);
+    if (wasDead) this.events.back(worker, now);
+    this.events.heard(worker, resources, now);
   }
 
   /**
@@ -74,9 +100,16 @@ export class WorkerRegistry {
       if (worker.state === 'alive' && now - worker.last_seen > leaseMs + graceMs(worker.last_seen)) {
         worker.state = 'dead';
         died.push(worker);
+        this.events.died(worker, now);
       }
     }
     return died;
+  }
+
+  /** The worker left (goodbye, or replaced by a new process of its name): it takes no more calls. */
+  leave(worker: LiveWorker, now: number): void {
+    worker.state = 'left';
+    this.events.left(worker, now);
   }
 
   /** The worker declined or could not be reached: no assignments for it before `until` (epoch ms). */
@@ -87,14 +120,5 @@ export class WorkerRegistry {
 
   remove(id: string): void {
     this.workers.delete(id);
-  }
-
-  private sample(worker: LiveWorker, resources: Resources, now: number): void {
-    worker.history.push({
-      t: now,
-      cpu_load: resources.cpu_load,
-      mem_used: 1 - resources.mem_free / resources.mem_total,
-    });
-    if (worker.history.length > HISTORY_LENGTH) worker.history.splice(0, worker.history.length - HISTORY_LENGTH);
   }
 }

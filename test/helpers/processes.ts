@@ -22,10 +22,12 @@ export function spawnNode(
   args: string[],
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
+  cwd?: string,
 ): Spawned {
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
+    ...(cwd === undefined ? {} : { cwd }),
   });
   started.add(child);
   let output = '';

@@ -28,6 +28,11 @@ export interface ServerOptions {
   workers?: number;
   /** More flags, e.g. ['--lease-ms', '2000']. */
   args?: string[];
+  /**
+   * Started from dirs.root with no --data-dir and no secret, as `npm start` is: the data dir is ./data
+   * (dirs.dataDir) and the server keeps its own secret there.
+   */
+  ownSecret?: boolean;
 }
 
 export interface RunningServer {
@@ -51,21 +56,21 @@ export async function spawnServerOn(
     String(ports.controllerPort),
     '--host',
     '127.0.0.1',
-    '--data-dir',
-    dirs.dataDir,
+    ...(options.ownSecret ? [] : ['--data-dir', dirs.dataDir]),
     '--images-dir',
     dirs.imagesDir,
     '--workers',
     String(options.workers ?? 0),
-    '--secret',
-    TEST_SECRET,
+    ...(options.ownSecret ? [] : ['--secret', TEST_SECRET]),
     '--users',
     'alice:alice-pw,bob:bob-pass',
     '--log-level',
     'warn',
     ...(options.args ?? []),
   ];
-  const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), args);
+  const server = options.ownSecret
+    ? spawnNode(path.join(DIST_BIN, 'dpip.js'), args, { DPIP_SECRET: '' }, [], dirs.root)
+    : spawnNode(path.join(DIST_BIN, 'dpip.js'), args);
   const url = `http://127.0.0.1:${ports.apiPort}`;
   await Promise.race([
     waitFor('the server to listen', async () => (await fetch(`${url}/status`)).status === 401, 20_000, 50),

@@ -201,7 +201,10 @@ describe('dashboard API: lists, retry, archive and events', function () {
     it('shows each worker with its state, load, slots and resource history, and no secrets', async () => {
       await waitFor(
         'two samples in the history',
-        async () => (liveWorker(server, 'dash-worker')?.history.length ?? 0) >= 2,
+        async () => {
+          const worker = liveWorker(server, 'dash-worker');
+          return worker && server.controller.history.recent(worker.record.id, 2, Date.now()).length >= 2;
+        },
         10_000,
       );
       const res = await request(url).get('/workers').set(auth(bob));

@@ -622,6 +622,51 @@ describe('hostile peers on the bus', function () {
     },
   );
 
+  it('refuses GPU numbers out of bounds (huge, negative, infinite) in a registration and a heartbeat', async () => {
+    const rep = asker(rpcAddress);
+    const session = asker(`tcp://127.0.0.1:${sessionPortOf({ port: controllerPort })}`);
+    // JSON.stringify cannot write 1e999, which JSON.parse reads as Infinity: it replaces this number
+    const INFINITE = 123456.789;
+    const withInfinity = (payload: string) => payload.replaceAll(String(INFINITE), '1e999');
+    const gpus = [
+      { present: true, utilization: 1e308 },
+      { present: true, utilization: -1 },
+      { present: true, utilization: INFINITE },
+      { present: true, memory_free_mb: 1e300 },
+      { present: true, memory_total_mb: -5 },
+      { present: true, memory_free_mb: INFINITE },
+    ];
+    const resources = (gpu: object) => ({ ...RESOURCES, gpu });
+    try {
+      for (const gpu of gpus) {
+        const params = { ...registerParams(TEST_SECRET, 'gpu-liar'), resources: resources(gpu) };
+        const reply = parse(await rep.ask(withInfinity(request('register', params))));
+        bad += 1;
+        expect(reply.error?.code, JSON.stringify(gpu)).to.equal(-32602);
+      }
+      const honest = { present: true, model: 'honest', utilization: 30, memory_free_mb: 1000, memory_total_mb: 8000 };
+      const params = { ...registerParams(TEST_SECRET, 'gpu-honest'), resources: resources(honest) };
+      const registered = parse(await rep.ask(request('register', params)));
+      const { token } = registered.result as { token: string };
+      for (const gpu of gpus) {
+        const heartbeat = request('heartbeat', { token, resources: resources(gpu), running: [] });
+        const reply = parse(await session.ask(withInfinity(heartbeat)));
+        bad += 1;
+        expect(reply.error?.code, JSON.stringify(gpu)).to.equal(-32602);
+      }
+      const busy = { ...honest, utilization: 90 };
+      const beat = parse(await session.ask(request('heartbeat', { token, resources: resources(busy), running: [] })));
+      expect(beat.result).to.deep.equal({ known: true, cancel: [] });
+      const listed = server.controller.workers.all().find((live) => live.record.name === 'gpu-honest');
+      expect(listed?.resources.gpu).to.deep.equal(busy);
+      expect(parse(await session.ask(request('goodbye', { token }))).result).to.deep.equal({ accepted: true });
+    } finally {
+      rep.close();
+      session.close();
+    }
+    expect(steadyWorker()?.state).to.equal('alive');
+  });
+
   it(
     'meanwhile the real worker stayed alive and finished the workload, ' +
       'and the controller logged the bad messages once',

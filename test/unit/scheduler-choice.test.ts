@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { Resources } from '../../common/protocol.js';
 import type { WorkerCandidate } from '../../controller/index.js';
-import { canRun, chooseWorker, scoreWorker } from '../../scheduler/index.js';
+import { canRun, chooseWorker, GPU_ROOM_MB, gpuFree, scoreWorker } from '../../scheduler/index.js';
 
 const GB = 1024 ** 3;
 const JOB = { filter: 'blur', tags: [] as string[] };
@@ -160,6 +160,68 @@ describe('scheduler: choosing a worker', () => {
       expect(chooseWorker(freeSlots(worker), { filter: 'sepia', tags: [] })).to.equal(null);
       expect(chooseWorker(freeSlots(worker), { filter: 'blur', tags: ['tpu'] })).to.equal(null);
       expect(chooseWorker(freeSlots(worker), JOB)).to.equal(worker);
+    });
+  });
+
+  describe('the GPU as heartbeats report it (utilization and free memory)', () => {
+    const gpu = (utilization: number | undefined, memory_free_mb: number | undefined) => ({
+      gpu: {
+        present: true,
+        memory_total_mb: 8192,
+        ...(utilization === undefined ? {} : { utilization }),
+        ...(memory_free_mb === undefined ? {} : { memory_free_mb }),
+      },
+    });
+
+    it('prefers a free GPU (idle, memory free) to a busy one, a full one or none, all else equal', () => {
+      const free = candidate('free', {}, gpu(5, 6000));
+      const busy = candidate('busy', {}, gpu(95, 6000));
+      const full = candidate('full', {}, gpu(5, 40));
+      const none = candidate('none');
+      for (const other of [busy, full, none]) {
+        expect(chooseWorker(freeSlots(other, free), JOB)?.id, `free vs ${other.id}`).to.equal('free');
+        expect(chooseWorker(freeSlots(free, other), JOB)?.id, `${other.id} listed second`).to.equal('free');
+      }
+      // a busy GPU still beats none, and the less busy of two wins
+      expect(chooseWorker(freeSlots(none, busy), JOB)?.id).to.equal('busy');
+      const half = candidate('half', {}, gpu(50, 6000));
+      expect(chooseWorker(freeSlots(busy, half), JOB)?.id).to.equal('half');
+    });
+
+    it('counts the GPU in proportion to its idle share and its free memory up to the room a job needs', () => {
+      expect(gpuFree({ present: false, utilization: 0, memory_free_mb: 8000 })).to.equal(0);
+      expect(gpuFree({ present: true })).to.equal(1);
+      expect(gpuFree(gpu(0, 8000).gpu)).to.equal(1);
+      expect(gpuFree(gpu(0, GPU_ROOM_MB).gpu)).to.equal(1);
+      expect(gpuFree(gpu(0, GPU_ROOM_MB / 4).gpu)).to.be.closeTo(0.25, 1e-9);
+      expect(gpuFree(gpu(75, 8000).gpu)).to.be.closeTo(0.25, 1e-9);
+      expect(gpuFree(gpu(100, 8000).gpu)).to.equal(0);
+      expect(gpuFree(gpu(50, 0).gpu)).to.equal(0);
+      // out of range (the bus refuses these; the score does not rely on it)
+      expect(gpuFree(gpu(250, 8000).gpu)).to.equal(0);
+      expect(gpuFree(gpu(-10, -5).gpu)).to.equal(0);
+    });
+
+    it('keeps CPU and memory the main signals: a free GPU does not outweigh a clearly lighter load', () => {
+      const gpuButLoaded = candidate('gpu', {}, { cpu_load: 60, ...gpu(0, 8000) });
+      const lighterNoGpu = candidate('light', {}, { cpu_load: 30 });
+      expect(chooseWorker(freeSlots(gpuButLoaded, lighterNoGpu), JOB)?.id).to.equal('light');
+      const gpuLessMemory = candidate('gpu-mem', {}, { mem_free: 1 * GB, ...gpu(0, 8000) });
+      const roomyNoGpu = candidate('roomy');
+      expect(chooseWorker(freeSlots(gpuLessMemory, roomyNoGpu), JOB)?.id).to.equal('roomy');
+      // a small difference in load is settled by the GPU
+      const gpuSlightlyLoaded = candidate('gpu-near', {}, { cpu_load: 55, ...gpu(10, 8000) });
+      expect(chooseWorker(freeSlots(lighterNoGpu, gpuSlightlyLoaded), JOB)?.id).to.equal('light');
+      expect(chooseWorker(freeSlots(candidate('plain'), gpuSlightlyLoaded), JOB)?.id).to.equal('gpu-near');
+    });
+
+    it('stays within 0..1 with a GPU at every utilization and free memory', () => {
+      for (const utilization of [undefined, 0, 30, 100])
+        for (const memory_free_mb of [undefined, 0, 100, 8192])
+          for (const cpu_load of [0, 100]) {
+            const score = scoreWorker(candidate('w', {}, { cpu_load, ...gpu(utilization, memory_free_mb) }), 4);
+            expect(score).to.be.within(0, 1);
+          }
     });
   });
 });
