@@ -120,7 +120,7 @@ describe('operations: the sizes a chain makes', () => {
     });
   });
 
-  it('resize and thumbnail give exactly the dimensions sharp gives, for every fit, with and without enlarging', async () => {
+  it('resize gives exactly the dimensions sharp gives, for every fit, with and without enlarging', async () => {
     let seed = 7;
     const next = (limit: number): number => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
