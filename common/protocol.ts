@@ -1,5 +1,6 @@
 // The wire contract between the controller/scheduler and the workers: one place, imported by both.
 import { z } from 'zod';
+import { MAX_STEPS, OUTPUT_FORMATS, parseChain, type Operation } from './operations/index.js';
 
 export const DEFAULT_CONTROLLER_PORT = 40899;
 export const DEFAULT_API_PORT = 8080;
@@ -62,6 +63,20 @@ export function sessionTokenOf(message: Buffer): string | null {
   return TOKEN_FIELD.exec(message.subarray(0, TOKEN_WINDOW_BYTES).toString('latin1'))?.[1] ?? null;
 }
 
+/**
+ * A chain of operations on the wire: read with the same rules as a client's (common/operations), every
+ * default filled in, so a worker never meets a step or a value the API would have refused.
+ */
+export const chainSchema = z
+  .array(z.unknown())
+  .max(MAX_STEPS)
+  .transform((steps, context): Operation[] => {
+    const parsed = parseChain(steps);
+    if (parsed.ok) return parsed.chain;
+    context.addIssue({ code: 'custom', message: parsed.error });
+    return z.NEVER;
+  });
+
 export const registerParamsSchema = z.object({
   secret: z.string().min(1).max(500),
   name: workerNameSchema,
@@ -71,10 +86,16 @@ export const registerParamsSchema = z.object({
   slots: z.number().int().min(1).max(256),
   engine: z.enum(['sharp', 'jimp']),
   filters: z.array(shortText).max(64),
+  /**
+   * What its engine can do: the operations and the output formats. Absent from an older worker: the
+   * operations are its filters, and it writes the input's format only.
+   */
+  operations: z.array(shortText).max(64).optional(),
+  formats: z.array(z.enum(OUTPUT_FORMATS)).max(8).optional(),
   resources: resourcesSchema,
   running: z.array(leaseRefSchema).max(1024),
 });
-export type RegisterParams = z.infer<typeof registerParamsSchema>;
+export type RegisterParams = z.input<typeof registerParamsSchema>;
 export const registerResultSchema = z.object({
   worker_id: shortText,
   token: z.string(),
@@ -139,6 +160,8 @@ export const assignParamsSchema = z.object({
   image_id: shortText,
   workload_id: shortText,
   filter: shortText,
+  /** The chain to run; absent from an older controller: the filter's one-step chain. */
+  operations: chainSchema.optional(),
   /**
    * The original's dimensions, from its header at upload: the worker estimates the job's memory from
    * them. Absent from an older controller; the worker then admits the job on its slots alone.
@@ -146,7 +169,10 @@ export const assignParamsSchema = z.object({
   width: z.number().int().positive().optional(),
   height: z.number().int().positive().optional(),
 });
-export type AssignParams = z.infer<typeof assignParamsSchema>;
+/** An assignment as the scheduler sends it (a chain as plain steps) ... */
+export type AssignParams = z.input<typeof assignParamsSchema>;
+/** ... and as the worker reads it (a checked chain, every default filled in). */
+export type Assignment = z.output<typeof assignParamsSchema>;
 
 export const cancelParamsSchema = z.object({ token: z.string().max(4000), job_id: shortText });
 export type CancelParams = z.infer<typeof cancelParamsSchema>;
