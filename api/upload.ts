@@ -8,7 +8,15 @@ import { AppError } from '../common/errors.js';
 import type { ImageMime, IncomingContent, IncomingImage } from '../controller/index.js';
 import { StagingSink } from './staging-sink.js';
 
-const MIME_OF: Record<string, ImageMime> = { png: 'image/png', jpg: 'image/jpeg' };
+const MIME_OF: Record<string, ImageMime> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  webp: 'image/webp',
+  avif: 'image/avif',
+};
+
+/** What a user may upload as an original (every engine decodes them), and what a worker's result may be. */
+const ORIGINAL_MIMES: ReadonlySet<ImageMime> = new Set(['image/png', 'image/jpeg']);
 
 /**
  * multer hands busboy's parse errors ("Multipart: Boundary not found", "Unexpected end of form",
@@ -114,7 +122,13 @@ function stagedFrom(sink: StagingSink): StagedFile {
 }
 
 /** Content types of a request whose whole body is the image (the bytes decide the format, as for multipart files). */
-export const RAW_IMAGE_TYPES: ReadonlySet<string> = new Set(['image/png', 'image/jpeg', 'application/octet-stream']);
+export const RAW_IMAGE_TYPES: ReadonlySet<string> = new Set([
+  'image/png',
+  'image/jpeg',
+  'image/webp',
+  'image/avif',
+  'application/octet-stream',
+]);
 
 /**
  * An image sent as the whole request body, streamed into a StagingSink as a multipart file is. A
@@ -221,7 +235,11 @@ export function requireFile(file: StagedFile | undefined): StagedFile {
  * Reads the format and dimensions from the header only (nothing is decoded), so a tiny file
  * claiming 20000x20000 pixels is refused without allocating its bitmap.
  */
-export function inspectImage(file: StagedFile, maxPixels: number): IncomingImage {
+export function inspectImage(
+  file: StagedFile,
+  maxPixels: number,
+  kind: 'original' | 'result' = 'original',
+): IncomingImage {
   if (file.size === 0) throw new AppError('bad_request', 'the file is empty');
   let header: { type?: string; width?: number; height?: number };
   try {
@@ -229,8 +247,8 @@ export function inspectImage(file: StagedFile, maxPixels: number): IncomingImage
   } catch {
     throw new AppError('unsupported_media_type', 'the file is not a PNG or JPEG image');
   }
-  const mime = header.type ? MIME_OF[header.type] : undefined;
-  if (!mime)
+  const mime = header.type && Object.hasOwn(MIME_OF, header.type) ? MIME_OF[header.type] : undefined;
+  if (!mime || (kind === 'original' && !ORIGINAL_MIMES.has(mime)))
     throw new AppError(
       'unsupported_media_type',
       `unsupported image type "${header.type ?? 'unknown'}": send PNG or JPEG`,

@@ -159,7 +159,8 @@ export const assignParamsSchema = z.object({
   lease_id: shortText,
   image_id: shortText,
   workload_id: shortText,
-  filter: shortText,
+  /** The course filter; absent for a workload of operations. */
+  filter: shortText.optional(),
   /** The chain to run; absent from an older controller: the filter's one-step chain. */
   operations: chainSchema.optional(),
   /**

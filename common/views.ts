@@ -1,6 +1,9 @@
 // The JSON views the REST API and the event stream send (user-guide.md), declared once for the
-// server that builds them and the dashboard that reads them. Types only: this module has no imports,
-// so the browser build can include it.
+// server that builds them and the dashboard that reads them. Types only: it imports only types of
+// common/operations (which imports nothing else), so the browser build can include it.
+import type { Operation, OutputFormat } from './operations/index.js';
+
+export type { Operation, OperationView, OutputFormat, ParamView } from './operations/index.js';
 
 export type JobStateView = 'queued' | 'assigned' | 'running' | 'done' | 'failed' | 'cancelled';
 export type WorkloadStatus = 'scheduling' | 'running' | 'completed' | 'cancelled';
@@ -8,7 +11,10 @@ export type WorkloadStatus = 'scheduling' | 'running' | 'completed' | 'cancelled
 export interface WorkloadView {
   workload_id: string;
   workload_name: string;
-  filter: string;
+  /** The course filter; null for a workload of operations. */
+  filter: string | null;
+  /** The chain every image goes through, every default filled in (a course filter's is its one step). */
+  operations: Operation[];
   tags: string[];
   status: WorkloadStatus;
   running_jobs: number;
@@ -24,6 +30,8 @@ export interface WorkloadView {
   cancelled_at: string | null;
   /** With `--retention` only: when it will be deleted; null while a job of it has not finished. */
   expires_at?: string | null;
+  /** While it has queued jobs that no live worker can run: why ("no live worker can encode avif"). */
+  waiting_for?: string;
 }
 
 /** One page of GET /workloads: newest first, and the cursor of the next (older) page, null on the last. */
@@ -59,6 +67,8 @@ export interface ImageView {
   /** The original a filtered image was made from; null for an original. */
   source_image_id: string | null;
   mime: string;
+  /** The image's format (its mime type's short name). */
+  format: OutputFormat;
   width: number;
   height: number;
   bytes: number;

@@ -1,8 +1,19 @@
-import type { ImageView } from '../common/views.js';
+import type { ImageView, OutputFormat } from '../common/views.js';
 import type { ImageRecord, Store, Workload } from './store/index.js';
 import { forEachOriginal } from './workload-results.js';
 
 export type { ImageView } from '../common/views.js';
+
+const FORMATS: Record<string, OutputFormat> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpeg',
+  'image/webp': 'webp',
+  'image/avif': 'avif',
+};
+
+function formatOf(mime: string): OutputFormat {
+  return FORMATS[mime] ?? 'png';
+}
 
 function view(image: ImageRecord): ImageView {
   return {
@@ -10,6 +21,7 @@ function view(image: ImageRecord): ImageView {
     type: image.type,
     source_image_id: image.source_image_id,
     mime: image.mime,
+    format: formatOf(image.mime),
     width: image.width,
     height: image.height,
     bytes: image.bytes,

@@ -25,7 +25,7 @@ function staleResult(refusal: Refusal): AppError {
   return new AppError(refusal === 'no_job' || refusal === 'cancelled' ? 'gone' : 'conflict', STALE_RESULT[refusal]);
 }
 
-export type ImageMime = 'image/png' | 'image/jpeg';
+export type ImageMime = 'image/png' | 'image/jpeg' | 'image/webp' | 'image/avif';
 
 export type { IncomingContent } from './image-files.js';
 
@@ -37,7 +37,12 @@ export interface IncomingImage {
   height: number;
 }
 
-const EXTENSION: Record<ImageMime, string> = { 'image/png': 'png', 'image/jpeg': 'jpg' };
+const EXTENSION: Record<ImageMime, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/avif': 'avif',
+};
 
 /** Images stored, and their bytes, by type. */
 export type ImageTotals = Record<ImageType, { images: number; bytes: number }>;

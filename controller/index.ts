@@ -34,7 +34,8 @@ export {
 export type { Tokens, TokenClaims, TokenRef, TokenScope, UrlTokenPurpose } from './tokens.js';
 export type { ImageLibrary, ImageTotals, IncomingContent, IncomingImage, ImageMime } from './images.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
-export type { JobNeeds, Runnable } from './job-queue.js';
+export type { Runnable } from './job-queue.js';
+export { chainOf, missing, needsOf, type JobNeeds, type WorkerCan } from './workload-needs.js';
 export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from './job-tally.js';
 export type { LeaseSweeper } from './lease-sweeper.js';
 export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome, RevokedLease } from './scheduling.js';

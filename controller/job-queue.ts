@@ -1,12 +1,7 @@
 import { MinHeap } from './min-heap.js';
 import { OrderedIds } from './ordered-ids.js';
 import type { Job, Store } from './store/index.js';
-
-/** What a worker needs to run a job: its workload's filter, and every one of its tags. */
-export interface JobNeeds {
-  filter: string;
-  tags: readonly string[];
-}
+import { needsOf, type JobNeeds } from './workload-needs.js';
 
 /** Whether some worker that may take work now can run jobs with these needs. */
 export type Runnable = (needs: JobNeeds) => boolean;
@@ -185,9 +180,9 @@ export class JobQueue {
     const known = this.groupOfWorkload.get(job.workload_id);
     if (known) return known;
     const workload = this.store.data.workloads[job.workload_id];
-    const needs = workload ? { filter: workload.filter, tags: workload.tags } : null;
-    // the same needs share a group: tags are a set, so their order does not matter
-    const key = needs ? JSON.stringify([needs.filter, [...needs.tags].sort()]) : '';
+    const needs = workload ? needsOf(workload) : null;
+    // the same needs share a group (operations and tags come sorted: their order does not matter)
+    const key = needs ? JSON.stringify(needs) : '';
     let group = this.groups.get(key);
     if (!group) {
       group = { needs, fresh: new Set(), returned: new OrderedIds(this.order), key, workloads: 0 };

@@ -71,6 +71,8 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         slots: params.slots,
         engine: params.engine,
         filters: params.filters,
+        ...(params.operations ? { operations: params.operations } : {}),
+        ...(params.formats ? { formats: params.formats } : {}),
       };
       let worker: LiveWorker;
       if (existing && existing.record.instance_id === params.instance_id) {

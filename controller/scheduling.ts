@@ -1,5 +1,7 @@
 import type { Resources } from '../common/protocol.js';
+import type { Operation } from '../common/operations/index.js';
 import type { JobBook, JobChange } from './job-book.js';
+import { capabilitiesOf, chainOf, needsOf, type JobNeeds } from './workload-needs.js';
 import type { Runnable } from './job-queue.js';
 import type { Refusal } from './jobs/index.js';
 import type { Store } from './store/index.js';
@@ -17,6 +19,9 @@ export interface WorkerCandidate {
   free_slots: number;
   tags: readonly string[];
   filters: readonly string[];
+  /** The operations and output formats its engine can do. */
+  operations: readonly string[];
+  formats: readonly string[];
   resources: Resources;
 }
 
@@ -25,7 +30,11 @@ export interface ReadyJob {
   job_id: string;
   image_id: string;
   workload_id: string;
-  filter: string;
+  /** The course filter; null for a workload of operations. */
+  filter: string | null;
+  /** The chain to run, every default filled in. */
+  operations: Operation[];
+  needs: JobNeeds;
   /** The original's dimensions (0 if unknown): the worker estimates the job's memory from them. */
   width: number;
   height: number;
@@ -103,6 +112,7 @@ export function schedulingPort(
           free_slots: free,
           tags: record.tags,
           filters: record.filters,
+          ...capabilitiesOf(record),
           resources: worker.resources,
         });
       }
@@ -119,6 +129,8 @@ export function schedulingPort(
           image_id: job.image_id,
           workload_id: job.workload_id,
           filter: workload.filter,
+          operations: chainOf(workload),
+          needs: needsOf(workload),
           width: original?.width ?? 0,
           height: original?.height ?? 0,
           tags: workload.tags,

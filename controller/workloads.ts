@@ -2,7 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors.js';
 import type { WorkloadPage, WorkloadStatus, WorkloadView } from '../common/views.js';
 import type { JobCounts, StateCounts } from './job-tally.js';
-import { creationOrder, own, type Store, type Workload } from './store/index.js';
+import { creationOrder, own, type Store, type WorkerRecord, type Workload } from './store/index.js';
+import type { Operation } from '../common/operations/index.js';
+import { capabilitiesOf, chainOf, missing, needsOf } from './workload-needs.js';
 
 export type { WorkloadPage, WorkloadStatus, WorkloadView } from '../common/views.js';
 
@@ -16,12 +18,14 @@ export function validateWorkloadName(name: string): string | null {
     : 'workload_name must be 1-64 characters: letters, digits, "_" and "-", starting with a letter or digit';
 }
 
+/** A new workload: a course filter's, or (with `operations`) a chain's, whose filter is then null. */
 export function createWorkload(
   store: Store,
   owner: string,
   name: string | undefined,
-  filter: string,
+  filter: string | null,
   tags: string[],
+  operations?: Operation[],
 ): Workload {
   const workloadName = name ?? `workload-${randomBytes(4).toString('hex')}`;
   const invalid = validateWorkloadName(workloadName);
@@ -41,7 +45,8 @@ export function createWorkload(
     id: randomUUID(),
     owner,
     name: workloadName,
-    filter,
+    filter: operations ? null : filter,
+    ...(operations ? { operations } : {}),
     tags,
     created_at: new Date().toISOString(),
   };
@@ -76,6 +81,23 @@ export interface WorkloadBooks {
   store: Store;
   jobs: { readonly tally: JobCounts };
   config?: { readonly retentionMs?: number | null };
+  /** The live workers: a workload whose queued jobs none of them can run says why. */
+  workers?: { alive(): readonly { record: WorkerRecord }[] };
+}
+
+/** Why no live worker can run the workload's jobs ("no live worker can encode avif"), or null when one can. */
+export function waitingFor(books: WorkloadBooks, workload: Workload): string | null {
+  if (!books.workers) return null;
+  const needs = needsOf(workload);
+  const alive = books.workers.alive();
+  if (alive.length === 0) return 'no live worker is connected';
+  let reason: string | null = null;
+  for (const { record } of alive) {
+    const lacks = missing({ ...capabilitiesOf(record), tags: record.tags }, needs);
+    if (lacks === null) return null;
+    reason ??= lacks;
+  }
+  return `no live worker can ${reason}`;
 }
 
 function statusOf(workload: Workload, counts: Readonly<StateCounts>, total: number): WorkloadStatus {
@@ -122,10 +144,12 @@ export function viewWorkload(books: WorkloadBooks, workload: Workload): Workload
     if (job) failures.push({ image_id: job.image_id, error: job.error ?? 'failed' });
   }
   const expires = expiresAt(books, workload);
+  const waiting = counts.queued > 0 ? waitingFor(books, workload) : null;
   return {
     workload_id: workload.id,
     workload_name: workload.name,
     filter: workload.filter,
+    operations: chainOf(workload),
     tags: workload.tags,
     status: statusOf(workload, counts, total),
     running_jobs: counts.assigned + counts.running,
@@ -138,6 +162,7 @@ export function viewWorkload(books: WorkloadBooks, workload: Workload): Workload
     failures,
     created_at: workload.created_at,
     cancelled_at: workload.cancelled_at ?? null,
+    ...(waiting === null ? {} : { waiting_for: waiting }),
     ...(books.config?.retentionMs == null
       ? {}
       : { expires_at: expires === null ? null : new Date(expires).toISOString() }),

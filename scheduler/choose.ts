@@ -7,12 +7,12 @@ import { canRun, scoreWorker } from './score.js';
  */
 export function chooseWorker(
   free: ReadonlyMap<WorkerCandidate, number>,
-  job: Pick<ReadyJob, 'filter' | 'tags'>,
+  job: Pick<ReadyJob, 'needs'>,
 ): WorkerCandidate | null {
   let best: WorkerCandidate | null = null;
   let bestScore = -1;
   for (const [worker, slots] of free) {
-    if (slots <= 0 || !canRun(worker, job.filter, job.tags)) continue;
+    if (slots <= 0 || !canRun(worker, job.needs)) continue;
     const score = scoreWorker(worker, slots);
     if (score > bestScore) {
       best = worker;
@@ -24,6 +24,6 @@ export function chooseWorker(
 
 /** Whether any worker with a slot still free in this pass can run jobs with these needs. */
 export function anyCanRun(free: ReadonlyMap<WorkerCandidate, number>, needs: JobNeeds): boolean {
-  for (const [worker, slots] of free) if (slots > 0 && canRun(worker, needs.filter, needs.tags)) return true;
+  for (const [worker, slots] of free) if (slots > 0 && canRun(worker, needs)) return true;
   return false;
 }

@@ -52,7 +52,8 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
       lease_id: leaseId,
       image_id: job.image_id,
       workload_id: job.workload_id,
-      filter: job.filter,
+      ...(job.filter === null ? {} : { filter: job.filter }),
+      operations: job.operations,
       ...(job.width > 0 && job.height > 0 ? { width: job.width, height: job.height } : {}),
     };
     try {

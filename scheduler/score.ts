@@ -1,4 +1,4 @@
-import type { WorkerCandidate } from '../controller/index.js';
+import { missing, type JobNeeds, type WorkerCandidate } from '../controller/index.js';
 
 export const SCORE_WEIGHTS = { cpu: 0.4, memory: 0.3, slots: 0.2, gpu: 0.1 } as const;
 
@@ -39,11 +39,7 @@ export function scoreWorker(worker: Scored, freeSlots: number): number {
   );
 }
 
-/** A worker can take a workload's job when its tags cover the workload's and it has the filter. */
-export function canRun(
-  worker: Pick<WorkerCandidate, 'filters' | 'tags'>,
-  filter: string,
-  requiredTags: readonly string[],
-): boolean {
-  return worker.filters.includes(filter) && requiredTags.every((tag) => worker.tags.includes(tag));
+/** A worker can take a workload's job when its tags cover the workload's and it can do every step of its chain. */
+export function canRun(worker: Pick<WorkerCandidate, 'operations' | 'formats' | 'tags'>, needs: JobNeeds): boolean {
+  return missing(worker, needs) === null;
 }

@@ -35,8 +35,8 @@ export async function runJob(
   onUploading: () => void = () => undefined,
   { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels }: RunOptions = {},
 ): Promise<JobOutcome> {
-  if (!isFilterName(job.filter))
-    return { kind: 'failed', error: `this worker has no filter "${job.filter}"`, retryable: false };
+  if (job.filter === undefined || !isFilterName(job.filter))
+    return { kind: 'failed', error: `this worker has no filter "${job.filter ?? 'none'}"`, retryable: false };
   const started = performance.now();
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new Error('the job deadline passed')), deadlineMs);

@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '../../common/errors.js';
 import { filteredUploadSchema } from '../../common/protocol.js';
 import type { Logger } from '../../common/log.js';
-import { findWorkload, type Controller, type ImageRecord, type TokenClaims } from '../../controller/index.js';
+import { chainGeometry } from '../../common/operations/index.js';
+import { chainOf, findWorkload, type Controller, type ImageRecord, type TokenClaims } from '../../controller/index.js';
 import { bearerFrom, verifiedClaims } from '../auth.js';
 import { bodyField, checkDeclaredLength, hasContent } from '../body.js';
 import type { ApiConfig } from '../config.js';
@@ -84,7 +85,12 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
         throw new AppError('forbidden', 'filtered images are uploaded by workers; upload originals');
       if (!workloadId) throw new AppError('bad_request', 'missing "workload_id"');
       const workload = findWorkload(controller.store, claims.sub, workloadId);
-      return controller.images.addOriginal(workload, inspectImage(requireFile(staged), config.maxPixels));
+      const original = inspectImage(requireFile(staged), config.maxPixels);
+      // the workload's chain must apply to this image: a crop inside it, every step within the pixel cap
+      const geometry = chainGeometry(chainOf(workload), original, config.maxPixels);
+      if (!geometry.ok)
+        throw new AppError('unprocessable', `this image cannot go through the workload's chain: ${geometry.error}`);
+      return controller.images.addOriginal(workload, original);
     }
     const fields = filteredUploadSchema.safeParse({
       type,
@@ -94,7 +100,7 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     if (!fields.success) {
       throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
     }
-    const incoming = inspectImage(requireFile(staged), config.maxPixels);
+    const incoming = inspectImage(requireFile(staged), config.maxPixels, 'result');
     const kept = await controller.images.addFiltered(fields.data, claims.sub, incoming);
     controller.activity.receivedFrom(claims.sub, kept.bytes);
     return kept;

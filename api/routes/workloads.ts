@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { FILTER_NAMES, isFilterName } from '../../common/filters/index.js';
+import { describeOperations, MAX_STEPS, parseChain, type Operation } from '../../common/operations/index.js';
 import { AppError } from '../../common/errors.js';
 import type { WorkloadDeleted } from '../../common/views.js';
 import { tagsSchema } from '../../common/protocol.js';
@@ -20,8 +21,40 @@ import { bodyField, fieldBody } from '../body.js';
 
 interface WorkloadRequest {
   name: string | undefined;
-  filter: string;
+  filter: string | null;
+  operations: Operation[] | undefined;
   tags: string[];
+}
+
+/**
+ * The chain of a request: a JSON list, or (in a form) its JSON text. Checked as a whole (422 naming the step),
+ * and for sizes it asks for outright (a box of resize) against the pixel cap.
+ */
+function parseOperations(raw: unknown, maxPixels: number): Operation[] | undefined {
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  let steps = raw;
+  if (typeof raw === 'string') {
+    try {
+      steps = JSON.parse(raw);
+    } catch {
+      throw new AppError(
+        'unprocessable',
+        '"operations" must be a JSON list of steps: [{"op": "resize", "width": 640}]',
+      );
+    }
+  }
+  const parsed = parseChain(steps);
+  if (!parsed.ok) throw new AppError('unprocessable', parsed.error);
+  for (const [index, step] of parsed.chain.entries()) {
+    if (step.op !== 'resize' || step.width === null || step.height === null) continue;
+    if (step.fit !== 'inside' && step.fit !== 'outside' && step.width * step.height > maxPixels)
+      throw new AppError(
+        'unprocessable',
+        `step ${index + 1} (resize) makes a ${step.width}x${step.height} image, more than the ${maxPixels} pixels ` +
+          'allowed (--max-pixels)',
+      );
+  }
+  return parsed.chain;
 }
 
 function optionalText(body: unknown, key: string): string | undefined {
@@ -32,8 +65,12 @@ function optionalText(body: unknown, key: string): string | undefined {
 }
 
 /** JSON, urlencoded or multipart fields, or no body at all: every field has a default. */
-function parseWorkloadRequest(body: unknown): WorkloadRequest {
-  const filter = optionalText(body, 'filter') ?? 'grayscale';
+function parseWorkloadRequest(body: unknown, maxPixels: number): WorkloadRequest {
+  const operations = parseOperations(bodyField(body, 'operations'), maxPixels);
+  const given = optionalText(body, 'filter');
+  if (operations && given !== undefined)
+    throw new AppError('unprocessable', 'give "filter" or "operations", not both: a filter is a one-step chain');
+  const filter = given ?? 'grayscale';
   if (!isFilterName(filter))
     throw new AppError(
       'unprocessable',
@@ -55,7 +92,8 @@ function parseWorkloadRequest(body: unknown): WorkloadRequest {
     );
   return {
     name: optionalText(body, 'workload_name') ?? optionalText(body, 'name'),
-    filter,
+    filter: operations ? null : filter,
+    operations,
     tags: [...new Set(tags.data)],
   };
 }
@@ -87,13 +125,14 @@ export function workloadRoutes(controller: Controller, config: ApiConfig): Route
   );
 
   router.post('/workloads', user, ...body, async (req, res) => {
-    const request = parseWorkloadRequest(req.body);
+    const request = parseWorkloadRequest(req.body, config.maxPixels);
     const workload = createWorkload(
       controller.store,
       callerOf(res).claims.sub,
       request.name,
       request.filter,
       request.tags,
+      request.operations,
     );
     // its folder in the images space first: a record never names a folder that is not there
     try {
@@ -111,6 +150,11 @@ export function workloadRoutes(controller: Controller, config: ApiConfig): Route
     }
     controller.lifecycle.created(workload);
     res.status(201).json(viewWorkload(controller, workload));
+  });
+
+  // what every operation takes: clients build their forms from it
+  router.get('/operations', (_req, res) => {
+    res.json({ operations: describeOperations(), max_steps: MAX_STEPS });
   });
 
   router.get('/workloads', user, (req, res) => {

@@ -1,4 +1,5 @@
 // The datastore's shape: one JSON document, written atomically by one process.
+import type { Operation } from '../../common/operations/index.js';
 import type { Resources } from '../../common/protocol.js';
 
 export type JobState = 'queued' | 'assigned' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -23,6 +24,9 @@ export interface WorkerRecord {
   slots: number;
   engine: 'sharp' | 'jimp';
   filters: string[];
+  /** What its engine can do (absent from workers that did not say: see workload-needs.ts). */
+  operations?: string[];
+  formats?: string[];
   registered_at: string;
   left_at: string | null;
   /**
@@ -36,7 +40,10 @@ export interface Workload {
   id: string;
   owner: string;
   name: string;
-  filter: string;
+  /** The course filter; null for a workload of operations. */
+  filter: string | null;
+  /** The chain a workload of operations runs, every default filled in; absent for a course filter's. */
+  operations?: Operation[] | null;
   tags: string[];
   created_at: string;
   /** When its owner cancelled it (its unfinished jobs ended `cancelled`); absent or null while it was not. */

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { JOB_STATES, noJobs, type StateCounts } from '../../controller/job-tally.js';
 import type { Job, JobState, Store, Workload } from '../../controller/store/index.js';
 import { viewWorkload, type WorkloadView } from '../../controller/workloads.js';
+import { chainOf } from '../../controller/workload-needs.js';
 import { addWorkload, booksPerTest, complete, LEASE_MS, upload, type Books } from './books.js';
 import { applied, leaseId, T0 } from './helpers.js';
 
@@ -37,6 +38,7 @@ function walkedView(store: Store, workload: Workload): WorkloadView {
     workload_id: workload.id,
     workload_name: workload.name,
     filter: workload.filter,
+    operations: chainOf(workload),
     tags: workload.tags,
     status: workload.cancelled_at ? 'cancelled' : progress,
     running_jobs: active,

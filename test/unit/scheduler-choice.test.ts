@@ -1,10 +1,15 @@
 import { expect } from 'chai';
 import type { Resources } from '../../common/protocol.js';
-import type { WorkerCandidate } from '../../controller/index.js';
+import type { JobNeeds, WorkerCandidate } from '../../controller/index.js';
 import { canRun, chooseWorker, GPU_ROOM_MB, gpuFree, scoreWorker } from '../../scheduler/index.js';
 
 const GB = 1024 ** 3;
-const JOB = { filter: 'blur', tags: [] as string[] };
+/** A job's needs: one operation (a course filter's chain), no format of its own, these tags. */
+function job(operation: string, tags: string[] = [], format: JobNeeds['format'] = null): { needs: JobNeeds } {
+  return { needs: { operations: [operation], format, tags: [...tags].sort() } };
+}
+
+const JOB = job('blur');
 
 /** A worker half loaded, half its memory free, four slots, no GPU, that runs blur and grayscale. */
 function candidate(
@@ -21,7 +26,9 @@ function candidate(
     free_slots: 4,
     tags: [],
     filters: ['blur', 'grayscale'],
+    formats: [],
     ...overrides,
+    operations: overrides.operations ?? overrides.filters ?? ['blur', 'grayscale'],
     resources: { cpu_load: 50, cores: 4, mem_free: 4 * GB, mem_total: 8 * GB, gpu: { present: false }, ...resources },
   };
 }
@@ -102,12 +109,12 @@ describe('scheduler: choosing a worker', () => {
   describe('canRun', () => {
     it('needs the workload filter and every one of its tags; extra worker tags do not matter', () => {
       const worker = candidate('w', { tags: ['gpu', 'eu-west'], filters: ['blur'] });
-      expect(canRun(worker, 'blur', [])).to.equal(true);
-      expect(canRun(worker, 'blur', ['gpu'])).to.equal(true);
-      expect(canRun(worker, 'blur', ['eu-west', 'gpu'])).to.equal(true);
-      expect(canRun(worker, 'blur', ['gpu', 'us-east'])).to.equal(false);
-      expect(canRun(worker, 'grayscale', [])).to.equal(false);
-      expect(canRun(candidate('plain', { filters: ['blur'] }), 'blur', ['gpu'])).to.equal(false);
+      expect(canRun(worker, job('blur', []).needs)).to.equal(true);
+      expect(canRun(worker, job('blur', ['gpu']).needs)).to.equal(true);
+      expect(canRun(worker, job('blur', ['eu-west', 'gpu']).needs)).to.equal(true);
+      expect(canRun(worker, job('blur', ['gpu', 'us-east']).needs)).to.equal(false);
+      expect(canRun(worker, job('grayscale', []).needs)).to.equal(false);
+      expect(canRun(candidate('plain', { filters: ['blur'] }), job('blur', ['gpu']).needs)).to.equal(false);
     });
   });
 
@@ -140,10 +147,10 @@ describe('scheduler: choosing a worker', () => {
       const tagged = candidate('tagged', { tags: ['gpu', 'ssd'] }, { cpu_load: 10 });
       const plain = candidate('plain', {}, { cpu_load: 20 });
       const free = freeSlots(best, tagged, plain);
-      expect(chooseWorker(free, { filter: 'blur', tags: ['gpu'] })?.id).to.equal('tagged');
-      expect(chooseWorker(free, { filter: 'blur', tags: ['gpu', 'ssd'] })?.id).to.equal('tagged');
-      expect(chooseWorker(free, { filter: 'grayscale', tags: ['gpu'] })?.id).to.equal('best');
-      expect(chooseWorker(free, { filter: 'blur', tags: [] })?.id).to.equal('tagged');
+      expect(chooseWorker(free, job('blur', ['gpu']))?.id).to.equal('tagged');
+      expect(chooseWorker(free, job('blur', ['gpu', 'ssd']))?.id).to.equal('tagged');
+      expect(chooseWorker(free, job('grayscale', ['gpu']))?.id).to.equal('best');
+      expect(chooseWorker(free, job('blur', []))?.id).to.equal('tagged');
     });
 
     it('moves the choice to the other worker as the free slots of the first shrink within a pass', () => {
@@ -157,8 +164,8 @@ describe('scheduler: choosing a worker', () => {
       expect(chooseWorker(new Map(), JOB)).to.equal(null);
       const worker = candidate('w', { tags: ['gpu'] });
       expect(chooseWorker(new Map([[worker, 0]]), JOB)).to.equal(null);
-      expect(chooseWorker(freeSlots(worker), { filter: 'sepia', tags: [] })).to.equal(null);
-      expect(chooseWorker(freeSlots(worker), { filter: 'blur', tags: ['tpu'] })).to.equal(null);
+      expect(chooseWorker(freeSlots(worker), job('sepia', []))).to.equal(null);
+      expect(chooseWorker(freeSlots(worker), job('blur', ['tpu']))).to.equal(null);
       expect(chooseWorker(freeSlots(worker), JOB)).to.equal(worker);
     });
   });
