@@ -55,7 +55,7 @@ describe('operations through the API', function () {
     expect(body).to.include({ max_steps: 16 });
   });
 
-  it('creates a workload of operations and shows the chain with its defaults; a course workload shows both', async () => {
+  it('creates a workload of operations, shown with its defaults; a course workload shows both', async () => {
     const created = await create({
       operations: [{ op: 'resize', width: 640 }, { op: 'grayscale' }, { op: 'format', type: 'webp', quality: 80 }],
     });
