@@ -181,6 +181,11 @@ async function proxyTo(target: string, options: ProxyOptions): Promise<{ url: st
   };
 }
 
+/** The script's arguments for `action` as alice, against `api`. */
+function asAlice(action: string, api: string, ...args: string[]): string[] {
+  return ['-action', action, '-api', api, '-user', 'alice', '-password', 'alice-pw', ...args];
+}
+
 describe('stress_test.py -operations against a server no worker serves', function () {
   this.timeout(60_000);
   let dirs: TestDirs;
@@ -199,22 +204,10 @@ describe('stress_test.py -operations against a server no worker serves', functio
     await dirs?.remove();
   });
 
-  const asAlice = (action: string, ...args: string[]): string[] => [
-    '-action',
-    action,
-    '-api',
-    url,
-    '-user',
-    'alice',
-    '-password',
-    'alice-pw',
-    ...args,
-  ];
-
   it('sends the chain as typed JSON, and says why its images wait', async () => {
     const spec = 'resize:width=48:enlarge=true , grayscale,format:type=webp:quality=70';
     const { code, stdout, stderr } = await stressTest(
-      asAlice('run', '-operations', spec, '-count', '3', '-size', '96x64', '-timeout', '2', '-keep'),
+      asAlice('run', url, '-operations', spec, '-count', '3', '-size', '96x64', '-timeout', '2', '-keep'),
     );
     expect(code, stderr).to.equal(1);
     const chain = 'resize:width=48:fit=cover:enlarge=true,grayscale,format:type=webp:quality=70';
@@ -237,7 +230,7 @@ describe('stress_test.py -operations against a server no worker serves', functio
   it('push makes a workload of the chain when it is given no -workload-id', async () => {
     const directory = await frames(dirs.root, 'push-chain', 2);
     const { code, stdout, stderr } = await stressTest(
-      asAlice('push', '-operations', 'rotate:angle=270,flop', '-frames-path', directory),
+      asAlice('push', url, '-operations', 'rotate:angle=270,flop', '-frames-path', directory),
     );
     expect(code, stderr).to.equal(0);
     const made = /^created workload ([0-9a-f-]{36}) \([^,]+, operations rotate:angle=270,flop\)$/m.exec(stderr);
@@ -266,18 +259,6 @@ describe('stress_test.py against a real server with two local workers', function
     await dirs.remove();
   });
 
-  /** The script's arguments for `action` as alice, against `api`. */
-  const asAlice = (action: string, api: string, ...args: string[]): string[] => [
-    '-action',
-    action,
-    '-api',
-    api,
-    '-user',
-    'alice',
-    '-password',
-    'alice-pw',
-    ...args,
-  ];
   const run = (...args: string[]): string[] => asAlice('run', url, ...args);
 
   /** What the server counts as deleted by users, and the images it keeps. */
