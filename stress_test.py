@@ -25,6 +25,17 @@ Every option takes one or two dashes (``-token`` or ``--token``). Instead of ``-
 with ``-register`` the user is created first when the login fails. Without ``-frames-path``,
 ``run`` generates ``-count`` frames of ``-size`` into a temporary directory.
 
+The workload that ``run`` (and ``push`` without ``-workload-id``) creates applies ``-filter`` (a
+course filter, grayscale by default) or ``-operations``, a chain of operations: steps separated
+by ``,``, each an operation's name with its parameters after ``:`` as ``name=value``:
+
+    -operations 'resize:width=640,grayscale,format:type=webp:quality=80'
+
+The parameters are typed as GET /operations declares them (whole numbers, numbers, true/false,
+one of a list), so that the server gets a JSON chain; a spec that does not read, or names an
+operation or a parameter the server does not have, is a usage error, as is a chain the server
+refuses (422, with its message).
+
 What ``run`` measures and checks:
 
   * upload throughput (images/s, MB/s) and upload request latency;
@@ -38,12 +49,19 @@ What ``run`` measures and checks:
     gets them matched by upload order, skipping the originals listed under ``failures``; with
     parallel uploads that order is only known approximately (the order of the upload responses),
     which can swap neighbours;
-  * every filtered image: PNG/JPEG signature and structure (chunk CRCs, zlib stream size; SOF
-    and EOI markers), same format and dimensions as its original (compared as a multiset when
-    parallel uploads of differently shaped frames make the pairing ambiguous), and, for the
-    grayscale filter, R = G = B in every pixel of a PNG. That check needs no unfiltering: PNG
-    row filters predict each byte from the same byte of neighbouring pixels, so the raw samples
-    have R = G = B everywhere exactly when the filtered bytes do. JPEG pixels are not checked.
+  * every filtered image: its signature and structure (PNG chunk CRCs and zlib stream size; JPEG
+    SOF and EOI markers; the RIFF length of a WebP; the boxes of an AVIF), its Content-Type, and
+    its format and dimensions, read from its header, against those the workload's chain makes of
+    its original (compared as a multiset when parallel uploads of differently shaped frames make
+    the pairing ambiguous). The chain is the one the workload view lists with every default
+    (a course filter is its one step): resize, thumbnail, crop and rotate change the size, with
+    the server's own rounding (resized_size, a port of resizedSize in
+    common/operations/definitions.ts); the format is the format step's, else the original's.
+    When the chain makes a grey image (a grayscale step, then only steps that move, scale or blur
+    every channel alike), R = G = B in every pixel of a PNG result. That check needs no
+    unfiltering: PNG row filters predict each byte from the same byte of neighbouring pixels, so
+    the raw samples have R = G = B everywhere exactly when the filtered bytes do. JPEG, WebP and
+    AVIF pixels are not checked (decoding them needs more than the standard library).
 
 At the end, ``run`` deletes its workload with every image of it (DELETE /workloads/{id}) and the
 report says what that freed, as the server counted it: images, and bytes both in binary units and
@@ -51,7 +69,9 @@ exact. ``-keep`` leaves the workload on the server instead. A deletion that fail
 the verification results above it, but it is listed under the errors and the run fails: a run that
 passes leaves nothing behind. A run cut short by a fatal error or Ctrl-C deletes its workload too
 (and says so on stderr). A workload cancelled by its owner elsewhere while it runs ends the wait at
-once, and its unfiltered images count as errors.
+once, and its unfiltered images count as errors. While a workload waits because no live worker
+can run it (``waiting_for`` in its view: a tag no worker has, an operation or a format no worker
+has), the progress line says why, and so does the error of the images left at the timeout.
 
 The exit status is 0 when everything passed, 1 when anything failed or came back wrong, or the
 workload could not be deleted (or on a fatal error), 2 on a usage error and 130 on Ctrl-C.
@@ -66,6 +86,7 @@ import http.client
 import json
 import math
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -103,13 +124,16 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 FILTERS = ("grayscale", "blur")
+DEFAULT_FILTER = "grayscale"
+OPERATIONS_EXAMPLE = "resize:width=640,grayscale,format:type=webp:quality=80"
 IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
 COURSE_IMAGE_TYPES = ("filtered", "original")  # what older course scripts passed as -image-type
-EXTENSION_OF_FORMAT = {"png": "png", "jpeg": "jpg"}
-MIME_OF_FORMAT = {"png": "image/png", "jpeg": "image/jpeg"}
+EXTENSION_OF_FORMAT = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif"}
+MIME_OF_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
 PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 PNG_BIT_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 # Adam7 passes: (x offset, y offset, x step, y step)
@@ -145,7 +169,7 @@ class ApiUnreachable(StressTestError):
 
 
 class ImageFormatError(ValueError):
-    """Bytes that are not a well-formed PNG or JPEG."""
+    """Bytes that are not a well-formed PNG, JPEG, WebP or AVIF."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,8 +339,12 @@ class ApiClient:
     def status(self) -> dict:
         return self.request_json("GET", "/status")
 
-    def create_workload(self, filter_name: str, workload_name: str | None) -> dict:
-        payload = {"filter": filter_name}
+    def operations(self) -> dict:
+        """GET /operations: every operation the server runs, with its parameters (no token needed)."""
+        return self.request_json("GET", "/operations", authenticate=False)
+
+    def create_workload(self, filter_name: str | None, workload_name: str | None, operations: list[dict] | None = None) -> dict:
+        payload: dict = {"operations": operations} if operations is not None else {"filter": filter_name or DEFAULT_FILTER}
         if workload_name:
             payload["workload_name"] = workload_name
         return self.request_json("POST", "/workloads", payload)
@@ -384,7 +412,7 @@ def authenticate(client: ApiClient, args: argparse.Namespace) -> None:
 
 @dataclass(frozen=True)
 class ImageInfo:
-    format: str  # "png" or "jpeg"
+    format: str  # "png", "jpeg", "webp" or "avif"
     width: int
     height: int
 
@@ -409,6 +437,10 @@ def sniff_format(data: bytes) -> str | None:
         return "png"
     if data.startswith(JPEG_SIGNATURE):
         return "jpeg"
+    if data[0:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[4:8] == b"ftyp" and AVIF_BRANDS & set(avif_brands(data)):
+        return "avif"
     return None
 
 
@@ -423,7 +455,127 @@ def read_image_info(data: bytes) -> ImageInfo:
     if kind == "jpeg":
         width, height = jpeg_dimensions(data)
         return ImageInfo("jpeg", width, height)
-    raise ImageFormatError("neither a PNG nor a JPEG signature")
+    if kind == "webp":
+        width, height = webp_dimensions(data)
+        return ImageInfo("webp", width, height)
+    if kind == "avif":
+        width, height = avif_dimensions(data)
+        return ImageInfo("avif", width, height)
+    raise ImageFormatError("no PNG, JPEG, WebP or AVIF signature")
+
+
+def webp_dimensions(data: bytes) -> tuple[int, int]:
+    """(width, height) from the first chunk of a WebP: VP8 (lossy: its key frame header), VP8L
+    (lossless: 14-bit sides less one after the signature byte) or VP8X (extended: the canvas,
+    24-bit sides less one)."""
+    if len(data) < 30:
+        raise ImageFormatError("truncated WebP header")
+    chunk = data[12:16]
+    if chunk == b"VP8 ":
+        if data[20] & 1 or data[23:26] != b"\x9d\x01\x2a":
+            raise ImageFormatError("WebP VP8 chunk without a key frame start code")
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L":
+        if data[20] != 0x2F:
+            raise ImageFormatError("WebP VP8L chunk without its signature byte")
+        (bits,) = struct.unpack("<I", data[21:25])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    raise ImageFormatError(f"WebP whose first chunk is {chunk!r}, not VP8, VP8L or VP8X")
+
+
+def iso_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, end) of each ISO BMFF box in data[start:end], which they must fill exactly."""
+    position = start
+    while position < end:
+        if position + 8 > end:
+            raise ImageFormatError(f"truncated box header at byte {position}")
+        size, kind = struct.unpack(">I4s", data[position:position + 8])
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if position + 16 > end:
+                raise ImageFormatError(f"truncated box header at byte {position}")
+            (size,) = struct.unpack(">Q", data[position + 8:position + 16])
+            header = 16
+        elif size == 0:  # to the end of the container
+            size = end - position
+        if size < header or position + size > end:
+            raise ImageFormatError(f"box {kind!r} at byte {position} runs past the end of its container")
+        yield kind, position + header, position + size
+        position += size
+
+
+def avif_brands(data: bytes) -> list[bytes]:
+    """The major and compatible brands of the leading ftyp box (empty when there is none)."""
+    if data[4:8] != b"ftyp" or len(data) < 16:
+        return []
+    (size,) = struct.unpack(">I", data[0:4])
+    end = min(size, len(data))
+    return [data[8:12]] + [data[offset:offset + 4] for offset in range(16, end - 3, 4)]
+
+
+def avif_dimensions(data: bytes) -> tuple[int, int]:
+    """(width, height) of an AVIF's primary image: its ispe property (meta > iprp > ipco), chosen
+    through ipma for the item pitm names, turned by a quarter when its irot property says so."""
+    try:
+        meta = next(((start, end) for kind, start, end in iso_boxes(data, 0, len(data)) if kind == b"meta"), None)
+        if meta is None:
+            raise ImageFormatError("AVIF without a meta box")
+        primary: int | None = None
+        properties: list[tuple[bytes, int, int]] = []
+        associations: dict[int, list[int]] = {}
+        for kind, start, end in iso_boxes(data, meta[0] + 4, meta[1]):  # meta is a full box: version and flags first
+            if kind == b"pitm":
+                primary = struct.unpack(">H", data[start + 4:start + 6])[0] if data[start] == 0 else \
+                    struct.unpack(">I", data[start + 4:start + 8])[0]
+            elif kind == b"iprp":
+                for child, child_start, child_end in iso_boxes(data, start, end):
+                    if child == b"ipco":
+                        properties = list(iso_boxes(data, child_start, child_end))
+                    elif child == b"ipma":
+                        associations = avif_associations(data, child_start)
+        chosen = associations.get(primary) if primary is not None else None
+        candidates = [properties[index - 1] for index in chosen if 0 < index <= len(properties)] if chosen else properties
+        ispe = next(((start, end) for kind, start, end in candidates if kind == b"ispe"), None)
+        if ispe is None:
+            raise ImageFormatError("AVIF without an ispe (image size) property")
+        width, height = struct.unpack(">II", data[ispe[0] + 4:ispe[0] + 12])
+        irot = next((start for kind, start, _ in candidates if kind == b"irot"), None)
+        if irot is not None and data[irot] & 3 in (1, 3):
+            width, height = height, width
+        return width, height
+    except (struct.error, IndexError) as error:
+        raise ImageFormatError(f"truncated AVIF header: {error}") from error
+
+
+def avif_associations(data: bytes, start: int) -> dict[int, list[int]]:
+    """An ipma box: item id -> the (1-based) indexes of its properties in ipco."""
+    version = data[start]
+    wide = data[start + 3] & 1  # flags: 15-bit indexes instead of 7-bit
+    (count,) = struct.unpack(">I", data[start + 4:start + 8])
+    position = start + 8
+    associations: dict[int, list[int]] = {}
+    for _ in range(count):
+        if version < 1:
+            (item,) = struct.unpack(">H", data[position:position + 2])
+            position += 2
+        else:
+            (item,) = struct.unpack(">I", data[position:position + 4])
+            position += 4
+        indexes = []
+        for _ in range(data[position]):
+            if wide:
+                (value,) = struct.unpack(">H", data[position + 1:position + 3])
+                indexes.append(value & 0x7FFF)
+                position += 2
+            else:
+                indexes.append(data[position + 1] & 0x7F)
+                position += 1
+        position += 1
+        associations[item] = indexes
+    return associations
 
 
 def jpeg_dimensions(data: bytes) -> tuple[int, int]:
@@ -544,6 +696,253 @@ def encode_png_rgb(width: int, height: int, scanlines: bytes, level: int = 6) ->
     """An 8-bit RGB PNG from rows that each start with their filter-type byte."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(scanlines, level)) + png_chunk(b"IEND", b"")
+
+
+# --------------------------------------------------------------------------------------------
+# Chains of operations: -operations, and the size and format a chain makes
+# --------------------------------------------------------------------------------------------
+
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+BOOLEANS = {"true": True, "false": False}
+# operations that keep the size (the others are known to chain_geometry)
+SAME_SIZE_OPERATIONS = frozenset({"grayscale", "blur", "sharpen", "auto_orient", "flip", "flop", "format"})
+# after a grayscale step, operations that treat every channel alike (move, scale, crop, blur, encode), so
+# that R = G = B stays exact; sharpen works on lightness in another colour space and may not keep it
+GRAY_KEEPING_OPERATIONS = frozenset({"grayscale", "blur", "resize", "thumbnail", "crop", "rotate", "auto_orient",
+                                     "flip", "flop", "format"})
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step of -operations as written: its operation and its parameters as text."""
+    position: int  # from 1
+    op: str
+    params: tuple[tuple[str, str], ...]
+
+    @property
+    def where(self) -> str:
+        return f"step {self.position} ({self.op})"
+
+
+def parse_operations_spec(text: str) -> list[StepSpec]:
+    """Reads -operations: steps separated by ",", each an operation's name, then its parameters
+    after ":" as name=value. Only the syntax: the names and values are checked against GET /operations
+    (typed_chain). Raises argparse.ArgumentTypeError, so that a malformed spec is a usage error."""
+    def malformed(message: str) -> argparse.ArgumentTypeError:
+        return argparse.ArgumentTypeError(f"{message}: write steps separated by \",\" and parameters after \":\" as "
+                                          f"name=value, e.g. {OPERATIONS_EXAMPLE}")
+
+    if not text.strip():
+        raise malformed("empty chain")
+    steps = []
+    for position, raw in enumerate(text.split(","), 1):
+        op, *params = (part.strip() for part in raw.split(":"))
+        if not op:
+            raise malformed(f"step {position} has no operation name")
+        if not NAME_PATTERN.fullmatch(op):
+            raise malformed(f'step {position}: "{shorten(op, 40)}" is not an operation name')
+        pairs: list[tuple[str, str]] = []
+        for param in params:
+            name, equals, value = (piece.strip() for piece in param.partition("="))
+            if not equals or not NAME_PATTERN.fullmatch(name) or not value:
+                raise malformed(f'step {position} ({op}): "{shorten(param, 40)}" is not name=value')
+            if any(name == seen for seen, _ in pairs):
+                raise malformed(f'step {position} ({op}): "{name}" is given twice')
+            pairs.append((name, value))
+        steps.append(StepSpec(position, op, tuple(pairs)))
+    return steps
+
+
+def typed_value(step: StepSpec, param: dict, text: str) -> object:
+    """A parameter's text as the JSON value its declared type calls for (GET /operations), in its range."""
+    name, kind = param.get("name"), param.get("type")
+    low, high = param.get("minimum"), param.get("maximum")
+    span = f" from {low} to {high}" if low is not None and high is not None else ""
+    value: int | float
+    if kind in ("integer", "number"):
+        wanted = f'"{name}" must be a {"whole " if kind == "integer" else ""}number{span}'
+        try:
+            value = int(text) if kind == "integer" and WHOLE_NUMBER.fullmatch(text) else float(text)
+        except ValueError:
+            value = math.nan
+        if (kind == "integer" and not isinstance(value, int)) or not math.isfinite(value):
+            raise UsageError(f'-operations: {step.where}: {wanted}, not "{text}"')
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise UsageError(f"-operations: {step.where}: {wanted}, not {text}")
+        return value
+    if kind == "boolean":
+        if text.lower() not in BOOLEANS:
+            raise UsageError(f'-operations: {step.where}: "{name}" must be true or false, not "{text}"')
+        return BOOLEANS[text.lower()]
+    if kind == "enum":
+        allowed = list(param.get("values") or [])
+        match = next((choice for choice in allowed if str(choice) == text), None)
+        if match is None:
+            raise UsageError(f'-operations: {step.where}: "{name}" must be one of '
+                             f'{", ".join(str(choice) for choice in allowed)}, not "{text}"')
+        return match
+    return text  # a type this script does not know: the server checks it
+
+
+def typed_chain(steps: Sequence[StepSpec], catalogue: dict) -> list[dict]:
+    """The steps as the JSON chain POST /workloads takes, each parameter typed as GET /operations
+    declares it; an operation or a parameter the server does not have, a value of the wrong type or
+    out of range, a required parameter missing, or a last-only step (format) before the end is a
+    UsageError. What the server checks beyond that (a resize with neither side) comes back as 422."""
+    listed = catalogue.get("operations")
+    if not isinstance(listed, list):
+        raise StressTestError(f"GET /operations: no list of operations in {catalogue!r:.120}")
+    operations = {entry.get("op"): entry for entry in listed if isinstance(entry, dict)}
+    most = catalogue.get("max_steps")
+    if isinstance(most, int) and len(steps) > most:
+        raise UsageError(f"-operations: {len(steps)} steps, and the server takes at most {most}")
+    chain = []
+    for step in steps:
+        entry = operations.get(step.op)
+        if entry is None:
+            raise UsageError(f'-operations: step {step.position}: unknown operation "{step.op}": the server has '
+                             f'{", ".join(str(name) for name in operations)}')
+        params = {param.get("name"): param for param in entry.get("params") or [] if isinstance(param, dict)}
+        typed: dict = {"op": step.op}
+        for name, text in step.params:
+            param = params.get(name)
+            if param is None:
+                takes = ", ".join(f'"{known}"' for known in params) if params else "none"
+                raise UsageError(f'-operations: {step.where}: unknown parameter "{name}": it takes {takes}')
+            typed[name] = typed_value(step, param, text)
+        missing = [name for name, param in params.items() if param.get("required") and name not in typed]
+        if missing:
+            raise UsageError(f'-operations: {step.where}: "{missing[0]}" is required, e.g. {step.op}:{missing[0]}=...')
+        if entry.get("last_only") and step.position != len(steps):
+            raise UsageError(f'-operations: {step.where}: "{step.op}" may only be the last step')
+        chain.append(typed)
+    return chain
+
+
+def chain_spec(chain: Sequence[dict]) -> str:
+    """A chain written as -operations takes it (parameters that are null left out)."""
+    def text(value: object) -> str:
+        return str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
+
+    return ",".join(":".join([str(step.get("op"))] + [f"{name}={text(value)}" for name, value in step.items()
+                                                       if name != "op" and value is not None])
+                    for step in chain)
+
+
+def workload_chain(view: dict) -> list[dict]:
+    """The chain a workload view says its images go through: its operations (every default filled in),
+    or, from a server that lists none, its course filter as the one step it is."""
+    operations = view.get("operations")
+    if isinstance(operations, list) and all(isinstance(step, dict) for step in operations):
+        return operations
+    return [{"op": view.get("filter") or DEFAULT_FILTER}]
+
+
+def describe_processing(view: dict) -> str:
+    """What a workload does to its images, for the log and the report: its filter, or its chain."""
+    if view.get("filter"):
+        return f"filter {view.get('filter')}"
+    return f"operations {chain_spec(workload_chain(view))}"
+
+
+def js_round(value: float) -> int:
+    """Math.round of a value of 0 or more: the nearest whole number, halves up."""
+    floor = math.floor(value)
+    return floor + 1 if value - floor >= 0.5 else floor
+
+
+def round_half_even(value: float) -> int:
+    floor = math.floor(value)
+    if value - floor != 0.5:
+        return js_round(value)
+    return floor if floor % 2 == 0 else floor + 1
+
+
+def resized_size(size: tuple[int, int], width: int | None, height: int | None, fit: str, enlarge: bool) -> tuple[int, int]:
+    """The size a resize makes: resizedSize of common/operations/definitions.ts, step for step (sharp's
+    ResolveShrink, then libvips rounding to the nearest pixel, halves up; a side not given, halves to even)."""
+    in_width, in_height = size
+    hshrink: float = 1
+    vshrink: float = 1
+    if width is not None and height is not None:
+        hshrink = in_width / width
+        vshrink = in_height / height
+        if fit in ("cover", "outside"):
+            hshrink = vshrink = min(hshrink, vshrink)
+        elif fit in ("contain", "inside"):
+            hshrink = vshrink = max(hshrink, vshrink)
+    elif width is not None:
+        hshrink = in_width / width
+        if fit != "fill":
+            vshrink = hshrink
+    elif height is not None:
+        vshrink = in_height / height
+        if fit != "fill":
+            hshrink = vshrink
+    if not enlarge:
+        hshrink = max(1, hshrink)
+        vshrink = max(1, vshrink)
+    hshrink = min(hshrink, in_width)
+    vshrink = min(vshrink, in_height)
+    resized = (max(1, math.floor(in_width / hshrink + 0.5)), max(1, math.floor(in_height / vshrink + 0.5)))
+    target = (width if width is not None else max(1, round_half_even(in_width / hshrink)),
+              height if height is not None else max(1, round_half_even(in_height / vshrink)))
+    if fit == "contain":
+        return target
+    if fit == "cover":
+        return min(target[0], resized[0]), min(target[1], resized[1])
+    return resized
+
+
+def chain_geometry(chain: Sequence[dict], size: tuple[int, int]) -> tuple[int, int] | str:
+    """The size of the chain's result for an image of `size`, or why it cannot be told: the first step
+    that cannot apply (a crop outside the image), or an operation this script does not know."""
+    width, height = size
+    for position, step in enumerate(chain, 1):
+        op = step.get("op")
+        if op == "resize":
+            width, height = resized_size((width, height), step.get("width"), step.get("height"),
+                                         step.get("fit") or "cover", bool(step.get("enlarge")))
+        elif op == "thumbnail":
+            side = int(step.get("size") or 256)
+            width, height = resized_size((width, height), side, side, "inside", False)
+        elif op == "crop":
+            left, top, crop_width, crop_height = (int(step.get(key) or 0) for key in ("left", "top", "width", "height"))
+            if left + crop_width > width or top + crop_height > height:
+                return (f"step {position} (crop): the rectangle {crop_width}x{crop_height} at ({left}, {top}) does not "
+                        f"lie inside the {width}x{height} image")
+            width, height = crop_width, crop_height
+        elif op == "rotate":
+            if step.get("angle") in (90, 270):
+                width, height = height, width
+        elif op not in SAME_SIZE_OPERATIONS:
+            return f'step {position}: the size "{op}" makes is not known to this script'
+    return width, height
+
+
+def chain_output_format(chain: Sequence[dict], input_format: str) -> str:
+    """The format step's type when the chain ends with one, else the input's format."""
+    last = chain[-1] if chain else {}
+    return str(last.get("type")) if last.get("op") == "format" else input_format
+
+
+def expected_result(chain: Sequence[dict], original: ImageInfo) -> ImageInfo | None:
+    """The format and size of the result the chain makes of an original; None when they cannot be told."""
+    size = chain_geometry(chain, (original.width, original.height))
+    if isinstance(size, str):
+        return None
+    return ImageInfo(chain_output_format(chain, original.format), *size)
+
+
+def chain_makes_gray(chain: Sequence[dict]) -> bool:
+    """Whether every pixel of the chain's results has R = G = B: a grayscale step, then only steps
+    that treat every channel alike."""
+    gray = False
+    for step in chain:
+        op = step.get("op")
+        gray = op == "grayscale" or (gray and op in GRAY_KEEPING_OPERATIONS)
+    return gray
 
 
 # --------------------------------------------------------------------------------------------
@@ -924,14 +1323,15 @@ class FilteredDownload:
 
 
 def format_of_content_type(content_type: str) -> str | None:
-    return {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg"}.get(content_type)
+    return {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/webp": "webp",
+            "image/avif": "avif"}.get(content_type)
 
 
 def check_filtered(data: bytes, content_type: str, grayscale: bool) -> tuple[ImageInfo | None, list[Problem]]:
     """The image's format and size, and what is wrong with it as a filtered result."""
     kind = sniff_format(data)
     if kind is None:
-        return None, [Problem("verify: not a PNG or JPEG", f"{len(data)} bytes starting {data[:8]!r}")]
+        return None, [Problem("verify: not a PNG, JPEG, WebP or AVIF", f"{len(data)} bytes starting {data[:8]!r}")]
     problems = []
     if format_of_content_type(content_type) != kind:
         problems.append(Problem("verify: Content-Type does not match the data", f"Content-Type {content_type!r}, data {kind}"))
@@ -941,10 +1341,20 @@ def check_filtered(data: bytes, content_type: str, grayscale: bool) -> tuple[Ima
             info = ImageInfo("png", image.width, image.height)
             if grayscale and not png_is_gray(image):
                 problems.append(Problem("verify: grayscale result has colour", f"{info.shape}, colour type {image.color_type}"))
-        else:
+        elif kind == "jpeg":
             info = read_image_info(data)
             if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
                 problems.append(Problem("verify: truncated JPEG", "no EOI marker at the end"))
+        elif kind == "webp":
+            info = read_image_info(data)
+            (riff_size,) = struct.unpack("<I", data[4:8])
+            if riff_size + 8 != len(data):
+                problems.append(Problem("verify: truncated WebP", f"RIFF length {riff_size + 8}, {len(data)} bytes came"))
+        else:
+            info = read_image_info(data)
+            # the boxes must fill the file exactly, and hold the coded image
+            if not any(box == b"mdat" for box, _, _ in iso_boxes(data, 0, len(data))):
+                problems.append(Problem("verify: AVIF without image data", "no mdat box"))
     except ImageFormatError as error:
         return None, problems + [Problem(f"verify: corrupt {kind.upper()}", str(error))]
     return info, problems
@@ -1063,19 +1473,38 @@ def failure_kind(error: str) -> str:
     return "job failed: " + shorten(error.split(":")[0], 60)
 
 
-def check_shapes(pairs: Sequence[tuple[FrameUpload, FilteredDownload]], exact_pairing: bool) -> list[tuple[str | None, Problem]]:
-    """(filtered image id or None, problem) for results without their original's format and size.
-    When the pairing may swap neighbours (parallel uploads of frames of several shapes), the shapes
-    are compared as multisets and the wrong results cannot be named."""
-    checked = [(upload.info, download) for upload, download in pairs if upload.info and download.info]
-    kind = "verify: format or size differs from the original"
-    if exact_pairing or len({original.shape for original, _ in checked}) <= 1:
-        return [(download.image_id, Problem(kind, f"original {original.shape}, result {download.info.shape}"))
-                for original, download in checked if original.shape != download.info.shape]
-    originals = Counter(original.shape for original, _ in checked)
-    results = Counter(download.info.shape for _, download in checked)
-    problem = Problem(kind, f"originals {dict(originals)}, results {dict(results)}")
-    return [(None, problem)] * sum((originals - results).values())
+def check_shapes(pairs: Sequence[tuple[FrameUpload, FilteredDownload]], exact_pairing: bool,
+                 chain: Sequence[dict]) -> list[tuple[str | None, Problem]]:
+    """(filtered image id or None, problem) for results without the format and size the chain makes of
+    their original. When the pairing may swap neighbours (parallel uploads of frames of several
+    shapes), the shapes are compared as multisets and the wrong results cannot be named."""
+    checked = [(upload.info, expected, download) for upload, download in pairs if upload.info and download.info
+               for expected in [expected_result(chain, upload.info)] if expected]
+    kind = "verify: format or size not what the chain makes"
+    if exact_pairing or len({original.shape for original, _, _ in checked}) <= 1:
+        return [(download.image_id, Problem(kind, f"original {original.shape}, expected {expected.shape}, "
+                                                  f"result {download.info.shape}"))
+                for original, expected, download in checked if expected.shape != download.info.shape]
+    expected = Counter(expected.shape for _, expected, _ in checked)
+    results = Counter(download.info.shape for _, _, download in checked)
+    problem = Problem(kind, f"expected {dict(expected)}, results {dict(results)}")
+    return [(None, problem)] * sum((expected - results).values())
+
+
+def expected_summary(chain: Sequence[dict], uploads: Sequence[FrameUpload]) -> str:
+    """The results the chain should make of the uploaded frames, by format and size."""
+    shapes: Counter[str] = Counter()
+    unknown = 0
+    for upload in uploads:
+        expected = expected_result(chain, upload.info) if upload.info else None
+        if expected:
+            shapes[expected.shape] += 1
+        else:
+            unknown += 1
+    parts = [f"{count} x {shape}" for shape, count in shapes.most_common()]
+    if unknown:
+        parts.append(f"{unknown} not predicted")
+    return ", ".join(parts) or "nothing uploaded"
 
 
 @dataclass
@@ -1103,6 +1532,7 @@ class RunReport:
     throttled: int
     poll_errors: int
     problems: ProblemTally
+    expected: str = ""
     cleanup: str = ""
 
     @property
@@ -1115,7 +1545,7 @@ class RunReport:
             "",
             "DPIP stress test report",
             f"  server                 {self.api} ({self.workers})",
-            f"  workload               {workload.get('workload_id')} ({workload.get('workload_name')}, filter {workload.get('filter')})",
+            f"  workload               {workload.get('workload_id')} ({workload.get('workload_name')}, {describe_processing(workload)})",
             f"  frames                 {self.frame_count} ({self.frames_source}), concurrency {self.concurrency}",
             f"  upload                 {self.uploaded}/{self.frame_count} in {self.upload_seconds:7.2f} s {rate(self.uploaded, self.upload_seconds)}"
             f"  {self.upload_bytes / 1e6 / self.upload_seconds if self.upload_seconds > 0 else 0:7.1f} MB/s",
@@ -1128,6 +1558,8 @@ class RunReport:
                          f" {rate(self.done, self.end_to_end_seconds)}")
         lines.append(f"  download               {self.downloaded} in {self.download_seconds:7.2f} s {rate(self.downloaded, self.download_seconds)}")
         lines.append(f"  verified               {self.verified_ok}/{self.frame_count} correct")
+        if self.expected:
+            lines.append(f"  expected results       {self.expected}")
         lines.append(latency_line("upload latency", self.upload_latencies))
         lines.append(latency_line("result latency", self.result_latencies))
         lines.append(f"                         (upload answer -> listed in filtered_images, polled every {self.poll_interval:g} s)")
@@ -1170,6 +1602,24 @@ def frames_to_push(args: argparse.Namespace) -> list[Path]:
     return frames
 
 
+def create_workload(client: ApiClient, args: argparse.Namespace) -> dict:
+    """The workload of a run or a push: of -filter, or of the chain of -operations, typed as GET /operations
+    declares its parameters. A chain the server refuses (422) is a usage error, with the server's message."""
+    if args.operations is None:
+        return client.create_workload(args.filter, args.workload_name)
+    try:
+        catalogue = client.operations()
+    except ApiError as error:
+        raise StressTestError(f"{error} (this server lists no operations: use -filter)") from error
+    chain = typed_chain(args.operations, catalogue)
+    try:
+        return client.create_workload(None, args.workload_name, chain)
+    except ApiError as error:
+        if error.status == 422:
+            raise UsageError(f"-operations: the server refused the chain: {error.message}") from error
+        raise
+
+
 def action_generate(args: argparse.Namespace) -> int:
     if args.image_type != "png":
         raise UsageError("generate writes PNG frames only: use -image-type png")
@@ -1186,9 +1636,9 @@ def action_push(args: argparse.Namespace) -> int:
         if workload_id:
             client.workload(workload_id)  # checks the token and the workload before uploading
         else:
-            workload = client.create_workload(args.filter, args.workload_name)
+            workload = create_workload(client, args)
             workload_id = workload["workload_id"]
-            log(f"created workload {workload_id} ({workload.get('workload_name')}, filter {workload.get('filter')})")
+            log(f"created workload {workload_id} ({workload.get('workload_name')}, {describe_processing(workload)})")
         concurrency = args.concurrency or DEFAULT_PUSH_CONCURRENCY
         uploader = FrameUploader(client, workload_id, IMAGE_TYPES[args.image_type], concurrency)
         report_each = (lambda result: print(f"{result.path}: {result.image_id or result.problem.message}", flush=True)) if args.verbose else None
@@ -1233,7 +1683,7 @@ def action_pull(args: argparse.Namespace) -> int:
         if view.get("status") != "completed":
             log(f"warning: workload is {view.get('status')}: pulling the {len(view.get('filtered_images', []))} results finished so far")
         filtered = list(view.get("filtered_images", []))
-        downloader = ResultDownloader(client, args.concurrency or DEFAULT_RUN_CONCURRENCY, view.get("filter") == "grayscale",
+        downloader = ResultDownloader(client, args.concurrency or DEFAULT_RUN_CONCURRENCY, chain_makes_gray(workload_chain(view)),
                                       output, extension_for(args.image_type))
         render = lambda: f"pulling {progress_bar(downloader.done.value, len(filtered))} {downloader.done.value}/{len(filtered)}  wrong {downloader.wrong.value}"
         started = time.monotonic()
@@ -1272,6 +1722,8 @@ def run_progress_text(uploader: FrameUploader | None, total: int, snapshot: Work
         parts.append(f"cancelled {cancelled}")
     if view:
         parts.append(f"running {view.get('running_jobs', 0)}  queued {view.get('queued_jobs', 0)}")
+    if view.get("waiting_for"):
+        parts.append(f"waiting: {view['waiting_for']}")
     return "  ".join(parts)
 
 
@@ -1371,7 +1823,9 @@ def processing_problems(phase: UploadPhase, pairs: Sequence[tuple[FrameUpload, s
         reason = f"cancelled at {view.get('cancelled_at')}: {plural(cancelled, 'image')} not filtered"
         problems += [Problem("workload cancelled while it ran", reason)] * max(cancelled, 1)
     elif phase.completed is None and unfinished:
-        problems += [Problem("not finished before the timeout", f"{unfinished} images still queued or running {timeout:g} s after the uploads")] * unfinished
+        waiting = f" (the server says: {view['waiting_for']})" if view.get("waiting_for") else ""
+        problems += [Problem("not finished before the timeout",
+                             f"{unfinished} images still queued or running {timeout:g} s after the uploads{waiting}")] * unfinished
     filtered = view.get("filtered_images", [])
     if phase.completed and len(pairs) != len(filtered):
         problems.append(Problem("result count mismatch", f"{len(filtered)} filtered images for {len(pairs)} uploaded originals that did not fail"))
@@ -1380,10 +1834,11 @@ def processing_problems(phase: UploadPhase, pairs: Sequence[tuple[FrameUpload, s
 
 def pull_and_verify(client: ApiClient, args: argparse.Namespace, view: dict, pairs: Sequence[tuple[FrameUpload, str]],
                     concurrency: int, exact_pairing: bool) -> VerifyPhase:
-    """Downloads every filtered image, checks it alone and against its original."""
+    """Downloads every filtered image, checks it alone and against what the workload's chain makes of its original."""
     filtered = list(view.get("filtered_images", []))
     output = Path(args.output_path) if args.output_path else None
-    downloader = ResultDownloader(client, concurrency, view.get("filter") == "grayscale", output, extension_for(args.image_type))
+    chain = workload_chain(view)
+    downloader = ResultDownloader(client, concurrency, chain_makes_gray(chain), output, extension_for(args.image_type))
     render = lambda: f"pulling {progress_bar(downloader.done.value, len(filtered))} {downloader.done.value}/{len(filtered)}  wrong {downloader.wrong.value}"
     started = time.monotonic()
     with ProgressDisplay(sys.stderr, render):
@@ -1391,7 +1846,7 @@ def pull_and_verify(client: ApiClient, args: argparse.Namespace, view: dict, pai
     seconds = time.monotonic() - started
     problems = [problem for download in downloads for problem in download.problems]
     by_id = {download.image_id: download for download in downloads}
-    shape_problems = check_shapes([(upload, by_id[image_id]) for upload, image_id in pairs], exact_pairing)
+    shape_problems = check_shapes([(upload, by_id[image_id]) for upload, image_id in pairs], exact_pairing, chain)
     problems += [problem for _, problem in shape_problems]
     wrong = {download.image_id for download in downloads if download.problems} | {image_id for image_id, _ in shape_problems if image_id}
     unnamed_wrong = sum(image_id is None for image_id, _ in shape_problems)
@@ -1434,9 +1889,9 @@ def delete_run_workload(client: ApiClient, workload_id: str) -> tuple[str, Probl
 def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], source: str, concurrency: int, workers: str) -> int:
     """Creates the workload, measures and verifies the run, deletes the workload unless -keep, and reports.
     A run cut short by an error (or Ctrl-C) deletes its workload too, and says so on stderr."""
-    workload = client.create_workload(args.filter, args.workload_name)
+    workload = create_workload(client, args)
     workload_id = workload["workload_id"]
-    log(f"workload {workload_id} ({workload.get('workload_name')}, filter {workload.get('filter')}): "
+    log(f"workload {workload_id} ({workload.get('workload_name')}, {describe_processing(workload)}): "
         f"{len(frames)} frames, concurrency {concurrency}")
     try:
         report = measure_run(client, args, workload, frames, source, concurrency, workers)
@@ -1493,6 +1948,7 @@ def measure_run(client: ApiClient, args: argparse.Namespace, workload: dict, fra
         throttled=client.throttled,
         poll_errors=phase.poll_errors,
         problems=problems,
+        expected=expected_summary(workload_chain(view), phase.uploaded),
     )
 
 
@@ -1548,7 +2004,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  %(prog)s -action generate -count 20 -size 320x240 -frames-path frames\n"
                "  %(prog)s -action push -workload-id ID -token TOKEN -frames-path frames\n"
                "  %(prog)s -action pull -workload-id ID -token TOKEN -frames-path frames\n"
-               "  %(prog)s -action run -count 200 --api http://localhost:8080 -user alice -password alice-secret",
+               "  %(prog)s -action run -count 200 --api http://localhost:8080 -user alice -password alice-secret\n"
+               f"  %(prog)s -action run -count 20 -user alice -password alice-secret -operations '{OPERATIONS_EXAMPLE}'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
@@ -1565,7 +2022,10 @@ def build_parser() -> argparse.ArgumentParser:
     option("register", action="store_true", help="register -user first if the login fails")
     option("workload-id", metavar="ID", help="workload to push to (push creates one when omitted) or pull from")
     option("workload-name", metavar="NAME", help="name of a workload created here (default: the server's)")
-    option("filter", "filter-name", default="grayscale", choices=FILTERS, help="filter of a workload created here (default grayscale)")
+    option("filter", "filter-name", choices=FILTERS, help=f"filter of a workload created here (default {DEFAULT_FILTER})")
+    option("operations", type=parse_operations_spec, metavar="CHAIN",
+           help="instead of -filter, the chain of operations of a workload created here: steps separated by ',', "
+                f"parameters after ':' as name=value, e.g. '{OPERATIONS_EXAMPLE}' (see GET /operations)")
     option("frames-path", metavar="DIR", help=f"frames directory: 0.png, 1.png, ... (default {DEFAULT_FRAMES_PATH}; "
                                               "run generates into a temporary one when omitted)")
     option("image-type", type=image_type, default="png", metavar="TYPE", help="frame file extension: png, jpg or jpeg (default png)")
@@ -1600,6 +2060,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.keep and args.action != "run":
             raise UsageError("-keep is for run: push, pull and generate never delete anything")
+        if args.operations is not None:
+            if args.filter is not None:
+                raise UsageError("give -filter or -operations, not both: a filter is a one-step chain (-operations grayscale)")
+            if args.action not in ("run", "push") or args.workload_id:
+                raise UsageError("-operations is for the workload run or push creates: not with -workload-id, pull or generate")
         return ACTIONS[args.action](args)
     except UsageError as error:
         print(f"stress_test.py: error: {error}", file=sys.stderr)

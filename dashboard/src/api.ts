@@ -1,4 +1,13 @@
-import type { ImageItem, Session, Worker, Workload, WorkloadDeleted, WorkloadPage } from './types.js';
+import type {
+  ImageItem,
+  OperationCatalogue,
+  Session,
+  StepRequest,
+  Worker,
+  Workload,
+  WorkloadDeleted,
+  WorkloadPage,
+} from './types.js';
 
 /** An error the API answered with: its status and its message, meant for the user. */
 export class ApiError extends Error {
@@ -20,15 +29,16 @@ async function errorOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, `${response.status} ${response.statusText}`);
 }
 
-export interface NewWorkload {
-  workload_name?: string;
-  filter: string;
-  tags: string[];
-}
+/** A workload to create: of a course filter, or of a chain of operations. */
+export type NewWorkload = { workload_name?: string; tags: string[] } & (
+  | { filter: string }
+  | { operations: StepRequest[] }
+);
 
 /** The REST API with the session's token; a 401 anywhere means the session is over. */
 export class Api {
   private readonly blobs = new Map<string, Promise<string>>();
+  private catalogue: Promise<OperationCatalogue> | null = null;
 
   constructor(
     private session: Session | null,
@@ -76,6 +86,18 @@ export class Api {
 
   workload(id: string): Promise<Workload> {
     return this.json('GET', `/workloads/${encodeURIComponent(id)}`);
+  }
+
+  /** What a chain may hold (GET /operations): asked once, and again after a failure. */
+  operations(): Promise<OperationCatalogue> {
+    if (!this.catalogue) {
+      const asked = this.json<OperationCatalogue>('GET', '/operations');
+      asked.catch(() => {
+        if (this.catalogue === asked) this.catalogue = null;
+      });
+      this.catalogue = asked;
+    }
+    return this.catalogue;
   }
 
   createWorkload(request: NewWorkload): Promise<Workload> {

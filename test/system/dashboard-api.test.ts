@@ -9,7 +9,7 @@ import request from 'supertest';
 import type { Response } from 'supertest';
 import { startServer, type Server } from '../../bin/server.js';
 import { createLogger } from '../../common/log.js';
-import type { ImageView as ImageItem, WorkerView as WorkerItem } from '../../common/views.js';
+import type { ImageView as ImageItem, WorkerView as WorkerItem, WorkloadView } from '../../common/views.js';
 import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { makeTestImage, poisonPng } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
@@ -290,11 +290,20 @@ describe('dashboard API: lists, retry, archive and events', function () {
       for (const [index, originalId] of originals.entries()) {
         const original = list[2 * index]!;
         const filtered = list[2 * index + 1]!;
-        expect(original).to.include({ image_id: originalId, type: 'original', job_state: 'done', error: null });
+        expect(original).to.include({
+          image_id: originalId,
+          type: 'original',
+          format: 'png',
+          job_state: 'done',
+          error: null,
+        });
+        // what the gallery shows under the result: its format and size
         expect(filtered).to.include({
           image_id: original.filtered_image_id,
           type: 'filtered',
           source_image_id: originalId,
+          format: 'png',
+          mime: 'image/png',
           width: original.width,
           height: original.height,
         });
@@ -522,6 +531,31 @@ describe('dashboard API: lists, retry, archive and events', function () {
       } finally {
         aliceStream.close();
         bobStream.close();
+      }
+    });
+
+    it("sends a chain workload's view with its chain, and why its images wait as soon as one does", async () => {
+      const stream = await SseClient.open(url, '/events', auth(alice));
+      try {
+        await stream.next('hello');
+        const response = await request(url)
+          .post('/workloads')
+          .set(auth(alice))
+          .send({ workload_name: name('chain'), tags: ['nowhere'], operations: [{ op: 'flop' }, { op: 'thumbnail' }] });
+        expect(response.status, response.text).to.equal(201);
+        const id = (response.body as WorkloadBody).workload_id;
+        const made = await stream.next<WorkloadView>('workload', (view) => view.workload_id === id);
+        expect(made).to.deep.include({ filter: null, operations: [{ op: 'flop' }, { op: 'thumbnail', size: 256 }] });
+        expect(made.waiting_for, 'nothing waits yet').to.equal(undefined);
+        await uploadAll(alice, id, 1, 40);
+        const waiting = await stream.next<WorkloadView>(
+          'workload',
+          (view) => view.workload_id === id && view.queued_jobs === 1,
+        );
+        expect(waiting.waiting_for).to.equal('no live worker can carry the tag "nowhere"');
+        expect(waiting).to.deep.equal(await alice.workload(id));
+      } finally {
+        stream.close();
       }
     });
 

@@ -3,8 +3,10 @@
 // file that is not an image and one that does not decode), watch them complete without a reload, retry
 // the failed one, open a before/after pair, download the ZIP, log out; and the live updates coming
 // back by themselves after a server restart; cancelling a running workload and deleting workloads (with
-// a confirm step), the list following other tabs and clients live, and the list loaded page by page. A
-// screenshot taken while the workload runs is kept in test-results/dashboard.png.
+// a confirm step), the list following other tabs and clients live, and the list loaded page by page; a
+// chain of operations built step by step (the server's refusal shown on the step it names), shown in the
+// workload's views with why it waits; each result's format and size in the gallery. A screenshot taken
+// while the workload runs is kept in test-results/dashboard.png.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -239,6 +241,16 @@ describe('dashboard in headless Chromium', function () {
       // all five complete, with no reload: the live stream moves the progress bar
       await page.locator('[data-testid="progress"][data-done="5"]').waitFor({ timeout: 120_000 });
       await waitForCount(page, '[data-testid="tile"][data-state="done"]', 5, 30_000);
+      // under each result, its format and size (a filter keeps both)
+      await waitForCount(page, '[data-testid="result-info"]', 5, 30_000);
+      const result = page.getByTestId('result-info').first();
+      expect(await result.getAttribute('data-format')).to.equal('png');
+      expect([await result.getAttribute('data-width'), await result.getAttribute('data-height')]).to.deep.equal([
+        String(WIDTH),
+        String(HEIGHT),
+      ]);
+      expect(await result.textContent()).to.match(new RegExp(`^PNG ${WIDTH}×${HEIGHT} · [\\d.]+ (B|KiB|MiB)$`));
+      expect(await page.getByTestId('original-info').first().textContent()).to.match(/^PNG 480×360 · /);
       await waitForCount(page, '[data-testid="tile"][data-state="failed"]', 1, 60_000);
       expect(await page.evaluate('window.marker')).to.equal(42);
       expect(await page.getByTestId('status').first().textContent()).to.equal('completed with failures');
@@ -491,6 +503,113 @@ describe('dashboard in headless Chromium', function () {
       expect(await listedIds(page)).to.deep.equal(await all());
       expect(asked.filter((address) => address.searchParams.has('cursor'))).to.have.length(2);
       for (const address of asked) expect(address.searchParams.get('limit')).to.match(/^\d+$/);
+      expect(problems).to.deep.equal([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('builds a chain step by step, shows a refusal on the step it names, then the chain and why it waits', async () => {
+    const frank = await newUser(url, 'frank', 'frank-pass');
+    const context = await browser!.newContext({ viewport: { width: 1360, height: 1000 } });
+    const page = await context.newPage();
+    // the refused chains are answered 422 on purpose
+    const problems = watchProblems(page, /status of 422/);
+    const steps = page.getByTestId('chain-step');
+    const ops = async (): Promise<string[]> =>
+      (await page.evaluate(
+        `[...document.querySelectorAll('[data-testid="chain-step"]')].map((step) => step.dataset.op)`,
+      )) as string[];
+    /** Creates the workload, expecting the server to refuse it with `message`, on the step it names. */
+    async function refused(message: string, step: number): Promise<void> {
+      const [answer] = await Promise.all([
+        page.waitForResponse(
+          (response) => response.url().endsWith('/workloads') && response.request().method() === 'POST',
+        ),
+        page.getByTestId('create-workload').click(),
+      ]);
+      expect(answer.status()).to.equal(422);
+      await page.getByTestId('create-message').filter({ hasText: message }).waitFor();
+      expect(await page.locator('[data-testid="chain-step"].invalid').count()).to.equal(1);
+      expect(await steps.nth(step - 1).getAttribute('class')).to.contain('invalid');
+    }
+    try {
+      await signIn(page, url, 'frank', 'frank-pass');
+      const name = `chain-${Date.now().toString(36)}`;
+      await page.getByTestId('workload-name').fill(name);
+      await page.getByTestId('workload-tags').fill('nowhere');
+      await page.getByTestId('workload-filter').selectOption('chain');
+      // one step to start with, its form made from GET /operations
+      await steps.first().waitFor();
+      expect(await ops()).to.deep.equal(['grayscale']);
+      await steps.first().getByTestId('step-op').selectOption('resize');
+      const resize = steps.first();
+      expect(await resize.getByTestId('param-width').getAttribute('max')).to.equal('16384');
+      expect(await resize.getByTestId('param-fit').inputValue()).to.equal('cover');
+      expect(await resize.getByTestId('param-enlarge').isChecked()).to.equal(false);
+
+      // a resize of no size: the server says so, naming the step
+      await refused('step 1 (resize): give "width", "height" or both', 1);
+      await resize.getByTestId('param-width').fill('48');
+      await resize.getByTestId('param-enlarge').check();
+
+      // two more steps; the last becomes a format, which only the last step may be
+      await page.getByTestId('add-step').click();
+      await page.getByTestId('add-step').click();
+      await steps.nth(2).getByTestId('step-op').selectOption('format');
+      expect(await steps.nth(1).locator('option[value="format"]').isDisabled()).to.equal(true);
+      expect(await steps.nth(2).locator('option[value="format"]').isDisabled()).to.equal(false);
+      await steps.nth(2).getByTestId('param-type').selectOption('webp');
+      await steps.nth(2).getByTestId('param-quality').fill('101');
+      expect(await ops()).to.deep.equal(['resize', 'grayscale', 'format']);
+      await refused('step 3 (format): "quality" must be a whole number from 1 to 100', 3);
+      await steps.nth(2).getByTestId('param-quality').fill('70');
+
+      // a step added now goes before the format; moved up, then removed
+      await page.getByTestId('add-step').click();
+      expect(await ops()).to.deep.equal(['resize', 'grayscale', 'grayscale', 'format']);
+      await steps.nth(2).getByTestId('step-op').selectOption('flip');
+      await steps.nth(2).getByTestId('step-up').click();
+      expect(await ops()).to.deep.equal(['resize', 'flip', 'grayscale', 'format']);
+      // nothing moves past the format
+      expect(await steps.nth(3).getByTestId('step-up').isDisabled()).to.equal(true);
+      expect(await steps.nth(2).getByTestId('step-down').isDisabled()).to.equal(true);
+      await steps.nth(1).getByTestId('step-remove').click();
+      expect(await ops()).to.deep.equal(['resize', 'grayscale', 'format']);
+
+      const [created] = await Promise.all([
+        page.waitForResponse(
+          (response) => response.url().endsWith('/workloads') && response.request().method() === 'POST',
+        ),
+        page.getByTestId('create-workload').click(),
+      ]);
+      expect(created.status()).to.equal(201);
+      await page.getByTestId('workload-page').waitFor();
+      const id = ((await created.json()) as WorkloadBody).workload_id;
+      const view = (await frank.workload(id)) as unknown as { filter: unknown; operations: unknown; tags: string[] };
+      expect(view).to.deep.include({ filter: null, tags: ['nowhere'] });
+      expect(view.operations).to.deep.equal([
+        { op: 'resize', width: 48, height: null, fit: 'cover', enlarge: true },
+        { op: 'grayscale' },
+        { op: 'format', type: 'webp', quality: 70 },
+      ]);
+      const chainText = 'resize 48×auto enlarge → grayscale → WebP q70';
+      expect(await page.locator('.head [data-testid="processing"]').textContent()).to.equal(chainText);
+
+      // an image in it waits for a worker with the tag, and the page says so, live
+      const image = await makeTestImage(96, 64, 'image/png', 5);
+      await drop(page, '[data-testid="dropzone"]', [
+        { name: 'wait.png', type: 'image/png', base64: image.toString('base64') },
+      ]);
+      await page
+        .locator('.head [data-testid="waiting-for"]')
+        .filter({ hasText: 'waiting: no live worker can carry the tag "nowhere"' })
+        .waitFor();
+      // and so does the list, beside the chain
+      await page.locator('a.back').click();
+      const item = page.locator(`[data-testid="workload-item"][data-id="${id}"]`);
+      expect(await item.getByTestId('processing').textContent()).to.equal(chainText);
+      await item.getByTestId('waiting-for').filter({ hasText: 'no live worker can carry the tag "nowhere"' }).waitFor();
       expect(problems).to.deep.equal([]);
     } finally {
       await context.close();

@@ -1,18 +1,37 @@
 // stress_test.py against a real server process with two local workers: a passing run, a failing one,
 // the workload deleted at the end with what that freed (as the server counts it), kept with -keep, a
-// deletion that fails, and a workload cancelled by another client while the run waits for it.
+// deletion that fails, and a workload cancelled by another client while the run waits for it; a chain
+// of operations given with -operations (its usage errors, the JSON the server gets, a workload that
+// waits, results checked against the chain the view lists); and, inside the script, the sizes a chain
+// makes (against the server's geometry and sharp's) and the WebP and AVIF headers of files sharp wrote.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Server as HttpServer } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import sharp, { type Sharp } from 'sharp';
+import type { Server } from '../../bin/server.js';
+import {
+  chainGeometry,
+  FITS,
+  parseChain,
+  resizedSize,
+  type Fit,
+  type Operation,
+} from '../../common/operations/index.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage, poisonPng } from '../helpers/images.js';
 import { killAll } from '../helpers/processes.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
-import { makeDirs, spawnServer, type TestDirs } from '../helpers/system.js';
+import { makeDirs, spawnServer, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../stress_test.py', import.meta.url));
 
@@ -22,13 +41,16 @@ interface Outcome {
   stderr: string;
 }
 
+/** Python never writes its bytecode next to the script (the checkout stays as it was). */
+const PYTHON_ENV = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+
 /** Runs the script to its end (killed after two minutes); `onStderr` sees its stderr so far as it comes. */
 function stressTest(
   args: string[],
   onStderr: (text: string, child: ChildProcess) => void = () => undefined,
 ): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('python3', [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: PYTHON_ENV });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
@@ -76,23 +98,74 @@ async function frames(root: string, name: string, count: number, poisoned: numbe
 }
 
 /**
- * A proxy in front of the server that answers every DELETE with a 500, as a server that fails to delete
- * would, and passes anything else through.
+ * Calls the script's own functions in a Python process: `code` reads `data` (the JSON given) and sets
+ * `result`, which comes back as JSON.
  */
-async function refusingDeletes(target: string): Promise<{ url: string; close(): Promise<void> }> {
+function inPython<T>(code: string, data: unknown): Promise<T> {
+  const program = [
+    'import json, sys',
+    'from pathlib import Path',
+    `sys.path.insert(0, ${JSON.stringify(path.dirname(SCRIPT))})`,
+    'import stress_test as st',
+    'data = json.load(sys.stdin)',
+    code,
+    'print(json.dumps(result))',
+  ].join('\n');
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', program], { stdio: ['pipe', 'pipe', 'pipe'], env: PYTHON_ENV });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(JSON.parse(stdout) as T) : reject(new Error(`python exited ${code}: ${stderr}`)),
+    );
+    child.stdin.end(JSON.stringify(data));
+  });
+}
+
+interface ProxyOptions {
+  /** Answers every DELETE with a 500, as a server that fails to delete would. */
+  refuseDeletes?: boolean;
+  /** Rewrites the JSON answer of GET /workloads/{id}. */
+  rewriteWorkload?: (view: Record<string, unknown>) => Record<string, unknown>;
+}
+
+/** Forwards the answer of the server, rewritten when `rewrite` is given (a JSON body). */
+function relay(answer: IncomingMessage, res: ServerResponse, rewrite?: (body: string) => string): void {
+  if (!rewrite || answer.statusCode !== 200) {
+    res.writeHead(answer.statusCode ?? 502, answer.headers);
+    answer.pipe(res);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+  answer.on('end', () => {
+    const body = Buffer.from(rewrite(Buffer.concat(chunks).toString()));
+    res.writeHead(200, { ...answer.headers, 'content-length': String(body.length) });
+    res.end(body);
+  });
+}
+
+/** A proxy in front of the server that passes everything through but for what `options` change. */
+async function proxyTo(target: string, options: ProxyOptions): Promise<{ url: string; close(): Promise<void> }> {
   const upstream = new URL(target);
   const proxy: HttpServer = createServer((req, res) => {
-    if (req.method === 'DELETE') {
+    if (options.refuseDeletes && req.method === 'DELETE') {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 500, message: 'internal error' } }));
       return;
     }
+    const rewriteWorkload = options.rewriteWorkload;
+    const isWorkload = req.method === 'GET' && /^\/workloads\/[0-9a-f-]{36}$/.test(req.url ?? '');
+    const rewrite =
+      rewriteWorkload && isWorkload
+        ? (body: string) => JSON.stringify(rewriteWorkload(JSON.parse(body) as Record<string, unknown>))
+        : undefined;
     const forward = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
+      (answer) => relay(answer, res, rewrite),
     );
     forward.on('error', () => res.destroy());
     req.pipe(forward);
@@ -107,6 +180,67 @@ async function refusingDeletes(target: string): Promise<{ url: string; close(): 
       }),
   };
 }
+
+/** The script's arguments for `action` as alice, against `api`. */
+function asAlice(action: string, api: string, ...args: string[]): string[] {
+  return ['-action', action, '-api', api, '-user', 'alice', '-password', 'alice-pw', ...args];
+}
+
+describe('stress_test.py -operations against a server no worker serves', function () {
+  this.timeout(60_000);
+  let dirs: TestDirs;
+  let server: Server;
+  let url: string;
+  let alice: TestClient;
+
+  before(async () => {
+    dirs = await makeDirs();
+    ({ server, url } = await startTestServer(dirs));
+    alice = await TestClient.login(url, 'alice', 'alice-pw');
+  });
+
+  after(async () => {
+    await server?.close();
+    await dirs?.remove();
+  });
+
+  it('sends the chain as typed JSON, and says why its images wait', async () => {
+    const spec = 'resize:width=48:enlarge=true , grayscale,format:type=webp:quality=70';
+    const { code, stdout, stderr } = await stressTest(
+      asAlice('run', url, '-operations', spec, '-count', '3', '-size', '96x64', '-timeout', '2', '-keep'),
+    );
+    expect(code, stderr).to.equal(1);
+    const chain = 'resize:width=48:fit=cover:enlarge=true,grayscale,format:type=webp:quality=70';
+    expect(stdout).to.match(new RegExp(`^ {2}workload\\s+[0-9a-f-]{36} \\([^,]+, operations ${chain}\\)$`, 'm'));
+    expect(stdout).to.match(/^ {2}expected results\s+3 x webp 48x32$/m);
+    expect(stdout).to.include(
+      'not finished before the timeout: e.g. 3 images still queued or running 2 s after the uploads ' +
+        '(the server says: no live worker is connected)',
+    );
+    expect(stderr).to.include('waiting: no live worker is connected');
+    const view = (await alice.workload(workloadOf(stdout))) as unknown as { filter: unknown; operations: unknown };
+    expect(view.filter).to.equal(null);
+    expect(view.operations).to.deep.equal([
+      { op: 'resize', width: 48, height: null, fit: 'cover', enlarge: true },
+      { op: 'grayscale' },
+      { op: 'format', type: 'webp', quality: 70 },
+    ]);
+  });
+
+  it('push makes a workload of the chain when it is given no -workload-id', async () => {
+    const directory = await frames(dirs.root, 'push-chain', 2);
+    const { code, stdout, stderr } = await stressTest(
+      asAlice('push', url, '-operations', 'rotate:angle=270,flop', '-frames-path', directory),
+    );
+    expect(code, stderr).to.equal(0);
+    const made = /^created workload ([0-9a-f-]{36}) \([^,]+, operations rotate:angle=270,flop\)$/m.exec(stderr);
+    expect(made, stderr).to.not.equal(null);
+    expect(stdout).to.include(`pushed 2/2 frames from ${directory} to workload ${made![1]}`);
+    const view = (await alice.workload(made![1]!)) as unknown as { operations: unknown; total_images: number };
+    expect(view.operations).to.deep.equal([{ op: 'rotate', angle: 270 }, { op: 'flop' }]);
+    expect(view.total_images).to.equal(2);
+  });
+});
 
 describe('stress_test.py against a real server with two local workers', function () {
   this.timeout(180_000);
@@ -125,18 +259,6 @@ describe('stress_test.py against a real server with two local workers', function
     await dirs.remove();
   });
 
-  /** The script's arguments for `action` as alice, against `api`. */
-  const asAlice = (action: string, api: string, ...args: string[]): string[] => [
-    '-action',
-    action,
-    '-api',
-    api,
-    '-user',
-    'alice',
-    '-password',
-    'alice-pw',
-    ...args,
-  ];
   const run = (...args: string[]): string[] => asAlice('run', url, ...args);
 
   /** What the server counts as deleted by users, and the images it keeps. */
@@ -155,6 +277,8 @@ describe('stress_test.py against a real server with two local workers', function
     expect(code, stderr).to.equal(0);
     expect(stdout).to.match(/end to end\s+12 done, 0 failed/);
     expect(stdout).to.match(/verified\s+12\/12 correct/);
+    // checked against what its chain (the filter's one step) makes of each frame
+    expect(stdout).to.match(/^ {2}expected results\s+12 x png 96x64$/m);
     expect(stdout).to.match(/result latency\s+min .*\(n=12\)/);
     expect(stdout).to.match(/result\s+PASS/);
     expect(stdout).not.to.include('may swap neighbours');
@@ -198,14 +322,90 @@ describe('stress_test.py against a real server with two local workers', function
     expect(after.deletedImages).to.equal(before.deletedImages);
   });
 
+  /** The ids of alice's workloads. */
+  async function workloadIds(): Promise<string[]> {
+    const page = (await alice.call('GET', '/workloads?limit=500')).body.workloads as { workload_id: string }[];
+    return page.map((workload) => workload.workload_id);
+  }
+
+  it('refuses a malformed -operations, or one the server does not have or refuses, as a usage error', async () => {
+    const before = await workloadIds();
+    const cases: [string[], string][] = [
+      // the syntax, before anything is asked of the server
+      [
+        ['-operations', 'resize:width'],
+        'argument -operations/--operations: step 1 (resize): "width" is not name=value',
+      ],
+      [['-operations', 'grayscale,,flip'], 'step 2 has no operation name'],
+      [['-operations', 'resize:width=2:width=3'], 'step 1 (resize): "width" is given twice'],
+      [['-operations', ''], 'empty chain: write steps separated by "," and parameters after ":" as name=value'],
+      // names, types and ranges, from GET /operations
+      [['-operations', 'grayscale,sepia'], 'step 2: unknown operation "sepia": the server has grayscale, blur,'],
+      [['-operations', 'resize:widht=3'], 'step 1 (resize): unknown parameter "widht": it takes "width", "height"'],
+      [['-operations', 'flip:angle=90'], 'step 1 (flip): unknown parameter "angle": it takes none'],
+      [['-operations', 'resize:width=1.5'], '"width" must be a whole number from 1 to 16384, not "1.5"'],
+      [['-operations', 'blur:sigma=0.1'], '"sigma" must be a number from 0.3 to 100, not 0.1'],
+      [['-operations', 'format:type=webp:quality=101'], '"quality" must be a whole number from 1 to 100, not 101'],
+      [['-operations', 'resize:width=9:enlarge=maybe'], '"enlarge" must be true or false, not "maybe"'],
+      [['-operations', 'format:type=gif'], '"type" must be one of png, jpeg, webp, avif, not "gif"'],
+      [['-operations', 'rotate:angle=45'], '"angle" must be one of 90, 180, 270, not "45"'],
+      [['-operations', 'rotate'], 'step 1 (rotate): "angle" is required'],
+      [['-operations', 'format:type=png,flip'], 'step 1 (format): "format" may only be the last step'],
+      // what only the server checks: its 422, word for word
+      [
+        ['-operations', 'resize:fit=fill'],
+        'the server refused the chain: step 1 (resize): give "width", "height" or both',
+      ],
+      // and with the other options
+      [['-operations', 'grayscale', '-filter', 'blur'], 'give -filter or -operations, not both'],
+    ];
+    // with a token: so many logins in a row would be slowed down by the server's rate limit
+    const withToken = ['-action', 'run', '-api', url, '-token', alice.token, '-count', '2', '-size', '32x24'];
+    for (const [args, message] of cases) {
+      const { code, stderr } = await stressTest([...withToken, ...args]);
+      expect(code, `${args.join(' ')}: ${stderr}`).to.equal(2);
+      expect(stderr, args.join(' ')).to.include(message);
+    }
+    const pull = await stressTest(['-action', 'pull', '-token', 't', '-workload-id', 'x', '-operations', 'flip']);
+    expect(pull.code).to.equal(2);
+    expect(pull.stderr).to.include('-operations is for the workload run or push creates');
+    // nothing was made
+    expect(await workloadIds()).to.deep.equal(before);
+  });
+
   it('refuses -keep outside run', async () => {
     const { code, stderr } = await stressTest(['-action', 'pull', '-workload-id', 'x', '-token', 't', '-keep']);
     expect(code).to.equal(2);
     expect(stderr).to.include('-keep is for run');
   });
 
+  it('fails a run whose results are not what the chain the workload lists makes: format and size', async () => {
+    // the view says the images go through a resize and a WebP encoding; the workers run the filter
+    const chain = [
+      { op: 'resize', width: 48, height: null, fit: 'cover', enlarge: false },
+      { op: 'format', type: 'webp', quality: 80 },
+    ];
+    const proxy = await proxyTo(url, { rewriteWorkload: (view) => ({ ...view, filter: null, operations: chain }) });
+    try {
+      const { code, stdout, stderr } = await stressTest(
+        asAlice('run', proxy.url, '-count', '3', '-size', '96x64', '-concurrency', '1'),
+      );
+      expect(code, stderr).to.equal(1);
+      expect(stdout).to.match(/end to end\s+3 done, 0 failed/);
+      expect(stdout).to.match(/verified\s+0\/3 correct/);
+      expect(stdout).to.match(/^ {2}expected results\s+3 x webp 48x32$/m);
+      expect(stdout).to.include(
+        'verify: format or size not what the chain makes: e.g. original png 96x64, expected webp 48x32, ' +
+          'result png 96x64',
+      );
+      expect(stdout).to.match(/result\s+FAIL/);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('fails when the workload cannot be deleted, saying so, with the verification standing', async () => {
-    const proxy = await refusingDeletes(url);
+    const proxy = await proxyTo(url, { refuseDeletes: true });
     try {
       const { code, stdout } = await stressTest(asAlice('run', proxy.url, '-count', '3', '-size', '64x48'));
       expect(code).to.equal(1);
@@ -305,5 +505,236 @@ describe('stress_test.py against a real server with two local workers', function
     expect(Date.now() - started, 'not waiting for the timeout').to.be.below(30_000);
     expect(stderr).to.include('warning: workload is cancelled: pulling the 0 results finished so far');
     expect(stdout).to.include(`pulled 0/0 filtered images of workload ${made.workload_id}`);
+  });
+});
+
+/** A deterministic generator of whole numbers from 1 to `limit`. */
+function numbers(seed: number): (limit: number) => number {
+  let state = seed;
+  return (limit) => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return 1 + (state % limit);
+  };
+}
+
+function chainOf(steps: unknown[]): Operation[] {
+  const parsed = parseChain(steps);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.chain;
+}
+
+interface Info {
+  format: string;
+  width: number;
+  height: number;
+}
+
+describe('stress_test.py inside: the sizes a chain makes, and the headers of its results', function () {
+  this.timeout(60_000);
+
+  it('sizes every resize as the server does (its resizedSize), for every fit, with and without enlarging', async () => {
+    type Case = { size: [number, number]; width: number | null; height: number | null; fit: Fit; enlarge: boolean };
+    const cases: Case[] = [];
+    // every small case, where the rounding ties are
+    const sides = [null, 1, 2, 3, 4, 5, 6, 7, 8];
+    for (const inWidth of sides.slice(1))
+      for (const inHeight of sides.slice(1))
+        for (const width of sides)
+          for (const height of sides)
+            for (const fit of FITS)
+              for (const enlarge of [false, true])
+                if (width !== null || height !== null)
+                  cases.push({ size: [inWidth!, inHeight!], width, height, fit, enlarge });
+    // and large ones
+    const next = numbers(11);
+    for (let round = 0; round < 3000; round++)
+      cases.push({
+        size: [next(4000), next(4000)],
+        width: round % 5 === 1 ? null : next(4000),
+        height: round % 5 === 2 ? null : next(4000),
+        fit: FITS[next(FITS.length) - 1]!,
+        enlarge: next(2) === 1,
+      });
+    const sizes = await inPython<[number, number][]>(
+      'result = [st.resized_size(tuple(c["size"]), c["width"], c["height"], c["fit"], c["enlarge"]) for c in data]',
+      cases,
+    );
+    const differing = cases.filter((c, index) => {
+      const server = resizedSize({ width: c.size[0], height: c.size[1] }, c.width, c.height, c.fit, c.enlarge);
+      return server.width !== sizes[index]![0] || server.height !== sizes[index]![1];
+    });
+    expect(differing).to.deep.equal([]);
+    expect(sizes).to.have.length(8 * 8 * 80 * 5 * 2 + 3000);
+  });
+
+  it('sizes a resize and a thumbnail as sharp makes them', async () => {
+    const next = numbers(5);
+    const cases: { size: [number, number]; step: Operation }[] = [];
+    for (let round = 0; round < 40; round++) {
+      const enlarge = next(2) === 1;
+      const fit = FITS[next(FITS.length) - 1];
+      const step =
+        round % 4 === 3
+          ? { op: 'thumbnail', size: next(300) }
+          : { op: 'resize', width: next(300), height: round % 4 === 1 ? null : next(300), fit, enlarge };
+      cases.push({ size: [next(300), next(300)], step: chainOf([step])[0]! });
+    }
+    const predicted = await inPython<[number, number][]>(
+      'result = [st.chain_geometry([c["step"]], tuple(c["size"])) for c in data]',
+      cases,
+    );
+    for (const [index, { size, step }] of cases.entries()) {
+      const image = sharp({ create: { width: size[0], height: size[1], channels: 3, background: '#c81414' } });
+      const resize =
+        step.op === 'thumbnail'
+          ? { width: step.size, height: step.size, fit: 'inside' as const, withoutEnlargement: true }
+          : step.op === 'resize'
+            ? {
+                width: step.width ?? undefined,
+                height: step.height ?? undefined,
+                fit: step.fit,
+                withoutEnlargement: !step.enlarge,
+              }
+            : {};
+      const { info } = await image.resize(resize).png().toBuffer({ resolveWithObject: true });
+      expect(predicted[index], `${size.join('x')} ${JSON.stringify(step)}`).to.deep.equal([info.width, info.height]);
+    }
+  });
+
+  it('sizes whole chains as the server does, and names the crop that falls outside as it does', async () => {
+    const next = numbers(3);
+    const cases: { size: [number, number]; chain: Operation[] }[] = [];
+    for (let round = 0; round < 600; round++) {
+      const steps: Record<string, unknown>[] = [];
+      for (let index = 0, count = next(4); index < count; index++) {
+        const kind = next(6);
+        if (kind === 1) steps.push({ op: 'resize', width: next(500), fit: FITS[next(5) - 1], enlarge: next(2) === 1 });
+        if (kind === 2) steps.push({ op: 'thumbnail', size: next(300) });
+        if (kind === 3)
+          steps.push({ op: 'crop', left: next(100) - 1, top: next(100) - 1, width: next(200), height: next(200) });
+        if (kind === 4) steps.push({ op: 'rotate', angle: [90, 180, 270][next(3) - 1] });
+        if (kind === 5) steps.push({ op: next(2) === 1 ? 'flip' : 'grayscale' });
+        if (kind === 6) steps.push({ op: 'resize', height: next(500), width: next(3) === 1 ? next(500) : null });
+      }
+      steps.push({ op: 'format', type: 'avif' });
+      cases.push({ size: [next(600), next(600)], chain: chainOf(steps) });
+    }
+    const predicted = await inPython<([number, number] | string)[]>(
+      'result = [st.chain_geometry(c["chain"], tuple(c["size"])) for c in data]',
+      cases,
+    );
+    let refused = 0;
+    for (const [index, { size, chain }] of cases.entries()) {
+      const server = chainGeometry(chain, { width: size[0], height: size[1] });
+      const label = `${size.join('x')} ${JSON.stringify(chain)}`;
+      if (server.ok) expect(predicted[index], label).to.deep.equal([server.output.width, server.output.height]);
+      else {
+        expect(predicted[index], label).to.equal(server.error);
+        refused += 1;
+      }
+    }
+    // both kinds of answers were compared
+    expect(refused).to.be.within(50, 550);
+  });
+
+  it('reads the format and size of WebP (VP8, VP8L, VP8X) and AVIF files sharp wrote; finds them broken', async () => {
+    const base = (width: number, height: number, channels: 3 | 4) =>
+      sharp({ create: { width, height, channels, background: { r: 200, g: 20, b: 20, alpha: 0.5 } } });
+    const made: { name: string; format: string; width: number; height: number; data: Buffer }[] = [];
+    const add = async (name: string, format: string, width: number, height: number, image: Sharp) =>
+      made.push({ name, format, width, height, data: await image.toBuffer() });
+    await add('lossy', 'webp', 123, 45, base(123, 45, 3).webp({ quality: 70 }));
+    await add('lossless', 'webp', 301, 7, base(301, 7, 3).webp({ lossless: true }));
+    await add('lossy with alpha', 'webp', 64, 300, base(64, 300, 4).webp({ quality: 50 }));
+    await add('wide lossless', 'webp', 9000, 3, base(9000, 3, 4).webp({ lossless: true }));
+    await add('avif', 'avif', 123, 45, base(123, 45, 3).avif({ quality: 50 }));
+    await add('avif with alpha', 'avif', 77, 301, base(77, 301, 4).avif({ quality: 50 }));
+    await add('png', 'png', 33, 17, base(33, 17, 3).png());
+    await add('jpeg', 'jpeg', 17, 33, base(17, 33, 3).jpeg());
+    // each kind of WebP chunk is among them
+    const chunks = made.filter((file) => file.format === 'webp').map((file) => file.data.subarray(12, 16).toString());
+    expect(chunks).to.include.members(['VP8 ', 'VP8L', 'VP8X']);
+
+    const checked = await inPython<
+      { info: Info | null; problems: string[]; truncated: string[]; mislabelled: string[] }[]
+    >(
+      [
+        'import base64',
+        'def check(blob, fmt):',
+        '    info, problems = st.check_filtered(blob, st.MIME_OF_FORMAT[fmt], False)',
+        '    return info, [p.kind + ": " + p.message for p in problems]',
+        'result = []',
+        'for f in data:',
+        '    blob = base64.b64decode(f["data"])',
+        '    info, problems = check(blob, f["format"])',
+        '    result.append({"info": info and {"format": info.format, "width": info.width, "height": info.height},',
+        '                   "problems": problems, "truncated": check(blob[:-40], f["format"])[1],',
+        '                   "mislabelled": [p.kind for p in st.check_filtered(',
+        '                       blob, "image/jpeg" if f["format"] == "png" else "image/png", False)[1]]})',
+      ].join('\n'),
+      made.map((file) => ({ format: file.format, data: file.data.toString('base64') })),
+    );
+    for (const [index, file] of made.entries()) {
+      const { info, problems, truncated, mislabelled } = checked[index]!;
+      expect(info, file.name).to.deep.equal({ format: file.format, width: file.width, height: file.height });
+      expect(problems, file.name).to.deep.equal([]);
+      expect(truncated, file.name).to.have.length.above(0);
+      expect(mislabelled, file.name).to.deep.equal(['verify: Content-Type does not match the data']);
+    }
+    const riff = /^verify: truncated WebP: RIFF length (\d+), (\d+) bytes came$/.exec(checked[0]!.truncated[0] ?? '');
+    expect(riff, checked[0]!.truncated.join()).to.not.equal(null);
+    expect(Number(riff![1]) - Number(riff![2])).to.equal(40);
+    expect(checked[4]!.truncated[0]).to.match(/^verify: corrupt AVIF: box b'mdat' at byte \d+ runs past the end/);
+  });
+
+  it('checks what a chain made: format and size against the original, and R = G = B for a grey PNG', async () => {
+    const original = await makeTestImage(96, 64, 'image/png', 3);
+    const chain = chainOf([{ op: 'resize', width: 40 }, { op: 'grayscale' }, { op: 'format', type: 'webp' }]);
+    const made = await sharp(original).resize({ width: 40 }).grayscale().webp({ quality: 80 }).toBuffer();
+    const unresized = await sharp(original).grayscale().webp({ quality: 80 }).toBuffer();
+    const greyRgb = await sharp(original).removeAlpha().grayscale().toColourspace('srgb').png().toBuffer();
+    expect((await sharp(greyRgb).metadata()).channels).to.equal(3);
+    const result = await inPython<{ expected: string; made: string; shapes: string[][]; grey: boolean[] }>(
+      [
+        'import base64',
+        'blob = {name: base64.b64decode(text) for name, text in data["files"].items()}',
+        'original = st.read_image_info(blob["original"])',
+        'def download(name):',
+        '    result = st.FilteredDownload(0, name)',
+        '    result.info = st.read_image_info(blob[name])',
+        '    return result',
+        'upload = st.FrameUpload(0, Path("0.png"))',
+        'upload.info = original',
+        'gray_chain = [{"op": "grayscale"}]',
+        'result = {',
+        '    "expected": st.expected_result(data["chain"], original).shape,',
+        '    "made": st.read_image_info(blob["made"]).shape,',
+        '    "shapes": [[p.kind + ": " + p.message for _, p in st.check_shapes([(upload, download(name))], True,',
+        '                data["chain"])] for name in ("made", "unresized")],',
+        '    "grey": [not st.check_filtered(blob[name], "image/png", st.chain_makes_gray(chain))[1]',
+        '             for name, chain in (("grey", gray_chain), ("original", gray_chain),',
+        '                                 ("original", [{"op": "flip"}]),',
+        '                                 ("original", gray_chain + [{"op": "sharpen", "sigma": 1}]))],',
+        '}',
+      ].join('\n'),
+      {
+        chain,
+        files: Object.fromEntries(
+          Object.entries({ original, made, unresized, grey: greyRgb }).map(([name, data]) => [
+            name,
+            data.toString('base64'),
+          ]),
+        ),
+      },
+    );
+    expect(result.expected).to.equal('webp 40x27');
+    expect(result.made).to.equal('webp 40x27');
+    expect(result.shapes).to.deep.equal([
+      [],
+      ['verify: format or size not what the chain makes: original png 96x64, expected webp 40x27, result webp 96x64'],
+    ]);
+    // a grey PNG passes, a colour one fails where the chain makes grey; no check where it does not (no
+    // grayscale step, or a sharpen after it)
+    expect(result.grey).to.deep.equal([true, false, true, true]);
   });
 });

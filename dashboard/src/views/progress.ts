@@ -48,9 +48,24 @@ export function statusBadge(workload: Workload): HTMLElement {
   );
 }
 
-/** When it was cancelled, and when the server deletes it (only a server with `--retention` says). */
+/**
+ * Why its queued images wait (no live worker can run them), when it was cancelled, and when the server
+ * deletes it (only a server with `--retention` says).
+ */
 export function lifecycleNotes(workload: Workload): HTMLElement[] {
   const notes: HTMLElement[] = [];
+  if (workload.waiting_for)
+    notes.push(
+      h(
+        'span',
+        {
+          class: 'note waiting',
+          'data-testid': 'waiting-for',
+          title: 'Its queued images wait until a worker that can run them is live',
+        },
+        `waiting: ${workload.waiting_for}`,
+      ),
+    );
   if (workload.cancelled_at)
     notes.push(
       h(

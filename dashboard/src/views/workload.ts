@@ -4,6 +4,7 @@ import { droppedFiles } from '../files.js';
 import type { ImageItem, Workload } from '../types.js';
 import { UploadQueue } from '../uploads.js';
 import type { WorkloadActions } from './actions.js';
+import { FORMAT_NAMES, processing } from './chain.js';
 import { openLightbox } from './lightbox.js';
 import { picture } from './picture.js';
 import { lifecycleNotes, progressBar, statusBadge } from './progress.js';
@@ -96,7 +97,8 @@ export class WorkloadPage {
       h(
         'p',
         { class: 'muted meta' },
-        `filter ${workload.filter}${workload.tags.length ? ` · tags ${workload.tags.join(', ')}` : ''} · ` +
+        processing(workload, 'filter '),
+        `${workload.tags.length ? ` · tags ${workload.tags.join(', ')}` : ''} · ` +
           `created ${new Date(workload.created_at).toLocaleString()}`,
         ...lifecycleNotes(workload),
       ),
@@ -232,11 +234,17 @@ export class WorkloadPage {
       return;
     }
     this.gallery.querySelector(':scope > p')?.remove();
+    const results = new Map(
+      images.filter((image) => image.type === 'filtered').map((image) => [image.image_id, image] as const),
+    );
     for (const original of originals) {
-      const key = `${original.image_id}:${original.job_state}:${original.filtered_image_id ?? ''}:${this.cancelled}`;
+      const result = original.filtered_image_id ? results.get(original.filtered_image_id) : undefined;
+      const key =
+        `${original.image_id}:${original.job_state}:${original.filtered_image_id ?? ''}:${result ? 1 : 0}:` +
+        `${this.cancelled}`;
       const existing = this.thumbs.get(original.image_id);
       if (existing?.dataset.key === key) continue;
-      const tile = this.tile(original);
+      const tile = this.tile(original, result);
       tile.dataset.key = key;
       if (existing) existing.replaceWith(tile);
       else this.gallery.appendChild(tile);
@@ -248,7 +256,7 @@ export class WorkloadPage {
     return picture(this.api, id, label, { loading: 'lazy' });
   }
 
-  private tile(original: ImageItem): HTMLElement {
+  private tile(original: ImageItem, result: ImageItem | undefined): HTMLElement {
     const state = original.job_state ?? 'queued';
     const after =
       state === 'done' && original.filtered_image_id
@@ -288,7 +296,8 @@ export class WorkloadPage {
               ),
               h('figcaption', {}, 'After'),
             );
-    const caption = `${original.width}×${original.height} · ${bytes(original.bytes)}`;
+    const before = describeImage(original);
+    const caption = result ? `${before} → ${describeImage(result)}` : before;
     return h(
       'article',
       {
@@ -300,7 +309,28 @@ export class WorkloadPage {
         onclick: () => openLightbox(this.api, original.image_id, original.filtered_image_id, caption),
       },
       h('div', { class: 'pair' }, this.thumb(original.image_id, 'Before'), after),
-      h('p', { class: 'muted' }, caption),
+      h(
+        'p',
+        { class: 'muted sizes' },
+        h('span', { 'data-testid': 'original-info' }, before),
+        result
+          ? h(
+              'span',
+              {
+                'data-testid': 'result-info',
+                'data-format': result.format,
+                'data-width': result.width,
+                'data-height': result.height,
+              },
+              describeImage(result),
+            )
+          : null,
+      ),
     );
   }
+}
+
+/** An image's format, dimensions and size: "WebP 640×360 · 24.1 KiB". */
+function describeImage(image: ImageItem): string {
+  return `${FORMAT_NAMES[image.format] ?? image.format} ${image.width}×${image.height} · ${bytes(image.bytes)}`;
 }

@@ -1,10 +1,18 @@
-import { ApiError, type Api } from '../api.js';
+import type { Api } from '../api.js';
 import { h, replace } from '../dom.js';
 import type { Workload } from '../types.js';
 import type { WorkloadActions } from './actions.js';
+import { ChainBuilder } from './chain-builder.js';
+import { processing } from './chain.js';
 import { lifecycleNotes, progressBar, statusBadge } from './progress.js';
 
-/** The form that creates a workload, then opens it. */
+/** The value of the filter menu that builds a chain of operations instead. */
+const CHAIN = 'chain';
+
+/**
+ * The form that creates a workload, then opens it: a course filter, or a chain of operations built step by
+ * step from what the server lists (GET /operations). What the server refuses is shown as it says it.
+ */
 export function createForm(api: Api, onCreated: (workload: Workload) => void): HTMLElement {
   const name = h('input', {
     name: 'workload_name',
@@ -14,33 +22,69 @@ export function createForm(api: Api, onCreated: (workload: Workload) => void): H
   });
   const filter = h(
     'select',
-    { name: 'filter', 'data-testid': 'workload-filter' },
+    { name: 'filter', 'data-testid': 'workload-filter', onchange: () => showChain() },
     h('option', { value: 'grayscale' }, 'grayscale'),
     h('option', { value: 'blur' }, 'blur'),
+    h('option', { value: CHAIN }, 'chain of operations…'),
   );
   const tags = h('input', { name: 'tags', placeholder: 'optional, comma-separated', 'data-testid': 'workload-tags' });
-  const message = h('p', { class: 'message hidden', role: 'alert' });
+  const message = h('p', { class: 'message hidden', role: 'alert', 'data-testid': 'create-message' });
+  const chainArea = h('div', { class: 'chain-area hidden' });
+  let builder: ChainBuilder | null = null;
+
+  const say = (text: string): void => {
+    message.textContent = text;
+    message.className = text ? 'message' : 'message hidden';
+  };
+  // the operations are asked for once the chain is chosen, and again if that failed
+  const showChain = (): void => {
+    const chosen = filter.value === CHAIN;
+    chainArea.classList.toggle('hidden', !chosen);
+    if (!chosen || builder) return;
+    replace(chainArea, h('p', { class: 'muted' }, 'Loading the operations…'));
+    api.operations().then(
+      (catalogue) => {
+        builder ??= new ChainBuilder(catalogue);
+        replace(chainArea, builder.element);
+      },
+      (error: unknown) =>
+        replace(
+          chainArea,
+          h('p', { class: 'message' }, `The operations could not be loaded: ${errorText(error)}`),
+          h('button', { type: 'button', class: 'small', onclick: showChain }, 'Try again'),
+        ),
+    );
+  };
+
   const form = h(
     'form',
     {
       class: 'card create',
+      // the server checks every field, and its message names what is wrong (the step of a chain)
+      novalidate: true,
       onsubmit: async (event: Event) => {
         event.preventDefault();
-        message.className = 'message hidden';
+        say('');
+        builder?.showRefusal(null);
+        const chain = filter.value === CHAIN;
         try {
+          if (chain && !builder) throw new Error('the operations are not loaded yet');
+          const what = chain && builder ? { operations: builder.chain() } : { filter: filter.value };
           const workload = await api.createWorkload({
             workload_name: name.value.trim() || undefined,
-            filter: filter.value,
             tags: tags.value
               .split(',')
               .map((tag) => tag.trim())
               .filter(Boolean),
+            ...what,
           });
           form.reset();
+          builder?.reset();
+          showChain();
           onCreated(workload);
         } catch (error) {
-          message.textContent = error instanceof ApiError ? error.message : String(error);
-          message.className = 'message';
+          say(errorText(error));
+          if (chain) builder?.showRefusal(errorText(error));
         }
       },
     },
@@ -52,10 +96,16 @@ export function createForm(api: Api, onCreated: (workload: Workload) => void): H
       h('label', {}, 'Filter', filter),
       h('label', {}, 'Tags', tags),
     ),
+    chainArea,
     message,
     h('button', { type: 'submit', class: 'primary', 'data-testid': 'create-workload' }, 'Create'),
   );
   return form;
+}
+
+/** An error for the user: the API's message (an ApiError), or what went wrong here. */
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** What the list shows: the loaded workloads, newest first, and whether older ones are left to load. */
@@ -85,6 +135,7 @@ function itemKey(workload: Workload): string {
     workload.queued_jobs,
     workload.cancelled_at,
     workload.expires_at,
+    workload.waiting_for,
   ]);
 }
 
@@ -94,7 +145,8 @@ function itemContent(workload: Workload): HTMLElement[] {
     h(
       'div',
       { class: 'muted meta' },
-      `${workload.filter}${workload.tags.length ? ` · ${workload.tags.join(', ')}` : ''} · ` +
+      processing(workload),
+      `${workload.tags.length ? ` · ${workload.tags.join(', ')}` : ''} · ` +
         `${new Date(workload.created_at).toLocaleString()}`,
       ...lifecycleNotes(workload),
     ),
