@@ -19,7 +19,8 @@ export interface WorkerCandidate {
   free_slots: number;
   tags: readonly string[];
   filters: readonly string[];
-  /** The operations and output formats its engine can do. */
+  /** Whether it runs chains of operations, and the operations and output formats its engine can do. */
+  chains: boolean;
   operations: readonly string[];
   formats: readonly string[];
   resources: Resources;

@@ -40,6 +40,9 @@ export function scoreWorker(worker: Scored, freeSlots: number): number {
 }
 
 /** A worker can take a workload's job when its tags cover the workload's and it can do every step of its chain. */
-export function canRun(worker: Pick<WorkerCandidate, 'operations' | 'formats' | 'tags'>, needs: JobNeeds): boolean {
+export function canRun(
+  worker: Pick<WorkerCandidate, 'chains' | 'operations' | 'formats' | 'tags'>,
+  needs: JobNeeds,
+): boolean {
   return missing(worker, needs) === null;
 }

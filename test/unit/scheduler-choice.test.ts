@@ -6,7 +6,7 @@ import { canRun, chooseWorker, GPU_ROOM_MB, gpuFree, scoreWorker } from '../../s
 const GB = 1024 ** 3;
 /** A job's needs: one operation (a course filter's chain), no format of its own, these tags. */
 function job(operation: string, tags: string[] = [], format: JobNeeds['format'] = null): { needs: JobNeeds } {
-  return { needs: { operations: [operation], format, tags: [...tags].sort() } };
+  return { needs: { chain: false, operations: [operation], format, tags: [...tags].sort() } };
 }
 
 const JOB = job('blur');
@@ -27,6 +27,7 @@ function candidate(
     tags: [],
     filters: ['blur', 'grayscale'],
     formats: [],
+    chains: true,
     ...overrides,
     operations: overrides.operations ?? overrides.filters ?? ['blur', 'grayscale'],
     resources: { cpu_load: 50, cores: 4, mem_free: 4 * GB, mem_total: 8 * GB, gpu: { present: false }, ...resources },
@@ -115,6 +116,27 @@ describe('scheduler: choosing a worker', () => {
       expect(canRun(worker, job('blur', ['gpu', 'us-east']).needs)).to.equal(false);
       expect(canRun(worker, job('grayscale', []).needs)).to.equal(false);
       expect(canRun(candidate('plain', { filters: ['blur'] }), job('blur', ['gpu']).needs)).to.equal(false);
+    });
+  });
+
+  describe('canRun: chains and formats', () => {
+    it('gives a workload of operations only to a worker that runs chains, every step and the format', () => {
+      const chain = (operations: string[], format: JobNeeds['format'] = null): JobNeeds => ({
+        chain: true,
+        operations,
+        format,
+        tags: [],
+      });
+      const older = candidate('older', { chains: false, operations: ['blur', 'grayscale'] });
+      const jimp = candidate('jimp', { operations: ['grayscale', 'resize'], formats: ['png', 'jpeg'] });
+      const sharp = candidate('sharp', { operations: ['grayscale', 'resize'], formats: ['png', 'jpeg', 'webp'] });
+      expect(canRun(older, chain(['grayscale'])), 'a worker that knows only filters').to.equal(false);
+      expect(canRun(older, job('grayscale').needs), 'a course workload').to.equal(true);
+      expect(canRun(jimp, chain(['grayscale', 'resize']))).to.equal(true);
+      expect(canRun(jimp, chain(['grayscale', 'resize'], 'webp'))).to.equal(false);
+      expect(canRun(sharp, chain(['grayscale', 'resize'], 'webp'))).to.equal(true);
+      expect(canRun(sharp, chain(['sharpen']))).to.equal(false);
+      expect(chooseWorker(freeSlots(jimp, sharp), { needs: chain(['resize'], 'webp') })?.id).to.equal('sharp');
     });
   });
 
