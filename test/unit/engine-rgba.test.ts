@@ -13,6 +13,7 @@ import {
   difference,
   sharpReference,
   sharpRgba,
+  TOLERANCE,
   worstMean,
   type Difference,
 } from '../helpers/sharp-reference.js';
@@ -30,33 +31,6 @@ function copy(image: RgbaImage): RgbaImage {
 function describeDifference(d: Difference): string {
   return `mean per channel ${d.mean.map((m) => m.toFixed(3)).join(' ')}, max ${d.max}`;
 }
-
-/**
- * The largest mean absolute difference per channel (of 255) allowed against sharp, per operation: about
- * twice the worst measured on this frame (in brackets).
- * - moves (crop, rotate, flip, flop, orientation) copy pixels: exact [0].
- * - resize and thumbnail follow libvips' steps (box shrink, Lanczos-3 reduce, Catmull-Rom upsizing at
- *   libvips' sample positions) [0.13 to 0.50; single pixels at the edges differ by up to 25]. Sampling
- *   the enlarged image half a pixel off, as a textbook resize would, measures 0.8 to 2.3.
- * - sharpen is libvips' own algorithm on L* [0.18, no pixel off by more than 1].
- * - blur is two passes of a box against sharp's Gaussian of the same variance [0.6 at sigma 1, 1.0 for
- *   the course's, 2.0 at sigma 12]; sharp also leaves an opaque RGBA image at alpha 253 after its blur.
- */
-const TOLERANCE: Record<Operation['op'], number> = {
-  crop: 0,
-  rotate: 0,
-  flip: 0,
-  flop: 0,
-  auto_orient: 0,
-  format: 0,
-  resize: 1,
-  thumbnail: 1,
-  sharpen: 0.5,
-  blur: 3,
-  // jimp's luma of the gamma-encoded values, kept for the course, against libvips' luminance in linear
-  // light: a known gap of about 12.5 on these frames, tested on its own below
-  grayscale: Number.NaN,
-};
 
 describe("jimp engine's pixel operations against sharp", function () {
   this.timeout(60_000);

@@ -30,6 +30,8 @@ const hangingApi = {
 
 const engine: FilterEngine = {
   name: 'jimp',
+  capabilities: { operations: ['grayscale'], formats: ['png', 'jpeg'] },
+  run: () => Promise.reject(new Error('not called')),
   apply: () => Promise.reject(new Error('not called')),
   close: async () => undefined,
 };
