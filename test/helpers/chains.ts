@@ -38,6 +38,44 @@ export function untested(): string[] {
   return OPERATION_SPECS.map((spec) => spec.name).filter((name) => !covered.has(name));
 }
 
+/** Chains of several steps, each kind of step among them, for a 333x251 or 320x240 input. */
+export const MIXED: readonly Operation[][] = [
+  [
+    { op: 'resize', width: 200 },
+    { op: 'sharpen' },
+    { op: 'rotate', angle: 90 },
+    { op: 'crop', left: 5, top: 7, width: 100, height: 150 },
+  ],
+  [
+    { op: 'crop', left: 40, top: 30, width: 101, height: 67 },
+    { op: 'resize', width: 300, height: 300, fit: 'contain', enlarge: true },
+    { op: 'format', type: 'jpeg', quality: 85 },
+  ],
+  [
+    { op: 'thumbnail', size: 128 },
+    { op: 'flip' },
+    { op: 'flop' },
+    { op: 'blur', sigma: 1.5 },
+    { op: 'format', type: 'png' },
+  ],
+  [
+    { op: 'rotate', angle: 270 },
+    { op: 'resize', width: 100, height: 100 },
+    { op: 'sharpen', sigma: 2 },
+    { op: 'auto_orient' },
+  ],
+].map(chain);
+
+/** Resolves with the rejection reason; fails if the promise resolves. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the promise to reject');
+}
+
 export function describeChain(steps: readonly Operation[]): string {
   return steps.map((step) => JSON.stringify(step)).join(' > ');
 }

@@ -7,6 +7,7 @@ import { centreRgba, cropRgba, freshBuffer, orientRgba } from '../../common/filt
 import { lumaRgba } from '../../common/filters/luma.js';
 import { runChainRgba } from '../../common/filters/rgba-chain.js';
 import { chainGeometry, COURSE_BLUR_SIGMA, parseChain, type Operation } from '../../common/operations/index.js';
+import { MIXED } from '../helpers/chains.js';
 import { highFrequencyEnergy, makePhotoLikeImage, maxChannelSpread, type RgbaImage } from '../helpers/images.js';
 import {
   asPng,
@@ -98,35 +99,11 @@ describe("jimp engine's pixel operations against sharp", function () {
     });
   }
 
-  const chains: unknown[][] = [
-    [
-      { op: 'resize', width: 200 },
-      { op: 'sharpen' },
-      { op: 'rotate', angle: 90 },
-      { op: 'crop', left: 5, top: 7, width: 100, height: 150 },
-    ],
-    [
-      { op: 'crop', left: 40, top: 30, width: 101, height: 67 },
-      { op: 'resize', width: 300, height: 300, fit: 'contain', enlarge: true },
-    ],
-    [
-      { op: 'thumbnail', size: 128 },
-      { op: 'flip' },
-      { op: 'flop' },
-      { op: 'blur', sigma: 1.5 },
-      { op: 'format', type: 'jpeg' },
-    ],
-    [
-      { op: 'rotate', angle: 270 },
-      { op: 'resize', width: 100, height: 100 },
-      { op: 'sharpen', sigma: 2 },
-    ],
-  ];
-  for (const steps of chains) {
-    const names = steps.map((step) => (step as Operation).op).join(' > ');
+  for (const steps of MIXED) {
+    const names = steps.map((step) => step.op).join(' > ');
     it(`the chain ${names}: same sizes, within the steps' tolerance`, async () => {
       const { d } = await compare(steps);
-      const tolerance = Math.max(...steps.map((step) => TOLERANCE[(step as Operation).op]));
+      const tolerance = Math.max(...steps.map((step) => TOLERANCE[step.op]));
       expect(worstMean(d), describeDifference(d)).to.be.at.most(tolerance);
     });
   }

@@ -6,7 +6,7 @@ import { FILTER_NAMES, type FilterName } from '../../common/filters/index.js';
 import { chainGeometry, chainOfFilter, OPERATION_SPECS, OUTPUT_FORMATS } from '../../common/operations/index.js';
 import { createSharpEngine } from '../../worker/engines/sharp-engine.js';
 import { ChainError, UndecodableImageError, type FilterEngine } from '../../worker/engines/index.js';
-import { chain, declared, describeChain, ONE_OF_EACH, untested } from '../helpers/chains.js';
+import { chain, declared, describeChain, ONE_OF_EACH, rejectionOf, untested } from '../helpers/chains.js';
 import {
   decodeRgba,
   highFrequencyEnergy,
@@ -16,15 +16,6 @@ import {
   poisonPng,
   sniffMime,
 } from '../helpers/images.js';
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** The sharp engine's code for a course filter before chains, as it was (blur: sigma of two radius-5 boxes). */
 async function courseBeforeChains(filter: FilterName, input: Buffer): Promise<Buffer> {
