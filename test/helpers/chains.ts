@@ -1,8 +1,12 @@
 // Chains for the engine tests: one per operation (every operation of the contract), and what an encoded
 // result says about itself in its header, read without the engine that wrote it.
+import { expect } from 'chai';
 import { imageSize } from 'image-size';
-import { OPERATION_SPECS, parseChain, type Operation } from '../../common/operations/index.js';
-import { jpegComponentCount } from './images.js';
+import sharp from 'sharp';
+import type { FilterName } from '../../common/filters/index.js';
+import { chainOfFilter, OPERATION_SPECS, parseChain, type Operation } from '../../common/operations/index.js';
+import type { FilterEngine } from '../../worker/engines/index.js';
+import { jpegComponentCount, makePhotoLikeImage, makeTestImage } from './images.js';
 
 export function chain(steps: unknown[]): Operation[] {
   const parsed = parseChain(steps);
@@ -65,6 +69,37 @@ export const MIXED: readonly Operation[][] = [
     { op: 'auto_orient' },
   ],
 ].map(chain);
+
+/** Originals of every kind the course filters meet, to check their results byte for byte. */
+export const COURSE_ORIGINALS: Readonly<Record<string, () => Promise<Buffer>>> = {
+  'a colour PNG': () => makeTestImage(320, 240, 'image/png', 42),
+  'a colour JPEG': () => makeTestImage(320, 240, 'image/jpeg', 42),
+  'a photo-like JPEG': () => makePhotoLikeImage(640, 480, 3),
+  'a PNG of odd sides': () => makeTestImage(97, 61, 'image/png', 9),
+  'a grey JPEG': async () =>
+    sharp(await makePhotoLikeImage(200, 150, 4))
+      .grayscale()
+      .jpeg()
+      .toBuffer(),
+  'a half-transparent PNG': async () =>
+    sharp(await makeTestImage(120, 90, 'image/png', 5))
+      .ensureAlpha(0.5)
+      .png()
+      .toBuffer(),
+};
+
+/** The course filter gives `before` (what the engine's code gave before chains), by apply() and by run(). */
+export async function expectCourseBytes(
+  engine: FilterEngine,
+  filter: FilterName,
+  input: Buffer,
+  before: Buffer,
+): Promise<void> {
+  const applied = await engine.apply(filter, input);
+  expect(applied.data.equals(before), 'apply() gives the bytes it gave before chains').to.equal(true);
+  const run = await engine.run(chainOfFilter(filter), input);
+  expect(run.data.equals(before), 'run() of the one-step chain gives them too').to.equal(true);
+}
 
 /** Resolves with the rejection reason; fails if the promise resolves. */
 export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {

@@ -9,7 +9,7 @@ import { boxBlurRgba } from '../../common/filters/box-blur.js';
 import { FILTER_NAMES, type FilterName } from '../../common/filters/index.js';
 import { lumaRgba } from '../../common/filters/luma.js';
 import { createLogger } from '../../common/log.js';
-import { chainGeometry, chainOfFilter, OPERATION_SPECS, type Operation } from '../../common/operations/index.js';
+import { chainGeometry, OPERATION_SPECS, type Operation } from '../../common/operations/index.js';
 import { bindPublisher, connectRpc, method, serveRpc } from '../../common/bus/index.js';
 import {
   ANNOUNCE,
@@ -36,14 +36,17 @@ import { JimpEngine } from '../../worker/engines/jimp-engine.js';
 import { decodeJpeg, encodeJpeg } from '../../worker/engines/jpeg-codec.js';
 import { runJob } from '../../worker/job-runner.js';
 import { TestClient } from '../helpers/api.js';
-import { chain, declared, describeChain, MIXED, ONE_OF_EACH, rejectionOf } from '../helpers/chains.js';
 import {
-  highFrequencyEnergy,
-  makePhotoLikeImage,
-  makeTestImage,
-  maxChannelSpread,
-  sniffMime,
-} from '../helpers/images.js';
+  chain,
+  COURSE_ORIGINALS,
+  declared,
+  describeChain,
+  expectCourseBytes,
+  MIXED,
+  ONE_OF_EACH,
+  rejectionOf,
+} from '../helpers/chains.js';
+import { highFrequencyEnergy, makePhotoLikeImage, maxChannelSpread, sniffMime } from '../helpers/images.js';
 import { freePort, freePortPair } from '../helpers/ports.js';
 import { killAll, waitFor } from '../helpers/processes.js';
 import { difference, JPEG_ENCODERS, sharpRgba, TOLERANCE, worstMean } from '../helpers/sharp-reference.js';
@@ -108,31 +111,11 @@ describe('engine chains', function () {
   });
 
   describe('course filters on jimp, byte for byte as before chains', () => {
-    const cases: Record<string, () => Promise<Buffer>> = {
-      'a colour PNG': () => makeTestImage(320, 240, 'image/png', 42),
-      'a colour JPEG': () => makeTestImage(320, 240, 'image/jpeg', 42),
-      'a photo-like JPEG': () => makePhotoLikeImage(640, 480, 3),
-      'a PNG of odd sides': () => makeTestImage(97, 61, 'image/png', 9),
-      'a grey JPEG': async () =>
-        sharp(await makePhotoLikeImage(200, 150, 4))
-          .grayscale()
-          .jpeg()
-          .toBuffer(),
-      'a half-transparent PNG': async () =>
-        sharp(await makeTestImage(120, 90, 'image/png', 5))
-          .ensureAlpha(0.5)
-          .png()
-          .toBuffer(),
-    };
-    for (const [what, make] of Object.entries(cases)) {
+    for (const [what, make] of Object.entries(COURSE_ORIGINALS)) {
       for (const filter of FILTER_NAMES) {
         it(`${filter} of ${what}`, async () => {
           const input = await make();
-          const before = await jimpCourseBeforeChains(filter, input);
-          const applied = await jimpEngine.apply(filter, input);
-          expect(applied.data.equals(before), 'apply() gives the bytes it gave before chains').to.equal(true);
-          const run = await jimpEngine.run(chainOfFilter(filter), input);
-          expect(run.data.equals(before), 'run() of the one-step chain gives them too').to.equal(true);
+          await expectCourseBytes(jimpEngine, filter, input, await jimpCourseBeforeChains(filter, input));
         });
       }
     }
