@@ -10,8 +10,9 @@ import type { ApplyOptions, EngineCapabilities, FilterEngine, FilterResult, Outp
 const THREAD_SCRIPT = new URL('./jimp-thread.js', import.meta.url);
 
 /**
- * Every operation; PNG and JPEG only: jimp has no AVIF encoder, and its WebP one is a WebAssembly build
- * of libwebp several times slower than sharp's, for no output sharp cannot give.
+ * Every operation; PNG and JPEG only: jimp's formats have no WebP or AVIF encoder (the WebAssembly
+ * plugins that add them, @jimp/wasm-webp and @jimp/wasm-avif, are not dependencies here); sharp workers
+ * write both.
  */
 export const JIMP_CAPABILITIES: EngineCapabilities = Object.freeze({
   operations: Object.freeze(OPERATION_SPECS.map((spec) => spec.name)),
@@ -26,8 +27,8 @@ interface Job {
 }
 
 /**
- * Runs jimp in a pool of worker threads (one job per thread at a time, the rest queued),
- * so decoding and filtering never block the caller's event loop.
+ * Runs jobs in a pool of worker threads (one job per thread at a time, the rest queued), so decoding,
+ * the chain's steps and encoding never block the caller's event loop.
  * `threadScript` is replaceable for tests.
  */
 export class JimpEngine implements FilterEngine {
