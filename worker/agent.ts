@@ -2,7 +2,7 @@ import type { Logger } from '../common/log.js';
 import type { WorkerConfig } from './config.js';
 import { ControllerSession } from './controller-session.js';
 import { createEngine } from './engines/index.js';
-import type { AssignParams } from '../common/protocol.js';
+import type { Assignment } from '../common/protocol.js';
 import { reportFailure, type JobFailure } from './failure-report.js';
 import { localAddressToward } from './network.js';
 import { ResourceMonitor } from './resources.js';
@@ -23,7 +23,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const advertiseHost =
     config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
   const session = new ControllerSession(config, log);
-  const report = (job: AssignParams, failure: JobFailure): Promise<void> => reportFailure(session, job, failure, log);
+  const report = (job: Assignment, failure: JobFailure): Promise<void> => reportFailure(session, job, failure, log);
   const slots = new Slots(
     config.slots,
     engine,
@@ -43,7 +43,13 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     },
     'worker started',
   );
-  session.start({ rpcAddress: rpc.address, engine: engine.name, monitor, jobs: slots });
+  session.start({
+    rpcAddress: rpc.address,
+    engine: engine.name,
+    capabilities: engine.capabilities,
+    monitor,
+    jobs: slots,
+  });
 
   let stopping = false;
   return {

@@ -17,7 +17,7 @@ import {
 } from '../common/protocol.js';
 import { ApiClient } from './api-client.js';
 import type { WorkerConfig } from './config.js';
-import type { EngineName } from './engines/index.js';
+import type { EngineCapabilities, EngineName } from './engines/index.js';
 import { urlHost } from './network.js';
 import type { ResourceMonitor } from './resources.js';
 
@@ -35,6 +35,8 @@ export interface Registered {
 export interface SessionPeer {
   rpcAddress: string;
   engine: EngineName;
+  /** What the engine can run: told at registration, so that the scheduler sends only chains it can. */
+  capabilities: EngineCapabilities;
   monitor: ResourceMonitor;
   jobs: {
     heldLeases(): LeaseRef[];
@@ -181,6 +183,8 @@ export class ControllerSession {
       slots: this.config.slots,
       engine: peer.engine,
       filters: [...FILTER_NAMES],
+      operations: [...peer.capabilities.operations],
+      formats: [...peer.capabilities.formats],
       resources: peer.monitor.current(),
       running: peer.jobs.heldLeases(),
     };

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffMs } from '../common/backoff.js';
 import type { Logger } from '../common/log.js';
-import { acceptedResultSchema, CONTROLLER_METHODS, type AssignParams } from '../common/protocol.js';
+import { acceptedResultSchema, CONTROLLER_METHODS, type Assignment } from '../common/protocol.js';
 import { CONTROLLER_RETRY, type ControllerSession } from './controller-session.js';
 import type { JobOutcome } from './job-runner.js';
 
@@ -10,7 +10,7 @@ export type JobFailure = Extract<JobOutcome, { kind: 'failed' }>;
 /** A failure must arrive: the `fail` call is retried until the controller answers or the worker stops. */
 export async function reportFailure(
   session: ControllerSession,
-  job: AssignParams,
+  job: Assignment,
   failure: JobFailure,
   log: Logger,
 ): Promise<void> {

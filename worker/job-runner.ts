@@ -1,9 +1,10 @@
 import { isFilterName } from '../common/filters/index.js';
 import type { Logger } from '../common/log.js';
-import type { AssignParams } from '../common/protocol.js';
+import { canRun, chainOfFilter, type Operation } from '../common/operations/index.js';
+import type { Assignment } from '../common/protocol.js';
 import { formatDuration } from '../common/units.js';
 import { ApiError, type ApiClient } from './api-client.js';
-import { UndecodableImageError, type FilterEngine } from './engines/index.js';
+import { ChainError, UndecodableImageError, type FilterEngine } from './engines/index.js';
 
 export type JobOutcome =
   | { kind: 'done'; imageId: string }
@@ -20,14 +21,20 @@ export interface RunOptions {
   maxPixels?: number;
 }
 
+/** What the job runs: its chain of operations, or its course filter's one-step chain; null for an unknown filter. */
+export function chainOf(job: Assignment): Operation[] | null {
+  if (job.operations) return job.operations;
+  return job.filter !== undefined && isFilterName(job.filter) ? chainOfFilter(job.filter) : null;
+}
+
 /**
- * Download, filter, upload: one job from start to end. Never throws; the outcome says what happened.
+ * Download, run the chain, upload: one job from start to end. Never throws; the outcome says what happened.
  * `onUploading` is told when the result is on its way: the answered upload completes the job.
  * After `deadlineMs` the job is given up, whatever it is doing: its call is cut, its engine work abandoned
  * (see ApplyOptions), and it fails as retryable.
  */
 export async function runJob(
-  job: AssignParams,
+  job: Assignment,
   api: ApiClient,
   engine: FilterEngine,
   signal: AbortSignal,
@@ -35,8 +42,12 @@ export async function runJob(
   onUploading: () => void = () => undefined,
   { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels }: RunOptions = {},
 ): Promise<JobOutcome> {
-  if (job.filter === undefined || !isFilterName(job.filter))
-    return { kind: 'failed', error: `this worker has no filter "${job.filter ?? 'none'}"`, retryable: false };
+  const chain = chainOf(job);
+  if (!chain) return { kind: 'failed', error: `this worker has no filter "${job.filter ?? 'none'}"`, retryable: false };
+  // the scheduler sends a job only to a worker that can run it; should one come anyway, another may take it
+  const missing = canRun(chain, engine.capabilities);
+  if (missing)
+    return { kind: 'failed', error: `this worker's engine (${engine.name}) cannot ${missing}`, retryable: true };
   const started = performance.now();
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new Error('the job deadline passed')), deadlineMs);
@@ -47,7 +58,7 @@ export async function runJob(
     const downloaded = performance.now();
     stage = 'filtering';
     const timeoutMs = deadlineMs - (downloaded - started);
-    const result = await engine.apply(job.filter, original, {
+    const result = await engine.run(chain, original, {
       signal: work,
       timeoutMs,
       ...(maxPixels === undefined ? {} : { maxPixels }),
@@ -68,6 +79,7 @@ export async function runJob(
         filter_ms: ms(downloaded, filtered),
         upload_ms: ms(filtered, performance.now()),
         bytes: original.length,
+        steps: chain.length,
       },
       'job filtered',
     );
@@ -81,6 +93,9 @@ export async function runJob(
       return { kind: 'failed', error: message, retryable: true };
     }
     if (error instanceof UndecodableImageError) return { kind: 'failed', error: error.message, retryable: false };
+    // a step that cannot apply to this image fails for good; what this engine lacks, another may have
+    if (error instanceof ChainError)
+      return { kind: 'failed', error: error.message, retryable: error.otherEngineMayRun };
     // 409: the lease moved on; 410: the job was cancelled or its image deleted. Neither is this worker's failure
     if (error instanceof ApiError && (error.status === 409 || error.status === 410))
       return { kind: 'dropped', reason: error.message };

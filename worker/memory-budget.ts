@@ -1,4 +1,5 @@
 import { totalmem } from 'node:os';
+import { chainGeometry, type Operation } from '../common/operations/index.js';
 import { formatSize } from '../common/units.js';
 import type { EngineName } from './engines/index.js';
 
@@ -13,10 +14,24 @@ export const JOB_BYTES_PER_PIXEL: Readonly<Record<EngineName, number>> = { sharp
 /** And what any job costs whatever its size (buffers of the original and the result, the call's own). */
 export const JOB_BASE_BYTES = 16 * 2 ** 20;
 
-/** A job's estimated peak; 0 when its dimensions are unknown (a controller that does not send them). */
-export function jobPeakBytes(engine: EngineName, width: number | undefined, height: number | undefined): number {
+/**
+ * A job's estimated peak, from the largest image its chain makes (the original, or a step that enlarges
+ * it: every step's size follows from the original's); 0 when its dimensions are unknown (a controller that
+ * does not send them).
+ */
+export function jobPeakBytes(
+  engine: EngineName,
+  width: number | undefined,
+  height: number | undefined,
+  chain: readonly Operation[] = [],
+): number {
   if (!width || !height) return 0;
-  return JOB_BASE_BYTES + width * height * JOB_BYTES_PER_PIXEL[engine];
+  let pixels = width * height;
+  // the size the API read from the header, before any EXIF turn: a crop that fits only the turned image
+  // finds no geometry here, and the original's size stands
+  const geometry = chainGeometry(chain, { width, height });
+  if (geometry.ok) for (const size of geometry.sizes) pixels = Math.max(pixels, size.width * size.height);
+  return JOB_BASE_BYTES + pixels * JOB_BYTES_PER_PIXEL[engine];
 }
 
 /** The machine's memory, or the container's limit when it has a smaller one. */

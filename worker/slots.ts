@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.js';
-import type { AssignParams, LeaseRef } from '../common/protocol.js';
+import type { Assignment, LeaseRef } from '../common/protocol.js';
 import type { ApiClient } from './api-client.js';
 import type { FilterEngine } from './engines/index.js';
 import type { JobFailure } from './failure-report.js';
@@ -8,7 +8,7 @@ import { runJob } from './job-runner.js';
 import { jobPeakBytes, type MemoryBudget } from './memory-budget.js';
 
 interface RunningJob {
-  params: AssignParams;
+  params: Assignment;
   abort: AbortController;
   /** Settles once the job has ended and its outcome is reported. */
   done: Promise<void>;
@@ -26,7 +26,7 @@ export class Slots {
   constructor(
     private readonly size: number,
     private readonly engine: FilterEngine,
-    private readonly reportFailure: (job: AssignParams, failure: JobFailure) => Promise<void>,
+    private readonly reportFailure: (job: Assignment, failure: JobFailure) => Promise<void>,
     private readonly log: Logger,
     /** Each job is given up this long after it started (--job-deadline). */
     private readonly jobDeadlineMs: number,
@@ -43,24 +43,24 @@ export class Slots {
    * Whether the job may start now: a free slot, and room in the memory budget beside the running jobs
    * (a declined job goes back to the queue at no cost, and the scheduler offers it again later).
    */
-  accepts(params: AssignParams): boolean {
+  accepts(params: Assignment): boolean {
     // a job whose result is being uploaded holds no slot: the controller counts it done as soon as it
     // answers that upload, and may offer the next job before this worker has read the answer
     if (this.draining || this.jobs.size - this.finishing.size >= this.size || this.jobs.has(params.job_id))
       return false;
-    const bytes = jobPeakBytes(this.engine.name, params.width, params.height);
+    const bytes = jobPeakBytes(this.engine.name, params.width, params.height, params.operations);
     if (this.memory.fits(bytes)) return true;
     this.log.debug({ job_id: params.job_id, memory: this.memory.describe(bytes) }, 'job declined: memory budget');
     return false;
   }
 
   /** `maxPixels`: the API's --max-pixels (from the registration), which the engine enforces too. */
-  start(params: AssignParams, api: ApiClient, maxPixels?: number): void {
+  start(params: Assignment, api: ApiClient, maxPixels?: number): void {
     const jobId = params.job_id;
     const abort = new AbortController();
     const entry: RunningJob = { params, abort, done: Promise.resolve() };
     this.jobs.set(jobId, entry);
-    const bytes = jobPeakBytes(this.engine.name, params.width, params.height);
+    const bytes = jobPeakBytes(this.engine.name, params.width, params.height, params.operations);
     if (bytes > this.memory.budgetBytes)
       this.log.warn(
         { job_id: jobId, memory: this.memory.describe(bytes) },

@@ -254,7 +254,7 @@ describe('filter engines', function () {
         'data:text/javascript,' +
           encodeURIComponent(
             "import { parentPort } from 'node:worker_threads';" +
-              "parentPort.on('message', (request) => { if (request.filter === 'blur') for (;;); " +
+              "parentPort.on('message', (request) => { if (request.chain[0].op === 'blur') for (;;); " +
               'const data = new Uint8Array(4); ' +
               'parentPort.postMessage({ ok: true, data, width: 1, height: 1 }, [data.buffer]); });',
           ),

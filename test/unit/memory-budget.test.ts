@@ -1,7 +1,7 @@
 // The worker admits a job only if its estimated peak fits its memory budget beside the running jobs'.
 import { expect } from 'chai';
 import { createLogger } from '../../common/log.js';
-import type { AssignParams } from '../../common/protocol.js';
+import type { Assignment } from '../../common/protocol.js';
 import type { ApiClient } from '../../worker/api-client.js';
 import type { FilterEngine } from '../../worker/engines/index.js';
 import { JOB_BASE_BYTES, jobPeakBytes, MemoryBudget } from '../../worker/memory-budget.js';
@@ -9,7 +9,7 @@ import { Slots } from '../../worker/slots.js';
 
 const MB = 2 ** 20;
 
-function job(id: string, width: number, height: number): AssignParams {
+function job(id: string, width: number, height: number): Assignment {
   return {
     token: 't',
     job_id: id,
@@ -30,6 +30,8 @@ const hangingApi = {
 
 const engine: FilterEngine = {
   name: 'jimp',
+  capabilities: { operations: ['grayscale'], formats: ['png', 'jpeg'] },
+  run: () => Promise.reject(new Error('not called')),
   apply: () => Promise.reject(new Error('not called')),
   close: async () => undefined,
 };

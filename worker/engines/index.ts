@@ -3,8 +3,17 @@ import { createJimpEngine } from './jimp-engine.js';
 import { createSharpEngine } from './sharp-engine.js';
 import type { EngineChoice, FilterEngine } from './types.js';
 
-export type { ApplyOptions, EngineChoice, EngineName, FilterEngine, FilterResult, ImageMime } from './types.js';
-export { UndecodableImageError } from './errors.js';
+export type {
+  ApplyOptions,
+  EngineCapabilities,
+  EngineChoice,
+  EngineName,
+  FilterEngine,
+  FilterResult,
+  ImageMime,
+  OutputMime,
+} from './types.js';
+export { ChainError, UndecodableImageError } from './errors.js';
 
 /** 'auto' prefers sharp and falls back to jimp when sharp cannot be loaded. */
 export async function createEngine(choice: EngineChoice, concurrency: number): Promise<FilterEngine> {

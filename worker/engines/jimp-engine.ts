@@ -1,25 +1,39 @@
 import { Worker } from 'node:worker_threads';
 import type { FilterName } from '../../common/filters/index.js';
+import { chainOfFilter, OPERATION_SPECS, type Operation } from '../../common/operations/index.js';
 import { UndecodableImageError } from './errors.js';
-import { checkPixels, detectFormat } from './format.js';
+import { checkPixels } from './format.js';
 import type { JimpRequest, JimpResponse } from './jimp-protocol.js';
-import type { ApplyOptions, FilterEngine, FilterResult } from './types.js';
+import { planChain } from './plan.js';
+import type { ApplyOptions, EngineCapabilities, FilterEngine, FilterResult, OutputMime } from './types.js';
 
 const THREAD_SCRIPT = new URL('./jimp-thread.js', import.meta.url);
 
+/**
+ * Every operation; PNG and JPEG only: jimp's formats have no WebP or AVIF encoder (the WebAssembly
+ * plugins that add them, @jimp/wasm-webp and @jimp/wasm-avif, are not dependencies here); sharp workers
+ * write both.
+ */
+export const JIMP_CAPABILITIES: EngineCapabilities = Object.freeze({
+  operations: Object.freeze(OPERATION_SPECS.map((spec) => spec.name)),
+  formats: Object.freeze(['png', 'jpeg'] as const),
+});
+
 interface Job {
   request: JimpRequest;
+  mime: OutputMime;
   resolve(result: FilterResult): void;
   reject(err: unknown): void;
 }
 
 /**
- * Runs jimp in a pool of worker threads (one job per thread at a time, the rest queued),
- * so decoding and filtering never block the caller's event loop.
+ * Runs jobs in a pool of worker threads (one job per thread at a time, the rest queued), so decoding,
+ * the chain's steps and encoding never block the caller's event loop.
  * `threadScript` is replaceable for tests.
  */
 export class JimpEngine implements FilterEngine {
   readonly name = 'jimp';
+  readonly capabilities = JIMP_CAPABILITIES;
   private readonly idle: Worker[] = [];
   private readonly running = new Map<Worker, Job>();
   private readonly queue: Job[] = [];
@@ -36,25 +50,38 @@ export class JimpEngine implements FilterEngine {
     for (let i = 0; i < size; i++) this.spawn();
   }
 
-  apply(filter: FilterName, input: Buffer, { signal, maxPixels }: ApplyOptions = {}): Promise<FilterResult> {
+  apply(filter: FilterName, input: Buffer, options?: ApplyOptions): Promise<FilterResult> {
+    return this.run(chainOfFilter(filter), input, options);
+  }
+
+  run(chain: readonly Operation[], input: Buffer, { signal, maxPixels }: ApplyOptions = {}): Promise<FilterResult> {
     if (this.closed) return Promise.reject(new Error('jimp engine is closed'));
     if (this.broken) return Promise.reject(this.broken);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    let mime: ReturnType<typeof detectFormat>;
+    let request: JimpRequest;
+    let mime: OutputMime;
     try {
-      mime = detectFormat(input);
+      const plan = planChain(chain, input, JIMP_CAPABILITIES, 'jimp', maxPixels);
       // jimp has no limit of its own: the header says the size before a pixel is allocated
-      if (maxPixels !== undefined) checkPixels(input, maxPixels);
+      if (maxPixels !== undefined) checkPixels(plan.header, maxPixels);
+      mime = plan.output.mime;
+      // Always copy the input: transferring would detach the caller's buffer.
+      request = {
+        chain: [...chain],
+        mime: plan.mime,
+        orientation: plan.header.orientation,
+        output: { format: plan.output.format, quality: plan.output.quality },
+        data: new Uint8Array(input),
+      };
     } catch (err) {
       return Promise.reject(err);
     }
-    // Always copy the input: transferring would detach the caller's buffer.
-    const request: JimpRequest = { filter, mime, data: new Uint8Array(input) };
     return new Promise((resolve, reject) => {
       const abandon = (): void => this.abandon(job, signal?.reason);
       const done = (): void => signal?.removeEventListener('abort', abandon);
       const job: Job = {
         request,
+        mime,
         resolve: (result) => {
           done();
           resolve(result);
@@ -145,7 +172,7 @@ export class JimpEngine implements FilterEngine {
       const { data, width, height } = response;
       job.resolve({
         data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
-        mime: job.request.mime,
+        mime: job.mime,
         width,
         height,
       });

@@ -1,10 +1,14 @@
 // Messages between the jimp engine (main thread) and jimp-thread.js.
-import type { FilterName } from '../../common/filters/index.js';
+import type { Operation, OutputFormat } from '../../common/operations/index.js';
 import type { ImageMime } from './types.js';
 
 export interface JimpRequest {
-  filter: FilterName;
+  /** Checked against the image before it was sent: every step fits it. */
+  chain: Operation[];
   mime: ImageMime;
+  /** EXIF orientation from the header (1 to 8), applied after decoding as sharp does. */
+  orientation: number;
+  output: { format: OutputFormat; quality: number };
   data: Uint8Array<ArrayBuffer>;
 }
 

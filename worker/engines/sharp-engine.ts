@@ -1,20 +1,31 @@
 import { availableParallelism } from 'node:os';
-import type { SharpOptions } from 'sharp';
-import { getFilter, type FilterName } from '../../common/filters/index.js';
+import type { Sharp, SharpOptions } from 'sharp';
+import { FILTERS, type FilterName } from '../../common/filters/index.js';
+import {
+  chainOfFilter,
+  OPERATION_SPECS,
+  OUTPUT_FORMATS,
+  type Operation,
+  type OutputFormat,
+} from '../../common/operations/index.js';
 import { UndecodableImageError } from './errors.js';
-import { detectFormat } from './format.js';
-import type { ApplyOptions, FilterEngine, FilterResult } from './types.js';
-
-const JPEG_QUALITY = 90;
+import { planChain } from './plan.js';
+import type { ApplyOptions, EngineCapabilities, FilterEngine, FilterResult } from './types.js';
 
 // Reject corrupt/truncated input instead of returning a partially decoded image; apply EXIF orientation
-// as jimp does. sharp's pixel limit is the API's --max-pixels (from the registration), per call.
+// (the jimp engine does the same). sharp's pixel limit is the API's --max-pixels (from the registration), per call.
 function inputOptions(maxPixels: number | undefined): SharpOptions {
   return { failOn: 'error', limitInputPixels: maxPixels ?? false, autoOrient: true };
 }
 
 /** sharp's timeout is in whole seconds, up to an hour. */
 const MAX_TIMEOUT_SECONDS = 3600;
+
+/** Every operation, every format. */
+export const SHARP_CAPABILITIES: EngineCapabilities = Object.freeze({
+  operations: Object.freeze(OPERATION_SPECS.map((spec) => spec.name)),
+  formats: OUTPUT_FORMATS,
+});
 
 /**
  * The work's outcome, or the signal's reason as soon as it aborts: the work itself goes on, and what it
@@ -28,6 +39,98 @@ function abandonable<T>(work: Promise<T>, signal: AbortSignal | undefined): Prom
     signal.addEventListener('abort', abandon, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abandon));
   });
+}
+
+/**
+ * One step on a sharp pipeline. Sizes are exact (no shrink-on-load rounding). The input was oriented
+ * when read, so `auto_orient` adds nothing, and sharp turns, mirrors and crops after that orientation
+ * whatever the order of the calls.
+ */
+function addStep(pipeline: Sharp, step: Operation): Sharp {
+  switch (step.op) {
+    case 'grayscale':
+      return FILTERS.grayscale.sharp(pipeline);
+    case 'blur':
+      return pipeline.blur(step.sigma);
+    case 'sharpen':
+      return pipeline.sharpen({ sigma: step.sigma });
+    case 'resize':
+      return pipeline.resize({
+        width: step.width ?? undefined,
+        height: step.height ?? undefined,
+        fit: step.fit,
+        withoutEnlargement: !step.enlarge,
+        fastShrinkOnLoad: false,
+      });
+    case 'thumbnail':
+      return pipeline.resize({
+        width: step.size,
+        height: step.size,
+        fit: 'inside',
+        withoutEnlargement: true,
+        fastShrinkOnLoad: false,
+      });
+    case 'crop':
+      return pipeline.extract({ left: step.left, top: step.top, width: step.width, height: step.height });
+    case 'rotate':
+      return pipeline.rotate(step.angle);
+    case 'flip':
+      return pipeline.flip();
+    case 'flop':
+      return pipeline.flop();
+    case 'auto_orient':
+    case 'format':
+      return pipeline;
+    default: {
+      const unknown: never = step;
+      throw new Error(`unknown operation ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/**
+ * The pipelines a chain runs as, each with its step (null: decode only). A grayscale step that is not the
+ * last reads raw pixels, so that it has their alpha to give back: a chain that starts with one decodes
+ * first.
+ */
+function stagesOf(chain: readonly Operation[]): (Operation | null)[] {
+  const steps = chain.filter((step) => step.op !== 'auto_orient' && step.op !== 'format');
+  if (steps.length === 0) return [null];
+  return steps.length > 1 && steps[0]!.op === 'grayscale' ? [null, ...steps] : steps;
+}
+
+interface RawPixels {
+  data: Buffer;
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+}
+
+/** One band of grey as R = G = B, with the alpha of `source` (the same pixels before they turned grey). */
+function spreadGrey(grey: RawPixels, source: RawPixels): RawPixels {
+  const channels = source.channels === 4 || source.channels === 2 ? 4 : 3;
+  const data = Buffer.allocUnsafe(grey.width * grey.height * channels);
+  for (let p = 0, from = 0, to = 0; p < grey.width * grey.height; p++, from += source.channels, to += channels) {
+    const value = grey.data[p * grey.channels]!;
+    data[to] = value;
+    data[to + 1] = value;
+    data[to + 2] = value;
+    if (channels === 4) data[to + 3] = source.data[from + source.channels - 1]!;
+  }
+  return { data, width: grey.width, height: grey.height, channels };
+}
+
+function encode(pipeline: Sharp, format: OutputFormat, quality: number): Sharp {
+  switch (format) {
+    case 'png':
+      return pipeline.png();
+    case 'jpeg':
+      return pipeline.jpeg({ quality });
+    case 'webp':
+      return pipeline.webp({ quality });
+    case 'avif':
+      return pipeline.avif({ quality });
+  }
 }
 
 /** Throws if the 'sharp' module cannot be loaded. */
@@ -49,25 +152,53 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
   }
 
   let closed = false;
-  return {
+  const engine: FilterEngine = {
     name: 'sharp',
-    async apply(
-      filter: FilterName,
+    capabilities: SHARP_CAPABILITIES,
+    /**
+     * sharp applies the operations of one pipeline in an order of its own, and each kind once: a chain
+     * runs as one pipeline per step, passing raw pixels from one to the next. The first decodes the
+     * input, the last encodes the result; a one-step chain (a course filter) is the single pipeline it
+     * always was.
+     */
+    async run(
+      chain: readonly Operation[],
       input: Buffer,
       { signal, timeoutMs, maxPixels }: ApplyOptions = {},
     ): Promise<FilterResult> {
       if (closed) throw new Error('sharp engine is closed');
       signal?.throwIfAborted();
-      const mime = detectFormat(input);
-      const pipeline = getFilter(filter).sharp(sharp(input, inputOptions(maxPixels)));
-      // libvips checks the time as it works and stops itself once it is up: work abandoned on a deadline
-      // does not keep a libuv thread and its memory for long
-      if (timeoutMs !== undefined)
-        pipeline.timeout({ seconds: Math.min(MAX_TIMEOUT_SECONDS, Math.max(1, Math.ceil(timeoutMs / 1000))) });
-      const encoder = mime === 'image/png' ? pipeline.png() : pipeline.jpeg({ quality: JPEG_QUALITY });
+      const plan = planChain(chain, input, SHARP_CAPABILITIES, 'sharp', maxPixels);
+      const stages = stagesOf(chain);
+      const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+      let pixels: RawPixels | undefined;
       try {
-        const { data, info } = await abandonable(encoder.toBuffer({ resolveWithObject: true }), signal);
-        return { data, mime, width: info.width, height: info.height };
+        for (const [index, step] of stages.entries()) {
+          signal?.throwIfAborted();
+          const source = pixels
+            ? sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
+            : sharp(input, inputOptions(maxPixels));
+          const pipeline = step ? addStep(source, step) : source;
+          // libvips checks the time as it works and stops itself once it is up: work abandoned on a deadline
+          // does not keep a libuv thread and its memory for long
+          if (deadline !== undefined) {
+            const seconds = Math.ceil((deadline - performance.now()) / 1000);
+            pipeline.timeout({ seconds: Math.min(MAX_TIMEOUT_SECONDS, Math.max(1, seconds)) });
+          }
+          if (index === stages.length - 1) {
+            const encoder = encode(pipeline, plan.output.format, plan.output.quality);
+            const { data, info } = await abandonable(encoder.toBuffer({ resolveWithObject: true }), signal);
+            return { data, mime: plan.output.mime, width: info.width, height: info.height };
+          }
+          // sharp writes the raw pixels of a grey image as one band, alpha dropped: between steps they stay
+          // sRGB, and a grayscale step's grey is spread over R, G, B again with the alpha it read
+          const grey = step?.op === 'grayscale';
+          const output = grey ? pipeline.raw() : pipeline.toColourspace('srgb').raw();
+          const { data, info } = await abandonable(output.toBuffer({ resolveWithObject: true }), signal);
+          const next = { data, width: info.width, height: info.height, channels: info.channels };
+          pixels = grey && pixels ? spreadGrey(next, pixels) : next;
+        }
+        throw new Error('a chain ended without a result');
       } catch (err) {
         // abandoned: the input is not in question
         if (signal?.aborted) throw err;
@@ -78,8 +209,12 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
         throw new UndecodableImageError(`could not decode image: ${reason}`);
       }
     },
+    apply(filter: FilterName, input: Buffer, options?: ApplyOptions): Promise<FilterResult> {
+      return engine.run(chainOfFilter(filter), input, options);
+    },
     async close(): Promise<void> {
       closed = true;
     },
   };
+  return engine;
 }
