@@ -241,7 +241,7 @@ export function inspectImage(
   kind: 'original' | 'result' = 'original',
 ): IncomingImage {
   if (file.size === 0) throw new AppError('bad_request', 'the file is empty');
-  let header: { type?: string; width?: number; height?: number };
+  let header: { type?: string; width?: number; height?: number; orientation?: number };
   try {
     header = imageSize(file.head);
   } catch {
@@ -261,5 +261,7 @@ export function inspectImage(
       `the image is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`,
     );
   }
-  return { content: file.content, bytes: file.size, mime, width, height };
+  // EXIF orientations 5 to 8 turn the image a quarter: the engines read it turned
+  const turned = header.orientation !== undefined && header.orientation >= 5 && header.orientation <= 8;
+  return { content: file.content, bytes: file.size, mime, width, height, turned };
 }

@@ -35,6 +35,8 @@ export interface IncomingImage {
   mime: ImageMime;
   width: number;
   height: number;
+  /** Its EXIF orientation turns it a quarter: read upright, it is `height` wide. */
+  turned?: boolean;
 }
 
 const EXTENSION: Record<ImageMime, string> = {

@@ -87,7 +87,8 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
       const workload = findWorkload(controller.store, claims.sub, workloadId);
       const original = inspectImage(requireFile(staged), config.maxPixels);
       // the workload's chain must apply to this image: a crop inside it, every step within the pixel cap
-      const geometry = chainGeometry(chainOf(workload), original, config.maxPixels);
+      const upright = original.turned ? { width: original.height, height: original.width } : original;
+      const geometry = chainGeometry(chainOf(workload), upright, config.maxPixels);
       if (!geometry.ok)
         throw new AppError('unprocessable', `this image cannot go through the workload's chain: ${geometry.error}`);
       return controller.images.addOriginal(workload, original);

@@ -3,6 +3,7 @@
 // crop outside the image or a result past the pixel cap is 422 at once), and a workload no live worker
 // can run says why.
 import { expect } from 'chai';
+import sharp from 'sharp';
 import type { Server } from '../../bin/server.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
@@ -112,6 +113,18 @@ describe('operations through the API', function () {
     );
     const fits = await alice.upload(id, await makeTestImage(80, 60, 'image/png'), 'fits.png', 'image/png');
     expect(fits.status).to.equal(201);
+  });
+
+  it('checks an upload as the engines read it: upright, by its EXIF orientation', async () => {
+    const created = await create({ operations: [{ op: 'crop', left: 0, top: 0, width: 30, height: 70 }] });
+    const id = String(created.body.workload_id);
+    // stored 80 wide and 40 high, shown turned a quarter (orientation 6): 40 wide and 80 high
+    const turned = await sharp({ create: { width: 80, height: 40, channels: 3, background: '#808080' } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    const upload = await alice.upload(id, turned, 'turned.jpg', 'image/jpeg');
+    expect(upload.status, JSON.stringify(upload.body)).to.equal(201);
   });
 
   it('says why a workload waits when no live worker can run it', async () => {
