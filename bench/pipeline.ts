@@ -1,7 +1,9 @@
 // Pipeline efficiency: 1920x1080 JPEGs through the whole system (server + two local workers) vs the
 // same engine filtering the same images in two bare processes, the physical limit of this machine.
 // Two kinds of frames: photo-like (about 0.3 MB, the size of a camera frame) and pure noise (about
-// 3.5 MB, the worst case for moving bytes). Env: IMAGES (200), ENGINES (sharp,jimp), KINDS (photo,noise).
+// 3.5 MB, the worst case for moving bytes). Env: IMAGES (200), ENGINES (sharp,jimp), KINDS (photo,noise),
+// WORK (blur, or chain: resize to 640 wide, grayscale, WebP at quality 80, against a bare sharp pipeline
+// doing the same; sharp only).
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,12 +25,16 @@ import {
 
 const run = promisify(execFile);
 const BARE = fileURLToPath(new URL('./bare-filter.js', import.meta.url));
+const BARE_CHAIN = fileURLToPath(new URL('./bare-chain.js', import.meta.url));
+const WORK = process.env.WORK === 'chain' ? 'chain' : 'blur';
+const WORK_NAME = WORK === 'chain' ? 'chain resize 640 wide, grayscale, WebP q80' : 'filter blur';
+const CHAIN = [{ op: 'resize', width: 640 }, { op: 'grayscale' }, { op: 'format', type: 'webp', quality: 80 }];
 const COUNT = Number(process.env.IMAGES ?? 200);
 const DISTINCT = 20; // distinct frames, cycled: generating 200 large JPEGs would dominate the run
 // the bare processes get the malloc tunables the workers run with: the limit is the engine at its best
 const BARE_ENV = withMallocTunables(process.env);
 const TARGET = { sharp: 0.85, jimp: 0.95 } as const;
-const engines = (process.env.ENGINES ?? 'sharp,jimp').split(',') as ('sharp' | 'jimp')[];
+const engines = (process.env.ENGINES ?? (WORK === 'chain' ? 'sharp' : 'sharp,jimp')).split(',') as ('sharp' | 'jimp')[];
 const kinds = (process.env.KINDS ?? 'photo,noise').split(',') as ('photo' | 'noise')[];
 const generate = {
   photo: (seed: number) => makePhotoLikeImage(1920, 1080, seed),
@@ -38,7 +44,7 @@ const generate = {
 const dirs = await makeDirs();
 const form = uploadForm();
 console.log(
-  `pipeline: ${COUNT} 1920x1080 JPEGs, filter blur, two workers vs two bare processes, ` +
+  `pipeline: ${COUNT} 1920x1080 JPEGs, ${WORK_NAME}, two workers vs two bare processes, ` +
     `all with the malloc tunables; ${describeUploadForm(form)}`,
 );
 for (const kind of kinds) {
@@ -60,7 +66,9 @@ for (const kind of kinds) {
       const bareStart = performance.now();
       const bare = await Promise.all(
         [imageFiles.slice(0, half), imageFiles.slice(half)].map((part) =>
-          run(process.execPath, [BARE, engine, 'blur', ...part], { env: BARE_ENV }),
+          WORK === 'chain'
+            ? run(process.execPath, [BARE_CHAIN, ...part], { env: BARE_ENV })
+            : run(process.execPath, [BARE, engine, 'blur', ...part], { env: BARE_ENV }),
         ),
       );
       const rate = COUNT / ((performance.now() - bareStart) / 1000);
@@ -77,7 +85,9 @@ for (const kind of kinds) {
     let systemRate: number;
     let systemCpuPerImage: number;
     try {
-      const workload = await system.client.createWorkload({ filter: 'blur' });
+      const workload = await system.client.createWorkload(
+        WORK === 'chain' ? { operations: CHAIN } : { filter: 'blur' },
+      );
       const workerPids = await childPids(system.serverPid);
       const cpuOf = async (): Promise<number[]> => Promise.all([system.serverPid, ...workerPids].map(cpuMs));
       const cpuBefore = await cpuOf();
