@@ -7,6 +7,7 @@ import {
   dropResult,
   expireLease,
   failJob,
+  isFinished,
   holderRefusal,
   overdueAt,
   regrantLease,
@@ -293,11 +294,12 @@ export class JobBook {
    */
   remove(jobId: string): Job | null {
     const prior = own(this.store.data.jobs, jobId);
-    const copy = prior && structuredClone(prior);
+    if (!prior || !isFinished(prior)) return null;
+    const copy = structuredClone(prior);
+    // while the record is there: the tally finds the job in its lists by the job's upload order, read from it
+    this.counts.forget(prior);
     const removed = deleteJob(this.store.data, jobId);
-    if (!removed) return null;
     this.store.changed('jobs', jobId, copy);
-    this.counts.forget(removed);
     return removed;
   }
 

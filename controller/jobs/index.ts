@@ -15,6 +15,6 @@ export { timeOutJob, overdueAt, DEFAULT_JOB_TIMEOUT_MS } from './time-out-job.js
 export { retryJob } from './retry-job.js';
 export { cancelJob } from './cancel-job.js';
 export { dropResult } from './drop-result.js';
-export { deleteJob } from './delete-job.js';
+export { deleteJob, isFinished } from './delete-job.js';
 export { holdsLease, holderRefusal, LEASED_STATES, DEFAULT_RETRY_POLICY, type RetryPolicy } from './lease.js';
 export { REFUSALS, type Refusal, type Transition } from './transition.js';

@@ -12,6 +12,13 @@ export class KeyIndex {
     for (const collection of COLLECTIONS) this.sets.set(collection, new Set(Object.keys(data[collection])));
   }
 
+  /** How many records there are, in all collections. */
+  get size(): number {
+    let size = 0;
+    for (const keys of this.sets.values()) size += keys.size;
+    return size;
+  }
+
   of(collection: Collection): ReadonlySet<string> {
     return this.sets.get(collection) ?? new Set();
   }

@@ -40,6 +40,8 @@ function damaged(file: string, reason: string): Error {
 export class StreamedSnapshot implements Adapter<Data> {
   /** Characters of the last snapshot read or written. */
   size = 0;
+  /** Records in the last snapshot read or written. */
+  records = 0;
   /** The store read an older db.json: the next snapshot replaces it. */
   legacy = false;
   private readonly file: string;
@@ -89,6 +91,7 @@ export class StreamedSnapshot implements Adapter<Data> {
     }
     if (end === null) throw damaged(this.file, lines === 0 ? 'it is empty' : 'it ends before its end line');
     if (end !== records) throw damaged(this.file, `it holds ${records} records, its end line says ${end}`);
+    this.records = records;
     return data;
   }
 
@@ -96,6 +99,7 @@ export class StreamedSnapshot implements Adapter<Data> {
     const temporary = path.join(this.dataDir, `.${SNAPSHOT_FILE}.${randomBytes(6).toString('hex')}.tmp`);
     const handle = await open(temporary, 'wx', 0o600);
     let size = 0;
+    let written = 0;
     try {
       let chunk = `${JSON.stringify(HEADER)}\n`;
       let records = 0;
@@ -119,6 +123,7 @@ export class StreamedSnapshot implements Adapter<Data> {
         }
       }
       chunk += `${JSON.stringify({ end: records })}\n`;
+      written = records;
       size += chunk.length;
       await handle.write(chunk);
       await handle.sync();
@@ -131,6 +136,7 @@ export class StreamedSnapshot implements Adapter<Data> {
     }
     await syncDirectory(this.dataDir);
     this.size = size;
+    this.records = written;
     if (this.legacy) {
       await rm(this.legacyFile, { force: true });
       this.legacy = false;

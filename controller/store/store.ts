@@ -67,7 +67,8 @@ export interface StoreOptions {
   compactBytes: number;
   /**
    * Once no commit came for this long, write a new snapshot if the journal is larger than the last one
-   * (and than 64 KiB), however far below `compactBytes`: after deletions the files shrink back to what is kept.
+   * (and than 64 KiB), however far below `compactBytes`, or if fewer than half the records of the last
+   * snapshot are still there: after deletions the files shrink back to what is kept.
    */
   idleCompactMs: number;
 }
@@ -225,7 +226,10 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
       target.cutBack(start);
       throw error;
     }
-    if (!snapshotting && target.bytes > compactBytes && target.bytes > snapshotFile.size) {
+    // a long journal, or a large snapshot whose records are mostly deleted
+    const longJournal = target.bytes > compactBytes && target.bytes > snapshotFile.size;
+    const mostlyGone = snapshotFile.size > compactBytes && indexed.size < snapshotFile.records / 2;
+    if (!snapshotting && (longJournal || mostlyGone)) {
       // in the background: the commit has landed, and the next ones go to the new segment meanwhile
       startSnapshot().catch(() => undefined);
     }
@@ -239,7 +243,9 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
     idleTimer = setTimeout(() => {
       idleTimer = null;
       const { bytes } = journal;
-      if (closed || snapshotting || pending || bytes <= IDLE_COMPACT_MIN_BYTES || bytes <= snapshotFile.size) return;
+      const longJournal = bytes > IDLE_COMPACT_MIN_BYTES && bytes > snapshotFile.size;
+      const mostlyGone = snapshotFile.size > IDLE_COMPACT_MIN_BYTES && indexed.size < snapshotFile.records / 2;
+      if (closed || snapshotting || pending || !(longJournal || mostlyGone)) return;
       startSnapshot().catch(() => undefined);
     }, idleCompactMs);
     idleTimer.unref();

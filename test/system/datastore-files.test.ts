@@ -97,4 +97,41 @@ describe('datastore files', function () {
     expect(Object.keys(reopened.data.workloads)).to.deep.equal([]);
     await reopened.close();
   });
+
+  it('rewrites a large snapshot once idle when most of its records were deleted since', async () => {
+    const sizeOnDisk = async (): Promise<number> => {
+      let total = 0;
+      for (const name of await readdir(dirs.dataDir)) total += (await stat(path.join(dirs.dataDir, name))).size;
+      return total;
+    };
+    const ids = Array.from({ length: 2000 }, (_unused, index) => `w-${index}`);
+    const first = await openStore(dirs.dataDir);
+    for (const id of ids) {
+      first.change('workloads', id);
+      first.data.workloads[id] = {
+        id,
+        owner: 'ann',
+        name: id,
+        filter: 'grayscale',
+        tags: ['x'.repeat(400)],
+        created_at: new Date().toISOString(),
+      };
+    }
+    await first.commit();
+    await first.compact();
+    await first.close();
+    // the snapshot holds the 2,000 records; deleting them journals a short line each, far less than it
+    const store = await openStore(dirs.dataDir, { idleCompactMs: 100 });
+    try {
+      for (const id of ids) {
+        store.change('workloads', id);
+        delete store.data.workloads[id];
+      }
+      await store.commit();
+      expect(await sizeOnDisk(), 'the snapshot of the deleted records').to.be.greaterThan(800_000);
+      await waitFor('a small snapshot once idle', async () => (await sizeOnDisk()) < 16 * 1024, 10_000, 50);
+    } finally {
+      await store.close();
+    }
+  });
 });

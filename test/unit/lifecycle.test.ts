@@ -115,6 +115,21 @@ describe('lifecycle: cancel and delete', () => {
     expect(reopened.store.data.jobs).to.deep.equal({});
   });
 
+  it("deleting originals one by one takes their jobs off the workload's lists of done jobs", async () => {
+    const workload = addWorkload(books, 'ann');
+    const jobs = [1, 2, 3, 4, 5, 6].map(() => upload(books, workload));
+    for (const job of jobs) {
+      applied(books.jobs.assign(job.id, 'w1'));
+      complete(books, job);
+    }
+    open();
+    for (const job of [jobs[0]!, jobs[2]!, jobs[4]!])
+      await lifecycle.deleteImage(books.store.data.images[job.image_id]!);
+    const kept = [jobs[1]!, jobs[3]!, jobs[5]!].map((job) => job.id);
+    expect(books.jobs.tally.of(workload.id).done).to.deep.equal(kept);
+    expect(books.jobs.tally.of(workload.id).counts.done).to.equal(3);
+  });
+
   it("holds a deleted workload's name until its folder is gone, then frees it", async () => {
     const workload = addWorkload(books, 'ann');
     open();
