@@ -89,14 +89,25 @@ function addStep(pipeline: Sharp, step: Operation): Sharp {
 }
 
 /**
- * The pipelines a chain runs as, each with its step (null: decode only). A grayscale step that is not the
+ * The pipelines a chain runs as, each with its steps (none: decode only). A grayscale step that is not the
  * last reads raw pixels, so that it has their alpha to give back: a chain that starts with one decodes
- * first.
+ * first. A resize (or thumbnail) followed by a last grayscale is one pipeline, in the order sharp itself
+ * applies them (geometry, then the colour space at output): the same pixels, one decode and encode fewer.
  */
-function stagesOf(chain: readonly Operation[]): (Operation | null)[] {
+function stagesOf(chain: readonly Operation[]): Operation[][] {
   const steps = chain.filter((step) => step.op !== 'auto_orient' && step.op !== 'format');
-  if (steps.length === 0) return [null];
-  return steps.length > 1 && steps[0]!.op === 'grayscale' ? [null, ...steps] : steps;
+  if (steps.length === 0) return [[]];
+  const stages =
+    steps.length > 1 && steps[0]!.op === 'grayscale'
+      ? [[], ...steps.map((step) => [step])]
+      : steps.map((step) => [step]);
+  const last = stages.at(-1)!;
+  const before = stages.at(-2);
+  const scales = (step: Operation | undefined): boolean => step?.op === 'resize' || step?.op === 'thumbnail';
+  if (last[0]?.op === 'grayscale' && before?.length === 1 && scales(before[0])) {
+    stages.splice(-2, 2, [before[0]!, last[0]]);
+  }
+  return stages;
 }
 
 interface RawPixels {
@@ -173,12 +184,12 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
       const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
       let pixels: RawPixels | undefined;
       try {
-        for (const [index, step] of stages.entries()) {
+        for (const [index, steps] of stages.entries()) {
           signal?.throwIfAborted();
           const source = pixels
             ? sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
             : sharp(input, inputOptions(maxPixels));
-          const pipeline = step ? addStep(source, step) : source;
+          const pipeline = steps.reduce(addStep, source);
           // libvips checks the time as it works and stops itself once it is up: work abandoned on a deadline
           // does not keep a libuv thread and its memory for long
           if (deadline !== undefined) {
@@ -192,7 +203,7 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
           }
           // sharp writes the raw pixels of a grey image as one band, alpha dropped: between steps they stay
           // sRGB, and a grayscale step's grey is spread over R, G, B again with the alpha it read
-          const grey = step?.op === 'grayscale';
+          const grey = steps.at(-1)?.op === 'grayscale';
           const output = grey ? pipeline.raw() : pipeline.toColourspace('srgb').raw();
           const { data, info } = await abandonable(output.toBuffer({ resolveWithObject: true }), signal);
           const next = { data, width: info.width, height: info.height, channels: info.channels };
