@@ -52,6 +52,21 @@ const same = (_step: Operation, size: Size): Size => size;
  * up), for each `fit`; both engines follow it, so the same chain gives the same dimensions.
  */
 export function resizedSize(size: Size, width: number | null, height: number | null, fit: Fit, enlarge: boolean): Size {
+  return resizePlan(size, width, height, fit, enlarge).output;
+}
+
+/**
+ * The resize in two parts: the image scaled (`scaled`), then cropped to the box (cover) or padded to it
+ * (contain) into `output`; for the other fits the two are the same. An engine that scales to `scaled`
+ * exactly, then crops or pads, makes `output` whatever its decoder's own rounding.
+ */
+export function resizePlan(
+  size: Size,
+  width: number | null,
+  height: number | null,
+  fit: Fit,
+  enlarge: boolean,
+): { scaled: Size; output: Size } {
   let hshrink = 1;
   let vshrink = 1;
   if (width !== null && height !== null) {
@@ -82,10 +97,13 @@ export function resizedSize(size: Size, width: number | null, height: number | n
     height: height ?? Math.max(1, roundHalfEven(size.height / vshrink)),
   };
   // contain pads to the box; cover crops to it (never past what the resize gave)
-  if (fit === 'contain') return target;
+  if (fit === 'contain') return { scaled: resized, output: target };
   if (fit === 'cover')
-    return { width: Math.min(target.width, resized.width), height: Math.min(target.height, resized.height) };
-  return resized;
+    return {
+      scaled: resized,
+      output: { width: Math.min(target.width, resized.width), height: Math.min(target.height, resized.height) },
+    };
+  return { scaled: resized, output: resized };
 }
 
 function roundHalfEven(value: number): number {

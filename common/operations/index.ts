@@ -8,6 +8,7 @@ export {
   OPERATION_SPECS,
   OUTPUT_FORMATS,
   resizedSize,
+  resizePlan,
   specOf,
   type Fit,
   type Operation,

@@ -13,6 +13,8 @@ export interface ChainPlan {
   mime: ImageMime;
   header: ImageHeader;
   output: { format: OutputFormat; mime: OutputMime; quality: number; size: Size };
+  /** The size each step of the chain meets (the one before it makes, or the upright input's). */
+  before: ReadonlyMap<Operation, Size>;
 }
 
 /**
@@ -39,5 +41,8 @@ export function planChain(
   const last = chain.at(-1);
   const format = last?.op === 'format' ? last.type : FORMAT_OF_MIME[mime];
   const quality = last?.op === 'format' ? last.quality : KEPT_JPEG_QUALITY;
-  return { mime, header, output: { format, mime: MIME_OF_FORMAT[format], quality, size: geometry.output } };
+  const before = new Map(
+    chain.map((step, index) => [step, index === 0 ? header.oriented : geometry.sizes[index - 1]!]),
+  );
+  return { mime, header, output: { format, mime: MIME_OF_FORMAT[format], quality, size: geometry.output }, before };
 }

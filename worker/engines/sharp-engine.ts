@@ -5,8 +5,11 @@ import {
   chainOfFilter,
   OPERATION_SPECS,
   OUTPUT_FORMATS,
+  resizePlan,
+  type Fit,
   type Operation,
   type OutputFormat,
+  type Size,
 } from '../../common/operations/index.js';
 import { UndecodableImageError } from './errors.js';
 import { planChain } from './plan.js';
@@ -42,11 +45,11 @@ function abandonable<T>(work: Promise<T>, signal: AbortSignal | undefined): Prom
 }
 
 /**
- * One step on a sharp pipeline. Sizes are exact (no shrink-on-load rounding). The input was oriented
- * when read, so `auto_orient` adds nothing, and sharp turns, mirrors and crops after that orientation
- * whatever the order of the calls.
+ * One step on a sharp pipeline, sizes exact (see resizeExactly).
+ * The input was oriented when read, so `auto_orient` adds nothing, and sharp turns, mirrors and crops
+ * after that orientation whatever the order of the calls.
  */
-function addStep(pipeline: Sharp, step: Operation): Sharp {
+function addStep(pipeline: Sharp, step: Operation, before: Size | undefined): Sharp {
   switch (step.op) {
     case 'grayscale':
       return FILTERS.grayscale.sharp(pipeline);
@@ -55,21 +58,9 @@ function addStep(pipeline: Sharp, step: Operation): Sharp {
     case 'sharpen':
       return pipeline.sharpen({ sigma: step.sigma });
     case 'resize':
-      return pipeline.resize({
-        width: step.width ?? undefined,
-        height: step.height ?? undefined,
-        fit: step.fit,
-        withoutEnlargement: !step.enlarge,
-        fastShrinkOnLoad: false,
-      });
+      return resizeExactly(pipeline, before, step.width, step.height, step.fit, step.enlarge);
     case 'thumbnail':
-      return pipeline.resize({
-        width: step.size,
-        height: step.size,
-        fit: 'inside',
-        withoutEnlargement: true,
-        fastShrinkOnLoad: false,
-      });
+      return resizeExactly(pipeline, before, step.size, step.size, 'inside', false);
     case 'crop':
       return pipeline.extract({ left: step.left, top: step.top, width: step.width, height: step.height });
     case 'rotate':
@@ -86,6 +77,45 @@ function addStep(pipeline: Sharp, step: Operation): Sharp {
       throw new Error(`unknown operation ${JSON.stringify(unknown)}`);
     }
   }
+}
+
+/**
+ * A resize to the chain's sizes to the pixel, whatever the decoder's shrink on load rounds: the image is
+ * scaled to exactly the size the chain computes, then cropped to the box (cover) or padded to it with
+ * opaque black (contain), centred as sharp centres them. `before` is the size the step meets. So libjpeg
+ * may shrink a JPEG while decoding it (two to eight times less to decode and scale), as a bare sharp
+ * pipeline lets it: with exact sides asked for, its rounding cannot change them.
+ */
+function resizeExactly(
+  pipeline: Sharp,
+  before: Size | undefined,
+  width: number | null,
+  height: number | null,
+  fit: Fit,
+  enlarge: boolean,
+): Sharp {
+  if (!before) throw new Error('a resize step without the size it meets');
+  const { scaled, output } = resizePlan(before, width, height, fit, enlarge);
+  let resized =
+    scaled.width === before.width && scaled.height === before.height
+      ? pipeline
+      : pipeline.resize({ width: scaled.width, height: scaled.height, fit: 'fill' });
+  if (output.width === scaled.width && output.height === scaled.height) return resized;
+  const cropLeft = Math.max(0, Math.floor((scaled.width - output.width + 1) / 2));
+  const cropTop = Math.max(0, Math.floor((scaled.height - output.height + 1) / 2));
+  const kept = { width: Math.min(scaled.width, output.width), height: Math.min(scaled.height, output.height) };
+  if (kept.width < scaled.width || kept.height < scaled.height)
+    resized = resized.extract({ left: cropLeft, top: cropTop, ...kept });
+  if (kept.width === output.width && kept.height === output.height) return resized;
+  const left = Math.trunc((output.width - kept.width) / 2);
+  const top = Math.trunc((output.height - kept.height) / 2);
+  return resized.extend({
+    left,
+    top,
+    right: output.width - kept.width - left,
+    bottom: output.height - kept.height - top,
+    background: { r: 0, g: 0, b: 0, alpha: 1 },
+  });
 }
 
 /**
@@ -182,14 +212,15 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
       const plan = planChain(chain, input, SHARP_CAPABILITIES, 'sharp', maxPixels);
       const stages = stagesOf(chain);
       const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
-      let pixels: RawPixels | undefined;
-      try {
+
+      const runStages = async (): Promise<FilterResult> => {
+        let pixels: RawPixels | undefined;
         for (const [index, steps] of stages.entries()) {
           signal?.throwIfAborted();
           const source = pixels
             ? sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
             : sharp(input, inputOptions(maxPixels));
-          const pipeline = steps.reduce(addStep, source);
+          const pipeline = steps.reduce((on, step) => addStep(on, step, plan.before.get(step)), source);
           // libvips checks the time as it works and stops itself once it is up: work abandoned on a deadline
           // does not keep a libuv thread and its memory for long
           if (deadline !== undefined) {
@@ -210,6 +241,10 @@ export async function createSharpEngine(concurrency: number): Promise<FilterEngi
           pixels = grey && pixels ? spreadGrey(next, pixels) : next;
         }
         throw new Error('a chain ended without a result');
+      };
+
+      try {
+        return await runStages();
       } catch (err) {
         // abandoned: the input is not in question
         if (signal?.aborted) throw err;
