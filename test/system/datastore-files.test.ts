@@ -4,12 +4,45 @@
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { openStore } from '../../controller/store/index.js';
+import { openStore, type Store } from '../../controller/store/index.js';
 import { killAll, waitFor } from '../helpers/processes.js';
 import { launchServer, makeDirs, spawnServer, type TestDirs } from '../helpers/system.js';
 
 function modeOf(info: { mode: number }): string {
   return (info.mode & 0o777).toString(8);
+}
+
+/** 2,000 workload ids: with their padding, about 1 MB of records. */
+const IDS = Array.from({ length: 2000 }, (_unused, index) => `w-${index}`);
+
+async function addWorkloads(store: Store, ids: readonly string[]): Promise<void> {
+  for (const id of ids) {
+    store.change('workloads', id);
+    store.data.workloads[id] = {
+      id,
+      owner: 'ann',
+      name: id,
+      filter: 'grayscale',
+      tags: ['x'.repeat(400)],
+      created_at: new Date().toISOString(),
+    };
+  }
+  await store.commit();
+}
+
+async function deleteWorkloads(store: Store, ids: readonly string[]): Promise<void> {
+  for (const id of ids) {
+    store.change('workloads', id);
+    delete store.data.workloads[id];
+  }
+  await store.commit();
+}
+
+/** Every file of the data folder, in bytes. */
+async function sizeOf(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) total += (await stat(path.join(dir, name))).size;
+  return total;
 }
 
 describe('datastore files', function () {
@@ -63,33 +96,12 @@ describe('datastore files', function () {
   it('shrinks back once idle after deletions: the journal of the deleted folds into a small snapshot', async () => {
     const store = await openStore(dirs.dataDir, { idleCompactMs: 100 });
     try {
-      const sizeOnDisk = async (): Promise<number> => {
-        let total = 0;
-        for (const name of await readdir(dirs.dataDir)) total += (await stat(path.join(dirs.dataDir, name))).size;
-        return total;
-      };
-      const ids = Array.from({ length: 2000 }, (_unused, index) => `w-${index}`);
-      for (const id of ids) {
-        store.change('workloads', id);
-        store.data.workloads[id] = {
-          id,
-          owner: 'ann',
-          name: id,
-          filter: 'grayscale',
-          tags: ['x'.repeat(400)],
-          created_at: new Date().toISOString(),
-        };
-      }
-      await store.commit();
-      for (const id of ids) {
-        store.change('workloads', id);
-        delete store.data.workloads[id];
-      }
-      await store.commit();
-      const before = await sizeOnDisk();
+      await addWorkloads(store, IDS);
+      await deleteWorkloads(store, IDS);
+      const before = await sizeOf(dirs.dataDir);
       expect(before, 'the journal holds both').to.be.greaterThan(800_000);
       await waitFor('a snapshot once idle', async () => store.stats().snapshots >= 1, 10_000, 50);
-      await waitFor('the old journal gone', async () => (await sizeOnDisk()) < 16 * 1024, 10_000, 50);
+      await waitFor('the old journal gone', async () => (await sizeOf(dirs.dataDir)) < 16 * 1024, 10_000, 50);
     } finally {
       await store.close();
     }
@@ -99,37 +111,16 @@ describe('datastore files', function () {
   });
 
   it('rewrites a large snapshot once idle when most of its records were deleted since', async () => {
-    const sizeOnDisk = async (): Promise<number> => {
-      let total = 0;
-      for (const name of await readdir(dirs.dataDir)) total += (await stat(path.join(dirs.dataDir, name))).size;
-      return total;
-    };
-    const ids = Array.from({ length: 2000 }, (_unused, index) => `w-${index}`);
     const first = await openStore(dirs.dataDir);
-    for (const id of ids) {
-      first.change('workloads', id);
-      first.data.workloads[id] = {
-        id,
-        owner: 'ann',
-        name: id,
-        filter: 'grayscale',
-        tags: ['x'.repeat(400)],
-        created_at: new Date().toISOString(),
-      };
-    }
-    await first.commit();
+    await addWorkloads(first, IDS);
     await first.compact();
     await first.close();
     // the snapshot holds the 2,000 records; deleting them journals a short line each, far less than it
     const store = await openStore(dirs.dataDir, { idleCompactMs: 100 });
     try {
-      for (const id of ids) {
-        store.change('workloads', id);
-        delete store.data.workloads[id];
-      }
-      await store.commit();
-      expect(await sizeOnDisk(), 'the snapshot of the deleted records').to.be.greaterThan(800_000);
-      await waitFor('a small snapshot once idle', async () => (await sizeOnDisk()) < 16 * 1024, 10_000, 50);
+      await deleteWorkloads(store, IDS);
+      expect(await sizeOf(dirs.dataDir), 'the snapshot of the deleted records').to.be.greaterThan(800_000);
+      await waitFor('a small snapshot once idle', async () => (await sizeOf(dirs.dataDir)) < 16 * 1024, 10_000, 50);
     } finally {
       await store.close();
     }
