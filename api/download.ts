@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, read as readCallback, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { ServerResponse } from 'node:http';
+import type { OpenedObject } from '../controller/index.js';
 
 const read = promisify(readCallback);
 const CHUNK_BYTES = 1024 * 1024;
@@ -77,4 +78,31 @@ export async function sendFile(res: ServerResponse, file: string, headers: Recor
     closeSync(fd);
     if (buffer && pool.length < POOLED_BUFFERS) pool.push(buffer);
   }
+}
+
+/**
+ * Answers with an object's bytes from the image store, streamed, or returns false when it is missing.
+ * A stream that fails half-way cuts the connection: the client sees a body shorter than announced.
+ */
+export async function sendStream(
+  res: ServerResponse,
+  object: OpenedObject | null,
+  headers: Record<string, string>,
+): Promise<boolean> {
+  if (!object) return false;
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.setHeader('Content-Length', object.size);
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      object.body.destroy();
+      resolve();
+    };
+    object.body.once('error', () => {
+      res.destroy();
+      done();
+    });
+    res.once('close', done);
+    object.body.pipe(res);
+  });
+  return true;
 }

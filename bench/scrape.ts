@@ -22,7 +22,7 @@ import {
   type Workload,
 } from '../controller/index.js';
 import { DiskRoom } from '../controller/disk-room.js';
-import { ImageFiles } from '../controller/image-files.js';
+import { LocalImageStore } from '../controller/image-store/index.js';
 import { Lifecycle } from '../controller/lifecycle.js';
 import { ImageLibrary } from '../controller/images.js';
 import { NO_QUOTAS, UserQuotas } from '../controller/quotas.js';
@@ -170,7 +170,7 @@ async function run(finished: number): Promise<Figures> {
   const images = new ImageLibrary(
     store,
     jobs,
-    new ImageFiles(config.controller.imagesDir),
+    new LocalImageStore(config.controller.imagesDir),
     new DiskRoom([], 0),
     new UserQuotas(NO_QUOTAS),
   );

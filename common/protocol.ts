@@ -94,6 +94,11 @@ export const registerParamsSchema = z.object({
   formats: z.array(z.enum(OUTPUT_FORMATS)).max(8).optional(),
   resources: resourcesSchema,
   running: z.array(leaseRefSchema).max(1024),
+  /**
+   * The identity of the images folder this worker can see (`--images-dir`): the content of its
+   * STORE_ID_FILE. When it is the server's own, the worker reads originals and writes results by path.
+   */
+  images_dir_id: z.string().max(200).optional(),
 });
 export type RegisterParams = z.input<typeof registerParamsSchema>;
 export const registerResultSchema = z.object({
@@ -131,6 +136,11 @@ export const failParamsSchema = z.object({
   lease_id: shortText,
   error: z.string().max(2000),
   retryable: z.boolean(),
+  /**
+   * The image store (or the API in front of it) could not be reached or failed: not the job's fault. The
+   * attempt is given back, and the job waits until the store answers again.
+   */
+  store_unavailable: z.boolean().optional(),
 });
 export type FailParams = z.infer<typeof failParamsSchema>;
 
@@ -149,8 +159,52 @@ export const filteredUploadSchema = z.object({
   type: z.literal('filtered'),
   job_id: shortText,
   lease_id: shortText,
+  /**
+   * "true": no body; the worker already put the result where its assignment said (a presigned PUT, or
+   * by path into the images folder), and the server checks it there.
+   */
+  stored: z.literal('true').optional(),
 });
 export type FilteredUpload = z.infer<typeof filteredUploadSchema>;
+
+// --- where a job's bytes come from and go to ---
+/** The file in the images folder that names its identity: a worker that reads the same content sees the folder. */
+export const STORE_ID_FILE = '.store-id';
+
+/** A key in the images folder: `<workload name>/<file name>`, plain names only (never `..`, never absolute). */
+export const storeKeySchema = z
+  .string()
+  .max(300)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/, 'a key is <workload>/<file>');
+
+const presignedUrlSchema = z.object({
+  url: z.url({ protocol: /^https?$/ }).max(8000),
+  /** Headers the request must carry (what was signed with it). */
+  headers: z.record(z.string().max(100), z.string().max(1000)).optional(),
+});
+
+/**
+ * Where the original comes from: the API (`GET /images/{id}`, the default), the images folder by path
+ * (a worker that sees it), or a presigned GET on the object store.
+ */
+export const jobSourceSchema = z.discriminatedUnion('via', [
+  z.object({ via: z.literal('api') }),
+  z.object({ via: z.literal('path'), key: storeKeySchema }),
+  presignedUrlSchema.extend({ via: z.literal('url') }),
+]);
+export type JobSource = z.infer<typeof jobSourceSchema>;
+
+/**
+ * Where the result goes: the API (`POST /images`, the default); or put directly, by path (written
+ * aside and renamed to `key` in the images folder) or by a presigned PUT, then reported with
+ * `stored=true`. `mime` is the type the result must have (its key's extension says it too).
+ */
+export const jobTargetSchema = z.discriminatedUnion('via', [
+  z.object({ via: z.literal('api') }),
+  z.object({ via: z.literal('path'), key: storeKeySchema, mime: shortText }),
+  presignedUrlSchema.extend({ via: z.literal('url'), mime: shortText }),
+]);
+export type JobTarget = z.infer<typeof jobTargetSchema>;
 
 // --- scheduler -> worker calls (REQ -> worker REP) ---
 export const assignParamsSchema = z.object({
@@ -169,6 +223,9 @@ export const assignParamsSchema = z.object({
    */
   width: z.number().int().positive().optional(),
   height: z.number().int().positive().optional(),
+  /** Where its bytes come from and go; absent from an older controller: through the API. */
+  source: jobSourceSchema.optional(),
+  target: jobTargetSchema.optional(),
 });
 /** An assignment as the scheduler sends it (a chain as plain steps) ... */
 export type AssignParams = z.input<typeof assignParamsSchema>;

@@ -10,7 +10,7 @@ import {
 import type { Logger } from '../common/log.js';
 import { rpcPortOf, sessionPortOf, type ControllerConfig } from './config.js';
 import { DiskRoom } from './disk-room.js';
-import { ImageFiles } from './image-files.js';
+import { LocalImageStore } from './image-store/index.js';
 import { ImageLibrary } from './images.js';
 import { NO_QUOTAS, UserQuotas } from './quotas.js';
 import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
@@ -111,7 +111,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   });
   const room = new DiskRoom([config.imagesDir, config.dataDir], config.minFreeDiskBytes);
   const quotas = new UserQuotas(config.userQuotas ?? NO_QUOTAS);
-  const images = new ImageLibrary(store, jobs, new ImageFiles(config.imagesDir), room, quotas);
+  const images = new ImageLibrary(store, jobs, new LocalImageStore(config.imagesDir), room, quotas);
   const lifecycle = new Lifecycle(store, jobs, images, (event) => events.emit('workload', event));
   const orphans = await images.prepare();
   if (orphans > 0) log.warn({ files: orphans }, 'removed image files that no record points at');

@@ -4,7 +4,7 @@ import { AppError } from '../common/errors.js';
 import type { FilteredUpload } from '../common/protocol.js';
 import type { Refusal } from './jobs/index.js';
 import type { DiskRoom } from './disk-room.js';
-import type { ImageFiles, IncomingContent } from './image-files.js';
+import type { ImageStore, IncomingContent, OpenedObject } from './image-store/index.js';
 import type { JobBook } from './job-book.js';
 import type { UserQuotas } from './quotas.js';
 import { own, type ImageRecord, type ImageType, type Store, type Workload } from './store/index.js';
@@ -27,7 +27,7 @@ function staleResult(refusal: Refusal): AppError {
 
 export type ImageMime = 'image/png' | 'image/jpeg' | 'image/webp' | 'image/avif';
 
-export type { IncomingContent } from './image-files.js';
+export type { IncomingContent } from './image-store/index.js';
 
 export interface IncomingImage {
   content: IncomingContent;
@@ -68,7 +68,7 @@ export class ImageLibrary {
   constructor(
     private readonly store: Store,
     private readonly jobs: JobBook,
-    private readonly files: ImageFiles,
+    private readonly files: ImageStore,
     private readonly room: DiskRoom,
     private readonly quotas: UserQuotas,
   ) {
@@ -98,14 +98,11 @@ export class ImageLibrary {
     return this.removed;
   }
 
-  get imagesDir(): string {
-    return this.files.root;
-  }
-
   /** At start: empties the staging area and removes the files and folders no record points at; returns how many. */
   prepare(): Promise<number> {
     const folders = new Set(Object.values(this.store.data.workloads).map((workload) => workload.name));
-    return this.files.prepare(new Set(Object.values(this.store.data.images).map((image) => image.file)), folders);
+    const referenced = new Set(Object.values(this.store.data.images).map((image) => image.file));
+    return this.files.prepare(referenced, folders, 0);
   }
 
   /** A new workload's folder in the images space, made before its record commits. */
@@ -172,7 +169,7 @@ export class ImageLibrary {
       const id = randomUUID();
       const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
       try {
-        await this.files.put(image.content, file);
+        await this.files.put(image.content, file, image.mime);
         this.refuseUploads(workload);
       } catch (error) {
         await this.dropLate(file, workload);
@@ -231,7 +228,7 @@ export class ImageLibrary {
       `${original.id}.filtered-${lease.lease_id.replaceAll('-', '').slice(0, 12)}.${EXTENSION[image.mime]}`,
     );
     try {
-      await this.files.put(image.content, file);
+      await this.files.put(image.content, file, image.mime);
     } catch (error) {
       // the folder may have been removed with its workload meanwhile: then the job is gone, and that is the answer
       await this.dropLate(file, workload);
@@ -297,8 +294,19 @@ export class ImageLibrary {
     return image;
   }
 
-  pathOf(image: ImageRecord): string {
-    return this.files.pathOf(image.file);
+  /** The image's file on this machine's disk, when the store keeps it there (else null: see `open`). */
+  localPath(image: ImageRecord): string | null {
+    return this.files.localPath(image.file);
+  }
+
+  /** The size of the image's object as stored, or null when it is missing. */
+  async sizeOf(image: ImageRecord): Promise<number | null> {
+    return (await this.files.inspect(image.file, 0))?.size ?? null;
+  }
+
+  /** The image's bytes as a stream, or null when its object is missing. */
+  open(image: ImageRecord): Promise<OpenedObject | null> {
+    return this.files.open(image.file);
   }
 
   private record(

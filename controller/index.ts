@@ -33,6 +33,7 @@ export {
 } from './users.js';
 export type { Tokens, TokenClaims, TokenRef, TokenScope, UrlTokenPurpose } from './tokens.js';
 export type { ImageLibrary, ImageTotals, IncomingContent, IncomingImage, ImageMime } from './images.js';
+export type { OpenedObject } from './image-store/index.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
 export type { Runnable } from './job-queue.js';
 export { chainOf, missing, needsOf, type JobNeeds, type WorkerCan } from './workload-needs.js';

@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { Router } from 'express';
 import yazl from 'yazl';
 import { AppError } from '../../common/errors.js';
@@ -33,12 +32,11 @@ export function archiveRoutes(controller: Controller, log: Logger): Router {
     if (images.length === 0) throw new AppError('conflict', `workload "${workload.name}" has no filtered images yet`);
     const entries = await Promise.all(
       images.map(async (image) => {
-        const file = controller.images.pathOf(image);
-        const info = await stat(file).catch(() => null);
-        if (!info) throw new AppError('not_found', `the file of image "${image.id}" is missing`);
+        const size = await controller.images.sizeOf(image);
+        if (size === null) throw new AppError('not_found', `the file of image "${image.id}" is missing`);
         return {
-          file,
-          size: info.size,
+          image,
+          size,
           mtime: new Date(image.created_at),
           // named after its original, whatever the file is called on disk (each lease writes its own)
           name: `${workload.name}/${image.source_image_id ?? image.id}.filtered${path.extname(image.file)}`,
@@ -47,15 +45,21 @@ export function archiveRoutes(controller: Controller, log: Logger): Router {
     );
 
     const zip = new yazl.ZipFile();
-    const opened = new Set<NodeJS.ReadableStream & { destroy(): void }>();
+    const opened = new Set<Readable>();
     for (const entry of entries) {
       zip.addReadStreamLazy(entry.name, { size: entry.size, mtime: entry.mtime, compress: false }, (done) => {
-        const stream = createReadStream(entry.file, { highWaterMark: 1024 * 1024 });
-        // a file that fails half-way (gone, unreadable) fails the archive, not the process
-        stream.on('error', (error) => zip.emit('error', error));
-        opened.add(stream);
-        stream.on('close', () => opened.delete(stream));
-        done(null, stream);
+        controller.images.open(entry.image).then(
+          (object) => {
+            if (!object) return done(new Error(`the file of image "${entry.image.id}" is gone`), Readable.from([]));
+            const stream = object.body;
+            // a file that fails half-way (gone, unreadable) fails the archive, not the process
+            stream.on('error', (error) => zip.emit('error', error));
+            opened.add(stream);
+            stream.on('close', () => opened.delete(stream));
+            done(null, stream);
+          },
+          (error: unknown) => done(error instanceof Error ? error : new Error(String(error)), Readable.from([])),
+        );
       });
     }
     // every size is known up front, so the archive's length is too: the client can show progress

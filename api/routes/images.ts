@@ -11,7 +11,7 @@ import { chainOf, findWorkload, type Controller, type ImageRecord, type TokenCla
 import { bearerFrom, verifiedClaims } from '../auth.js';
 import { bodyField, checkDeclaredLength, hasContent } from '../body.js';
 import type { ApiConfig } from '../config.js';
-import { sendFile } from '../download.js';
+import { sendFile, sendStream } from '../download.js';
 import { answerError, answerJson } from '../errors.js';
 import type { HttpMetrics } from '../metrics/index.js';
 import { trackRequest } from '../request-log.js';
@@ -181,14 +181,12 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
       claims.scope === 'user'
         ? controller.images.find(claims.sub, id)
         : controller.images.findForWorker(claims.sub, id);
-    if (
-      !(await sendFile(res, controller.images.pathOf(image), {
-        'Content-Type': image.mime,
-        'Cache-Control': 'private, max-age=0',
-      }))
-    ) {
-      throw new AppError('not_found', `the file of image "${id}" is missing`);
-    }
+    const headers = { 'Content-Type': image.mime, 'Cache-Control': 'private, max-age=0' };
+    const local = controller.images.localPath(image);
+    const sent = local
+      ? await sendFile(res, local, headers)
+      : await sendStream(res, await controller.images.open(image), headers);
+    if (!sent) throw new AppError('not_found', `the file of image "${id}" is missing`);
     if (claims.scope !== 'user') controller.activity.sentTo(claims.sub, image.bytes);
   }
 

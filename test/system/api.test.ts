@@ -1489,7 +1489,7 @@ describe('REST API on a real server', function () {
 
     it("gives 404 JSON when the image's file is gone from disk, and a file of another size whole", async () => {
       const { images } = server.controller;
-      const file = images.pathOf(images.find('alice', jpegId));
+      const file = images.localPath(images.find('alice', jpegId))!;
       await unlink(file);
       expectError(await request(url).get(`/images/${jpegId}`).set(asAlice()), 404, /missing/);
       const larger = await makeTestImage(70, 40, 'image/jpeg', 13);

@@ -340,7 +340,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
       await uploadAll(alice, other.workload_id, 2, 60);
       const done = await alice.waitForCompletion(other.workload_id);
       const image = server.controller.store.data.images[done.filtered_images[1]!]!;
-      await rm(server.controller.images.pathOf(image));
+      await rm(server.controller.images.localPath(image)!);
       expectError(await request(url).get(`/workloads/${other.workload_id}/archive`).set(auth(alice)), 404, /missing/);
     });
 
@@ -349,7 +349,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
       await uploadAll(alice, other.workload_id, 2, 70);
       const done = await alice.waitForCompletion(other.workload_id);
       // a directory where the second file was: its size reads fine, its content does not
-      const file = server.controller.images.pathOf(server.controller.store.data.images[done.filtered_images[1]!]!);
+      const file = server.controller.images.localPath(server.controller.store.data.images[done.filtered_images[1]!]!)!;
       await rm(file);
       await mkdir(file);
       const outcome = await new Promise<{ status: number; received: number; declared: number; complete: boolean }>(

@@ -6,7 +6,7 @@ import { systemMetrics } from '../../api/metrics/collectors.js';
 import type { ControllerEvents } from '../../controller/index.js';
 import { ImageLibrary, type IncomingImage } from '../../controller/images.js';
 import { DiskRoom } from '../../controller/disk-room.js';
-import { ImageFiles } from '../../controller/image-files.js';
+import { LocalImageStore } from '../../controller/image-store/index.js';
 import { NO_QUOTAS, UserQuotas } from '../../controller/quotas.js';
 import { JOB_STATES, noJobs } from '../../controller/job-tally.js';
 import type { Store, Workload } from '../../controller/store/index.js';
@@ -54,7 +54,13 @@ function finish(books: Books, jobId: string, outcome: 'done' | 'failed'): void {
 
 /** The image library over these books, its files in `dir`, with no reserve and no quotas. */
 function libraryOf(books: Books, dir: string): ImageLibrary {
-  return new ImageLibrary(books.store, books.jobs, new ImageFiles(dir), new DiskRoom([], 0), new UserQuotas(NO_QUOTAS));
+  return new ImageLibrary(
+    books.store,
+    books.jobs,
+    new LocalImageStore(dir),
+    new DiskRoom([], 0),
+    new UserQuotas(NO_QUOTAS),
+  );
 }
 
 describe('bounded views: a scrape, a status and a list cost the same however long the history', () => {

@@ -5,7 +5,7 @@ import { readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { DiskRoom } from '../../controller/disk-room.js';
-import { ImageFiles } from '../../controller/image-files.js';
+import { LocalImageStore } from '../../controller/image-store/index.js';
 import { ImageLibrary } from '../../controller/images.js';
 import { Lifecycle } from '../../controller/lifecycle.js';
 import { UserQuotas } from '../../controller/quotas.js';
@@ -29,7 +29,7 @@ describe('lifecycle: cancel and delete', () => {
     library = new ImageLibrary(
       books.store,
       books.jobs,
-      new ImageFiles(fixture.dir),
+      new LocalImageStore(fixture.dir),
       new DiskRoom([], 0),
       new UserQuotas({ images: 4, bytes: null }),
     );

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, fdatasync, openSync, rmSync, writeSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DirectorySyncs } from './store/index.js';
-
-/** An upload's bytes: in memory, or already on disk at a staging path the library gave out (see stagingPath()). */
-export type IncomingContent = { kind: 'memory'; data: Buffer } | { kind: 'staged'; path: string };
+import { Readable } from 'node:stream';
+import { DirectorySyncs } from '../store/index.js';
+import { ImageStoreConfigError } from './errors.js';
+import type { ImageStore, IncomingContent, OpenedObject, PresignedUrl, StoredObject } from './types.js';
 
 function datasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
@@ -25,7 +25,9 @@ async function syncFile(file: string): Promise<void> {
  * takes its name and its directory after, so a record committed after `put` never points at a file a
  * power loss can take. Files are only ever created under fresh names, never replaced.
  */
-export class ImageFiles {
+export class LocalImageStore implements ImageStore {
+  readonly kind = 'local';
+  readonly presigns = false;
   private readonly knownDirs = new Set<string>();
   private readonly directorySyncs = new DirectorySyncs();
   /** Uploads land here first, on the same file system as their final place, so keeping one is a rename. */
@@ -36,13 +38,32 @@ export class ImageFiles {
     this.stagingDir = path.join(root, '.incoming');
   }
 
+  get where(): string {
+    return `folder ${this.root}`;
+  }
+
+  async check(): Promise<void> {
+    const probe = path.join(this.root, `.probe-${randomUUID()}`);
+    try {
+      await mkdir(this.root, { recursive: true });
+      await writeFile(probe, 'probe');
+      await readFile(probe);
+      await unlink(probe);
+    } catch (error) {
+      await rm(probe, { force: true }).catch(() => undefined);
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ImageStoreConfigError(`cannot write, read and delete in the images folder ${this.root}: ${reason}`);
+    }
+  }
+
   /**
    * At start: empties the staging directory (nothing in it was ever acknowledged), removes the folders of
    * workloads that do not exist (deleted by a process killed before it removed them) and every file no
    * record points at (kept by a process killed before its record committed), and makes the folders that
    * are missing. Returns how many files were removed.
    */
-  async prepare(referenced: ReadonlySet<string>, folders: ReadonlySet<string>): Promise<number> {
+  async prepare(referenced: ReadonlySet<string>, folders: ReadonlySet<string>, graceMs: number): Promise<number> {
+    const youngerThan = Date.now() - graceMs;
     await rm(this.stagingDir, { recursive: true, force: true });
     await mkdir(this.stagingDir, { recursive: true });
     let removed = 0;
@@ -58,6 +79,7 @@ export class ImageFiles {
       }
       for (const file of files) {
         if (referenced.has(path.posix.join(entry.name, file))) continue;
+        if (graceMs > 0 && (await modifiedAt(path.join(this.root, entry.name, file))) > youngerThan) continue;
         await rm(path.join(this.root, entry.name, file), { recursive: true, force: true });
         removed += 1;
       }
@@ -84,7 +106,7 @@ export class ImageFiles {
    * cache takes microseconds, where an asynchronous open, write and close were three trips through the
    * thread pool; only the sync goes there. On failure nothing is left at `file`.
    */
-  async put(content: IncomingContent, file: string): Promise<void> {
+  async put(content: IncomingContent, file: string, _mime?: string): Promise<void> {
     const target = path.join(this.root, file);
     await this.ensureDir(path.dirname(target));
     try {
@@ -131,8 +153,49 @@ export class ImageFiles {
     await rmdir(dir).catch(() => undefined);
   }
 
-  pathOf(file: string): string {
-    return path.join(this.root, file);
+  localPath(key: string): string {
+    return path.join(this.root, key);
+  }
+
+  async open(key: string): Promise<OpenedObject | null> {
+    const file = this.localPath(key);
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+    const { size } = await handle.stat();
+    if (size === 0) {
+      await handle.close();
+      return { size, body: Readable.from([]) };
+    }
+    // the stream owns the handle from here: it closes it at its end, or when destroyed; the length is
+    // that of the file opened, so a file replaced meanwhile is sent whole, old or new
+    return { size, body: handle.createReadStream({ start: 0, end: size - 1 }) };
+  }
+
+  async inspect(key: string, headBytes: number): Promise<StoredObject | null> {
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(this.localPath(key), 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      const head = Buffer.alloc(Math.min(size, headBytes));
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      return { size, head: head.subarray(0, bytesRead) };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  presign(): Promise<PresignedUrl> {
+    return Promise.reject(new Error('a local images folder has no presigned URLs: its bytes go through the API'));
   }
 
   /** mkdir once per workload directory, not once per file (it showed in profiles). */
@@ -141,6 +204,10 @@ export class ImageFiles {
     await mkdir(dir, { recursive: true });
     this.knownDirs.add(dir);
   }
+}
+
+async function modifiedAt(file: string): Promise<number> {
+  return (await stat(file).catch(() => ({ mtimeMs: 0 }))).mtimeMs;
 }
 
 async function writeSynced(target: string, data: Buffer): Promise<void> {
