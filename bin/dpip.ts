@@ -35,6 +35,7 @@ const workers = startLocalWorkers(
     slots: config.workerSlots,
     // the workers give up on a job (and say why) before the controller takes it from them
     jobDeadlineMs: Math.min(DEFAULT_JOB_DEADLINE_MS, Math.floor(config.server.controller.jobTimeoutMs / 2)),
+    imagesDir: config.server.controller.imagesDir,
     logLevel: config.logLevel,
     logFormat,
   },

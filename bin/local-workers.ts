@@ -14,6 +14,8 @@ export interface LocalWorkerOptions {
   slots: number | undefined;
   /** Each worker's --job-deadline. */
   jobDeadlineMs: number;
+  /** The server's images folder: on the same machine, its workers read and write image bytes there by path. */
+  imagesDir?: string;
   logLevel: string;
   /** The server's own log format, so that its workers' lines look like its own. */
   logFormat: 'json' | 'pretty';
@@ -62,6 +64,7 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
       options.logFormat,
     ];
     if (options.slots) args.push('--slots', String(options.slots));
+    if (options.imagesDir) args.push('--images-dir', options.imagesDir);
     // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on
     // the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));

@@ -44,6 +44,12 @@ const WORKER_OPTIONS = {
       'host or IP the controller dials to reach this worker ' +
       '(default: the local address on the route to the controller)',
   },
+  'images-dir': {
+    type: 'string',
+    describe:
+      "the server's images folder as this worker sees it (a shared mount); when it is the server's own, " +
+      'originals are read and results written there by path, not through the API',
+  },
   'rpc-port': { type: 'number', default: 0, describe: "port of this worker's JSON-RPC socket (0: any free port)" },
   'drain-ms': { type: 'number', default: 30_000, describe: 'on SIGTERM, how long running jobs may take to finish' },
   'job-deadline': {
@@ -142,6 +148,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     jobDeadlineMs,
     maxMemoryBytes,
     httpTimeouts,
+    imagesDir: args.imagesDir ? path.resolve(args.imagesDir) : null,
     logLevel: args.logLevel,
     logFormat: args.logFormat,
   };

@@ -22,8 +22,13 @@ export interface WorkerConfig {
   jobDeadlineMs: number;
   /** What the running jobs may take in memory together, by their estimates (--max-memory). */
   maxMemoryBytes: number;
-  /** Time limits of each call to the API (download, upload). */
+  /** Time limits of each call to the API (download, upload), and of each presigned transfer to the object store. */
   httpTimeouts: HttpTimeouts;
+  /**
+   * The server's images folder as this worker sees it (--images-dir), absolute; null: none. When its
+   * STORE_ID_FILE names the server's folder, the controller sends this worker jobs whose bytes move by path.
+   */
+  imagesDir: string | null;
   logLevel: LogLevel;
   logFormat: LogFormat;
 }

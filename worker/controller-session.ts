@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffMs, type BackoffPolicy } from '../common/backoff.js';
 import { connectRpc, subscribe, type RpcClient, type Subscriber } from '../common/bus/index.js';
@@ -11,6 +13,7 @@ import {
   CONTROLLER_METHODS,
   heartbeatResultSchema,
   registerResultSchema,
+  STORE_ID_FILE,
   type LeaseRef,
   type RegisterParams,
   type RegisterResult,
@@ -25,6 +28,26 @@ import type { ResourceMonitor } from './resources.js';
 export const CONTROLLER_RETRY: BackoffPolicy = { baseMs: 250, maxMs: 10_000 };
 /** An announcement after this long a silence means the controller has (re)appeared. */
 const SILENCE_MS = 2500;
+/** The longest identity of an images folder the protocol carries (registerParamsSchema.images_dir_id). */
+const MAX_IMAGES_DIR_ID = 200;
+
+/**
+ * The identity of the images folder at `imagesDir`: its STORE_ID_FILE, trimmed. Null when the file cannot be
+ * read, or holds nothing or more than the protocol carries; `problem` then says why.
+ */
+export async function readImagesDirId(imagesDir: string): Promise<{ id: string } | { id: null; problem: string }> {
+  const file = path.join(imagesDir, STORE_ID_FILE);
+  let content: string;
+  try {
+    content = (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    return { id: null, problem: `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  if (content === '') return { id: null, problem: `${file} is empty` };
+  if (content.length > MAX_IMAGES_DIR_ID)
+    return { id: null, problem: `${file} holds more than ${MAX_IMAGES_DIR_ID} characters` };
+  return { id: content };
+}
 
 export interface Registered {
   registration: RegisterResult;
@@ -67,6 +90,8 @@ export class ControllerSession {
   /** Ends the registration backoff now, while one is being waited out. */
   private wakeUp: (() => void) | null = null;
   private lastAnnouncement = 0;
+  /** What the last registration read of the images folder's identity: its id, or why there was none. */
+  private imagesDirSeen: string | null = null;
 
   constructor(
     private readonly config: WorkerConfig,
@@ -166,14 +191,16 @@ export class ControllerSession {
   }
 
   private async register(rpc: RpcClient, peer: SessionPeer): Promise<void> {
-    const registration = await rpc.call(CONTROLLER_METHODS.register, this.registerParams(peer), registerResultSchema);
+    const params = await this.registerParams(peer);
+    const registration = await rpc.call(CONTROLLER_METHODS.register, params, registerResultSchema);
     const apiUrl = registration.api_url ?? `http://${urlHost(this.config.controllerHost)}:${registration.api_port}`;
     this.useSessionPort(registration.session_port);
     this.current = { registration, api: new ApiClient(apiUrl, () => this.token ?? '', this.config.httpTimeouts) };
     this.log.info({ worker_id: registration.worker_id, api: apiUrl }, 'registered');
   }
 
-  private registerParams(peer: SessionPeer): RegisterParams {
+  private async registerParams(peer: SessionPeer): Promise<RegisterParams> {
+    const imagesDirId = await this.imagesDirId();
     return {
       secret: this.config.secret,
       name: this.config.name,
@@ -187,7 +214,29 @@ export class ControllerSession {
       formats: [...peer.capabilities.formats],
       resources: peer.monitor.current(),
       running: peer.jobs.heldLeases(),
+      ...(imagesDirId === null ? {} : { images_dir_id: imagesDirId }),
     };
+  }
+
+  /**
+   * The identity of the images folder (--images-dir), read at each registration: the controller compares it
+   * with its own. Without it the worker's bytes go through the API. Logged when it changes, not each time.
+   */
+  private async imagesDirId(): Promise<string | null> {
+    const dir = this.config.imagesDir;
+    if (dir === null) return null;
+    const read = await readImagesDirId(dir);
+    const seen = read.id === null ? `problem: ${read.problem}` : `id: ${read.id}`;
+    if (seen !== this.imagesDirSeen) {
+      this.imagesDirSeen = seen;
+      if (read.id === null)
+        this.log.info(
+          { images_dir: dir, reason: read.problem },
+          'the images folder has no identity this worker can read: its bytes go through the API',
+        );
+      else this.log.info({ images_dir: dir, images_dir_id: read.id }, 'read the identity of the images folder');
+    }
+    return read.id;
   }
 
   /** Opens the client to the session socket the controller named, unless it is the one already open. */
