@@ -31,6 +31,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     log,
     config.jobDeadlineMs,
     new MemoryBudget(config.maxMemoryBytes),
+    { imagesDir: config.imagesDir, timeouts: config.httpTimeouts },
   );
   const rpc = await serveSchedulerRpc(config, advertiseHost, session, slots, log);
   log.info(
@@ -39,6 +40,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       engine: engine.name,
       slots: config.slots,
       rpc: rpc.address,
+      ...(config.imagesDir ? { images_dir: config.imagesDir } : {}),
       ...(config.secretFile ? { secret_from: config.secretFile } : {}),
     },
     'worker started',

@@ -14,7 +14,16 @@ export async function reportFailure(
   failure: JobFailure,
   log: Logger,
 ): Promise<void> {
-  log.warn({ job_id: job.job_id, error: failure.error, retryable: failure.retryable }, 'job failed');
+  const storeUnavailable = failure.storeUnavailable === true;
+  log.warn(
+    {
+      job_id: job.job_id,
+      error: failure.error,
+      retryable: failure.retryable,
+      ...(storeUnavailable ? { store_unavailable: true } : {}),
+    },
+    'job failed',
+  );
   for (let attempt = 1; !session.closed; attempt++) {
     const token = session.token;
     const rpc = session.session;
@@ -22,7 +31,15 @@ export async function reportFailure(
       try {
         const result = await rpc.call(
           CONTROLLER_METHODS.fail,
-          { token, job_id: job.job_id, lease_id: job.lease_id, error: failure.error, retryable: failure.retryable },
+          {
+            token,
+            job_id: job.job_id,
+            lease_id: job.lease_id,
+            error: failure.error,
+            retryable: failure.retryable,
+            // the store's failure, not the job's: the controller gives the attempt back and waits for the store
+            ...(storeUnavailable ? { store_unavailable: true } : {}),
+          },
           acceptedResultSchema,
         );
         if (!result.accepted) log.info({ job_id: job.job_id }, 'result not accepted: the lease had moved on');

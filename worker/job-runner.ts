@@ -3,13 +3,27 @@ import type { Logger } from '../common/log.js';
 import { canRun, chainOfFilter, type Operation } from '../common/operations/index.js';
 import type { Assignment } from '../common/protocol.js';
 import { formatDuration } from '../common/units.js';
-import { ApiError, type ApiClient } from './api-client.js';
+import { ApiError, StoredResultRefusedError, type ApiClient } from './api-client.js';
 import { ChainError, UndecodableImageError, type FilterEngine } from './engines/index.js';
+import {
+  API_ONLY_TRANSFERS,
+  readOriginal,
+  StoreTransferError,
+  storeResult,
+  targetMismatch,
+  type TransferOptions,
+} from './transfers.js';
 
 export type JobOutcome =
   | { kind: 'done'; imageId: string }
-  | { kind: 'failed'; error: string; retryable: boolean }
-  | { kind: 'dropped'; reason: string }; // cancelled, or the lease moved on: nothing to report
+  /**
+   * `storeUnavailable`: the image store (or the API in front of it, with a 503) failed, not the job: the
+   * controller gives the attempt back and holds jobs until the store answers. Present only when true.
+   */
+  | { kind: 'failed'; error: string; retryable: boolean; storeUnavailable?: boolean }
+  // cancelled, the lease moved on, or the server refused the stored result and failed the attempt itself:
+  // nothing to report
+  | { kind: 'dropped'; reason: string };
 
 /** How long a worker works on one job before it gives up on it (--job-deadline); under the server's --job-timeout. */
 export const DEFAULT_JOB_DEADLINE_MS = 5 * 60_000;
@@ -19,6 +33,8 @@ export interface RunOptions {
   deadlineMs?: number;
   /** The largest image the engine decodes (the API's --max-pixels); absent: no limit of the engine's own. */
   maxPixels?: number;
+  /** Where this worker can move bytes itself: its images folder, and the time limits of presigned transfers. */
+  transfers?: TransferOptions;
 }
 
 /** What the job runs: its chain of operations, or its course filter's one-step chain; null for an unknown filter. */
@@ -29,7 +45,9 @@ export function chainOf(job: Assignment): Operation[] | null {
 
 /**
  * Download, run the chain, upload: one job from start to end. Never throws; the outcome says what happened.
- * `onUploading` is told when the result is on its way: the answered upload completes the job.
+ * The bytes go the ways the assignment says (`source`, `target`): through the API by default, or directly,
+ * by path or presigned URL, the stored result then reported to the API (`stored=true`).
+ * `onUploading` is told when the result is on its way: the answered upload (or report) completes the job.
  * After `deadlineMs` the job is given up, whatever it is doing: its call is cut, its engine work abandoned
  * (see ApplyOptions), and it fails as retryable.
  */
@@ -40,7 +58,7 @@ export async function runJob(
   signal: AbortSignal,
   log: Logger,
   onUploading: () => void = () => undefined,
-  { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels }: RunOptions = {},
+  { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels, transfers = API_ONLY_TRANSFERS }: RunOptions = {},
 ): Promise<JobOutcome> {
   const chain = chainOf(job);
   if (!chain) return { kind: 'failed', error: `this worker has no filter "${job.filter ?? 'none'}"`, retryable: false };
@@ -52,9 +70,11 @@ export async function runJob(
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new Error('the job deadline passed')), deadlineMs);
   const work = AbortSignal.any([signal, deadline.signal]);
+  const target = job.target ?? { via: 'api' };
+  const via = `${job.source?.via ?? 'api'}->${target.via}`;
   let stage = 'downloading its original';
   try {
-    const original = await api.download(job.image_id, work);
+    const original = await readOriginal(job, api, transfers, work);
     const downloaded = performance.now();
     stage = 'filtering';
     const timeoutMs = deadlineMs - (downloaded - started);
@@ -65,19 +85,29 @@ export async function runJob(
     });
     work.throwIfAborted();
     const filtered = performance.now();
+    const mismatch = target.via === 'api' ? null : targetMismatch(target, result);
+    if (mismatch) return { kind: 'failed', error: mismatch, retryable: false };
     stage = 'uploading its result';
     onUploading();
-    const imageId = await api.uploadFiltered(
-      { type: 'filtered', job_id: job.job_id, lease_id: job.lease_id },
-      result,
-      work,
-    );
+    const upload = { type: 'filtered', job_id: job.job_id, lease_id: job.lease_id } as const;
+    let imageId: string;
+    let stored: number | null = null;
+    if (target.via === 'api') imageId = await api.uploadFiltered(upload, result, work);
+    else {
+      await storeResult(job, target, result, transfers, work);
+      stored = performance.now();
+      stage = 'reporting its stored result';
+      imageId = await api.reportStored(upload, work);
+    }
     const ms = (from: number, to: number): number => Math.round(to - from);
+    const finished = performance.now();
     log.debug(
       {
+        via,
         download_ms: ms(started, downloaded),
         filter_ms: ms(downloaded, filtered),
-        upload_ms: ms(filtered, performance.now()),
+        upload_ms: ms(filtered, stored ?? finished),
+        ...(stored === null ? {} : { report_ms: ms(stored, finished) }),
         bytes: original.length,
         steps: chain.length,
       },
@@ -96,9 +126,18 @@ export async function runJob(
     // a step that cannot apply to this image fails for good; what this engine lacks, another may have
     if (error instanceof ChainError)
       return { kind: 'failed', error: error.message, retryable: error.otherEngineMayRun };
+    // the server found the stored result missing or wrong and has failed the attempt itself: not again
+    if (error instanceof StoredResultRefusedError)
+      return { kind: 'dropped', reason: `${error.message} (the server failed the attempt)` };
     // 409: the lease moved on; 410: the job was cancelled or its image deleted. Neither is this worker's failure
     if (error instanceof ApiError && (error.status === 409 || error.status === 410))
       return { kind: 'dropped', reason: error.message };
+    // the store behind the API, or the object store itself, is down: not the job's fault
+    if (
+      (error instanceof ApiError && error.status === 503) ||
+      (error instanceof StoreTransferError && error.storeUnavailable)
+    )
+      return { kind: 'failed', error: error.message, retryable: true, storeUnavailable: true };
     // 404: the original is gone (workload deleted); 4xx other than that may be a transient auth problem
     const retryable = !(error instanceof ApiError && error.status === 404);
     return { kind: 'failed', error: error instanceof Error ? error.message : String(error), retryable };

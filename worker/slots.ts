@@ -6,6 +6,7 @@ import type { FilterEngine } from './engines/index.js';
 import type { JobFailure } from './failure-report.js';
 import { runJob } from './job-runner.js';
 import { jobPeakBytes, type MemoryBudget } from './memory-budget.js';
+import { API_ONLY_TRANSFERS, type TransferOptions } from './transfers.js';
 
 interface RunningJob {
   params: Assignment;
@@ -32,6 +33,8 @@ export class Slots {
     private readonly jobDeadlineMs: number,
     /** What the jobs may take in memory together (--max-memory). */
     private readonly memory: MemoryBudget,
+    /** Where the jobs can move bytes themselves (--images-dir), and the time limits of presigned transfers. */
+    private readonly transfers: TransferOptions = API_ONLY_TRANSFERS,
   ) {}
 
   /** Running jobs, those whose result is uploading included. */
@@ -74,13 +77,18 @@ export class Slots {
       this.memory.give(jobId);
     };
     const log = this.log.child({ job_id: jobId });
-    const options = { deadlineMs: this.jobDeadlineMs, ...(maxPixels === undefined ? {} : { maxPixels }) };
+    const options = {
+      deadlineMs: this.jobDeadlineMs,
+      transfers: this.transfers,
+      ...(maxPixels === undefined ? {} : { maxPixels }),
+    };
     entry.done = runJob(params, api, this.engine, abort.signal, log, uploading, options).then(async (outcome) => {
       this.jobs.delete(jobId);
       this.finishing.delete(jobId);
       this.memory.give(jobId);
       if (outcome.kind === 'dropped') this.log.info({ job_id: jobId, reason: outcome.reason }, 'job dropped');
-      // the answered upload of the filtered image was the completion: nothing is left to report
+      // the answered upload of the filtered image (or report of the stored one) was the completion: nothing
+      // is left to report
       if (outcome.kind !== 'failed') return;
       this.reporting.set(jobId, { job_id: jobId, lease_id: params.lease_id });
       try {
