@@ -13,6 +13,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { sessionRoutes } from './routes/session.js';
 import { statusRoutes } from './routes/status.js';
 import { workerRoutes } from './routes/workers.js';
+import { uploadRoutes } from './routes/uploads.js';
 import { workloadRoutes } from './routes/workloads.js';
 
 export function createApp(
@@ -34,6 +35,7 @@ export function createApp(
   app.use(sessionRoutes(controller, config, log));
   app.use(statusRoutes(controller, config));
   app.use(workloadRoutes(controller, config));
+  app.use(uploadRoutes(controller, config));
   app.use(archiveRoutes(controller, log));
   app.use(imageListRoutes(controller));
   app.use(workerRoutes(controller));

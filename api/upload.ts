@@ -5,7 +5,8 @@ import type { Request, RequestHandler, Response } from 'express';
 import multer from 'multer';
 import { imageSize } from 'image-size';
 import { AppError } from '../common/errors.js';
-import type { ImageMime, IncomingContent, IncomingImage } from '../controller/index.js';
+import { chainGeometry } from '../common/operations/index.js';
+import { chainOf, type ImageContent, type ImageMime, type IncomingImage, type Workload } from '../controller/index.js';
 import { StagingSink } from './staging-sink.js';
 
 const MIME_OF: Record<string, ImageMime> = {
@@ -46,6 +47,8 @@ export function multipartErrors(middleware: RequestHandler, fileRefused?: string
 // uploads up to this size stay in memory; it is also enough for any PNG header, and for a JPEG's
 // frame header behind large EXIF/ICC segments
 const IN_MEMORY_BYTES = 512 * 1024;
+/** What is read of an original put in the store by its client, to check it: as much as the header can take. */
+export const ORIGINAL_HEAD_BYTES = IN_MEMORY_BYTES;
 
 /**
  * A multipart file: in memory when small, else streamed to a staging path; its first bytes are kept
@@ -54,7 +57,7 @@ const IN_MEMORY_BYTES = 512 * 1024;
 export interface StagedFile {
   size: number;
   head: Buffer;
-  content: IncomingContent;
+  content: ImageContent;
 }
 
 /**
@@ -264,4 +267,12 @@ export function inspectImage(
   // EXIF orientations 5 to 8 turn the image a quarter: the engines read it turned
   const turned = header.orientation !== undefined && header.orientation >= 5 && header.orientation <= 8;
   return { content: file.content, bytes: file.size, mime, width, height, turned };
+}
+
+/** 422 unless the workload's chain applies to this original: a crop inside it, every step within the pixel cap. */
+export function checkChainFits(workload: Workload, original: IncomingImage, maxPixels: number): void {
+  const upright = original.turned ? { width: original.height, height: original.width } : original;
+  const geometry = chainGeometry(chainOf(workload), upright, maxPixels);
+  if (!geometry.ok)
+    throw new AppError('unprocessable', `this image cannot go through the workload's chain: ${geometry.error}`);
 }

@@ -23,12 +23,15 @@ import {
 } from '../controller/index.js';
 import { DiskRoom } from '../controller/disk-room.js';
 import { LocalImageStore } from '../controller/image-store/index.js';
+import { DirectTransfers } from '../controller/direct-transfers.js';
 import { Lifecycle } from '../controller/lifecycle.js';
 import { ImageLibrary } from '../controller/images.js';
 import { NO_QUOTAS, UserQuotas } from '../controller/quotas.js';
 import { JobBook } from '../controller/job-book.js';
 import { startLeaseSweeper } from '../controller/lease-sweeper.js';
 import { schedulingPort } from '../controller/scheduling.js';
+import { StoreHealth } from '../controller/store-health.js';
+import { UploadSlots } from '../controller/upload-slots.js';
 import { openStore, type Store } from '../controller/store/index.js';
 import { createTokens, loadSigningSecret } from '../controller/tokens.js';
 import { createUsers } from '../controller/users.js';
@@ -167,13 +170,8 @@ async function run(finished: number): Promise<Figures> {
   // the books a restarted controller builds over what the datastore holds
   const loadStarted = performance.now();
   const jobs = new JobBook(store, DEFAULT_RETRY_POLICY, config.controller.leaseMs, config.controller.jobTimeoutMs);
-  const images = new ImageLibrary(
-    store,
-    jobs,
-    new LocalImageStore(config.controller.imagesDir),
-    new DiskRoom([], 0),
-    new UserQuotas(NO_QUOTAS),
-  );
+  const imageStore = new LocalImageStore(config.controller.imagesDir);
+  const images = new ImageLibrary(store, jobs, imageStore, new DiskRoom([], 0), new UserQuotas(NO_QUOTAS));
   const loadMs = performance.now() - loadStarted;
   const registry = new WorkerRegistry();
   const events = new EventEmitter<ControllerEvents>();
@@ -192,6 +190,14 @@ async function run(finished: number): Promise<Figures> {
     tokens,
     users: createUsers(store),
     images,
+    imageStore,
+    storeHealth: new StoreHealth(
+      async () => undefined,
+      () => undefined,
+      log,
+    ),
+    transfers: new DirectTransfers(store, imageStore, jobs, config.controller.jobTimeoutMs, log),
+    uploads: new UploadSlots(imageStore, log),
     jobs,
     lifecycle: new Lifecycle(store, jobs, images, () => undefined),
     retention: null,

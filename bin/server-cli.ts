@@ -17,7 +17,7 @@ import { dropForeignEnv } from '../common/cli-env.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 import { LOG_OPTIONS } from './log-options.js';
 import { parseSize } from '../common/units.js';
-import { writeDurably } from '../controller/index.js';
+import { writeDurably, type ImageStoreConfig } from '../controller/index.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
 import {
   DEFAULT_JOB_TIMEOUT_MS,
@@ -90,6 +90,44 @@ function parseTrustProxy(text: string): boolean | number | string {
   return value;
 }
 
+/** --image-store and its --s3-* flags, checked. Credentials are never flags: the AWS SDK's chain finds them. */
+function imageStoreOf(
+  args: {
+    imageStore: 'local' | 's3';
+    imagesDir: string;
+    s3Bucket?: string | undefined;
+    s3Prefix: string;
+    s3Endpoint?: string | undefined;
+    s3Region: string;
+    s3ForcePathStyle: boolean;
+  },
+  dataDir: string,
+): ImageStoreConfig {
+  if (args.imageStore === 'local') return { kind: 'local', imagesDir: path.resolve(args.imagesDir) };
+  const bucket = args.s3Bucket?.trim();
+  if (!bucket) throw new Error('--image-store s3 needs --s3-bucket (or DPIP_S3_BUCKET): the bucket must exist');
+  const prefix = args.s3Prefix.trim().replace(/^\/+|\/+$/g, '');
+  if (!/^[A-Za-z0-9!_.*'()/-]{0,200}$/.test(prefix) || prefix.split('/').some((part) => part === '..'))
+    throw new Error('--s3-prefix: letters, digits and !_.*\'()-, parts separated by "/"');
+  let endpoint: string | null = null;
+  if (args.s3Endpoint) {
+    try {
+      endpoint = new URL(args.s3Endpoint).toString().replace(/\/$/, '');
+    } catch {
+      throw new Error(`--s3-endpoint: "${args.s3Endpoint}" is not a URL (http://host:9000)`);
+    }
+  }
+  return {
+    kind: 's3',
+    bucket,
+    prefix,
+    endpoint,
+    region: args.s3Region,
+    forcePathStyle: args.s3ForcePathStyle,
+    stagingDir: path.join(dataDir, 'incoming'),
+  };
+}
+
 const SERVER_OPTIONS = {
   port: { type: 'number', default: DEFAULT_API_PORT, describe: 'HTTP port of the REST API' },
   host: { type: 'string', default: '0.0.0.0', describe: 'address the API and controller bind' },
@@ -103,7 +141,21 @@ const SERVER_OPTIONS = {
     describe: 'API URL told to workers (default: the controller host they dialled, on --port)',
   },
   'data-dir': { type: 'string', default: DEFAULT_DATA_DIR, describe: 'datastore, signing key and cluster secret' },
-  'images-dir': { type: 'string', default: 'images', describe: 'image files, one folder per workload' },
+  'images-dir': { type: 'string', default: 'images', describe: 'image files, one folder per workload (local store)' },
+  'image-store': {
+    choices: ['local', 's3'] as const,
+    default: 'local' as const,
+    describe: 'where image bytes live: the local --images-dir, or S3-compatible object storage (--s3-*)',
+  },
+  's3-bucket': { type: 'string', describe: 'bucket of the S3 image store (it must exist)' },
+  's3-prefix': { type: 'string', default: '', describe: 'key prefix in the bucket: <prefix>/<workload>/<id>.<ext>' },
+  's3-endpoint': { type: 'string', describe: 'endpoint of an S3-compatible store (MinIO, Ceph, R2); default AWS' },
+  's3-region': { type: 'string', default: 'us-east-1', describe: 'region of the bucket' },
+  's3-force-path-style': {
+    type: 'boolean',
+    default: false,
+    describe: 'address buckets as <endpoint>/<bucket> (MinIO and most self-hosted stores need it)',
+  },
   workers: { type: 'number', default: 2, describe: 'local worker processes to start (0 for none)' },
   'worker-slots': {
     type: 'number',
@@ -310,6 +362,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
     throw new Error(`--min-free-disk: ${error instanceof Error ? error.message : String(error)}`);
   }
   const dataDir = path.resolve(args.dataDir);
+  const imageStore = flag('image-store', () => imageStoreOf(args, dataDir));
   const { secret, generated } = await clusterSecret(dataDir, args.secret);
   return {
     server: {
@@ -317,6 +370,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
         systemName: args.systemName,
         dataDir,
         imagesDir: path.resolve(args.imagesDir),
+        imageStore,
         bindHost: args.host,
         port: args.controllerPort,
         apiPort: args.port,

@@ -1,10 +1,14 @@
+import type { ImageStoreConfig } from './image-store/index.js';
 import type { UserQuotaLimits } from './quotas.js';
 import type { RetryPolicy } from './jobs/index.js';
 
 export interface ControllerConfig {
   systemName: string;
   dataDir: string;
+  /** The images folder of the local image store (the default one). */
   imagesDir: string;
+  /** Where image bytes live; absent: the local folder `imagesDir`. */
+  imageStore?: ImageStoreConfig;
   bindHost: string;
   /** PUB (announcements) binds here; the registration REP socket on port + 1, the session REP socket on port + 2. */
   port: number;
@@ -42,4 +46,9 @@ export function rpcPortOf(config: Pick<ControllerConfig, 'port'>): number {
 /** The session socket (heartbeat, fail, goodbye from registered workers): told to each in its register reply. */
 export function sessionPortOf(config: Pick<ControllerConfig, 'port'>): number {
   return config.port + 2;
+}
+
+/** The image store to open: the one configured, else the local folder. */
+export function imageStoreConfigOf(config: Pick<ControllerConfig, 'imagesDir' | 'imageStore'>): ImageStoreConfig {
+  return config.imageStore ?? { kind: 'local', imagesDir: config.imagesDir };
 }

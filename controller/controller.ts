@@ -10,7 +10,11 @@ import {
 import type { Logger } from '../common/log.js';
 import { rpcPortOf, sessionPortOf, type ControllerConfig } from './config.js';
 import { DiskRoom } from './disk-room.js';
-import { LocalImageStore } from './image-store/index.js';
+import { openImageStore, type ImageStore } from './image-store/index.js';
+import { DirectTransfers } from './direct-transfers.js';
+import { imageStoreConfigOf } from './config.js';
+import { probeOf, StoreHealth, watchedStore } from './store-health.js';
+import { UPLOAD_SLOT_MS, UploadSlots } from './upload-slots.js';
 import { ImageLibrary } from './images.js';
 import { NO_QUOTAS, UserQuotas } from './quotas.js';
 import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
@@ -42,6 +46,14 @@ export interface Controller {
   readonly tokens: Tokens;
   readonly users: Users;
   readonly images: ImageLibrary;
+  /** Where image bytes live (the local folder or object storage), watched by `storeHealth`. */
+  readonly imageStore: ImageStore;
+  /** Whether the image store answers; while it does not, no job is given out. */
+  readonly storeHealth: StoreHealth;
+  /** The byte paths that skip the API (presigned URLs, paths) and the check of what workers stored. */
+  readonly transfers: DirectTransfers;
+  /** Uploads around the server: a presigned PUT, then a confirm (object storage only). */
+  readonly uploads: UploadSlots;
   readonly jobs: JobBook;
   /** Cancelling and deleting workloads and images. */
   readonly lifecycle: Lifecycle;
@@ -109,12 +121,24 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     const records = Object.fromEntries([...restored].map(([collection, keys]) => [collection, keys.length]));
     log.error({ records }, 'a datastore commit failed (is the disk full?): the changes not on disk were rolled back');
   });
-  const room = new DiskRoom([config.imagesDir, config.dataDir], config.minFreeDiskBytes);
+  const openedStore = openImageStore(imageStoreConfigOf(config));
+  await openedStore.check();
+  const health = new StoreHealth(probeOf(openedStore), () => jobs.poke(), log);
+  const imageStore = watchedStore(openedStore, health);
+  const room = new DiskRoom(
+    openedStore.kind === 'local' ? [config.imagesDir, config.dataDir] : [config.dataDir],
+    config.minFreeDiskBytes,
+  );
   const quotas = new UserQuotas(config.userQuotas ?? NO_QUOTAS);
-  const images = new ImageLibrary(store, jobs, new LocalImageStore(config.imagesDir), room, quotas);
+  const images = new ImageLibrary(store, jobs, imageStore, room, quotas);
   const lifecycle = new Lifecycle(store, jobs, images, (event) => events.emit('workload', event));
-  const orphans = await images.prepare();
+  // what was handed out before a restart (presigned PUTs, upload slots) may still be written: left a while
+  const orphans = await images.prepare(imageStore.presigns ? config.jobTimeoutMs + UPLOAD_SLOT_MS : 0);
   if (orphans > 0) log.warn({ files: orphans }, 'removed image files that no record points at');
+  const folderId = await imageStore.folderId();
+  const transfers = new DirectTransfers(store, imageStore, jobs, config.jobTimeoutMs, log);
+  events.on('job', (change) => transfers.leaseEnded(change));
+  const uploads = new UploadSlots(imageStore, log);
 
   const invalidMessages = new LogThrottle();
   const onBadMessage = (reason: string): void => {
@@ -123,7 +147,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
 
   const bindHost = config.bindHost === '0.0.0.0' ? '*' : config.bindHost;
   const publisher: Publisher = bindPublisher(`tcp://${bindHost}:${config.port}`);
-  const methods = controllerMethods({ config, store, tokens, registry, jobs, log });
+  const methods = controllerMethods({ config, store, tokens, registry, jobs, folderId, health, log });
   const onInternalError = (method: string, error: unknown): void =>
     log.error(
       { method, error: error instanceof Error ? error.stack : String(error) },
@@ -201,8 +225,12 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     history,
     activity,
     sweeper,
+    imageStore,
+    storeHealth: health,
+    transfers,
+    uploads,
     scheduling: schedulingPort(
-      { store, jobs, registry },
+      { store, jobs, registry, transfers, storeAvailable: () => health.available },
       (listener) => {
         events.on('work', listener);
         return () => events.off('work', listener);
@@ -218,6 +246,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       clearInterval(recorder);
       sweeper.stop();
       retention?.stop();
+      health.close();
+      transfers.close();
+      uploads.stop();
       for (const server of servers) server.close();
       publisher.close();
       history.flush();

@@ -21,7 +21,7 @@ const STALE_RESULT: Record<Refusal, string> = {
 };
 
 /** 410 when the job is gone or cancelled (nothing of it may come back), 409 when only its lease moved on. */
-function staleResult(refusal: Refusal): AppError {
+export function staleResult(refusal: Refusal): AppError {
   return new AppError(refusal === 'no_job' || refusal === 'cancelled' ? 'gone' : 'conflict', STALE_RESULT[refusal]);
 }
 
@@ -29,8 +29,11 @@ export type ImageMime = 'image/png' | 'image/jpeg' | 'image/webp' | 'image/avif'
 
 export type { IncomingContent } from './image-store/index.js';
 
+/** An image's bytes as they arrive: to be put in the store, or already put there (at `key`) by their sender. */
+export type ImageContent = IncomingContent | { kind: 'stored'; key: string };
+
 export interface IncomingImage {
-  content: IncomingContent;
+  content: ImageContent;
   bytes: number;
   mime: ImageMime;
   width: number;
@@ -39,12 +42,31 @@ export interface IncomingImage {
   turned?: boolean;
 }
 
-const EXTENSION: Record<ImageMime, string> = {
+export const EXTENSION: Record<ImageMime, string> = {
   'image/png': 'png',
   'image/jpeg': 'jpg',
   'image/webp': 'webp',
   'image/avif': 'avif',
 };
+
+/** Where an original goes: `<workload name>/<image id>.<ext>`. */
+export function originalKey(workload: Pick<Workload, 'name'>, imageId: string, mime: ImageMime): string {
+  return path.posix.join(workload.name, `${imageId}.${EXTENSION[mime]}`);
+}
+
+/**
+ * Where a lease's result goes: each lease writes a key of its own, so a late result can never touch the
+ * accepted one. The lease id is the server's own: safe in a key.
+ */
+export function resultKey(
+  workload: Pick<Workload, 'name'>,
+  originalId: string,
+  leaseId: string,
+  mime: ImageMime,
+): string {
+  const lease = leaseId.replaceAll('-', '').slice(0, 12);
+  return path.posix.join(workload.name, `${originalId}.filtered-${lease}.${EXTENSION[mime]}`);
+}
 
 /** Images stored, and their bytes, by type. */
 export type ImageTotals = Record<ImageType, { images: number; bytes: number }>;
@@ -98,11 +120,14 @@ export class ImageLibrary {
     return this.removed;
   }
 
-  /** At start: empties the staging area and removes the files and folders no record points at; returns how many. */
-  prepare(): Promise<number> {
+  /**
+   * At start: empties the staging area and removes the files and folders no record points at, but those
+   * younger than `graceMs`; returns how many.
+   */
+  prepare(graceMs: number): Promise<number> {
     const folders = new Set(Object.values(this.store.data.workloads).map((workload) => workload.name));
     const referenced = new Set(Object.values(this.store.data.images).map((image) => image.file));
-    return this.files.prepare(referenced, folders, 0);
+    return this.files.prepare(referenced, folders, graceMs);
   }
 
   /** A new workload's folder in the images space, made before its record commits. */
@@ -160,16 +185,15 @@ export class ImageLibrary {
    * Keeps an original and queues its job; resolves once both the file and the record are durable. A
    * workload deleted (404) or cancelled (409) while the file was being written keeps nothing.
    */
-  async addOriginal(workload: Workload, image: IncomingImage): Promise<ImageRecord> {
+  async addOriginal(workload: Workload, image: IncomingImage, id: string = randomUUID()): Promise<ImageRecord> {
     this.refuseUploads(workload);
     this.room.check(image.content.kind === 'memory' ? image.bytes : 0);
     // counted from here on, so that uploads in flight together cannot pass the quota (the record counts once kept)
     const release = this.quotas.reserve(workload.owner, image.bytes);
     try {
-      const id = randomUUID();
-      const file = path.posix.join(workload.name, `${id}.${EXTENSION[image.mime]}`);
+      const file = originalKey(workload, id, image.mime);
       try {
-        await this.files.put(image.content, file, image.mime);
+        await this.putContent(image, file);
         this.refuseUploads(workload);
       } catch (error) {
         await this.dropLate(file, workload);
@@ -222,13 +246,9 @@ export class ImageLibrary {
     if (!job || !workload || !original || !lease) {
       throw new AppError('not_found', "the job's workload or original is gone");
     }
-    // the lease id is the server's own (the check above compared it): safe in a file name
-    const file = path.posix.join(
-      workload.name,
-      `${original.id}.filtered-${lease.lease_id.replaceAll('-', '').slice(0, 12)}.${EXTENSION[image.mime]}`,
-    );
+    const file = resultKey(workload, original.id, lease.lease_id, image.mime);
     try {
-      await this.files.put(image.content, file, image.mime);
+      await this.putContent(image, file);
     } catch (error) {
       // the folder may have been removed with its workload meanwhile: then the job is gone, and that is the answer
       await this.dropLate(file, workload);
@@ -244,6 +264,12 @@ export class ImageLibrary {
     this.put(record);
     await this.commitOrRemove(file);
     return record;
+  }
+
+  /** Puts the bytes at `key`; bytes already stored by their sender must be at that very key. */
+  private async putContent(image: IncomingImage, key: string): Promise<void> {
+    if (image.content.kind !== 'stored') return this.files.put(image.content, key, image.mime);
+    if (image.content.key !== key) throw new Error(`stored at "${image.content.key}", expected at "${key}"`);
   }
 
   /** Commits; when the commit fails (everything not on disk was rolled back) the file goes too. */

@@ -32,14 +32,17 @@ export {
   type Users,
 } from './users.js';
 export type { Tokens, TokenClaims, TokenRef, TokenScope, UrlTokenPurpose } from './tokens.js';
-export type { ImageLibrary, ImageTotals, IncomingContent, IncomingImage, ImageMime } from './images.js';
-export type { OpenedObject } from './image-store/index.js';
+export type { ImageLibrary, ImageTotals, IncomingContent, IncomingImage, ImageMime, ImageContent } from './images.js';
+export type { ImageStoreConfig, OpenedObject, StoredObject } from './image-store/index.js';
 export type { JobBook, JobChange, JobRefusal, TransitionName } from './job-book.js';
 export type { Runnable } from './job-queue.js';
 export { chainOf, missing, needsOf, type JobNeeds, type WorkerCan } from './workload-needs.js';
 export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from './job-tally.js';
 export type { LeaseSweeper } from './lease-sweeper.js';
 export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome, RevokedLease } from './scheduling.js';
+export type { Transfers, StoredResult } from './direct-transfers.js';
+export type { UploadSlots, UploadSlot } from './upload-slots.js';
+export { originalKey } from './images.js';
 export {
   removedView,
   type Lifecycle,

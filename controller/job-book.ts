@@ -35,6 +35,8 @@ export interface JobChange {
   since: number;
   /** The worker that held its lease before the change (null: none did). */
   holder: string | null;
+  /** The lease it had before the change (null: none). */
+  lease: string | null;
 }
 
 export type TransitionName =
@@ -137,7 +139,7 @@ export class JobBook {
     this.store.changed('jobs', job.id, undefined);
     this.queue.add(job);
     this.counts.moved(job, null);
-    this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at), holder: null });
+    this.hooks.onChange({ job, from: null, since: Date.parse(job.created_at), holder: null, lease: null });
     this.hooks.onWork();
     return job;
   }
@@ -344,7 +346,8 @@ export class JobBook {
     else if (job.state !== 'queued' && before?.from === 'queued') this.queue.remove(job);
     if (before) {
       this.counts.moved(job, before.from);
-      this.hooks.onChange({ job, from: before.from, since: before.since, holder: before.holder });
+      const lease = copy?.lease?.lease_id ?? null;
+      this.hooks.onChange({ job, from: before.from, since: before.since, holder: before.holder, lease });
     }
     // a job back in the queue, or a slot freed: the scheduler may place more
     if (job.state === 'queued' || (before?.holder && !holder)) this.hooks.onWork();

@@ -17,6 +17,7 @@ import type { z } from 'zod';
 import { sessionPortOf, type ControllerConfig } from './config.js';
 import type { JobBook } from './job-book.js';
 import type { Store, WorkerRecord } from './store/index.js';
+import type { StoreHealth } from './store-health.js';
 import type { Tokens } from './tokens.js';
 import type { LiveWorker, WorkerRegistry } from './workers/index.js';
 
@@ -26,15 +27,21 @@ interface Deps {
   tokens: Tokens;
   registry: WorkerRegistry;
   jobs: JobBook;
+  /** The identity of the images folder workers on this machine can use by path; null: none. */
+  folderId: string | null;
+  health: StoreHealth;
   log: Logger;
 }
+
+/** How long a worker that could not reach the image store gets no job: it would likely fail the same way. */
+const STORE_TROUBLE_REST_MS = 2000;
 
 /**
  * The controller's JSON-RPC methods, called by workers: `register` on the registration socket, the others on the
  * session socket (the registration socket answers them too, for workers from before the session socket).
  */
 export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodType, unknown>> {
-  const { config, store, tokens, registry, jobs, log } = deps;
+  const { config, store, tokens, registry, jobs, folderId, health, log } = deps;
 
   function workerOf(token: string): LiveWorker | null {
     const claims = tokens.verify(token);
@@ -124,6 +131,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
           'worker registered',
         );
       }
+      worker.sees_images = folderId !== null && params.images_dir_id === folderId;
       renewHeld(worker, params.running);
       await store.commit();
       jobs.poke();
@@ -154,6 +162,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     [CONTROLLER_METHODS.fail]: method(failParamsSchema, async (params): Promise<AcceptedResult> => {
       const worker = workerOf(params.token);
       if (!worker) return { accepted: false };
+      if (params.store_unavailable) return storeTrouble(worker, params.job_id, params.lease_id, params.error);
       const failure = jobs.fail(params.job_id, worker.record.id, params.lease_id, params.error, params.retryable);
       if (!failure.ok) {
         log.info(
@@ -177,6 +186,25 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       return { accepted: true };
     }),
   };
+
+  /**
+   * The worker could not reach the image store: not the job's fault. The job goes back at no cost, the
+   * worker rests a moment, and the store is probed: while it is down, no job is given out.
+   */
+  async function storeTrouble(
+    worker: LiveWorker,
+    jobId: string,
+    leaseId: string,
+    error: string,
+  ): Promise<AcceptedResult> {
+    const release = jobs.release(jobId, worker.record.id, leaseId, `the image store was unavailable: ${error}`, false);
+    if (!release.ok) return { accepted: false };
+    log.warn({ job_id: jobId, worker: worker.record.name, error }, 'a worker could not reach the image store');
+    registry.rest(worker.record.id, Date.now() + STORE_TROUBLE_REST_MS);
+    health.failed(`worker ${worker.record.name}: ${error}`);
+    await store.commit();
+    return { accepted: true };
+  }
 
   /**
    * A new token for the record. The one it held is revoked: after a restart a worker registers again and

@@ -1,5 +1,6 @@
 import type { Resources } from '../common/protocol.js';
 import type { Operation } from '../common/operations/index.js';
+import type { DirectTransfers, Transfers } from './direct-transfers.js';
 import type { JobBook, JobChange } from './job-book.js';
 import { capabilitiesOf, chainOf, needsOf, type JobNeeds } from './workload-needs.js';
 import type { Runnable } from './job-queue.js';
@@ -24,6 +25,8 @@ export interface WorkerCandidate {
   operations: readonly string[];
   formats: readonly string[];
   resources: Resources;
+  /** It sees the server's images folder: its jobs' bytes go by path. */
+  sees_images: boolean;
 }
 
 /** A queued job whose backoff has passed, with what a worker needs to run it. */
@@ -78,6 +81,8 @@ export interface SchedulingPort {
   rest(workerId: string, until: number): void;
   /** True once the worker has left or is unknown: its connection can go. */
   isGone(workerId: string): boolean;
+  /** Where a leased job's bytes come from and go, for its worker (presigned URLs, paths, or the API). */
+  transfers(jobId: string, worker: Pick<WorkerCandidate, 'sees_images'>, leaseId: string): Promise<Transfers>;
   /** Persists the assignments made so far. */
   commit(): Promise<void>;
   /** Calls the listener whenever work may be placed; returns the unsubscribe. */
@@ -86,19 +91,30 @@ export interface SchedulingPort {
   onRevoked(listener: (revoked: RevokedLease) => void): () => void;
 }
 
+const THROUGH_THE_API: Transfers = { source: { via: 'api' }, target: { via: 'api' } };
+
 function outcome(result: { ok: true } | { ok: false; refusal: Refusal }): Outcome {
   return result.ok ? { ok: true } : { ok: false, refusal: result.refusal };
 }
 
 export function schedulingPort(
-  parts: { store: Store; jobs: JobBook; registry: WorkerRegistry },
+  parts: {
+    store: Store;
+    jobs: JobBook;
+    registry: WorkerRegistry;
+    /** Absent: every job's bytes go through the API. */
+    transfers?: DirectTransfers;
+    /** False while the image store is down: no job is given out, it would only fail. Absent: always up. */
+    storeAvailable?: () => boolean;
+  },
   onWork: (listener: () => void) => () => void,
   onJobChange: (listener: (change: JobChange) => void) => () => void = () => () => undefined,
 ): SchedulingPort {
-  const { store, jobs, registry } = parts;
+  const { store, jobs, registry, transfers } = parts;
   return {
     candidates(now) {
       const found: WorkerCandidate[] = [];
+      if (parts.storeAvailable?.() === false) return found;
       for (const worker of registry.alive()) {
         if (worker.resting_until > now) continue;
         const { record } = worker;
@@ -115,6 +131,7 @@ export function schedulingPort(
           filters: record.filters,
           ...capabilitiesOf(record),
           resources: worker.resources,
+          sees_images: worker.sees_images,
         });
       }
       return found;
@@ -147,6 +164,8 @@ export function schedulingPort(
     start: (jobId, workerId, leaseId) => outcome(jobs.start(jobId, workerId, leaseId)),
     unassign: (jobId, workerId, leaseId) => outcome(jobs.unassign(jobId, workerId, leaseId)),
     rest: (workerId, until) => registry.rest(workerId, until),
+    transfers: (jobId, worker, leaseId) =>
+      transfers ? transfers.forJob(jobId, worker.sees_images, leaseId) : Promise.resolve(THROUGH_THE_API),
     isGone(workerId) {
       const worker = registry.get(workerId);
       return !worker || worker.state === 'left';

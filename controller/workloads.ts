@@ -83,10 +83,16 @@ export interface WorkloadBooks {
   config?: { readonly retentionMs?: number | null };
   /** The live workers: a workload whose queued jobs none of them can run says why. */
   workers?: { alive(): readonly { record: WorkerRecord }[] };
+  /** The image store's health: while it is down, no job is given out. */
+  storeHealth?: { readonly available: boolean };
 }
 
-/** Why no live worker can run the workload's jobs ("no live worker can encode avif"), or null when one can. */
+/**
+ * Why the workload's queued jobs wait: the image store is down, or no live worker can run them ("no live worker
+ * can encode avif"); null when nothing stops them.
+ */
 export function waitingFor(books: WorkloadBooks, workload: Workload): string | null {
+  if (books.storeHealth?.available === false) return 'the image store is unavailable: jobs wait until it answers';
   if (!books.workers) return null;
   const needs = needsOf(workload);
   const alive = books.workers.alive();

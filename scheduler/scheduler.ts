@@ -1,7 +1,7 @@
 import { connectRpc, type RpcClient } from '../common/bus/index.js';
 import { acceptedResultSchema, WORKER_METHODS, type AssignParams } from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
-import type { ReadyJob, RevokedLease, SchedulingPort, WorkerCandidate } from '../controller/index.js';
+import type { ReadyJob, RevokedLease, SchedulingPort, Transfers, WorkerCandidate } from '../controller/index.js';
 import { placeJobs } from './pass.js';
 
 const UNREACHABLE_PAUSE_MS = 2000;
@@ -46,6 +46,16 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
   }
 
   async function dispatch(worker: WorkerCandidate, job: ReadyJob, leaseId: string): Promise<void> {
+    let transfers: Transfers;
+    try {
+      transfers = await port.transfers(job.job_id, worker, leaseId);
+    } catch (error) {
+      // the store could not presign (it says why in the log): the job goes back at no cost
+      log.warn({ job_id: job.job_id, error: error instanceof Error ? error.message : String(error) }, 'no transfer');
+      const unassigned = port.unassign(job.job_id, worker.id, leaseId);
+      if (!unassigned.ok) log.debug({ job_id: job.job_id, reason: unassigned.refusal }, 'unassign refused');
+      return;
+    }
     const params: AssignParams = {
       token: worker.token,
       job_id: job.job_id,
@@ -55,6 +65,7 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
       ...(job.filter === null ? {} : { filter: job.filter }),
       operations: job.operations,
       ...(job.width > 0 && job.height > 0 ? { width: job.width, height: job.height } : {}),
+      ...transfers,
     };
     try {
       const { accepted } = await clientFor(worker).call(WORKER_METHODS.assign, params, acceptedResultSchema);

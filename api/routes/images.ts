@@ -4,10 +4,15 @@
 // ids and metrics are the same functions express's routes use.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '../../common/errors.js';
-import { filteredUploadSchema } from '../../common/protocol.js';
+import { filteredUploadSchema, type FilteredUpload } from '../../common/protocol.js';
 import type { Logger } from '../../common/log.js';
-import { chainGeometry } from '../../common/operations/index.js';
-import { chainOf, findWorkload, type Controller, type ImageRecord, type TokenClaims } from '../../controller/index.js';
+import {
+  findWorkload,
+  type Controller,
+  type ImageRecord,
+  type IncomingImage,
+  type TokenClaims,
+} from '../../controller/index.js';
 import { bearerFrom, verifiedClaims } from '../auth.js';
 import { bodyField, checkDeclaredLength, hasContent } from '../body.js';
 import type { ApiConfig } from '../config.js';
@@ -16,6 +21,7 @@ import { answerError, answerJson } from '../errors.js';
 import type { HttpMetrics } from '../metrics/index.js';
 import { trackRequest } from '../request-log.js';
 import {
+  checkChainFits,
   inspectImage,
   RAW_IMAGE_TYPES,
   receiveRawImage,
@@ -23,6 +29,9 @@ import {
   singleFileUpload,
   type StagedFile,
 } from '../upload.js';
+
+/** How long the presigned GET of `GET /images/{id}?redirect=1` is good for. */
+const REDIRECT_EXPIRY_S = 300;
 
 /** Handles the request and returns true if it is one of these routes; false leaves it to express. */
 export type RawRoutes = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -86,24 +95,43 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
       if (!workloadId) throw new AppError('bad_request', 'missing "workload_id"');
       const workload = findWorkload(controller.store, claims.sub, workloadId);
       const original = inspectImage(requireFile(staged), config.maxPixels);
-      // the workload's chain must apply to this image: a crop inside it, every step within the pixel cap
-      const upright = original.turned ? { width: original.height, height: original.width } : original;
-      const geometry = chainGeometry(chainOf(workload), upright, config.maxPixels);
-      if (!geometry.ok)
-        throw new AppError('unprocessable', `this image cannot go through the workload's chain: ${geometry.error}`);
+      checkChainFits(workload, original, config.maxPixels);
       return controller.images.addOriginal(workload, original);
     }
     const fields = filteredUploadSchema.safeParse({
       type,
       job_id: field(body, 'job_id'),
       lease_id: field(body, 'lease_id'),
+      stored: field(body, 'stored'),
     });
     if (!fields.success) {
       throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
     }
+    if (fields.data.stored) return keepStoredResult(fields.data, claims.sub);
     const incoming = inspectImage(requireFile(staged), config.maxPixels, 'result');
     const kept = await controller.images.addFiltered(fields.data, claims.sub, incoming);
     controller.activity.receivedFrom(claims.sub, kept.bytes);
+    return kept;
+  }
+
+  /**
+   * A result the worker put in the store itself (a presigned PUT, or by path): checked where its lease's
+   * key says (it is there, an image of the type its chain makes, within the pixel cap) before it completes
+   * the job. What fails the check fails that attempt (422), and the object goes.
+   */
+  async function keepStoredResult(upload: FilteredUpload, workerId: string): Promise<ImageRecord> {
+    const { key, mime, object } = await controller.transfers.findStored(upload, workerId);
+    let incoming: IncomingImage;
+    try {
+      if (object.size > config.maxUploadBytes)
+        throw new AppError('too_large', `it is ${object.size} bytes, over the limit of ${config.maxUploadBytes}`);
+      incoming = inspectImage({ ...object, content: { kind: 'stored', key } }, config.maxPixels, 'result');
+      if (incoming.mime !== mime) throw new AppError('unprocessable', `it is ${incoming.mime}, not ${mime}`);
+    } catch (error) {
+      return controller.transfers.reject(upload, workerId, error instanceof Error ? error.message : String(error));
+    }
+    const kept = await controller.images.addFiltered(upload, workerId, incoming);
+    controller.activity.receivedFrom(workerId, kept.bytes);
     return kept;
   }
 
@@ -114,6 +142,11 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     claims: TokenClaims,
   ): Promise<{ body: unknown; staged: StagedFile | undefined }> {
     const type = hasContent(req) ? mediaType(req) : 'no body';
+    if (type === 'no body' && claims.scope === 'worker') {
+      // a worker's report of a result it stored itself: the fields are in the query string, there is no file
+      const body = queryFields(req.url);
+      if (body.stored === 'true') return { body, staged: undefined };
+    }
     if (type === 'multipart/form-data') {
       checkDeclaredLength(req, res, declaredLimit, 'the upload');
       return upload.receive(req, res, (fields) => checkFields(fields, claims));
@@ -170,7 +203,12 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     });
   }
 
-  async function getImage(res: ServerResponse, claims: TokenClaims, rawId: string): Promise<void> {
+  async function getImage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    claims: TokenClaims,
+    rawId: string,
+  ): Promise<void> {
     let id: string;
     try {
       id = decodeURIComponent(rawId);
@@ -181,6 +219,13 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
       claims.scope === 'user'
         ? controller.images.find(claims.sub, id)
         : controller.images.findForWorker(claims.sub, id);
+    if (queryFields(req.url).redirect === '1' && controller.imageStore.presigns) {
+      // straight from the store: the client follows a presigned GET for this one object, good a few minutes
+      const get = await controller.imageStore.presign('GET', image.file, REDIRECT_EXPIRY_S);
+      res.writeHead(302, { Location: get.url, 'Cache-Control': 'private, no-store', 'Content-Length': 0 });
+      res.end();
+      return;
+    }
     const headers = { 'Content-Type': image.mime, 'Cache-Control': 'private, max-age=0' };
     const local = controller.images.localPath(image);
     const sent = local
@@ -204,7 +249,7 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     const answer = async (): Promise<void> => {
       const claims = verifiedClaims(controller.tokens, bearerFrom(req.headers.authorization));
       if (found.upload) await postImage(req, res, claims);
-      else await getImage(res, claims, found.rawId);
+      else await getImage(req, res, claims, found.rawId);
     };
     answer().catch((error: unknown) => answerError(error, res, requestLog, config.maxUploadBytes));
     return true;

@@ -12,6 +12,9 @@ export function statusRoutes(controller: Controller, config: ApiConfig): Router 
       server_time: new Date().toISOString(),
       active_workloads: activeWorkloads(controller, callerOf(res).claims.sub),
       workers: { alive: workers.length, slots: workers.reduce((sum, worker) => sum + worker.record.slots, 0) },
+      // clients that can put bytes in the store themselves ask POST /uploads for a slot when this is true
+      uploads: { slots: controller.uploads.offered },
+      image_store: { kind: controller.imageStore.kind, available: controller.storeHealth.available },
     });
   });
   return router;

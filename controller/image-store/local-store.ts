@@ -3,6 +3,7 @@ import { closeSync, fdatasync, openSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { STORE_ID_FILE } from '../../common/protocol.js';
 import { DirectorySyncs } from '../store/index.js';
 import { ImageStoreConfigError } from './errors.js';
 import type { ImageStore, IncomingContent, OpenedObject, PresignedUrl, StoredObject } from './types.js';
@@ -155,6 +156,21 @@ export class LocalImageStore implements ImageStore {
 
   localPath(key: string): string {
     return path.join(this.root, key);
+  }
+
+  async folderId(): Promise<string> {
+    const file = path.join(this.root, STORE_ID_FILE);
+    const known = await readFile(file, 'utf8').catch(() => null);
+    if (known?.trim()) return known.trim();
+    await mkdir(this.root, { recursive: true });
+    const id = randomUUID();
+    // written aside and renamed: a worker reading it meanwhile sees no id or the whole id
+    const aside = `${file}.${id}`;
+    await writeFile(aside, id);
+    await syncFile(aside);
+    await rename(aside, file);
+    await this.directorySyncs.sync(this.root);
+    return (await readFile(file, 'utf8')).trim();
   }
 
   async open(key: string): Promise<OpenedObject | null> {

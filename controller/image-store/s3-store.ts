@@ -337,6 +337,11 @@ export class S3ImageStore implements ImageStore {
     return null;
   }
 
+  /** No folder a worker could share: workers move bytes by presigned URL. */
+  folderId(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
   /**
    * A URL good for one GET, or for one PUT of `mime` (a signed header: the upload must carry exactly that
    * Content-Type), of this key, for `expiresInSeconds` (1 s to 7 days, S3's limit). `expiresAt` is when

@@ -72,6 +72,11 @@ export interface ImageStore {
   /** The object's path on this machine's disk, for readers and writers that share it; null when it has none. */
   localPath(key: string): string | null;
   /**
+   * The identity of the folder that workers seeing it may read and write by path (the content of its
+   * STORE_ID_FILE, made on first use); null for a store that has no such folder.
+   */
+  folderId(): Promise<string | null>;
+  /**
    * A presigned GET (download) or PUT (upload of `mime`) for this one key, good for `expiresInSeconds`.
    * Only where `presigns`; throws otherwise.
    */

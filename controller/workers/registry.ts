@@ -13,6 +13,8 @@ export interface LiveWorker {
   /** The worker declined or could not be reached: no assignments before this time (epoch ms). */
   resting_until: number;
   resources: Resources;
+  /** It proved it sees the server's images folder (the same STORE_ID_FILE content): it moves bytes by path. */
+  sees_images: boolean;
 }
 
 /** What happens to workers, as the registry sees it (the activity and the history keep it). */
@@ -50,6 +52,7 @@ export class WorkerRegistry {
       last_seen: now,
       resting_until: 0,
       resources,
+      sees_images: false,
     };
     this.workers.set(record.id, live);
     this.events.registered(live, now);

@@ -83,6 +83,10 @@ export interface WorkerOptions {
   slots?: number;
   tags?: string[];
   secret?: string;
+  /** The server's images folder as the worker sees it (--images-dir): it then moves bytes by path. */
+  imagesDir?: string;
+  /** More environment (the AWS SDK's, say). */
+  env?: Record<string, string>;
 }
 
 /** A real worker process, as an operator would start it. */
@@ -99,7 +103,11 @@ export function spawnWorker(options: WorkerOptions): Spawned {
   ];
   if (options.slots) args.push('--slots', String(options.slots));
   if (options.tags?.length) args.push('--tags', options.tags.join(','));
-  return spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, { DPIP_SECRET: options.secret ?? TEST_SECRET });
+  if (options.imagesDir) args.push('--images-dir', options.imagesDir);
+  return spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, {
+    DPIP_SECRET: options.secret ?? TEST_SECRET,
+    ...options.env,
+  });
 }
 
 /** The whole server as its own process (`dpip`), with no local workers unless asked; not waited for. */

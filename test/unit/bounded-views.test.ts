@@ -126,7 +126,7 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
 
     it('the image library keeps its totals as images are stored, and one rebuilt at load finds the same', async () => {
       const library = libraryOf(books, fixture.dir);
-      await library.prepare();
+      await library.prepare(0);
       const workload = history[0]!;
       const original = await library.addOriginal(workload, incoming(700));
       const lease = leaseId(applied(books.jobs.assign(original.job_id!, 'w1')));

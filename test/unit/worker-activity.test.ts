@@ -26,7 +26,7 @@ function workerRecord(id: string): WorkerRecord {
 /** A job change as the job book reports it: the job entered `state` from `from`, held by `holder` before. */
 function change(state: JobState, from: JobState | null, holder: string | null): JobChange {
   const job = { ...createJob(emptyData(), 'wl', 'i', T0), state };
-  return { job, from, since: T0, holder };
+  return { job, from, since: T0, holder, lease: holder ? 'lease-1' : null };
 }
 
 describe('worker activity in the datastore', () => {
