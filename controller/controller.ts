@@ -121,7 +121,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     const records = Object.fromEntries([...restored].map(([collection, keys]) => [collection, keys.length]));
     log.error({ records }, 'a datastore commit failed (is the disk full?): the changes not on disk were rolled back');
   });
-  const openedStore = openImageStore(imageStoreConfigOf(config));
+  const openedStore = await openImageStore(imageStoreConfigOf(config));
   await openedStore.check();
   const health = new StoreHealth(probeOf(openedStore), () => jobs.poke(), log);
   const imageStore = watchedStore(openedStore, health);

@@ -9,7 +9,7 @@ import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage, sniffMime } from '../helpers/images.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
-import { startS3Server, type TestS3Server } from '../helpers/s3-server.js';
+import { setEnv, startS3Server, type TestS3Server } from '../helpers/s3-server.js';
 import { makeDirs, spawnServer, spawnWorker, type TestDirs } from '../helpers/system.js';
 
 const IMAGES = 8;
@@ -86,12 +86,12 @@ describe('bytes presigned: an S3-protocol image store', function () {
   let url: string;
   let controllerPort: number;
   const workers: Spawned[] = [];
-  const savedEnv = { ...process.env };
+  let restoreEnv: () => void = () => undefined;
 
   before(async () => {
     dirs = await makeDirs();
     s3 = await startS3Server();
-    Object.assign(process.env, s3.env);
+    restoreEnv = setEnv(s3.env);
     const server = await spawnServer(dirs, [
       '--image-store',
       's3',
@@ -114,7 +114,7 @@ describe('bytes presigned: an S3-protocol image store', function () {
     await killAll();
     await s3?.close();
     await dirs.remove();
-    process.env = savedEnv;
+    restoreEnv();
   });
 
   it('runs the course flow with every byte in the bucket, under its prefix', async () => {

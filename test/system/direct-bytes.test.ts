@@ -9,7 +9,7 @@ import type { Server } from '../../bin/server.js';
 import type { Transfers } from '../../controller/index.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
-import { startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
+import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 import { makeDirs, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const WORKER = 'stand-in-worker';
@@ -24,13 +24,13 @@ for (const kind of ['local', 's3'] as const) {
     let alice: TestClient;
     let png: Buffer;
     let result: Buffer;
-    const savedEnv = { ...process.env };
+    let restoreEnv: () => void = () => undefined;
 
     before(async () => {
       dirs = await makeDirs();
       if (kind === 's3') {
         s3 = await startS3Server();
-        Object.assign(process.env, s3.env);
+        restoreEnv = setEnv(s3.env);
       }
       const started = await startTestServer(dirs, s3 ? { imageStore: { kind: 's3', ...storeConfigFor(s3) } } : {});
       server = started.server;
@@ -44,7 +44,7 @@ for (const kind of ['local', 's3'] as const) {
       await server?.close();
       await s3?.close();
       await dirs?.remove();
-      process.env = savedEnv;
+      restoreEnv();
     });
 
     /** A new original whose job the stand-in worker holds, running, and where its bytes go. */

@@ -14,10 +14,9 @@ import {
   ImageStoreConfigError,
   ImageStoreUnavailable,
   LocalImageStore,
-  S3ImageStore,
 } from '../../controller/image-store/index.js';
 import { ObjectPresigner } from '../../controller/image-store/s3-presign.js';
-import { createS3Client } from '../../controller/image-store/s3-store.js';
+import { createS3Client, S3ImageStore } from '../../controller/image-store/s3-store.js';
 import { freePort } from '../helpers/ports.js';
 import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 
