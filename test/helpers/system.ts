@@ -87,6 +87,8 @@ export interface WorkerOptions {
   imagesDir?: string;
   /** More environment (the AWS SDK's, say). */
   env?: Record<string, string>;
+  /** Its --log-level (warn). */
+  logLevel?: string;
 }
 
 /** A real worker process, as an operator would start it. */
@@ -99,7 +101,7 @@ export function spawnWorker(options: WorkerOptions): Spawned {
     '--engine',
     options.engine ?? 'auto',
     '--log-level',
-    'warn',
+    options.logLevel ?? 'warn',
   ];
   if (options.slots) args.push('--slots', String(options.slots));
   if (options.tags?.length) args.push('--tags', options.tags.join(','));

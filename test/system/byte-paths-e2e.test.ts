@@ -85,6 +85,7 @@ describe('bytes presigned: an S3-protocol image store', function () {
   let client: TestClient;
   let url: string;
   let controllerPort: number;
+  let serverProcess: Spawned;
   const workers: Spawned[] = [];
   let restoreEnv: () => void = () => undefined;
 
@@ -102,11 +103,15 @@ describe('bytes presigned: an S3-protocol image store', function () {
       '--s3-prefix',
       'dpip/test',
       '--s3-force-path-style',
+      // everything it logs, to check that no presigned URL is in it
+      '--log-level',
+      'debug',
     ]);
+    serverProcess = server.process;
     url = server.url;
     controllerPort = server.controllerPort;
     for (const engine of ['sharp', 'jimp'] as const)
-      workers.push(spawnWorker({ controllerPort, name: engine, engine, slots: 2, env: s3.env }));
+      workers.push(spawnWorker({ controllerPort, name: engine, engine, slots: 2, env: s3.env, logLevel: 'debug' }));
     client = await TestClient.login(server.url, 'alice', 'alice-pw');
   });
 
@@ -174,6 +179,12 @@ describe('bytes presigned: an S3-protocol image store', function () {
     const done = await client.waitForCompletion(workload.workload_id, 90_000);
     await checkGray(client, done, originals);
     expect(waiting.failed_jobs).to.equal(0);
+  });
+
+  it('no presigned URL is in what the server or a worker logged', () => {
+    const logs = [serverProcess, ...workers].map((spawned) => spawned.output()).join('\n');
+    expect(logs).to.include('job');
+    expect(logs).not.to.match(/X-Amz-Signature|X-Amz-Credential/i);
   });
 
   it('deleting the workload removes its objects from the bucket', async () => {

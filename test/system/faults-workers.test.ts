@@ -10,6 +10,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server } from '../../bin/server.js';
+import type { ControllerConfig } from '../../controller/index.js';
 import { TestClient } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
@@ -22,6 +23,7 @@ import {
   sleep,
   spawnWorkerProcess,
 } from '../helpers/restart.js';
+import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 import { makeDirs, spawnWorker, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const LEASE_MS = 2000;
@@ -166,6 +168,8 @@ describe('faults: worker processes', function () {
   let dirs: TestDirs | null = null;
   let server: Server | null = null;
   let proxy: ObservingProxy | null = null;
+  let s3: TestS3Server | null = null;
+  let restoreEnv: () => void = () => undefined;
 
   before(async () => {
     // jimp workers with one slot and 640x480 noise: a job lasts long enough to be caught in the middle
@@ -180,16 +184,20 @@ describe('faults: worker processes', function () {
     try {
       await server?.close();
       await proxy?.close();
+      await s3?.close();
     } finally {
+      restoreEnv();
+      restoreEnv = () => undefined;
       server = null;
       proxy = null;
+      s3 = null;
       await dirs?.remove();
       dirs = null;
     }
   });
 
   async function start(
-    overrides: { publicApiUrl?: string } = {},
+    overrides: Partial<Pick<ControllerConfig, 'publicApiUrl' | 'imageStore'>> = {},
   ): Promise<{ server: Server; client: TestClient; controllerPort: number }> {
     dirs = await makeDirs();
     const started = await startTestServer(dirs, { leaseMs: LEASE_MS, heartbeatMs: HEARTBEAT_MS, ...overrides });
@@ -210,46 +218,60 @@ describe('faults: worker processes', function () {
     );
   }
 
-  it(
-    'SIGKILL mid-job: its jobs are requeued within the lease of its last heartbeat, ' +
-      'and the workload completes on the others, one result per original',
-    async () => {
-      const { server: s, client, controllerPort } = await start();
-      const victim = spawnWorker({ controllerPort, name: 'victim', engine: 'jimp', slots: 1 });
-      spawnWorker({ controllerPort, name: 'survivor', engine: 'jimp', slots: 2 });
-      await registered(s, ['victim', 'survivor']);
-      const workload = await client.createWorkload({ filter: 'grayscale' });
-      await uploadAll(client, workload.workload_id, images);
+  for (const store of ['local', 's3'] as const)
+    it(
+      `SIGKILL mid-job (${store} image store): its jobs are requeued within the lease of its last heartbeat, ` +
+        'and the workload completes on the others, one result per original',
+      async () => {
+        s3 = store === 's3' ? await startS3Server() : null;
+        if (s3) restoreEnv = setEnv(s3.env);
+        const {
+          server: s,
+          client,
+          controllerPort,
+        } = await start(s3 ? { imageStore: { kind: 's3', ...storeConfigFor(s3) } } : {});
+        const env = s3?.env ?? {};
+        const victim = spawnWorker({ controllerPort, name: 'victim', engine: 'jimp', slots: 1, env });
+        spawnWorker({ controllerPort, name: 'survivor', engine: 'jimp', slots: 2, env });
+        await registered(s, ['victim', 'survivor']);
+        const workload = await client.createWorkload({ filter: 'grayscale' });
+        await uploadAll(client, workload.workload_id, images);
 
-      const victimId = liveWorker(s, 'victim')!.record.id;
-      const held = await waitForRunningJob(s, victimId);
-      const killedAt = Date.now();
-      await victim.kill('SIGKILL');
-      const requeuedAt = await waitForRelease(s, victimId, held, LEASE_MS + 10_000);
-      const lastHeartbeat = s.controller.workers.get(victimId)!.last_seen;
-      const requeuedAfter = requeuedAt - lastHeartbeat;
+        const victimId = liveWorker(s, 'victim')!.record.id;
+        const held = await waitForRunningJob(s, victimId);
+        const killedAt = Date.now();
+        await victim.kill('SIGKILL');
+        const requeuedAt = await waitForRelease(s, victimId, held, LEASE_MS + 10_000);
+        const lastHeartbeat = s.controller.workers.get(victimId)!.last_seen;
+        const requeuedAfter = requeuedAt - lastHeartbeat;
 
-      const done = await client.waitForCompletion(workload.workload_id, 90_000);
-      const completedAt = Date.now();
-      console.log(
-        `  recovery: SIGKILL worker -> ${held.length} job(s) requeued ` +
-          `${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; ` +
-          `lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`,
-      );
-      expect(requeuedAfter, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
-      expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
-      // the victim's jobs were done again, after the kill, by the survivor (a second attempt, unless the
-      // controller found itself overloaded when the lease expired: then the lost run costs no attempt)
-      for (const id of held) {
-        const job = s.controller.store.data.jobs[id]!;
-        expect(Date.parse(job.finished_at ?? ''), `the victim's job ${id} finished after the kill`).to.be.greaterThan(
-          killedAt,
+        const done = await client.waitForCompletion(workload.workload_id, 90_000);
+        const completedAt = Date.now();
+        console.log(
+          `  recovery: SIGKILL worker -> ${held.length} job(s) requeued ` +
+            `${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; ` +
+            `lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`,
         );
-        expect(job.attempts, `attempts of the victim's job ${id}`).to.be.at.least(1);
-      }
-      await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
-    },
-  );
+        expect(requeuedAfter, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);
+        expect(done.failed_jobs, JSON.stringify(done.failures)).to.equal(0);
+        // the victim's jobs were done again, after the kill, by the survivor (a second attempt, unless the
+        // controller found itself overloaded when the lease expired: then the lost run costs no attempt)
+        for (const id of held) {
+          const job = s.controller.store.data.jobs[id]!;
+          expect(Date.parse(job.finished_at ?? ''), `the victim's job ${id} finished after the kill`).to.be.greaterThan(
+            killedAt,
+          );
+          expect(job.attempts, `attempts of the victim's job ${id}`).to.be.at.least(1);
+        }
+        await expectExactlyOnce(s, client, workload.workload_id, IMAGE_COUNT);
+        if (s3) {
+          // in the bucket: the originals and the accepted results, nothing of the lost leases
+          const prefix = `dpip-test/${workload.workload_name}/`;
+          const keys = async (): Promise<string[]> => (await s3!.objectKeys()).filter((key) => key.startsWith(prefix));
+          await waitFor("the lost leases' objects to go", async () => (await keys()).length === 2 * IMAGE_COUNT);
+        }
+      },
+    );
 
   it(
     'SIGSTOP mid-job: its jobs are requeued and done by others; ' +
