@@ -73,6 +73,17 @@ once, and its unfiltered images count as errors. While a workload waits because 
 can run it (``waiting_for`` in its view: a tag no worker has, an operation or a format no worker
 has), the progress line says why, and so does the error of the images left at the timeout.
 
+Uploads go one of two ways. Through the API, each frame is one POST /images. Through an upload
+slot, which a server that keeps its images in object storage offers (``uploads.slots`` in GET
+/status), each frame is POST /uploads (a slot: an image id and a presigned URL), a PUT of the bytes
+straight to the object store at that URL with exactly the headers the slot names (no token), then
+POST /uploads/{id}/confirm. ``-upload-via auto`` (the default) uses slots when GET /status says the
+server offers them and POST /images otherwise; ``-upload-via api`` or ``-upload-via slots`` forces
+one (slots from a server that offers none is an error before anything is uploaded). ``run``'s
+report and ``push``'s log say which way the uploads went. A presigned URL is never printed: it lets
+whoever has it write the object until it expires, so an error of the PUT names the frame, the image
+and the HTTP status (and the store's error code), not the URL.
+
 The exit status is 0 when everything passed, 1 when anything failed or came back wrong, or the
 workload could not be deleted (or on a fatal error), 2 on a usage error and 130 on Ctrl-C.
 """
@@ -113,6 +124,8 @@ DEFAULT_POLL_INTERVAL_S = 0.15
 HTTP_TIMEOUT_S = 120.0
 THROTTLE_RETRIES = 5
 THROTTLE_MAX_WAIT_S = 30.0
+UPLOAD_VIA = ("auto", "api", "slots")
+SLOT_TYPES = frozenset({"image/png", "image/jpeg"})
 PROGRESS_TTY_INTERVAL_S = 0.2
 PROGRESS_LOG_INTERVAL_S = 5.0
 PROGRESS_BAR_WIDTH = 24
@@ -166,6 +179,15 @@ class ApiError(StressTestError):
 
 class ApiUnreachable(StressTestError):
     """No HTTP answer at all: connection refused or reset, timeout, malformed response."""
+
+
+class ObjectStoreError(StressTestError):
+    """A PUT to a presigned URL that failed: its status (0: no answer) and what went wrong, never the URL."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
 
 
 class ImageFormatError(ValueError):
@@ -360,6 +382,14 @@ class ApiClient:
         except ValueError as error:
             raise StressTestError(f"POST /images: the answer is not JSON: {response.body[:120]!r}") from error
 
+    def open_upload_slot(self, workload_id: str, content_type: str, size: int) -> dict:
+        """POST /uploads: a slot for one original (its image id, a presigned PUT and where to confirm)."""
+        return self.request_json("POST", "/uploads", {"workload_id": workload_id, "content_type": content_type, "bytes": size})
+
+    def confirm_upload(self, image_id: str) -> dict:
+        """POST /uploads/{id}/confirm: the bytes put at the slot become an original with its job."""
+        return self.request_json("POST", f"/uploads/{urllib.parse.quote(image_id, safe='')}/confirm")
+
     def delete_workload(self, workload_id: str) -> dict:
         return self.request_json("DELETE", f"/workloads/{urllib.parse.quote(workload_id, safe='')}")
 
@@ -368,6 +398,150 @@ class ApiClient:
 
     def download_image(self, image_id: str) -> HttpResponse:
         return self.request("GET", f"/images/{urllib.parse.quote(image_id, safe='')}")
+
+
+class ObjectStoreClient:
+    """PUTs to presigned URLs of the object store, over keep-alive connections (one per thread and
+    address; safe to share between threads). A presigned URL is a credential until it expires: it is
+    never part of an error, which names the status and the store's error code only. The request
+    carries the headers the slot names and nothing of the API's (no Authorization)."""
+
+    def __init__(self, timeout: float = HTTP_TIMEOUT_S):
+        self._timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._throttled = 0
+
+    @property
+    def throttled(self) -> int:
+        """How many PUTs were answered 500/503 (the store's SlowDown) and sent again."""
+        with self._lock:
+            return self._throttled
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+
+    def _connection(self, scheme: str, host: str, port: int | None) -> tuple[http.client.HTTPConnection, bool]:
+        pool = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = {}
+        address = (scheme, host, port)
+        if address in pool:
+            return pool[address], True
+        factory = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        connection = factory(host, port, timeout=self._timeout)
+        pool[address] = connection
+        with self._lock:
+            self._connections.append(connection)
+        return connection, False
+
+    def _drop(self, scheme: str, host: str, port: int | None) -> None:
+        connection = getattr(self._local, "pool", {}).pop((scheme, host, port), None)
+        if connection is not None:
+            connection.close()
+
+    def put(self, url: str, headers: dict[str, str], data: bytes) -> None:
+        """PUTs the bytes; raises ObjectStoreError unless the store answers 2xx."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise ObjectStoreError(0, "the upload URL the server gave does not read as a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ObjectStoreError(0, "the upload URL the server gave is not an http(s) URL")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        address = (parts.scheme, parts.hostname, port)
+        for attempt in range(THROTTLE_RETRIES + 1):
+            status, body, retry_after = self._put_once(address, target, headers, data)
+            if status in (500, 503) and attempt < THROTTLE_RETRIES:
+                with self._lock:
+                    self._throttled += 1
+                time.sleep(min(max(retry_after if retry_after is not None else 0.5 * 2 ** attempt, 0.05), THROTTLE_MAX_WAIT_S))
+                continue
+            if 200 <= status < 300:
+                return
+            code = re.search(rb"<Code>([A-Za-z0-9.]{1,64})</Code>", body[:4096])
+            reason = http.client.responses.get(status, "error")
+            raise ObjectStoreError(status, f"the object store answered {code.group(1).decode() if code else reason}")
+        raise AssertionError("unreachable")
+
+    def _put_once(self, address: tuple[str, str, int | None], target: str, headers: dict[str, str],
+                  data: bytes) -> tuple[int, bytes, float | None]:
+        for attempt in (1, 2):
+            connection, reused = self._connection(*address)
+            try:
+                # no Accept-Encoding of http.client's own: the slot's headers, Host and Content-Length only
+                connection.putrequest("PUT", target, skip_accept_encoding=True)
+                for name, value in headers.items():
+                    connection.putheader(name, value)
+                connection.putheader("Content-Length", str(len(data)))
+                connection.endheaders(data)
+                response = connection.getresponse()
+                body = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
+                self._drop(*address)
+                if reused and attempt == 1:
+                    continue  # the store closed an idle kept-alive connection: try a fresh one
+                raise ObjectStoreError(0, f"the connection to the object store was lost ({type(error).__name__})") from None
+            except OSError as error:
+                self._drop(*address)
+                raise ObjectStoreError(0, f"cannot reach the object store: {error.strerror or type(error).__name__}") from None
+            except (http.client.HTTPException, ValueError) as error:
+                # their messages may quote the URL: only the kind of error
+                self._drop(*address)
+                raise ObjectStoreError(0, f"the PUT to the object store failed ({type(error).__name__})") from None
+            if response.will_close:
+                self._drop(*address)
+            try:
+                retry_after = float(response.headers.get("Retry-After", ""))
+            except ValueError:
+                retry_after = None
+            return response.status, body, retry_after
+        raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class UploadRoute:
+    """Which way originals go: through upload slots (and the object store) or POST /images, and why."""
+    slots: bool
+    reason: str
+
+    @property
+    def text(self) -> str:
+        if self.slots:
+            return f"upload slots: POST /uploads, PUT to the object store, confirm ({self.reason})"
+        return f"POST /images ({self.reason})"
+
+
+def server_status(client: ApiClient, upload_via: str) -> dict | None:
+    """GET /status, for the way uploads go; None from a server without it (a course server) when auto."""
+    try:
+        return client.status()
+    except ApiError as error:
+        if error.status == 404 and upload_via == "auto":
+            return None
+        raise
+
+
+def upload_route(upload_via: str, status: dict | None) -> UploadRoute:
+    """The way -upload-via chooses, given GET /status (None: not asked, for -upload-via api)."""
+    if upload_via == "api":
+        return UploadRoute(False, "-upload-via api")
+    uploads = status.get("uploads") if status else None
+    offered = isinstance(uploads, dict) and uploads.get("slots") is True
+    if upload_via == "slots":
+        if not offered:
+            store = (status or {}).get("image_store")
+            kind = f" (its image store: {store.get('kind')})" if isinstance(store, dict) and store.get("kind") else ""
+            raise StressTestError(f"-upload-via slots: the server offers no upload slots{kind}: "
+                                  "they need object storage; use -upload-via api or auto")
+        return UploadRoute(True, "-upload-via slots")
+    return UploadRoute(True, "auto: the server offers them") if offered else \
+        UploadRoute(False, "auto: the server offers no upload slots")
 
 
 def retry_after_seconds(response: HttpResponse, attempt: int) -> float:
@@ -1157,16 +1331,33 @@ class FrameUpload:
         return self.image_id is not None
 
 
-class FrameUploader:
-    """Uploads frames as originals of one workload, `concurrency` at a time, in frame order."""
+class UploadFailed(Exception):
+    """One upload that did not make an original: the kind of problem and what to say of it."""
 
-    def __init__(self, client: ApiClient, workload_id: str, content_type: str, concurrency: int):
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class FrameUploader:
+    """Uploads frames as originals of one workload, `concurrency` at a time, in frame order: each
+    through POST /images, or through an upload slot when the route says so."""
+
+    def __init__(self, client: ApiClient, workload_id: str, content_type: str, concurrency: int,
+                 route: UploadRoute = UploadRoute(False, "-upload-via api")):
         self.client = client
         self.workload_id = workload_id
         self.content_type = content_type
         self.concurrency = concurrency
+        self.route = route
+        self.store = ObjectStoreClient() if route.slots else None
         self.succeeded = AtomicCounter()
         self.failed = AtomicCounter()
+
+    @property
+    def store_throttled(self) -> int:
+        return self.store.throttled if self.store else 0
 
     def upload_all(self, frames: Sequence[Path], on_result: Callable[[FrameUpload], None] | None = None) -> list[FrameUpload]:
         def task(index: int) -> FrameUpload:
@@ -1181,6 +1372,8 @@ class FrameUploader:
             return list(pool.map(task, range(len(frames))))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if self.store:
+                self.store.close()
 
     def upload(self, index: int, path: Path) -> FrameUpload:
         result = FrameUpload(index, path)
@@ -1196,18 +1389,49 @@ class FrameUploader:
             result.info = None  # upload it anyway: the server's answer is what is being tested
         result.started = time.monotonic()
         try:
-            answer = self.client.upload_original(self.workload_id, path.name, data, self.content_type)
+            if self.store:
+                answer = self.upload_through_slot(path.name, data, result.info)
+            else:
+                answer = self.client.upload_original(self.workload_id, path.name, data, self.content_type)
             image_id = answer.get("image_id") if isinstance(answer, dict) else None
             if isinstance(image_id, str) and image_id:
                 result.image_id = image_id
             else:
                 result.problem = Problem("upload answer without image_id", f"{path.name}: {answer!r}")
+        except UploadFailed as failure:
+            result.problem = Problem(failure.kind, f"{path.name}: {failure.detail}")
         except ApiError as error:
             result.problem = Problem(f"upload HTTP {error.status}", f"{path.name}: {error.message}")
         except (ApiUnreachable, StressTestError) as error:
             result.problem = Problem("upload no answer", f"{path.name}: {error}")
         result.finished = time.monotonic()
         return result
+
+    def upload_through_slot(self, filename: str, data: bytes, info: ImageInfo | None) -> dict:
+        """POST /uploads, the PUT of the bytes to the slot's URL, then the confirm: the confirm's answer
+        (as POST /images answers). The slot's type is the frame's own, as its header says."""
+        assert self.store is not None
+        sniffed = MIME_OF_FORMAT.get(info.format) if info else None
+        content_type = sniffed if sniffed in SLOT_TYPES else self.content_type
+        slot = self.client.open_upload_slot(self.workload_id, content_type, len(data))
+        image_id, upload = slot.get("image_id"), slot.get("upload")
+        if not isinstance(image_id, str) or not image_id or not isinstance(upload, dict):
+            raise UploadFailed("upload slot without image_id or upload", f"POST /uploads answered {shorten(repr(sorted(slot)))}")
+        url, headers = upload.get("url"), upload.get("headers", {})
+        if upload.get("method", "PUT") != "PUT" or not isinstance(url, str) or not isinstance(headers, dict) or \
+                not all(isinstance(name, str) and isinstance(value, str) for name, value in headers.items()):
+            raise UploadFailed("upload slot unusable", f"image {image_id}: its upload is not a PUT to a URL with string headers")
+        try:
+            self.store.put(url, headers, data)
+        except ObjectStoreError as error:
+            kind = f"upload PUT HTTP {error.status}" if error.status else "upload PUT no answer"
+            raise UploadFailed(kind, f"image {image_id}: {error.message}") from None
+        try:
+            return self.client.confirm_upload(image_id)
+        except ApiError as error:
+            raise UploadFailed(f"upload confirm HTTP {error.status}", f"image {image_id}: {error.message}") from None
+        except (ApiUnreachable, StressTestError) as error:
+            raise UploadFailed("upload confirm no answer", f"image {image_id}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -1515,6 +1739,7 @@ class RunReport:
     frames_source: str
     frame_count: int
     concurrency: int
+    uploads_via: str
     uploaded: int
     upload_bytes: int
     upload_seconds: float
@@ -1549,6 +1774,7 @@ class RunReport:
             f"  frames                 {self.frame_count} ({self.frames_source}), concurrency {self.concurrency}",
             f"  upload                 {self.uploaded}/{self.frame_count} in {self.upload_seconds:7.2f} s {rate(self.uploaded, self.upload_seconds)}"
             f"  {self.upload_bytes / 1e6 / self.upload_seconds if self.upload_seconds > 0 else 0:7.1f} MB/s",
+            f"  uploads via            {self.uploads_via}",
         ]
         if self.end_to_end_seconds is None:
             cancelled = f", {self.cancelled_jobs} cancelled" if self.cancelled_jobs else ""
@@ -1568,7 +1794,8 @@ class RunReport:
         elif self.approximate_pairing:
             lines.append("                         (paired in upload answer order: parallel uploads may swap neighbours)")
         if self.throttled or self.poll_errors:
-            lines.append(f"  notes                  {self.throttled} requests throttled (429/503) and retried; {self.poll_errors} failed polls")
+            lines.append(f"  notes                  {self.throttled} requests throttled (429/503, or 500/503 from the object store) "
+                         f"and retried; {self.poll_errors} failed polls")
         if self.cleanup:
             lines.append(f"  cleanup                {self.cleanup}")
         problem_lines = self.problems.lines()
@@ -1632,6 +1859,7 @@ def action_push(args: argparse.Namespace) -> int:
     client = ApiClient(args.api)
     try:
         authenticate(client, args)
+        route = upload_route(args.upload_via, None if args.upload_via == "api" else server_status(client, args.upload_via))
         workload_id = args.workload_id
         if workload_id:
             client.workload(workload_id)  # checks the token and the workload before uploading
@@ -1640,7 +1868,8 @@ def action_push(args: argparse.Namespace) -> int:
             workload_id = workload["workload_id"]
             log(f"created workload {workload_id} ({workload.get('workload_name')}, {describe_processing(workload)})")
         concurrency = args.concurrency or DEFAULT_PUSH_CONCURRENCY
-        uploader = FrameUploader(client, workload_id, IMAGE_TYPES[args.image_type], concurrency)
+        log(f"uploads via {route.text}")
+        uploader = FrameUploader(client, workload_id, IMAGE_TYPES[args.image_type], concurrency, route)
         report_each = (lambda result: print(f"{result.path}: {result.image_id or result.problem.message}", flush=True)) if args.verbose else None
         render = lambda: f"pushing {progress_bar(uploader.succeeded.value + uploader.failed.value, len(frames))} " \
                          f"uploaded {uploader.succeeded.value}/{len(frames)}  failed {uploader.failed.value}"
@@ -1761,9 +1990,11 @@ def action_run(args: argparse.Namespace) -> int:
     client = ApiClient(args.api)
     try:
         authenticate(client, args)
-        workers = describe_workers(client.status())  # also checks the server and the token before any work
+        status = client.status()  # also checks the server and the token before any work
+        workers = describe_workers(status)
+        route = upload_route(args.upload_via, status)
         with run_frames(args) as (frames, source):
-            return run_flow(client, args, frames, source, concurrency, workers)
+            return run_flow(client, args, frames, source, concurrency, workers, route)
     finally:
         client.close()
 
@@ -1778,6 +2009,7 @@ class UploadPhase:
     final: WorkloadSnapshot
     first_seen: dict[str, float]
     poll_errors: int
+    store_throttled: int = 0  # PUTs to the object store answered 500/503 and sent again
 
     @property
     def uploaded(self) -> list[FrameUpload]:
@@ -1792,9 +2024,10 @@ class VerifyPhase:
     problems: list[Problem]
 
 
-def upload_and_watch(client: ApiClient, workload_id: str, frames: list[Path], args: argparse.Namespace, concurrency: int) -> UploadPhase:
+def upload_and_watch(client: ApiClient, workload_id: str, frames: list[Path], args: argparse.Namespace, concurrency: int,
+                     route: UploadRoute) -> UploadPhase:
     """Uploads every frame while polling the workload, then waits until it completes."""
-    uploader = FrameUploader(client, workload_id, IMAGE_TYPES[args.image_type], concurrency)
+    uploader = FrameUploader(client, workload_id, IMAGE_TYPES[args.image_type], concurrency, route)
     with WorkloadWatcher(client, workload_id, args.poll_interval) as watcher:
         render = lambda: run_progress_text(uploader, len(frames), watcher.latest)
         with ProgressDisplay(sys.stderr, render):
@@ -1806,7 +2039,7 @@ def upload_and_watch(client: ApiClient, workload_id: str, frames: list[Path], ar
         first_seen, poll_errors = watcher.first_seen, watcher.poll_errors
     completed = outcome if outcome and not outcome.cancelled else None
     final = outcome or WorkloadSnapshot(client.workload(workload_id), time.monotonic())
-    return UploadPhase(uploads, started, ended, completed, final, first_seen, poll_errors)
+    return UploadPhase(uploads, started, ended, completed, final, first_seen, poll_errors, uploader.store_throttled)
 
 
 def processing_problems(phase: UploadPhase, pairs: Sequence[tuple[FrameUpload, str]], timeout: float) -> list[Problem]:
@@ -1886,7 +2119,8 @@ def delete_run_workload(client: ApiClient, workload_id: str) -> tuple[str, Probl
     return text, None
 
 
-def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], source: str, concurrency: int, workers: str) -> int:
+def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], source: str, concurrency: int, workers: str,
+             route: UploadRoute) -> int:
     """Creates the workload, measures and verifies the run, deletes the workload unless -keep, and reports.
     A run cut short by an error (or Ctrl-C) deletes its workload too, and says so on stderr."""
     workload = create_workload(client, args)
@@ -1894,7 +2128,7 @@ def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], so
     log(f"workload {workload_id} ({workload.get('workload_name')}, {describe_processing(workload)}): "
         f"{len(frames)} frames, concurrency {concurrency}")
     try:
-        report = measure_run(client, args, workload, frames, source, concurrency, workers)
+        report = measure_run(client, args, workload, frames, source, concurrency, workers, route)
     except BaseException:
         if not args.keep:
             log(f"cleanup after the error: deleting workload {workload_id} (Ctrl-C leaves it)")
@@ -1911,9 +2145,9 @@ def run_flow(client: ApiClient, args: argparse.Namespace, frames: list[Path], so
 
 
 def measure_run(client: ApiClient, args: argparse.Namespace, workload: dict, frames: list[Path], source: str,
-                concurrency: int, workers: str) -> RunReport:
+                concurrency: int, workers: str, route: UploadRoute) -> RunReport:
     """Uploads, waits, pulls and verifies: the report of the run, without its cleanup."""
-    phase = upload_and_watch(client, workload["workload_id"], frames, args, concurrency)
+    phase = upload_and_watch(client, workload["workload_id"], frames, args, concurrency, route)
     view = phase.final.view
     # paired by id where the server lists each result's source; else by order, which needs every job
     # finished (with jobs still unfinished there is no telling which originals the results belong to)
@@ -1931,6 +2165,7 @@ def measure_run(client: ApiClient, args: argparse.Namespace, workload: dict, fra
         frames_source=source,
         frame_count=len(frames),
         concurrency=concurrency,
+        uploads_via=route.text,
         uploaded=len(phase.uploaded),
         upload_bytes=sum(upload.size for upload in phase.uploaded),
         upload_seconds=phase.ended - phase.started,
@@ -1945,7 +2180,7 @@ def measure_run(client: ApiClient, args: argparse.Namespace, workload: dict, fra
         downloaded=sum(download.fetched for download in verify.downloads),
         download_seconds=verify.seconds,
         verified_ok=verify.verified_ok,
-        throttled=client.throttled,
+        throttled=client.throttled + phase.store_throttled,
         poll_errors=phase.poll_errors,
         problems=problems,
         expected=expected_summary(workload_chain(view), phase.uploaded),
@@ -2042,6 +2277,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("keep", action="store_true",
            help="run: leave the workload and its images on the server; without it, run deletes them at the end and "
                 "prints what that freed, and a deletion that fails makes the run fail")
+    option("upload-via", choices=UPLOAD_VIA, default="auto",
+           help="run, push: how originals go up: 'slots' (POST /uploads, a PUT straight to the object store, confirm), "
+                "'api' (POST /images), or 'auto' (default): slots when GET /status says the server offers them")
     option("wait", action="store_true", help="pull: wait until the workload is completed first")
     option("verbose", action="store_true", help="push: print each frame's image id")
     return parser
@@ -2060,6 +2298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.keep and args.action != "run":
             raise UsageError("-keep is for run: push, pull and generate never delete anything")
+        if args.upload_via != "auto" and args.action not in ("run", "push"):
+            raise UsageError("-upload-via is for run and push: pull and generate upload nothing")
         if args.operations is not None:
             if args.filter is not None:
                 raise UsageError("give -filter or -operations, not both: a filter is a one-step chain (-operations grayscale)")

@@ -1,8 +1,11 @@
 import type {
   ImageItem,
   OperationCatalogue,
+  ServerStatus,
   Session,
   StepRequest,
+  UploadSlot,
+  UploadVia,
   Worker,
   Workload,
   WorkloadDeleted,
@@ -29,6 +32,17 @@ async function errorOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, `${response.status} ${response.statusText}`);
 }
 
+/** The content type of an upload slot for the file, from its first bytes; null when it is neither PNG nor JPEG. */
+async function slotType(file: File): Promise<'image/png' | 'image/jpeg' | null> {
+  const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
+  if (head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47) return 'image/png';
+  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return 'image/jpeg';
+  return null;
+}
+
+/** An upload that could not reach the object store at all (no answer: CORS, CSP, network), for a fallback. */
+class StoreUnreachable extends Error {}
+
 /** A workload to create: of a course filter, or of a chain of operations. */
 export type NewWorkload = { workload_name?: string; tags: string[] } & (
   | { filter: string }
@@ -39,6 +53,8 @@ export type NewWorkload = { workload_name?: string; tags: string[] } & (
 export class Api {
   private readonly blobs = new Map<string, Promise<string>>();
   private catalogue: Promise<OperationCatalogue> | null = null;
+  /** Whether originals go through upload slots: GET /status, asked once (again after a failure). */
+  private slots: Promise<boolean> | null = null;
 
   constructor(
     private session: Session | null,
@@ -164,8 +180,79 @@ export class Api {
     this.blobs.clear();
   }
 
-  /** Uploads one original with progress (fetch cannot report upload progress; XMLHttpRequest can). */
-  upload(workloadId: string, file: File, onProgress: (fraction: number) => void): Promise<{ image_id: string }> {
+  /**
+   * Uploads one original with progress: through an upload slot when the server offers them (the bytes go
+   * straight to its object store), else through POST /images. A PNG or JPEG only takes a slot (anything
+   * else goes to POST /images, which says what is wrong with it). Should the store not answer the browser
+   * at all (its bucket without a CORS rule for this page, say), the file goes through POST /images, and so
+   * do the next ones.
+   */
+  async upload(
+    workloadId: string,
+    file: File,
+    onProgress: (fraction: number) => void,
+  ): Promise<{ image_id: string; via: UploadVia }> {
+    const type = (await this.uploadSlots()) ? await slotType(file) : null;
+    if (type) {
+      try {
+        return { image_id: await this.uploadThroughSlot(workloadId, file, type, onProgress), via: 'slot' };
+      } catch (error) {
+        if (!(error instanceof StoreUnreachable)) throw error;
+        this.slots = Promise.resolve(false);
+        console.warn(`uploads go through the server from now on: ${error.message}`);
+        onProgress(0);
+      }
+    }
+    return { image_id: await this.uploadThroughApi(workloadId, file, onProgress), via: 'api' };
+  }
+
+  private uploadSlots(): Promise<boolean> {
+    if (!this.slots) {
+      const asked = this.json<ServerStatus>('GET', '/status').then((status) => status.uploads?.slots === true);
+      asked.catch(() => {
+        if (this.slots === asked) this.slots = null;
+      });
+      this.slots = asked;
+    }
+    return this.slots;
+  }
+
+  /** POST /uploads, the PUT of the file to the slot's URL (exactly its headers, no token), the confirm. */
+  private async uploadThroughSlot(
+    workloadId: string,
+    file: File,
+    type: string,
+    onProgress: (fraction: number) => void,
+  ): Promise<string> {
+    const slot = await this.json<UploadSlot>('POST', '/uploads', {
+      workload_id: workloadId,
+      content_type: type,
+      bytes: file.size,
+    });
+    await new Promise<void>((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open(slot.upload.method, slot.upload.url);
+      for (const [name, value] of Object.entries(slot.upload.headers)) xhr.setRequestHeader(name, value);
+      xhr.upload.onprogress = (event) => {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      };
+      // the URL is a credential until it expires: never part of a message
+      xhr.onerror = () => reject(new StoreUnreachable('the object store did not answer the upload'));
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) return resolve();
+        const code = /<Code>([A-Za-z0-9.]{1,64})<\/Code>/.exec(xhr.responseText)?.[1];
+        reject(
+          new ApiError(xhr.status, `the object store refused the upload: ${xhr.status} ${code ?? xhr.statusText}`),
+        );
+      };
+      xhr.send(file);
+    });
+    const confirmed = await this.json<{ image_id: string }>('POST', slot.confirm);
+    return confirmed.image_id;
+  }
+
+  /** POST /images with progress (fetch cannot report upload progress; XMLHttpRequest can). */
+  private uploadThroughApi(workloadId: string, file: File, onProgress: (fraction: number) => void): Promise<string> {
     return new Promise((resolve, reject) => {
       const form = new FormData();
       form.set('workload_id', workloadId);
@@ -184,7 +271,7 @@ export class Api {
         } catch {
           // handled below
         }
-        if (xhr.status === 201 && body.image_id) return resolve({ image_id: body.image_id });
+        if (xhr.status === 201 && body.image_id) return resolve(body.image_id);
         if (xhr.status === 401) this.onLoggedOut();
         reject(new ApiError(xhr.status, body.error?.message ?? `${xhr.status} ${xhr.statusText}`));
       };

@@ -32,3 +32,19 @@ export type ParamValue = string | number | boolean;
 
 /** A step as POST /workloads takes it: the operation and the parameters given (the server fills in the rest). */
 export type StepRequest = { op: string } & Record<string, ParamValue>;
+
+/** What the dashboard reads of GET /status. */
+export interface ServerStatus {
+  /** Whether originals may go around the server, through upload slots (object storage only). */
+  uploads?: { slots?: boolean };
+}
+
+/** POST /uploads: a slot for one original, the PUT that fills it, and where to confirm it. */
+export interface UploadSlot {
+  image_id: string;
+  upload: { method: string; url: string; headers: Record<string, string> };
+  confirm: string;
+}
+
+/** Which way an original went up: through an upload slot, or through POST /images. */
+export type UploadVia = 'slot' | 'api';

@@ -76,11 +76,13 @@ export class UploadQueue {
     item.row.dataset.state = 'uploading';
     item.status.textContent = 'uploading';
     try {
-      await this.api.upload(this.workloadId, item.file, (fraction) => {
+      const { via } = await this.api.upload(this.workloadId, item.file, (fraction) => {
         item.loaded = fraction * item.file.size;
         item.bar.style.width = percent(fraction);
         this.summarize();
       });
+      // through an upload slot (straight to the object store) or through the server
+      item.row.dataset.via = via;
       item.loaded = item.file.size;
       item.bar.style.width = '100%';
       item.row.dataset.state = 'done';

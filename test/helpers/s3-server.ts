@@ -65,7 +65,11 @@ async function walk(dir: string, prefix: string, into: string[]): Promise<void> 
   }
 }
 
-export async function startS3Server(options: { bucket?: string } = {}): Promise<TestS3Server> {
+/**
+ * Starts the server with its bucket; with `cors`, the bucket has a CORS rule that lets a page of any
+ * origin PUT and GET with a Content-Type header (a browser's upload to a presigned URL).
+ */
+export async function startS3Server(options: { bucket?: string; cors?: boolean } = {}): Promise<TestS3Server> {
   const bucket = options.bucket ?? 'dpip-test';
   const root = await mkdtemp(path.join(tmpdir(), 'dpip-s3-'));
   const directory = path.join(root, 's3');
@@ -87,7 +91,12 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
     stagingDir,
     async start() {
       if (running) return;
-      const spawned = spawnNode(CHILD, [String(port), directory, bucket], {}, NODE_ARGS);
+      const spawned = spawnNode(
+        CHILD,
+        [String(port), directory, bucket, ...(options.cors ? ['cors'] : [])],
+        {},
+        NODE_ARGS,
+      );
       running = spawned;
       try {
         await listening(spawned);

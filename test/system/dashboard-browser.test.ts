@@ -6,7 +6,9 @@
 // a confirm step), the list following other tabs and clients live, and the list loaded page by page; a
 // chain of operations built step by step (the server's refusal shown on the step it names), shown in the
 // workload's views with why it waits; each result's format and size in the gallery. A screenshot taken
-// while the workload runs is kept in test-results/dashboard.png.
+// while the workload runs is kept in test-results/dashboard.png. Against a server with object storage:
+// originals put straight into the store through upload slots, and through the server when the store
+// does not answer the browser.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -17,6 +19,8 @@ import { startServer, type Server } from '../../bin/server.js';
 import { createLogger } from '../../common/log.js';
 import { makeTestImage, poisonPng, sniffMime } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
+import { parsePrometheus } from '../helpers/prometheus.js';
+import { startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { liveWorker, pickServerPorts, spawnServerOn } from '../helpers/restart.js';
 import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from '../helpers/system.js';
@@ -639,6 +643,154 @@ describe('dashboard in headless Chromium', function () {
     } finally {
       await context.close();
       await restartDirs.remove();
+    }
+  });
+});
+
+describe('dashboard in headless Chromium, with object storage: upload slots', function () {
+  this.timeout(120_000);
+  let dirs: TestDirs | null = null;
+  let s3: TestS3Server | null = null;
+  let server: Server | null = null;
+  let browser: Browser | null = null;
+  let url = '';
+  const savedEnv = { ...process.env };
+
+  before(async function () {
+    if (!ensureChromium()) this.skip();
+    dirs = await makeDirs();
+    // the bucket answers browsers of other origins (CORS): PUT with a Content-Type
+    s3 = await startS3Server({ cors: true });
+    Object.assign(process.env, s3.env);
+    const config = await testServerConfig(dirs, { imageStore: { kind: 's3', ...storeConfigFor(s3) } });
+    server = await startServer(config, createLogger('test-server', 'silent'));
+    url = `http://127.0.0.1:${server.api.port}`;
+    spawnWorker({ controllerPort: config.controller.port, name: 'slots-worker', engine: 'sharp', env: s3.env });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    });
+  });
+
+  after(async () => {
+    try {
+      await browser?.close();
+    } finally {
+      await killAll();
+      await server?.close();
+      await s3?.close();
+      await dirs?.remove();
+      process.env = savedEnv;
+    }
+  });
+
+  /** Requests the server answered so far: slots opened and confirmed. */
+  async function slotRequests(): Promise<{ slots: number; confirms: number }> {
+    const metrics = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+    const count = (route: string) => metrics.sum('dpip_http_requests_total', { method: 'POST', route });
+    return { slots: count('/uploads'), confirms: count('/uploads/:id/confirm') };
+  }
+
+  /** The page's uploads through the server (POST /images), as they are sent. */
+  function watchApiUploads(page: Page): string[] {
+    const sent: string[] = [];
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && request.url() === `${url}/images`) sent.push(request.url());
+    });
+    return sent;
+  }
+
+  /** Creates a workload on the page and drops two PNGs and a text file on it. */
+  async function dropBatch(page: Page, name: string): Promise<void> {
+    await page.getByTestId('workload-name').fill(name);
+    await page.getByTestId('create-workload').click();
+    await page.getByTestId('workload-page').waitFor();
+    const files: DroppedFile[] = [];
+    for (const seed of [1, 2])
+      files.push({
+        name: `photo-${seed}.png`,
+        type: 'image/png',
+        base64: (await makeTestImage(160, 120, 'image/png', 900 + seed)).toString('base64'),
+      });
+    files.push({ name: 'notes.txt', type: 'text/plain', base64: Buffer.from('not an image').toString('base64') });
+    await drop(page, '[data-testid="dropzone"]', files);
+    await waitForCount(page, '[data-testid="upload-row"][data-state="done"]', 2);
+    await waitForCount(page, '[data-testid="upload-row"][data-state="failed"]', 1);
+    expect(await page.locator('[data-testid="upload-row"][data-state="failed"]').textContent())
+      .to.contain('notes.txt')
+      .and.to.contain('not a PNG or JPEG');
+  }
+
+  /** The ways the uploads that were done went ('slot' or 'api'), by file name. */
+  async function uploadedVia(page: Page): Promise<Record<string, string>> {
+    return (await page.evaluate(
+      `Object.fromEntries([...document.querySelectorAll('[data-testid="upload-row"][data-state="done"]')]
+        .map((row) => [row.querySelector('.name').textContent, row.dataset.via]))`,
+    )) as Record<string, string>;
+  }
+
+  it('puts PNGs straight into the store through slots, then confirms them; the rest through the server', async () => {
+    // the page's Content-Security-Policy (connect-src 'self') would block the PUT to the store's origin:
+    // bypassed here, as a server whose policy names its store would allow it
+    const context = await browser!.newContext({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+    const page = await context.newPage();
+    const problems = watchProblems(page, /status of 415/);
+    const puts: { url: string; headers: Record<string, string> }[] = [];
+    const throughApi = watchApiUploads(page);
+    page.on('request', (request) => {
+      if (request.method() === 'PUT') puts.push({ url: request.url(), headers: request.headers() });
+    });
+    try {
+      const before = await slotRequests();
+      await signIn(page, url, 'alice', 'alice-pw');
+      const name = `slots-${Date.now().toString(36)}`;
+      await dropBatch(page, name);
+      expect(await uploadedVia(page)).to.deep.equal({ 'photo-1.png': 'slot', 'photo-2.png': 'slot' });
+      const after = await slotRequests();
+      expect(after.slots - before.slots).to.equal(2);
+      expect(after.confirms - before.confirms).to.equal(2);
+      // only the text file went to POST /images (and was refused there)
+      expect(throughApi).to.have.length(1);
+      // the PUTs went to the store, with the slot's Content-Type and no token
+      expect(puts).to.have.length(2);
+      for (const request of puts) {
+        expect(new URL(request.url).origin).to.equal(s3!.endpoint);
+        expect(request.headers['content-type']).to.equal('image/png');
+        expect(request.headers.authorization).to.equal(undefined);
+      }
+      // the bytes are in the bucket, and the worker filters them
+      const keys = (await s3!.objectKeys()).filter((key) => key.startsWith(`dpip-test/${name}/`));
+      expect(keys.length).to.be.at.least(2);
+      await waitForCount(page, '[data-testid="tile"][data-state="done"]', 2, 60_000);
+      expect(await page.locator('body').textContent()).to.not.include('X-Amz');
+      expect(problems).to.deep.equal([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('uploads through the server when the store does not answer the browser (CORS, a policy, a network)', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+    const page = await context.newPage();
+    const problems = watchProblems(page, /status of 415|net::ERR_FAILED/);
+    const throughApi = watchApiUploads(page);
+    // the store's origin is out of the page's reach
+    await page.route(`${s3!.endpoint}/**`, (route) => route.abort('failed'));
+    try {
+      const before = await slotRequests();
+      await signIn(page, url, 'alice', 'alice-pw');
+      await dropBatch(page, `no-store-${Date.now().toString(36)}`);
+      expect(await uploadedVia(page)).to.deep.equal({ 'photo-1.png': 'api', 'photo-2.png': 'api' });
+      const after = await slotRequests();
+      // the slots asked for before the store was found out of reach are never confirmed
+      expect(after.slots - before.slots).to.be.within(1, 2);
+      expect(after.confirms - before.confirms).to.equal(0);
+      expect(throughApi).to.have.length(3);
+      await waitForCount(page, '[data-testid="tile"][data-state="done"]', 2, 60_000);
+      expect(problems).to.deep.equal([]);
+    } finally {
+      await context.close();
     }
   });
 });

@@ -4,6 +4,9 @@
 // of operations given with -operations (its usage errors, the JSON the server gets, a workload that
 // waits, results checked against the chain the view lists); and, inside the script, the sizes a chain
 // makes (against the server's geometry and sharp's) and the WebP and AVIF headers of files sharp wrote.
+// Against a server that keeps its images in object storage (a real S3-protocol server): uploads through
+// upload slots (the PUT straight to the store) or, with -upload-via api, through POST /images; a PUT the
+// store refuses, named without its presigned URL.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import {
@@ -29,8 +32,9 @@ import {
 } from '../../common/operations/index.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage, poisonPng } from '../helpers/images.js';
-import { killAll } from '../helpers/processes.js';
+import { killAll, waitFor } from '../helpers/processes.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
+import { startS3Server, type TestS3Server } from '../helpers/s3-server.js';
 import { makeDirs, spawnServer, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../stress_test.py', import.meta.url));
@@ -130,11 +134,14 @@ interface ProxyOptions {
   refuseDeletes?: boolean;
   /** Rewrites the JSON answer of GET /workloads/{id}. */
   rewriteWorkload?: (view: Record<string, unknown>) => Record<string, unknown>;
+  /** Rewrites the JSON answer of POST /uploads (a slot). */
+  rewriteSlot?: (slot: Record<string, unknown>) => Record<string, unknown>;
 }
 
-/** Forwards the answer of the server, rewritten when `rewrite` is given (a JSON body). */
+/** Forwards the answer of the server, rewritten when `rewrite` is given (a JSON body, of a 200 or a 201). */
 function relay(answer: IncomingMessage, res: ServerResponse, rewrite?: (body: string) => string): void {
-  if (!rewrite || answer.statusCode !== 200) {
+  const status = answer.statusCode ?? 502;
+  if (!rewrite || (status !== 200 && status !== 201)) {
     res.writeHead(answer.statusCode ?? 502, answer.headers);
     answer.pipe(res);
     return;
@@ -143,7 +150,7 @@ function relay(answer: IncomingMessage, res: ServerResponse, rewrite?: (body: st
   answer.on('data', (chunk: Buffer) => chunks.push(chunk));
   answer.on('end', () => {
     const body = Buffer.from(rewrite(Buffer.concat(chunks).toString()));
-    res.writeHead(200, { ...answer.headers, 'content-length': String(body.length) });
+    res.writeHead(status, { ...answer.headers, 'content-length': String(body.length) });
     res.end(body);
   });
 }
@@ -157,12 +164,12 @@ async function proxyTo(target: string, options: ProxyOptions): Promise<{ url: st
       res.end(JSON.stringify({ error: { code: 500, message: 'internal error' } }));
       return;
     }
-    const rewriteWorkload = options.rewriteWorkload;
     const isWorkload = req.method === 'GET' && /^\/workloads\/[0-9a-f-]{36}$/.test(req.url ?? '');
-    const rewrite =
-      rewriteWorkload && isWorkload
-        ? (body: string) => JSON.stringify(rewriteWorkload(JSON.parse(body) as Record<string, unknown>))
-        : undefined;
+    const isSlot = req.method === 'POST' && req.url === '/uploads';
+    const rewriteJson = isWorkload ? options.rewriteWorkload : isSlot ? options.rewriteSlot : undefined;
+    const rewrite = rewriteJson
+      ? (body: string) => JSON.stringify(rewriteJson(JSON.parse(body) as Record<string, unknown>))
+      : undefined;
     const forward = httpRequest(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => relay(answer, res, rewrite),
@@ -277,6 +284,8 @@ describe('stress_test.py against a real server with two local workers', function
     expect(code, stderr).to.equal(0);
     expect(stdout).to.match(/end to end\s+12 done, 0 failed/);
     expect(stdout).to.match(/verified\s+12\/12 correct/);
+    // a local images folder: no upload slots
+    expect(stdout).to.match(/^ {2}uploads via\s+POST \/images \(auto: the server offers no upload slots\)$/m);
     // checked against what its chain (the filter's one step) makes of each frame
     expect(stdout).to.match(/^ {2}expected results\s+12 x png 96x64$/m);
     expect(stdout).to.match(/result latency\s+min .*\(n=12\)/);
@@ -371,6 +380,24 @@ describe('stress_test.py against a real server with two local workers', function
     expect(pull.stderr).to.include('-operations is for the workload run or push creates');
     // nothing was made
     expect(await workloadIds()).to.deep.equal(before);
+  });
+
+  it('fails -upload-via slots before making anything when the server offers no slots (a local folder)', async () => {
+    const before = await workloadIds();
+    for (const action of ['run', 'push']) {
+      const directory = action === 'push' ? ['-frames-path', await frames(dirs.root, 'slots-refused', 1)] : [];
+      const { code, stderr } = await stressTest([
+        ...['-action', action, '-api', url, '-token', alice.token, '-upload-via', 'slots', ...directory],
+      ]);
+      expect(code, stderr).to.equal(1);
+      expect(stderr).to.include(
+        '-upload-via slots: the server offers no upload slots (its image store: local): they need object storage',
+      );
+    }
+    expect(await workloadIds()).to.deep.equal(before);
+    const pull = await stressTest(['-action', 'pull', '-workload-id', 'x', '-token', 't', '-upload-via', 'api']);
+    expect(pull.code).to.equal(2);
+    expect(pull.stderr).to.include('-upload-via is for run and push');
   });
 
   it('refuses -keep outside run', async () => {
@@ -505,6 +532,187 @@ describe('stress_test.py against a real server with two local workers', function
     expect(Date.now() - started, 'not waiting for the timeout').to.be.below(30_000);
     expect(stderr).to.include('warning: workload is cancelled: pulling the 0 results finished so far');
     expect(stdout).to.include(`pulled 0/0 filtered images of workload ${made.workload_id}`);
+  });
+});
+
+describe('stress_test.py against a server that keeps its images in object storage', function () {
+  this.timeout(180_000);
+  const PREFIX = 'dpip/stress';
+  let dirs: TestDirs;
+  let s3: TestS3Server;
+  let url: string;
+  let alice: TestClient;
+  const savedEnv = { ...process.env };
+
+  before(async () => {
+    dirs = await makeDirs();
+    s3 = await startS3Server();
+    // the server and its local workers find the store's credentials in their environment
+    Object.assign(process.env, s3.env);
+    ({ url } = await spawnServer(dirs, [
+      ...['--workers', '2', '--engine', 'sharp', '--image-store', 's3', '--s3-bucket', s3.bucket],
+      ...['--s3-endpoint', s3.endpoint, '--s3-prefix', PREFIX, '--s3-force-path-style'],
+    ]));
+    alice = await TestClient.login(url, 'alice', 'alice-pw');
+  });
+
+  after(async () => {
+    await killAll();
+    await s3?.close();
+    await dirs?.remove();
+    process.env = savedEnv;
+  });
+
+  /**
+   * Requests the server answered so far, by route: slots opened, slots confirmed, and POST /images (the
+   * uploads through the API, and the workers' reports of the results they stored).
+   */
+  async function uploadRequests(): Promise<{ slots: number; confirms: number; images: number }> {
+    const metrics = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+    const count = (route: string) => metrics.sum('dpip_http_requests_total', { method: 'POST', route });
+    return { slots: count('/uploads'), confirms: count('/uploads/:id/confirm'), images: count('/images') };
+  }
+
+  /** The workload's name, as the report gives it. */
+  function workloadNameOf(stdout: string): string {
+    const match = /^ {2}workload\s+[0-9a-f-]{36} \(([^,]+), /m.exec(stdout);
+    expect(match, stdout).to.not.equal(null);
+    return match![1]!;
+  }
+
+  /** Waits until no object of the workload is left in the bucket. */
+  async function objectsGone(name: string): Promise<void> {
+    await waitFor(`the objects of ${name} to go`, async () => {
+      const keys = await s3.objectKeys();
+      return !keys.some((key) => key.startsWith(`${PREFIX}/${name}/`));
+    });
+  }
+
+  it('uploads through slots (auto), passes, deletes its workload and leaves nothing in the bucket', async () => {
+    const before = await uploadRequests();
+    const keysBefore = await s3.objectKeys();
+    const { code, stdout, stderr } = await stressTest(
+      asAlice('run', url, '-count', '12', '-size', '96x64', '-concurrency', '4'),
+    );
+    expect(code, stderr).to.equal(0);
+    expect(stdout).to.match(/^ {2}uploads via\s+upload slots: POST \/uploads, PUT to the object store, confirm /m);
+    expect(stdout).to.match(/, confirm \(auto: the server offers them\)$/m);
+    expect(stdout).to.match(/^ {2}upload\s+12\/12 /m);
+    expect(stdout).to.match(/end to end\s+12 done, 0 failed/);
+    expect(stdout).to.match(/verified\s+12\/12 correct/);
+    expect(stdout).to.match(/result\s+PASS/);
+    // every original went around the server, none through it
+    const after = await uploadRequests();
+    expect(after.slots - before.slots).to.equal(12);
+    expect(after.confirms - before.confirms).to.equal(12);
+    expect(after.images - before.images, "the workers' 12 results only").to.equal(12);
+    // deleted: its originals and results, and their objects
+    expect(freedOf(stdout).images).to.equal(24);
+    expect((await alice.call('GET', `/workloads/${workloadOf(stdout)}`)).status).to.equal(404);
+    await objectsGone(workloadNameOf(stdout));
+    expect(await s3.objectKeys()).to.deep.equal(keysBefore);
+  });
+
+  it('uploads through POST /images with -upload-via api, and passes', async () => {
+    const before = await uploadRequests();
+    const { code, stdout, stderr } = await stressTest(
+      asAlice('run', url, '-count', '6', '-size', '64x48', '-upload-via', 'api'),
+    );
+    expect(code, stderr).to.equal(0);
+    expect(stdout).to.match(/^ {2}uploads via\s+POST \/images \(-upload-via api\)$/m);
+    expect(stdout).to.match(/verified\s+6\/6 correct/);
+    expect(stdout).to.match(/result\s+PASS/);
+    const after = await uploadRequests();
+    expect(after.images - before.images, 'six originals and six results').to.equal(12);
+    expect(after.slots - before.slots).to.equal(0);
+    await objectsGone(workloadNameOf(stdout));
+  });
+
+  it('push goes through slots too, in frame order, and says so', async () => {
+    const directory = await frames(dirs.root, 'push-slots', 3);
+    const { code, stdout, stderr } = await stressTest(
+      asAlice('push', url, '-frames-path', directory, '-upload-via', 'slots', '-verbose'),
+    );
+    expect(code, stderr).to.equal(0);
+    expect(stderr).to.include(
+      'uploads via upload slots: POST /uploads, PUT to the object store, confirm (-upload-via slots)',
+    );
+    const made = /^created workload ([0-9a-f-]{36}) /m.exec(stderr);
+    expect(made, stderr).to.not.equal(null);
+    expect(stdout).to.include(`pushed 3/3 frames from ${directory} to workload ${made![1]}`);
+    const ids = [...stdout.matchAll(/^\S+\/(\d)\.png: ([0-9a-f-]{36})$/gm)].map((match) => [match[1], match[2]]);
+    expect(ids.map(([frame]) => frame)).to.deep.equal(['0', '1', '2']);
+    const done = await alice.waitForCompletion(made![1]!, 60_000);
+    expect(done.total_images).to.equal(3);
+    expect(done.failed_jobs).to.equal(0);
+    // the originals in upload order are the frames in order
+    const listed = (await alice.call('GET', `/images?workload_id=${made![1]}`)).body.images as {
+      image_id: string;
+      type: string;
+    }[];
+    const originals = listed.filter((image) => image.type === 'original').map((image) => image.image_id);
+    expect(originals).to.have.members(ids.map(([, id]) => id));
+    expect((await alice.deleteWorkload(made![1]!)).status).to.equal(200);
+  });
+
+  it('names the frame, the image and the status of a PUT the store refuses, never the presigned URL', async () => {
+    // a store that refuses every PUT as S3 does, and records what it was sent
+    const seen: { url: string; headers: Record<string, string | string[] | undefined> }[] = [];
+    const store = createServer((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.headers });
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        res.end(
+          '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>' +
+            `<Message>Access Denied</Message><Resource>${req.url}</Resource></Error>`,
+        );
+      });
+    });
+    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
+    const storeOrigin = `http://127.0.0.1:${(store.address() as AddressInfo).port}`;
+    const slots: { url: string; headers: Record<string, string> }[] = [];
+    const proxy = await proxyTo(url, {
+      rewriteSlot: (slot) => {
+        const upload = slot.upload as { method: string; url: string; headers: Record<string, string> };
+        slots.push(upload);
+        return {
+          ...slot,
+          upload: { ...upload, url: storeOrigin + new URL(upload.url).pathname + new URL(upload.url).search },
+        };
+      },
+    });
+    try {
+      const { code, stdout, stderr } = await stressTest(
+        asAlice('run', proxy.url, '-count', '3', '-size', '64x48', '-concurrency', '1'),
+      );
+      expect(code).to.equal(1);
+      expect(stdout).to.match(/^ {2}upload\s+0\/3 /m);
+      expect(stdout).to.match(
+        /upload PUT HTTP 403: e\.g\. 0\.png: image [0-9a-f-]{36}: the object store answered AccessDenied/,
+      );
+      expect(stdout).to.match(/result\s+FAIL/);
+      expect(slots).to.have.length(3);
+      expect(seen).to.have.length(3);
+      for (const [index, request] of seen.entries()) {
+        // exactly the slot's headers, with what HTTP needs; no token
+        expect(request.headers['content-type']).to.equal(slots[index]!.headers['content-type']);
+        expect(Object.keys(request.headers).sort()).to.deep.equal(['content-length', 'content-type', 'host']);
+        const signature = new URL(request.url, storeOrigin).searchParams.get('X-Amz-Signature');
+        expect(signature).to.match(/^[0-9a-f]{64}$/);
+        for (const text of [stdout, stderr]) {
+          expect(text).not.to.include(signature!);
+          expect(text).not.to.include(new URL(slots[index]!.url).pathname);
+        }
+      }
+      expect(`${stdout}${stderr}`).not.to.match(/X-Amz-|127\.0\.0\.1:\d+\/dpip/);
+      // nothing was confirmed: the workload was empty, and it is gone
+      expect(freedOf(stdout).images).to.equal(0);
+    } finally {
+      await proxy.close();
+      store.closeAllConnections();
+      await new Promise<void>((resolve) => store.close(() => resolve()));
+    }
   });
 });
 

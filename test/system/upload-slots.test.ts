@@ -1,0 +1,367 @@
+// Upload slots, the way around the server for originals: POST /uploads gives an image id and a presigned
+// PUT, the client puts the bytes in the object store itself, and POST /uploads/{id}/confirm makes it an
+// original with a job once the object passed the checks of POST /images. An in-process server with a
+// real S3-protocol store and a real worker process; and a server with a local images folder, which
+// offers no slots.
+import { expect } from 'chai';
+import { startServer, type Server } from '../../bin/server.js';
+import { createLogger } from '../../common/log.js';
+import { UploadSlots } from '../../controller/upload-slots.js';
+import { TestClient } from '../helpers/api.js';
+import { makeTestImage } from '../helpers/images.js';
+import { killAll, waitFor } from '../helpers/processes.js';
+import { startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
+import { makeDirs, spawnWorker, startTestServer, testServerConfig, type TestDirs } from '../helpers/system.js';
+
+const PREFIX = 'dpip-test';
+/** The pixel cap of the server under test (--max-pixels): 100x100 fits, 120x100 does not. */
+const MAX_PIXELS = 10_000;
+
+interface Slot {
+  image_id: string;
+  workload_id: string;
+  upload: { method: string; url: string; headers: Record<string, string> };
+  expires_at: string;
+  confirm: string;
+  max_bytes: number;
+}
+
+/** A JSON call as the user: its status and body. */
+async function call(
+  client: TestClient,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const headers: Record<string, string> = client.headers();
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${client.url}${route}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** A slot for one original of the workload (201 expected). */
+async function openSlot(client: TestClient, workloadId: string, contentType = 'image/png'): Promise<Slot> {
+  const answer = await call(client, 'POST', '/uploads', { workload_id: workloadId, content_type: contentType });
+  expect(answer.status, JSON.stringify(answer.body)).to.equal(201);
+  return answer.body as unknown as Slot;
+}
+
+/** PUTs the bytes at the slot's URL, with exactly its headers (no token), as a client does. */
+async function put(slot: Slot, data: Buffer): Promise<number> {
+  const response = await fetch(slot.upload.url, {
+    method: slot.upload.method,
+    headers: slot.upload.headers,
+    body: data,
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+function confirm(client: TestClient, slot: Slot): Promise<{ status: number; body: Record<string, unknown> }> {
+  return call(client, 'POST', slot.confirm);
+}
+
+/** The error message of an API answer. */
+function messageOf(body: Record<string, unknown>): string {
+  return (body.error as { message: string }).message;
+}
+
+describe('upload slots, with object storage', function () {
+  this.timeout(90_000);
+  let dirs: TestDirs;
+  let s3: TestS3Server;
+  let server: Server;
+  let url: string;
+  let alice: TestClient;
+  let bob: TestClient;
+  let png: Buffer;
+  const savedEnv = { ...process.env };
+
+  before(async () => {
+    dirs = await makeDirs();
+    s3 = await startS3Server();
+    Object.assign(process.env, s3.env);
+    const config = await testServerConfig(dirs, { imageStore: { kind: 's3', ...storeConfigFor(s3) } });
+    config.api.maxPixels = MAX_PIXELS;
+    server = await startServer(config, createLogger('test-server', 'silent'));
+    url = `http://127.0.0.1:${server.api.port}`;
+    spawnWorker({ controllerPort: config.controller.port, name: 'slots-worker', engine: 'sharp', env: s3.env });
+    alice = await TestClient.login(url, 'alice', 'alice-pw');
+    bob = await TestClient.login(url, 'bob', 'bob-pass');
+    png = await makeTestImage(80, 60, 'image/png', 7);
+  });
+
+  after(async () => {
+    await killAll();
+    await server?.close();
+    await s3?.close();
+    await dirs?.remove();
+    process.env = savedEnv;
+  });
+
+  /** The slot's object key, read from its URL (path-style: /<bucket>/<key>). */
+  function keyOf(slot: Slot): string {
+    const path = decodeURIComponent(new URL(slot.upload.url).pathname);
+    expect(path.startsWith(`/${s3.bucket}/`), path).to.equal(true);
+    return path.slice(s3.bucket.length + 2);
+  }
+
+  async function inBucket(slot: Slot): Promise<boolean> {
+    return (await s3.objectKeys()).includes(keyOf(slot));
+  }
+
+  /** Waits until the slot's object is gone from the bucket. */
+  async function removed(slot: Slot): Promise<void> {
+    await waitFor(`the object of slot ${slot.image_id} to go`, async () => !(await inBucket(slot)), 10_000, 50);
+  }
+
+  it('says it offers slots in GET /status', async () => {
+    const status = await call(alice, 'GET', '/status');
+    expect(status.status).to.equal(200);
+    expect(status.body.uploads).to.deep.equal({ slots: true });
+    expect(status.body.image_store).to.deep.equal({ kind: 's3', available: true });
+  });
+
+  it('gives a presigned PUT for the key of the original: its scope, read from the URL', async () => {
+    const workload = await alice.createWorkload();
+    const before = Date.now();
+    const slot = await openSlot(alice, workload.workload_id);
+    expect(slot.image_id).to.match(/^[0-9a-f-]{36}$/);
+    expect(slot.workload_id).to.equal(workload.workload_id);
+    expect(slot.confirm).to.equal(`/uploads/${slot.image_id}/confirm`);
+    expect(slot.max_bytes).to.equal(5 * 1024 * 1024);
+    expect(slot.upload.method).to.equal('PUT');
+    expect(slot.upload.headers).to.deep.equal({ 'content-type': 'image/png' });
+    const expires = Date.parse(slot.expires_at) - before;
+    expect(expires).to.be.within(15 * 60_000 - 5000, 15 * 60_000 + 5000);
+    const signed = new URL(slot.upload.url);
+    expect(signed.origin).to.equal(s3.endpoint);
+    expect(keyOf(slot)).to.equal(`${PREFIX}/${workload.workload_name}/${slot.image_id}.png`);
+    expect(signed.searchParams.get('X-Amz-Expires')).to.equal('900');
+    expect(signed.searchParams.get('X-Amz-SignedHeaders')!.split(';')).to.include('content-type');
+    expect(signed.searchParams.get('x-id')).to.equal('PutObject');
+    expect(signed.searchParams.get('X-Amz-Algorithm')).to.equal('AWS4-HMAC-SHA256');
+    // a JPEG slot is for a .jpg key
+    const jpeg = await openSlot(alice, workload.workload_id, 'image/jpeg');
+    expect(keyOf(jpeg)).to.equal(`${PREFIX}/${workload.workload_name}/${jpeg.image_id}.jpg`);
+    expect(jpeg.upload.headers).to.deep.equal({ 'content-type': 'image/jpeg' });
+  });
+
+  it('slot, PUT, confirm: the original is listed, and a real worker completes its job', async () => {
+    const workload = await alice.createWorkload({ filter: 'grayscale' });
+    const slot = await openSlot(alice, workload.workload_id);
+    expect(await put(slot, png)).to.equal(200);
+    const confirmed = await confirm(alice, slot);
+    expect(confirmed.status, JSON.stringify(confirmed.body)).to.equal(201);
+    expect(confirmed.body).to.deep.equal({
+      workload_id: workload.workload_id,
+      image_id: slot.image_id,
+      type: 'original',
+      source_image_id: null,
+    });
+    const listed = (await alice.call('GET', `/images?workload_id=${workload.workload_id}`)).body.images as {
+      image_id: string;
+      type: string;
+    }[];
+    expect(listed.map((image) => [image.image_id, image.type])).to.deep.include([slot.image_id, 'original']);
+    const done = await alice.waitForCompletion(workload.workload_id, 60_000);
+    expect(done.total_images).to.equal(1);
+    expect(done.done_jobs).to.equal(1);
+    expect(done.filtered_images).to.have.length(1);
+    // the original is the bytes that were put
+    const original = await alice.download(slot.image_id);
+    expect(original.status).to.equal(200);
+    expect(Buffer.compare(original.data, png)).to.equal(0);
+  });
+
+  it('a confirm before the PUT is 409 and keeps the slot open: a later PUT and confirm work', async () => {
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id);
+    const early = await confirm(alice, slot);
+    expect(early.status).to.equal(409);
+    expect(messageOf(early.body)).to.match(/nothing was put at this slot yet/);
+    expect(await put(slot, png)).to.equal(200);
+    const later = await confirm(alice, slot);
+    expect(later.status, JSON.stringify(later.body)).to.equal(201);
+    expect((await alice.workload(workload.workload_id)).total_images).to.equal(1);
+  });
+
+  it('a JPEG put in a PNG slot is 415, and its object is removed', async () => {
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id);
+    expect(await put(slot, await makeTestImage(80, 60, 'image/jpeg', 3))).to.equal(200);
+    expect(await inBucket(slot)).to.equal(true);
+    const refused = await confirm(alice, slot);
+    expect(refused.status).to.equal(415);
+    expect(messageOf(refused.body)).to.equal('the slot is for image/png, the object is image/jpeg');
+    await removed(slot);
+    expect((await alice.workload(workload.workload_id)).total_images).to.equal(0);
+    // and the slot is closed
+    expect((await confirm(alice, slot)).status).to.equal(404);
+  });
+
+  it('a file that is not an image is 415, and its object is removed', async () => {
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id);
+    expect(await put(slot, Buffer.from('this is not an image, only some text that says so\n'.repeat(10)))).to.equal(
+      200,
+    );
+    expect(await inBucket(slot)).to.equal(true);
+    const refused = await confirm(alice, slot);
+    expect(refused.status).to.equal(415);
+    expect(messageOf(refused.body)).to.equal('the file is not a PNG or JPEG image');
+    await removed(slot);
+    expect((await alice.workload(workload.workload_id)).total_images).to.equal(0);
+  });
+
+  it('an image over --max-pixels is 422, and its object is removed', async () => {
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id);
+    expect(await put(slot, await makeTestImage(120, 100, 'image/png', 5))).to.equal(200);
+    expect(await inBucket(slot)).to.equal(true);
+    const refused = await confirm(alice, slot);
+    expect(refused.status).to.equal(422);
+    expect(messageOf(refused.body)).to.equal(`the image is 120x100 = 12000 pixels, over the limit of ${MAX_PIXELS}`);
+    await removed(slot);
+    expect((await alice.workload(workload.workload_id)).total_images).to.equal(0);
+  });
+
+  it("someone else's slot is 404 to them, and stays the owner's", async () => {
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id);
+    expect(await put(slot, png)).to.equal(200);
+    const stranger = await confirm(bob, slot);
+    expect(stranger.status).to.equal(404);
+    expect(messageOf(stranger.body)).to.equal(`no open upload slot "${slot.image_id}"`);
+    // nor can a slot be opened for another user's workload
+    const foreign = await call(bob, 'POST', '/uploads', {
+      workload_id: workload.workload_id,
+      content_type: 'image/png',
+    });
+    expect(foreign.status).to.equal(404);
+    expect((await confirm(alice, slot)).status).to.equal(201);
+  });
+
+  it('a second confirm of the same slot is 404: one slot, one original', async () => {
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id);
+    expect(await put(slot, png)).to.equal(200);
+    expect((await confirm(alice, slot)).status).to.equal(201);
+    const again = await confirm(alice, slot);
+    expect(again.status).to.equal(404);
+    expect((await alice.workload(workload.workload_id)).total_images).to.equal(1);
+    // the original stays
+    expect(await inBucket(slot)).to.equal(true);
+  });
+
+  it('refuses a slot of another type (415), over the size limit (413), or for an unknown workload (404)', async () => {
+    const workload = await alice.createWorkload();
+    const webp = await call(alice, 'POST', '/uploads', {
+      workload_id: workload.workload_id,
+      content_type: 'image/webp',
+    });
+    expect(webp.status).to.equal(415);
+    const large = await call(alice, 'POST', '/uploads', {
+      workload_id: workload.workload_id,
+      content_type: 'image/png',
+      bytes: 5 * 1024 * 1024 + 1,
+    });
+    expect(large.status).to.equal(413);
+    const unknown = await call(alice, 'POST', '/uploads', { workload_id: 'nope', content_type: 'image/png' });
+    expect(unknown.status).to.equal(404);
+  });
+
+  describe('slots that expire (a short-lived UploadSlots in place of the server one)', () => {
+    let original: UploadSlots;
+    let short: UploadSlots | null = null;
+
+    before(() => {
+      original = server.controller.uploads;
+    });
+
+    afterEach(() => {
+      short?.stop();
+      short = null;
+      Object.assign(server.controller, { uploads: original });
+    });
+
+    /** Slots that are open `slotMs`; without their periodic sweep when `sweep` is false. */
+    function shortSlots(slotMs: number, sweep: boolean): void {
+      short = new UploadSlots(server.controller.imageStore, createLogger('test-slots', 'silent'), slotMs);
+      if (!sweep) short.stop();
+      Object.assign(server.controller, { uploads: short });
+    }
+
+    it('a confirm after the slot expired is 410, and what was put is removed', async () => {
+      shortSlots(1500, false);
+      const workload = await alice.createWorkload();
+      const slot = await openSlot(alice, workload.workload_id);
+      expect(Date.parse(slot.expires_at) - Date.now()).to.be.at.most(1500);
+      expect(await put(slot, png)).to.equal(200);
+      expect(await inBucket(slot)).to.equal(true);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(slot.expires_at) - Date.now()) + 100));
+      const late = await confirm(alice, slot);
+      expect(late.status).to.equal(410);
+      expect(messageOf(late.body)).to.equal(`upload slot "${slot.image_id}" expired: ask for a new one`);
+      await removed(slot);
+      expect((await alice.workload(workload.workload_id)).total_images).to.equal(0);
+      // gone for good
+      expect((await confirm(alice, slot)).status).to.equal(404);
+    });
+
+    it('a slot never confirmed is swept once it expires: its object goes', async () => {
+      shortSlots(1000, true);
+      const workload = await alice.createWorkload();
+      const slot = await openSlot(alice, workload.workload_id);
+      expect(await put(slot, png)).to.equal(200);
+      expect(await inBucket(slot)).to.equal(true);
+      await removed(slot);
+      expect((await confirm(alice, slot)).status).to.equal(404);
+      expect((await alice.workload(workload.workload_id)).total_images).to.equal(0);
+    });
+  });
+});
+
+describe('upload slots, with a local images folder', function () {
+  this.timeout(30_000);
+  let dirs: TestDirs;
+  let server: Server;
+  let alice: TestClient;
+
+  before(async () => {
+    dirs = await makeDirs();
+    const started = await startTestServer(dirs);
+    server = started.server;
+    alice = await TestClient.login(started.url, 'alice', 'alice-pw');
+  });
+
+  after(async () => {
+    await server?.close();
+    await dirs?.remove();
+  });
+
+  it('offers none: GET /status says so, and POST /uploads is 409', async () => {
+    const status = await call(alice, 'GET', '/status');
+    expect(status.body.uploads).to.deep.equal({ slots: false });
+    expect(status.body.image_store).to.deep.equal({ kind: 'local', available: true });
+    const workload = await alice.createWorkload();
+    const refused = await call(alice, 'POST', '/uploads', {
+      workload_id: workload.workload_id,
+      content_type: 'image/png',
+    });
+    expect(refused.status).to.equal(409);
+    expect(messageOf(refused.body)).to.match(/upload through POST \/images \(upload slots need object storage\)/);
+    // POST /images is the way
+    const upload = await alice.upload(
+      workload.workload_id,
+      await makeTestImage(40, 30, 'image/png', 1),
+      'a.png',
+      'image/png',
+    );
+    expect(upload.status).to.equal(201);
+  });
+});
