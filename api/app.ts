@@ -40,7 +40,7 @@ export function createApp(
   app.use(imageListRoutes(controller));
   app.use(workerRoutes(controller));
   app.use(eventRoutes(controller, parts.events));
-  app.use(dashboardRoutes());
+  app.use(dashboardRoutes(controller.storeOrigin));
   app.use(notFound);
   app.use(errorHandler(log, config.maxUploadBytes));
   return app;

@@ -191,6 +191,7 @@ async function run(finished: number): Promise<Figures> {
     users: createUsers(store),
     images,
     imageStore,
+    storeOrigin: null,
     storeHealth: new StoreHealth(
       async () => undefined,
       () => undefined,

@@ -13,7 +13,7 @@ import { DiskRoom } from './disk-room.js';
 import { openImageStore, type ImageStore } from './image-store/index.js';
 import { DirectTransfers } from './direct-transfers.js';
 import { imageStoreConfigOf } from './config.js';
-import { probeOf, StoreHealth, watchedStore } from './store-health.js';
+import { PROBE_KEY, probeOf, StoreHealth, watchedStore } from './store-health.js';
 import { UPLOAD_SLOT_MS, UploadSlots } from './upload-slots.js';
 import { ImageLibrary } from './images.js';
 import { NO_QUOTAS, UserQuotas } from './quotas.js';
@@ -48,6 +48,8 @@ export interface Controller {
   readonly images: ImageLibrary;
   /** Where image bytes live (the local folder or object storage), watched by `storeHealth`. */
   readonly imageStore: ImageStore;
+  /** The origin presigned URLs point to (the dashboard may connect there); null when the store has none. */
+  readonly storeOrigin: string | null;
   /** Whether the image store answers; while it does not, no job is given out. */
   readonly storeHealth: StoreHealth;
   /** The byte paths that skip the API (presigned URLs, paths) and the check of what workers stored. */
@@ -136,6 +138,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   const orphans = await images.prepare(imageStore.presigns ? config.jobTimeoutMs + UPLOAD_SLOT_MS : 0);
   if (orphans > 0) log.warn({ files: orphans }, 'removed image files that no record points at');
   const folderId = await imageStore.folderId();
+  const storeOrigin = imageStore.presigns ? new URL((await imageStore.presign('GET', PROBE_KEY, 60)).url).origin : null;
   const transfers = new DirectTransfers(store, imageStore, jobs, config.jobTimeoutMs, log);
   events.on('job', (change) => transfers.leaseEnded(change));
   const uploads = new UploadSlots(imageStore, log);
@@ -226,6 +229,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     activity,
     sweeper,
     imageStore,
+    storeOrigin,
     storeHealth: health,
     transfers,
     uploads,

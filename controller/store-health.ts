@@ -4,7 +4,7 @@ import { ImageStoreUnavailable, type ImageStore } from './image-store/index.js';
 const FIRST_PROBE_MS = 500;
 const MAX_PROBE_MS = 10_000;
 /** A key no image ever has (keys are `<workload>/<file>`, workload names start with a letter or digit). */
-const PROBE_KEY = '.health/probe';
+export const PROBE_KEY = '.health/probe';
 
 /**
  * Whether the image store answers. A failure of the store (ImageStoreUnavailable anywhere, or a worker

@@ -20,7 +20,7 @@ import { createLogger } from '../../common/log.js';
 import { makeTestImage, poisonPng, sniffMime } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
-import { startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
+import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { liveWorker, pickServerPorts, spawnServerOn } from '../helpers/restart.js';
 import { makeDirs, spawnWorker, testServerConfig, type TestDirs } from '../helpers/system.js';
@@ -654,14 +654,14 @@ describe('dashboard in headless Chromium, with object storage: upload slots', fu
   let server: Server | null = null;
   let browser: Browser | null = null;
   let url = '';
-  const savedEnv = { ...process.env };
+  let restoreEnv: () => void = () => undefined;
 
   before(async function () {
     if (!ensureChromium()) this.skip();
     dirs = await makeDirs();
     // the bucket answers browsers of other origins (CORS): PUT with a Content-Type
     s3 = await startS3Server({ cors: true });
-    Object.assign(process.env, s3.env);
+    restoreEnv = setEnv(s3.env);
     const config = await testServerConfig(dirs, { imageStore: { kind: 's3', ...storeConfigFor(s3) } });
     server = await startServer(config, createLogger('test-server', 'silent'));
     url = `http://127.0.0.1:${server.api.port}`;
@@ -681,7 +681,7 @@ describe('dashboard in headless Chromium, with object storage: upload slots', fu
       await server?.close();
       await s3?.close();
       await dirs?.remove();
-      process.env = savedEnv;
+      restoreEnv();
     }
   });
 
@@ -731,9 +731,8 @@ describe('dashboard in headless Chromium, with object storage: upload slots', fu
   }
 
   it('puts PNGs straight into the store through slots, then confirms them; the rest through the server', async () => {
-    // the page's Content-Security-Policy (connect-src 'self') would block the PUT to the store's origin:
-    // bypassed here, as a server whose policy names its store would allow it
-    const context = await browser!.newContext({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+    // the page's Content-Security-Policy names the store's origin in connect-src: the PUT goes through it
+    const context = await browser!.newContext({ viewport: { width: 1200, height: 800 } });
     const page = await context.newPage();
     const problems = watchProblems(page, /status of 415/);
     const puts: { url: string; headers: Record<string, string> }[] = [];
@@ -771,7 +770,7 @@ describe('dashboard in headless Chromium, with object storage: upload slots', fu
   });
 
   it('uploads through the server when the store does not answer the browser (CORS, a policy, a network)', async () => {
-    const context = await browser!.newContext({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+    const context = await browser!.newContext({ viewport: { width: 1200, height: 800 } });
     const page = await context.newPage();
     const problems = watchProblems(page, /status of 415|net::ERR_FAILED/);
     const throughApi = watchApiUploads(page);

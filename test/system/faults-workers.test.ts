@@ -249,7 +249,8 @@ describe('faults: worker processes', function () {
         const completedAt = Date.now();
         console.log(
           `  recovery: SIGKILL worker -> ${held.length} job(s) requeued ` +
-            `${seconds(requeuedAfter)} s after its last heartbeat (${seconds(requeuedAt - killedAt)} s after the kill; ` +
+            `${seconds(requeuedAfter)} s after its last heartbeat ` +
+            `(${seconds(requeuedAt - killedAt)} s after the kill; ` +
             `lease ${seconds(LEASE_MS)} s); workload completed ${seconds(completedAt - killedAt)} s after the kill`,
         );
         expect(requeuedAfter, 'requeued within lease + 2 s of the last heartbeat').to.be.at.most(LEASE_MS + 2000);

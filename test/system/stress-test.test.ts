@@ -34,7 +34,7 @@ import { TestClient } from '../helpers/api.js';
 import { makeTestImage, poisonPng } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
-import { startS3Server, type TestS3Server } from '../helpers/s3-server.js';
+import { setEnv, startS3Server, type TestS3Server } from '../helpers/s3-server.js';
 import { makeDirs, spawnServer, startTestServer, type TestDirs } from '../helpers/system.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../stress_test.py', import.meta.url));
@@ -542,13 +542,13 @@ describe('stress_test.py against a server that keeps its images in object storag
   let s3: TestS3Server;
   let url: string;
   let alice: TestClient;
-  const savedEnv = { ...process.env };
+  let restoreEnv: () => void = () => undefined;
 
   before(async () => {
     dirs = await makeDirs();
     s3 = await startS3Server();
     // the server and its local workers find the store's credentials in their environment
-    Object.assign(process.env, s3.env);
+    restoreEnv = setEnv(s3.env);
     ({ url } = await spawnServer(dirs, [
       ...['--workers', '2', '--engine', 'sharp', '--image-store', 's3', '--s3-bucket', s3.bucket],
       ...['--s3-endpoint', s3.endpoint, '--s3-prefix', PREFIX, '--s3-force-path-style'],
@@ -560,7 +560,7 @@ describe('stress_test.py against a server that keeps its images in object storag
     await killAll();
     await s3?.close();
     await dirs?.remove();
-    process.env = savedEnv;
+    restoreEnv();
   });
 
   /**

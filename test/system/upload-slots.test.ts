@@ -10,7 +10,7 @@ import { UploadSlots } from '../../controller/upload-slots.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
-import { startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
+import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 import { makeDirs, spawnWorker, startTestServer, testServerConfig, type TestDirs } from '../helpers/system.js';
 
 const PREFIX = 'dpip-test';
@@ -79,12 +79,12 @@ describe('upload slots, with object storage', function () {
   let alice: TestClient;
   let bob: TestClient;
   let png: Buffer;
-  const savedEnv = { ...process.env };
+  let restoreEnv: () => void = () => undefined;
 
   before(async () => {
     dirs = await makeDirs();
     s3 = await startS3Server();
-    Object.assign(process.env, s3.env);
+    restoreEnv = setEnv(s3.env);
     const config = await testServerConfig(dirs, { imageStore: { kind: 's3', ...storeConfigFor(s3) } });
     config.api.maxPixels = MAX_PIXELS;
     server = await startServer(config, createLogger('test-server', 'silent'));
@@ -100,7 +100,7 @@ describe('upload slots, with object storage', function () {
     await server?.close();
     await s3?.close();
     await dirs?.remove();
-    process.env = savedEnv;
+    restoreEnv();
   });
 
   /** The slot's object key, read from its URL (path-style: /<bucket>/<key>). */
