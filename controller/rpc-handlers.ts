@@ -189,7 +189,8 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
 
   /**
    * The worker could not reach the image store: not the job's fault. The job goes back at no cost, the
-   * worker rests a moment, and the store is probed: while it is down, no job is given out.
+   * worker rests a moment, and the store is probed: if it is down for the server too, no job is given out
+   * until it answers.
    */
   async function storeTrouble(
     worker: LiveWorker,
@@ -201,7 +202,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     if (!release.ok) return { accepted: false };
     log.warn({ job_id: jobId, worker: worker.record.name, error }, 'a worker could not reach the image store');
     registry.rest(worker.record.id, Date.now() + STORE_TROUBLE_REST_MS);
-    health.failed(`worker ${worker.record.name}: ${error}`);
+    health.suspect(`worker ${worker.record.name}: ${error}`);
     await store.commit();
     return { accepted: true };
   }

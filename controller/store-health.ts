@@ -18,6 +18,7 @@ export class StoreHealth {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private since = 0;
+  private checking = false;
 
   constructor(
     private readonly probe: () => Promise<void>,
@@ -42,6 +43,24 @@ export class StoreHealth {
     this.probeMs = FIRST_PROBE_MS;
     this.log.warn({ reason }, 'the image store is unavailable: jobs wait until it answers again');
     this.schedule();
+  }
+
+  /**
+   * Someone else (a worker) could not reach the store: it is asked now, and marked down only if it does not
+   * answer the server either (one worker's network trouble does not hold every job).
+   */
+  suspect(reason: string): void {
+    if (this.closed || this.down || this.checking) return;
+    this.checking = true;
+    this.probe().then(
+      () => {
+        this.checking = false;
+      },
+      () => {
+        this.checking = false;
+        this.failed(reason);
+      },
+    );
   }
 
   close(): void {

@@ -107,7 +107,10 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     if (!fields.success) {
       throw new AppError('forbidden', 'a worker uploads only filtered images, with "job_id" and "lease_id"');
     }
-    if (fields.data.stored) return keepStoredResult(fields.data, claims.sub);
+    if (fields.data.stored) {
+      if (staged) throw new AppError('bad_request', 'a report of a stored result (stored=true) takes no body');
+      return keepStoredResult(fields.data, claims.sub);
+    }
     const incoming = inspectImage(requireFile(staged), config.maxPixels, 'result');
     const kept = await controller.images.addFiltered(fields.data, claims.sub, incoming);
     controller.activity.receivedFrom(claims.sub, kept.bytes);
