@@ -71,7 +71,8 @@ describe('the image store health', () => {
     health.failed = () => {
       failures += 1;
     };
-    // a folder under a file, which cannot be made (a file-system error, not an outage), whose reads fail as an outage does
+    // a folder under a file, which cannot be made (a file-system error, not an outage); its reads fail as an
+    // outage does
     class Unreachable extends LocalImageStore {
       override open(): Promise<never> {
         return Promise.reject(new ImageStoreUnavailable('reading'));
