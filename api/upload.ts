@@ -47,8 +47,12 @@ export function multipartErrors(middleware: RequestHandler, fileRefused?: string
 // uploads up to this size stay in memory; it is also enough for any PNG header, and for a JPEG's
 // frame header behind large EXIF/ICC segments
 const IN_MEMORY_BYTES = 512 * 1024;
-/** What is read of an original put in the store by its client, to check it: as much as the header can take. */
-export const ORIGINAL_HEAD_BYTES = IN_MEMORY_BYTES;
+/**
+ * What is read first of an image put in the store by its sender, to check it: enough for nearly every
+ * header (a PNG's is in its first 33 bytes, a camera JPEG's frame header within a few KiB); only an image
+ * whose header lies further (behind large EXIF or ICC segments) is read again, up to IN_MEMORY_BYTES.
+ */
+export const STORED_HEAD_BYTES = 16 * 1024;
 
 /**
  * A multipart file: in memory when small, else streamed to a staging path; its first bytes are kept
@@ -275,4 +279,26 @@ export function checkChainFits(workload: Workload, original: IncomingImage, maxP
   const geometry = chainGeometry(chainOf(workload), upright, maxPixels);
   if (!geometry.ok)
     throw new AppError('unprocessable', `this image cannot go through the workload's chain: ${geometry.error}`);
+}
+
+/**
+ * inspectImage for an image already in the store at `key`, of which `first` holds the first
+ * STORED_HEAD_BYTES: read again, up to 512 KiB, only when its header was not in them.
+ */
+export async function inspectStoredImage(
+  readHead: (bytes: number) => Promise<{ size: number; head: Buffer } | null>,
+  key: string,
+  first: { size: number; head: Buffer },
+  maxPixels: number,
+  kind: 'original' | 'result',
+): Promise<IncomingImage> {
+  const content = { kind: 'stored' as const, key };
+  try {
+    return inspectImage({ ...first, content }, maxPixels, kind);
+  } catch (error) {
+    if (first.head.length >= first.size || first.head.length >= IN_MEMORY_BYTES) throw error;
+    const longer = await readHead(IN_MEMORY_BYTES);
+    if (!longer) throw error;
+    return inspectImage({ ...longer, content }, maxPixels, kind);
+  }
 }

@@ -10,8 +10,6 @@ import { chainOf } from './workload-needs.js';
 
 /** A presigned GET is used at once, when the worker starts the job. */
 const SOURCE_EXPIRY_S = 5 * 60;
-/** What is read of a stored result to check it: its header is in its first bytes. */
-export const RESULT_HEAD_BYTES = 64 * 1024;
 
 const MIME_OF_FORMAT: Record<string, ImageMime> = {
   png: 'image/png',
@@ -82,10 +80,11 @@ export class DirectTransfers {
   }
 
   /**
-   * The result a worker reports as stored, read from its lease's key. 409/410 when the lease moved on or
+   * The result a worker reports as stored, read from its lease's key (its first `headBytes`, for its
+   * header). 409/410 when the lease moved on or
    * the job is gone (nothing is read); a result missing at its key fails that attempt (422).
    */
-  async findStored(upload: FilteredUpload, workerId: string): Promise<StoredResult> {
+  async findStored(upload: FilteredUpload, workerId: string, headBytes: number): Promise<StoredResult> {
     const { job_id: jobId, lease_id: leaseId } = upload;
     const found = this.find(jobId);
     const refusal = this.jobs.holderRefusal('complete', jobId, workerId, leaseId);
@@ -98,7 +97,7 @@ export class DirectTransfers {
     const { workload, original } = found;
     const mime = resultMimeOf(workload, original);
     const key = resultKey(workload, original.id, leaseId, mime);
-    const object = await this.files.inspect(key, RESULT_HEAD_BYTES);
+    const object = await this.files.inspect(key, headBytes);
     if (!object) return this.reject(upload, workerId, 'the result was not found in the image store at its key');
     return { key, mime, object };
   }

@@ -23,6 +23,8 @@ import { trackRequest } from '../request-log.js';
 import {
   checkChainFits,
   inspectImage,
+  inspectStoredImage,
+  STORED_HEAD_BYTES,
   RAW_IMAGE_TYPES,
   receiveRawImage,
   requireFile,
@@ -123,12 +125,13 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
    * the job. What fails the check fails that attempt (422), and the object goes.
    */
   async function keepStoredResult(upload: FilteredUpload, workerId: string): Promise<ImageRecord> {
-    const { key, mime, object } = await controller.transfers.findStored(upload, workerId);
+    const { key, mime, object } = await controller.transfers.findStored(upload, workerId, STORED_HEAD_BYTES);
     let incoming: IncomingImage;
     try {
       if (object.size > config.maxUploadBytes)
         throw new AppError('too_large', `it is ${object.size} bytes, over the limit of ${config.maxUploadBytes}`);
-      incoming = inspectImage({ ...object, content: { kind: 'stored', key } }, config.maxPixels, 'result');
+      const readHead = (bytes: number) => controller.imageStore.inspect(key, bytes);
+      incoming = await inspectStoredImage(readHead, key, object, config.maxPixels, 'result');
       if (incoming.mime !== mime) throw new AppError('unprocessable', `it is ${incoming.mime}, not ${mime}`);
     } catch (error) {
       return controller.transfers.reject(upload, workerId, error instanceof Error ? error.message : String(error));

@@ -13,7 +13,7 @@ import {
 import { callerOf, requireUser } from '../auth.js';
 import { bodyField, fieldBody } from '../body.js';
 import type { ApiConfig } from '../config.js';
-import { checkChainFits, inspectImage, ORIGINAL_HEAD_BYTES } from '../upload.js';
+import { checkChainFits, inspectStoredImage, STORED_HEAD_BYTES } from '../upload.js';
 
 const SLOT_TYPES: Record<string, ImageMime> = { 'image/png': 'image/png', 'image/jpeg': 'image/jpeg' };
 
@@ -54,7 +54,7 @@ export function uploadRoutes(controller: Controller, config: ApiConfig): Router 
     const slot = controller.uploads.take(owner, String(req.params.id));
     let object: StoredObject | null;
     try {
-      object = await controller.imageStore.inspect(slot.key, ORIGINAL_HEAD_BYTES);
+      object = await controller.imageStore.inspect(slot.key, STORED_HEAD_BYTES);
     } catch (error) {
       controller.uploads.release(slot);
       throw error;
@@ -68,7 +68,8 @@ export function uploadRoutes(controller: Controller, config: ApiConfig): Router 
     try {
       if (object.size > config.maxUploadBytes)
         throw new AppError('too_large', `the file is larger than the limit of ${config.maxUploadBytes} bytes`);
-      original = inspectImage({ ...object, content: { kind: 'stored', key: slot.key } }, config.maxPixels);
+      const readHead = (bytes: number) => controller.imageStore.inspect(slot.key, bytes);
+      original = await inspectStoredImage(readHead, slot.key, object, config.maxPixels, 'original');
       if (original.mime !== slot.mime)
         throw new AppError('unsupported_media_type', `the slot is for ${slot.mime}, the object is ${original.mime}`);
       const workload = findWorkload(controller.store, owner, slot.workload_id);

@@ -178,6 +178,25 @@ describe('upload slots, with object storage', function () {
     expect(Buffer.compare(original.data, png)).to.equal(0);
   });
 
+  it('a JPEG whose frame header lies behind 60 KiB of metadata is read far enough to be checked', async () => {
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id, 'image/jpeg');
+    const jpeg = await makeTestImage(80, 60, 'image/jpeg', 4);
+    // an APP1 segment of 60 KiB right after the start of image: the frame header comes after it
+    const segment = Buffer.alloc(4 + 60 * 1024, 0x20);
+    segment.writeUInt16BE(0xffe1, 0);
+    segment.writeUInt16BE(segment.length - 2, 2);
+    const padded = Buffer.concat([jpeg.subarray(0, 2), segment, jpeg.subarray(2)]);
+    expect(await put(slot, padded)).to.equal(200);
+    const confirmed = await confirm(alice, slot);
+    expect(confirmed.status, JSON.stringify(confirmed.body)).to.equal(201);
+    const listed = (await alice.call('GET', `/images?workload_id=${workload.workload_id}`)).body.images as {
+      width: number;
+      height: number;
+    }[];
+    expect(listed.map((image) => [image.width, image.height])).to.deep.equal([[80, 60]]);
+  });
+
   it('a confirm before the PUT is 409 and keeps the slot open: a later PUT and confirm work', async () => {
     const workload = await alice.createWorkload();
     const slot = await openSlot(alice, workload.workload_id);
