@@ -82,11 +82,6 @@ export function isNoSuchKey(error: unknown): boolean {
   return code === 'NoSuchKey' || (httpStatus(error) === 404 && code !== 'NoSuchBucket');
 }
 
-/** A range asked of an empty object: S3 answers 416, as it has no first byte. */
-export function isUnsatisfiableRange(error: unknown): boolean {
-  return httpStatus(error) === 416 || errorCode(error) === 'InvalidRange';
-}
-
 function isTransportFailure(error: unknown): boolean {
   return (
     httpStatus(error) === undefined &&

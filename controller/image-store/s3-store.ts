@@ -15,8 +15,9 @@ import {
   type _Object,
 } from '@aws-sdk/client-s3';
 import { ImageStoreConfigError, ImageStoreUnavailable } from './errors.js';
-import { isNoSuchKey, isTransient, isUnsatisfiableRange, probeProblem, storeFailure } from './s3-errors.js';
+import { isNoSuchKey, isTransient, probeProblem, storeFailure } from './s3-errors.js';
 import { ObjectPresigner } from './s3-presign.js';
+import { RangedGet } from './s3-ranged-get.js';
 import type { ImageStore, IncomingContent, OpenedObject, PresignedUrl, StoredObject } from './types.js';
 
 /** Where the images are in S3-compatible object storage. Credentials are the AWS SDK's default chain's. */
@@ -43,6 +44,8 @@ const IDLE_TIMEOUT_MS = 120_000;
 const UPLOAD_BYTES_PER_MS = 1_048_576 / 1000;
 /** How long S3 lets a presigned URL live at most: 7 days. */
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+/** The presigned GET of an inspection is used at once. */
+const INSPECT_URL_SECONDS = 60;
 /** Keys one DeleteObjects may name. */
 const DELETE_BATCH = 1000;
 
@@ -62,12 +65,6 @@ function checkConfig(config: S3StoreConfig): void {
   if (config.endpoint !== null && !URL.canParse(config.endpoint)) {
     throw new ImageStoreConfigError(`the S3 endpoint "${config.endpoint}" is not a URL (e.g. http://127.0.0.1:9000)`);
   }
-}
-
-/** The length of the whole object, from a ranged answer's `Content-Range: bytes 0-99/1234`. */
-function totalLength(contentRange: string | undefined): number | undefined {
-  const match = contentRange === undefined ? null : /\/(\d+)\s*$/.exec(contentRange);
-  return match ? Number(match[1]) : undefined;
 }
 
 /** The first `limit` bytes of a stream; the rest is not read (the stream is destroyed). */
@@ -138,6 +135,7 @@ export class S3ImageStore implements ImageStore {
   readonly presigns = true;
   private readonly client: S3Client;
   private readonly presigner: ObjectPresigner;
+  private readonly ranged: RangedGet;
   /** '' or the prefix and a slash: what every key of the store starts with. */
   private readonly root: string;
   private readonly stagingDir: string;
@@ -148,6 +146,7 @@ export class S3ImageStore implements ImageStore {
     this.stagingDir = path.resolve(config.stagingDir);
     this.client = createS3Client(config);
     this.presigner = new ObjectPresigner(this.client, config.bucket);
+    this.ranged = new RangedGet(CONNECTION_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
   }
 
   get where(): string {
@@ -158,6 +157,7 @@ export class S3ImageStore implements ImageStore {
   /** Closes the client's idle connections (for a clean exit). */
   destroy(): void {
     this.client.destroy();
+    this.ranged.destroy();
   }
 
   /** Puts, reads back and deletes a probe object under the prefix; any failure says what is wrong. */
@@ -286,29 +286,13 @@ export class S3ImageStore implements ImageStore {
    */
   async inspect(key: string, headBytes: number): Promise<StoredObject | null> {
     const what = `inspecting ${key}`;
-    const object = { Bucket: this.config.bucket, Key: this.objectKey(key) };
     if (headBytes <= 0) {
+      const object = { Bucket: this.config.bucket, Key: this.objectKey(key) };
       const head = await this.requestOrNull(what, () => this.client.send(new HeadObjectCommand(object)));
       return head ? { size: sizeOf(head.ContentLength), head: Buffer.alloc(0) } : null;
     }
-    let response: GetObjectCommandOutput;
-    try {
-      response = await this.client.send(new GetObjectCommand({ ...object, Range: `bytes=0-${headBytes - 1}` }));
-    } catch (error) {
-      if (isNoSuchKey(error)) return null;
-      if (isUnsatisfiableRange(error)) return { size: 0, head: Buffer.alloc(0) };
-      return storeFailure(what, error);
-    }
-    const body = bodyOf(response);
-    // a store that ignores the range answers 200 with the whole object
-    const size = totalLength(response.ContentRange) ?? sizeOf(response.ContentLength);
-    if (size === 0) {
-      // (s3rver answers an empty object's range with a 206 whose body never comes)
-      body.destroy();
-      return { size, head: Buffer.alloc(0) };
-    }
-    const head = await this.request(what, () => readAtMost(body, Math.min(headBytes, size)));
-    return { size, head };
+    const { url } = await this.presign('GET', key, INSPECT_URL_SECONDS);
+    return this.ranged.head(url, headBytes, what);
   }
 
   async remove(key: string): Promise<void> {
