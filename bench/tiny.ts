@@ -1,9 +1,9 @@
 // Tiny jobs by path: 64x64 PNGs, filter grayscale, through a `dpip` server and two `dpip-worker` processes
-// (one slot each) that read originals and write results in the server's images folder. Nearly all the cost
-// is the system's own. Prints, per round, jobs/s end to end (first upload to last result) and the CPU per job
-// of the server (with its kernel share), of the workers and of this client. argv: jobs (default 2000); env
-// ROUNDS (default 3), UPLOADS (uploads in flight, default 8). Compare with `npm run bench:bullmq` (the same
-// count of jobs through BullMQ and Redis on this machine).
+// (one slot each by default) that read originals and write results in the server's images folder. Nearly all
+// the cost is the system's own. Prints, per round, jobs/s end to end (first upload to last result) and the CPU
+// per job of the server (with its kernel share), of the workers and of this client. argv: jobs (default 2000);
+// env ROUNDS (default 3), UPLOADS (uploads in flight, default 8), SLOTS (each worker's --slots, default 1).
+// Compare with `npm run bench:bullmq` (the same count of jobs through BullMQ and Redis on this machine).
 import { loadavg } from 'node:os';
 import { makeTestImage } from '../test/helpers/images.js';
 import { cpuMs, cpuSplitMs, removeRunDirs, startSystem, uploadAll, waitDone } from './system-run.js';
@@ -11,6 +11,7 @@ import { cpuMs, cpuSplitMs, removeRunDirs, startSystem, uploadAll, waitDone } fr
 const COUNT = Number(process.argv[2] ?? 2000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const UPLOADS = Number(process.env.UPLOADS ?? 8);
+const SLOTS = Number(process.env.SLOTS ?? 1);
 /** What the issue measured for BullMQ and Redis (two workers, trivial jobs): jobs/s. */
 const BULLMQ_RANGE = [580, 900] as const;
 
@@ -30,7 +31,7 @@ interface Round {
 }
 
 async function round(): Promise<Round> {
-  const system = await startSystem('sharp', 0, { workers: { count: 2, byPath: true, slots: 1 } });
+  const system = await startSystem('sharp', 0, { workers: { count: 2, byPath: true, slots: SLOTS } });
   try {
     const { client } = system;
     const workload = await client.createWorkload({ filter: 'grayscale' });
@@ -71,7 +72,7 @@ function describe(row: Round): string {
 
 console.log(
   `tiny jobs by path: ${COUNT} 64x64 PNGs, grayscale, sharp, two dpip-worker processes with --images-dir ` +
-    `(one slot each), ${UPLOADS} uploads in flight as whole bodies; ${ROUNDS} rounds`,
+    `(${SLOTS} slot${SLOTS === 1 ? '' : 's'} each), ${UPLOADS} uploads in flight as whole bodies; ${ROUNDS} rounds`,
 );
 const rounds: Round[] = [];
 for (let index = 1; index <= ROUNDS; index++) {
