@@ -8,7 +8,7 @@ import { withMallocTunables } from '../common/malloc-tunables.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePort, freePortPair } from '../test/helpers/ports.js';
-import { DIST_BIN, spawnNode, waitFor } from '../test/helpers/processes.js';
+import { DIST_BIN, spawnNode, waitFor, type Spawned } from '../test/helpers/processes.js';
 import { makeDirs, type TestDirs } from '../test/helpers/system.js';
 
 /**
@@ -64,6 +64,10 @@ function fileCreationMicros(directory: string, files = 200): number {
 export interface RunningSystem {
   client: TestClient;
   serverPid: number;
+  /** The worker processes: the server's local workers, or the ones started beside it (SystemOptions.workers). */
+  workerPids: number[];
+  /** The server's images folder. */
+  imagesDir: string;
   /**
    * CPU microseconds (nearly all the kernel's) per file creation next to the server's images
    * directory, just before the run.
@@ -72,13 +76,45 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-/** The server starts as `npm start` starts it: with the malloc tunables (its local workers get them from it). */
-export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Promise<RunningSystem> {
+/** Worker processes of their own beside the server (`dpip-worker`, as `npm run worker` starts them). */
+export interface OwnWorkers {
+  count: number;
+  /** Each worker is given the server's images folder (--images-dir): it moves bytes by path. */
+  byPath: boolean;
+  /** --slots of each (default 1: the server's local workers get cores / workers, 1 on two cores). */
+  slots?: number;
+}
+
+export interface SystemOptions {
+  /** Workers of their own instead of the server's local ones: the server then runs with `--workers 0`. */
+  workers?: OwnWorkers;
+  /** More flags for the server (`--image-store s3 ...`). */
+  serverArgs?: string[];
+  /** More environment for the server and every worker (the AWS SDK's, say). */
+  env?: Record<string, string>;
+}
+
+const BENCH_SECRET = 'bench-cluster-secret';
+
+/**
+ * The server starts as `npm start` starts it: with the malloc tunables (its local workers get them from it).
+ * With options.workers, it starts no local workers, and that many `dpip-worker` processes are started beside
+ * it, with the malloc tunables too (as `npm run worker` runs them).
+ */
+export async function startSystem(
+  engine: 'sharp' | 'jimp',
+  workers: number,
+  options: SystemOptions = {},
+): Promise<RunningSystem> {
   const dirs = await makeDirs();
   runDirs.push(dirs);
   const creationMicros = await quietDisk(dirs.root);
   const controllerPort = await freePortPair();
   const apiPort = await freePort();
+  const own = options.workers;
+  // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const tunables = { GLIBC_TUNABLES: withMallocTunables(process.env).GLIBC_TUNABLES };
   const server = spawnNode(
     path.join(DIST_BIN, 'dpip.js'),
     [
@@ -95,32 +131,58 @@ export async function startSystem(engine: 'sharp' | 'jimp', workers: number): Pr
       '--engine',
       engine,
       '--workers',
-      String(workers),
+      String(own ? 0 : workers),
       '--users',
       'bench:bench-pw',
       '--log-level',
       process.env.BENCH_LOG_LEVEL ?? 'warn',
+      ...(own ? ['--secret', BENCH_SECRET] : []),
+      ...(options.serverArgs ?? []),
     ],
-    { GLIBC_TUNABLES: withMallocTunables(process.env).GLIBC_TUNABLES },
-    (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
-  ); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
-  const url = `http://127.0.0.1:${apiPort}`;
-  await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
-  const client = await TestClient.login(url, 'bench', 'bench-pw');
-  await waitFor(`${workers} workers`, async () => {
-    const status = (await (await fetch(`${url}/status`, { headers: client.headers() })).json()) as {
-      workers: { alive: number };
-    };
-    return status.workers.alive >= workers;
-  });
-  return {
-    client,
-    serverPid: server.child.pid!,
-    fileCreationMicros: creationMicros,
-    async stop() {
-      await server.kill('SIGTERM');
-    },
+    { ...options.env, ...tunables },
+    nodeArgs,
+  );
+  const spawned: Spawned[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(spawned.map((worker) => worker.kill('SIGTERM')));
+    await server.kill('SIGTERM');
   };
+  const url = `http://127.0.0.1:${apiPort}`;
+  try {
+    await waitFor('the server', async () => (await fetch(`${url}/status`)).status === 401, 20_000);
+    for (let index = 1; own && index <= own.count; index++) {
+      const args = ['--controller', `127.0.0.1:${controllerPort}`, '--worker-name', `bench-${index}`];
+      args.push('--engine', engine, '--slots', String(own.slots ?? 1), '--log-level', 'warn');
+      if (own.byPath) args.push('--images-dir', dirs.imagesDir);
+      const env = { ...options.env, ...tunables, DPIP_SECRET: BENCH_SECRET };
+      spawned.push(spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, env, nodeArgs));
+    }
+    const client = await TestClient.login(url, 'bench', 'bench-pw');
+    const expected = own ? own.count : workers;
+    await waitFor(`${expected} workers`, async () => {
+      const status = (await (await fetch(`${url}/status`, { headers: client.headers() })).json()) as {
+        workers: { alive: number };
+      };
+      return status.workers.alive >= expected;
+    });
+    const workerPids = own
+      ? spawned.map((worker) => worker.child.pid!)
+      : await waitFor('the local workers', async () => {
+          const pids = await childPids(server.child.pid!);
+          return pids.length >= workers ? pids : null;
+        });
+    return {
+      client,
+      serverPid: server.child.pid!,
+      workerPids,
+      imagesDir: dirs.imagesDir,
+      fileCreationMicros: creationMicros,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw new Error(`the system did not start: ${String(error)}\n${server.output()}`);
+  }
 }
 
 /** CPU time a process has used so far, in ms, split into user and kernel (system) time. */
@@ -248,4 +310,88 @@ export async function waitDone(client: TestClient, workloadId: string, expected:
     const interval = Math.min(500, Math.max(50, (performance.now() - waitStart) / 50));
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+/** One request on a kept-alive agent, its body written from parts (nothing copied). */
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string | number>,
+  parts: Buffer[],
+  agent: http.Agent,
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method, agent, headers }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+    });
+    request.on('error', reject);
+    for (const part of parts) request.write(part);
+    request.end();
+  });
+}
+
+interface SlotAnswer {
+  upload: { method: string; url: string; headers?: Record<string, string> };
+  confirm: string;
+}
+
+/**
+ * Uploads every image around the server, through upload slots: `POST /uploads` (a slot and its presigned
+ * PUT), the PUT of the bytes to the object store, then `POST /uploads/{id}/confirm`; a fixed number of
+ * images in flight. Resolves when every image is confirmed.
+ */
+export async function uploadAllBySlots(
+  client: TestClient,
+  workloadId: string,
+  images: Buffer[],
+  mime: string,
+  concurrency: number,
+): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const store = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const slotsUrl = new URL(`${client.url}/uploads`);
+  const one = async (index: number): Promise<void> => {
+    const data = images[index]!;
+    const fields = Buffer.from(JSON.stringify({ workload_id: workloadId, content_type: mime, bytes: data.length }));
+    const headers = { ...client.headers(), 'content-type': 'application/json', 'content-length': fields.length };
+    const opened = await send(slotsUrl, 'POST', headers, [fields], agent);
+    if (opened.status !== 201) throw new Error(`slot ${index} refused: ${opened.status} ${opened.body}`);
+    const slot = JSON.parse(opened.body) as SlotAnswer;
+    const putHeaders = { ...slot.upload.headers, 'content-length': data.length };
+    const put = await send(new URL(slot.upload.url), slot.upload.method, putHeaders, [data], store);
+    if (put.status !== 200)
+      throw new Error(`PUT ${index} to the store failed: ${put.status} ${put.body.slice(0, 200)}`);
+    const confirmed = await send(new URL(`${client.url}${slot.confirm}`), 'POST', client.headers(), [], agent);
+    if (confirmed.status !== 201) throw new Error(`confirm ${index} failed: ${confirmed.status} ${confirmed.body}`);
+  };
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < images.length) await one(next++);
+      }),
+    );
+  } finally {
+    agent.destroy();
+    store.destroy();
+  }
+}
+
+/** The pids of this process's children whose command line contains `text` (an s3rver started by a helper). */
+export async function ownChildrenRunning(text: string): Promise<number[]> {
+  const pids = await childPids(process.pid);
+  const matching: number[] = [];
+  for (const pid of pids) {
+    const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (command.includes(text)) matching.push(pid);
+  }
+  return matching;
 }
