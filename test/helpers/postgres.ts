@@ -1,0 +1,180 @@
+// A throwaway PostgreSQL server for the tests: its own cluster in a temporary folder, on a free loopback port,
+// trust authentication, run as the unprivileged `postgres` user when the tests run as root (PostgreSQL refuses
+// to run as root). Debian's postgresql package is installed when its binaries are missing.
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { freePort } from './ports.js';
+
+const run = promisify(execFile);
+const INSTALLER = fileURLToPath(new URL('../../../scripts/install-postgresql.sh', import.meta.url));
+const DATABASE = 'dpip_test';
+const asRoot = process.getuid?.() === 0;
+
+export interface TestPostgres {
+  /** postgres://postgres@127.0.0.1:<port>/dpip_test */
+  url: string;
+  port: number;
+  /** The cluster's folder (its data directory is `<dir>/data`, its log `<dir>/postgres.log`). */
+  dir: string;
+  /** Stops the server (pg_ctl stop -m fast) and removes its folder. */
+  stop(): Promise<void>;
+  /** SIGKILLs the postmaster and its backends, as a crash of its machine would; stop() still cleans up. */
+  kill(): Promise<void>;
+}
+
+/** The newest installed version's bin folder that has initdb and pg_ctl, or null. */
+function findBinDir(): string | null {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return null;
+  const versions = readdirSync(root)
+    .filter((name) => /^\d+(\.\d+)?$/.test(name))
+    .sort((a, b) => Number(b) - Number(a));
+  for (const version of versions) {
+    const bin = join(root, version, 'bin');
+    if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) return bin;
+  }
+  return null;
+}
+
+/** The PostgreSQL binaries' folder, installing Debian's package first when they are missing (root only). */
+export function ensurePostgres(): string | null {
+  const found = findBinDir();
+  if (found || !asRoot) return found;
+  execFileSync('bash', [INSTALLER], { stdio: 'inherit', timeout: 600_000 });
+  return findBinDir();
+}
+
+// The clusters still running: whatever happens to the test run, none outlives it.
+const running = new Map<string, string>(); // folder -> data directory
+
+process.on('exit', () => {
+  for (const [dir, data] of running) {
+    const pid = postmasterPid(data);
+    if (pid !== null) killGroup(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function postmasterPid(data: string): number | null {
+  try {
+    const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Running: neither gone nor a zombie nobody reaped. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** SIGKILLs the postmaster's process group (pg_ctl starts it in its own session), or the postmaster alone. */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Runs a PostgreSQL binary, as the postgres user when this process is root. */
+function runAsOwner(command: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return asRoot ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
+}
+
+export async function startPostgres(): Promise<TestPostgres> {
+  const bin = ensurePostgres();
+  if (!bin)
+    throw new Error(
+      'PostgreSQL is not installed and this user cannot install it: run scripts/install-postgresql.sh as root',
+    );
+  const dir = await mkdtemp(join(tmpdir(), 'dpip-pg-'));
+  const data = join(dir, 'data');
+  const log = join(dir, 'postgres.log');
+  running.set(dir, data);
+  try {
+    if (asRoot) await run('chown', ['postgres:postgres', dir]);
+    // initdb's own files are not synced (a throwaway cluster); the server runs with fsync on
+    await runAsOwner(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync']);
+    // trust on the local socket (in the temporary folder) and on 127.0.0.1 only
+    await writeFile(join(data, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
+    let port = 0;
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      const settings = [
+        `-c port=${port}`,
+        '-c listen_addresses=127.0.0.1',
+        `-c unix_socket_directories=${dir}`,
+        '-c fsync=on',
+        '-c synchronous_commit=on',
+      ].join(' ');
+      try {
+        await runAsOwner(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-o', settings, '-w', '-t', '30', 'start']);
+        break;
+      } catch (error) {
+        // another process may have taken the port between freePort() and the server's bind
+        if (attempt >= 3) throw new Error(`PostgreSQL did not start: ${String(error)}\n${readLog(log)}`);
+      }
+    }
+    const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${DATABASE}`);
+    } finally {
+      await admin.end();
+    }
+    return {
+      url: `postgres://postgres@127.0.0.1:${port}/${DATABASE}`,
+      port,
+      dir,
+      async stop() {
+        if (!running.has(dir)) return;
+        if (postmasterPid(data) !== null) {
+          await runAsOwner(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop']).catch(() => {
+            const pid = postmasterPid(data);
+            if (pid !== null) killGroup(pid);
+          });
+        }
+        running.delete(dir);
+        await rm(dir, { recursive: true, force: true });
+      },
+      async kill() {
+        const pid = postmasterPid(data);
+        if (pid === null) return;
+        killGroup(pid);
+        const deadline = Date.now() + 10_000;
+        while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      },
+    };
+  } catch (error) {
+    const pid = postmasterPid(data);
+    if (pid !== null) killGroup(pid);
+    running.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+function readLog(log: string): string {
+  try {
+    return readFileSync(log, 'utf8');
+  } catch {
+    return '';
+  }
+}
