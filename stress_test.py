@@ -237,6 +237,43 @@ def encode_multipart(fields: dict[str, str], file_field: str, filename: str, con
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
+class ConnectionPool:
+    """Keep-alive HTTP connections, one per thread and address (safe to share between threads)."""
+
+    def __init__(self, timeout: float):
+        self._timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
+
+    def get(self, scheme: str, host: str, port: int | None) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection to the address, and whether it has served a request before."""
+        pool = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = {}
+        address = (scheme, host, port)
+        if address in pool:
+            return pool[address], True
+        factory = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        connection = factory(host, port, timeout=self._timeout)
+        pool[address] = connection
+        with self._lock:
+            self._connections.append(connection)
+        return connection, False
+
+    def drop(self, scheme: str, host: str, port: int | None) -> None:
+        """Closes this thread's connection to the address: the next request opens a new one."""
+        connection = getattr(self._local, "pool", {}).pop((scheme, host, port), None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+
+
 class ApiClient:
     """The DPIP REST API over keep-alive connections, one per thread (safe to share between threads).
 
@@ -254,10 +291,8 @@ class ApiClient:
         self._host = parts.hostname
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
-        self._timeout = timeout
-        self._local = threading.local()
+        self._pool = ConnectionPool(timeout)
         self._lock = threading.Lock()
-        self._connections: list[http.client.HTTPConnection] = []
         self._throttled = 0
 
     @property
@@ -270,27 +305,13 @@ class ApiClient:
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
         """This thread's connection and whether it has served a request before."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            return connection, True
-        factory = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-        connection = factory(self._host, self._port, timeout=self._timeout)
-        self._local.connection = connection
-        with self._lock:
-            self._connections.append(connection)
-        return connection, False
+        return self._pool.get(self._scheme, self._host, self._port)
 
     def _drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        self._pool.drop(self._scheme, self._host, self._port)
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
+        self._pool.close()
 
     def _send_once(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> HttpResponse:
         for attempt in (1, 2):
@@ -407,10 +428,8 @@ class ObjectStoreClient:
     carries the headers the slot names and nothing of the API's (no Authorization)."""
 
     def __init__(self, timeout: float = HTTP_TIMEOUT_S):
-        self._timeout = timeout
-        self._local = threading.local()
+        self._pool = ConnectionPool(timeout)
         self._lock = threading.Lock()
-        self._connections: list[http.client.HTTPConnection] = []
         self._throttled = 0
 
     @property
@@ -420,29 +439,7 @@ class ObjectStoreClient:
             return self._throttled
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
-
-    def _connection(self, scheme: str, host: str, port: int | None) -> tuple[http.client.HTTPConnection, bool]:
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = {}
-        address = (scheme, host, port)
-        if address in pool:
-            return pool[address], True
-        factory = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        connection = factory(host, port, timeout=self._timeout)
-        pool[address] = connection
-        with self._lock:
-            self._connections.append(connection)
-        return connection, False
-
-    def _drop(self, scheme: str, host: str, port: int | None) -> None:
-        connection = getattr(self._local, "pool", {}).pop((scheme, host, port), None)
-        if connection is not None:
-            connection.close()
+        self._pool.close()
 
     def put(self, url: str, headers: dict[str, str], data: bytes) -> None:
         """PUTs the bytes; raises ObjectStoreError unless the store answers 2xx."""
@@ -472,7 +469,7 @@ class ObjectStoreClient:
     def _put_once(self, address: tuple[str, str, int | None], target: str, headers: dict[str, str],
                   data: bytes) -> tuple[int, bytes, float | None]:
         for attempt in (1, 2):
-            connection, reused = self._connection(*address)
+            connection, reused = self._pool.get(*address)
             try:
                 # no Accept-Encoding of http.client's own: the slot's headers, Host and Content-Length only
                 connection.putrequest("PUT", target, skip_accept_encoding=True)
@@ -483,19 +480,19 @@ class ObjectStoreClient:
                 response = connection.getresponse()
                 body = response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                self._drop(*address)
+                self._pool.drop(*address)
                 if reused and attempt == 1:
                     continue  # the store closed an idle kept-alive connection: try a fresh one
                 raise ObjectStoreError(0, f"the connection to the object store was lost ({type(error).__name__})") from None
             except OSError as error:
-                self._drop(*address)
+                self._pool.drop(*address)
                 raise ObjectStoreError(0, f"cannot reach the object store: {error.strerror or type(error).__name__}") from None
             except (http.client.HTTPException, ValueError) as error:
                 # their messages may quote the URL: only the kind of error
-                self._drop(*address)
+                self._pool.drop(*address)
                 raise ObjectStoreError(0, f"the PUT to the object store failed ({type(error).__name__})") from None
             if response.will_close:
-                self._drop(*address)
+                self._pool.drop(*address)
             try:
                 retry_after = float(response.headers.get("Retry-After", ""))
             except ValueError:

@@ -3,7 +3,7 @@ import type { Logger } from '../common/log.js';
 import { outputFormatOf } from '../common/operations/index.js';
 import type { FilteredUpload, JobSource, JobTarget } from '../common/protocol.js';
 import type { ImageStore, StoredObject } from './image-store/index.js';
-import { resultKey, staleResult, type ImageMime } from './images.js';
+import { refuseStale, resultKey, staleResult, type ImageMime } from './images.js';
 import type { JobBook, JobChange } from './job-book.js';
 import { own, type ImageRecord, type Job, type Store, type Workload } from './store/index.js';
 import { chainOf } from './workload-needs.js';
@@ -22,6 +22,15 @@ const MIME_OF_FORMAT: Record<string, ImageMime> = {
 export function resultMimeOf(workload: Workload, original: ImageRecord): ImageMime {
   const format = outputFormatOf(chainOf(workload));
   return format ? MIME_OF_FORMAT[format]! : (original.mime as ImageMime);
+}
+
+/** Where a lease's result goes, and the type it must have. */
+function resultOf(
+  found: { workload: Workload; original: ImageRecord },
+  leaseId: string,
+): { key: string; mime: ImageMime } {
+  const mime = resultMimeOf(found.workload, found.original);
+  return { key: resultKey(found.workload, found.original.id, leaseId, mime), mime };
 }
 
 export interface Transfers {
@@ -63,9 +72,8 @@ export class DirectTransfers {
   async forJob(jobId: string, seesImages: boolean, leaseId: string): Promise<Transfers> {
     const found = this.find(jobId);
     if (!found || (!this.files.presigns && !seesImages)) return { source: { via: 'api' }, target: { via: 'api' } };
-    const { workload, original } = found;
-    const mime = resultMimeOf(workload, original);
-    const key = resultKey(workload, original.id, leaseId, mime);
+    const { original } = found;
+    const { key, mime } = resultOf(found, leaseId);
     if (!this.files.presigns) {
       return { source: { via: 'path', key: original.file }, target: { via: 'path', key, mime } };
     }
@@ -94,9 +102,7 @@ export class DirectTransfers {
       throw staleResult(refusal);
     }
     if (!found) throw new AppError('not_found', "the job's workload or original is gone");
-    const { workload, original } = found;
-    const mime = resultMimeOf(workload, original);
-    const key = resultKey(workload, original.id, leaseId, mime);
+    const { key, mime } = resultOf(found, leaseId);
     const object = await this.files.inspect(key, headBytes);
     if (!object) return this.reject(upload, workerId, 'the result was not found in the image store at its key');
     return { key, mime, object };
@@ -111,7 +117,7 @@ export class DirectTransfers {
     const found = this.find(jobId);
     const failure = this.jobs.fail(jobId, workerId, leaseId, `the stored result was refused: ${reason}`, true);
     if (found) await this.removeResultOf(found, leaseId);
-    if (!failure.ok) this.refuseStale(jobId, workerId, leaseId);
+    if (!failure.ok) refuseStale(this.jobs, jobId, workerId, leaseId);
     await this.store.commit();
     throw new AppError('unprocessable', `the stored result was refused: ${reason}; the attempt failed`);
   }
@@ -143,7 +149,7 @@ export class DirectTransfers {
 
   /** Removes whatever is at the lease's result key (failures are logged: the start-up sweep finds it later). */
   private async removeResultOf(found: { workload: Workload; original: ImageRecord }, leaseId: string): Promise<void> {
-    const key = resultKey(found.workload, found.original.id, leaseId, resultMimeOf(found.workload, found.original));
+    const { key } = resultOf(found, leaseId);
     await this.files.remove(key).catch((error: unknown) => {
       this.log.debug({ key, error: error instanceof Error ? error.message : String(error) }, 'lost result stays');
     });
@@ -154,10 +160,5 @@ export class DirectTransfers {
     const workload = job && own(this.store.data.workloads, job.workload_id);
     const original = job && own(this.store.data.images, job.image_id);
     return job && workload && original ? { job, workload, original } : null;
-  }
-
-  private refuseStale(jobId: string, workerId: string, leaseId: string): void {
-    const refusal = this.jobs.holderRefusal('complete', jobId, workerId, leaseId);
-    if (refusal) throw staleResult(refusal);
   }
 }

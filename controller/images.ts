@@ -25,6 +25,12 @@ export function staleResult(refusal: Refusal): AppError {
   return new AppError(refusal === 'no_job' || refusal === 'cancelled' ? 'gone' : 'conflict', STALE_RESULT[refusal]);
 }
 
+/** 409 (or 410) unless the worker still holds the job's lease and the job can still complete. */
+export function refuseStale(jobs: JobBook, jobId: string, workerId: string, leaseId: string): void {
+  const refusal = jobs.holderRefusal('complete', jobId, workerId, leaseId);
+  if (refusal) throw staleResult(refusal);
+}
+
 export type ImageMime = 'image/png' | 'image/jpeg' | 'image/webp' | 'image/avif';
 
 export type { IncomingContent } from './image-store/index.js';
@@ -238,7 +244,7 @@ export class ImageLibrary {
    */
   async addFiltered(upload: FilteredUpload, workerId: string, image: IncomingImage): Promise<ImageRecord> {
     const { job_id: jobId, lease_id: leaseId } = upload;
-    this.refuseStale(jobId, workerId, leaseId);
+    refuseStale(this.jobs, jobId, workerId, leaseId);
     const job = own(this.store.data.jobs, jobId);
     const workload = job && own(this.store.data.workloads, job.workload_id);
     const original = job && own(this.store.data.images, job.image_id);
@@ -252,7 +258,7 @@ export class ImageLibrary {
     } catch (error) {
       // the folder may have been removed with its workload meanwhile: then the job is gone, and that is the answer
       await this.dropLate(file, workload);
-      this.refuseStale(jobId, workerId, leaseId);
+      refuseStale(this.jobs, jobId, workerId, leaseId);
       throw error;
     }
     const record = this.record(randomUUID(), workload, 'filtered', original.id, file, image);
@@ -292,12 +298,6 @@ export class ImageLibrary {
   private count(image: ImageRecord, sign: 1 | -1): void {
     add(this.kept[image.type], image, sign);
     this.quotas.counted(image, sign);
-  }
-
-  /** 409 unless the worker still holds the job's lease and the job can still complete. */
-  private refuseStale(jobId: string, workerId: string, leaseId: string): void {
-    const refusal = this.jobs.holderRefusal('complete', jobId, workerId, leaseId);
-    if (refusal) throw staleResult(refusal);
   }
 
   /** An image the user owns, or 404. */

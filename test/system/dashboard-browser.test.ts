@@ -36,6 +36,15 @@ const LIST_PAGE = 20;
 const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 
 /** Chromium from the system's packages: installed when missing and this process may (root). */
+/** The machine's Chromium, headless (no sandbox: the tests run as root). */
+function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+}
+
 function ensureChromium(): boolean {
   if (existsSync(CHROMIUM)) return true;
   if (process.getuid?.() !== 0) return false;
@@ -162,11 +171,7 @@ describe('dashboard in headless Chromium', function () {
     spawnWorker({ controllerPort: config.controller.port, name: 'browser-worker', engine: 'jimp', slots: 1 });
     const s = server;
     await waitFor('the worker to register', async () => liveWorker(s, 'browser-worker')?.state === 'alive', 30_000, 20);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
@@ -666,11 +671,7 @@ describe('dashboard in headless Chromium, with object storage: upload slots', fu
     server = await startServer(config, createLogger('test-server', 'silent'));
     url = `http://127.0.0.1:${server.api.port}`;
     spawnWorker({ controllerPort: config.controller.port, name: 'slots-worker', engine: 'sharp', env: s3.env });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
