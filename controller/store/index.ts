@@ -1,11 +1,5 @@
-export {
-  openStore,
-  type Store,
-  type StoreStats,
-  type StoreOptions,
-  type RollbackListener,
-  type CommitOptions,
-} from './store.js';
+export { openStore, type StoreOptions } from './store.js';
+export type { Store, StoreKind, StoreStats, RollbackListener, CommitOptions } from './tracked-store.js';
 export { own } from './schema.js';
 export { DirectorySyncs, writeDurably } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';
