@@ -5,7 +5,18 @@ import pg from 'pg';
 import { loadMigrations, migrate } from '../../controller/store/postgres/migrate.js';
 import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
-const TABLES = ['images', 'jobs', 'revoked_tokens', 'schema_migrations', 'users', 'workers', 'workloads'];
+const TABLES = [
+  'images',
+  'jobs',
+  'revoked_tokens',
+  'schema_migrations',
+  'users',
+  'worker_activity',
+  'worker_hours',
+  'worker_minutes',
+  'workers',
+  'workloads',
+];
 
 describe('PostgreSQL datastore: schema migrations', function () {
   this.timeout(60_000);
