@@ -17,7 +17,7 @@ import { dropForeignEnv } from '../common/cli-env.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 import { LOG_OPTIONS } from './log-options.js';
 import { parseSize } from '../common/units.js';
-import { writeDurably, type ImageStoreConfig } from '../controller/index.js';
+import { parseDatastore, writeDurably, type ImageStoreConfig } from '../controller/index.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
 import {
   DEFAULT_JOB_TIMEOUT_MS,
@@ -141,6 +141,11 @@ const SERVER_OPTIONS = {
     describe: 'API URL told to workers (default: the controller host they dialled, on --port)',
   },
   'data-dir': { type: 'string', default: DEFAULT_DATA_DIR, describe: 'datastore, signing key and cluster secret' },
+  datastore: {
+    type: 'string',
+    default: 'lowdb',
+    describe: 'where records are kept: lowdb (files in --data-dir) or postgres://user:password@host:5432/db',
+  },
   'images-dir': { type: 'string', default: 'images', describe: 'image files, one folder per workload (local store)' },
   'image-store': {
     choices: ['local', 's3'] as const,
@@ -363,12 +368,14 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   }
   const dataDir = path.resolve(args.dataDir);
   const imageStore = flag('image-store', () => imageStoreOf(args, dataDir));
+  const datastore = flag('datastore', () => parseDatastore(args.datastore));
   const { secret, generated } = await clusterSecret(dataDir, args.secret);
   return {
     server: {
       controller: {
         systemName: args.systemName,
         dataDir,
+        datastore,
         imagesDir: path.resolve(args.imagesDir),
         imageStore,
         bindHost: args.host,

@@ -1,10 +1,13 @@
 import type { ImageStoreConfig } from './image-store/index.js';
+import type { DatastoreConfig } from './store/index.js';
 import type { UserQuotaLimits } from './quotas.js';
 import type { RetryPolicy } from './jobs/index.js';
 
 export interface ControllerConfig {
   systemName: string;
   dataDir: string;
+  /** Where the records are kept; absent: lowdb's files in `dataDir`. */
+  datastore?: DatastoreConfig;
   /** The images folder of the local image store (the default one). */
   imagesDir: string;
   /** Where image bytes live; absent: the local folder `imagesDir`. */

@@ -23,7 +23,7 @@ import { startRetention, type Retention } from './retention.js';
 import { startLeaseSweeper, type LeaseSweeper } from './lease-sweeper.js';
 import { schedulingPort, type SchedulingPort } from './scheduling.js';
 import { controllerMethods } from './rpc-handlers.js';
-import { openStore, type Store } from './store/index.js';
+import { openDatastore, type Store } from './store/index.js';
 import { createTokens, loadSigningSecret, type Tokens } from './tokens.js';
 import { createUsers, type Users } from './users.js';
 import { WorkerActivityBook, WorkerHistory, WorkerRegistry } from './workers/index.js';
@@ -79,7 +79,7 @@ const SWEEP_MS = 250;
 const RECORD_MS = 10_000;
 
 export async function startController(config: ControllerConfig, log: Logger): Promise<Controller> {
-  const store = await openStore(config.dataDir);
+  const store = await openDatastore(config.datastore ?? { kind: 'lowdb' }, config.dataDir, log);
   const { recovered } = store.stats();
   if (recovered.skipped > 0) {
     log.warn(recovered, 'the datastore journal held lines that could not be applied: skipped them, kept the rest');
@@ -121,7 +121,12 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   store.onRollback((restored) => {
     for (const id of restored.get('workers') ?? []) if (!Object.hasOwn(store.data.workers, id)) registry.remove(id);
     const records = Object.fromEntries([...restored].map(([collection, keys]) => [collection, keys.length]));
-    log.error({ records }, 'a datastore commit failed (is the disk full?): the changes not on disk were rolled back');
+    log.error(
+      { records, datastore: store.kind },
+      store.kind === 'postgres'
+        ? 'a datastore commit failed (is PostgreSQL reachable?): the changes it did not keep were rolled back'
+        : 'a datastore commit failed (is the disk full?): the changes not on disk were rolled back',
+    );
   });
   const openedStore = await openImageStore(imageStoreConfigOf(config));
   await openedStore.check();

@@ -2,6 +2,7 @@
 // trust authentication, run as the unprivileged `postgres` user when the tests run as root (PostgreSQL refuses
 // to run as root). Debian's postgresql package is installed when its binaries are missing.
 import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,16 @@ export interface TestPostgres {
   port: number;
   /** The cluster's folder (its data directory is `<dir>/data`, its log `<dir>/postgres.log`). */
   dir: string;
+  /** A new empty database on this server (its name given, else a fresh one): its URL. */
+  createDatabase(name?: string): Promise<string>;
+  /**
+   * Lets no new connection into the database of `url` and ends those it has (as a database that goes away
+   * does), until `open` lets them in again.
+   */
+  closeDatabase(url: string): Promise<void>;
+  openDatabase(url: string): Promise<void>;
+  /** Runs one statement as the superuser in the database of `url`. */
+  query(url: string, sql: string, values?: unknown[]): Promise<pg.QueryResult>;
   /** Stops the server (pg_ctl stop -m fast) and removes its folder. */
   stop(): Promise<void>;
   /** SIGKILLs the postmaster and its backends, as a crash of its machine would; stop() still cleans up. */
@@ -132,17 +143,51 @@ export async function startPostgres(): Promise<TestPostgres> {
         if (attempt >= 3) throw new Error(`PostgreSQL did not start: ${String(error)}\n${readLog(log)}`);
       }
     }
-    const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${DATABASE}`);
-    } finally {
-      await admin.end();
-    }
+    const urlOf = (database: string): string => `postgres://postgres@127.0.0.1:${port}/${database}`;
+    const query = async (url: string, sql: string, values: unknown[] = []): Promise<pg.QueryResult> => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return await client.query(sql, values);
+      } finally {
+        await client.end();
+      }
+    };
+    const databaseOf = (url: string): string => new URL(url).pathname.slice(1);
+    const createDatabase = async (name = `dpip_${randomBytes(6).toString('hex')}`): Promise<string> => {
+      await query(urlOf('postgres'), `CREATE DATABASE ${name}`);
+      return urlOf(name);
+    };
+    await createDatabase(DATABASE);
     return {
-      url: `postgres://postgres@127.0.0.1:${port}/${DATABASE}`,
+      url: urlOf(DATABASE),
       port,
       dir,
+      createDatabase,
+      query,
+      async closeDatabase(url) {
+        const database = databaseOf(url);
+        await query(urlOf('postgres'), `ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
+        await query(
+          urlOf('postgres'),
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [database],
+        );
+        // a terminated backend exits a moment later: until then its connection still answers
+        for (let waited = 0; waited < 10_000; waited += 20) {
+          const { rows } = await query(
+            urlOf('postgres'),
+            'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [database],
+          );
+          if (rows[0].n === 0) return;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        throw new Error(`the connections to ${database} did not end`);
+      },
+      async openDatabase(url) {
+        await query(urlOf('postgres'), `ALTER DATABASE ${databaseOf(url)} ALLOW_CONNECTIONS true`);
+      },
       async stop() {
         if (!running.has(dir)) return;
         if (postmasterPid(data) !== null) {

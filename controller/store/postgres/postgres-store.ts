@@ -1,0 +1,246 @@
+// The datastore kept in PostgreSQL: the records in memory as with lowdb, each commit one transaction that
+// writes the changed records as rows (controller/store/postgres/rows.ts), the schema versioned (migrate.ts).
+import pg from 'pg';
+import { AppError } from '../../../common/errors.js';
+import type { Logger } from '../../../common/log.js';
+import { COLLECTIONS, emptyData, type Collection, type Data, type Job } from '../schema.js';
+import { recordBefore, trackedStore, type ChangeBatch, type Persistence, type Store } from '../tracked-store.js';
+import { migrate } from './migrate.js';
+import { CODECS, type TableCodec } from './rows.js';
+
+export interface PostgresStoreOptions {
+  log?: Pick<Logger, 'info' | 'warn'>;
+  /** Connections kept open (default 4: commits are one at a time, loads and checks use the rest). */
+  connections?: number;
+  /** A statement that takes longer fails (and its commit with it, rolled back): default 15 s. */
+  statementTimeoutMs?: number;
+}
+
+/** A job's row did not hold what this server last wrote: someone else changed it. */
+export class StoreConflictError extends Error {
+  override name = 'StoreConflictError';
+}
+
+/**
+ * PostgreSQL could not be reached or refused the connection (down, restarting, too many connections, a timeout):
+ * answered 503, nothing of the commit was kept, and the same request later may succeed.
+ */
+export class DatastoreUnavailable extends AppError {
+  override name = 'DatastoreUnavailable';
+  constructor(override readonly cause: unknown) {
+    super('unavailable', 'the datastore (PostgreSQL) is unavailable: nothing was kept. Try again shortly');
+  }
+}
+
+const DRIVER_CONNECTION_ERRORS =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i;
+
+/** SQLSTATE classes of a connection, a shutdown, or a lack of resources, and node's own network errors. */
+function unreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (/^(08|53|57P)/.test(code) || code.startsWith('E')) return true; // ECONNREFUSED, ETIMEDOUT, ...
+    return false;
+  }
+  const message = error instanceof Error ? error.message : '';
+  // node-postgres's own: a connection ended under it, or none could be had in time
+  return DRIVER_CONNECTION_ERRORS.test(message);
+}
+
+const DEFAULT_STATEMENT_TIMEOUT_MS = 15_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** The URL with its password replaced, for messages and logs. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
+function quoted(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** INSERT ... ON CONFLICT DO UPDATE of rows given as one JSON array: one statement for a whole collection. */
+function upsertSql(codec: TableCodec<unknown>): string {
+  const table = quoted(codec.table);
+  const others = codec.columns.filter((column) => column !== codec.key).map(quoted);
+  const set = others.map((column) => `${column} = EXCLUDED.${column}`).join(', ');
+  return (
+    `INSERT INTO ${table} SELECT * FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb) ` +
+    `ON CONFLICT (${quoted(codec.key)}) DO ${set ? `UPDATE SET ${set}` : 'NOTHING'}`
+  );
+}
+
+/**
+ * The job transitions of a commit, each guarded on the state and lease the job had before it (a
+ * compare-and-set, as graphile-worker's completeJob): a job another server changed meanwhile is not
+ * overwritten, and the commit fails whole.
+ */
+function guardedJobsSql(codec: TableCodec<unknown>): string {
+  const columns = codec.columns.filter((column) => column !== codec.key).map(quoted);
+  return (
+    `UPDATE jobs AS j SET (${columns.join(', ')}) = (${columns.map((column) => `r.${column}`).join(', ')}) ` +
+    'FROM jsonb_populate_recordset(NULL::jobs, $1::jsonb) AS r, ' +
+    'jsonb_to_recordset($1::jsonb) AS g(id text, before_state text, before_lease_id text) ' +
+    'WHERE j.id = r.id AND g.id = r.id AND j.state = g.before_state ' +
+    'AND j.lease_id IS NOT DISTINCT FROM g.before_lease_id'
+  );
+}
+
+/** Opens the PostgreSQL datastore at `url`: migrates its schema, loads every record. */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.connections ?? 4,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    statement_timeout: options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
+    application_name: 'dpip',
+  });
+  // a connection that breaks while idle (the server restarted) is dropped by the pool, which opens another
+  // when one is needed: not a reason to stop
+  pool.on('error', (error) => options.log?.warn({ error: error.message }, 'a PostgreSQL connection broke'));
+  const data = emptyData();
+  try {
+    await migrate(pool, options.log ? { log: options.log } : {});
+    for (const collection of COLLECTIONS) await load(pool, data, collection);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`the PostgreSQL datastore at ${redactedUrl(url)} cannot be used: ${message}`);
+  }
+
+  async function write(batch: ChangeBatch, durable: boolean): Promise<void> {
+    const plan = planWrite(data, batch);
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      throw new DatastoreUnavailable(error);
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      // what a crash may lose because it is re-derived (see CommitOptions.durable) need not wait for the WAL flush
+      if (!durable) await client.query('SET LOCAL synchronous_commit = off');
+      for (const table of plan) await writeTable(client, table);
+      await client.query('COMMIT');
+    } catch (error) {
+      if (unreachable(error)) {
+        // a connection that broke is not given back to the pool
+        broken = error instanceof Error ? error : new Error(String(error));
+        throw new DatastoreUnavailable(error);
+      }
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  const persistence: Persistence = {
+    write,
+    restored: () => undefined,
+    // PostgreSQL reclaims deleted rows' space itself (autovacuum)
+    compact: async () => undefined,
+    close: () => pool.end(),
+    stats: () => ({ journalBytes: 0, snapshots: 0, recovered: { applied: 0, skipped: 0 } }),
+  };
+  return trackedStore('postgres', data, () => persistence);
+}
+
+async function load(pool: pg.Pool, data: Data, collection: Collection): Promise<void> {
+  const codec = CODECS[collection] as TableCodec<unknown>;
+  const { rows } = await pool.query<Record<string, unknown>>(`SELECT * FROM ${quoted(codec.table)}`);
+  const records = data[collection] as Record<string, unknown>;
+  for (const row of rows) records[String(row[codec.key])] = codec.fromRow(row);
+}
+
+/** What one commit writes to one table, its rows read from memory when the write began. */
+interface TableWrite {
+  codec: TableCodec<unknown>;
+  gone: string[];
+  upserts: Record<string, unknown>[];
+  inserts: Record<string, unknown>[];
+  guarded: Record<string, unknown>[];
+}
+
+/**
+ * The rows of a batch, read from memory at once, before anything is awaited: a change made while the write is in
+ * flight belongs to the next batch, whose before-images are then exactly what this one writes (as the journal
+ * serializes its lines at once). Reading rows later would write those changes early, and the next batch's guards
+ * would then see them as someone else's.
+ */
+function planWrite(data: Data, batch: ChangeBatch): TableWrite[] {
+  const plan: TableWrite[] = [];
+  for (const [collection, changed] of batch) {
+    const codec = CODECS[collection] as TableCodec<unknown>;
+    const records = data[collection] as Record<string, unknown>;
+    const write: TableWrite = { codec, gone: [], upserts: [], inserts: [], guarded: [] };
+    for (const [key, before] of changed) {
+      if (!Object.hasOwn(records, key)) {
+        write.gone.push(key);
+        continue;
+      }
+      const row = codec.toRow(records[key]);
+      if (collection !== 'jobs') write.upserts.push(row);
+      else {
+        const was = recordBefore(before) as Job | undefined;
+        if (!was) write.inserts.push(row);
+        else write.guarded.push({ ...row, before_state: was.state, before_lease_id: was.lease?.lease_id ?? null });
+      }
+    }
+    plan.push(write);
+  }
+  return plan;
+}
+
+async function writeTable(
+  client: pg.PoolClient,
+  { codec, gone, upserts, inserts, guarded }: TableWrite,
+): Promise<void> {
+  const table = quoted(codec.table);
+  if (gone.length > 0) await client.query(`DELETE FROM ${table} WHERE ${quoted(codec.key)} = ANY($1::text[])`, [gone]);
+  if (upserts.length > 0) await client.query(upsertSql(codec), [JSON.stringify(upserts)]);
+  if (inserts.length > 0)
+    await client.query(`INSERT INTO ${table} SELECT * FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)`, [
+      JSON.stringify(inserts),
+    ]);
+  if (guarded.length > 0) {
+    const { rowCount } = await client.query(guardedJobsSql(codec), [JSON.stringify(guarded)]);
+    if (rowCount !== guarded.length) throw await conflict(client, guarded, rowCount ?? 0);
+  }
+}
+
+/** Which job did not hold what this server last wrote, and what the database holds instead. */
+async function conflict(
+  client: pg.PoolClient,
+  guarded: readonly Record<string, unknown>[],
+  updated: number,
+): Promise<StoreConflictError> {
+  const ids = guarded.map((row) => String(row.id));
+  const { rows } = await client
+    .query<{ id: string; state: string; lease_id: string | null }>(
+      'SELECT id, state, lease_id FROM jobs WHERE id = ANY($1::text[])',
+      [ids],
+    )
+    .catch(() => ({ rows: [] as { id: string; state: string; lease_id: string | null }[] }));
+  const held = new Map(rows.map((row) => [row.id, row]));
+  const first = guarded.find((row) => {
+    const now = held.get(String(row.id));
+    return !now || now.state !== row.before_state || now.lease_id !== row.before_lease_id;
+  });
+  const now = first ? held.get(String(first.id)) : undefined;
+  const detail = first
+    ? `job ${String(first.id)}: this server last wrote it ${String(first.before_state)} (lease ` +
+      `${String(first.before_lease_id)}); the database holds ${now ? `${now.state} (lease ${now.lease_id})` : 'no row'}`
+    : 'the jobs changed while they were read';
+  return new StoreConflictError(
+    `${guarded.length - updated} of ${guarded.length} jobs were changed in the database by someone else since ` +
+      `this server last wrote them (${detail}): nothing of this commit was kept`,
+  );
+}

@@ -1,0 +1,119 @@
+// The whole server on a PostgreSQL datastore (--datastore postgres://...): the course flow with a real worker,
+// everything still there after the server is killed and started again, and a database that goes away answered
+// 503 without a crash, then used again by itself.
+import { readdir } from 'node:fs/promises';
+import { expect } from 'chai';
+import { TestClient } from '../helpers/api.js';
+import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
+import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { Spawned } from '../helpers/processes.js';
+import { makeDirs, spawnServer, spawnWorker, type TestDirs } from '../helpers/system.js';
+
+describe('server on PostgreSQL', function () {
+  this.timeout(120_000);
+  let postgres: TestPostgres | null = null;
+  let dirs: TestDirs;
+  const started: Spawned[] = [];
+
+  before(async function () {
+    if (!ensurePostgres()) this.skip();
+    postgres = await startPostgres();
+  });
+
+  after(async () => {
+    await postgres?.stop();
+  });
+
+  beforeEach(async () => {
+    dirs = await makeDirs();
+  });
+
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((process) => process.kill('SIGKILL')));
+    await dirs.remove();
+  });
+
+  async function server(url: string): Promise<{ url: string; controllerPort: number; process: Spawned }> {
+    const running = await spawnServer(dirs, ['--datastore', url]);
+    started.push(running.process);
+    return running;
+  }
+
+  it('runs the course flow, and keeps everything in the database across a killed server', async () => {
+    const database = await postgres!.createDatabase();
+    const first = await server(database);
+    started.push(spawnWorker({ controllerPort: first.controllerPort, name: 'pg-worker', imagesDir: dirs.imagesDir }));
+    const alice = await TestClient.login(first.url, 'alice', 'alice-pw');
+    const workload = await alice.createWorkload({ filter: 'grayscale' });
+    const uploaded: string[] = [];
+    for (let seed = 1; seed <= 3; seed++) {
+      const upload = await alice.upload(
+        workload.workload_id,
+        await makeTestImage(96, 64, 'image/png', seed),
+        'a.png',
+        'image/png',
+      );
+      expect(upload.status).to.equal(201);
+      uploaded.push(upload.body.image_id!);
+    }
+    await alice.waitForCompletion(workload.workload_id);
+    const listed = async (client: TestClient, type: string): Promise<string[]> => {
+      const answer = await client.call('GET', `/images?workload_id=${workload.workload_id}`);
+      expect(answer.status).to.equal(200);
+      const images = answer.body.images as { image_id: string; type: string }[];
+      return images.filter((image) => image.type === type).map((image) => image.image_id);
+    };
+    const filtered = await listed(alice, 'filtered');
+    expect(filtered).to.have.length(3);
+
+    // the rows are there, in typed columns
+    const jobs = await postgres!.query(database, 'SELECT state, count(*)::int AS n FROM jobs GROUP BY state');
+    expect(jobs.rows).to.deep.equal([{ state: 'done', n: 3 }]);
+    // and the data folder keeps no datastore of its own
+    expect((await readdir(dirs.dataDir)).filter((name) => name.startsWith('db.'))).to.deep.equal([]);
+
+    await first.process.kill('SIGKILL');
+    const second = await server(database);
+    const again = await TestClient.login(second.url, 'alice', 'alice-pw');
+    const view = await again.workload(workload.workload_id);
+    expect(view.status).to.equal('completed');
+    expect(await listed(again, 'filtered')).to.have.members(filtered);
+    const download = await again.download(filtered[0]!);
+    expect(download.status).to.equal(200);
+    expect(isGray(await decodeRgba(download.data), 2)).to.equal(true);
+    expect(await listed(again, 'original')).to.have.members(uploaded);
+  });
+
+  it('answers 503 while the database is away, keeps nothing half-done, and goes on when it is back', async () => {
+    const database = await postgres!.createDatabase();
+    const running = await server(database);
+    const alice = await TestClient.login(running.url, 'alice', 'alice-pw');
+    const kept = await alice.createWorkload({ filter: 'blur' });
+
+    await postgres!.closeDatabase(database);
+    const response = await fetch(`${running.url}/workloads`, {
+      method: 'POST',
+      headers: { ...alice.headers(), 'content-type': 'application/json' },
+      body: JSON.stringify({ filter: 'grayscale', name: 'while-away' }),
+    });
+    expect(response.status).to.equal(503);
+    const body = (await response.json()) as { error: { message: string } };
+    expect(body.error.message).to.match(/datastore/i);
+    expect(running.process.child.exitCode, 'the server is still running').to.equal(null);
+
+    await postgres!.openDatabase(database);
+    let created = 0;
+    for (let attempt = 0; attempt < 50 && created !== 201; attempt++) {
+      const retry = await fetch(`${running.url}/workloads`, {
+        method: 'POST',
+        headers: { ...alice.headers(), 'content-type': 'application/json' },
+        body: JSON.stringify({ filter: 'grayscale', name: 'while-away' }),
+      });
+      created = retry.status;
+      if (created !== 201) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(created).to.equal(201);
+    const names = await postgres!.query(database, 'SELECT name FROM workloads ORDER BY name');
+    expect(names.rows.map((row: { name: string }) => row.name)).to.have.members([kept.workload_name, 'while-away']);
+  });
+});
