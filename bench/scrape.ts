@@ -33,7 +33,7 @@ import { schedulingPort } from '../controller/scheduling.js';
 import { StoreHealth } from '../controller/store-health.js';
 import { UploadSlots } from '../controller/upload-slots.js';
 import { openStore, type Store } from '../controller/store/index.js';
-import { createTokens, loadSigningSecret } from '../controller/tokens.js';
+import { createTokens } from '../controller/tokens.js';
 import { createUsers } from '../controller/users.js';
 import { WorkerActivityBook, WorkerHistory, WorkerRegistry } from '../controller/workers/index.js';
 import { startScheduler } from '../scheduler/index.js';
@@ -180,7 +180,7 @@ async function run(finished: number): Promise<Figures> {
     { leaseMs: config.controller.leaseMs, heartbeatMs: config.controller.heartbeatMs, intervalMs: 3_600_000 },
     log,
   );
-  const tokens = createTokens(store, await loadSigningSecret(config.controller.dataDir), {
+  const tokens = createTokens(store, await store.signingKey(), {
     user: 3600,
     worker: 3600,
   });

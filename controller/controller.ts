@@ -24,7 +24,7 @@ import { startLeaseSweeper, type LeaseSweeper } from './lease-sweeper.js';
 import { schedulingPort, type SchedulingPort } from './scheduling.js';
 import { controllerMethods } from './rpc-handlers.js';
 import { openDatastore, type Store } from './store/index.js';
-import { createTokens, loadSigningSecret, type Tokens } from './tokens.js';
+import { createTokens, type Tokens } from './tokens.js';
 import { createUsers, type Users } from './users.js';
 import { WorkerActivityBook, WorkerHistory, WorkerRegistry } from './workers/index.js';
 import { LogThrottle } from '../common/log-throttle.js';
@@ -84,7 +84,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   if (recovered.skipped > 0) {
     log.warn(recovered, 'the datastore journal held lines that could not be applied: skipped them, kept the rest');
   }
-  const tokens = createTokens(store, await loadSigningSecret(config.dataDir), {
+  const tokens = createTokens(store, await store.signingKey(), {
     user: config.userTokenTtlSeconds,
     worker: config.workerTokenTtlSeconds,
     url: config.urlTokenTtlSeconds,

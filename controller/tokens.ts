@@ -1,8 +1,6 @@
-import { createSecretKey, randomBytes, randomUUID } from 'node:crypto';
-import { readFile, mkdir } from 'node:fs/promises';
-import path from 'node:path';
+import { createSecretKey, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { own, writeDurably, type Store } from './store/index.js';
+import { own, type Store } from './store/index.js';
 
 /** `user` and `worker` tokens are sent in the Authorization header; `events` and `archive` tokens in a URL. */
 export type TokenScope = 'user' | 'worker' | UrlTokenPurpose;
@@ -54,22 +52,6 @@ export const DEFAULT_URL_TOKEN_TTL_SECONDS = 60;
 
 const ALGORITHM = 'HS256';
 const VERIFIED_CACHE_SIZE = 10_000;
-
-/** The signing secret is generated once and kept in the data dir, so tokens survive a restart. */
-export async function loadSigningSecret(dataDir: string): Promise<Buffer> {
-  const file = path.join(dataDir, 'jwt-secret');
-  try {
-    const secret = Buffer.from((await readFile(file, 'utf8')).trim(), 'hex');
-    if (secret.length >= 32) return secret;
-  } catch {
-    // first start: fall through and create it
-  }
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const secret = randomBytes(48);
-  // durable before any token signed with it goes out: a secret lost to a power loss voids them all
-  await writeDurably(file, secret.toString('hex'));
-  return secret;
-}
 
 export function createTokens(store: Store, secret: Buffer, ttlSeconds: TokenLifetimes): Tokens {
   // a KeyObject, made once: given raw bytes, jsonwebtoken would try to parse them as a public key on every call

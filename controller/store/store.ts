@@ -3,6 +3,7 @@ import { Low } from 'lowdb';
 import { syncDirectory } from './durable-file.js';
 import { JournalFile, journalLines, journalSegments, replayJournal, segmentPath, type Replay } from './journal.js';
 import { KeyIndex } from './key-index.js';
+import { loadSigningKeyFile } from './signing-key.js';
 import { StreamedSnapshot } from './snapshot.js';
 import { emptyData, type Data } from './schema.js';
 import { trackedStore, type ChangeBatch, type Persistence, type Store, type StoreCore } from './tracked-store.js';
@@ -132,6 +133,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
         journal.close();
       },
       stats: () => ({ journalBytes: journal.bytes, snapshots, recovered }),
+      signingKey: () => loadSigningKeyFile(dataDir),
     };
   }
 

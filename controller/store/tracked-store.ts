@@ -37,6 +37,11 @@ export interface Store {
   onRollback(listener: RollbackListener): void;
   close(): Promise<void>;
   stats(): StoreStats;
+  /**
+   * The key tokens are signed with: made once and kept with the records (lowdb: `jwt-secret` in the data dir;
+   * PostgreSQL: the settings table, so that every server sharing the database accepts the others' tokens).
+   */
+  signingKey(): Promise<Buffer>;
 }
 
 export type StoreKind = 'lowdb' | 'postgres';
@@ -99,6 +104,7 @@ export interface Persistence {
   /** After the last commit was written: settles what runs in the background and lets go of the files or connections. */
   close(): Promise<void>;
   stats(): StoreStats;
+  signingKey(): Promise<Buffer>;
 }
 
 /** What a persistence may ask of the store it serves. */
@@ -236,6 +242,7 @@ export function trackedStore(kind: StoreKind, data: Data, persist: (core: StoreC
       await persistence.close();
     },
     stats: () => persistence.stats(),
+    signingKey: () => persistence.signingKey(),
   };
 }
 

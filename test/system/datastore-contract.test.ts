@@ -354,6 +354,15 @@ for (const kind of [lowdb, postgres]) {
       expect(again.data.jobs['job-i2']).to.deep.include({ state: 'assigned', lease: running.lease });
     });
 
+    it('makes a token signing key once, and gives the same one after a reopen', async () => {
+      const store = await open();
+      const key = await store.signingKey();
+      expect(key.length).to.be.at.least(32);
+      expect((await store.signingKey()).equals(key)).to.equal(true);
+      const again = await reopen(store);
+      expect((await again.signingKey()).equals(key), 'the same key').to.equal(true);
+    });
+
     it('keeps a large commit whole (5,000 images and their jobs)', async () => {
       const store = await open();
       await put(store, { workloads: { w1: workload('w1') } });

@@ -8,8 +8,10 @@ import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/pos
 const TABLES = [
   'images',
   'jobs',
+  'leadership',
   'revoked_tokens',
   'schema_migrations',
+  'settings',
   'users',
   'worker_activity',
   'worker_hours',

@@ -5,6 +5,7 @@ import { AppError } from '../../../common/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { COLLECTIONS, emptyData, type Collection, type Data, type Job } from '../schema.js';
 import { recordBefore, trackedStore, type ChangeBatch, type Persistence, type Store } from '../tracked-store.js';
+import { newSigningKeyHex, signingKeyOf } from '../signing-key.js';
 import { migrate } from './migrate.js';
 import { CODECS, type TableCodec } from './rows.js';
 
@@ -149,6 +150,16 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     compact: async () => undefined,
     close: () => pool.end(),
     stats: () => ({ journalBytes: 0, snapshots: 0, recovered: { applied: 0, skipped: 0 } }),
+    async signingKey() {
+      // the first server to ask makes it; every other one reads the same
+      await pool.query("INSERT INTO settings (name, value) VALUES ('jwt-secret', $1) ON CONFLICT (name) DO NOTHING", [
+        newSigningKeyHex(),
+      ]);
+      const { rows } = await pool.query<{ value: string }>("SELECT value FROM settings WHERE name = 'jwt-secret'");
+      const key = signingKeyOf(rows[0]?.value ?? '');
+      if (!key) throw new Error('the signing key in the settings table (jwt-secret) is shorter than 32 bytes');
+      return key;
+    },
   };
   return trackedStore('postgres', data, () => persistence);
 }
