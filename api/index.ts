@@ -1,5 +1,6 @@
 export { createApp } from './app.js';
 export { startApi, type ApiServer } from './server.js';
+export { startStandbyApi } from './standby.js';
 export { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 export { DEFAULT_STREAM_LIMITS, type StreamLimits } from './events/index.js';
 export { parseRateLimit, type RateLimit } from './rate-limit.js';

@@ -22,6 +22,11 @@ const server = await startServer(config.server, log).catch((error: unknown) => {
   console.error(`dpip: cannot start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });
+// another server leads the shared database now: this one stops at once (its workers follow the new leader)
+void server.lost.then((reason) => {
+  log.error({ reason }, 'lost the lead of the shared datastore: stopping');
+  process.exit(3);
+});
 const controllerPort = config.server.controller.port;
 const workers = startLocalWorkers(
   {

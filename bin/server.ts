@@ -1,5 +1,8 @@
-// The server process: api + controller + scheduler around one datastore (lowdb has exactly one writer).
-import { startApi, type ApiConfig, type ApiServer } from '../api/index.js';
+// The server process: api + controller + scheduler around one datastore (lowdb has exactly one writer). With
+// PostgreSQL, several servers may share the database: the one that leads runs everything, the others forward
+// their API to it and wait to take over.
+import { hostname } from 'node:os';
+import { startApi, startStandbyApi, type ApiConfig, type ApiServer } from '../api/index.js';
 import type { Logger } from '../common/log.js';
 import {
   DEFAULT_MIN_PASSWORD_LENGTH,
@@ -23,6 +26,11 @@ export interface Server {
   readonly controller: Controller;
   readonly api: ApiServer;
   readonly scheduler: Scheduler;
+  /**
+   * Settles (with why) if this server loses the lead of a shared PostgreSQL database: another server may lead
+   * already, so this one must stop at once. Never settles otherwise.
+   */
+  readonly lost: Promise<string>;
   close(): Promise<void>;
 }
 
@@ -47,7 +55,60 @@ async function createConfiguredUsers(
   }
 }
 
+/**
+ * Starts the server. On a PostgreSQL datastore it first takes the lead: while another server leads, this one
+ * forwards its API there (startStandbyApi) and resolves only once it leads.
+ */
 export async function startServer(config: ServerConfig, log: Logger): Promise<Server> {
+  const datastore = config.controller.datastore;
+  if (datastore?.kind !== 'postgres') return startLeader(config, log, new Promise<string>(() => undefined));
+  const { openLeadership } = await import('../controller/store/postgres/leadership.js');
+  const leadership = await openLeadership(datastore.url, { log: log.child({ component: 'leadership' }) });
+  try {
+    const address = leaderAddress(config);
+    let epoch = await leadership.tryLead(address);
+    if (epoch === null) {
+      const leaderApiUrl = async (): Promise<string | null> => (await leadership.leader())?.apiUrl ?? null;
+      const standby = await startStandbyApi(config.api, leaderApiUrl, log.child({ component: 'standby' }));
+      log.info('another server leads: forwarding the API to it, and waiting to lead');
+      try {
+        epoch = await leadership.waitToLead(address);
+      } finally {
+        await standby.close();
+      }
+    }
+    const lost = new Promise<string>((resolve) => leadership.onLost(resolve));
+    const leading: ServerConfig = {
+      ...config,
+      controller: { ...config.controller, datastore: { ...datastore, leaderEpoch: epoch } },
+    };
+    const server = await startLeader(leading, log, lost);
+    return {
+      ...server,
+      async close() {
+        await server.close();
+        await leadership.close();
+      },
+    };
+  } catch (error) {
+    await leadership.close();
+    throw error;
+  }
+}
+
+/** Where this server is reached when it leads: its API (for the others' forwarding) and its controller. */
+function leaderAddress(config: ServerConfig): { apiUrl: string; controllerHost: string; controllerPort: number } {
+  const bound = config.controller.bindHost;
+  const host = ['0.0.0.0', '::', '*', ''].includes(bound) ? hostname() : bound;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    apiUrl: config.controller.publicApiUrl ?? `http://${urlHost}:${config.api.port}`,
+    controllerHost: host,
+    controllerPort: config.controller.port,
+  };
+}
+
+async function startLeader(config: ServerConfig, log: Logger, lost: Promise<string>): Promise<Server> {
   const minPasswordLength = config.api.minPasswordLength ?? DEFAULT_MIN_PASSWORD_LENGTH;
   for (const [username, password] of Object.entries(config.users)) {
     // the minimum applies to the users about to be created, checked once the datastore is open
@@ -78,6 +139,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Se
     controller,
     api,
     scheduler,
+    lost,
     async close() {
       await api.close();
       scheduler.close();

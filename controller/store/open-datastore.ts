@@ -3,7 +3,10 @@ import { openStore } from './store.js';
 import type { Store } from './tracked-store.js';
 
 /** Where the records are kept (--datastore): lowdb's files in the data dir, or a PostgreSQL database. */
-export type DatastoreConfig = { kind: 'lowdb' } | { kind: 'postgres'; url: string };
+export type DatastoreConfig =
+  | { kind: 'lowdb' }
+  /** `leaderEpoch`: the epoch this server leads in, checked by every commit (see leadership.ts). */
+  | { kind: 'postgres'; url: string; leaderEpoch?: number };
 
 /** `lowdb`, or a `postgres://` (or `postgresql://`) URL; anything else throws, saying what is accepted. */
 export function parseDatastore(value: string): DatastoreConfig {
@@ -24,5 +27,8 @@ export function parseDatastore(value: string): DatastoreConfig {
 export async function openDatastore(config: DatastoreConfig, dataDir: string, log: Logger): Promise<Store> {
   if (config.kind === 'lowdb') return openStore(dataDir);
   const { openPostgresStore } = await import('./postgres/postgres-store.js');
-  return openPostgresStore(config.url, { log });
+  return openPostgresStore(config.url, {
+    log,
+    ...(config.leaderEpoch === undefined ? {} : { leaderEpoch: config.leaderEpoch }),
+  });
 }

@@ -7,6 +7,7 @@ import { COLLECTIONS, emptyData, type Collection, type Data, type Job } from '..
 import { recordBefore, trackedStore, type ChangeBatch, type Persistence, type Store } from '../tracked-store.js';
 import { newSigningKeyHex, signingKeyOf } from '../signing-key.js';
 import { migrate } from './migrate.js';
+import { redactedUrl } from './redacted-url.js';
 import { CODECS, type TableCodec } from './rows.js';
 
 export interface PostgresStoreOptions {
@@ -15,11 +16,24 @@ export interface PostgresStoreOptions {
   connections?: number;
   /** A statement that takes longer fails (and its commit with it, rolled back): default 15 s. */
   statementTimeoutMs?: number;
+  /**
+   * The epoch this server leads in (leadership.ts): every commit first checks that the leadership row still
+   * holds it, and fails whole (`LeadershipLost`) once another server has taken over.
+   */
+  leaderEpoch?: number;
 }
 
 /** A job's row did not hold what this server last wrote: someone else changed it. */
 export class StoreConflictError extends Error {
   override name = 'StoreConflictError';
+}
+
+/** Another server leads now: this one may no longer write (answered 503: the request may go to the leader). */
+export class LeadershipLost extends AppError {
+  override name = 'LeadershipLost';
+  constructor(message: string) {
+    super('unavailable', message);
+  }
 }
 
 /**
@@ -50,17 +64,6 @@ function unreachable(error: unknown): boolean {
 
 const DEFAULT_STATEMENT_TIMEOUT_MS = 15_000;
 const CONNECT_TIMEOUT_MS = 5_000;
-
-/** The URL with its password replaced, for messages and logs. */
-export function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
 
 function quoted(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -128,6 +131,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       await client.query('BEGIN');
       // what a crash may lose because it is re-derived (see CommitOptions.durable) need not wait for the WAL flush
       if (!durable) await client.query('SET LOCAL synchronous_commit = off');
+      if (options.leaderEpoch !== undefined) await checkLead(client, options.leaderEpoch);
       for (const table of plan) await writeTable(client, table);
       await client.query('COMMIT');
     } catch (error) {
@@ -169,6 +173,18 @@ async function load(pool: pg.Pool, data: Data, collection: Collection): Promise<
   const { rows } = await pool.query<Record<string, unknown>>(`SELECT * FROM ${quoted(codec.table)}`);
   const records = data[collection] as Record<string, unknown>;
   for (const row of rows) records[String(row[codec.key])] = codec.fromRow(row);
+}
+
+/**
+ * Whether this server still leads in `epoch`. FOR SHARE holds the row until the commit: a server taking over
+ * (which bumps the epoch) waits for this commit to end, and every later commit of this server is refused.
+ */
+async function checkLead(client: pg.PoolClient, epoch: number): Promise<void> {
+  const { rowCount } = await client.query('SELECT 1 FROM leadership WHERE id = 1 AND epoch = $1 FOR SHARE', [epoch]);
+  if (rowCount === 1) return;
+  throw new LeadershipLost(
+    `another server leads now (this one led in epoch ${epoch}): nothing of this commit was kept`,
+  );
 }
 
 /** What one commit writes to one table, its rows read from memory when the write began. */
