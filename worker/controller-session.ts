@@ -108,7 +108,7 @@ export class ControllerSession {
   }
 
   start(peer: SessionPeer): void {
-    const announcements = `tcp://${this.config.controllerHost}:${this.config.controllerPort}`;
+    const announcements = `tcp://${this.config.controllers[0].host}:${this.config.controllers[0].port}`;
     this.subscriber = subscribe(announcements, (kind, params) => this.heard(kind, params));
     void this.lifecycle(peer);
   }
@@ -136,7 +136,7 @@ export class ControllerSession {
     const now = Date.now();
     const reappeared = now - this.lastAnnouncement > SILENCE_MS;
     this.lastAnnouncement = now;
-    const endpoint = `tcp://${this.config.controllerHost}:${parsed.data.register_port}`;
+    const endpoint = `tcp://${this.config.controllers[0].host}:${parsed.data.register_port}`;
     if (endpoint !== this.registerEndpoint) {
       this.registerEndpoint = endpoint;
       this.rpc?.close();
@@ -181,7 +181,7 @@ export class ControllerSession {
           waitingLogged = true;
         }
       } else if (!waitingLogged) {
-        const controller = `${this.config.controllerHost}:${this.config.controllerPort}`;
+        const controller = `${this.config.controllers[0].host}:${this.config.controllers[0].port}`;
         this.log.info({ controller }, 'waiting for the controller');
         waitingLogged = true;
       }
@@ -193,7 +193,8 @@ export class ControllerSession {
   private async register(rpc: RpcClient, peer: SessionPeer): Promise<void> {
     const params = await this.registerParams(peer);
     const registration = await rpc.call(CONTROLLER_METHODS.register, params, registerResultSchema);
-    const apiUrl = registration.api_url ?? `http://${urlHost(this.config.controllerHost)}:${registration.api_port}`;
+    const apiUrl =
+      registration.api_url ?? `http://${urlHost(this.config.controllers[0].host)}:${registration.api_port}`;
     this.useSessionPort(registration.session_port);
     this.current = { registration, api: new ApiClient(apiUrl, () => this.token ?? '', this.config.httpTimeouts) };
     this.log.info({ worker_id: registration.worker_id, api: apiUrl }, 'registered');
@@ -241,7 +242,7 @@ export class ControllerSession {
 
   /** Opens the client to the session socket the controller named, unless it is the one already open. */
   private useSessionPort(port: number | undefined): void {
-    const endpoint = port === undefined ? null : `tcp://${this.config.controllerHost}:${port}`;
+    const endpoint = port === undefined ? null : `tcp://${this.config.controllers[0].host}:${port}`;
     if (endpoint === (this.sessionClient?.address ?? null)) return;
     this.sessionClient?.close();
     this.sessionClient = endpoint === null ? null : connectRpc(endpoint, 3000);
