@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
@@ -9,6 +10,7 @@ import {
   DEFAULT_HTTP_TIMEOUTS,
   DEFAULT_JOB_DEADLINE_MS,
   defaultMemoryBudget,
+  type ControllerAddress,
   type HttpTimeouts,
   type WorkerConfig,
 } from '../worker/index.js';
@@ -16,12 +18,47 @@ import { DEFAULT_DATA_DIR } from './cluster-secret.js';
 import { durationFlag } from './duration-flag.js';
 import { findWorkerSecret } from './worker-secret.js';
 
+/** The most controllers one worker listens to (--controller a:40899,b:40899,...). */
+export const MAX_CONTROLLERS = 16;
+
+/**
+ * The controllers of --controller: one host:port or several, comma-separated; an IPv6 host in brackets
+ * ([::1]:40899). Throws, naming the entry, on one that is not host:port, on the same address twice, and on
+ * more than MAX_CONTROLLERS.
+ */
+export function parseControllers(value: string): ControllerAddress[] {
+  const entries = value.split(',').map((entry) => entry.trim());
+  if (entries.length > MAX_CONTROLLERS)
+    throw new Error(`--controller lists ${entries.length} addresses: at most ${MAX_CONTROLLERS}`);
+  const seen = new Set<string>();
+  return entries.map((entry) => {
+    const bad = (why: string): Error => new Error(`--controller: "${entry}" ${why} (in "${value}")`);
+    if (entry === '') throw bad('is empty: give host:port, several separated by commas');
+    const match = /^(.+):(\d{1,5})$/.exec(entry);
+    if (!match) throw bad('is not host:port');
+    const bracketed = /^\[(.*)\]$/.exec(match[1]!);
+    const host = bracketed ? bracketed[1]! : match[1]!;
+    const port = Number(match[2]);
+    if (port < 1 || port > 65535) throw bad('has a port out of 1-65535');
+    // a host name or IPv4 address, or an IPv6 address (with its zone, fe80::1%eth0)
+    if (host.includes(':') ? !isIPv6(host.replace(/%[\w.-]+$/, '')) : !/^[\w.-]+$/.test(host))
+      throw bad('has no valid host (an IPv6 address goes in brackets: [::1]:40899)');
+    if (bracketed && !host.includes(':')) throw bad('has brackets around a host that is not an IPv6 address');
+    const key = `${host.toLowerCase()}:${port}`;
+    if (seen.has(key)) throw bad('is listed twice');
+    seen.add(key);
+    return { host, port };
+  });
+}
+
 /** The worker's one typed config, from flags and DPIP_* environment variables. */
 const WORKER_OPTIONS = {
   controller: {
     type: 'string',
     default: `localhost:${DEFAULT_CONTROLLER_PORT}`,
-    describe: 'controller address host:port (its PUB port)',
+    describe:
+      'controller address host:port (its PUB port); the servers that share one datastore, comma-separated ' +
+      '(a:40899,b:40899): the worker follows the one that announces',
   },
   'worker-name': { type: 'string', describe: 'unique worker name (default: host name + pid)' },
   tags: { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' },
@@ -84,16 +121,14 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     .scriptName('dpip-worker')
     // a flag given twice means its last value, as in most programs (not a list that no option expects)
     .parserConfiguration({ 'duplicate-arguments-array': false })
-    .usage('$0 --controller host:port --worker-name NAME [--tags a,b]')
+    .usage('$0 --controller host:port[,host:port...] --worker-name NAME [--tags a,b]')
     .env('DPIP')
     .options(WORKER_OPTIONS)
     .strict()
     .help()
     .parseSync();
 
-  const match = /^(.+):(\d{1,5})$/.exec(args.controller);
-  if (!match) throw new Error(`--controller must be host:port, not "${args.controller}"`);
-  const host = match[1]!.replace(/^\[(.*)\]$/, '$1');
+  const controllers = parseControllers(args.controller);
   const name =
     args.workerName ??
     `${
@@ -110,9 +145,10 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
       .filter(Boolean),
   );
   if (!tags.success) throw new Error('--tags: up to 32 tags of letters, digits, "_", "." and "-", separated by commas');
+  // without --secret: the first controller listed says whether the server is on this machine (its data dir, the secret)
   const { secret, file: secretFile } = args.secret
     ? { secret: args.secret, file: null }
-    : findWorkerSecret({ controllerHost: host, argv, dataDir: path.resolve(args.dataDir) });
+    : findWorkerSecret({ controllerHost: controllers[0].host, argv, dataDir: path.resolve(args.dataDir) });
   if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256)
     throw new Error('--slots must be a whole number from 1 to 256');
   const jobDeadlineMs = durationFlag('job-deadline', args.jobDeadline, 100, 7 * 86_400_000);
@@ -134,8 +170,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     totalMs,
   };
   return {
-    controllerHost: host,
-    controllerPort: Number(match[2]),
+    controllers,
     name,
     tags: tags.data,
     slots: args.slots,

@@ -20,8 +20,9 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
   const engine = await createEngine(config.engine, config.slots);
   const monitor = new ResourceMonitor();
   await monitor.start(1000);
-  const advertiseHost =
-    config.advertiseHost ?? (await localAddressToward(config.controllerHost, config.controllerPort));
+  // the servers that may lead are expected on one network: the route to the first one tells this worker's address
+  const first = config.controllers[0];
+  const advertiseHost = config.advertiseHost ?? (await localAddressToward(first.host, first.port));
   const session = new ControllerSession(config, log);
   const report = (job: Assignment, failure: JobFailure): Promise<void> => reportFailure(session, job, failure, log);
   const slots = new Slots(

@@ -2,9 +2,18 @@ import type { HttpTimeouts } from './api-client.js';
 import type { EngineChoice } from './engines/index.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 
+/** A controller as given to --controller: its host, and the port it announces on (its PUB socket). */
+export interface ControllerAddress {
+  host: string;
+  port: number;
+}
+
 export interface WorkerConfig {
-  controllerHost: string;
-  controllerPort: number;
+  /**
+   * The controllers this worker listens to (--controller), at least one, in the order given: of the servers
+   * that share a datastore, the one that leads announces, and the worker follows it.
+   */
+  controllers: ControllerAddress[];
   name: string;
   tags: string[];
   slots: number;

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffMs, type BackoffPolicy } from '../common/backoff.js';
 import { connectRpc, subscribe, type RpcClient, type Subscriber } from '../common/bus/index.js';
 import { FILTER_NAMES } from '../common/filters/index.js';
@@ -14,6 +13,7 @@ import {
   heartbeatResultSchema,
   registerResultSchema,
   STORE_ID_FILE,
+  type Announcement,
   type LeaseRef,
   type RegisterParams,
   type RegisterResult,
@@ -26,7 +26,10 @@ import type { ResourceMonitor } from './resources.js';
 
 /** Retries of calls to the controller (registration, failure reports): 250 ms doubling up to 10 s. */
 export const CONTROLLER_RETRY: BackoffPolicy = { baseMs: 250, maxMs: 10_000 };
-/** An announcement after this long a silence means the controller has (re)appeared. */
+/**
+ * An announcement after this long a silence means the controller has (re)appeared; a controller followed that
+ * has not announced for this long has gone silent, and the next one that announces is followed.
+ */
 const SILENCE_MS = 2500;
 /** The longest identity of an images folder the protocol carries (registerParamsSchema.images_dir_id). */
 const MAX_IMAGES_DIR_ID = 200;
@@ -68,28 +71,53 @@ export interface SessionPeer {
   };
 }
 
+/** A controller this worker listens to (one entry of --controller), and when it was last heard. */
+interface Announcer {
+  readonly host: string;
+  readonly port: number;
+  /** host:port, as the log shows it. */
+  readonly address: string;
+  /** When its last announcement came (ms since the epoch); 0: never. */
+  lastHeard: number;
+}
+
 /**
  * The worker's side of the registration handshake and of heartbeats (architecture.md): hears the
- * controller's announcements, registers, heartbeats, and registers again whenever the controller is lost.
+ * controllers' announcements, follows the one that announces, registers with it, heartbeats, and registers
+ * again whenever the controller is lost. Of several controllers (servers sharing one datastore, one of which
+ * leads), it stays with the one it follows while that one announces and answers; when that one goes silent,
+ * it follows the next one heard at once.
  */
 export class ControllerSession {
   /** New at each start: tells the controller this process registering again from another one of the same name. */
   private readonly instanceId = randomUUID();
   /** Set while this worker is registered. */
   current: Registered | null = null;
-  /** The controller's registration socket, known from its announcements. */
-  rpc: RpcClient | null = null;
+  /** The controllers listened to, one per --controller entry. */
+  private announcers: Announcer[] = [];
+  private subscribers: Subscriber[] = [];
+  /** The controller this worker registers (or is registered) with: the first that announced, then its successors. */
+  private followed: Announcer | null = null;
+  /**
+   * A registration or heartbeat with the followed controller failed since it last registered: another
+   * controller that announces is then followed, even though this one still announces.
+   */
+  private followedFailing = false;
+  /**
+   * Counts the times a controller was followed because none was, or the one followed had gone silent: the
+   * worker then registers at once, without the backoff left from the one before.
+   */
+  private takeovers = 0;
+  /** The followed controller's registration socket, known from its announcements. */
+  private rpc: RpcClient | null = null;
   /**
    * The controller's session socket (heartbeat, fail, goodbye), known from the register reply; the registration
    * socket for a controller that names none.
    */
   private sessionClient: RpcClient | null = null;
   closed = false;
-  private registerEndpoint: string | null = null;
-  private subscriber: Subscriber | null = null;
-  /** Ends the registration backoff now, while one is being waited out. */
+  /** Ends the wait under way (a registration backoff, the time between heartbeats) now. */
   private wakeUp: (() => void) | null = null;
-  private lastAnnouncement = 0;
   /** What the last registration read of the images folder's identity: its id, or why there was none. */
   private imagesDirSeen: string | null = null;
 
@@ -108,8 +136,15 @@ export class ControllerSession {
   }
 
   start(peer: SessionPeer): void {
-    const announcements = `tcp://${this.config.controllerHost}:${this.config.controllerPort}`;
-    this.subscriber = subscribe(announcements, (kind, params) => this.heard(kind, params));
+    this.announcers = this.config.controllers.map(({ host, port }) => ({
+      host,
+      port,
+      address: `${urlHost(host)}:${port}`,
+      lastHeard: 0,
+    }));
+    this.subscribers = this.announcers.map((announcer) =>
+      subscribe(`tcp://${announcer.host}:${announcer.port}`, (kind, params) => this.heard(announcer, kind, params)),
+    );
     void this.lifecycle(peer);
   }
 
@@ -124,79 +159,144 @@ export class ControllerSession {
 
   close(): void {
     this.closed = true;
-    this.subscriber?.close();
+    for (const subscriber of this.subscribers) subscriber.close();
     this.rpc?.close();
     this.sessionClient?.close();
   }
 
-  private heard(kind: string, params: unknown): void {
+  private heard(from: Announcer, kind: string, params: unknown): void {
     if (kind !== ANNOUNCE) return;
     const parsed = announceSchema.safeParse(params);
     if (!parsed.success) return;
     const now = Date.now();
-    const reappeared = now - this.lastAnnouncement > SILENCE_MS;
-    this.lastAnnouncement = now;
-    const endpoint = `tcp://${this.config.controllerHost}:${parsed.data.register_port}`;
-    if (endpoint !== this.registerEndpoint) {
-      this.registerEndpoint = endpoint;
-      this.rpc?.close();
-      this.rpc = connectRpc(endpoint, 3000);
-      this.sessionClient?.close();
-      this.sessionClient = null;
-      this.log.info({ controller: endpoint, system: parsed.data.system_name }, 'heard the controller');
+    const reappeared = now - from.lastHeard > SILENCE_MS;
+    from.lastHeard = now;
+    const followed = this.followed;
+    if (from === followed) {
+      this.useRegisterPort(from, parsed.data);
+      // the controller came up (or back) while this worker waits out a long backoff: register now, not up
+      // to CONTROLLER_RETRY.maxMs later. Only after a silence, so a controller that announces but refuses or
+      // does not answer registrations still gets the full backoff.
+      if (reappeared && !this.current) this.wakeUp?.();
+      return;
     }
-    // the controller came up (or back) while this worker waits out a long backoff: register now, not up
-    // to CONTROLLER_RETRY.maxMs later. Only after a silence, so a controller that announces but refuses or
-    // does not answer registrations still gets the full backoff.
-    if (reappeared && !this.current) this.wakeUp?.();
+    // another controller: while the one followed announces and answers, it leads, and this one is not heeded
+    // (two that both announce do not make the worker go back and forth)
+    const silent = followed === null || now - followed.lastHeard > SILENCE_MS;
+    if (!silent && !this.followedFailing) return;
+    this.follow(from, parsed.data, silent);
+  }
+
+  /**
+   * Follows `leader`, which announces: a registration with the controller followed before ends here. When
+   * that one had gone silent (or none was followed), the worker registers at once; when it still announces but
+   * failed, the backoff under way is waited out first.
+   */
+  private follow(leader: Announcer, announcement: Announcement, silent: boolean): void {
+    const before = this.followed;
+    this.followed = leader;
+    this.followedFailing = false;
+    this.current = null;
+    // a call still out to the one before (a heartbeat, a registration) fails now, instead of timing out
+    this.rpc?.close();
+    this.rpc = null;
+    this.sessionClient?.close();
+    this.sessionClient = null;
+    if (before)
+      this.log.info(
+        { controller: leader.address, before: before.address, reason: silent ? 'silent' : 'failing' },
+        'following another controller: the one followed before went silent or failed',
+      );
+    this.useRegisterPort(leader, announcement);
+    if (silent) {
+      this.takeovers += 1;
+      this.wakeUp?.();
+    }
+  }
+
+  /** Opens the client to the registration socket the followed controller announces, unless it is open already. */
+  private useRegisterPort(from: Announcer, announcement: Announcement): void {
+    const endpoint = `tcp://${from.host}:${announcement.register_port}`;
+    if (endpoint === this.rpc?.address) return;
+    this.rpc?.close();
+    this.rpc = connectRpc(endpoint, 3000);
+    this.sessionClient?.close();
+    this.sessionClient = null;
+    this.log.info(
+      { controller: from.address, register: endpoint, system: announcement.system_name },
+      'heard the controller',
+    );
   }
 
   /** Register, then heartbeat; on any loss of the controller, back off and register again. */
   private async lifecycle(peer: SessionPeer): Promise<void> {
     let attempt = 1;
     let waitingLogged = false;
+    let takeovers = this.takeovers;
     while (!this.closed) {
+      if (takeovers !== this.takeovers) {
+        // another controller leads: it gets a fresh start, not the backoff left from the one before
+        takeovers = this.takeovers;
+        attempt = 1;
+        waitingLogged = false;
+      }
+      const registered = this.current;
       const session = this.session;
-      if (session && this.current) {
+      if (registered && session) {
         try {
-          await this.heartbeat(session, this.current, peer);
+          await this.heartbeat(session, registered, peer);
         } catch (error) {
-          this.log.warn({ error: String(error) }, 'heartbeat failed: registering again');
+          // the worker left for another controller while this heartbeat was out: it registers with that one now
+          if (this.current !== registered) continue;
+          this.log.warn(
+            { controller: this.followed?.address, error: String(error) },
+            'heartbeat failed: registering again',
+          );
           this.current = null;
-          await this.backoff(backoffMs(CONTROLLER_RETRY, attempt));
+          this.followedFailing = true;
+          await this.pause(backoffMs(CONTROLLER_RETRY, attempt));
         }
         continue;
       }
-      if (this.rpc) {
+      const followed = this.followed;
+      if (followed && this.rpc) {
         try {
-          await this.register(this.rpc, peer);
+          await this.register(followed, this.rpc, peer);
           attempt = 1;
           waitingLogged = false;
           continue;
         } catch (error) {
+          // another controller was followed meanwhile: registering with it is not this failure's to delay
+          if (this.followed !== followed) continue;
+          this.followedFailing = true;
           // a refused secret read from the data dir: the server may have been given another one (--secret)
           const from = this.config.secretFile ? { secret_from: this.config.secretFile } : {};
           if (!waitingLogged)
-            this.log.warn({ error: String(error), ...from }, 'registration failed: retrying with backoff');
+            this.log.warn(
+              { controller: followed.address, error: String(error), ...from },
+              'registration failed: retrying with backoff',
+            );
           waitingLogged = true;
         }
       } else if (!waitingLogged) {
-        const controller = `${this.config.controllerHost}:${this.config.controllerPort}`;
+        const controller = this.announcers.map((announcer) => announcer.address).join(',');
         this.log.info({ controller }, 'waiting for the controller');
         waitingLogged = true;
       }
-      await this.backoff(backoffMs(CONTROLLER_RETRY, attempt));
+      await this.pause(backoffMs(CONTROLLER_RETRY, attempt));
       attempt += 1;
     }
   }
 
-  private async register(rpc: RpcClient, peer: SessionPeer): Promise<void> {
+  private async register(controller: Announcer, rpc: RpcClient, peer: SessionPeer): Promise<void> {
     const params = await this.registerParams(peer);
     const registration = await rpc.call(CONTROLLER_METHODS.register, params, registerResultSchema);
-    const apiUrl = registration.api_url ?? `http://${urlHost(this.config.controllerHost)}:${registration.api_port}`;
-    this.useSessionPort(registration.session_port);
+    // an answer that came as the worker left for another controller is not used
+    if (this.followed !== controller) throw new Error(`${controller.address} is no longer the controller followed`);
+    const apiUrl = registration.api_url ?? `http://${urlHost(controller.host)}:${registration.api_port}`;
+    this.useSessionPort(controller, registration.session_port);
     this.current = { registration, api: new ApiClient(apiUrl, () => this.token ?? '', this.config.httpTimeouts) };
-    this.log.info({ worker_id: registration.worker_id, api: apiUrl }, 'registered');
+    this.log.info({ controller: controller.address, worker_id: registration.worker_id, api: apiUrl }, 'registered');
   }
 
   private async registerParams(peer: SessionPeer): Promise<RegisterParams> {
@@ -240,8 +340,8 @@ export class ControllerSession {
   }
 
   /** Opens the client to the session socket the controller named, unless it is the one already open. */
-  private useSessionPort(port: number | undefined): void {
-    const endpoint = port === undefined ? null : `tcp://${this.config.controllerHost}:${port}`;
+  private useSessionPort(controller: Announcer, port: number | undefined): void {
+    const endpoint = port === undefined ? null : `tcp://${controller.host}:${port}`;
     if (endpoint === (this.sessionClient?.address ?? null)) return;
     this.sessionClient?.close();
     this.sessionClient = endpoint === null ? null : connectRpc(endpoint, 3000);
@@ -249,24 +349,30 @@ export class ControllerSession {
   }
 
   /** One heartbeat, then the wait until the next. */
-  private async heartbeat(rpc: RpcClient, { registration }: Registered, peer: SessionPeer): Promise<void> {
+  private async heartbeat(rpc: RpcClient, registered: Registered, peer: SessionPeer): Promise<void> {
+    const { registration } = registered;
     const reply = await rpc.call(
       CONTROLLER_METHODS.heartbeat,
       { token: registration.token, resources: peer.monitor.current(), running: peer.jobs.heldLeases() },
       heartbeatResultSchema,
       Math.max(1000, registration.lease_ms - registration.heartbeat_ms),
     );
+    // the worker left for another controller while the answer came: it is not this one's to act on
+    if (this.current !== registered) return;
     if (!reply.known) {
       this.log.info('the controller does not know this worker (restarted?): registering again');
       this.current = null;
       return;
     }
     peer.jobs.leasesLost(reply.cancel);
-    await sleep(registration.heartbeat_ms);
+    await this.pause(registration.heartbeat_ms);
   }
 
-  /** The wait between registration attempts: a timer, cut short when the controller (re)appears. */
-  private backoff(ms: number): Promise<void> {
+  /**
+   * A wait: between registration attempts, or between heartbeats. Cut short when the controller (re)appears
+   * while the worker is not registered, and when another controller is followed.
+   */
+  private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const finish = (): void => {
         clearTimeout(timer);

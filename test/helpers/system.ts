@@ -78,6 +78,8 @@ export async function startTestServer(
 
 export interface WorkerOptions {
   controllerPort: number;
+  /** Its --controller as a list of host:port (the servers that may lead), instead of 127.0.0.1:controllerPort. */
+  controllers?: string[];
   name: string;
   engine?: 'auto' | 'sharp' | 'jimp';
   slots?: number;
@@ -95,7 +97,7 @@ export interface WorkerOptions {
 export function spawnWorker(options: WorkerOptions): Spawned {
   const args = [
     '--controller',
-    `127.0.0.1:${options.controllerPort}`,
+    options.controllers?.join(',') ?? `127.0.0.1:${options.controllerPort}`,
     '--worker-name',
     options.name,
     '--engine',
@@ -112,12 +114,18 @@ export function spawnWorker(options: WorkerOptions): Spawned {
   });
 }
 
+export interface LaunchOptions {
+  /** Its --controller-port (it binds the next two ports too: see freePortPair); default: a free one. */
+  controllerPort?: number;
+}
+
 /** The whole server as its own process (`dpip`), with no local workers unless asked; not waited for. */
 export async function launchServer(
   dirs: TestDirs,
   extraArgs: string[] = [],
+  options: LaunchOptions = {},
 ): Promise<{ process: Spawned; url: string; controllerPort: number }> {
-  const controllerPort = await freePortPair();
+  const controllerPort = options.controllerPort ?? (await freePortPair());
   const apiPort = await freePort();
   const args = [
     '--port',
@@ -154,8 +162,9 @@ export async function launchServer(
 export async function spawnServer(
   dirs: TestDirs,
   extraArgs: string[] = [],
+  options: LaunchOptions = {},
 ): Promise<{ process: Spawned; url: string; controllerPort: number }> {
-  const server = await launchServer(dirs, extraArgs);
+  const server = await launchServer(dirs, extraArgs, options);
   await waitFor('the server to listen', async () => (await fetch(`${server.url}/status`)).status === 401, 20_000);
   return server;
 }

@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import { MAX_CONTROLLERS, parseControllers, parseWorkerArgs } from '../../bin/worker-cli.js';
+
+function controllersOf(value: string, env: NodeJS.ProcessEnv = {}): { host: string; port: number }[] {
+  const args = value === '' ? [] : ['--controller', value];
+  return parseWorkerArgs([...args, '--worker-name', 'w', '--secret', 's'], env).controllers;
+}
+
+function refusal(value: string): string {
+  try {
+    parseControllers(value);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+  return expect.fail(`expected "${value}" to be refused`);
+}
+
+describe('the worker flag --controller', () => {
+  it('takes one host:port, as before', () => {
+    expect(controllersOf('server-a:40899')).to.deep.equal([{ host: 'server-a', port: 40899 }]);
+    expect(controllersOf('[::1]:40899')).to.deep.equal([{ host: '::1', port: 40899 }]);
+    expect(controllersOf('10.0.0.7:1')).to.deep.equal([{ host: '10.0.0.7', port: 1 }]);
+  });
+
+  it('is localhost:40899 unless given', () => {
+    expect(controllersOf('')).to.deep.equal([{ host: 'localhost', port: 40899 }]);
+  });
+
+  it('takes a comma-separated list, in its order, spaces around the commas allowed', () => {
+    expect(controllersOf('a.example:40899, 10.0.0.2:40999,[fe80::1%eth0]:40899')).to.deep.equal([
+      { host: 'a.example', port: 40899 },
+      { host: '10.0.0.2', port: 40999 },
+      { host: 'fe80::1%eth0', port: 40899 },
+    ]);
+  });
+
+  it('takes the list from DPIP_CONTROLLER', () => {
+    // yargs reads DPIP_* from the process environment, as the dpip-worker command does
+    process.env.DPIP_CONTROLLER = 'a:40899,b:40899';
+    try {
+      expect(controllersOf('', process.env)).to.deep.equal([
+        { host: 'a', port: 40899 },
+        { host: 'b', port: 40899 },
+      ]);
+    } finally {
+      delete process.env.DPIP_CONTROLLER;
+    }
+  });
+
+  for (const [value, entry, why] of [
+    ['a:40899,b', 'b', /is not host:port/],
+    ['a:40899,,b:40899', '', /is empty/],
+    ['a:40899,', '', /is empty/],
+    ['a:0', 'a:0', /port out of 1-65535/],
+    ['a:70000', 'a:70000', /port out of 1-65535/],
+    ['a b:40899', 'a b:40899', /no valid host/],
+    ['a:1:40899', 'a:1:40899', /no valid host.*brackets/],
+    ['[a]:40899', '[a]:40899', /not an IPv6 address/],
+  ] as const) {
+    it(`refuses "${value}", naming the entry`, () => {
+      const message = refusal(value);
+      expect(message).to.include(`--controller: "${entry}"`).and.include(`(in "${value}")`);
+      expect(message).to.match(why);
+    });
+  }
+
+  it('refuses the same address twice', () => {
+    expect(refusal('a:40899,b:40899,A:40899')).to.match(/"A:40899" is listed twice/);
+    expect(refusal('[::1]:40899,::1:40899')).to.match(/"::1:40899" is listed twice/);
+    // the same host on another port is another controller
+    expect(parseControllers('a:40899,a:41899')).to.have.length(2);
+  });
+
+  it(`refuses more than ${MAX_CONTROLLERS} addresses`, () => {
+    const list = (count: number): string => Array.from({ length: count }, (_, index) => `h${index}:40899`).join(',');
+    expect(parseControllers(list(MAX_CONTROLLERS))).to.have.length(MAX_CONTROLLERS);
+    expect(refusal(list(MAX_CONTROLLERS + 1))).to.match(/lists 17 addresses: at most 16/);
+  });
+
+  it('refuses a bad list before it starts: parseWorkerArgs throws', () => {
+    expect(() => controllersOf('a:40899,a:40899')).to.throw(/listed twice/);
+  });
+});
