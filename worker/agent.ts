@@ -33,6 +33,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     config.jobDeadlineMs,
     new MemoryBudget(config.maxMemoryBytes),
     { imagesDir: config.imagesDir, timeouts: config.httpTimeouts },
+    () => session.current?.api ?? null,
   );
   const rpc = await serveSchedulerRpc(config, advertiseHost, session, slots, log);
   log.info(

@@ -28,7 +28,17 @@ export type JobOutcome =
 /** How long a worker works on one job before it gives up on it (--job-deadline); under the server's --job-timeout. */
 export const DEFAULT_JOB_DEADLINE_MS = 5 * 60_000;
 
+/** How long a result waits for the API of a new registration when the API it was going to did not answer. */
+export const FOLLOW_LEADER_MS = 30_000;
+const FOLLOW_POLL_MS = 100;
+
 export interface RunOptions {
+  /**
+   * The API of this worker's registration now (null while unregistered). When the API a result goes to does not
+   * answer (its server died or lost the lead), the result goes to the API of the next registration instead: the
+   * new leader honours the lease this worker still holds.
+   */
+  currentApi?: () => ApiClient | null;
   /** The job is given up this long after it started (--job-deadline). */
   deadlineMs?: number;
   /** The largest image the engine decodes (the API's --max-pixels); absent: no limit of the engine's own. */
@@ -58,7 +68,7 @@ export async function runJob(
   signal: AbortSignal,
   log: Logger,
   onUploading: () => void = () => undefined,
-  { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels, transfers = API_ONLY_TRANSFERS }: RunOptions = {},
+  { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels, transfers = API_ONLY_TRANSFERS, currentApi }: RunOptions = {},
 ): Promise<JobOutcome> {
   const chain = chainOf(job);
   if (!chain) return { kind: 'failed', error: `this worker has no filter "${job.filter ?? 'none'}"`, retryable: false };
@@ -92,12 +102,14 @@ export async function runJob(
     const upload = { type: 'filtered', job_id: job.job_id, lease_id: job.lease_id } as const;
     let imageId: string;
     let stored: number | null = null;
-    if (target.via === 'api') imageId = await api.uploadFiltered(upload, result, work);
+    const follow = currentApi ?? (() => api);
+    if (target.via === 'api')
+      imageId = await deliver((client) => client.uploadFiltered(upload, result, work), api, follow, work, log);
     else {
       await storeResult(job, target, result, transfers, work);
       stored = performance.now();
       stage = 'reporting its stored result';
-      imageId = await api.reportStored(upload, work);
+      imageId = await deliver((client) => client.reportStored(upload, work), api, follow, work, log);
     }
     const ms = (from: number, to: number): number => Math.round(to - from);
     const finished = performance.now();
@@ -143,5 +155,41 @@ export async function runJob(
     return { kind: 'failed', error: error instanceof Error ? error.message : String(error), retryable };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The API did not answer at all (no connection, cut, timed out) or said it cannot serve now (503). */
+function unanswered(error: unknown): boolean {
+  if (error instanceof ApiError) return error.status === 503;
+  return error instanceof Error && !(error instanceof StoreTransferError);
+}
+
+/**
+ * Sends a result to `api`; if that API does not answer, to the API of this worker's next registration (its server
+ * died or lost the lead, and the worker has registered with the new leader), for up to FOLLOW_LEADER_MS.
+ */
+async function deliver<T>(
+  send: (client: ApiClient) => Promise<T>,
+  api: ApiClient,
+  currentApi: () => ApiClient | null,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<T> {
+  let client = api;
+  for (;;) {
+    try {
+      return await send(client);
+    } catch (error) {
+      if (signal.aborted || !unanswered(error)) throw error;
+      const deadline = Date.now() + FOLLOW_LEADER_MS;
+      let next = currentApi();
+      while ((next === null || next === client) && Date.now() < deadline && !signal.aborted) {
+        await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
+        next = currentApi();
+      }
+      if (next === null || next === client) throw error;
+      log.info({ error: error instanceof Error ? error.message : String(error) }, 'result sent to the new leader');
+      client = next;
+    }
   }
 }

@@ -35,6 +35,8 @@ export class Slots {
     private readonly memory: MemoryBudget,
     /** Where the jobs can move bytes themselves (--images-dir), and the time limits of presigned transfers. */
     private readonly transfers: TransferOptions = API_ONLY_TRANSFERS,
+    /** The API of the worker's registration now: results follow it when their own API does not answer. */
+    private readonly currentApi?: () => ApiClient | null,
   ) {}
 
   /** Running jobs, those whose result is uploading included. */
@@ -80,6 +82,7 @@ export class Slots {
     const options = {
       deadlineMs: this.jobDeadlineMs,
       transfers: this.transfers,
+      ...(this.currentApi ? { currentApi: this.currentApi } : {}),
       ...(maxPixels === undefined ? {} : { maxPixels }),
     };
     entry.done = runJob(params, api, this.engine, abort.signal, log, uploading, options).then(async (outcome) => {
