@@ -198,7 +198,7 @@ async function run(finished: number): Promise<Figures> {
       log,
     ),
     transfers: new DirectTransfers(store, imageStore, jobs, config.controller.jobTimeoutMs, log),
-    uploads: new UploadSlots(imageStore, log),
+    uploads: new UploadSlots(store, imageStore, log),
     jobs,
     lifecycle: new Lifecycle(store, jobs, images, () => undefined),
     retention: null,

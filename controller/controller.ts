@@ -146,7 +146,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   const storeOrigin = imageStore.presigns ? new URL((await imageStore.presign('GET', PROBE_KEY, 60)).url).origin : null;
   const transfers = new DirectTransfers(store, imageStore, jobs, config.jobTimeoutMs, log);
   events.on('job', (change) => transfers.leaseEnded(change));
-  const uploads = new UploadSlots(imageStore, log);
+  const uploads = new UploadSlots(store, imageStore, log);
 
   const invalidMessages = new LogThrottle();
   const onBadMessage = (reason: string): void => {

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { ImageStore, PresignedUrl } from './image-store/index.js';
-import { originalKey, type ImageMime } from './images.js';
-import type { Workload } from './store/index.js';
+import { originalKey } from './images.js';
+import { own, type Store, type UploadSlotRecord, type Workload } from './store/index.js';
 
 /** How long an upload slot is open: its presigned PUT expires then, and what was put without a confirm goes. */
 export const UPLOAD_SLOT_MS = 15 * 60_000;
@@ -11,36 +11,35 @@ export const UPLOAD_SLOT_MS = 15 * 60_000;
 export const MAX_OPEN_SLOTS = 1000;
 const SWEEP_MS = 30_000;
 
-export interface UploadSlot {
-  /** The image id the original gets once confirmed. */
-  id: string;
-  owner: string;
-  workload_id: string;
-  key: string;
-  mime: ImageMime;
-  expires_at: number;
-  /** A confirm is being checked: a second one at the same time is refused (one slot, one original). */
-  confirming: boolean;
-}
+/** An open slot: its record (the image id the original gets once confirmed, the key its PUT writes). */
+export type UploadSlot = UploadSlotRecord;
 
 /**
  * Uploads that go around the server: a client asks for a slot (an image id and a presigned PUT for its key),
  * puts the bytes in the store, and confirms; the route checks the object before it becomes an original with
- * a job. A slot never confirmed expires, and its object is removed. Open slots live in memory: after a
- * restart the objects of slots that were never confirmed are found by the image store's start-up sweep.
+ * a job. A slot never confirmed expires, and its object is removed. Open slots are records of the datastore
+ * (`upload_slots`), committed before the slot is given out: a restart, or another server that leads after this
+ * one, honours them and expires them in time.
  */
 export class UploadSlots {
-  private readonly open = new Map<string, UploadSlot>();
   private readonly byOwner = new Map<string, number>();
+  /** Slots whose confirm is being checked here: a second confirm at the same time is refused (one slot, one original). */
+  private readonly confirming = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
+    private readonly store: Store,
     private readonly files: ImageStore,
     private readonly log: Logger,
     private readonly slotMs = UPLOAD_SLOT_MS,
   ) {
+    for (const slot of Object.values(store.data.upload_slots)) this.count(slot.owner, 1);
     this.sweeper = setInterval(() => this.sweep(Date.now()), Math.min(SWEEP_MS, slotMs));
     this.sweeper.unref();
+    // a failed commit puts slot records back or takes them out: the counts follow
+    store.onRollback((restored) => {
+      if (restored.has('upload_slots')) this.recount();
+    });
   }
 
   /** Whether clients can upload around the server (the store presigns). */
@@ -49,7 +48,7 @@ export class UploadSlots {
   }
 
   /** A new slot for one original of `mime` in the workload, and the PUT that fills it. */
-  async create(workload: Workload, mime: ImageMime): Promise<{ slot: UploadSlot; put: PresignedUrl }> {
+  async create(workload: Workload, mime: UploadSlot['mime']): Promise<{ slot: UploadSlot; put: PresignedUrl }> {
     if (!this.offered)
       throw new AppError(
         'conflict',
@@ -69,11 +68,13 @@ export class UploadSlots {
       key: originalKey(workload, id, mime),
       mime,
       expires_at: Date.now() + this.slotMs,
-      confirming: false,
     };
     const put = await this.files.presign('PUT', slot.key, Math.floor(this.slotMs / 1000), mime);
-    this.open.set(id, slot);
-    this.byOwner.set(workload.owner, held + 1);
+    this.store.change('upload_slots', id);
+    this.store.data.upload_slots[id] = slot;
+    this.count(slot.owner, 1);
+    // kept before it is given out: whichever server leads when the client confirms knows it
+    await this.store.commit();
     return { slot, put };
   }
 
@@ -82,42 +83,62 @@ export class UploadSlots {
    * 404 (unknown, another user's, already confirmed), 409 (being confirmed) or 410 (expired).
    */
   take(owner: string, id: string): UploadSlot {
-    const slot = this.open.get(id);
+    const slot = own(this.store.data.upload_slots, id);
     if (!slot || slot.owner !== owner) throw new AppError('not_found', `no open upload slot "${id}"`);
     if (slot.expires_at <= Date.now()) {
       this.expire(slot);
       throw new AppError('gone', `upload slot "${id}" expired: ask for a new one`);
     }
-    if (slot.confirming) throw new AppError('conflict', `upload slot "${id}" is being confirmed already`);
-    slot.confirming = true;
+    if (this.confirming.has(id)) throw new AppError('conflict', `upload slot "${id}" is being confirmed already`);
+    this.confirming.add(id);
     return slot;
   }
 
   /** A confirm that found nothing put yet: the slot can be confirmed again. */
   release(slot: UploadSlot): void {
-    slot.confirming = false;
+    this.confirming.delete(slot.id);
   }
 
-  /** The slot is done with: confirmed, or refused for good (its object is the caller's to remove). */
+  /**
+   * The slot is done with: confirmed, or refused for good (its object is the caller's to remove). Its record goes
+   * with the next commit (the one of the confirmed original, when it comes after it).
+   */
   close(slot: UploadSlot): void {
-    if (this.open.get(slot.id) !== slot) return;
-    this.open.delete(slot.id);
-    const held = (this.byOwner.get(slot.owner) ?? 1) - 1;
-    if (held > 0) this.byOwner.set(slot.owner, held);
-    else this.byOwner.delete(slot.owner);
+    this.confirming.delete(slot.id);
+    if (own(this.store.data.upload_slots, slot.id) !== slot) return;
+    this.store.change('upload_slots', slot.id);
+    delete this.store.data.upload_slots[slot.id];
+    this.count(slot.owner, -1);
+    this.store.commit().catch(() => undefined);
   }
 
   stop(): void {
     clearInterval(this.sweeper);
   }
 
-  private sweep(now: number): void {
-    for (const slot of this.open.values()) if (slot.expires_at <= now && !slot.confirming) this.expire(slot);
+  private count(owner: string, by: number): void {
+    const held = (this.byOwner.get(owner) ?? 0) + by;
+    if (held > 0) this.byOwner.set(owner, held);
+    else this.byOwner.delete(owner);
   }
 
-  /** An expired slot closes and whatever was put in it goes (its PUT no longer works). */
+  private recount(): void {
+    this.byOwner.clear();
+    for (const slot of Object.values(this.store.data.upload_slots)) this.count(slot.owner, 1);
+  }
+
+  private sweep(now: number): void {
+    for (const slot of Object.values(this.store.data.upload_slots))
+      if (slot.expires_at <= now && !this.confirming.has(slot.id)) this.expire(slot);
+  }
+
+  /**
+   * An expired slot closes and whatever was put in it goes (its PUT no longer works), unless it became an original:
+   * a server stopped between a confirm's commit and the slot's own keeps the record of a slot that was confirmed.
+   */
   private expire(slot: UploadSlot): void {
     this.close(slot);
+    if (own(this.store.data.images, slot.id)) return;
     this.files.remove(slot.key).catch((error: unknown) => {
       // the start-up sweep of the store removes it later
       this.log.warn(

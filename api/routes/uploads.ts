@@ -3,19 +3,13 @@
 // job once the object passed the same checks as an upload through POST /images.
 import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
-import {
-  findWorkload,
-  type Controller,
-  type ImageMime,
-  type IncomingImage,
-  type StoredObject,
-} from '../../controller/index.js';
+import { findWorkload, type Controller, type IncomingImage, type StoredObject } from '../../controller/index.js';
 import { callerOf, requireUser } from '../auth.js';
 import { bodyField, fieldBody } from '../body.js';
 import type { ApiConfig } from '../config.js';
 import { checkChainFits, inspectStoredImage, STORED_HEAD_BYTES } from '../upload.js';
 
-const SLOT_TYPES: Record<string, ImageMime> = { 'image/png': 'image/png', 'image/jpeg': 'image/jpeg' };
+const SLOT_TYPES: Record<string, 'image/png' | 'image/jpeg'> = { 'image/png': 'image/png', 'image/jpeg': 'image/jpeg' };
 
 export function uploadRoutes(controller: Controller, config: ApiConfig): Router {
   const router = Router();

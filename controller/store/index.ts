@@ -21,4 +21,5 @@ export type {
   WorkerHour,
   WorkerMinute,
   WorkerSample,
+  UploadSlotRecord,
 } from './schema.js';

@@ -145,6 +145,19 @@ export interface WorkerActivity {
   resources: Resources | null;
 }
 
+/**
+ * An upload slot (POST /uploads) not yet confirmed: the image id its original gets, and the key its presigned PUT
+ * writes. Kept with the records so that any server that leads later honours it; gone once confirmed or expired.
+ */
+export interface UploadSlotRecord {
+  id: string;
+  owner: string;
+  workload_id: string;
+  key: string;
+  mime: 'image/png' | 'image/jpeg';
+  expires_at: number; // epoch ms
+}
+
 export interface Data {
   version: 1;
   users: Record<string, User>;
@@ -156,6 +169,7 @@ export interface Data {
   worker_minutes: Record<string, WorkerMinute>;
   worker_hours: Record<string, WorkerHour>;
   worker_activity: Record<string, WorkerActivity>;
+  upload_slots: Record<string, UploadSlotRecord>;
 }
 
 /** The keyed record collections of the document. */
@@ -172,6 +186,7 @@ export const COLLECTIONS: readonly Collection[] = [
   'worker_minutes',
   'worker_hours',
   'worker_activity',
+  'upload_slots',
 ];
 
 export function emptyData(): Data {
@@ -186,6 +201,7 @@ export function emptyData(): Data {
     worker_minutes: {},
     worker_hours: {},
     worker_activity: {},
+    upload_slots: {},
   };
 }
 

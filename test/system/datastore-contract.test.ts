@@ -200,6 +200,16 @@ function sample(): Partial<Data> {
     worker_hours: {
       [`k1/${T0}`]: { worker_id: 'k1', start: T0, points: [{ t: T0, cpu_load: 10, mem_used: 0.2 }] },
     },
+    upload_slots: {
+      s1: {
+        id: 's1',
+        owner: 'ann',
+        workload_id: 'w1',
+        key: 'name-w1/s1.jpg',
+        mime: 'image/jpeg',
+        expires_at: T0 + 900_001,
+      },
+    },
     worker_activity: {
       k1: {
         worker_id: 'k1',

@@ -139,6 +139,20 @@ describe('two servers on one database and one bucket', function () {
       for (const upload of uploads) expect(upload.status).to.equal(201);
       accepted.push(...uploads.map((upload) => upload.body.image_id!));
     }
+    // an upload slot given out by the leader, its bytes put, confirmed only after the leader is gone
+    const slotAnswer = await fetch(`${a.url}/uploads`, {
+      method: 'POST',
+      headers: { ...alice.headers(), 'content-type': 'application/json' },
+      body: JSON.stringify({ workload_id: workload.workload_id, content_type: 'image/png' }),
+    });
+    expect(slotAnswer.status).to.equal(201);
+    const slot = (await slotAnswer.json()) as {
+      image_id: string;
+      upload: { url: string; headers: Record<string, string> };
+      confirm: string;
+    };
+    const put = await fetch(slot.upload.url, { method: 'PUT', headers: slot.upload.headers, body: frames[0]! });
+    expect(put.status).to.equal(200);
     await waitFor('some results', async () => (await alice.workload(workload.workload_id)).done_jobs >= 4, 60_000, 20);
     const doneAtKill = (await alice.workload(workload.workload_id)).done_jobs;
     expect(doneAtKill, 'the leader dies in the middle of the workload').to.be.below(accepted.length);
@@ -146,6 +160,9 @@ describe('two servers on one database and one bucket', function () {
     await a.process!.kill('SIGKILL');
     await waitFor('b to lead', async () => (await leaderOf(alice).catch(() => null))?.name === 'b', 30_000);
     const tookOver = Date.now() - killedAt;
+    const confirmed = await fetch(`${b.url}${slot.confirm}`, { method: 'POST', headers: alice.headers() });
+    expect(confirmed.status, 'the new leader honours the slot the old one gave out').to.equal(201);
+    accepted.push(slot.image_id);
     const done = await alice.waitForCompletion(workload.workload_id, 120_000);
     console.log(
       `      b led ${tookOver} ms after a was killed; the workload completed ${Date.now() - killedAt} ms after`,

@@ -12,6 +12,7 @@ const TABLES = [
   'revoked_tokens',
   'schema_migrations',
   'settings',
+  'upload_slots',
   'users',
   'worker_activity',
   'worker_hours',

@@ -27,6 +27,7 @@ const OPTIONAL: { [C in Collection]: readonly string[] } = {
   worker_minutes: [],
   worker_hours: [],
   worker_activity: [],
+  upload_slots: [],
 };
 
 function records(): Data {
@@ -253,6 +254,24 @@ function records(): Data {
       points: [sample(hourStart, true), sample(hourStart + MINUTE, false), sample(hourStart + 2 * MINUTE, true)],
     },
     [`w-old/${hourStart - HOUR}`]: { worker_id: 'w-old', start: hourStart - HOUR, points: [] },
+  };
+  data.upload_slots = {
+    'slot-1': {
+      id: 'slot-1',
+      owner: 'alice',
+      workload_id: 'wl-1',
+      key: 'photos/slot-1.jpg',
+      mime: 'image/jpeg',
+      expires_at: at(15 * MINUTE + 7),
+    },
+    'slot-2': {
+      id: 'slot-2',
+      owner: 'bob',
+      workload_id: 'wl-2',
+      key: 'p/slot-2.png',
+      mime: 'image/png',
+      expires_at: at(1),
+    },
   };
   data.worker_activity = {
     'w-new': {

@@ -310,7 +310,12 @@ describe('upload slots, with object storage', function () {
 
     /** Slots that are open `slotMs`; without their periodic sweep when `sweep` is false. */
     function shortSlots(slotMs: number, sweep: boolean): void {
-      short = new UploadSlots(server.controller.imageStore, createLogger('test-slots', 'silent'), slotMs);
+      short = new UploadSlots(
+        server.controller.store,
+        server.controller.imageStore,
+        createLogger('test-slots', 'silent'),
+        slotMs,
+      );
       if (!sweep) short.stop();
       Object.assign(server.controller, { uploads: short });
     }

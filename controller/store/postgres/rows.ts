@@ -5,6 +5,7 @@ import type {
   ImageRecord,
   Job,
   RevokedToken,
+  UploadSlotRecord,
   User,
   WorkerActivity,
   WorkerHour,
@@ -471,6 +472,31 @@ const workerActivity: TableCodec<WorkerActivity> = {
   },
 };
 
+const uploadSlots: TableCodec<UploadSlotRecord> = {
+  table: 'upload_slots',
+  key: 'id',
+  columns: ['id', 'owner', 'workload_id', 'key', 'mime', 'expires_at'],
+  toRow: (slot) => ({
+    id: slot.id,
+    owner: slot.owner,
+    workload_id: slot.workload_id,
+    key: slot.key,
+    mime: slot.mime,
+    expires_at: fromMs(slot.expires_at),
+  }),
+  fromRow(row) {
+    const read = new RowReader('upload_slots', row);
+    return {
+      id: read.text('id'),
+      owner: read.text('owner'),
+      workload_id: read.text('workload_id'),
+      key: read.text('key'),
+      mime: read.oneOf('mime', ['image/png', 'image/jpeg'] as const),
+      expires_at: read.ms('expires_at'),
+    };
+  },
+};
+
 export const CODECS: Codecs = {
   users,
   revoked_tokens: revokedTokens,
@@ -481,4 +507,5 @@ export const CODECS: Codecs = {
   worker_minutes: workerMinutes,
   worker_hours: workerHours,
   worker_activity: workerActivity,
+  upload_slots: uploadSlots,
 };
