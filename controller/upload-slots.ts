@@ -23,7 +23,7 @@ export type UploadSlot = UploadSlotRecord;
  */
 export class UploadSlots {
   private readonly byOwner = new Map<string, number>();
-  /** Slots whose confirm is being checked here: a second confirm at the same time is refused (one slot, one original). */
+  /** Slots whose confirm is being checked here: a second confirm at once is refused (one slot, one original). */
   private readonly confirming = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
 
