@@ -8,6 +8,7 @@ import { freePort, freePortPair } from '../helpers/ports.js';
 import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import { setEnv, startS3Server, type TestS3Server } from '../helpers/s3-server.js';
+import { SseClient } from '../helpers/sse.js';
 import { launchServer, makeDirs, spawnWorker, type TestDirs } from '../helpers/system.js';
 
 interface Node {
@@ -125,8 +126,17 @@ describe('two servers on one database and one bucket', function () {
     await courseFlow(b);
     await courseFlow(a);
 
+    // live events through the server that does not lead: a forwarded stream
+    const streamToken = await fetch(`${b.url}/events/token`, { method: 'POST', headers: alice.headers() });
+    expect(streamToken.status).to.equal(200);
+    const events = await SseClient.open(b.url, ((await streamToken.json()) as { url: string }).url);
+    expect(events.response.headers['x-dpip-forwarded-to-leader']).to.equal('1');
+    expect((await events.next<{ user: string }>('hello')).user).to.equal('alice');
+
     // a workload of 40 images, uploaded through the server that does not lead; the leader dies half-way
     const workload: WorkloadBody = await alice.createWorkload({ filter: 'blur' });
+    await events.next<{ workload_id: string }>('workload', (data) => data.workload_id === workload.workload_id);
+    events.close();
     // large enough that the workers take a few seconds over them all
     const frames = await Promise.all([1, 2, 3, 4].map((seed) => makeTestImage(1600, 1200, 'image/png', seed)));
     const accepted: string[] = [];

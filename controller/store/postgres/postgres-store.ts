@@ -168,11 +168,23 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   return trackedStore('postgres', data, () => persistence);
 }
 
+/** Rows read per query at open: a table of millions is read in pages, not held twice over in one result. */
+const LOAD_PAGE_ROWS = 20_000;
+
 async function load(pool: pg.Pool, data: Data, collection: Collection): Promise<void> {
   const codec = CODECS[collection] as TableCodec<unknown>;
-  const { rows } = await pool.query<Record<string, unknown>>(`SELECT * FROM ${quoted(codec.table)}`);
   const records = data[collection] as Record<string, unknown>;
-  for (const row of rows) records[String(row[codec.key])] = codec.fromRow(row);
+  const key = quoted(codec.key);
+  let after: string | null = null;
+  for (;;) {
+    const { rows }: { rows: Record<string, unknown>[] } = await pool.query(
+      `SELECT * FROM ${quoted(codec.table)} WHERE $1::text IS NULL OR ${key} > $1 ORDER BY ${key} LIMIT ${LOAD_PAGE_ROWS}`,
+      [after],
+    );
+    for (const row of rows) records[String(row[codec.key])] = codec.fromRow(row);
+    if (rows.length < LOAD_PAGE_ROWS) return;
+    after = String(rows.at(-1)![codec.key]);
+  }
 }
 
 /**
