@@ -175,12 +175,10 @@ async function load(pool: pg.Pool, data: Data, collection: Collection): Promise<
   const codec = CODECS[collection] as TableCodec<unknown>;
   const records = data[collection] as Record<string, unknown>;
   const key = quoted(codec.key);
+  const page = `SELECT * FROM ${quoted(codec.table)} WHERE $1::text IS NULL OR ${key} > $1 ORDER BY ${key} LIMIT $2`;
   let after: string | null = null;
   for (;;) {
-    const { rows }: { rows: Record<string, unknown>[] } = await pool.query(
-      `SELECT * FROM ${quoted(codec.table)} WHERE $1::text IS NULL OR ${key} > $1 ORDER BY ${key} LIMIT ${LOAD_PAGE_ROWS}`,
-      [after],
-    );
+    const { rows }: { rows: Record<string, unknown>[] } = await pool.query(page, [after, LOAD_PAGE_ROWS]);
     for (const row of rows) records[String(row[codec.key])] = codec.fromRow(row);
     if (rows.length < LOAD_PAGE_ROWS) return;
     after = String(rows.at(-1)![codec.key]);
