@@ -52,7 +52,10 @@ export async function startStandbyApi(
   async function forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const base = await leader();
     if (!base) {
-      unavailable(res, 'no server leads yet (one is taking over): try again shortly');
+      unavailable(
+        res,
+        'no server leads now (the datastore may be unreachable, or one is taking over): try again shortly',
+      );
       return;
     }
     const target = new URL(req.url ?? '/', base);

@@ -18,13 +18,29 @@ try {
 }
 const logFormat = resolveLogFormat(config.logFormat, process.stdout.isTTY === true);
 const log = createLogger('dpip', config.logLevel, logFormat);
-const server = await startServer(config.server, log).catch((error: unknown) => {
+let server = await startServer(config.server, log).catch((error: unknown) => {
   console.error(`dpip: cannot start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });
-// another server leads the shared database now: this one stops at once (its workers follow the new leader)
-void server.lost.then((reason) => {
-  log.error({ reason }, 'lost the lead of the shared datastore: stopping');
+let stopping = false;
+
+/**
+ * A server that loses the lead of a shared datastore steps down at once (another server may lead already, and
+ * its state in memory may be old): it stops its controller, scheduler and API, then starts again as any server
+ * does, forwarding to the leader and waiting to lead (reading every record again when it does).
+ */
+async function stepDownWhenLost(): Promise<void> {
+  for (;;) {
+    const reason = await server.lost;
+    if (stopping) return;
+    log.error({ reason }, 'lost the lead of the shared datastore: stepping down');
+    await server.close().catch((error: unknown) => log.warn({ error: String(error) }, 'stepping down: close failed'));
+    if (stopping) return;
+    server = await startServer(config.server, log, { waitForDatastore: true });
+  }
+}
+stepDownWhenLost().catch((error: unknown) => {
+  log.error({ error: String(error) }, 'could not start again after stepping down');
   process.exit(3);
 });
 const controllerPort = config.server.controller.port;
@@ -81,7 +97,6 @@ process.stdout.write(
   ].join('\n')}\n`,
 );
 
-let stopping = false;
 function shutdown(reason: string): void {
   if (stopping) return;
   stopping = true;

@@ -13,6 +13,7 @@ import {
   type ControllerConfig,
 } from '../controller/index.js';
 import { startScheduler, type Scheduler, type SchedulerConfig } from '../scheduler/index.js';
+import type { Leadership } from '../controller/store/postgres/leadership.js';
 
 export interface ServerConfig {
   controller: ControllerConfig;
@@ -55,29 +56,58 @@ async function createConfiguredUsers(
   }
 }
 
+export interface StartOptions {
+  /**
+   * A PostgreSQL datastore that cannot be reached is waited for (tried every second, the API answering 503
+   * meanwhile) instead of failing the start: for a server that stepped down and starts again.
+   */
+  waitForDatastore?: boolean;
+}
+
+const DATASTORE_RETRY_MS = 1000;
+
 /**
  * Starts the server. On a PostgreSQL datastore it first takes the lead: while another server leads, this one
  * forwards its API there (startStandbyApi) and resolves only once it leads.
  */
-export async function startServer(config: ServerConfig, log: Logger): Promise<Server> {
+export async function startServer(config: ServerConfig, log: Logger, options: StartOptions = {}): Promise<Server> {
   const datastore = config.controller.datastore;
   if (datastore?.kind !== 'postgres') return startLeader(config, log, new Promise<string>(() => undefined));
   const { openLeadership } = await import('../controller/store/postgres/leadership.js');
-  const leadership = await openLeadership(datastore.url, { log: log.child({ component: 'leadership' }) });
+  const address = leaderAddress(config);
+  const leadershipLog = log.child({ component: 'leadership' });
+  let leadership: Leadership | null = null;
+  // the forwarding API while this server does not lead (a holder: the closures below set it)
+  const standby: { api: ApiServer | null } = { api: null };
+  /** Where to forward: the leader's API, never this server's own (a row it wrote before it stepped down). */
+  const leaderApiUrl = async (): Promise<string | null> => {
+    const url = leadership ? ((await leadership.leader())?.apiUrl ?? null) : null;
+    return url === address.apiUrl ? null : url;
+  };
+  const standBy = async (): Promise<void> => {
+    standby.api ??= await startStandbyApi(config.api, leaderApiUrl, log.child({ component: 'standby' }));
+  };
   try {
-    const address = leaderAddress(config);
-    let epoch = await leadership.tryLead(address);
-    if (epoch === null) {
-      const leaderApiUrl = async (): Promise<string | null> => (await leadership.leader())?.apiUrl ?? null;
-      const standby = await startStandbyApi(config.api, leaderApiUrl, log.child({ component: 'standby' }));
-      log.info('another server leads: forwarding the API to it, and waiting to lead');
+    for (let attempt = 1; !leadership; attempt++) {
       try {
-        epoch = await leadership.waitToLead(address);
-      } finally {
-        await standby.close();
+        leadership = await openLeadership(datastore.url, { log: leadershipLog });
+      } catch (error) {
+        if (!options.waitForDatastore) throw error;
+        if (attempt === 1) log.warn({ error: String(error) }, 'waiting for the datastore');
+        await standBy();
+        await new Promise((resolve) => setTimeout(resolve, DATASTORE_RETRY_MS));
       }
     }
-    const lost = new Promise<string>((resolve) => leadership.onLost(resolve));
+    let epoch = await leadership.tryLead(address);
+    if (epoch === null) {
+      await standBy();
+      log.info('another server leads: forwarding the API to it, and waiting to lead');
+      epoch = await leadership.waitToLead(address);
+    }
+    await standby.api?.close();
+    standby.api = null;
+    const held = leadership;
+    const lost = new Promise<string>((resolve) => held.onLost(resolve));
     const leading: ServerConfig = {
       ...config,
       controller: { ...config.controller, datastore: { ...datastore, leaderEpoch: epoch } },
@@ -87,11 +117,12 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Se
       ...server,
       async close() {
         await server.close();
-        await leadership.close();
+        await held.close();
       },
     };
   } catch (error) {
-    await leadership.close();
+    await standby.api?.close();
+    await leadership?.close();
     throw error;
   }
 }

@@ -4,6 +4,7 @@
 import { readdir, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import pg from 'pg';
 import { openPostgresStore } from '../../controller/store/postgres/postgres-store.js';
 import {
   openStore,
@@ -493,6 +494,37 @@ describe('datastore contract: postgres only', function () {
     expect(rows).to.deep.equal([{ state: 'running', lease_id: 'lease-2' }]);
     const users = await server!.query(url, "SELECT count(*)::int AS n FROM users WHERE username = 'eve'");
     expect(users.rows[0].n, 'nothing of the commit was kept').to.equal(0);
+  });
+
+  it('claims a queued job FOR UPDATE SKIP LOCKED: a row another transaction holds fails the claim now', async () => {
+    await put(store!, { ...sample(), jobs: { 'job-q': job('job-q', 'i2') } });
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query("SELECT 1 FROM jobs WHERE id = 'job-q' FOR UPDATE");
+      const queued = store!.data.jobs['job-q']!;
+      store!.change('jobs', 'job-q');
+      queued.state = 'assigned';
+      queued.lease = { worker_id: 'k1', lease_id: 'lease-q', expires_at: T0 + 5000 };
+      const started = Date.now();
+      const failure = await store!.commit().then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(String(failure)).to.match(/changed in the database by someone else/);
+      expect(Date.now() - started, 'it did not wait for the lock').to.be.below(3000);
+      expect(store!.data.jobs['job-q']!.state).to.equal('queued');
+      await other.query('ROLLBACK');
+      store!.change('jobs', 'job-q');
+      queued.state = 'assigned';
+      queued.lease = { worker_id: 'k1', lease_id: 'lease-q', expires_at: T0 + 5000 };
+      await store!.commit();
+      const { rows } = await server!.query(url, "SELECT state, lease_id FROM jobs WHERE id = 'job-q'");
+      expect(rows).to.deep.equal([{ state: 'assigned', lease_id: 'lease-q' }]);
+    } finally {
+      await other.end();
+    }
   });
 
   it('refuses to open a database it cannot reach, naming it without its password', async () => {

@@ -69,8 +69,9 @@ describe('server on PostgreSQL', function () {
     // the rows are there, in typed columns
     const jobs = await postgres!.query(database, 'SELECT state, count(*)::int AS n FROM jobs GROUP BY state');
     expect(jobs.rows).to.deep.equal([{ state: 'done', n: 3 }]);
-    // and the data folder keeps no datastore of its own
-    expect((await readdir(dirs.dataDir)).filter((name) => name.startsWith('db.'))).to.deep.equal([]);
+    // and the data folder keeps no datastore of its own, nor the signing key (the database has it)
+    const kept = await readdir(dirs.dataDir).catch(() => []);
+    expect(kept.filter((name) => name.startsWith('db.') || name === 'jwt-secret')).to.deep.equal([]);
 
     await first.process.kill('SIGKILL');
     const second = await server(database);
@@ -90,29 +91,40 @@ describe('server on PostgreSQL', function () {
     const alice = await TestClient.login(running.url, 'alice', 'alice-pw');
     const kept = await alice.createWorkload({ filter: 'blur' });
 
+    /** POST /workloads until `done` says stop: every status answered (a connection refused while the server
+     * steps down, or starts again, is 0). */
+    const create = async (done: (status: number) => boolean, tries: number): Promise<number[]> => {
+      const statuses: number[] = [];
+      for (let attempt = 0; attempt < tries; attempt++) {
+        const answer = await fetch(`${running.url}/workloads`, {
+          method: 'POST',
+          headers: { ...alice.headers(), 'content-type': 'application/json' },
+          body: JSON.stringify({ filter: 'grayscale', name: 'while-away' }),
+        }).catch(() => null);
+        statuses.push(answer?.status ?? 0);
+        if (answer && answer.status !== 201) {
+          const body = (await answer.json()) as { error: { message: string } };
+          expect(body.error.message, 'a 503 says why').to.match(/datastore/i);
+        }
+        if (done(statuses.at(-1)!)) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      return statuses;
+    };
+
     await postgres!.closeDatabase(database);
-    const response = await fetch(`${running.url}/workloads`, {
-      method: 'POST',
-      headers: { ...alice.headers(), 'content-type': 'application/json' },
-      body: JSON.stringify({ filter: 'grayscale', name: 'while-away' }),
-    });
-    expect(response.status).to.equal(503);
-    const body = (await response.json()) as { error: { message: string } };
-    expect(body.error.message).to.match(/datastore/i);
+    // the server steps down (its lock connection is gone): a moment without a listener, then 503s
+    const away = await create((status) => status === 503, 50);
+    expect(away.at(-1), `answers while the database is away: ${away.join(', ')}`).to.equal(503);
+    expect(away.filter((status) => status !== 503 && status !== 0)).to.deep.equal([]);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect((await create(() => true, 1))[0], 'still 503 a second later').to.equal(503);
     expect(running.process.child.exitCode, 'the server is still running').to.equal(null);
 
     await postgres!.openDatabase(database);
-    let created = 0;
-    for (let attempt = 0; attempt < 50 && created !== 201; attempt++) {
-      const retry = await fetch(`${running.url}/workloads`, {
-        method: 'POST',
-        headers: { ...alice.headers(), 'content-type': 'application/json' },
-        body: JSON.stringify({ filter: 'grayscale', name: 'while-away' }),
-      });
-      created = retry.status;
-      if (created !== 201) await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(created).to.equal(201);
+    const back = await create((status) => status === 201, 150);
+    expect(back.at(-1), `answers once the database is back: ${back.join(', ')}`).to.equal(201);
+    expect(back.filter((status) => ![0, 201, 503].includes(status))).to.deep.equal([]);
     const names = await postgres!.query(database, 'SELECT name FROM workloads ORDER BY name');
     expect(names.rows.map((row: { name: string }) => row.name)).to.have.members([kept.workload_name, 'while-away']);
   });

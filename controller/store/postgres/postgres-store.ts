@@ -83,14 +83,21 @@ function upsertSql(codec: TableCodec<unknown>): string {
 /**
  * The job transitions of a commit, each guarded on the state and lease the job had before it (a
  * compare-and-set, as graphile-worker's completeJob): a job another server changed meanwhile is not
- * overwritten, and the commit fails whole.
+ * overwritten, and the commit fails whole. Claims (a queued job given a lease) lock their rows with FOR UPDATE
+ * SKIP LOCKED: a claim never waits on a job another transaction holds, it fails instead.
  */
-function guardedJobsSql(codec: TableCodec<unknown>): string {
+function guardedJobsSql(codec: TableCodec<unknown>, claims: boolean): string {
   const columns = codec.columns.filter((column) => column !== codec.key).map(quoted);
+  const set = `UPDATE jobs AS j SET (${columns.join(', ')}) = (${columns.map((column) => `r.${column}`).join(', ')}) `;
+  const rows = 'FROM jsonb_populate_recordset(NULL::jobs, $1::jsonb) AS r ';
+  if (claims)
+    return (
+      `${set}${rows}WHERE j.id = r.id AND j.id IN (SELECT q.id FROM jobs AS q ` +
+      "WHERE q.id IN (SELECT g.id FROM jsonb_to_recordset($1::jsonb) AS g(id text)) AND q.state = 'queued' " +
+      'AND q.lease_id IS NULL FOR UPDATE OF q SKIP LOCKED)'
+    );
   return (
-    `UPDATE jobs AS j SET (${columns.join(', ')}) = (${columns.map((column) => `r.${column}`).join(', ')}) ` +
-    'FROM jsonb_populate_recordset(NULL::jobs, $1::jsonb) AS r, ' +
-    'jsonb_to_recordset($1::jsonb) AS g(id text, before_state text, before_lease_id text) ' +
+    `${set}${rows}, jsonb_to_recordset($1::jsonb) AS g(id text, before_state text, before_lease_id text) ` +
     'WHERE j.id = r.id AND g.id = r.id AND j.state = g.before_state ' +
     'AND j.lease_id IS NOT DISTINCT FROM g.before_lease_id'
   );
@@ -247,10 +254,21 @@ async function writeTable(
     await client.query(`INSERT INTO ${table} SELECT * FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)`, [
       JSON.stringify(inserts),
     ]);
-  if (guarded.length > 0) {
-    const { rowCount } = await client.query(guardedJobsSql(codec), [JSON.stringify(guarded)]);
-    if (rowCount !== guarded.length) throw await conflict(client, guarded, rowCount ?? 0);
+  const claims = guarded.filter(isClaim);
+  const others = guarded.filter((row) => !isClaim(row));
+  for (const [rows, claim] of [
+    [claims, true],
+    [others, false],
+  ] as const) {
+    if (rows.length === 0) continue;
+    const { rowCount } = await client.query(guardedJobsSql(codec, claim), [JSON.stringify(rows)]);
+    if (rowCount !== rows.length) throw await conflict(client, rows, rowCount ?? 0);
   }
+}
+
+/** A queued job given a lease (assigned, or started at once) by this commit. */
+function isClaim(row: Record<string, unknown>): boolean {
+  return row.before_state === 'queued' && row.before_lease_id === null && row.lease_id !== null;
 }
 
 /** Which job did not hold what this server last wrote, and what the database holds instead. */
