@@ -359,6 +359,24 @@ describe('hostile HTTP clients', function () {
         );
     });
 
+    it('take a datastore: lowdb unless given, or a PostgreSQL URL; anything else names the flag', async () => {
+      expect((await parse()).server.controller.datastore).to.deep.equal({ kind: 'lowdb' });
+      const url = 'postgres://dpip:secret@db.lan:5432/dpip';
+      expect((await parse('--datastore', url)).server.controller.datastore).to.deep.equal({ kind: 'postgres', url });
+      process.env.DPIP_DATASTORE = 'postgresql://db/x';
+      try {
+        const fromEnv = await parse();
+        expect(fromEnv.server.controller.datastore).to.deep.equal({ kind: 'postgres', url: 'postgresql://db/x' });
+      } finally {
+        delete process.env.DPIP_DATASTORE;
+      }
+      for (const bad of ['mysql://db/x', 'postgres://[bad', 'lowdb2', ''])
+        await parse('--datastore', bad).then(
+          () => expect.fail(`--datastore ${bad} was accepted`),
+          (error: unknown) => expect(String(error)).to.match(/--datastore: .*postgres/),
+        );
+    });
+
     it('take a minimum password length: 8 unless given, from 1 to 1024', async () => {
       expect((await parse()).server.api.minPasswordLength).to.equal(8);
       expect((await parse('--min-password-length', '12')).server.api.minPasswordLength).to.equal(12);
