@@ -27,7 +27,11 @@ export interface Books {
 
 /** The books over the store in `dir`, as a (re)started controller builds them. */
 export async function openBooks(dir: string, clock: { now: number }): Promise<Books> {
-  const store = await openStore(dir);
+  return booksOver(await openStore(dir), clock);
+}
+
+/** The books over an open store (lowdb or PostgreSQL), as a (re)started controller builds them. */
+export function booksOver(store: Store, clock: { now: number }): Books {
   const jobs = new JobBook(store, POLICY, LEASE_MS, 600_000, {}, () => clock.now);
   const registry = new WorkerRegistry();
   const port = schedulingPort({ store, jobs, registry }, () => () => undefined);
