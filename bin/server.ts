@@ -10,10 +10,11 @@ import {
   validatePassword,
   validateUsername,
   type Controller,
+  openLeadership,
   type ControllerConfig,
+  type Leadership,
 } from '../controller/index.js';
 import { startScheduler, type Scheduler, type SchedulerConfig } from '../scheduler/index.js';
-import type { Leadership } from '../controller/store/postgres/leadership.js';
 
 export interface ServerConfig {
   controller: ControllerConfig;
@@ -73,7 +74,6 @@ const DATASTORE_RETRY_MS = 1000;
 export async function startServer(config: ServerConfig, log: Logger, options: StartOptions = {}): Promise<Server> {
   const datastore = config.controller.datastore;
   if (datastore?.kind !== 'postgres') return startLeader(config, log, new Promise<string>(() => undefined));
-  const { openLeadership } = await import('../controller/store/postgres/leadership.js');
   const address = leaderAddress(config);
   const leadershipLog = log.child({ component: 'leadership' });
   let leadership: Leadership | null = null;

@@ -68,4 +68,10 @@ export {
 export { listWorkloadImages, filteredImages, type ImageView } from './image-views.js';
 export type { Job, JobState, Workload, ImageRecord, WorkerRecord } from './store/index.js';
 export { own } from './store/index.js';
-export { parseDatastore, writeDurably, type DatastoreConfig } from './store/index.js';
+export {
+  openLeadership,
+  parseDatastore,
+  writeDurably,
+  type DatastoreConfig,
+  type Leadership,
+} from './store/index.js';

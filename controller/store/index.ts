@@ -1,5 +1,6 @@
 export { openStore, type StoreOptions } from './store.js';
-export { openDatastore, parseDatastore, type DatastoreConfig } from './open-datastore.js';
+export { openDatastore, openLeadership, parseDatastore, type DatastoreConfig } from './open-datastore.js';
+export type { Leader, LeaderAddress, Leadership } from './postgres/leadership.js';
 export type { Store, StoreKind, StoreStats, RollbackListener, CommitOptions } from './tracked-store.js';
 export { own } from './schema.js';
 export { DirectorySyncs, writeDurably } from './durable-file.js';

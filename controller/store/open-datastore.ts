@@ -1,5 +1,6 @@
 import type { Logger } from '../../common/log.js';
 import { openStore } from './store.js';
+import type { Leadership, LeadershipOptions } from './postgres/leadership.js';
 import type { Store } from './tracked-store.js';
 
 /** Where the records are kept (--datastore): lowdb's files in the data dir, or a PostgreSQL database. */
@@ -31,4 +32,13 @@ export async function openDatastore(config: DatastoreConfig, dataDir: string, lo
     log,
     ...(config.leaderEpoch === undefined ? {} : { leaderEpoch: config.leaderEpoch }),
   });
+}
+
+/**
+ * The leadership of the PostgreSQL database at `url` (several servers sharing it: see leadership.ts), its module
+ * loaded only when asked for.
+ */
+export async function openLeadership(url: string, options: LeadershipOptions = {}): Promise<Leadership> {
+  const leadership = await import('./postgres/leadership.js');
+  return leadership.openLeadership(url, options);
 }
