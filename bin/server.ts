@@ -113,6 +113,9 @@ export async function startServer(config: ServerConfig, log: Logger, options: St
       controller: { ...config.controller, datastore: { ...datastore, leaderEpoch: epoch } },
     };
     const server = await startLeader(leading, log, lost);
+    // memory and the database disagree (a row changed behind this server's back, another leader): step down and
+    // read every record again rather than go on from a state that is not the database's
+    server.controller.store.onNeedsReload((reason) => held.relinquish(reason));
     return {
       ...server,
       async close() {

@@ -42,6 +42,11 @@ export interface Store {
    * PostgreSQL: the settings table, so that every server sharing the database accepts the others' tokens).
    */
   signingKey(): Promise<Buffer>;
+  /**
+   * Called when what the store keeps no longer matches the records in memory (PostgreSQL: a row changed by
+   * someone else, or another server leads now): the server must read every record again. lowdb never calls it.
+   */
+  onNeedsReload(listener: (reason: string) => void): void;
 }
 
 export type StoreKind = 'lowdb' | 'postgres';
@@ -105,6 +110,7 @@ export interface Persistence {
   close(): Promise<void>;
   stats(): StoreStats;
   signingKey(): Promise<Buffer>;
+  onNeedsReload?(listener: (reason: string) => void): void;
 }
 
 /** What a persistence may ask of the store it serves. */
@@ -243,6 +249,9 @@ export function trackedStore(kind: StoreKind, data: Data, persist: (core: StoreC
     },
     stats: () => persistence.stats(),
     signingKey: () => persistence.signingKey(),
+    onNeedsReload(listener) {
+      persistence.onNeedsReload?.(listener);
+    },
   };
 }
 

@@ -477,6 +477,8 @@ describe('datastore contract: postgres only', function () {
     await put(store!, sample());
     // someone else moved the job on: its lease is not the one this server holds in memory
     await server!.query(url, "UPDATE jobs SET lease_id = 'lease-2' WHERE id = 'job-i2'");
+    const reloads: string[] = [];
+    store!.onNeedsReload((reason) => reloads.push(reason));
     const running = store!.data.jobs['job-i2']!;
     store!.change('jobs', 'job-i2');
     running.state = 'done';
@@ -489,6 +491,9 @@ describe('datastore contract: postgres only', function () {
     );
     expect(String(failure)).to.match(/changed in the database by someone else/);
     expect(store!.data.jobs['job-i2']!.state, 'rolled back in memory').to.equal('running');
+    await Promise.resolve();
+    expect(reloads, 'the server is told to read every record again').to.have.length(1);
+    expect(reloads[0]).to.match(/job job-i2: this server last wrote it running \(lease lease-1\)/);
     expect(store!.data.users).to.not.have.key('eve');
     const { rows } = await server!.query(url, "SELECT state, lease_id FROM jobs WHERE id = 'job-i2'");
     expect(rows).to.deep.equal([{ state: 'running', lease_id: 'lease-2' }]);

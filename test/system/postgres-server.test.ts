@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { TestClient } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
 import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import type { Spawned } from '../helpers/processes.js';
+import { waitFor, type Spawned } from '../helpers/processes.js';
 import { makeDirs, spawnServer, spawnWorker, type TestDirs } from '../helpers/system.js';
 
 describe('server on PostgreSQL', function () {
@@ -83,6 +83,41 @@ describe('server on PostgreSQL', function () {
     expect(download.status).to.equal(200);
     expect(isGray(await decodeRgba(download.data), 2)).to.equal(true);
     expect(await listed(again, 'original')).to.have.members(uploaded);
+  });
+
+  it('reads every record again when a job was changed behind its back, instead of going on from memory', async () => {
+    const database = await postgres!.createDatabase();
+    const running = await server(database);
+    const alice = await TestClient.login(running.url, 'alice', 'alice-pw');
+    const workload = await alice.createWorkload({ filter: 'grayscale' });
+    const image = await makeTestImage(32, 32, 'image/png', 1);
+    expect((await alice.upload(workload.workload_id, image, 'a.png', 'image/png')).status).to.equal(201);
+    expect((await alice.workload(workload.workload_id)).queued_jobs).to.equal(1);
+
+    // someone else fails the queued job in the database
+    await postgres!.query(
+      database,
+      "UPDATE jobs SET state = 'failed', error = 'failed by hand', attempts = 1, finished_at = now() " +
+        'WHERE workload_id = $1',
+      [workload.workload_id],
+    );
+    // the cancel's guarded write finds the job not as the server wrote it: nothing is kept, and 503
+    const cancel = await alice.cancelWorkload(workload.workload_id);
+    expect(cancel.status).to.equal(503);
+    expect(String((cancel.body.error as { message: string }).message)).to.match(/changed in the database/);
+    // the server steps down and leads again, reading every record: it now says what the database says
+    const view = await waitFor(
+      'the server to read the job again',
+      async () => {
+        const answer = await fetch(`${running.url}/workloads/${workload.workload_id}`, { headers: alice.headers() });
+        if (answer.status !== 200) return null;
+        const body = (await answer.json()) as { failed_jobs: number; queued_jobs: number };
+        return body.failed_jobs === 1 ? body : null;
+      },
+      30_000,
+    );
+    expect(view.queued_jobs).to.equal(0);
+    expect(running.process.output()).to.match(/stepping down/);
   });
 
   it('answers 503 while the database is away, keeps nothing half-done, and goes on when it is back', async () => {

@@ -42,6 +42,8 @@ export interface Leadership {
    * the lock is gone with it and another server may lead already. The leader must stop acting at once.
    */
   onLost(listener: (reason: string) => void): void;
+  /** Gives the lead up as if it were lost (the onLost listeners are told): to read every record again. */
+  relinquish(reason: string): void;
   close(): Promise<void>;
 }
 
@@ -88,11 +90,11 @@ export async function openLeadership(url: string, options: LeadershipOptions = {
     if (lost || closed || !leading) return;
     lost = true;
     if (check) clearInterval(check);
-    options.log?.error({ reason }, 'lost the lead: the lock connection to PostgreSQL is gone');
+    options.log?.error({ reason }, 'this server no longer leads');
     for (const listener of listeners) listener(reason);
   }
-  lockClient.on('error', (error) => loseLead(error.message));
-  lockClient.on('end', () => loseLead('the connection ended'));
+  lockClient.on('error', (error) => loseLead(`the lock connection failed: ${error.message}`));
+  lockClient.on('end', () => loseLead('the lock connection ended'));
 
   /** While leading: the lock connection answers, or the lead is lost. */
   function watchLock(): void {
@@ -100,10 +102,13 @@ export async function openLeadership(url: string, options: LeadershipOptions = {
     check = setInterval(() => {
       if (pending) return;
       pending = true;
-      const timeout = setTimeout(() => loseLead(`no answer in ${CHECK_TIMEOUT_MS} ms`), CHECK_TIMEOUT_MS);
+      const timeout = setTimeout(
+        () => loseLead(`the lock connection did not answer in ${CHECK_TIMEOUT_MS} ms`),
+        CHECK_TIMEOUT_MS,
+      );
       lockClient
         .query('SELECT 1')
-        .catch((error: unknown) => loseLead(error instanceof Error ? error.message : String(error)))
+        .catch((error: unknown) => loseLead(`the lock connection failed: ${String(error)}`))
         .finally(() => {
           clearTimeout(timeout);
           pending = false;
@@ -165,6 +170,7 @@ export async function openLeadership(url: string, options: LeadershipOptions = {
     onLost(listener) {
       listeners.push(listener);
     },
+    relinquish: loseLead,
     async close() {
       closed = true;
       if (check) clearInterval(check);

@@ -23,9 +23,15 @@ export interface PostgresStoreOptions {
   leaderEpoch?: number;
 }
 
-/** A job's row did not hold what this server last wrote: someone else changed it. */
-export class StoreConflictError extends Error {
+/**
+ * A job's row did not hold what this server last wrote: someone else changed it. Answered 503: the server reads
+ * every record again (Store.onNeedsReload), and the same request later may succeed.
+ */
+export class StoreConflictError extends AppError {
   override name = 'StoreConflictError';
+  constructor(message: string) {
+    super('unavailable', message);
+  }
 }
 
 /** Another server leads now: this one may no longer write (answered 503: the request may go to the leader). */
@@ -54,7 +60,8 @@ const DRIVER_CONNECTION_ERRORS =
 function unreachable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
-    if (/^(08|53|57P)/.test(code) || code.startsWith('E')) return true; // ECONNREFUSED, ETIMEDOUT, ...
+    // 57014: a statement cancelled by statement_timeout
+    if (/^(08|53|57P)/.test(code) || code === '57014' || code.startsWith('E')) return true; // ECONNREFUSED, ...
     return false;
   }
   const message = error instanceof Error ? error.message : '';
@@ -125,6 +132,15 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     throw new Error(`the PostgreSQL datastore at ${redactedUrl(url)} cannot be used: ${message}`);
   }
 
+  const reloadListeners: ((reason: string) => void)[] = [];
+  /** Memory and the database disagree (a conflict, another leader): whoever listens reads every record again. */
+  function needsReload(error: Error): void {
+    // after the failed commit's rollback in memory, not in the middle of it
+    queueMicrotask(() => {
+      for (const listener of reloadListeners) listener(error.message);
+    });
+  }
+
   async function write(batch: ChangeBatch, durable: boolean): Promise<void> {
     const plan = planWrite(data, batch);
     let client: pg.PoolClient;
@@ -148,6 +164,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
         throw new DatastoreUnavailable(error);
       }
       await client.query('ROLLBACK').catch(() => undefined);
+      if (error instanceof StoreConflictError || error instanceof LeadershipLost) needsReload(error);
       throw error;
     } finally {
       client.release(broken);
@@ -170,6 +187,9 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       const key = signingKeyOf(rows[0]?.value ?? '');
       if (!key) throw new Error('the signing key in the settings table (jwt-secret) is shorter than 32 bytes');
       return key;
+    },
+    onNeedsReload(listener) {
+      reloadListeners.push(listener);
     },
   };
   return trackedStore('postgres', data, () => persistence);
