@@ -1,5 +1,5 @@
 export { createApp } from './app.js';
-export { startApi, type ApiServer } from './server.js';
+export { openListener, startApi, type ApiServer, type HttpListener } from './server.js';
 export { startStandbyApi } from './standby.js';
 export { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 export { DEFAULT_STREAM_LIMITS, type StreamLimits } from './events/index.js';

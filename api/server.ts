@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/log.js';
@@ -8,6 +8,7 @@ import { imageRoutes } from './routes/images.js';
 import { closeAppParts, createAppParts } from './parts.js';
 import { DEFAULT_HTTP_TIMEOUTS, type ApiConfig } from './config.js';
 import { LogThrottle } from '../common/log-throttle.js';
+import { answerJson } from './errors.js';
 
 export interface ApiServer {
   readonly port: number;
@@ -46,16 +47,29 @@ function responseStarted(socket: Duplex): boolean {
   return current?.headersSent === true;
 }
 
-export async function startApi(controller: Controller, config: ApiConfig, log: Logger): Promise<ApiServer> {
+/** The HTTP listener of the API's port: one server whose requests go to whichever handler serves now. */
+export interface HttpListener {
+  readonly port: number;
+  /**
+   * Every request from now on goes to `handler` (connections already open included); null answers 503 while
+   * nothing serves (a server switching between forwarding to the leader and leading).
+   */
+  serve(handler: RequestListener | null): void;
+  /** Stops accepting connections, lets requests in flight finish for up to graceMs, then cuts the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Opens the API's port (config.host, config.port) with its timeouts and its answers to malformed requests. */
+export async function openListener(config: ApiConfig, log: Logger): Promise<HttpListener> {
   const headersTimeout = config.headersTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs;
   const requestTimeout = config.requestTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs;
   const keepAliveTimeout = config.keepAliveTimeoutMs ?? DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs;
   if (requestTimeout > 0 && headersTimeout > requestTimeout)
     throw new Error('the headers timeout must not be longer than the request timeout');
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
-  const parts = createAppParts(controller, config, log);
-  const app = createApp(controller, config, log, parts);
-  const images = imageRoutes(controller, config, parts.http, log);
+  let current: RequestListener | null = null;
   let closing = false;
   const server: Server = createServer(
     {
@@ -69,7 +83,14 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
       // once closing, every answer ends its connection: a client that keeps sending on a kept-alive
       // connection would otherwise hold the close open until its keep-alive timeout
       if (closing) res.setHeader('Connection', 'close');
-      if (!images(req, res)) app(req, res);
+      if (current) {
+        current(req, res);
+        return;
+      }
+      res.setHeader('Retry-After', '1');
+      answerJson(res, 503, {
+        error: { code: 503, message: 'this server is changing between leading and forwarding: try again shortly' },
+      });
     },
   );
   server.keepAliveTimeout = keepAliveTimeout;
@@ -93,14 +114,13 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
     server.listen(config.port, config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  log.info({ port }, 'api listening');
   return {
     port,
-    /** Stops accepting connections, lets requests in flight finish for up to graceMs, then cuts the rest. */
+    serve(handler) {
+      current = handler;
+    },
     close: (graceMs = CLOSE_GRACE_MS) =>
       new Promise<void>((resolve) => {
-        // event streams never finish by themselves: they end now, so only real requests get the grace
-        closeAppParts(parts);
         closing = true;
         const cut = setTimeout(() => server.closeAllConnections(), graceMs);
         // connections whose request was in flight at the close go idle later: close them as they do
@@ -112,5 +132,34 @@ export async function startApi(controller: Controller, config: ApiConfig, log: L
         });
         server.closeIdleConnections();
       }),
+  };
+}
+
+/**
+ * Starts the API on `listener` (a listener of its own when none is given, closed with it). On a given listener
+ * the API's close only ends its event streams and stops serving: the listener's owner serves the next handler.
+ */
+export async function startApi(
+  controller: Controller,
+  config: ApiConfig,
+  log: Logger,
+  listener?: HttpListener,
+): Promise<ApiServer> {
+  const http = listener ?? (await openListener(config, log));
+  const parts = createAppParts(controller, config, log);
+  const app = createApp(controller, config, log, parts);
+  const images = imageRoutes(controller, config, parts.http, log);
+  http.serve((req, res) => {
+    if (!images(req, res)) app(req, res);
+  });
+  log.info({ port: http.port }, 'api listening');
+  return {
+    port: http.port,
+    async close(graceMs = CLOSE_GRACE_MS) {
+      // event streams never finish by themselves: they end now, so only real requests get the grace
+      closeAppParts(parts);
+      if (listener) listener.serve(null);
+      else await http.close(graceMs);
+    },
   };
 }

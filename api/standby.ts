@@ -1,13 +1,11 @@
 // The API of a server that does not lead (several servers sharing one PostgreSQL database): every request is
 // forwarded, as it came, to the leader's API, and its answer (event streams and downloads included) streamed
 // back. A user may so use any server; the one that leads does the work.
-import { request as httpRequest, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common/log.js';
 import { answerJson } from './errors.js';
-import type { ApiConfig } from './config.js';
-import type { ApiServer } from './server.js';
+import type { ApiServer, HttpListener } from './server.js';
 
 /** The leader's API is looked up again after this long, or at once when it did not answer. */
 const LEADER_CACHE_MS = 1000;
@@ -33,14 +31,15 @@ function forwardedHeaders(req: IncomingMessage, target: URL): Record<string, str
 }
 
 /**
- * Listens where the API would (config.host, config.port) and forwards everything to the API `leaderApiUrl`
- * names. No leader known, or one that does not answer: 503 with Retry-After, as JSON like every error.
+ * Serves `listener` (the API's port) by forwarding everything to the API `leaderApiUrl` names. No leader known,
+ * or one that does not answer: 503 with Retry-After, as JSON like every error. Its close stops serving (the
+ * listener's owner serves the next handler, or closes it).
  */
-export async function startStandbyApi(
-  config: ApiConfig,
+export function startStandbyApi(
+  listener: HttpListener,
   leaderApiUrl: () => Promise<string | null>,
   log: Logger,
-): Promise<ApiServer> {
+): ApiServer {
   let cached: { url: string | null; at: number } | null = null;
   async function leader(): Promise<string | null> {
     if (cached && Date.now() - cached.at < LEADER_CACHE_MS) return cached.url;
@@ -80,28 +79,17 @@ export async function startStandbyApi(
     req.pipe(upstream);
   }
 
-  const server = createServer((req, res) => {
+  listener.serve((req, res) => {
     forward(req, res).catch((error: unknown) => {
       log.error({ error: error instanceof Error ? error.message : String(error) }, 'forwarding failed');
       if (!res.headersSent) unavailable(res, 'the request could not be forwarded to the leading server');
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  log.info({ port }, 'api listening: forwarding to the leading server');
+  log.info({ port: listener.port }, 'api listening: forwarding to the leading server');
   return {
-    port,
-    close: (graceMs = 2000) =>
-      new Promise<void>((resolve) => {
-        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
-        server.close(() => {
-          clearTimeout(cut);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
+    port: listener.port,
+    async close() {
+      listener.serve(null);
+    },
   };
 }

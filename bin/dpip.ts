@@ -7,6 +7,7 @@ import { DEFAULT_DATA_DIR } from './cluster-secret.js';
 import { startLocalWorkers } from './local-workers.js';
 import { whenParentGone } from './parent-gone.js';
 import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
+import { openListener, type HttpListener } from '../api/index.js';
 import { startServer } from './server.js';
 
 let config: ServerCliConfig;
@@ -18,10 +19,21 @@ try {
 }
 const logFormat = resolveLogFormat(config.logFormat, process.stdout.isTTY === true);
 const log = createLogger('dpip', config.logLevel, logFormat);
-let server = await startServer(config.server, log).catch((error: unknown) => {
-  console.error(`dpip: cannot start: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
-});
+/** On a shared (PostgreSQL) datastore, the API's port stays open across a step-down and a new lead. */
+async function sharedListener(): Promise<HttpListener | undefined> {
+  if (config.server.controller.datastore?.kind !== 'postgres') return undefined;
+  return openListener(config.server.api, log.child({ component: 'api' }));
+}
+let listener: HttpListener | undefined;
+let server = await sharedListener()
+  .then((opened) => {
+    listener = opened;
+    return startServer(config.server, log, listener ? { listener } : {});
+  })
+  .catch((error: unknown) => {
+    console.error(`dpip: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
 let stopping = false;
 
 /**
@@ -36,7 +48,7 @@ async function stepDownWhenLost(): Promise<void> {
     log.error({ reason }, 'lost the lead of the shared datastore: stepping down');
     await server.close().catch((error: unknown) => log.warn({ error: String(error) }, 'stepping down: close failed'));
     if (stopping) return;
-    server = await startServer(config.server, log, { waitForDatastore: true });
+    server = await startServer(config.server, log, { waitForDatastore: true, ...(listener ? { listener } : {}) });
   }
 }
 stepDownWhenLost().catch((error: unknown) => {
@@ -104,6 +116,7 @@ function shutdown(reason: string): void {
   void workers
     .stop()
     .then(() => server.close())
+    .then(() => listener?.close())
     .then(() => process.exit(0))
     .catch((error: unknown) => {
       log.error({ error: String(error) }, 'could not stop cleanly');

@@ -2,7 +2,14 @@
 // PostgreSQL, several servers may share the database: the one that leads runs everything, the others forward
 // their API to it and wait to take over.
 import { hostname } from 'node:os';
-import { startApi, startStandbyApi, type ApiConfig, type ApiServer } from '../api/index.js';
+import {
+  openListener,
+  startApi,
+  startStandbyApi,
+  type ApiConfig,
+  type ApiServer,
+  type HttpListener,
+} from '../api/index.js';
 import type { Logger } from '../common/log.js';
 import {
   DEFAULT_MIN_PASSWORD_LENGTH,
@@ -63,6 +70,11 @@ export interface StartOptions {
    * meanwhile) instead of failing the start: for a server that stepped down and starts again.
    */
   waitForDatastore?: boolean;
+  /**
+   * The API's port, kept open across a step-down and a new lead (PostgreSQL only): requests are answered by the
+   * forwarding API, then by the leader's, never refused. Without it the server opens its own, closed with it.
+   */
+  listener?: HttpListener;
 }
 
 const DATASTORE_RETRY_MS = 1000;
@@ -76,17 +88,18 @@ export async function startServer(config: ServerConfig, log: Logger, options: St
   if (datastore?.kind !== 'postgres') return startLeader(config, log, new Promise<string>(() => undefined));
   const address = leaderAddress(config);
   const leadershipLog = log.child({ component: 'leadership' });
+  const listener = options.listener ?? (await openListener(config.api, log.child({ component: 'api' })));
+  const closeOwnListener = async (): Promise<void> => {
+    if (!options.listener) await listener.close();
+  };
   let leadership: Leadership | null = null;
-  // the forwarding API while this server does not lead (a holder: the closures below set it)
-  const standby: { api: ApiServer | null } = { api: null };
   /** Where to forward: the leader's API, never this server's own (a row it wrote before it stepped down). */
   const leaderApiUrl = async (): Promise<string | null> => {
     const url = leadership ? ((await leadership.leader())?.apiUrl ?? null) : null;
     return url === address.apiUrl ? null : url;
   };
-  const standBy = async (): Promise<void> => {
-    standby.api ??= await startStandbyApi(config.api, leaderApiUrl, log.child({ component: 'standby' }));
-  };
+  // forwards until this server's own API serves the port (503 while no leader is known, this one included)
+  startStandbyApi(listener, leaderApiUrl, log.child({ component: 'standby' }));
   try {
     for (let attempt = 1; !leadership; attempt++) {
       try {
@@ -94,25 +107,21 @@ export async function startServer(config: ServerConfig, log: Logger, options: St
       } catch (error) {
         if (!options.waitForDatastore) throw error;
         if (attempt === 1) log.warn({ error: String(error) }, 'waiting for the datastore');
-        await standBy();
         await new Promise((resolve) => setTimeout(resolve, DATASTORE_RETRY_MS));
       }
     }
     let epoch = await leadership.tryLead(address);
     if (epoch === null) {
-      await standBy();
       log.info('another server leads: forwarding the API to it, and waiting to lead');
       epoch = await leadership.waitToLead(address);
     }
-    await standby.api?.close();
-    standby.api = null;
     const held = leadership;
     const lost = new Promise<string>((resolve) => held.onLost(resolve));
     const leading: ServerConfig = {
       ...config,
       controller: { ...config.controller, datastore: { ...datastore, leaderEpoch: epoch } },
     };
-    const server = await startLeader(leading, log, lost);
+    const server = await startLeader(leading, log, lost, listener);
     // memory and the database disagree (a row changed behind this server's back, another leader): step down and
     // read every record again rather than go on from a state that is not the database's
     server.controller.store.onNeedsReload((reason) => held.relinquish(reason));
@@ -121,11 +130,12 @@ export async function startServer(config: ServerConfig, log: Logger, options: St
       async close() {
         await server.close();
         await held.close();
+        await closeOwnListener();
       },
     };
   } catch (error) {
-    await standby.api?.close();
     await leadership?.close();
+    await closeOwnListener();
     throw error;
   }
 }
@@ -142,7 +152,12 @@ function leaderAddress(config: ServerConfig): { apiUrl: string; controllerHost: 
   };
 }
 
-async function startLeader(config: ServerConfig, log: Logger, lost: Promise<string>): Promise<Server> {
+async function startLeader(
+  config: ServerConfig,
+  log: Logger,
+  lost: Promise<string>,
+  listener?: HttpListener,
+): Promise<Server> {
   const minPasswordLength = config.api.minPasswordLength ?? DEFAULT_MIN_PASSWORD_LENGTH;
   for (const [username, password] of Object.entries(config.users)) {
     // the minimum applies to the users about to be created, checked once the datastore is open
@@ -163,7 +178,7 @@ async function startLeader(config: ServerConfig, log: Logger, lost: Promise<stri
   const scheduler = startScheduler(controller.scheduling, config.scheduler, log.child({ component: 'scheduler' }));
   let api: ApiServer;
   try {
-    api = await startApi(controller, config.api, log.child({ component: 'api' }));
+    api = await startApi(controller, config.api, log.child({ component: 'api' }), listener);
   } catch (error) {
     scheduler.close();
     await controller.close();
