@@ -157,7 +157,10 @@ describe('server on PostgreSQL', function () {
     await postgres!.openDatabase(database);
     const back = await create((status) => status === 201, 150);
     expect(back.at(-1), `answers once the database is back: ${back.join(', ')}`).to.equal(201);
-    expect(back.filter((status) => status !== 503 && status !== 201), 'never refused').to.deep.equal([]);
+    expect(
+      back.filter((status) => status !== 503 && status !== 201),
+      'never refused',
+    ).to.deep.equal([]);
     const names = await postgres!.query(database, 'SELECT name FROM workloads ORDER BY name');
     expect(names.rows.map((row: { name: string }) => row.name)).to.have.members([kept.workload_name, 'while-away']);
   });
