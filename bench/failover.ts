@@ -4,7 +4,7 @@
 // other server answers as the leader, and until a job submitted right after the kill has its result.
 import { TestClient } from '../test/helpers/api.js';
 import { makeTestImage } from '../test/helpers/images.js';
-import { freePort, freePortPair } from '../test/helpers/ports.js';
+import { freeFixedPorts } from '../test/helpers/ports.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { killAll, waitFor, type Spawned } from '../test/helpers/processes.js';
 import { launchServer, makeDirs, spawnWorker } from '../test/helpers/system.js';
@@ -25,7 +25,13 @@ try {
   const database = await postgres.createDatabase();
   const nodes: Node[] = [];
   for (const name of ['a', 'b'])
-    nodes.push({ name, apiPort: await freePort(), controllerPort: await freePortPair(), url: '', process: null });
+    nodes.push({
+      name,
+      apiPort: await freeFixedPorts(1),
+      controllerPort: await freeFixedPorts(3),
+      url: '',
+      process: null,
+    });
 
   async function start(node: Node): Promise<void> {
     // one images folder for both (one machine): the data folder holds only the cluster secret here

@@ -26,3 +26,28 @@ export async function freePort(): Promise<number> {
   if (!port) throw new Error('no free port');
   return port;
 }
+
+/** Below Linux's default ephemeral range (32768-60999): ports the kernel never hands to an outgoing connection. */
+const FIXED_RANGE = { from: 20_000, to: 32_700 };
+/** The first ports of what freeFixedPorts gave out (at most 3 each). */
+const chosen = new Set<number>();
+
+/**
+ * A port p, with p + 1 ... p + count - 1, free now and outside the ephemeral range: for a server started later
+ * on a port chosen ahead (a worker is told it first, a server started again on its old ports). A port of the
+ * ephemeral range may meanwhile become the local port of any outgoing connection; these cannot.
+ */
+export async function freeFixedPorts(count = 1): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = FIXED_RANGE.from + Math.floor(Math.random() * (FIXED_RANGE.to - FIXED_RANGE.from - count));
+    // not one this process chose already for a server that has not bound it yet
+    if ([...chosen].some((taken) => Math.abs(taken - port) < 3)) continue;
+    let free = true;
+    for (let offset = 0; offset < count && free; offset++) free = (await tryListen(port + offset)) !== null;
+    if (free) {
+      chosen.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no ${count} free consecutive ports below the ephemeral range`);
+}
