@@ -158,10 +158,12 @@ export async function runJob(
   }
 }
 
-/** The API did not answer at all (no connection, cut, timed out) or said it cannot serve now (503). */
+/**
+ * The API did not answer at all (no connection, cut, timed out). Not a 503: that says the image store behind the
+ * API is down, which gives the job back at no cost at once (and a server that stepped down forwards to the leader).
+ */
 function unanswered(error: unknown): boolean {
-  if (error instanceof ApiError) return error.status === 503;
-  return error instanceof Error && !(error instanceof StoreTransferError);
+  return error instanceof Error && !(error instanceof ApiError) && !(error instanceof StoreTransferError);
 }
 
 /**
