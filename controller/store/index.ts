@@ -2,7 +2,7 @@ export { openStore, type StoreOptions } from './store.js';
 export { openDatastore, openLeadership, parseDatastore, type DatastoreConfig } from './open-datastore.js';
 export type { Leader, LeaderAddress, Leadership } from './postgres/leadership.js';
 export type { Store, StoreKind, StoreStats, RollbackListener, CommitOptions } from './tracked-store.js';
-export { own } from './schema.js';
+export { own, workerHistoryKey } from './schema.js';
 export { DirectorySyncs, writeDurably } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';
 export { creationOrder, type WorkloadIndex } from './workload-index.js';

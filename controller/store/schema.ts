@@ -114,6 +114,11 @@ export interface WorkerMinute {
   samples: WorkerSample[];
 }
 
+/** The key of a worker's minute or hour record: `<worker id>/<start>`. */
+export function workerHistoryKey(workerId: string, start: number): string {
+  return `${workerId}/${start}`;
+}
+
 /** One hour of a worker's history, one point (a minute's mean) per minute. Keyed `<worker id>/<start>`; kept a week. */
 export interface WorkerHour {
   worker_id: string;

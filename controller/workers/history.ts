@@ -1,5 +1,5 @@
 import type { Resources } from '../../common/protocol.js';
-import { own, type Store, type WorkerMinute, type WorkerSample } from '../store/index.js';
+import { own, workerHistoryKey, type Store, type WorkerMinute, type WorkerSample } from '../store/index.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;
@@ -17,7 +17,7 @@ export const RECENT_SAMPLES = 300;
 
 const minuteOf = (t: number): number => t - (t % MINUTE_MS);
 const hourOf = (t: number): number => t - (t % HOUR_MS);
-const keyOf = (workerId: string, start: number): string => `${workerId}/${start}`;
+const keyOf = workerHistoryKey;
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
 /** The share of a machine's memory in use, 0..1 (0 when its total is unknown). */

@@ -61,6 +61,16 @@ export function ensurePostgres(): string | null {
   return findBinDir();
 }
 
+/**
+ * Skips the calling suite (from its `before`) when PostgreSQL is missing and cannot be installed by this user,
+ * saying what to run.
+ */
+export function skipWithoutPostgres(context: Mocha.Context): void {
+  if (ensurePostgres()) return;
+  console.warn('    PostgreSQL is missing and this user cannot install it: run scripts/install-postgresql.sh as root');
+  context.skip();
+}
+
 // The clusters still running: whatever happens to the test run, none outlives it.
 const running = new Map<string, string>(); // folder -> data directory
 

@@ -17,7 +17,7 @@ import {
   type Workload,
 } from '../../controller/store/index.js';
 import { COLLECTIONS, type Collection } from '../../controller/store/schema.js';
-import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { T0, iso, tempDir, type TempDir, user } from '../unit/helpers.js';
 
 /** One datastore under test: opened (again) on the same backing, made to fail its writes, and mended. */
@@ -262,10 +262,7 @@ for (const kind of [lowdb, postgres]) {
     const opened: Store[] = [];
 
     before(async function () {
-      if (kind === postgres && !ensurePostgres()) {
-        console.warn('    PostgreSQL is missing and this user cannot install it: run scripts/install-postgresql.sh');
-        this.skip();
-      }
+      if (kind === postgres) skipWithoutPostgres(this);
       await kind.setUp();
     });
 
@@ -445,7 +442,7 @@ describe('datastore contract: postgres only', function () {
   let store: Store | null = null;
 
   before(async function () {
-    if (!ensurePostgres()) this.skip();
+    skipWithoutPostgres(this);
     await postgres.setUp();
   });
 

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
 import { freeFixedPorts } from '../helpers/ports.js';
-import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import { setEnv, startS3Server, type TestS3Server } from '../helpers/s3-server.js';
 import { SseClient } from '../helpers/sse.js';
@@ -41,7 +41,7 @@ describe('two servers on one database and one bucket', function () {
   const nodes: Node[] = [];
 
   before(async function () {
-    if (!ensurePostgres()) this.skip();
+    skipWithoutPostgres(this);
     postgres = await startPostgres();
     database = await postgres.createDatabase();
     s3 = await startS3Server({ bucket: 'dpip-shared' });

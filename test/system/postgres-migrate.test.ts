@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
 import { loadMigrations, migrate } from '../../controller/store/postgres/migrate.js';
-import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 const TABLES = [
   'images',
@@ -27,13 +27,7 @@ describe('PostgreSQL datastore: schema migrations', function () {
   let pool: pg.Pool | null = null;
 
   before(async function () {
-    if (!ensurePostgres()) {
-      // eslint-disable-next-line no-console
-      console.warn(
-        '    PostgreSQL is missing and this user cannot install it: run scripts/install-postgresql.sh as root',
-      );
-      this.skip();
-    }
+    skipWithoutPostgres(this);
     server = await startPostgres();
     pool = new pg.Pool({ connectionString: server.url, max: 4 });
   });

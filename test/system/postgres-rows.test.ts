@@ -5,7 +5,7 @@ import pg from 'pg';
 import { migrate } from '../../controller/store/postgres/migrate.js';
 import { CODECS, type TableCodec } from '../../controller/store/postgres/rows.js';
 import { COLLECTIONS, type Collection, type Data, emptyData } from '../../controller/store/schema.js';
-import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 /** An epoch-ms moment with milliseconds, and times around it. */
 const T0 = Date.UTC(2025, 2, 14, 9, 26, 53, 589);
@@ -356,13 +356,7 @@ describe('PostgreSQL datastore: records as rows', function () {
   const all: Records = data;
 
   before(async function () {
-    if (!ensurePostgres()) {
-      // eslint-disable-next-line no-console
-      console.warn(
-        '    PostgreSQL is missing and this user cannot install it: run scripts/install-postgresql.sh as root',
-      );
-      this.skip();
-    }
+    skipWithoutPostgres(this);
     server = await startPostgres();
     pool = new pg.Pool({ connectionString: server.url, max: 2 });
     await migrate(pool);

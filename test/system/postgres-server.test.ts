@@ -5,7 +5,7 @@ import { readdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { TestClient } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
-import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { waitFor, type Spawned } from '../helpers/processes.js';
 import { makeDirs, spawnServer, spawnWorker, type TestDirs } from '../helpers/system.js';
 
@@ -16,7 +16,7 @@ describe('server on PostgreSQL', function () {
   const started: Spawned[] = [];
 
   before(async function () {
-    if (!ensurePostgres()) this.skip();
+    skipWithoutPostgres(this);
     postgres = await startPostgres();
   });
 

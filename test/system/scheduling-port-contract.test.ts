@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { openPostgresStore } from '../../controller/store/postgres/postgres-store.js';
 import { openStore, type Job, type Store } from '../../controller/store/index.js';
-import { ensurePostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { addWorker, addWorkload, booksOver, complete, LEASE_MS, POLICY, upload, type Books } from '../unit/books.js';
 import { T0, tempDir, type TempDir } from '../unit/helpers.js';
 
@@ -47,7 +47,7 @@ for (const kind of kinds) {
     let books: Books;
 
     before(async function () {
-      if (kind.name === 'postgres' && !ensurePostgres()) this.skip();
+      if (kind.name === 'postgres') skipWithoutPostgres(this);
       await kind.setUp();
     });
 

@@ -1,3 +1,4 @@
+import { workerHistoryKey } from '../schema.js';
 // Each collection's records as rows of its table (migrations/): the conversions at the store's boundary.
 import type {
   Collection,
@@ -377,7 +378,8 @@ const jobs: TableCodec<Job> = {
 };
 
 /** The key schema.ts gives a worker's minute or hour. */
-const historyKey = (record: { worker_id: string; start: number }): string => `${record.worker_id}/${record.start}`;
+const historyKey = (record: { worker_id: string; start: number }): string =>
+  workerHistoryKey(record.worker_id, record.start);
 
 const workerMinutes: TableCodec<WorkerMinute> = {
   table: 'worker_minutes',
