@@ -9,6 +9,7 @@ import { formatDuration, parseSize } from '../common/units.js';
 import {
   DEFAULT_HTTP_TIMEOUTS,
   DEFAULT_JOB_DEADLINE_MS,
+  DEFAULT_PREFETCH,
   defaultMemoryBudget,
   type ControllerAddress,
   type HttpTimeouts,
@@ -63,6 +64,11 @@ const WORKER_OPTIONS = {
   'worker-name': { type: 'string', describe: 'unique worker name (default: host name + pid)' },
   tags: { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' },
   slots: { type: 'number', default: availableParallelism(), describe: 'jobs run at once' },
+  prefetch: {
+    type: 'number',
+    default: DEFAULT_PREFETCH,
+    describe: 'jobs taken beyond --slots, waiting for a slot: the next job is at hand when one ends (0: none)',
+  },
   engine: { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' },
   secret: {
     type: 'string',
@@ -151,6 +157,8 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     : findWorkerSecret({ controllerHost: controllers[0].host, argv, dataDir: path.resolve(args.dataDir) });
   if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256)
     throw new Error('--slots must be a whole number from 1 to 256');
+  if (!Number.isInteger(args.prefetch) || args.prefetch < 0 || args.prefetch > 256)
+    throw new Error('--prefetch must be a whole number from 0 to 256');
   const jobDeadlineMs = durationFlag('job-deadline', args.jobDeadline, 100, 7 * 86_400_000);
   let maxMemoryBytes = defaultMemoryBudget();
   if (args.maxMemory !== undefined) {
@@ -174,6 +182,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     name,
     tags: tags.data,
     slots: args.slots,
+    prefetch: args.prefetch,
     engine: args.engine,
     secret,
     secretFile,

@@ -84,6 +84,11 @@ export const registerParamsSchema = z.object({
   tags: tagsSchema,
   rpc_address: z.string().regex(/^tcp:\/\/[^\s/]+:\d{1,5}$/, 'rpc_address is tcp://host:port'),
   slots: z.number().int().min(1).max(256),
+  /**
+   * Assignments it takes beyond its slots, held until a slot frees (--prefetch): its next job is there when one
+   * ends. Absent from an older worker: none.
+   */
+  prefetch: z.number().int().min(0).max(256).optional(),
   engine: z.enum(['sharp', 'jimp']),
   filters: z.array(shortText).max(64),
   /**

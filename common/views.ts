@@ -106,6 +106,9 @@ export interface WorkerView {
   engine: string;
   filters: string[];
   slots: number;
+  /** Jobs it takes beyond its slots, waiting on it for one (--prefetch); 0 when it is not alive. */
+  prefetch: number;
+  /** The jobs it holds, those waiting for a slot included. */
   running_jobs: number;
   free_slots: number;
   cpu_load: number; // percent

@@ -132,6 +132,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         );
       }
       worker.sees_images = folderId !== null && params.images_dir_id === folderId;
+      worker.prefetch = params.prefetch ?? 0;
       renewHeld(worker, params.running);
       await store.commit();
       jobs.poke();

@@ -15,8 +15,9 @@ export interface WorkerCandidate {
   /** Authenticates the scheduler's calls to the worker. */
   token: string;
   rpc_address: string;
+  /** The jobs it takes at once: its slots, and the assignments it holds beyond them waiting for one (prefetch). */
   slots: number;
-  /** Slots not taken by a job the worker holds. */
+  /** Of those, what no job it holds takes. */
   free_slots: number;
   tags: readonly string[];
   filters: readonly string[];
@@ -118,14 +119,15 @@ export function schedulingPort(
       for (const worker of registry.alive()) {
         if (worker.resting_until > now) continue;
         const { record } = worker;
-        const free = record.slots - jobs.heldBy(record.id).size;
+        const capacity = record.slots + worker.prefetch;
+        const free = capacity - jobs.heldBy(record.id).size;
         if (free <= 0) continue;
         found.push({
           id: record.id,
           name: record.name,
           token: worker.token,
           rpc_address: record.rpc_address,
-          slots: record.slots,
+          slots: capacity,
           free_slots: free,
           tags: record.tags,
           filters: record.filters,

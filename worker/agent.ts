@@ -34,6 +34,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     new MemoryBudget(config.maxMemoryBytes),
     { imagesDir: config.imagesDir, timeouts: config.httpTimeouts },
     () => session.current?.api ?? null,
+    config.prefetch,
   );
   const rpc = await serveSchedulerRpc(config, advertiseHost, session, slots, log);
   log.info(
@@ -41,6 +42,7 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
       worker: config.name,
       engine: engine.name,
       slots: config.slots,
+      prefetch: config.prefetch,
       rpc: rpc.address,
       ...(config.imagesDir ? { images_dir: config.imagesDir } : {}),
       ...(config.secretFile ? { secret_from: config.secretFile } : {}),

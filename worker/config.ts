@@ -17,6 +17,8 @@ export interface WorkerConfig {
   name: string;
   tags: string[];
   slots: number;
+  /** Assignments taken beyond the slots, waiting for one to free (--prefetch). */
+  prefetch: number;
   engine: EngineChoice;
   secret: string;
   /** The file the secret was read from (the server's data dir, on its machine); null when it was given. */

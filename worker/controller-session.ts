@@ -308,6 +308,7 @@ export class ControllerSession {
       tags: this.config.tags,
       rpc_address: peer.rpcAddress,
       slots: this.config.slots,
+      prefetch: this.config.prefetch,
       engine: peer.engine,
       filters: [...FILTER_NAMES],
       operations: [...peer.capabilities.operations],

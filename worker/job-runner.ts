@@ -34,6 +34,11 @@ const FOLLOW_POLL_MS = 100;
 
 export interface RunOptions {
   /**
+   * Settles when the job may start (a slot is free; it rejects with the signal's reason on abort). The job
+   * deadline runs from the assignment, waiting included. Absent: at once.
+   */
+  admitted?: (signal: AbortSignal) => Promise<void>;
+  /**
    * The API of this worker's registration now (null while unregistered). When the API a result goes to does not
    * answer (its server died or lost the lead), the result goes to the API of the next registration instead: the
    * new leader honours the lease this worker still holds.
@@ -68,7 +73,13 @@ export async function runJob(
   signal: AbortSignal,
   log: Logger,
   onUploading: () => void = () => undefined,
-  { deadlineMs = DEFAULT_JOB_DEADLINE_MS, maxPixels, transfers = API_ONLY_TRANSFERS, currentApi }: RunOptions = {},
+  {
+    admitted,
+    deadlineMs = DEFAULT_JOB_DEADLINE_MS,
+    maxPixels,
+    transfers = API_ONLY_TRANSFERS,
+    currentApi,
+  }: RunOptions = {},
 ): Promise<JobOutcome> {
   const chain = chainOf(job);
   if (!chain) return { kind: 'failed', error: `this worker has no filter "${job.filter ?? 'none'}"`, retryable: false };
@@ -82,8 +93,12 @@ export async function runJob(
   const work = AbortSignal.any([signal, deadline.signal]);
   const target = job.target ?? { via: 'api' };
   const via = `${job.source?.via ?? 'api'}->${target.via}`;
-  let stage = 'downloading its original';
+  let stage = 'waiting for a free slot';
   try {
+    if (admitted) await admitted(work);
+    work.throwIfAborted();
+    const running = performance.now();
+    stage = 'downloading its original';
     const original = await readOriginal(job, api, transfers, work);
     const downloaded = performance.now();
     stage = 'filtering';
@@ -116,7 +131,8 @@ export async function runJob(
     log.debug(
       {
         via,
-        download_ms: ms(started, downloaded),
+        ...(admitted ? { wait_ms: ms(started, running) } : {}),
+        download_ms: ms(running, downloaded),
         filter_ms: ms(downloaded, filtered),
         upload_ms: ms(filtered, stored ?? finished),
         ...(stored === null ? {} : { report_ms: ms(stored, finished) }),

@@ -8,11 +8,21 @@ import { runJob } from './job-runner.js';
 import { jobPeakBytes, type MemoryBudget } from './memory-budget.js';
 import { API_ONLY_TRANSFERS, type TransferOptions } from './transfers.js';
 
+/** Assignments a worker takes beyond its slots by default (--prefetch): its next job is at hand when one ends. */
+export const DEFAULT_PREFETCH = 1;
+
 interface RunningJob {
   params: Assignment;
   abort: AbortController;
   /** Settles once the job has ended and its outcome is reported. */
   done: Promise<void>;
+}
+
+/** A job taken beyond the slots, waiting for one to free and for room in the memory budget. */
+interface WaitingJob {
+  jobId: string;
+  bytes: number;
+  admit: () => void;
 }
 
 /** The jobs this worker holds, from assignment until their outcome is reported, and the leases they keep. */
@@ -22,6 +32,8 @@ export class Slots {
   private readonly finishing = new Set<string>();
   /** Jobs whose work is done and whose result is being reported: their leases still need renewing. */
   private readonly reporting = new Map<string, LeaseRef>();
+  /** Taken jobs not started yet, in the order they came. */
+  private readonly waiting: WaitingJob[] = [];
   private draining = false;
 
   constructor(
@@ -37,22 +49,30 @@ export class Slots {
     private readonly transfers: TransferOptions = API_ONLY_TRANSFERS,
     /** The API of the worker's registration now: results follow it when their own API does not answer. */
     private readonly currentApi?: () => ApiClient | null,
+    /** Jobs taken beyond `size`, waiting for a slot (--prefetch). */
+    private readonly prefetch = 0,
   ) {}
 
-  /** Running jobs, those whose result is uploading included. */
+  /** Jobs held: running, waiting for a slot, or uploading their result. */
   get running(): number {
     return this.jobs.size;
   }
 
+  /** Jobs that hold a slot: taken, neither waiting for one nor done with their work. */
+  private get working(): number {
+    return this.jobs.size - this.finishing.size - this.waiting.length;
+  }
+
   /**
-   * Whether the job may start now: a free slot, and room in the memory budget beside the running jobs
-   * (a declined job goes back to the queue at no cost, and the scheduler offers it again later).
+   * Whether the job may be taken now: a free slot, or room among the jobs taken beyond the slots; and room in
+   * the memory budget beside the running jobs (a declined job goes back to the queue at no cost, and the
+   * scheduler offers it again later).
    */
   accepts(params: Assignment): boolean {
     // a job whose result is being uploaded holds no slot: the controller counts it done as soon as it
     // answers that upload, and may offer the next job before this worker has read the answer
-    if (this.draining || this.jobs.size - this.finishing.size >= this.size || this.jobs.has(params.job_id))
-      return false;
+    const taken = this.jobs.size - this.finishing.size;
+    if (this.draining || taken >= this.size + this.prefetch || this.jobs.has(params.job_id)) return false;
     const bytes = jobPeakBytes(this.engine.name, params.width, params.height, params.operations);
     if (this.memory.fits(bytes)) return true;
     this.log.debug({ job_id: params.job_id, memory: this.memory.describe(bytes) }, 'job declined: memory budget');
@@ -71,24 +91,27 @@ export class Slots {
         { job_id: jobId, memory: this.memory.describe(bytes) },
         'a job larger than the memory budget (--max-memory) runs alone',
       );
-    this.memory.take(jobId, bytes);
     // the slot and the memory free as soon as the work is done: the controller may assign the next job
-    // while the report is in flight
+    // while the report is in flight, and a waiting one starts
     const uploading = (): void => {
       this.finishing.add(jobId);
       this.memory.give(jobId);
+      this.admitWaiting();
     };
     const log = this.log.child({ job_id: jobId });
     const options = {
+      admitted: (signal: AbortSignal) => this.admission(jobId, bytes, signal),
       deadlineMs: this.jobDeadlineMs,
       transfers: this.transfers,
       ...(this.currentApi ? { currentApi: this.currentApi } : {}),
       ...(maxPixels === undefined ? {} : { maxPixels }),
     };
     entry.done = runJob(params, api, this.engine, abort.signal, log, uploading, options).then(async (outcome) => {
+      this.leaveWaiting(jobId);
       this.jobs.delete(jobId);
       this.finishing.delete(jobId);
       this.memory.give(jobId);
+      this.admitWaiting();
       if (outcome.kind === 'dropped') this.log.info({ job_id: jobId, reason: outcome.reason }, 'job dropped');
       // the answered upload of the filtered image (or report of the stored one) was the completion: nothing
       // is left to report
@@ -100,6 +123,44 @@ export class Slots {
         this.reporting.delete(jobId);
       }
     });
+  }
+
+  /**
+   * Settles when the job may start: at once with a slot free and room in the memory budget, else once
+   * earlier jobs make room (waiting jobs start in the order they came). Its memory is taken then.
+   */
+  private admission(jobId: string, bytes: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.leaveWaiting(jobId);
+        reject(signal.reason);
+      };
+      if (signal.aborted) return onAbort();
+      const admit = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        this.memory.take(jobId, bytes);
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push({ jobId, bytes, admit });
+      this.admitWaiting();
+    });
+  }
+
+  private admitWaiting(): void {
+    for (;;) {
+      const next = this.waiting[0];
+      if (!next || this.draining || this.working >= this.size) return;
+      // a job larger than the budget runs alone
+      if (this.working > 0 && !this.memory.fits(next.bytes)) return;
+      this.waiting.shift();
+      next.admit();
+    }
+  }
+
+  private leaveWaiting(jobId: string): void {
+    const at = this.waiting.findIndex((waiting) => waiting.jobId === jobId);
+    if (at >= 0) this.waiting.splice(at, 1);
   }
 
   /** The scheduler's cancel: aborts the job even while its result uploads. */
@@ -122,11 +183,16 @@ export class Slots {
     ];
   }
 
-  /** Takes no more jobs; lets the running ones finish for up to `ms`, then aborts the rest. */
+  /**
+   * Takes no more jobs and starts none of those waiting; lets the running ones finish for up to `ms`, then
+   * aborts the rest (the waiting ones too: they go back with the worker's goodbye).
+   */
   async drain(ms: number): Promise<void> {
     this.draining = true;
-    const drained = Promise.all([...this.jobs.values()].map((job) => job.done));
+    const waiting = new Set(this.waiting.map((job) => job.jobId));
+    const started = [...this.jobs.values()].filter((job) => !waiting.has(job.params.job_id));
+    const drained = Promise.all(started.map((job) => job.done));
     const timedOut = await Promise.race([drained.then(() => false), sleep(ms).then(() => true)]);
-    if (timedOut) for (const job of this.jobs.values()) job.abort.abort();
+    for (const job of this.jobs.values()) if (timedOut || waiting.has(job.params.job_id)) job.abort.abort();
   }
 }

@@ -15,6 +15,8 @@ export interface LiveWorker {
   resources: Resources;
   /** It proved it sees the server's images folder (the same STORE_ID_FILE content): it moves bytes by path. */
   sees_images: boolean;
+  /** Assignments it takes beyond its slots, waiting on it for a slot (its registration's `prefetch`). */
+  prefetch: number;
 }
 
 /** What happens to workers, as the registry sees it (the activity and the history keep it). */
@@ -53,6 +55,7 @@ export class WorkerRegistry {
       resting_until: 0,
       resources,
       sees_images: false,
+      prefetch: 0,
     };
     this.workers.set(record.id, live);
     this.events.registered(live, now);

@@ -19,6 +19,8 @@ export interface WorkerFacts {
   state: WorkerState;
   last_seen: number;
   resources: Resources;
+  /** What a live worker takes beyond its slots; absent for one known only from its record. */
+  prefetch?: number;
 }
 
 const NO_REPORT: Resources = { cpu_load: 0, cores: 1, mem_free: 0, mem_total: 0, gpu: { present: false } };
@@ -73,6 +75,7 @@ export function viewWorker(
     engine: record.engine,
     filters: record.filters,
     slots: record.slots,
+    prefetch: worker.state === 'alive' ? (worker.prefetch ?? 0) : 0,
     running_jobs: running,
     free_slots: worker.state === 'alive' ? Math.max(0, record.slots - running) : 0,
     cpu_load: resources.cpu_load,

@@ -291,7 +291,16 @@ describe('faults: worker processes', function () {
       const sleepers = Object.fromEntries(
         names.map((name) => [
           name,
-          spawnWorkerProcess({ controllerPort, name, engine: 'jimp', slots: 1, logLevel: 'info' }),
+          // no job waits on a sleeper beside the one it is stopped in (--prefetch 0): the requeue and the late
+          // results below are those of that one job (the worker kill above runs with prefetch, the default)
+          spawnWorkerProcess({
+            controllerPort,
+            name,
+            engine: 'jimp',
+            slots: 1,
+            logLevel: 'info',
+            args: ['--prefetch', '0'],
+          }),
         ]),
       ) as Record<Sleeper, Spawned>;
       spawnWorker({ controllerPort, name: 'steady', engine: 'jimp', slots: 2 });

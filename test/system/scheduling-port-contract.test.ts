@@ -102,6 +102,17 @@ for (const kind of kinds) {
       expect([...books.port.ready(books.clock.now, () => true)], 'one job is still queued').to.have.length(1);
     });
 
+    it('offers a worker its slots plus its prefetch, and no more', async () => {
+      await queued(3);
+      books.registry.get('w1')!.prefetch = 1;
+      const offered = (): number => books.port.candidates(books.clock.now)[0]?.free_slots ?? 0;
+      expect(offered(), 'one slot and one job waiting on it').to.equal(2);
+      await place();
+      await place();
+      expect(books.port.candidates(books.clock.now), 'a slot and a prefetch taken: full').to.deep.equal([]);
+      expect([...books.port.ready(books.clock.now, () => true)], 'the third job waits in the queue').to.have.length(1);
+    });
+
     it('honours a held lease after a restart and refuses a stale one', async () => {
       await queued(1);
       const { job, lease } = await place();
