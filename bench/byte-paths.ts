@@ -9,8 +9,9 @@
 //              the client uploads through slots (POST /uploads, PUT to the store, POST .../confirm), the
 //              workers GET and PUT presigned URLs.
 // Prints, per way: CPU ms per image of the server, of each worker, of this client (and of s3rver), end-to-end
-// images/s, and the efficiency against bare sharp in two processes (bench/bare-filter.ts) measured before and
-// after each way and averaged, as bench/pipeline.ts does.
+// images/s, and the efficiency against bare sharp in two processes (bench/bare-filter.ts). Each way runs its
+// images ROUNDS times (env, default 3) on one running system, each round between two bare runs (bench/paired.ts):
+// the efficiency is the median of the rounds' ratios, each against the bare runs just before and after it.
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -22,6 +23,7 @@ import { makePhotoLikeImage } from '../test/helpers/images.js';
 import { parsePrometheus } from '../test/helpers/prometheus.js';
 import { startS3Server, type TestS3Server } from '../test/helpers/s3-server.js';
 import { makeDirs } from '../test/helpers/system.js';
+import { describeRatios, median, pairedRuns, WARMUP_ROUNDS, type Paired, type Rate } from './paired.js';
 import {
   cpuMs,
   ownChildrenRunning,
@@ -41,6 +43,7 @@ const BARE_ENV = withMallocTunables(process.env);
 const COUNT = Number(process.env.IMAGES ?? 200);
 const DISTINCT = 20; // distinct frames, cycled, as in bench/pipeline.ts
 const CONCURRENCY = 4;
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 /** How long the server's CPU is read with the workers connected and nothing to do, before the uploads. */
 const IDLE_MS = 3000;
 const PATH_EFFICIENCY_TARGET = 0.9;
@@ -49,14 +52,11 @@ const ways = (process.env.WAYS ?? 'api,path,presigned').split(',') as Way[];
 for (const way of ways)
   if (!['api', 'path', 'presigned'].includes(way)) throw new Error(`WAYS: api, path or presigned, not ${way}`);
 
-interface Bare {
-  rate: number;
-  cpuPerImage: number;
-}
-
 interface Measured {
   way: Way;
+  /** The median of the rounds' images per second. */
   rate: number;
+  /** CPU per image over every round, ms. */
   server: number;
   /** The server's CPU per second with the workers connected and no work (heartbeats, probes), ms. */
   serverIdlePerSecond: number;
@@ -64,10 +64,9 @@ interface Measured {
   client: number;
   /** s3rver's CPU per image (presigned only). */
   store: number | null;
-  /** GET /images/{id} answered during the run: the originals that went to workers through the API. */
+  /** GET /images/{id} answered during the rounds (warm-up included): the originals workers got through the API. */
   apiDownloads: number;
-  bareBefore: Bare;
-  bareAfter: Bare;
+  paired: Paired;
 }
 
 const dirs = await makeDirs();
@@ -82,7 +81,7 @@ const images = Array.from({ length: COUNT }, (_, index) => frames[index % DISTIN
 const imageFiles = Array.from({ length: COUNT }, (_, index) => files[index % DISTINCT]!);
 const averageKb = frames.reduce((sum, frame) => sum + frame.length, 0) / frames.length / 1024;
 
-async function bareRun(): Promise<Bare> {
+async function bareRun(): Promise<Rate> {
   const half = Math.ceil(COUNT / 2);
   const started = performance.now();
   const bare = await Promise.all(
@@ -108,45 +107,57 @@ async function start(way: Way, s3: TestS3Server | null): Promise<RunningSystem> 
   return startSystem('sharp', 0, { workers, serverArgs, env: s3.env });
 }
 
-async function measure(way: Way, bareBefore: Bare): Promise<Measured> {
+async function measure(way: Way): Promise<Measured> {
   const s3 = way === 'presigned' ? await startS3Server({ bucket: 'dpip-bench' }) : null;
   try {
     const storePids = s3 ? await ownChildrenRunning('s3-server-child') : [];
     if (s3 && storePids.length !== 1) throw new Error(`expected one s3rver process, found ${storePids.length}`);
     const system = await start(way, s3);
-    let measured: Omit<Measured, 'bareAfter'>;
     try {
       const { client } = system;
-      const workload = await client.createWorkload({ filter: 'blur' });
       const pids = [system.serverPid, ...system.workerPids, ...storePids];
       const cpuOf = (): Promise<number[]> => Promise.all(pids.map(cpuMs));
       const idleBefore = await cpuMs(system.serverPid);
       await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
       const serverIdlePerSecond = ((await cpuMs(system.serverPid)) - idleBefore) / (IDLE_MS / 1000);
       const downloadsBefore = await apiDownloads(client.url);
-      const cpuBefore = await cpuOf();
-      const clientBefore = process.cpuUsage();
-      const started = performance.now();
-      if (way === 'presigned') await uploadAllBySlots(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY);
-      else await uploadAll(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY, 'raw');
-      const rate = (COUNT / ((await waitDone(client, workload.workload_id, COUNT)) - started)) * 1000;
-      const clientCpu = process.cpuUsage(clientBefore);
-      const spent = (await cpuOf()).map((after, index) => (after - cpuBefore[index]!) / COUNT);
-      measured = {
+      // CPU per image of each process (server, workers, s3rver) and of this client, summed over the rounds
+      const spent = pids.map(() => 0);
+      let clientSpent = 0;
+      const round = async (counted: boolean): Promise<Rate> => {
+        const workload = await client.createWorkload({ filter: 'blur' });
+        const cpuBefore = await cpuOf();
+        const clientBefore = process.cpuUsage();
+        const started = performance.now();
+        if (way === 'presigned')
+          await uploadAllBySlots(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY);
+        else await uploadAll(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY, 'raw');
+        const rate = (COUNT / ((await waitDone(client, workload.workload_id, COUNT)) - started)) * 1000;
+        const clientCpu = process.cpuUsage(clientBefore);
+        const used = (await cpuOf()).map((after, index) => after - cpuBefore[index]!);
+        if (counted) for (const [index, value] of used.entries()) spent[index]! += value;
+        const clientMs = (clientCpu.user + clientCpu.system) / 1000;
+        if (counted) clientSpent += clientMs;
+        // s3rver is not DPIP's: the round's CPU is DPIP's processes and this client
+        const dpip = used.slice(0, 1 + system.workerPids.length).reduce((sum, value) => sum + value, clientMs);
+        return { rate, cpuPerImage: dpip / COUNT };
+      };
+      const paired = await pairedRuns(ROUNDS, bareRun, round);
+      const runImages = COUNT * ROUNDS;
+      return {
         way,
-        rate,
-        server: spent[0]!,
+        rate: median(paired.system.map((run) => run.rate)),
+        server: spent[0]! / runImages,
         serverIdlePerSecond,
-        workers: spent.slice(1, 1 + system.workerPids.length),
-        client: (clientCpu.user + clientCpu.system) / 1000 / COUNT,
-        store: s3 ? spent.at(-1)! : null,
+        workers: spent.slice(1, 1 + system.workerPids.length).map((value) => value / runImages),
+        client: clientSpent / runImages,
+        store: s3 ? spent.at(-1)! / runImages : null,
         apiDownloads: (await apiDownloads(client.url)) - downloadsBefore,
-        bareBefore,
+        paired,
       };
     } finally {
       await system.stop();
     }
-    return { ...measured, bareAfter: await bareRun() };
   } finally {
     await s3?.close();
   }
@@ -163,21 +174,18 @@ const WAY_NAMES: Record<Way, string> = {
 };
 
 function report(row: Measured): void {
-  const bareRate = (row.bareBefore.rate + row.bareAfter.rate) / 2;
-  const bareCpu = (row.bareBefore.cpuPerImage + row.bareAfter.cpuPerImage) / 2;
-  const dpipCpu = row.server + row.workers.reduce((sum, value) => sum + value, 0) + row.client;
   const name = row.way.padEnd(9);
+  const rates = (runs: Rate[]): string => runs.map((run) => run.rate.toFixed(1)).join(', ');
+  const efficiency = median(row.paired.ratios);
   console.log(
     `  ${name} CPU ms per image: server ${row.server.toFixed(2)} (idle: ${ms(row.serverIdlePerSecond)} ms/s), ` +
       `workers ${workersOf(row)}, this client ${ms(row.client)}` +
       (row.store === null ? '' : `, s3rver ${ms(row.store)}`) +
-      `; originals through GET /images/{id}: ${row.apiDownloads}`,
+      `; originals through GET /images/{id}: ${row.apiDownloads} of ${COUNT * (ROUNDS + WARMUP_ROUNDS)}`,
   );
   console.log(
-    `  ${name} bare before / after: ${row.bareBefore.rate.toFixed(2)} / ${row.bareAfter.rate.toFixed(2)} img/s, ` +
-      `${ms(row.bareBefore.cpuPerImage)} / ${ms(row.bareAfter.cpuPerImage)} CPU ms per image`,
+    `  ${name} bare img/s, in order: ${rates(row.paired.bare)}; the system's between them: ${rates(row.paired.system)}`,
   );
-  const efficiency = row.rate / bareRate;
   let target = '';
   if (row.way === 'path') target = ` (target >= ${PATH_EFFICIENCY_TARGET}: ${efficiency >= 0.9 ? 'met' : 'not met'})`;
   if (row.way === 'presigned')
@@ -186,42 +194,34 @@ function report(row: Measured): void {
       `${row.server.toFixed(2)} ms (target <= ${PRESIGNED_SERVER_TARGET_MS}: ` +
       `${row.server <= PRESIGNED_SERVER_TARGET_MS ? 'met' : 'not met'})`;
   console.log(
-    `  ${name} bare ${bareRate.toFixed(2)} img/s, system ${row.rate.toFixed(2)} img/s end to end: ` +
-      `efficiency ${efficiency.toFixed(2)}${target}`,
+    `  ${name} system ${row.rate.toFixed(2)} img/s end to end (median): ` +
+      `efficiency ${describeRatios(row.paired.ratios)}${target}`,
   );
-  console.log(
-    `  ${name} CPU per image: bare ${ms(bareCpu)} ms, DPIP's processes ${ms(dpipCpu)} ms: ` +
-      `CPU efficiency ${(bareCpu / dpipCpu).toFixed(2)}` +
-      (row.store === null
-        ? ''
-        : `; with s3rver ${ms(dpipCpu + row.store)} ms: ${(bareCpu / (dpipCpu + row.store)).toFixed(2)}`),
-  );
+  console.log(`  ${name} CPU efficiency (DPIP's processes against bare): ${describeRatios(row.paired.cpuRatios)}`);
 }
 
 console.log(
   `byte paths: ${COUNT} photo-like 1920x1080 JPEGs (${averageKb.toFixed(0)} KB on average), filter blur, sharp, ` +
     `two dpip-worker processes (one slot each) vs two bare processes, all with the malloc tunables; ` +
-    `${CONCURRENCY} uploads in flight`,
+    `${CONCURRENCY} uploads in flight; ${ROUNDS} rounds per way, each between two bare runs, ` +
+    `after ${WARMUP_ROUNDS} not counted`,
 );
 const rows: Measured[] = [];
-let bare = await bareRun();
 for (const way of ways) {
   console.log(`${WAY_NAMES[way]} (load average ${loadavg()[0]!.toFixed(2)} before it):`);
-  const row = await measure(way, bare);
+  const row = await measure(way);
   report(row);
   rows.push(row);
-  bare = row.bareAfter;
 }
 console.log(
   '\n| way | server CPU ms/image | workers CPU ms/image | client | s3rver | img/s | bare img/s | efficiency |',
 );
 console.log('|---|---|---|---|---|---|---|---|');
 for (const row of rows) {
-  const bareRate = (row.bareBefore.rate + row.bareAfter.rate) / 2;
   console.log(
     `| ${row.way} | ${row.server.toFixed(2)} | ${workersOf(row)} | ${ms(row.client)} | ` +
-      `${row.store === null ? '-' : ms(row.store)} | ${row.rate.toFixed(1)} | ${bareRate.toFixed(1)} | ` +
-      `${(row.rate / bareRate).toFixed(2)} |`,
+      `${row.store === null ? '-' : ms(row.store)} | ${row.rate.toFixed(1)} | ` +
+      `${median(row.paired.bare.map((run) => run.rate)).toFixed(1)} | ${describeRatios(row.paired.ratios)} |`,
   );
 }
 await removeRunDirs();

@@ -3,7 +3,8 @@
 // Two kinds of frames: photo-like (about 0.3 MB, the size of a camera frame) and pure noise (about
 // 3.5 MB, the worst case for moving bytes). Env: IMAGES (200), ENGINES (sharp,jimp), KINDS (photo,noise),
 // WORK (blur, or chain: resize to 640 wide, grayscale, WebP at quality 80, against a bare sharp pipeline
-// doing the same; sharp only).
+// doing the same; sharp only), ROUNDS (3): the images run ROUNDS times on one running system, each round between
+// two bare runs, and the efficiency is the median of the rounds' ratios (bench/paired.ts).
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { promisify } from 'node:util';
 import { withMallocTunables } from '../common/malloc-tunables.js';
 import { makePhotoLikeImage, makeTestImage } from '../test/helpers/images.js';
 import { makeDirs } from '../test/helpers/system.js';
+import { describeRatios, median, pairedRuns, type Rate } from './paired.js';
 import {
   childPids,
   cpuMs,
@@ -30,6 +32,7 @@ const WORK = process.env.WORK === 'chain' ? 'chain' : 'blur';
 const WORK_NAME = WORK === 'chain' ? 'chain resize 640 wide, grayscale, WebP q80' : 'filter blur';
 const CHAIN = [{ op: 'resize', width: 640 }, { op: 'grayscale' }, { op: 'format', type: 'webp', quality: 80 }];
 const COUNT = Number(process.env.IMAGES ?? 200);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const DISTINCT = 20; // distinct frames, cycled: generating 200 large JPEGs would dominate the run
 // the bare processes get the malloc tunables the workers run with: the limit is the engine at its best
 const BARE_ENV = withMallocTunables(process.env);
@@ -62,7 +65,7 @@ for (const kind of kinds) {
 
   for (const engine of engines) {
     const half = Math.ceil(COUNT / 2);
-    const bareRun = async (): Promise<{ rate: number; cpuPerImage: number }> => {
+    const bareRun = async (): Promise<Rate> => {
       const bareStart = performance.now();
       const bare = await Promise.all(
         [imageFiles.slice(0, half), imageFiles.slice(half)].map((part) =>
@@ -77,57 +80,55 @@ for (const kind of kinds) {
         cpuPerImage: bare.reduce((sum, { stdout }) => sum + (JSON.parse(stdout) as { cpuMs: number }).cpuMs, 0) / COUNT,
       };
     };
-    // the limit is measured before and after the system run, and averaged: this shared machine's
-    // speed drifts by 10-30% within minutes, and a limit taken on one side only would carry the drift
-    const bareBefore = await bareRun();
 
     const system = await startSystem(engine, 2);
-    let systemRate: number;
-    let systemCpuPerImage: number;
     try {
-      const workload = await system.client.createWorkload(
-        WORK === 'chain' ? { operations: CHAIN } : { filter: 'blur' },
-      );
       const workerPids = await childPids(system.serverPid);
-      const cpuOf = async (): Promise<number[]> => Promise.all([system.serverPid, ...workerPids].map(cpuMs));
-      const cpuBefore = await cpuOf();
-      const clientBefore = process.cpuUsage();
-      const started = performance.now();
-      await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4, form);
-      systemRate = (COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started)) * 1000;
-      const clientCpu = process.cpuUsage(clientBefore);
-      const spent = (await cpuOf()).map((after, index) => (after - cpuBefore[index]!) / COUNT);
-      const perImage = (ms: number): string => ms.toFixed(1);
-      const clientPerImage = (clientCpu.user + clientCpu.system) / 1000 / COUNT;
-      systemCpuPerImage = spent.reduce((sum, ms) => sum + ms, 0) + clientPerImage;
+      const pids = [system.serverPid, ...workerPids];
+      const cpuOf = async (): Promise<number[]> => Promise.all(pids.map(cpuMs));
+      // CPU of the server, of each worker and of this client, summed over the rounds
+      const spent = pids.map(() => 0);
+      let clientSpent = 0;
+      const round = async (counted: boolean): Promise<Rate> => {
+        const workload = await system.client.createWorkload(
+          WORK === 'chain' ? { operations: CHAIN } : { filter: 'blur' },
+        );
+        const cpuBefore = await cpuOf();
+        const clientBefore = process.cpuUsage();
+        const started = performance.now();
+        await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4, form);
+        const rate = (COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started)) * 1000;
+        const clientCpu = process.cpuUsage(clientBefore);
+        const used = (await cpuOf()).map((after, index) => after - cpuBefore[index]!);
+        if (counted) for (const [index, value] of used.entries()) spent[index]! += value;
+        const clientMs = (clientCpu.user + clientCpu.system) / 1000;
+        if (counted) clientSpent += clientMs;
+        return { rate, cpuPerImage: used.reduce((sum, value) => sum + value, clientMs) / COUNT };
+      };
+      const paired = await pairedRuns(ROUNDS, bareRun, round);
+      const perImage = (ms: number): string => (ms / (COUNT * ROUNDS)).toFixed(1);
+      const rates = (runs: Rate[]): string => runs.map((run) => run.rate.toFixed(2)).join(', ');
       console.log(
         `  ${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, ` +
           `workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
-          `this client ${perImage(clientPerImage)}`,
+          `this client ${perImage(clientSpent)}`,
+      );
+      console.log(
+        `  ${engine.padEnd(5)} bare img/s, in order: ${rates(paired.bare)}; the system's between them: ` +
+          `${rates(paired.system)}`,
+      );
+      console.log(
+        `  ${engine.padEnd(5)} system ${median(paired.system.map((run) => run.rate)).toFixed(2)} img/s end to end ` +
+          `(median): efficiency ${describeRatios(paired.ratios)} (target >= ${TARGET[engine]})`,
+      );
+      const cpu = (runs: Rate[]): string => median(runs.map((run) => run.cpuPerImage)).toFixed(1);
+      console.log(
+        `  ${engine.padEnd(5)} CPU per image: bare ${cpu(paired.bare)} ms, whole system ${cpu(paired.system)} ms: ` +
+          `CPU efficiency ${describeRatios(paired.cpuRatios)}`,
       );
     } finally {
       await system.stop();
     }
-    const bareAfter = await bareRun();
-    const bareRate = (bareBefore.rate + bareAfter.rate) / 2;
-    const bareCpuPerImage = (bareBefore.cpuPerImage + bareAfter.cpuPerImage) / 2;
-    console.log(
-      `  ${engine.padEnd(5)} bare before / after the system: ` +
-        `${bareBefore.rate.toFixed(2)} / ${bareAfter.rate.toFixed(2)} img/s, ` +
-        `${bareBefore.cpuPerImage.toFixed(1)} / ${bareAfter.cpuPerImage.toFixed(1)} CPU ms per image`,
-    );
-    const ratio = systemRate / bareRate;
-    console.log(
-      `  ${engine.padEnd(5)} bare ${bareRate.toFixed(2)} img/s, system ${systemRate.toFixed(2)} img/s end to end: ` +
-        `efficiency ${ratio.toFixed(2)} (target >= ${TARGET[engine]})`,
-    );
-    // the same ratio from CPU time, which other load on the machine does not skew: on a machine the
-    // work saturates, throughput is the cores divided by the CPU each image costs
-    console.log(
-      `  ${engine.padEnd(5)} CPU per image: bare ${bareCpuPerImage.toFixed(1)} ms, ` +
-        `whole system ${systemCpuPerImage.toFixed(1)} ms: ` +
-        `CPU efficiency ${(bareCpuPerImage / systemCpuPerImage).toFixed(2)}`,
-    );
   }
 }
 await removeRunDirs();
