@@ -21,7 +21,11 @@ function card(worker: Worker): HTMLElement {
         h('i', { class: 'dot mem' }),
         `mem ${percent(worker.mem_used)}`,
       ),
-      h('span', { title: 'jobs running / slots' }, `${worker.running_jobs}/${worker.slots} jobs`),
+      h(
+        'span',
+        { title: `jobs running / slots; up to ${worker.prefetch} more may wait on the worker for a slot (--prefetch)` },
+        jobsText(worker),
+      ),
     ),
     resourceChart(worker.history),
     h(
@@ -61,4 +65,11 @@ function gpuText(gpu: Worker['gpu']): string {
     ? ` (${Math.round(gpu.memory_free_mb ?? gpu.memory_total_mb)} of ${Math.round(gpu.memory_total_mb)} MB free)`
     : '';
   return `GPU ${gpu.model ?? ''}${memory}`.trim();
+}
+
+/** "1/2 jobs", and the jobs held beyond the slots, which wait on the worker: "2/2 jobs, 1 waiting". */
+function jobsText(worker: Pick<Worker, 'running_jobs' | 'slots'>): string {
+  const waiting = Math.max(0, worker.running_jobs - worker.slots);
+  const running = worker.running_jobs - waiting;
+  return `${running}/${worker.slots} jobs${waiting > 0 ? `, ${waiting} waiting` : ''}`;
 }
