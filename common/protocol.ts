@@ -149,7 +149,11 @@ export const failParamsSchema = z.object({
 });
 export type FailParams = z.infer<typeof failParamsSchema>;
 
-export const goodbyeParamsSchema = z.object({ token: z.string().max(4000) });
+export const goodbyeParamsSchema = z.object({
+  token: z.string().max(4000),
+  /** Jobs it took beyond its slots and never started (--prefetch): they go back at no cost. */
+  unstarted: z.array(leaseRefSchema).max(1024).optional(),
+});
 export type GoodbyeParams = z.infer<typeof goodbyeParamsSchema>;
 
 export const acceptedResultSchema = z.object({ accepted: z.boolean() });

@@ -181,6 +181,9 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     [CONTROLLER_METHODS.goodbye]: method(goodbyeParamsSchema, async (params): Promise<AcceptedResult> => {
       const worker = workerOf(params.token);
       if (!worker) return { accepted: false };
+      // taken beyond its slots and never started: back to the queue at no cost (compare-and-set on the lease)
+      for (const { job_id, lease_id } of params.unstarted ?? [])
+        jobs.release(job_id, worker.record.id, lease_id, 'handed back unstarted by a leaving worker', false);
       retire(worker, 'worker left');
       log.info({ worker: worker.record.name }, 'worker left');
       await store.commit();

@@ -63,8 +63,8 @@ export async function startWorker(config: WorkerConfig, log: Logger): Promise<Wo
     async stop(drainMs = config.drainMs) {
       if (stopping) return;
       stopping = true;
-      await slots.drain(drainMs);
-      await session.goodbye();
+      const unstarted = await slots.drain(drainMs);
+      await session.goodbye(unstarted);
       session.close();
       rpc.server.close();
       monitor.stop();

@@ -149,11 +149,13 @@ export class ControllerSession {
   }
 
   /** Tells the controller this worker leaves, if it is registered; an unanswered goodbye is not waited for long. */
-  async goodbye(): Promise<void> {
+  /** Leaves; `unstarted`: the jobs it took and never started, which go back at no cost. */
+  async goodbye(unstarted: LeaseRef[] = []): Promise<void> {
     const token = this.token;
     const session = this.session;
     if (token && session) {
-      await session.call(CONTROLLER_METHODS.goodbye, { token }, acceptedResultSchema, 2000).catch(() => undefined);
+      const params = { token, ...(unstarted.length > 0 ? { unstarted } : {}) };
+      await session.call(CONTROLLER_METHODS.goodbye, params, acceptedResultSchema, 2000).catch(() => undefined);
     }
   }
 

@@ -185,14 +185,20 @@ export class Slots {
 
   /**
    * Takes no more jobs and starts none of those waiting; lets the running ones finish for up to `ms`, then
-   * aborts the rest (the waiting ones too: they go back with the worker's goodbye).
+   * aborts the rest. Returns the leases of the waiting ones, never started: the goodbye hands them back at no cost.
    */
-  async drain(ms: number): Promise<void> {
+  async drain(ms: number): Promise<LeaseRef[]> {
     this.draining = true;
     const waiting = new Set(this.waiting.map((job) => job.jobId));
     const started = [...this.jobs.values()].filter((job) => !waiting.has(job.params.job_id));
     const drained = Promise.all(started.map((job) => job.done));
     const timedOut = await Promise.race([drained.then(() => false), sleep(ms).then(() => true)]);
-    for (const job of this.jobs.values()) if (timedOut || waiting.has(job.params.job_id)) job.abort.abort();
+    const unstarted: LeaseRef[] = [];
+    for (const job of this.jobs.values()) {
+      const { job_id, lease_id } = job.params;
+      if (waiting.has(job_id)) unstarted.push({ job_id, lease_id });
+      if (timedOut || waiting.has(job_id)) job.abort.abort();
+    }
+    return unstarted;
   }
 }

@@ -108,7 +108,9 @@ describe('worker prefetch', () => {
     await waitUntil(() => downloads.length === 1);
     const drained = slots.drain(10_000);
     finishFirst();
-    await drained;
+    expect(await drained, 'the waiting job, handed back with the goodbye').to.deep.equal([
+      { job_id: 'b', lease_id: 'lease-b' },
+    ]);
     await waitUntil(() => slots.running === 0);
     expect(downloads, 'the waiting job never started').to.deep.equal(['image-a']);
     expect(failures.map((failure) => failure.error)).to.deep.equal(['the original is gone']);
