@@ -66,6 +66,7 @@ const workers = startLocalWorkers(
     secret: config.server.controller.clusterSecret,
     engine: config.engine,
     slots: config.workerSlots,
+    prefetch: config.workerPrefetch,
     // the workers give up on a job (and say why) before the controller takes it from them
     jobDeadlineMs: Math.min(DEFAULT_JOB_DEADLINE_MS, Math.floor(config.server.controller.jobTimeoutMs / 2)),
     imagesDir: config.server.controller.imagesDir,

@@ -12,6 +12,8 @@ export interface LocalWorkerOptions {
   secret: string;
   engine: string;
   slots: number | undefined;
+  /** Each worker's --prefetch; absent: the worker's default. */
+  prefetch?: number;
   /** Each worker's --job-deadline. */
   jobDeadlineMs: number;
   /** The server's images folder: on the same machine, its workers read and write image bytes there by path. */
@@ -64,6 +66,7 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
       options.logFormat,
     ];
     if (options.slots) args.push('--slots', String(options.slots));
+    if (options.prefetch !== undefined) args.push('--prefetch', String(options.prefetch));
     if (options.imagesDir) args.push('--images-dir', options.imagesDir);
     // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on
     // the command line where `ps` shows it

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { MAX_CONTROLLERS, parseControllers, parseWorkerArgs } from '../../bin/worker-cli.js';
+import { parseServerArgs } from '../../bin/server-cli.js';
 
 function controllersOf(value: string, env: NodeJS.ProcessEnv = {}): { host: string; port: number }[] {
   const args = value === '' ? [] : ['--controller', value];
@@ -79,5 +80,36 @@ describe('the worker flag --controller', () => {
 
   it('refuses a bad list before it starts: parseWorkerArgs throws', () => {
     expect(() => controllersOf('a:40899,a:40899')).to.throw(/listed twice/);
+  });
+});
+
+describe('the worker flag --prefetch and the server flag --worker-prefetch', () => {
+  const prefetchOf = (args: string[], env: NodeJS.ProcessEnv = {}): number =>
+    parseWorkerArgs(['--worker-name', 'w', '--secret', 's', ...args], env).prefetch;
+
+  it('is 1 unless given; 0 takes jobs only into free slots; DPIP_PREFETCH sets it', () => {
+    expect(prefetchOf([])).to.equal(1);
+    expect(prefetchOf(['--prefetch', '0'])).to.equal(0);
+    // yargs reads DPIP_* from the process environment, as the dpip-worker command does
+    process.env.DPIP_PREFETCH = '4';
+    try {
+      expect(prefetchOf([], process.env)).to.equal(4);
+    } finally {
+      delete process.env.DPIP_PREFETCH;
+    }
+  });
+
+  for (const value of ['-1', '257', '1.5', 'many']) {
+    it(`refuses --prefetch ${value}`, () => {
+      expect(() => prefetchOf(['--prefetch', value])).to.throw(/--prefetch must be a whole number from 0 to 256/);
+    });
+  }
+
+  it("is the server's local workers' --prefetch: 1 unless given, from 0 to 256", async () => {
+    const parse = (...flags: string[]) => parseServerArgs(['--secret', 'flag-test', ...flags], {});
+    expect((await parse()).workerPrefetch).to.equal(1);
+    expect((await parse('--worker-prefetch', '0')).workerPrefetch).to.equal(0);
+    const error = await parse('--worker-prefetch', '300').catch((caught: unknown) => caught);
+    expect(String(error)).to.match(/--worker-prefetch/);
   });
 });
