@@ -25,6 +25,7 @@ import { startS3Server, type TestS3Server } from '../test/helpers/s3-server.js';
 import { makeDirs } from '../test/helpers/system.js';
 import { describeRatios, median, pairedRuns, WARMUP_ROUNDS, type Paired, type Rate } from './paired.js';
 import {
+  CpuMeter,
   cpuMs,
   ownChildrenRunning,
   removeRunDirs,
@@ -115,43 +116,36 @@ async function measure(way: Way): Promise<Measured> {
     const system = await start(way, s3);
     try {
       const { client } = system;
-      const pids = [system.serverPid, ...system.workerPids, ...storePids];
-      const cpuOf = (): Promise<number[]> => Promise.all(pids.map(cpuMs));
       const idleBefore = await cpuMs(system.serverPid);
       await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
       const serverIdlePerSecond = ((await cpuMs(system.serverPid)) - idleBefore) / (IDLE_MS / 1000);
       const downloadsBefore = await apiDownloads(client.url);
-      // CPU per image of each process (server, workers, s3rver) and of this client, summed over the rounds
-      const spent = pids.map(() => 0);
-      let clientSpent = 0;
+      // the server, the workers, s3rver, and this client, summed over the counted rounds
+      const meter = new CpuMeter([system.serverPid, ...system.workerPids, ...storePids]);
+      const dpipProcesses = 1 + system.workerPids.length;
       const round = async (counted: boolean): Promise<Rate> => {
         const workload = await client.createWorkload({ filter: 'blur' });
-        const cpuBefore = await cpuOf();
-        const clientBefore = process.cpuUsage();
-        const started = performance.now();
-        if (way === 'presigned')
-          await uploadAllBySlots(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY);
-        else await uploadAll(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY, 'raw');
-        const rate = (COUNT / ((await waitDone(client, workload.workload_id, COUNT)) - started)) * 1000;
-        const clientCpu = process.cpuUsage(clientBefore);
-        const used = (await cpuOf()).map((after, index) => after - cpuBefore[index]!);
-        if (counted) for (const [index, value] of used.entries()) spent[index]! += value;
-        const clientMs = (clientCpu.user + clientCpu.system) / 1000;
-        if (counted) clientSpent += clientMs;
+        const spent = await meter.measure(counted, async () => {
+          const started = performance.now();
+          if (way === 'presigned')
+            await uploadAllBySlots(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY);
+          else await uploadAll(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY, 'raw');
+          return (COUNT / ((await waitDone(client, workload.workload_id, COUNT)) - started)) * 1000;
+        });
         // s3rver is not DPIP's: the round's CPU is DPIP's processes and this client
-        const dpip = used.slice(0, 1 + system.workerPids.length).reduce((sum, value) => sum + value, clientMs);
-        return { rate, cpuPerImage: dpip / COUNT };
+        const dpip = spent.processes.slice(0, dpipProcesses).reduce((sum, value) => sum + value, spent.client);
+        return { rate: spent.value, cpuPerImage: dpip / COUNT };
       };
       const paired = await pairedRuns(ROUNDS, bareRun, round);
       const runImages = COUNT * ROUNDS;
       return {
         way,
         rate: median(paired.system.map((run) => run.rate)),
-        server: spent[0]! / runImages,
+        server: meter.processes[0]! / runImages,
         serverIdlePerSecond,
-        workers: spent.slice(1, 1 + system.workerPids.length).map((value) => value / runImages),
-        client: clientSpent / runImages,
-        store: s3 ? spent.at(-1)! / runImages : null,
+        workers: meter.processes.slice(1, dpipProcesses).map((value) => value / runImages),
+        client: meter.client / runImages,
+        store: s3 ? meter.processes.at(-1)! / runImages : null,
         apiDownloads: (await apiDownloads(client.url)) - downloadsBefore,
         paired,
       };

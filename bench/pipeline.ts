@@ -16,7 +16,7 @@ import { makeDirs } from '../test/helpers/system.js';
 import { describeRatios, median, pairedRuns, type Rate } from './paired.js';
 import {
   childPids,
-  cpuMs,
+  CpuMeter,
   describeUploadForm,
   removeRunDirs,
   startSystem,
@@ -83,35 +83,27 @@ for (const kind of kinds) {
 
     const system = await startSystem(engine, 2);
     try {
-      const workerPids = await childPids(system.serverPid);
-      const pids = [system.serverPid, ...workerPids];
-      const cpuOf = async (): Promise<number[]> => Promise.all(pids.map(cpuMs));
-      // CPU of the server, of each worker and of this client, summed over the rounds
-      const spent = pids.map(() => 0);
-      let clientSpent = 0;
+      // the server, each worker, and this client, summed over the counted rounds
+      const meter = new CpuMeter([system.serverPid, ...(await childPids(system.serverPid))]);
       const round = async (counted: boolean): Promise<Rate> => {
         const workload = await system.client.createWorkload(
           WORK === 'chain' ? { operations: CHAIN } : { filter: 'blur' },
         );
-        const cpuBefore = await cpuOf();
-        const clientBefore = process.cpuUsage();
-        const started = performance.now();
-        await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4, form);
-        const rate = (COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started)) * 1000;
-        const clientCpu = process.cpuUsage(clientBefore);
-        const used = (await cpuOf()).map((after, index) => after - cpuBefore[index]!);
-        if (counted) for (const [index, value] of used.entries()) spent[index]! += value;
-        const clientMs = (clientCpu.user + clientCpu.system) / 1000;
-        if (counted) clientSpent += clientMs;
-        return { rate, cpuPerImage: used.reduce((sum, value) => sum + value, clientMs) / COUNT };
+        const spent = await meter.measure(counted, async () => {
+          const started = performance.now();
+          await uploadAll(system.client, workload.workload_id, images, 'image/jpeg', 4, form);
+          return (COUNT / ((await waitDone(system.client, workload.workload_id, COUNT)) - started)) * 1000;
+        });
+        const cpu = spent.processes.reduce((sum, value) => sum + value, spent.client);
+        return { rate: spent.value, cpuPerImage: cpu / COUNT };
       };
       const paired = await pairedRuns(ROUNDS, bareRun, round);
       const perImage = (ms: number): string => (ms / (COUNT * ROUNDS)).toFixed(1);
       const rates = (runs: Rate[]): string => runs.map((run) => run.rate.toFixed(2)).join(', ');
       console.log(
-        `  ${engine.padEnd(5)} CPU ms per image: server ${perImage(spent[0]!)}, ` +
-          `workers ${spent.slice(1).map(perImage).join(' + ')}, ` +
-          `this client ${perImage(clientSpent)}`,
+        `  ${engine.padEnd(5)} CPU ms per image: server ${perImage(meter.processes[0]!)}, ` +
+          `workers ${meter.processes.slice(1).map(perImage).join(' + ')}, ` +
+          `this client ${perImage(meter.client)}`,
       );
       console.log(
         `  ${engine.padEnd(5)} bare img/s, in order: ${rates(paired.bare)}; the system's between them: ` +

@@ -198,6 +198,41 @@ export async function cpuMs(pid: number): Promise<number> {
   return user + kernel;
 }
 
+/** What some processes and this one spent on a piece of work, in CPU ms. */
+export interface Spent<T> {
+  value: T;
+  /** Each process's, in the order of the meter's pids. */
+  processes: number[];
+  /** This process's. */
+  client: number;
+}
+
+/** The CPU of some processes and of this one around pieces of work, summed over those counted. */
+export class CpuMeter {
+  /** Each process's total over the counted pieces, ms. */
+  readonly processes: number[];
+  /** This process's total over the counted pieces, ms. */
+  client = 0;
+
+  constructor(private readonly pids: readonly number[]) {
+    this.processes = pids.map(() => 0);
+  }
+
+  async measure<T>(counted: boolean, work: () => Promise<T>): Promise<Spent<T>> {
+    const before = await Promise.all(this.pids.map(cpuMs));
+    const clientBefore = process.cpuUsage();
+    const value = await work();
+    const clientCpu = process.cpuUsage(clientBefore);
+    const processes = (await Promise.all(this.pids.map(cpuMs))).map((after, index) => after - before[index]!);
+    const client = (clientCpu.user + clientCpu.system) / 1000;
+    if (counted) {
+      for (const [index, used] of processes.entries()) this.processes[index]! += used;
+      this.client += client;
+    }
+    return { value, processes, client };
+  }
+}
+
 /** The pids of a process's direct children (local workers of a server). */
 export async function childPids(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');

@@ -17,7 +17,6 @@ export const RECENT_SAMPLES = 300;
 
 const minuteOf = (t: number): number => t - (t % MINUTE_MS);
 const hourOf = (t: number): number => t - (t % HOUR_MS);
-const keyOf = workerHistoryKey;
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
 /** The share of a machine's memory in use, 0..1 (0 when its total is unknown). */
@@ -121,7 +120,7 @@ export class WorkerHistory {
     }
     if (!minute) {
       // a minute written when the server closed, its worker back within it: it goes on
-      const kept = own(this.store.data.worker_minutes, keyOf(workerId, start));
+      const kept = own(this.store.data.worker_minutes, workerHistoryKey(workerId, start));
       minute = { worker_id: workerId, start, samples: kept ? [...kept.samples] : [] };
       this.open.set(workerId, minute);
     }
@@ -174,7 +173,7 @@ export class WorkerHistory {
       count < limit && start >= oldest;
       start -= MINUTE_MS
     ) {
-      const minute = own(this.store.data.worker_minutes, keyOf(workerId, start));
+      const minute = own(this.store.data.worker_minutes, workerHistoryKey(workerId, start));
       if (!minute) continue;
       newestFirst.push(minute.samples);
       count += minute.samples.length;
@@ -190,11 +189,11 @@ export class WorkerHistory {
     const minutes: WorkerSample[] = [];
     const since = now - KEPT_MS;
     for (let start = hourOf(since); start < cutoff; start += HOUR_MS) {
-      const hour = own(this.store.data.worker_hours, keyOf(workerId, start));
+      const hour = own(this.store.data.worker_hours, workerHistoryKey(workerId, start));
       for (const point of hour?.points ?? []) if (point.t >= since && point.t < cutoff) minutes.push(point);
     }
     for (const start of this.timelines.get(workerId)?.minutes ?? []) {
-      const minute = own(this.store.data.worker_minutes, keyOf(workerId, start));
+      const minute = own(this.store.data.worker_minutes, workerHistoryKey(workerId, start));
       if (minute && start < cutoff && start >= since && minute.samples.length > 0)
         minutes.push(minutePoint(start, minute.samples));
     }
@@ -204,7 +203,7 @@ export class WorkerHistory {
   private close(minute: WorkerMinute): void {
     this.open.delete(minute.worker_id);
     if (minute.samples.length === 0) return;
-    const key = keyOf(minute.worker_id, minute.start);
+    const key = workerHistoryKey(minute.worker_id, minute.start);
     this.store.change('worker_minutes', key);
     this.store.data.worker_minutes[key] = minute;
     this.timeline(minute.worker_id).minutes.add(minute.start);
@@ -222,10 +221,10 @@ export class WorkerHistory {
     }
     const { data } = this.store;
     for (const [hour, starts] of hours) {
-      const key = keyOf(workerId, hour);
+      const key = workerHistoryKey(workerId, hour);
       const points = new Map((own(data.worker_hours, key)?.points ?? []).map((point) => [point.t, point]));
       for (const start of starts) {
-        const minuteKey = keyOf(workerId, start);
+        const minuteKey = workerHistoryKey(workerId, start);
         const minute = own(data.worker_minutes, minuteKey);
         if (minute && minute.samples.length > 0) points.set(start, minutePoint(start, minute.samples));
         this.store.change('worker_minutes', minuteKey);
@@ -248,7 +247,7 @@ export class WorkerHistory {
     let changed = false;
     for (const start of timeline.hours) {
       if (start + HOUR_MS > now - KEPT_MS) continue;
-      const key = keyOf(workerId, start);
+      const key = workerHistoryKey(workerId, start);
       this.store.change('worker_hours', key);
       delete this.store.data.worker_hours[key];
       timeline.hours.delete(start);

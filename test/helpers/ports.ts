@@ -29,23 +29,25 @@ export async function freePort(): Promise<number> {
 
 /** Below Linux's default ephemeral range (32768-60999): ports the kernel never hands to an outgoing connection. */
 const FIXED_RANGE = { from: 20_000, to: 32_700 };
-/** The first ports of what freeFixedPorts gave out (at most 3 each). */
-const chosen = new Set<number>();
+/** What freeFixedPorts gave out: [first, last] of each run of ports. */
+const chosen: [number, number][] = [];
 
 /**
- * A port p, with p + 1 ... p + count - 1, free now and outside the ephemeral range: for a server started later
- * on a port chosen ahead (a worker is told it first, a server started again on its old ports). A port of the
- * ephemeral range may meanwhile become the local port of any outgoing connection; these cannot.
+ * A port p, with p + 1 ... p + count - 1, free now and outside the ephemeral range, and none of them given out
+ * before: for a server started later on a port chosen ahead (a worker is told it first, a server started again
+ * on its old ports). A port of the ephemeral range may meanwhile become the local port of any outgoing
+ * connection; these cannot.
  */
 export async function freeFixedPorts(count = 1): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = FIXED_RANGE.from + Math.floor(Math.random() * (FIXED_RANGE.to - FIXED_RANGE.from - count));
+    const last = port + count - 1;
     // not one this process chose already for a server that has not bound it yet
-    if ([...chosen].some((taken) => Math.abs(taken - port) < 3)) continue;
+    if (chosen.some(([from, to]) => port <= to && last >= from)) continue;
     let free = true;
     for (let offset = 0; offset < count && free; offset++) free = (await tryListen(port + offset)) !== null;
     if (free) {
-      chosen.add(port);
+      chosen.push([port, last]);
       return port;
     }
   }

@@ -1,4 +1,3 @@
-import { workerHistoryKey } from '../schema.js';
 // Each collection's records as rows of its table (migrations/): the conversions at the store's boundary.
 import type {
   Collection,
@@ -14,6 +13,7 @@ import type {
   WorkerRecord,
   Workload,
 } from '../schema.js';
+import { workerHistoryKey } from '../schema.js';
 
 /** A record of a collection as one row of its table. */
 export interface TableCodec<R> {
@@ -377,16 +377,12 @@ const jobs: TableCodec<Job> = {
   },
 };
 
-/** The key schema.ts gives a worker's minute or hour. */
-const historyKey = (record: { worker_id: string; start: number }): string =>
-  workerHistoryKey(record.worker_id, record.start);
-
 const workerMinutes: TableCodec<WorkerMinute> = {
   table: 'worker_minutes',
   key: 'key',
   columns: ['key', 'worker_id', 'start', 'samples'],
   toRow: (minute) => ({
-    key: historyKey(minute),
+    key: workerHistoryKey(minute.worker_id, minute.start),
     worker_id: minute.worker_id,
     start: fromMs(minute.start),
     samples: minute.samples,
@@ -406,7 +402,7 @@ const workerHours: TableCodec<WorkerHour> = {
   key: 'key',
   columns: ['key', 'worker_id', 'start', 'points'],
   toRow: (hour) => ({
-    key: historyKey(hour),
+    key: workerHistoryKey(hour.worker_id, hour.start),
     worker_id: hour.worker_id,
     start: fromMs(hour.start),
     points: hour.points,
