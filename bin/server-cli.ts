@@ -17,7 +17,8 @@ import { dropForeignEnv } from '../common/cli-env.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 import { LOG_OPTIONS } from './log-options.js';
 import { parseSize } from '../common/units.js';
-import { parseDatastore, writeDurably, type ImageStoreConfig } from '../controller/index.js';
+import { parseDatastore, type ImageStoreConfig } from '../controller/index.js';
+import { writeDurably } from '../common/local-files.js';
 import { DEFAULT_API_PORT, DEFAULT_CONTROLLER_PORT } from '../common/protocol.js';
 import {
   DEFAULT_JOB_TIMEOUT_MS,
@@ -72,7 +73,7 @@ async function clusterSecret(
   if (kept) return { secret: kept, generated: false };
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(24).toString('base64url');
-  await writeDurably(clusterSecretPath(dataDir), secret);
+  await writeDurably(clusterSecretPath(dataDir), secret, { mode: 0o600 });
   return { secret, generated: true };
 }
 

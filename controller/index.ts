@@ -71,7 +71,6 @@ export { own } from './store/index.js';
 export {
   openLeadership,
   parseDatastore,
-  writeDurably,
   type DatastoreConfig,
   type Leadership,
 } from './store/index.js';

@@ -1,10 +1,9 @@
 // Where a job's bytes come from and where its result goes: through the API, by path in the server's images
 // folder (a worker that sees it), or straight to the object store with a presigned URL. A presigned URL is a
 // credential for its key: it never appears in an error message, nor in a log line.
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { readLocalFile, writeDurably } from '../common/local-files.js';
 import type { Assignment, JobTarget } from '../common/protocol.js';
 import type { ApiClient } from './api-client.js';
 import type { FilterResult } from './engines/index.js';
@@ -74,7 +73,7 @@ export async function readOriginal(
     const what = `read of image ${job.image_id} from the images folder`;
     const file = keyPath(folderFor(options, what), source.key);
     try {
-      return await readFile(file, { signal });
+      return await readLocalFile(file, signal);
     } catch (error) {
       if (signal.aborted) throw error;
       throw new Error(`${what} failed: ${messageOf(error)}`);
@@ -96,7 +95,7 @@ export async function storeResult(
 ): Promise<void> {
   if (target.via === 'path') {
     const what = `write of the result of job ${job.job_id} to the images folder`;
-    return writeDurably(keyPath(folderFor(options, what), target.key), result.data, signal, what);
+    return writeResultFile(keyPath(folderFor(options, what), target.key), result.data, signal, what);
   }
   const what = `upload of the result of job ${job.job_id} to the object store`;
   // exactly the headers that were signed with the URL (its Content-Type), and the length
@@ -115,37 +114,13 @@ function folderFor(options: TransferOptions, what: string): string {
   return options.imagesDir;
 }
 
-/**
- * Writes `data` at `file` so that it is there whole or not at all: a temporary file beside it (a dot name,
- * which no key has) is written and synced, renamed to `file`, and the folder is synced.
- */
-async function writeDurably(file: string, data: Buffer, signal: AbortSignal, what: string): Promise<void> {
-  const folder = path.dirname(file);
-  const temporary = path.join(folder, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+/** Puts the result at `file` in the images folder, whole or not at all (see writeDurably), durably. */
+async function writeResultFile(file: string, data: Buffer, signal: AbortSignal, what: string): Promise<void> {
   try {
-    const handle = await open(temporary, 'wx');
-    try {
-      await handle.writeFile(data, { signal });
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    signal.throwIfAborted();
-    await rename(temporary, file);
+    await writeDurably(file, data, { signal });
   } catch (error) {
-    await rm(temporary, { force: true }).catch(() => undefined);
     if (signal.aborted) throw error;
     throw new Error(`${what} failed: ${messageOf(error)}`);
-  }
-  try {
-    const handle = await open(folder, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    throw new Error(`${what} failed: syncing its folder: ${messageOf(error)}`);
   }
 }
 

@@ -1,25 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, fdatasync, openSync, rmSync, writeSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { readHead, syncFile, writeNewFile } from '../../common/local-files.js';
 import { STORE_ID_FILE } from '../../common/protocol.js';
 import { DirectorySyncs } from '../store/index.js';
 import { ImageStoreConfigError } from './errors.js';
 import type { ImageStore, IncomingContent, OpenedObject, PresignedUrl, StoredObject } from './types.js';
-
-function datasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-}
-
-async function syncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /**
  * The image files under <images dir>/<workload name>/, written durably: a file is synced before it
@@ -115,7 +103,7 @@ export class LocalImageStore implements ImageStore {
         await syncFile(content.path);
         await rename(content.path, target);
       } else {
-        await writeSynced(target, content.data);
+        await writeNewFile(target, content.data);
       }
       await this.directorySyncs.sync(path.dirname(target));
     } catch (error) {
@@ -193,21 +181,7 @@ export class LocalImageStore implements ImageStore {
   }
 
   async inspect(key: string, headBytes: number): Promise<StoredObject | null> {
-    let handle: Awaited<ReturnType<typeof open>>;
-    try {
-      handle = await open(this.localPath(key), 'r');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
-    }
-    try {
-      const { size } = await handle.stat();
-      const head = Buffer.alloc(Math.min(size, headBytes));
-      const { bytesRead } = await handle.read(head, 0, head.length, 0);
-      return { size, head: head.subarray(0, bytesRead) };
-    } finally {
-      await handle.close();
-    }
+    return readHead(this.localPath(key), headBytes);
   }
 
   presign(): Promise<PresignedUrl> {
@@ -224,15 +198,4 @@ export class LocalImageStore implements ImageStore {
 
 async function modifiedAt(file: string): Promise<number> {
   return (await stat(file).catch(() => ({ mtimeMs: 0 }))).mtimeMs;
-}
-
-async function writeSynced(target: string, data: Buffer): Promise<void> {
-  const fd = openSync(target, 'wx');
-  try {
-    let written = 0;
-    while (written < data.length) written += writeSync(fd, data, written, data.length - written);
-    await datasync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -1,39 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
-
-/** Makes a directory's entries durable: a file renamed into it survives a power loss once this resolves. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Replaces `file` with `contents` so that, whatever happens (a crash, a power loss, a full disk), the
- * file holds either the old contents or the new, whole: a temporary file beside it (mode 0600) is
- * written and synced, renamed over it, and the directory is synced.
- */
-export async function writeDurably(file: string, contents: string | Buffer): Promise<void> {
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temporary, 'wx', 0o600);
-    try {
-      await handle.writeFile(contents);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await syncDirectory(path.dirname(file));
-}
+import { syncDirectory } from '../../common/local-files.js';
 
 /**
  * Directory syncs, grouped: a sync asked for while another of the same directory runs waits for one

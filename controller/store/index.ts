@@ -3,7 +3,7 @@ export { openDatastore, openLeadership, parseDatastore, type DatastoreConfig } f
 export type { Leader, LeaderAddress, Leadership } from './postgres/leadership.js';
 export type { Store, StoreKind, StoreStats, RollbackListener, CommitOptions } from './tracked-store.js';
 export { own, workerHistoryKey } from './schema.js';
-export { DirectorySyncs, writeDurably } from './durable-file.js';
+export { DirectorySyncs } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';
 export { creationOrder, type WorkloadIndex } from './workload-index.js';
 export type {

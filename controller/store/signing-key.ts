@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeDurably } from './durable-file.js';
+import { writeDurably } from '../../common/local-files.js';
 
 /** Bytes of a new token signing key. */
 export const SIGNING_KEY_BYTES = 48;
@@ -29,6 +29,6 @@ export async function loadSigningKeyFile(dataDir: string): Promise<Buffer> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const hex = newSigningKeyHex();
   // durable before any token signed with it goes out: a key lost to a power loss voids them all
-  await writeDurably(file, hex);
+  await writeDurably(file, hex, { mode: 0o600 });
   return Buffer.from(hex, 'hex');
 }

@@ -3,7 +3,7 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Adapter } from 'lowdb';
-import { syncDirectory } from './durable-file.js';
+import { syncDirectory } from '../../common/local-files.js';
 import { isEntry } from './journal.js';
 import type { KeyIndex } from './key-index.js';
 import { COLLECTIONS, emptyData, type Data } from './schema.js';

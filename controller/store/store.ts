@@ -1,6 +1,6 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { Low } from 'lowdb';
-import { syncDirectory } from './durable-file.js';
+import { syncDirectory } from '../../common/local-files.js';
 import { JournalFile, journalLines, journalSegments, replayJournal, segmentPath, type Replay } from './journal.js';
 import { KeyIndex } from './key-index.js';
 import { loadSigningKeyFile } from './signing-key.js';
