@@ -56,12 +56,13 @@ export async function writeNewFile(file: string, data: string | Buffer, mode = 0
 /**
  * Puts `data` at `file` so that, whatever happens (a crash, a power loss, a full disk), the file is there
  * whole or as it was: a temporary file beside it (a dot name) is written and synced, renamed over it, and the
- * folder is synced. An abort before the rename leaves `file` as it was.
+ * folder is synced (unless `syncFolder` is false: then whoever takes the file makes its name durable). An abort
+ * before the rename leaves `file` as it was.
  */
 export async function writeDurably(
   file: string,
   data: string | Buffer,
-  options: { mode?: number; signal?: AbortSignal } = {},
+  options: { mode?: number; signal?: AbortSignal; syncFolder?: boolean } = {},
 ): Promise<void> {
   const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   await writeNewFile(temporary, data, options.mode);
@@ -72,7 +73,7 @@ export async function writeDurably(
     rmSync(temporary, { force: true });
     throw error;
   }
-  await syncDirectory(path.dirname(file));
+  if (options.syncFolder !== false) await syncDirectory(path.dirname(file));
 }
 
 /** The whole file: read synchronously up to SYNC_READ_BYTES, in the thread pool beyond. */

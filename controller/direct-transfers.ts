@@ -105,6 +105,8 @@ export class DirectTransfers {
     const { key, mime } = resultOf(found, leaseId);
     const object = await this.files.inspect(key, headBytes);
     if (!object) return this.reject(upload, workerId, 'the result was not found in the image store at its key');
+    // before the result's record can commit (a worker by path leaves its folder's sync to this, shared)
+    await this.files.settle(key);
     return { key, mime, object };
   }
 

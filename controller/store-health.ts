@@ -116,6 +116,7 @@ export function watchedStore(store: ImageStore, health: StoreHealth): ImageStore
     put: (content, key, mime) => watch(store.put(content, key, mime)),
     open: (key) => watch(store.open(key)),
     inspect: (key, headBytes) => watch(store.inspect(key, headBytes)),
+    settle: (key) => watch(store.settle(key)),
     remove: (key) => watch(store.remove(key)),
     makeFolder: (name) => watch(store.makeFolder(name)),
     removeFolder: (name) => watch(store.removeFolder(name)),

@@ -114,10 +114,13 @@ function folderFor(options: TransferOptions, what: string): string {
   return options.imagesDir;
 }
 
-/** Puts the result at `file` in the images folder, whole or not at all (see writeDurably), durably. */
+/**
+ * Puts the result at `file` in the images folder, whole or not at all, its data synced (see writeDurably). The
+ * server syncs the folder before it takes the result, one sync for every file that arrived meanwhile.
+ */
 async function writeResultFile(file: string, data: Buffer, signal: AbortSignal, what: string): Promise<void> {
   try {
-    await writeDurably(file, data, { signal });
+    await writeDurably(file, data, { signal, syncFolder: false });
   } catch (error) {
     if (signal.aborted) throw error;
     throw new Error(`${what} failed: ${messageOf(error)}`);

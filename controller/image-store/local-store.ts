@@ -184,6 +184,11 @@ export class LocalImageStore implements ImageStore {
     return readHead(this.localPath(key), headBytes);
   }
 
+  /** A file a worker wrote and synced by path, renamed into its folder: the folder's sync makes its name stay. */
+  settle(key: string): Promise<void> {
+    return this.directorySyncs.sync(path.dirname(this.localPath(key)));
+  }
+
   presign(): Promise<PresignedUrl> {
     return Promise.reject(new Error('a local images folder has no presigned URLs: its bytes go through the API'));
   }

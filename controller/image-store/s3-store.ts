@@ -317,6 +317,8 @@ export class S3ImageStore implements ImageStore {
   /** Nothing to remove: a folder is a key prefix, gone with its last object. */
   async removeFolderIfEmpty(_name: string): Promise<void> {}
 
+  async settle(_key: string): Promise<void> {}
+
   localPath(_key: string): null {
     return null;
   }

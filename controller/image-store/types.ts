@@ -59,6 +59,12 @@ export interface ImageStore {
   open(key: string): Promise<OpenedObject | null>;
   /** The object's size and first bytes, or null when there is none at `key`. */
   inspect(key: string, headBytes: number): Promise<StoredObject | null>;
+  /**
+   * Makes an object another process put at `key` (a worker, by path or presigned URL) as durable as `put` makes
+   * the store's own: a folder syncs the key's directory entry (syncs asked together shared); an object store has
+   * nothing to do, its answered PUT already is.
+   */
+  settle(key: string): Promise<void>;
   /** Removes the object (no error when there is none). */
   remove(key: string): Promise<void>;
 

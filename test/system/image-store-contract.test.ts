@@ -24,6 +24,8 @@ import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../hel
 interface Harness {
   store: ImageStore;
   keys(): Promise<string[]>;
+  /** Puts an object as a worker does, not through the store: by path, or by a presigned PUT. */
+  putFromOutside(key: string, data: Buffer): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -131,6 +133,16 @@ function imageStoreContract(name: string, makeHarness: () => Promise<Harness>): 
       await rm(path.dirname(outside), { recursive: true, force: true });
     });
 
+    it('settles an object a worker put itself, and leaves it as it was put', async () => {
+      await store.makeFolder('w1');
+      const data = randomBytes(7000);
+      await harness.putFromOutside('w1/result.png', data);
+      await Promise.all([store.settle('w1/result.png'), store.settle('w1/result.png')]);
+      const opened = await store.open('w1/result.png');
+      expect((await readAll(opened!.body)).equals(data)).to.equal(true);
+      expect(await harness.keys()).to.deep.equal(['w1/result.png']);
+    });
+
     it('a missing key is null for open and inspect', async () => {
       expect(await store.open('w1/none.png')).to.equal(null);
       expect(await store.inspect('w1/none.png', 32)).to.equal(null);
@@ -203,6 +215,7 @@ imageStoreContract('local folder', async () => {
   return {
     store: new LocalImageStore(imagesDir),
     keys: async () => (await filesUnder(imagesDir)).filter((key) => !key.startsWith('.incoming/')).sort(),
+    putFromOutside: (key, data) => writeFile(path.join(imagesDir, key), data),
     cleanup: () => rm(root, { recursive: true, force: true }),
   };
 });
@@ -245,6 +258,11 @@ describe('S3 image store', function () {
         (await server.objectKeys())
           .filter((key) => key.startsWith(`${prefix}/`))
           .map((key) => key.slice(prefix.length + 1)),
+      putFromOutside: async (key, data) => {
+        const put = await store.presign('PUT', key, 60, 'image/png');
+        const reply = await fetch(put.url, { method: 'PUT', headers: put.headers, body: data });
+        expect(reply.status).to.equal(200);
+      },
       cleanup: async () => store.destroy(),
     };
   });
