@@ -12,24 +12,32 @@ import { DIST_BIN, spawnNode, waitFor, type Spawned } from '../test/helpers/proc
 import { makeDirs, type TestDirs } from '../test/helpers/system.js';
 
 /**
- * The runs' directories, removed together at the end (removeRunDirs). On this machine's disk, the
- * kernel time of creating a file grows for minutes after many files were deleted (about 0.01 ms on a
- * quiet disk, up to 0.3 ms after tens of thousands of deletions): removing one round's images right
- * before the next round would charge that round's server for it.
+ * The runs' directories, removed together at the end (removeRunDirs), or kept with KEEP_DIRS=1 (for runs back
+ * to back). On this machine's disk (ext4 without a journal: /sys/fs/ext4/<disk>/journal_task is empty), a new
+ * file's inode is searched from the start of its block group, and every free inode deleted in the last 60 s
+ * (360 s while its inode table block is unwritten) is read and skipped (the kernel's `recently_deleted` in
+ * `find_inode_bit`): a creation costs about 0.01 ms on a quiet disk and up to 0.7 ms after thousands of
+ * deletions. Removing one round's images right before the next would charge that round for it.
  */
 const runDirs: TestDirs[] = [];
 
 export async function removeRunDirs(): Promise<void> {
-  await Promise.all(runDirs.splice(0).map((dirs) => dirs.remove()));
+  const dirs = runDirs.splice(0);
+  if (process.env.KEEP_DIRS === '1') {
+    console.log(`kept (KEEP_DIRS=1): ${dirs.map((dir) => dir.root).join(' ')}`);
+    return;
+  }
+  await Promise.all(dirs.map((dir) => dir.remove()));
 }
 
 const QUIET_CREATION_MICROS = 30;
-const QUIET_WAIT_MS = 120_000;
+/** The longest an inode stays "recently deleted" (see runDirs). */
+const QUIET_WAIT_MS = 360_000;
 
 /**
- * Waits (up to two minutes) until a file creation costs the kernel under 0.03 ms again, so a run is
- * not charged for deletions made before it (by an earlier benchmark, a test run, anything). Returns
- * the last cost measured.
+ * Waits (up to six minutes) until a file creation in `directory` costs the kernel under 0.03 ms again, so a
+ * run is not charged for deletions made before it (by an earlier benchmark, a test run, anything). Returns the
+ * last cost measured (in the run's own folder, beside the images folder).
  */
 async function quietDisk(directory: string): Promise<number> {
   const started = Date.now();
