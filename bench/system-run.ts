@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { multipartBody } from './multipart.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
+import { withServerNodeFlags } from '../bin/server-node-flags.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePort, freePortPair } from '../test/helpers/ports.js';
@@ -105,7 +106,8 @@ export interface SystemOptions {
 const BENCH_SECRET = 'bench-cluster-secret';
 
 /**
- * The server starts as `npm start` starts it: with the malloc tunables (its local workers get them from it).
+ * The server starts as `npm start` starts it: with the malloc tunables (its local workers get them from it) and
+ * its node flags (bin/server-node-flags.ts).
  * With options.workers, it starts no local workers, and that many `dpip-worker` processes are started beside
  * it, with the malloc tunables too (as `npm run worker` runs them).
  */
@@ -148,7 +150,8 @@ export async function startSystem(
       ...(options.serverArgs ?? []),
     ],
     { ...options.env, ...tunables },
-    nodeArgs,
+    // as `npm start` starts it; BENCH_SERVER_FLAGS=off: without them, for a comparison
+    process.env.BENCH_SERVER_FLAGS === 'off' ? nodeArgs : withServerNodeFlags(nodeArgs),
   );
   const spawned: Spawned[] = [];
   const stopAll = async (): Promise<void> => {

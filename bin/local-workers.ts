@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
 import { defaultMemoryBudget } from '../worker/index.js';
+import { withoutServerNodeFlags } from './server-node-flags.js';
 
 export interface LocalWorkerOptions {
   count: number;
@@ -72,8 +73,8 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
     // the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
     // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
-    // like fork(): the server's node flags (heap size, profiling) apply to its workers too
-    const child = spawn(process.execPath, [...process.execArgv, ...args], {
+    // like fork(): the server's node flags (profiling, a heap limit) apply to its workers too, but for its own
+    const child = spawn(process.execPath, [...withoutServerNodeFlags(process.execArgv), ...args], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: withMallocTunables({ ...env, DPIP_SECRET: options.secret }),
     });

@@ -1,10 +1,12 @@
 // `npm start` and `npm run worker`: runs the server or a worker with the malloc tunables in its
-// environment. glibc reads them only when a process starts, so they cannot be set from inside it.
+// environment, and the server with its node flags (bin/server-node-flags.ts). glibc reads the tunables and
+// V8 its heap's sizes only when a process starts, so neither can be set from inside it.
 // argv: dpip|dpip-worker, then that program's own arguments.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { withMallocTunables } from '../common/malloc-tunables.js';
+import { withServerNodeFlags } from './server-node-flags.js';
 
 const PROGRAMS = ['dpip', 'dpip-worker'];
 const [program, ...args] = process.argv.slice(2);
@@ -14,7 +16,8 @@ if (program === undefined || !PROGRAMS.includes(program)) {
 }
 const script = fileURLToPath(new URL(`./${program}.js`, import.meta.url));
 // the IPC channel tells the program when this process is gone, even when it was killed outright: it then stops too
-const child = spawn(process.execPath, [...process.execArgv, script, ...args], {
+const nodeFlags = program === 'dpip' ? withServerNodeFlags(process.execArgv) : process.execArgv;
+const child = spawn(process.execPath, [...nodeFlags, script, ...args], {
   stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
   env: withMallocTunables(process.env),
 });

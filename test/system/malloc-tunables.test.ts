@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { SERVER_NODE_FLAGS } from '../../bin/server-node-flags.js';
 import { hasMallocTunables, withMallocTunables } from '../../common/malloc-tunables.js';
 import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from '../helpers/processes.js';
 import {
@@ -29,6 +30,15 @@ function startedWithTunables(pid: number): string | undefined {
   const end = rest.findIndex((entry) => !entry.startsWith('glibc.'));
   const more = end < 0 ? rest : rest.slice(0, end);
   return [environ[first]!.slice('GLIBC_TUNABLES='.length), ...more].join(':');
+}
+
+/** The node flags a live process started with: its command line's arguments before the script. */
+function nodeFlagsOf(pid: number): string[] {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1);
+  return argv.slice(
+    0,
+    argv.findIndex((arg) => arg.endsWith('.js')),
+  );
 }
 
 describe('glibc malloc tunables', function () {
@@ -125,6 +135,9 @@ describe('glibc malloc tunables', function () {
     it('`npm start` runs the server with them, and a SIGTERM to it stops the server cleanly', async () => {
       const { launcher, serverPid, workerPid } = await launchServer();
       expect(hasMallocTunables({ GLIBC_TUNABLES: startedWithTunables(serverPid) })).to.equal(true);
+      // and the server with its node flags, its worker without them
+      expect(nodeFlagsOf(serverPid)).to.include.members([...SERVER_NODE_FLAGS]);
+      expect(nodeFlagsOf(workerPid)).not.to.include.members([...SERVER_NODE_FLAGS]);
 
       launcher.child.kill('SIGTERM');
       expect(await launcher.exited).to.deep.equal({ code: 0, signal: null });
