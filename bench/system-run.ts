@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { multipartBody } from './multipart.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
+import { sharedEngineThreads } from '../bin/local-workers.js';
 import { withServerNodeFlags } from '../bin/server-node-flags.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
@@ -164,6 +165,8 @@ export async function startSystem(
     for (let index = 1; own && index <= own.count; index++) {
       const args = ['--controller', `127.0.0.1:${controllerPort}`, '--worker-name', `bench-${index}`];
       args.push('--engine', engine, '--slots', String(own.slots ?? 1), '--log-level', 'warn');
+      // as the server's local workers: the cores shared among every job the workers run at once
+      args.push('--engine-threads', String(sharedEngineThreads(own.count, own.slots ?? 1)));
       if (own.byPath) args.push('--images-dir', dirs.imagesDir);
       const env = { ...options.env, ...tunables, DPIP_SECRET: BENCH_SECRET };
       spawned.push(spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, env, nodeArgs));

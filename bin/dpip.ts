@@ -4,7 +4,7 @@ import { createLogger, resolveLogFormat } from '../common/log.js';
 // the constant alone: worker/index.js would load the whole worker (systeminformation and all)
 import { DEFAULT_JOB_DEADLINE_MS } from '../worker/job-runner.js';
 import { DEFAULT_DATA_DIR } from './cluster-secret.js';
-import { startLocalWorkers } from './local-workers.js';
+import { sharedEngineThreads, startLocalWorkers } from './local-workers.js';
 import { whenParentGone } from './parent-gone.js';
 import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
 import { openListener, type HttpListener } from '../api/index.js';
@@ -67,6 +67,7 @@ const workers = startLocalWorkers(
     engine: config.engine,
     slots: config.workerSlots,
     prefetch: config.workerPrefetch,
+    engineThreads: sharedEngineThreads(config.localWorkers, config.workerSlots),
     // the workers give up on a job (and say why) before the controller takes it from them
     jobDeadlineMs: Math.min(DEFAULT_JOB_DEADLINE_MS, Math.floor(config.server.controller.jobTimeoutMs / 2)),
     imagesDir: config.server.controller.imagesDir,

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
@@ -15,6 +16,8 @@ export interface LocalWorkerOptions {
   slots: number | undefined;
   /** Each worker's --prefetch; absent: the worker's default. */
   prefetch?: number;
+  /** Each worker's --engine-threads. */
+  engineThreads: number;
   /** Each worker's --job-deadline. */
   jobDeadlineMs: number;
   /** The server's images folder: on the same machine, its workers read and write image bytes there by path. */
@@ -22,6 +25,15 @@ export interface LocalWorkerOptions {
   logLevel: string;
   /** The server's own log format, so that its workers' lines look like its own. */
   logFormat: 'json' | 'pretty';
+}
+
+/**
+ * The threads sharp may give one job in each of `count` local workers of `slots` slots: this machine's cores
+ * shared among every job they run at once (a worker alone would take them all for its own slots, and two of
+ * them on two cores ran four libvips threads, 4-5% more CPU per image than two).
+ */
+export function sharedEngineThreads(count: number, slots: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / Math.max(1, count * slots)));
 }
 
 export interface LocalWorkers {
@@ -68,6 +80,7 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
     ];
     if (options.slots) args.push('--slots', String(options.slots));
     if (options.prefetch !== undefined) args.push('--prefetch', String(options.prefetch));
+    args.push('--engine-threads', String(options.engineThreads));
     if (options.imagesDir) args.push('--images-dir', options.imagesDir);
     // the server's own DPIP_* settings are not the worker's; the secret travels in the environment, not on
     // the command line where `ps` shows it

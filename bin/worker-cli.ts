@@ -70,6 +70,12 @@ const WORKER_OPTIONS = {
     describe: 'jobs taken beyond --slots, waiting for a slot: the next job is at hand when one ends (0: none)',
   },
   engine: { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' },
+  'engine-threads': {
+    type: 'number',
+    describe:
+      "threads sharp may give one job (default: the CPU count shared among the slots); workers sharing a machine's " +
+      'cores each take their share',
+  },
   secret: {
     type: 'string',
     describe:
@@ -159,6 +165,9 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     throw new Error('--slots must be a whole number from 1 to 256');
   if (!Number.isInteger(args.prefetch) || args.prefetch < 0 || args.prefetch > 256)
     throw new Error('--prefetch must be a whole number from 0 to 256');
+  const engineThreads = args.engineThreads ?? null;
+  if (engineThreads !== null && (!Number.isInteger(engineThreads) || engineThreads < 1 || engineThreads > 256))
+    throw new Error('--engine-threads must be a whole number from 1 to 256');
   const jobDeadlineMs = durationFlag('job-deadline', args.jobDeadline, 100, 7 * 86_400_000);
   let maxMemoryBytes = defaultMemoryBudget();
   if (args.maxMemory !== undefined) {
@@ -183,6 +192,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     tags: tags.data,
     slots: args.slots,
     prefetch: args.prefetch,
+    engineThreads,
     engine: args.engine,
     secret,
     secretFile,

@@ -17,7 +17,7 @@ export interface WorkerAgent {
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger): Promise<WorkerAgent> {
-  const engine = await createEngine(config.engine, config.slots);
+  const engine = await createEngine(config.engine, config.slots, config.engineThreads ?? undefined);
   const monitor = new ResourceMonitor();
   await monitor.start(1000);
   // the servers that may lead are expected on one network: the route to the first one tells this worker's address

@@ -19,6 +19,8 @@ export interface WorkerConfig {
   slots: number;
   /** Assignments taken beyond the slots, waiting for one to free (--prefetch). */
   prefetch: number;
+  /** The threads sharp may give one job (--engine-threads); null: the cores shared among the slots. */
+  engineThreads: number | null;
   engine: EngineChoice;
   secret: string;
   /** The file the secret was read from (the server's data dir, on its machine); null when it was given. */

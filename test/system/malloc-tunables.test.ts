@@ -2,7 +2,9 @@
 // and `npm run worker` run really start with them (read back from /proc/<pid>/environ).
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { sharedEngineThreads } from '../../bin/local-workers.js';
 import { SERVER_NODE_FLAGS } from '../../bin/server-node-flags.js';
 import { hasMallocTunables, withMallocTunables } from '../../common/malloc-tunables.js';
 import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from '../helpers/processes.js';
@@ -130,6 +132,12 @@ describe('glibc malloc tunables', function () {
         return pids.length === 2 ? pids : null;
       });
       for (const pid of workers) expect(hasMallocTunables({ GLIBC_TUNABLES: startedWithTunables(pid) })).to.equal(true);
+      // each takes its share of the cores for a job's threads: two workers of cores/2 slots, 1 thread a job
+      const slots = Math.max(1, Math.floor(availableParallelism() / 2));
+      for (const pid of workers) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        expect(argv[argv.indexOf('--engine-threads') + 1]).to.equal(String(sharedEngineThreads(2, slots)));
+      }
     });
 
     it('`npm start` runs the server with them, and a SIGTERM to it stops the server cleanly', async () => {

@@ -1,10 +1,11 @@
 // The sharp engine runs chains: course filters byte for byte as before chains, every operation and
 // output format, sizes as the contract gives them, and a chain that cannot apply refused before decoding.
+import { availableParallelism } from 'node:os';
 import { expect } from 'chai';
 import sharp from 'sharp';
 import { FILTER_NAMES, type FilterName } from '../../common/filters/index.js';
 import { chainGeometry, OPERATION_SPECS, OUTPUT_FORMATS } from '../../common/operations/index.js';
-import { createSharpEngine } from '../../worker/engines/sharp-engine.js';
+import { createSharpEngine, defaultThreadsPerJob } from '../../worker/engines/sharp-engine.js';
 import { ChainError, UndecodableImageError, type FilterEngine } from '../../worker/engines/index.js';
 import {
   chain,
@@ -34,6 +35,21 @@ async function courseBeforeChains(filter: FilterName, input: Buffer): Promise<Bu
   const encoder = sniffMime(input) === 'image/png' ? filtered.png() : filtered.jpeg({ quality: 90 });
   return encoder.toBuffer();
 }
+
+describe('the sharp engine: threads per job', () => {
+  it('gives libvips the threads asked for per job, else the cores shared among the jobs run at once', async () => {
+    const before = sharp.concurrency();
+    try {
+      await (await createSharpEngine(1, 3)).close();
+      expect(sharp.concurrency()).to.equal(3);
+      await (await createSharpEngine(2)).close();
+      expect(sharp.concurrency()).to.equal(defaultThreadsPerJob(2));
+      expect(defaultThreadsPerJob(1)).to.equal(availableParallelism());
+    } finally {
+      sharp.concurrency(before);
+    }
+  });
+});
 
 describe('sharp engine: chains', function () {
   this.timeout(60_000);

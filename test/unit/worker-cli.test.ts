@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os';
 import { expect } from 'chai';
+import { sharedEngineThreads } from '../../bin/local-workers.js';
 import { MAX_CONTROLLERS, parseControllers, parseWorkerArgs } from '../../bin/worker-cli.js';
 import { parseServerArgs } from '../../bin/server-cli.js';
 
@@ -111,5 +113,37 @@ describe('the worker flag --prefetch and the server flag --worker-prefetch', () 
     expect((await parse('--worker-prefetch', '0')).workerPrefetch).to.equal(0);
     const error = await parse('--worker-prefetch', '300').catch((caught: unknown) => caught);
     expect(String(error)).to.match(/--worker-prefetch/);
+  });
+});
+
+describe("the worker flag --engine-threads and the local workers' share of the cores", () => {
+  const threadsOf = (args: string[], env: NodeJS.ProcessEnv = {}): number | null =>
+    parseWorkerArgs(['--worker-name', 'w', '--secret', 's', ...args], env).engineThreads;
+
+  it('is unset unless given (the cores shared among the slots); DPIP_ENGINE_THREADS sets it', () => {
+    expect(threadsOf([])).to.equal(null);
+    expect(threadsOf(['--engine-threads', '1'])).to.equal(1);
+    process.env.DPIP_ENGINE_THREADS = '3';
+    try {
+      expect(threadsOf([], process.env)).to.equal(3);
+    } finally {
+      delete process.env.DPIP_ENGINE_THREADS;
+    }
+  });
+
+  for (const value of ['0', '257', '1.5', 'many']) {
+    it(`refuses --engine-threads ${value}`, () => {
+      expect(() => threadsOf(['--engine-threads', value])).to.throw(
+        /--engine-threads must be a whole number from 1 to 256/,
+      );
+    });
+  }
+
+  it("gives each local worker's job the machine's cores shared among every job they run at once, at least 1", () => {
+    const cores = availableParallelism();
+    expect(sharedEngineThreads(1, 1)).to.equal(cores);
+    expect(sharedEngineThreads(2, 1)).to.equal(Math.max(1, Math.floor(cores / 2)));
+    expect(sharedEngineThreads(cores, 2)).to.equal(1);
+    expect(sharedEngineThreads(64, 256)).to.equal(1);
   });
 });

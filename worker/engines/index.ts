@@ -15,11 +15,19 @@ export type {
 } from './types.js';
 export { ChainError, UndecodableImageError } from './errors.js';
 
-/** 'auto' prefers sharp and falls back to jimp when sharp cannot be loaded. */
-export async function createEngine(choice: EngineChoice, concurrency: number): Promise<FilterEngine> {
+/**
+ * 'auto' prefers sharp and falls back to jimp when sharp cannot be loaded. `concurrency`: the jobs run at once;
+ * `threadsPerJob`: the threads sharp's libvips may give one job (default: the cores shared among those jobs);
+ * jimp runs each job on one thread of its own.
+ */
+export async function createEngine(
+  choice: EngineChoice,
+  concurrency: number,
+  threadsPerJob?: number,
+): Promise<FilterEngine> {
   if (choice === 'jimp') return createJimpEngine(concurrency);
   try {
-    return await createSharpEngine(concurrency);
+    return await createSharpEngine(concurrency, threadsPerJob);
   } catch (err) {
     if (choice === 'auto') return createJimpEngine(concurrency);
     const reason = err instanceof Error ? err.message : String(err);

@@ -174,13 +174,17 @@ function encode(pipeline: Sharp, format: OutputFormat, quality: number): Sharp {
   }
 }
 
+/** The threads libvips gives one job when nothing says otherwise: the cores shared among the jobs run at once. */
+export function defaultThreadsPerJob(concurrency: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / Math.max(1, concurrency)));
+}
+
 /** Throws if the 'sharp' module cannot be loaded. */
-export async function createSharpEngine(concurrency: number): Promise<FilterEngine> {
+export async function createSharpEngine(concurrency: number, threadsPerJob?: number): Promise<FilterEngine> {
   const sharp = (await import('sharp')).default;
 
-  // sharp runs each job on a libuv thread and libvips splits it over sharp.concurrency()
-  // threads; share the cores among the jobs that run at the same time.
-  sharp.concurrency(Math.max(1, Math.floor(availableParallelism() / Math.max(1, concurrency))));
+  // sharp runs each job on a libuv thread and libvips splits it over sharp.concurrency() threads
+  sharp.concurrency(threadsPerJob ?? defaultThreadsPerJob(concurrency));
 
   /** Returns why the input cannot be decoded, or undefined if it can. */
   async function decodeError(input: Buffer, maxPixels: number | undefined): Promise<string | undefined> {
