@@ -30,7 +30,7 @@ export interface LocalWorkerOptions {
 /**
  * The threads sharp may give one job in each of `count` local workers of `slots` slots: this machine's cores
  * shared among every job they run at once (a worker alone would take them all for its own slots, and two of
- * them on two cores ran four libvips threads, 4-5% more CPU per image than two).
+ * them on two cores ran four libvips threads: about 4% more CPU per image than with two).
  */
 export function sharedEngineThreads(count: number, slots: number): number {
   return Math.max(1, Math.floor(availableParallelism() / Math.max(1, count * slots)));
@@ -86,7 +86,8 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
     // the command line where `ps` shows it
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
     // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
-    // like fork(): the server's node flags (profiling, a heap limit) apply to its workers too, but for its own
+    // like fork(): the server's node flags (profiling, a heap limit) apply to its workers too, but for those it
+    // runs with for its own sake (bin/server-node-flags.ts)
     const child = spawn(process.execPath, [...withoutServerNodeFlags(process.execArgv), ...args], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: withMallocTunables({ ...env, DPIP_SECRET: options.secret }),
