@@ -17,6 +17,12 @@ export function withServerNodeFlags(execArgv: readonly string[]): string[] {
   return [...execArgv, ...SERVER_NODE_FLAGS.filter((flag) => !given.has(flagName(flag)))];
 }
 
+/** The server's flags that neither its node flags nor NODE_OPTIONS set (a value of the user's counts as set). */
+export function missingServerNodeFlags(execArgv: readonly string[], nodeOptions = ''): string[] {
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/).filter(Boolean)].map(flagName));
+  return SERVER_NODE_FLAGS.filter((flag) => !given.has(flagName(flag)));
+}
+
 /** `execArgv` without the server's own flags, for the workers it starts. */
 export function withoutServerNodeFlags(execArgv: readonly string[]): string[] {
   const own = new Set(SERVER_NODE_FLAGS);

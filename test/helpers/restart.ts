@@ -33,6 +33,8 @@ export interface ServerOptions {
    * (dirs.dataDir) and the server keeps its own secret there.
    */
   ownSecret?: boolean;
+  /** --log-level; warn unless given. */
+  logLevel?: 'warn' | 'info' | 'debug';
 }
 
 export interface RunningServer {
@@ -65,7 +67,7 @@ export async function spawnServerOn(
     '--users',
     'alice:alice-pw,bob:bob-pass',
     '--log-level',
-    'warn',
+    options.logLevel ?? 'warn',
     ...(options.args ?? []),
   ];
   const server = options.ownSecret

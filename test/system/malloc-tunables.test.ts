@@ -87,7 +87,9 @@ describe('glibc malloc tunables', function () {
     });
 
     /** Starts `npm start`'s launcher with a server and one local worker; resolves once both run. */
-    async function launchServer(): Promise<{ launcher: Spawned; serverPid: number; workerPid: number }> {
+    async function launchServer(
+      logLevel = 'warn',
+    ): Promise<{ launcher: Spawned; serverPid: number; workerPid: number }> {
       const ports = await pickServerPorts();
       const launcher = spawnNode(LAUNCHER, [
         'dpip',
@@ -106,7 +108,7 @@ describe('glibc malloc tunables', function () {
         '--secret',
         TEST_SECRET,
         '--log-level',
-        'warn',
+        logLevel,
       ]);
       await waitFor(
         'the server to listen',
@@ -151,6 +153,19 @@ describe('glibc malloc tunables', function () {
       expect(await launcher.exited).to.deep.equal({ code: 0, signal: null });
       expect(isAlive(serverPid), 'the server is gone').to.equal(false);
       expect(isAlive(workerPid), 'its worker is gone').to.equal(false);
+    });
+
+    it('a server started without its node flags says how to get them; `npm start` gives them', async () => {
+      const direct = await spawnServerOn(dirs, await pickServerPorts(), { logLevel: 'info' });
+      const hint = (output: string) => logLines(output).find((line) => /without its node flags/.test(line.msg ?? ''));
+      const said = await waitFor('the hint', async () => hint(direct.process.output()) ?? null);
+      expect(said.missing).to.deep.equal([...SERVER_NODE_FLAGS]);
+      expect(said.msg).to.include(`node ${SERVER_NODE_FLAGS.join(' ')} dist/bin/dpip.js`);
+      await direct.process.kill('SIGTERM');
+
+      const { launcher } = await launchServer('info');
+      expect(logLines(launcher.output()).some((line) => /listening/.test(line.msg ?? ''))).to.equal(true);
+      expect(hint(launcher.output())).to.equal(undefined);
     });
 
     it('a launcher killed outright leaves no orphans: the server and its worker stop', async () => {

@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { SERVER_NODE_FLAGS, withoutServerNodeFlags, withServerNodeFlags } from '../../bin/server-node-flags.js';
+import {
+  missingServerNodeFlags,
+  SERVER_NODE_FLAGS,
+  withoutServerNodeFlags,
+  withServerNodeFlags,
+} from '../../bin/server-node-flags.js';
 
 describe("the server's node flags", () => {
   it('are added to the flags a launcher was given', () => {
@@ -17,5 +22,14 @@ describe("the server's node flags", () => {
       '--cpu-prof',
       '--trace-gc',
     ]);
+  });
+});
+
+describe("the server's node flags it was started without", () => {
+  it('are all of them for a bare start, none when given in the node flags or NODE_OPTIONS', () => {
+    expect(missingServerNodeFlags([])).to.deep.equal([...SERVER_NODE_FLAGS]);
+    expect(missingServerNodeFlags([...SERVER_NODE_FLAGS])).to.deep.equal([]);
+    expect(missingServerNodeFlags([], '--max-http-header-size=8192  --initial-old-space-size=64')).to.deep.equal([]);
+    expect(missingServerNodeFlags(['--initial_old_space_size=300'], '')).to.deep.equal([]);
   });
 });
