@@ -1,6 +1,7 @@
-import { closeSync, fstatSync, openSync, read as readCallback, readSync } from 'node:fs';
+import { closeSync, fstatSync, read as readCallback, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { ServerResponse } from 'node:http';
+import { openIfThere } from '../common/local-files.js';
 import type { OpenedObject } from '../controller/index.js';
 
 const read = promisify(readCallback);
@@ -36,13 +37,8 @@ function write(res: ServerResponse, chunk: Buffer): Promise<boolean> {
  * whole, old or new, never one with the other's length.
  */
 export async function sendFile(res: ServerResponse, file: string, headers: Record<string, string>): Promise<boolean> {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
+  const fd = openIfThere(file);
+  if (fd === null) return false;
   let buffer: Buffer | undefined;
   try {
     const { size } = fstatSync(fd);

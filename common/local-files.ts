@@ -94,18 +94,23 @@ export async function readLocalFile(file: string, signal?: AbortSignal): Promise
  * The size is that of the file opened, so a file replaced meanwhile is described whole, old or new.
  */
 export function readHead(file: string, headBytes: number): { size: number; head: Buffer } | null {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const fd = openIfThere(file);
+  if (fd === null) return null;
   try {
     const { size } = fstatSync(fd);
     return { size, head: readAll(fd, Math.min(size, headBytes)) };
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The file opened for reading, or null when there is no such file. */
+export function openIfThere(file: string): number | null {
+  try {
+    return openSync(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
   }
 }
 

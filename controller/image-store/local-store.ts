@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -101,7 +101,7 @@ export class LocalImageStore implements ImageStore {
     try {
       if (content.kind === 'staged') {
         await syncFile(content.path);
-        await rename(content.path, target);
+        renameSync(content.path, target);
       } else {
         await writeNewFile(target, content.data);
       }

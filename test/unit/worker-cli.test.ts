@@ -9,6 +9,16 @@ function controllersOf(value: string, env: NodeJS.ProcessEnv = {}): { host: stri
   return parseWorkerArgs([...args, '--worker-name', 'w', '--secret', 's'], env).controllers;
 }
 
+/** What `read` gives with `name` set in the process environment (yargs reads DPIP_* from there, as the commands do). */
+function withEnv<T>(name: string, value: string, read: () => T): T {
+  process.env[name] = value;
+  try {
+    return read();
+  } finally {
+    delete process.env[name];
+  }
+}
+
 function refusal(value: string): string {
   try {
     parseControllers(value);
@@ -92,13 +102,7 @@ describe('the worker flag --prefetch and the server flag --worker-prefetch', () 
   it('is 1 unless given; 0 takes jobs only into free slots; DPIP_PREFETCH sets it', () => {
     expect(prefetchOf([])).to.equal(1);
     expect(prefetchOf(['--prefetch', '0'])).to.equal(0);
-    // yargs reads DPIP_* from the process environment, as the dpip-worker command does
-    process.env.DPIP_PREFETCH = '4';
-    try {
-      expect(prefetchOf([], process.env)).to.equal(4);
-    } finally {
-      delete process.env.DPIP_PREFETCH;
-    }
+    expect(withEnv('DPIP_PREFETCH', '4', () => prefetchOf([], process.env))).to.equal(4);
   });
 
   for (const value of ['-1', '257', '1.5', 'many']) {
@@ -123,12 +127,7 @@ describe("the worker flag --engine-threads and the local workers' share of the c
   it('is unset unless given (the cores shared among the slots); DPIP_ENGINE_THREADS sets it', () => {
     expect(threadsOf([])).to.equal(null);
     expect(threadsOf(['--engine-threads', '1'])).to.equal(1);
-    process.env.DPIP_ENGINE_THREADS = '3';
-    try {
-      expect(threadsOf([], process.env)).to.equal(3);
-    } finally {
-      delete process.env.DPIP_ENGINE_THREADS;
-    }
+    expect(withEnv('DPIP_ENGINE_THREADS', '3', () => threadsOf([], process.env))).to.equal(3);
   });
 
   for (const value of ['0', '257', '1.5', 'many']) {
