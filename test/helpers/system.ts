@@ -71,9 +71,22 @@ export async function startTestServer(
   dirs: TestDirs,
   overrides: Partial<ServerConfig['controller']> = {},
 ): Promise<{ server: Server; config: ServerConfig; url: string }> {
-  const config = await testServerConfig(dirs, overrides);
-  const server = await startServer(config, createLogger('test-server', 'silent'));
-  return { server, config, url: `http://127.0.0.1:${server.api.port}` };
+  const portsGiven = overrides.port !== undefined || overrides.apiPort !== undefined;
+  for (let attempt = 1; ; attempt++) {
+    const config = await testServerConfig(dirs, overrides);
+    try {
+      const server = await startServer(config, createLogger('test-server', 'silent'));
+      return { server, config, url: `http://127.0.0.1:${server.api.port}` };
+    } catch (error) {
+      // the ports were free when chosen; another process may have taken one before the server bound it
+      if (portsGiven || attempt === 5 || !portTaken(error)) throw error;
+    }
+  }
+}
+
+/** A bind refused because the port is in use: node's EADDRINUSE, or nanomsg's message. */
+function portTaken(error: unknown): boolean {
+  return /EADDRINUSE|Address already in use/.test(String(error));
 }
 
 export interface WorkerOptions {
