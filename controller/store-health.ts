@@ -123,6 +123,6 @@ export function watchedStore(store: ImageStore, health: StoreHealth): ImageStore
     removeFolderIfEmpty: (name) => watch(store.removeFolderIfEmpty(name)),
     localPath: (key) => store.localPath(key),
     folderId: () => store.folderId(),
-    presign: (method, key, expiresInSeconds, mime) => store.presign(method, key, expiresInSeconds, mime),
+    presign: (method, key, expiresInSeconds, mime, bytes) => store.presign(method, key, expiresInSeconds, mime, bytes),
   };
 }

@@ -47,8 +47,12 @@ export class UploadSlots {
     return this.files.presigns;
   }
 
-  /** A new slot for one original of `mime` in the workload, and the PUT that fills it. */
-  async create(workload: Workload, mime: UploadSlot['mime']): Promise<{ slot: UploadSlot; put: PresignedUrl }> {
+  /** A new slot for one original of `mime` and of `bytes` bytes in the workload, and the PUT that fills it. */
+  async create(
+    workload: Workload,
+    mime: UploadSlot['mime'],
+    bytes: number,
+  ): Promise<{ slot: UploadSlot; put: PresignedUrl }> {
     if (!this.offered)
       throw new AppError(
         'conflict',
@@ -67,9 +71,11 @@ export class UploadSlots {
       workload_id: workload.id,
       key: originalKey(workload, id, mime),
       mime,
+      bytes,
       expires_at: Date.now() + this.slotMs,
     };
-    const put = await this.files.presign('PUT', slot.key, Math.floor(this.slotMs / 1000), mime);
+    // bound to the declared length: the store refuses any other body, so a slot cannot fill the bucket
+    const put = await this.files.presign('PUT', slot.key, Math.floor(this.slotMs / 1000), mime, bytes);
     this.store.change('upload_slots', id);
     this.store.data.upload_slots[id] = slot;
     this.count(slot.owner, 1);

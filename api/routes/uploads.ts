@@ -23,8 +23,9 @@ export function uploadRoutes(controller: Controller, config: ApiConfig): Router 
     const type = bodyField(req.body, 'content_type');
     const mime = typeof type === 'string' && Object.hasOwn(SLOT_TYPES, type) ? SLOT_TYPES[type]! : undefined;
     if (!mime) throw new AppError('unsupported_media_type', '"content_type" must be "image/png" or "image/jpeg"');
-    const declared = bodyField(req.body, 'bytes');
-    const bytes = typeof declared === 'number' && Number.isSafeInteger(declared) && declared > 0 ? declared : 1;
+    const bytes = bodyField(req.body, 'bytes');
+    if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1)
+      throw new AppError('bad_request', '"bytes" must be the size of the file, a whole number of bytes (1 or more)');
     if (bytes > config.maxUploadBytes)
       throw new AppError('too_large', `the file is larger than the limit of ${config.maxUploadBytes} bytes`);
     const workload = findWorkload(controller.store, owner, workloadId);
@@ -32,11 +33,11 @@ export function uploadRoutes(controller: Controller, config: ApiConfig): Router 
       throw new AppError('conflict', `workload "${workload.name}" was cancelled: it takes no more images`);
     controller.images.checkRoom(0);
     controller.images.checkQuota(owner, bytes);
-    const { slot, put } = await controller.uploads.create(workload, mime);
+    const { slot, put } = await controller.uploads.create(workload, mime, bytes);
     res.status(201).json({
       image_id: slot.id,
       workload_id: workload.id,
-      upload: { method: put.method, url: put.url, headers: put.headers },
+      upload: { method: put.method, url: put.url, headers: put.headers, bytes },
       expires_at: new Date(slot.expires_at).toISOString(),
       confirm: `/uploads/${slot.id}/confirm`,
       max_bytes: config.maxUploadBytes,
@@ -62,6 +63,12 @@ export function uploadRoutes(controller: Controller, config: ApiConfig): Router 
     try {
       if (object.size > config.maxUploadBytes)
         throw new AppError('too_large', `the file is larger than the limit of ${config.maxUploadBytes} bytes`);
+      // a store that checks signatures refuses such a PUT already; this holds for one that does not
+      if (slot.bytes !== undefined && object.size !== slot.bytes)
+        throw new AppError(
+          'unprocessable',
+          `the object is ${object.size} bytes, the slot was opened for ${slot.bytes}`,
+        );
       const readHead = (bytes: number) => controller.imageStore.inspect(slot.key, bytes);
       original = await inspectStoredImage(readHead, slot.key, object, config.maxPixels, 'original');
       if (original.mime !== slot.mime)

@@ -31,6 +31,11 @@ function canonical(url: string): string {
   return `${parsed.origin}${parsed.pathname}?${query.join('&')}`;
 }
 
+/** What a presigned PUT signs besides the host: its type, and its length when it is bound to one. */
+function signedPutHeaders(bytes: number | undefined): Set<string> {
+  return new Set(bytes === undefined ? ['content-type'] : ['content-type', 'content-length']);
+}
+
 export interface PresignRequest {
   method: 'GET' | 'PUT';
   /** The object's whole key in the bucket (its prefix included). */
@@ -38,6 +43,8 @@ export interface PresignRequest {
   expiresIn: number;
   /** A PUT's content type: a signed header, so the upload must carry exactly this type. */
   mime?: string;
+  /** A PUT's length: a signed Content-Length, so the upload must be exactly this many bytes. */
+  bytes?: number;
   signingDate: Date;
 }
 
@@ -86,22 +93,23 @@ export class ObjectPresigner {
     return this.base;
   }
 
-  private signBySdk({ method, key, expiresIn, mime, signingDate }: PresignRequest): Promise<string> {
+  private signBySdk({ method, key, expiresIn, mime, bytes, signingDate }: PresignRequest): Promise<string> {
     if (method === 'GET') {
       return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
         expiresIn,
         signingDate,
       });
     }
-    return getSignedUrl(this.client, new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: mime }), {
-      expiresIn,
-      signingDate,
-      signableHeaders: new Set(['content-type']),
-    });
+    const put = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: mime, ContentLength: bytes });
+    return getSignedUrl(this.client, put, { expiresIn, signingDate, signableHeaders: signedPutHeaders(bytes) });
   }
 
-  private async sign(base: ObjectBase, { method, key, expiresIn, mime, signingDate }: PresignRequest): Promise<string> {
+  private async sign(
+    base: ObjectBase,
+    { method, key, expiresIn, mime, bytes, signingDate }: PresignRequest,
+  ): Promise<string> {
     const headers: Record<string, string> = mime === undefined ? {} : { 'content-type': mime };
+    if (bytes !== undefined) headers['content-length'] = String(bytes);
     const request: RequestToSign = {
       method,
       protocol: base.protocol,
@@ -114,7 +122,7 @@ export class ObjectPresigner {
     const signed = await this.signer.presign(request, {
       expiresIn,
       signingDate,
-      ...(mime === undefined ? {} : { signableHeaders: new Set(['content-type']) }),
+      ...(mime === undefined ? {} : { signableHeaders: signedPutHeaders(bytes) }),
     });
     let query = '';
     for (const [name, value] of Object.entries(signed.query ?? {})) {
@@ -129,6 +137,7 @@ export class ObjectPresigner {
   private async resolveBase(signingDate: Date): Promise<ObjectBase | null> {
     const get: PresignRequest = { method: 'GET', key: CHECK_KEY, expiresIn: 60, signingDate };
     const put: PresignRequest = { ...get, method: 'PUT', mime: 'image/png' };
+    const boundPut: PresignRequest = { ...put, bytes: 1234 };
     const bySdk = await this.signBySdk(get);
     const url = new URL(bySdk);
     const tail = escapeKey(CHECK_KEY);
@@ -139,7 +148,7 @@ export class ObjectPresigner {
       port: url.port === '' ? undefined : Number(url.port),
       path: url.pathname.slice(0, url.pathname.length - tail.length),
     };
-    for (const request of [get, put]) {
+    for (const request of [get, put, boundPut]) {
       const [sdk, direct] = await Promise.all([this.signBySdk(request), this.sign(base, request)]);
       if (canonical(sdk) !== canonical(direct)) return null;
     }

@@ -330,12 +330,21 @@ export class S3ImageStore implements ImageStore {
 
   /**
    * A URL good for one GET, or for one PUT of `mime` (a signed header: the upload must carry exactly that
-   * Content-Type), of this key, for `expiresInSeconds` (1 s to 7 days, S3's limit). `expiresAt` is when
-   * S3 stops taking it: counted from the signing time in whole seconds, as S3 counts it.
+   * Content-Type) and, given `bytes`, of exactly that many bytes (a signed Content-Length: S3 refuses any other
+   * body), of this key, for `expiresInSeconds` (1 s to 7 days, S3's limit). `expiresAt` is when S3 stops taking
+   * it: counted from the signing time in whole seconds, as S3 counts it.
    */
-  async presign(method: 'GET' | 'PUT', key: string, expiresInSeconds: number, mime?: string): Promise<PresignedUrl> {
+  async presign(
+    method: 'GET' | 'PUT',
+    key: string,
+    expiresInSeconds: number,
+    mime?: string,
+    bytes?: number,
+  ): Promise<PresignedUrl> {
     if (method === 'PUT' && !mime) throw new Error('a presigned PUT needs the Content-Type it will carry');
     if (!Number.isFinite(expiresInSeconds)) throw new Error(`a presigned URL cannot expire in ${expiresInSeconds} s`);
+    if (bytes !== undefined && (method !== 'PUT' || !Number.isSafeInteger(bytes) || bytes < 0))
+      throw new Error(`only a presigned PUT is bound to a length, a whole number of bytes (not ${bytes})`);
     const expiresIn = Math.min(MAX_PRESIGN_SECONDS, Math.max(1, Math.floor(expiresInSeconds)));
     const signedAt = Math.floor(Date.now() / 1000) * 1000;
     const put = method === 'PUT' ? mime : undefined;
@@ -345,6 +354,7 @@ export class S3ImageStore implements ImageStore {
         key: this.objectKey(key),
         expiresIn,
         mime: put,
+        ...(bytes === undefined ? {} : { bytes }),
         signingDate: new Date(signedAt),
       }),
     );

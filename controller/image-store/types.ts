@@ -83,8 +83,15 @@ export interface ImageStore {
    */
   folderId(): Promise<string | null>;
   /**
-   * A presigned GET (download) or PUT (upload of `mime`) for this one key, good for `expiresInSeconds`.
-   * Only where `presigns`; throws otherwise.
+   * A presigned GET (download) or PUT (upload of `mime`) for this one key, good for `expiresInSeconds`. A PUT given
+   * `bytes` takes a body of exactly that length and no other (its Content-Length is signed). Only where `presigns`;
+   * throws otherwise.
    */
-  presign(method: 'GET' | 'PUT', key: string, expiresInSeconds: number, mime?: string): Promise<PresignedUrl>;
+  presign(
+    method: 'GET' | 'PUT',
+    key: string,
+    expiresInSeconds: number,
+    mime?: string,
+    bytes?: number,
+  ): Promise<PresignedUrl>;
 }

@@ -160,6 +160,8 @@ export interface UploadSlotRecord {
   workload_id: string;
   key: string;
   mime: 'image/png' | 'image/jpeg';
+  /** The length the client declared: its PUT takes exactly this many bytes. Absent in slots from before it was kept. */
+  bytes?: number;
   expires_at: number; // epoch ms
 }
 

@@ -343,6 +343,28 @@ describe('S3 image store', function () {
       expect(read.headers.get('content-type')).to.equal('image/webp');
     });
 
+    it('a PUT bound to a length signs it: plain fetch of exactly that body works', async () => {
+      const { store } = makeStore();
+      const data = randomBytes(3000);
+      const signed = await store.presign('PUT', 'w1/bound.png', 60, 'image/png', data.length);
+      // the client's own Content-Length is what is checked against the signed one: not one of the headers to copy
+      expect(signed.headers).to.deep.equal({ 'content-type': 'image/png' });
+      const url = new URL(signed.url);
+      expect(url.searchParams.get('X-Amz-SignedHeaders')?.split(';')).to.include.members([
+        'content-length',
+        'content-type',
+      ]);
+      const response = await fetch(signed.url, { method: 'PUT', headers: signed.headers, body: data });
+      expect(response.status).to.equal(200);
+      expect((await store.inspect('w1/bound.png', 0))?.size).to.equal(data.length);
+      await rejection(store.presign('GET', 'w1/bound.png', 60, undefined, 10)).then((error) =>
+        expect(String(error)).to.match(/only a presigned PUT is bound to a length/),
+      );
+      await rejection(store.presign('PUT', 'w1/bound.png', 60, 'image/png', 1.5)).then((error) =>
+        expect(String(error)).to.match(/a whole number of bytes/),
+      );
+    });
+
     it('expiry is kept between 1 s and 7 days', async () => {
       const { store } = makeStore();
       const long = new URL((await store.presign('GET', 'w1/x.png', 30 * 86_400)).url);
@@ -376,6 +398,14 @@ describe('S3 image store', function () {
           { expiresIn: 60, signingDate, signableHeaders: new Set(['content-type']) },
         );
         expect(canonical(put)).to.deep.equal(canonical(sdkPut));
+        const bound = { method: 'PUT', key, expiresIn: 60, mime: 'image/png', bytes: 48_213, signingDate } as const;
+        const sdkBound = await getSignedUrl(
+          client,
+          new PutObjectCommand({ Bucket: server.bucket, Key: key, ContentType: 'image/png', ContentLength: 48_213 }),
+          { expiresIn: 60, signingDate, signableHeaders: new Set(['content-type', 'content-length']) },
+        );
+        expect(canonical(await presigner.presign(bound))).to.deep.equal(canonical(sdkBound));
+        expect(canonical(await presigner.presign(bound))).to.not.deep.equal(canonical(sdkPut));
       }
     }
 

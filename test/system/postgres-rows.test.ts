@@ -262,6 +262,7 @@ function records(): Data {
       workload_id: 'wl-1',
       key: 'photos/slot-1.jpg',
       mime: 'image/jpeg',
+      bytes: 48_213,
       expires_at: at(15 * MINUTE + 7),
     },
     'slot-2': {

@@ -20,7 +20,7 @@ const MAX_PIXELS = 10_000;
 interface Slot {
   image_id: string;
   workload_id: string;
-  upload: { method: string; url: string; headers: Record<string, string> };
+  upload: { method: string; url: string; headers: Record<string, string>; bytes: number };
   expires_at: string;
   confirm: string;
   max_bytes: number;
@@ -43,9 +43,18 @@ async function call(
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-/** A slot for one original of the workload (201 expected). */
-async function openSlot(client: TestClient, workloadId: string, contentType = 'image/png'): Promise<Slot> {
-  const answer = await call(client, 'POST', '/uploads', { workload_id: workloadId, content_type: contentType });
+/** A slot for one original of the workload, of the length of `data` (201 expected). */
+async function openSlot(
+  client: TestClient,
+  workloadId: string,
+  data: Buffer,
+  contentType = 'image/png',
+): Promise<Slot> {
+  const answer = await call(client, 'POST', '/uploads', {
+    workload_id: workloadId,
+    content_type: contentType,
+    bytes: data.length,
+  });
   expect(answer.status, JSON.stringify(answer.body)).to.equal(201);
   return answer.body as unknown as Slot;
 }
@@ -129,31 +138,37 @@ describe('upload slots, with object storage', function () {
   it('gives a presigned PUT for the key of the original: its scope, read from the URL', async () => {
     const workload = await alice.createWorkload();
     const before = Date.now();
-    const slot = await openSlot(alice, workload.workload_id);
+    const slot = await openSlot(alice, workload.workload_id, png);
     expect(slot.image_id).to.match(/^[0-9a-f-]{36}$/);
     expect(slot.workload_id).to.equal(workload.workload_id);
     expect(slot.confirm).to.equal(`/uploads/${slot.image_id}/confirm`);
     expect(slot.max_bytes).to.equal(5 * 1024 * 1024);
     expect(slot.upload.method).to.equal('PUT');
     expect(slot.upload.headers).to.deep.equal({ 'content-type': 'image/png' });
+    expect(slot.upload.bytes).to.equal(png.length);
     const expires = Date.parse(slot.expires_at) - before;
     expect(expires).to.be.within(15 * 60_000 - 5000, 15 * 60_000 + 5000);
     const signed = new URL(slot.upload.url);
     expect(signed.origin).to.equal(s3.endpoint);
     expect(keyOf(slot)).to.equal(`${PREFIX}/${workload.workload_name}/${slot.image_id}.png`);
     expect(signed.searchParams.get('X-Amz-Expires')).to.equal('900');
-    expect(signed.searchParams.get('X-Amz-SignedHeaders')!.split(';')).to.include('content-type');
+    // the type and the length are signed: a store that checks signatures takes no other body
+    expect(signed.searchParams.get('X-Amz-SignedHeaders')!.split(';')).to.include.members([
+      'content-type',
+      'content-length',
+      'host',
+    ]);
     expect(signed.searchParams.get('x-id')).to.equal('PutObject');
     expect(signed.searchParams.get('X-Amz-Algorithm')).to.equal('AWS4-HMAC-SHA256');
     // a JPEG slot is for a .jpg key
-    const jpeg = await openSlot(alice, workload.workload_id, 'image/jpeg');
+    const jpeg = await openSlot(alice, workload.workload_id, png, 'image/jpeg');
     expect(keyOf(jpeg)).to.equal(`${PREFIX}/${workload.workload_name}/${jpeg.image_id}.jpg`);
     expect(jpeg.upload.headers).to.deep.equal({ 'content-type': 'image/jpeg' });
   });
 
   it('slot, PUT, confirm: the original is listed, and a real worker completes its job', async () => {
     const workload = await alice.createWorkload({ filter: 'grayscale' });
-    const slot = await openSlot(alice, workload.workload_id);
+    const slot = await openSlot(alice, workload.workload_id, png);
     expect(await put(slot, png)).to.equal(200);
     const confirmed = await confirm(alice, slot);
     expect(confirmed.status, JSON.stringify(confirmed.body)).to.equal(201);
@@ -180,13 +195,13 @@ describe('upload slots, with object storage', function () {
 
   it('a JPEG whose frame header lies behind 60 KiB of metadata is read far enough to be checked', async () => {
     const workload = await alice.createWorkload();
-    const slot = await openSlot(alice, workload.workload_id, 'image/jpeg');
     const jpeg = await makeTestImage(80, 60, 'image/jpeg', 4);
     // an APP1 segment of 60 KiB right after the start of image: the frame header comes after it
     const segment = Buffer.alloc(4 + 60 * 1024, 0x20);
     segment.writeUInt16BE(0xffe1, 0);
     segment.writeUInt16BE(segment.length - 2, 2);
     const padded = Buffer.concat([jpeg.subarray(0, 2), segment, jpeg.subarray(2)]);
+    const slot = await openSlot(alice, workload.workload_id, padded, 'image/jpeg');
     expect(await put(slot, padded)).to.equal(200);
     const confirmed = await confirm(alice, slot);
     expect(confirmed.status, JSON.stringify(confirmed.body)).to.equal(201);
@@ -199,7 +214,7 @@ describe('upload slots, with object storage', function () {
 
   it('a confirm before the PUT is 409 and keeps the slot open: a later PUT and confirm work', async () => {
     const workload = await alice.createWorkload();
-    const slot = await openSlot(alice, workload.workload_id);
+    const slot = await openSlot(alice, workload.workload_id, png);
     const early = await confirm(alice, slot);
     expect(early.status).to.equal(409);
     expect(messageOf(early.body)).to.match(/nothing was put at this slot yet/);
@@ -211,8 +226,9 @@ describe('upload slots, with object storage', function () {
 
   it('a JPEG put in a PNG slot is 415, and its object is removed', async () => {
     const workload = await alice.createWorkload();
-    const slot = await openSlot(alice, workload.workload_id);
-    expect(await put(slot, await makeTestImage(80, 60, 'image/jpeg', 3))).to.equal(200);
+    const jpeg = await makeTestImage(80, 60, 'image/jpeg', 3);
+    const slot = await openSlot(alice, workload.workload_id, jpeg);
+    expect(await put(slot, jpeg)).to.equal(200);
     expect(await inBucket(slot)).to.equal(true);
     const refused = await confirm(alice, slot);
     expect(refused.status).to.equal(415);
@@ -225,10 +241,9 @@ describe('upload slots, with object storage', function () {
 
   it('a file that is not an image is 415, and its object is removed', async () => {
     const workload = await alice.createWorkload();
-    const slot = await openSlot(alice, workload.workload_id);
-    expect(await put(slot, Buffer.from('this is not an image, only some text that says so\n'.repeat(10)))).to.equal(
-      200,
-    );
+    const text = Buffer.from('this is not an image, only some text that says so\n'.repeat(10));
+    const slot = await openSlot(alice, workload.workload_id, text);
+    expect(await put(slot, text)).to.equal(200);
     expect(await inBucket(slot)).to.equal(true);
     const refused = await confirm(alice, slot);
     expect(refused.status).to.equal(415);
@@ -239,8 +254,9 @@ describe('upload slots, with object storage', function () {
 
   it('an image over --max-pixels is 422, and its object is removed', async () => {
     const workload = await alice.createWorkload();
-    const slot = await openSlot(alice, workload.workload_id);
-    expect(await put(slot, await makeTestImage(120, 100, 'image/png', 5))).to.equal(200);
+    const large = await makeTestImage(120, 100, 'image/png', 5);
+    const slot = await openSlot(alice, workload.workload_id, large);
+    expect(await put(slot, large)).to.equal(200);
     expect(await inBucket(slot)).to.equal(true);
     const refused = await confirm(alice, slot);
     expect(refused.status).to.equal(422);
@@ -251,7 +267,7 @@ describe('upload slots, with object storage', function () {
 
   it("someone else's slot is 404 to them, and stays the owner's", async () => {
     const workload = await alice.createWorkload();
-    const slot = await openSlot(alice, workload.workload_id);
+    const slot = await openSlot(alice, workload.workload_id, png);
     expect(await put(slot, png)).to.equal(200);
     const stranger = await confirm(bob, slot);
     expect(stranger.status).to.equal(404);
@@ -260,6 +276,7 @@ describe('upload slots, with object storage', function () {
     const foreign = await call(bob, 'POST', '/uploads', {
       workload_id: workload.workload_id,
       content_type: 'image/png',
+      bytes: png.length,
     });
     expect(foreign.status).to.equal(404);
     expect((await confirm(alice, slot)).status).to.equal(201);
@@ -267,7 +284,7 @@ describe('upload slots, with object storage', function () {
 
   it('a second confirm of the same slot is 404: one slot, one original', async () => {
     const workload = await alice.createWorkload();
-    const slot = await openSlot(alice, workload.workload_id);
+    const slot = await openSlot(alice, workload.workload_id, png);
     expect(await put(slot, png)).to.equal(200);
     expect((await confirm(alice, slot)).status).to.equal(201);
     const again = await confirm(alice, slot);
@@ -290,8 +307,43 @@ describe('upload slots, with object storage', function () {
       bytes: 5 * 1024 * 1024 + 1,
     });
     expect(large.status).to.equal(413);
-    const unknown = await call(alice, 'POST', '/uploads', { workload_id: 'nope', content_type: 'image/png' });
+    const unknown = await call(alice, 'POST', '/uploads', {
+      workload_id: 'nope',
+      content_type: 'image/png',
+      bytes: png.length,
+    });
     expect(unknown.status).to.equal(404);
+  });
+
+  it('refuses a slot without the length of its file (400), and nothing is opened', async () => {
+    const workload = await alice.createWorkload();
+    const open = (): number => Object.keys(server.controller.store.data.upload_slots).length;
+    const before = open();
+    for (const bytes of [undefined, 0, -5, 1.5, '100', null]) {
+      const refused = await call(alice, 'POST', '/uploads', {
+        workload_id: workload.workload_id,
+        content_type: 'image/png',
+        ...(bytes === undefined ? {} : { bytes }),
+      });
+      expect(refused.status, String(bytes)).to.equal(400);
+      expect(messageOf(refused.body)).to.equal(
+        '"bytes" must be the size of the file, a whole number of bytes (1 or more)',
+      );
+    }
+    expect(open()).to.equal(before);
+  });
+
+  it('an object of another length than the slot was opened for is 422 at the confirm, and it is removed', async () => {
+    // this test store takes any body; one that checks signatures refuses such a PUT itself (the length is signed)
+    const workload = await alice.createWorkload();
+    const slot = await openSlot(alice, workload.workload_id, png.subarray(0, 100));
+    expect(await put(slot, png)).to.equal(200);
+    const refused = await confirm(alice, slot);
+    expect(refused.status).to.equal(422);
+    expect(messageOf(refused.body)).to.equal(`the object is ${png.length} bytes, the slot was opened for 100`);
+    await removed(slot);
+    expect((await alice.workload(workload.workload_id)).total_images).to.equal(0);
+    expect((await confirm(alice, slot)).status).to.equal(404);
   });
 
   describe('slots that expire (a short-lived UploadSlots in place of the server one)', () => {
@@ -323,7 +375,7 @@ describe('upload slots, with object storage', function () {
     it('a confirm after the slot expired is 410, and what was put is removed', async () => {
       shortSlots(1500, false);
       const workload = await alice.createWorkload();
-      const slot = await openSlot(alice, workload.workload_id);
+      const slot = await openSlot(alice, workload.workload_id, png);
       expect(Date.parse(slot.expires_at) - Date.now()).to.be.at.most(1500);
       expect(await put(slot, png)).to.equal(200);
       expect(await inBucket(slot)).to.equal(true);
@@ -340,7 +392,7 @@ describe('upload slots, with object storage', function () {
     it('a slot never confirmed is swept once it expires: its object goes', async () => {
       shortSlots(1000, true);
       const workload = await alice.createWorkload();
-      const slot = await openSlot(alice, workload.workload_id);
+      const slot = await openSlot(alice, workload.workload_id, png);
       expect(await put(slot, png)).to.equal(200);
       expect(await inBucket(slot)).to.equal(true);
       await removed(slot);
@@ -376,6 +428,7 @@ describe('upload slots, with a local images folder', function () {
     const refused = await call(alice, 'POST', '/uploads', {
       workload_id: workload.workload_id,
       content_type: 'image/png',
+      bytes: 100,
     });
     expect(refused.status).to.equal(409);
     expect(messageOf(refused.body)).to.match(/upload through POST \/images \(upload slots need object storage\)/);

@@ -92,6 +92,10 @@ class RowReader {
     return Number.isFinite(number) ? number : this.fail(column, 'a number');
   }
 
+  numberOrNull(column: string): number | null {
+    return this.isNull(column) ? null : this.number(column);
+  }
+
   /** A timestamptz: a Date (or its text, when no type parser made it one). */
   private date(column: string): Date {
     const value = this.present(column, 'a time');
@@ -473,7 +477,7 @@ const workerActivity: TableCodec<WorkerActivity> = {
 const uploadSlots: TableCodec<UploadSlotRecord> = {
   table: 'upload_slots',
   key: 'id',
-  columns: ['id', 'owner', 'workload_id', 'key', 'mime', 'expires_at'],
+  columns: ['id', 'owner', 'workload_id', 'key', 'mime', 'expires_at', 'bytes'],
   toRow: (slot) => ({
     id: slot.id,
     owner: slot.owner,
@@ -481,6 +485,7 @@ const uploadSlots: TableCodec<UploadSlotRecord> = {
     key: slot.key,
     mime: slot.mime,
     expires_at: fromMs(slot.expires_at),
+    bytes: slot.bytes ?? null,
   }),
   fromRow(row) {
     const read = new RowReader('upload_slots', row);
@@ -490,6 +495,7 @@ const uploadSlots: TableCodec<UploadSlotRecord> = {
       workload_id: read.text('workload_id'),
       key: read.text('key'),
       mime: read.oneOf('mime', ['image/png', 'image/jpeg'] as const),
+      ...optional('bytes', read.numberOrNull('bytes')),
       expires_at: read.ms('expires_at'),
     };
   },
