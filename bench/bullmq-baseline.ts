@@ -7,7 +7,8 @@
 //   trivial    the processor returns at once;
 //   grayscale  the processor runs DPIP's own sharp engine (worker/engines) on a 64x64 PNG the worker holds
 //              in memory: the same tiny work as bench/tiny.ts, with no bytes moved (the job's data is a number).
-// argv: jobs (default 2000); env ROUNDS (default 3). Completed jobs stay in Redis (BullMQ's default), as
+// argv: jobs (default 2000); env ROUNDS (default 3), WARMUP (rounds first, not counted, default 1), all on the same
+// two running workers per kind of work. Completed jobs stay in Redis (BullMQ's default), as
 // DPIP keeps its job records; nothing is durable (Redis keeps no file), where DPIP syncs every record.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -120,52 +121,70 @@ function startWorker(port: number, queueName: string, work: Work): Spawned {
   return spawnNode(SELF, ['worker', String(port), queueName, work]);
 }
 
-async function round(redis: Redis, count: number, work: Work, index: number): Promise<Round> {
-  const connection = { host: '127.0.0.1', port: redis.port };
-  const name = `bench-${work}-${index}`;
+/** The queue of one kind of work, and the two worker processes that take its jobs. */
+interface Bench {
+  queue: Queue;
+  /** Redis's, then the workers'. */
+  pids: number[];
+  close(): Promise<void>;
+}
+
+async function startBench(redis: Redis, work: Work): Promise<Bench> {
+  const name = `bench-${work}`;
   const workers = [startWorker(redis.port, name, work), startWorker(redis.port, name, work)];
-  const queue = new Queue(name, { connection });
-  try {
-    await waitFor('two BullMQ workers', async () => workers.every((worker) => worker.output().includes('ready')));
-    const pids = [redis.pid, ...workers.map((worker) => worker.child.pid!)];
-    const before = await Promise.all(pids.map(cpuMs));
-    const producerBefore = process.cpuUsage();
-    const started = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: IN_FLIGHT }, async () => {
-        while (next < count) {
-          const at = next++;
-          await queue.add('tiny', { index: at });
-        }
-      }),
-    );
-    const added = performance.now();
-    for (;;) {
-      const [completed, failed] = await Promise.all([queue.getCompletedCount(), queue.getFailedCount()]);
-      if (failed > 0) throw new Error(`${failed} BullMQ jobs failed`);
-      if (completed >= count) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const finished = performance.now();
-    const producerCpu = process.cpuUsage(producerBefore);
-    const spent = (await Promise.all(pids.map(cpuMs))).map((after, at) => (after - before[at]!) / count);
-    return {
-      jobsPerSecond: count / ((finished - started) / 1000),
-      addsPerSecond: count / ((added - started) / 1000),
-      redis: spent[0]!,
-      workers: spent.slice(1),
-      producer: (producerCpu.user + producerCpu.system) / 1000 / count,
-    };
-  } finally {
+  const queue = new Queue(name, { connection: { host: '127.0.0.1', port: redis.port } });
+  const close = async (): Promise<void> => {
     await queue.close();
     await Promise.all(workers.map((worker) => worker.kill('SIGTERM')));
+  };
+  try {
+    await waitFor('two BullMQ workers', async () => workers.every((worker) => worker.output().includes('ready')));
+  } catch (error) {
+    await close();
+    throw error;
   }
+  return { queue, pids: [redis.pid, ...workers.map((worker) => worker.child.pid!)], close };
+}
+
+/** `count` more jobs through the bench's running workers, until each is completed. */
+async function round({ queue, pids }: Bench, count: number): Promise<Round> {
+  const completedBefore = await queue.getCompletedCount();
+  const before = await Promise.all(pids.map(cpuMs));
+  const producerBefore = process.cpuUsage();
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < count) {
+        const at = next++;
+        await queue.add('tiny', { index: at });
+      }
+    }),
+  );
+  const added = performance.now();
+  for (;;) {
+    const [completed, failed] = await Promise.all([queue.getCompletedCount(), queue.getFailedCount()]);
+    if (failed > 0) throw new Error(`${failed} BullMQ jobs failed`);
+    if (completed - completedBefore >= count) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const finished = performance.now();
+  const producerCpu = process.cpuUsage(producerBefore);
+  const spent = (await Promise.all(pids.map(cpuMs))).map((after, at) => (after - before[at]!) / count);
+  return {
+    jobsPerSecond: count / ((finished - started) / 1000),
+    addsPerSecond: count / ((added - started) / 1000),
+    redis: spent[0]!,
+    workers: spent.slice(1),
+    producer: (producerCpu.user + producerCpu.system) / 1000 / count,
+  };
 }
 
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 2000);
   const rounds = Number(process.env.ROUNDS ?? 3);
+  // as bench/tiny.ts: rounds on running workers, after warm-up rounds not counted
+  const warmups = Number(process.env.WARMUP ?? 1);
   const works = (process.env.WORK ?? 'trivial,grayscale').split(',') as Work[];
   for (const work of works)
     if (work !== 'trivial' && work !== 'grayscale') throw new Error(`WORK: trivial or grayscale, not ${work}`);
@@ -173,22 +192,28 @@ async function main(): Promise<void> {
   try {
     console.log(
       `BullMQ baseline: ${count} jobs, two worker processes (concurrency 1 each), ${IN_FLIGHT} adds in flight; ` +
-        `${rounds} rounds per kind of work`,
+        `${rounds} rounds per kind of work on the same running workers, after ${warmups} not counted`,
     );
     const ms = (value: number): string => value.toFixed(2);
     for (const work of works) {
       const rates: number[] = [];
-      for (let index = 1; index <= rounds; index++) {
-        const load = loadavg()[0]!.toFixed(2);
-        const row = await round(redis, count, work, index);
-        rates.push(row.jobsPerSecond);
-        console.log(
-          `  ${work.padEnd(9)} round ${index} (load average ${load} before it): ` +
-            `${row.jobsPerSecond.toFixed(0)} jobs/s end to end (adds alone ${row.addsPerSecond.toFixed(0)}/s); ` +
-            `CPU ms per job: redis ${ms(row.redis)}, ` +
-            `workers ${ms(row.workers.reduce((sum, value) => sum + value, 0))} (${row.workers.map(ms).join(' + ')}), ` +
-            `this producer ${ms(row.producer)}`,
-        );
+      const bench = await startBench(redis, work);
+      try {
+        for (let index = 1 - warmups; index <= rounds; index++) {
+          const load = loadavg()[0]!.toFixed(2);
+          const row = await round(bench, count);
+          if (index >= 1) rates.push(row.jobsPerSecond);
+          const name = index >= 1 ? `round ${index}` : `warm-up ${index + warmups}`;
+          console.log(
+            `  ${work.padEnd(9)} ${name} (load average ${load} before it): ` +
+              `${row.jobsPerSecond.toFixed(0)} jobs/s end to end (adds alone ${row.addsPerSecond.toFixed(0)}/s); ` +
+              `CPU ms per job: redis ${ms(row.redis)}, ` +
+              `workers ${ms(row.workers.reduce((sum, value) => sum + value, 0))} ` +
+              `(${row.workers.map(ms).join(' + ')}), this producer ${ms(row.producer)}`,
+          );
+        }
+      } finally {
+        await bench.close();
       }
       rates.sort((a, b) => a - b);
       console.log(

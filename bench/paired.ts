@@ -2,9 +2,11 @@
 // machine's speed may drift by a third within minutes (a shared virtual machine); a ratio taken against one
 // bare run minutes away measures the drift as much as the system. Pairing each system run with the bare runs
 // just before and after it moves both sides of its ratio alike; the median of the ratios is the figure. The
-// system's first rounds after its start (WARMUP, 1 by default) are not counted: a server and its workers run for
-// days, and their first images pay for compiling and first allocations; each bare run is a fresh process, its
-// start-up included, as it always was.
+// system's first rounds after its start (WARMUP, 4 by default) are not counted: a server and its workers run for
+// days, and their first images pay for compiling and first allocations. The server's JIT is the long part: V8
+// optimizes a function once it has run often enough, and the server runs much JavaScript a few times per image,
+// so its optimizing compiler took 14-18% of the server's CPU for its first 600-800 images and 4-10% after
+// (BENCHMARKS.md, section 1c). Each bare run is a fresh process, its start-up included, as it always was.
 
 /** A run's images per second, and the CPU its processes spent per image (ms). */
 export interface Rate {
@@ -28,7 +30,7 @@ export function median(values: readonly number[]): number {
 }
 
 /** System rounds run first and not counted. */
-export const WARMUP_ROUNDS = Number(process.env.WARMUP ?? 1);
+export const WARMUP_ROUNDS = Number(process.env.WARMUP ?? 4);
 
 /**
  * `warmups` system runs not counted (`counted` false), then `rounds` system runs each between two bare runs

@@ -2,16 +2,27 @@
 // (one slot each by default) that read originals and write results in the server's images folder. Nearly all
 // the cost is the system's own. Prints, per round, jobs/s end to end (first upload to last result) and the CPU
 // per job of the server (with its kernel share), of the workers and of this client. argv: jobs (default 2000);
-// env ROUNDS (default 3), UPLOADS (uploads in flight, default 8), SLOTS (each worker's --slots, default 1).
+// env ROUNDS (default 3), UPLOADS (uploads in flight, default 8), SLOTS (each worker's --slots, default 1),
+// WARMUP (rounds run first on the same system and not counted, default 1: a server and its workers run for days,
+// and their JIT compiles for the first several hundred jobs; bench/paired.ts).
 // Compare with `npm run bench:bullmq` (the same count of jobs through BullMQ and Redis on this machine).
 import { loadavg } from 'node:os';
 import { makeTestImage } from '../test/helpers/images.js';
-import { cpuMs, cpuSplitMs, removeRunDirs, startSystem, uploadAll, waitDone } from './system-run.js';
+import {
+  cpuMs,
+  cpuSplitMs,
+  removeRunDirs,
+  startSystem,
+  uploadAll,
+  waitDone,
+  type RunningSystem,
+} from './system-run.js';
 
 const COUNT = Number(process.argv[2] ?? 2000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const UPLOADS = Number(process.env.UPLOADS ?? 8);
 const SLOTS = Number(process.env.SLOTS ?? 1);
+const WARMUP = Number(process.env.WARMUP ?? 1);
 /** What the issue measured for BullMQ and Redis (two workers, trivial jobs): jobs/s. */
 const BULLMQ_RANGE = [580, 900] as const;
 
@@ -30,34 +41,29 @@ interface Round {
   fileCreationMicros: number;
 }
 
-async function round(): Promise<Round> {
-  const system = await startSystem('sharp', 0, { workers: { count: 2, byPath: true, slots: SLOTS } });
-  try {
-    const { client } = system;
-    const workload = await client.createWorkload({ filter: 'grayscale' });
-    const serverBefore = await cpuSplitMs(system.serverPid);
-    const workersBefore = await Promise.all(system.workerPids.map(cpuMs));
-    const clientBefore = process.cpuUsage();
-    const started = performance.now();
-    await uploadAll(client, workload.workload_id, images, 'image/png', UPLOADS, 'raw');
-    const uploaded = performance.now();
-    const finished = await waitDone(client, workload.workload_id, COUNT);
-    const clientCpu = process.cpuUsage(clientBefore);
-    const serverAfter = await cpuSplitMs(system.serverPid);
-    const workersAfter = await Promise.all(system.workerPids.map(cpuMs));
-    const kernel = serverAfter.kernel - serverBefore.kernel;
-    return {
-      jobsPerSecond: COUNT / ((finished - started) / 1000),
-      uploadsPerSecond: COUNT / ((uploaded - started) / 1000),
-      server: (serverAfter.user - serverBefore.user + kernel) / COUNT,
-      serverKernel: kernel / COUNT,
-      workers: workersAfter.map((after, index) => (after - workersBefore[index]!) / COUNT),
-      client: (clientCpu.user + clientCpu.system) / 1000 / COUNT,
-      fileCreationMicros: system.fileCreationMicros,
-    };
-  } finally {
-    await system.stop();
-  }
+async function round(system: RunningSystem): Promise<Round> {
+  const { client } = system;
+  const workload = await client.createWorkload({ filter: 'grayscale' });
+  const serverBefore = await cpuSplitMs(system.serverPid);
+  const workersBefore = await Promise.all(system.workerPids.map(cpuMs));
+  const clientBefore = process.cpuUsage();
+  const started = performance.now();
+  await uploadAll(client, workload.workload_id, images, 'image/png', UPLOADS, 'raw');
+  const uploaded = performance.now();
+  const finished = await waitDone(client, workload.workload_id, COUNT);
+  const clientCpu = process.cpuUsage(clientBefore);
+  const serverAfter = await cpuSplitMs(system.serverPid);
+  const workersAfter = await Promise.all(system.workerPids.map(cpuMs));
+  const kernel = serverAfter.kernel - serverBefore.kernel;
+  return {
+    jobsPerSecond: COUNT / ((finished - started) / 1000),
+    uploadsPerSecond: COUNT / ((uploaded - started) / 1000),
+    server: (serverAfter.user - serverBefore.user + kernel) / COUNT,
+    serverKernel: kernel / COUNT,
+    workers: workersAfter.map((after, index) => (after - workersBefore[index]!) / COUNT),
+    client: (clientCpu.user + clientCpu.system) / 1000 / COUNT,
+    fileCreationMicros: system.fileCreationMicros,
+  };
 }
 
 const ms = (value: number): string => value.toFixed(2);
@@ -72,13 +78,21 @@ function describe(row: Round): string {
 
 console.log(
   `tiny jobs by path: ${COUNT} 64x64 PNGs, grayscale, sharp, two dpip-worker processes with --images-dir ` +
-    `(${SLOTS} slot${SLOTS === 1 ? '' : 's'} each), ${UPLOADS} uploads in flight as whole bodies; ${ROUNDS} rounds`,
+    `(${SLOTS} slot${SLOTS === 1 ? '' : 's'} each), ${UPLOADS} uploads in flight as whole bodies; ${ROUNDS} rounds ` +
+    `on one running system, after ${WARMUP} not counted`,
 );
 const rounds: Round[] = [];
-for (let index = 1; index <= ROUNDS; index++) {
-  const load = loadavg()[0]!.toFixed(2);
-  rounds.push(await round());
-  console.log(`  round ${index} (load average ${load} before it): ${describe(rounds.at(-1)!)}`);
+const system = await startSystem('sharp', 0, { workers: { count: 2, byPath: true, slots: SLOTS } });
+try {
+  for (let index = 1 - WARMUP; index <= ROUNDS; index++) {
+    const load = loadavg()[0]!.toFixed(2);
+    const row = await round(system);
+    if (index >= 1) rounds.push(row);
+    const name = index >= 1 ? `round ${index}` : `warm-up ${index + WARMUP}`;
+    console.log(`  ${name} (load average ${load} before it): ${describe(row)}`);
+  }
+} finally {
+  await system.stop();
 }
 await removeRunDirs();
 const rates = rounds.map((row) => row.jobsPerSecond).sort((a, b) => a - b);
