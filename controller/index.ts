@@ -69,8 +69,10 @@ export { listWorkloadImages, filteredImages, type ImageView } from './image-view
 export type { Job, JobState, Workload, ImageRecord, WorkerRecord } from './store/index.js';
 export { own } from './store/index.js';
 export {
+  importLowdbIntoPostgres,
   openLeadership,
   parseDatastore,
   type DatastoreConfig,
+  type ImportedCounts,
   type Leadership,
 } from './store/index.js';

@@ -1,5 +1,6 @@
 export { openStore, type StoreOptions } from './store.js';
 export { openDatastore, openLeadership, parseDatastore, type DatastoreConfig } from './open-datastore.js';
+export { importLowdbIntoPostgres, type ImportedCounts } from './import-datastore.js';
 export type { Leader, LeaderAddress, Leadership } from './postgres/leadership.js';
 export type { Store, StoreKind, StoreStats, RollbackListener, CommitOptions } from './tracked-store.js';
 export { own, workerHistoryKey } from './schema.js';

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import type { Spawned } from './processes.js';
+import { makeDirs, type TestDirs } from './system.js';
 import { freePort } from './ports.js';
 
 const run = promisify(execFile);
@@ -232,4 +234,50 @@ function readLog(log: string): string {
   } catch {
     return '';
   }
+}
+
+/** What a suite of whole servers on a PostgreSQL of its own has in each test. */
+export interface PostgresSuite {
+  readonly postgres: TestPostgres;
+  /** Fresh folders for each test. */
+  readonly dirs: TestDirs;
+  /** Processes a test started: killed after it, whether it passed or not. */
+  readonly started: Spawned[];
+}
+
+/**
+ * Registers the hooks of such a suite (call it inside `describe`): one PostgreSQL for the suite (the suite is
+ * skipped when it cannot be had), fresh folders for each test, and the test's processes killed after it.
+ */
+export function postgresSuite(): PostgresSuite {
+  let postgres: TestPostgres | null = null;
+  let dirs: TestDirs | null = null;
+  const started: Spawned[] = [];
+  before(async function () {
+    skipWithoutPostgres(this);
+    postgres = await startPostgres();
+  });
+  after(async () => {
+    await postgres?.stop();
+  });
+  beforeEach(async () => {
+    dirs = await makeDirs();
+  });
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((process) => process.kill('SIGKILL')));
+    await dirs?.remove();
+  });
+  const ready = <T>(value: T | null, what: string): T => {
+    if (value === null) throw new Error(`${what} is only there inside a test`);
+    return value;
+  };
+  return {
+    get postgres() {
+      return ready(postgres, 'the suite PostgreSQL');
+    },
+    get dirs() {
+      return ready(dirs, "the test's folders");
+    },
+    started,
+  };
 }

@@ -5,44 +5,26 @@ import { readdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { TestClient } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
-import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { postgresSuite } from '../helpers/postgres.js';
 import { waitFor, type Spawned } from '../helpers/processes.js';
-import { makeDirs, spawnServer, spawnWorker, type TestDirs } from '../helpers/system.js';
+import { spawnServer, spawnWorker } from '../helpers/system.js';
 
 describe('server on PostgreSQL', function () {
   this.timeout(120_000);
-  let postgres: TestPostgres | null = null;
-  let dirs: TestDirs;
-  const started: Spawned[] = [];
-
-  before(async function () {
-    skipWithoutPostgres(this);
-    postgres = await startPostgres();
-  });
-
-  after(async () => {
-    await postgres?.stop();
-  });
-
-  beforeEach(async () => {
-    dirs = await makeDirs();
-  });
-
-  afterEach(async () => {
-    await Promise.all(started.splice(0).map((process) => process.kill('SIGKILL')));
-    await dirs.remove();
-  });
+  const suite = postgresSuite();
 
   async function server(url: string): Promise<{ url: string; controllerPort: number; process: Spawned }> {
-    const running = await spawnServer(dirs, ['--datastore', url]);
-    started.push(running.process);
+    const running = await spawnServer(suite.dirs, ['--datastore', url]);
+    suite.started.push(running.process);
     return running;
   }
 
   it('runs the course flow, and keeps everything in the database across a killed server', async () => {
-    const database = await postgres!.createDatabase();
+    const database = await suite.postgres.createDatabase();
     const first = await server(database);
-    started.push(spawnWorker({ controllerPort: first.controllerPort, name: 'pg-worker', imagesDir: dirs.imagesDir }));
+    suite.started.push(
+      spawnWorker({ controllerPort: first.controllerPort, name: 'pg-worker', imagesDir: suite.dirs.imagesDir }),
+    );
     const alice = await TestClient.login(first.url, 'alice', 'alice-pw');
     const workload = await alice.createWorkload({ filter: 'grayscale' });
     const uploaded: string[] = [];
@@ -70,7 +52,7 @@ describe('server on PostgreSQL', function () {
     // last completions may still be on its way when the workload shows completed (each worker's report was
     // answered only once its commit was in)
     const jobStates = async (): Promise<unknown[]> =>
-      (await postgres!.query(database, 'SELECT state, count(*)::int AS n FROM jobs GROUP BY state')).rows;
+      (await suite.postgres.query(database, 'SELECT state, count(*)::int AS n FROM jobs GROUP BY state')).rows;
     await waitFor(
       'every job done in the database',
       async () => JSON.stringify(await jobStates()) === JSON.stringify([{ state: 'done', n: 3 }]),
@@ -80,7 +62,7 @@ describe('server on PostgreSQL', function () {
       throw new Error(`${String(error)}: ${JSON.stringify(await jobStates())}`);
     });
     // and the data folder keeps no datastore of its own, nor the signing key (the database has it)
-    const kept = await readdir(dirs.dataDir).catch(() => []);
+    const kept = await readdir(suite.dirs.dataDir).catch(() => []);
     expect(kept.filter((name) => name.startsWith('db.') || name === 'jwt-secret')).to.deep.equal([]);
 
     await first.process.kill('SIGKILL');
@@ -96,7 +78,7 @@ describe('server on PostgreSQL', function () {
   });
 
   it('reads every record again when a job was changed behind its back, instead of going on from memory', async () => {
-    const database = await postgres!.createDatabase();
+    const database = await suite.postgres.createDatabase();
     const running = await server(database);
     const alice = await TestClient.login(running.url, 'alice', 'alice-pw');
     const workload = await alice.createWorkload({ filter: 'grayscale' });
@@ -105,7 +87,7 @@ describe('server on PostgreSQL', function () {
     expect((await alice.workload(workload.workload_id)).queued_jobs).to.equal(1);
 
     // someone else fails the queued job in the database
-    await postgres!.query(
+    await suite.postgres.query(
       database,
       "UPDATE jobs SET state = 'failed', error = 'failed by hand', attempts = 1, finished_at = now() " +
         'WHERE workload_id = $1',
@@ -131,7 +113,7 @@ describe('server on PostgreSQL', function () {
   });
 
   it('answers 503 while the database is away, keeps nothing half-done, and goes on when it is back', async () => {
-    const database = await postgres!.createDatabase();
+    const database = await suite.postgres.createDatabase();
     const running = await server(database);
     const alice = await TestClient.login(running.url, 'alice', 'alice-pw');
     const kept = await alice.createWorkload({ filter: 'blur' });
@@ -156,7 +138,7 @@ describe('server on PostgreSQL', function () {
       return statuses;
     };
 
-    await postgres!.closeDatabase(database);
+    await suite.postgres.closeDatabase(database);
     // the server steps down (its lock connection is gone): its port stays open and answers 503, never refuses
     const away = await create((status) => status === 503, 50);
     expect(away, 'answers while the database is away').to.deep.equal([503]);
@@ -164,14 +146,14 @@ describe('server on PostgreSQL', function () {
     expect((await create(() => true, 1))[0], 'still 503 a second later').to.equal(503);
     expect(running.process.child.exitCode, 'the server is still running').to.equal(null);
 
-    await postgres!.openDatabase(database);
+    await suite.postgres.openDatabase(database);
     const back = await create((status) => status === 201, 150);
     expect(back.at(-1), `answers once the database is back: ${back.join(', ')}`).to.equal(201);
     expect(
       back.filter((status) => status !== 503 && status !== 201),
       'never refused',
     ).to.deep.equal([]);
-    const names = await postgres!.query(database, 'SELECT name FROM workloads ORDER BY name');
+    const names = await suite.postgres.query(database, 'SELECT name FROM workloads ORDER BY name');
     expect(names.rows.map((row: { name: string }) => row.name)).to.have.members([kept.workload_name, 'while-away']);
   });
 });

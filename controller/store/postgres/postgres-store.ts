@@ -87,6 +87,12 @@ function upsertSql(codec: TableCodec<unknown>): string {
   );
 }
 
+/** INSERT of new rows given as one JSON array. */
+export function insertSql(codec: TableCodec<unknown>): string {
+  const table = quoted(codec.table);
+  return `INSERT INTO ${table} SELECT * FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)`;
+}
+
 /**
  * The job transitions of a commit, each guarded on the state and lease the job had before it (a
  * compare-and-set, as graphile-worker's completeJob): a job another server changed meanwhile is not
@@ -270,10 +276,7 @@ async function writeTable(
   const table = quoted(codec.table);
   if (gone.length > 0) await client.query(`DELETE FROM ${table} WHERE ${quoted(codec.key)} = ANY($1::text[])`, [gone]);
   if (upserts.length > 0) await client.query(upsertSql(codec), [JSON.stringify(upserts)]);
-  if (inserts.length > 0)
-    await client.query(`INSERT INTO ${table} SELECT * FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)`, [
-      JSON.stringify(inserts),
-    ]);
+  if (inserts.length > 0) await client.query(insertSql(codec), [JSON.stringify(inserts)]);
   const claims = guarded.filter(isClaim);
   const others = guarded.filter((row) => !isClaim(row));
   for (const [rows, claim] of [
