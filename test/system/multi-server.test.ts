@@ -153,7 +153,7 @@ describe('two servers on one database and one bucket', function () {
     const slotAnswer = await fetch(`${a.url}/uploads`, {
       method: 'POST',
       headers: { ...alice.headers(), 'content-type': 'application/json' },
-      body: JSON.stringify({ workload_id: workload.workload_id, content_type: 'image/png' }),
+      body: JSON.stringify({ workload_id: workload.workload_id, content_type: 'image/png', bytes: frames[0]!.length }),
     });
     expect(slotAnswer.status).to.equal(201);
     const slot = (await slotAnswer.json()) as {
