@@ -1,5 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { dataDirHeld } from './data-dir-lock.js';
 import { journalSegments, replayJournal } from './journal.js';
 import { emptyData, type Data } from './schema.js';
 import { LEGACY_SNAPSHOT_FILE, SNAPSHOT_FILE, StreamedSnapshot } from './snapshot.js';
@@ -32,6 +33,9 @@ export async function readLowdbDir(dataDir: string): Promise<LowdbContents> {
   );
   if (segments.length === 0 && !snapshots.some(Boolean))
     throw new Error(`${dataDir} holds no lowdb datastore (no ${SNAPSHOT_FILE}, ${LEGACY_SNAPSHOT_FILE} or db.journal)`);
+  // a server still writing it would leave records out of what is read
+  const held = dataDirHeld(dataDir);
+  if (held) throw new Error(held);
   const snapshot = new StreamedSnapshot(dataDir, () => {
     throw new Error('a datastore read for an import is never written');
   });

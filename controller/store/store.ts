@@ -1,6 +1,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { Low } from 'lowdb';
 import { syncDirectory } from '../../common/local-files.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { JournalFile, journalLines, journalSegments, replayJournal, segmentPath, type Replay } from './journal.js';
 import { KeyIndex } from './key-index.js';
 import { loadSigningKeyFile } from './signing-key.js';
@@ -33,6 +34,21 @@ const IDLE_COMPACT_MIN_BYTES = 64 * 1024;
 export async function openStore(dataDir: string, options: Partial<StoreOptions> = {}): Promise<Store> {
   const { compactBytes, idleCompactMs } = { ...DEFAULT_OPTIONS, ...options };
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const unlock = await lockDataDir(dataDir);
+  try {
+    return await openLocked(dataDir, compactBytes, idleCompactMs, unlock);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+}
+
+async function openLocked(
+  dataDir: string,
+  compactBytes: number,
+  idleCompactMs: number,
+  unlock: () => void,
+): Promise<Store> {
   let keys: KeyIndex | null = null;
   const snapshotFile = new StreamedSnapshot(dataDir, () => keys ?? new KeyIndex(emptyData()));
   const db = new Low<Data>(snapshotFile, emptyData());
@@ -131,6 +147,7 @@ export async function openStore(dataDir: string, options: Partial<StoreOptions> 
         if (idleTimer) clearTimeout(idleTimer);
         await snapshotting?.catch(() => undefined);
         journal.close();
+        unlock();
       },
       stats: () => ({ journalBytes: journal.bytes, snapshots, recovered }),
       signingKey: () => loadSigningKeyFile(dataDir),
