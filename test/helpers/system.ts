@@ -5,7 +5,7 @@ import { createLogger } from '../../common/log.js';
 import { DEFAULT_JOB_TIMEOUT_MS, DEFAULT_RETRY_POLICY } from '../../controller/index.js';
 import { startServer, type Server, type ServerConfig } from '../../bin/server.js';
 import { freePort, freePortPair } from './ports.js';
-import { DIST_BIN, spawnNode, waitFor, type Spawned } from './processes.js';
+import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from './processes.js';
 
 export const TEST_SECRET = 'test-cluster-secret';
 
@@ -180,4 +180,25 @@ export async function spawnServer(
   const server = await launchServer(dirs, extraArgs, options);
   await waitFor('the server to listen', async () => (await fetch(`${server.url}/status`)).status === 401, 20_000);
   return server;
+}
+
+/**
+ * Registers hooks (call it inside `describe`) that give each test fresh folders, and after it kill every process
+ * the test started and remove the folders, whether it passed or not.
+ */
+export function freshDirsEachTest(): { readonly dirs: TestDirs } {
+  let dirs: TestDirs | null = null;
+  beforeEach(async () => {
+    dirs = await makeDirs();
+  });
+  afterEach(async () => {
+    await killAll();
+    await dirs?.remove();
+  });
+  return {
+    get dirs() {
+      if (!dirs) throw new Error("the test's folders are only there inside a test");
+      return dirs;
+    },
+  };
 }

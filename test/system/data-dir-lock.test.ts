@@ -5,44 +5,35 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { openStore } from '../../controller/store/index.js';
-import { DIST_BIN, killAll, spawnNode } from '../helpers/processes.js';
-import { launchServer, makeDirs, spawnServer, type TestDirs } from '../helpers/system.js';
+import { DIST_BIN, spawnNode } from '../helpers/processes.js';
+import { freshDirsEachTest, launchServer, spawnServer } from '../helpers/system.js';
 
 describe('the lowdb data dir is held by one server', function () {
   this.timeout(60_000);
-  let dirs: TestDirs;
+  const fresh = freshDirsEachTest();
 
-  beforeEach(async () => {
-    dirs = await makeDirs();
-  });
-
-  afterEach(async () => {
-    await killAll();
-    await dirs.remove();
-  });
-
-  const lockFile = (): string => path.join(dirs.dataDir, 'LOCK');
+  const lockFile = (): string => path.join(fresh.dirs.dataDir, 'LOCK');
   const holderPid = async (): Promise<number> =>
     (JSON.parse(await readFile(lockFile(), 'utf8')) as { pid: number }).pid;
 
   it('a second server on the same data dir refuses to start, naming the first; the first goes on', async () => {
-    const first = await spawnServer(dirs);
+    const first = await spawnServer(fresh.dirs);
     const pid = first.process.child.pid!;
     expect(await holderPid()).to.equal(pid);
-    const second = await launchServer(dirs);
+    const second = await launchServer(fresh.dirs);
     const { code } = await second.process.exited;
     expect(code).to.equal(1);
     expect(second.process.output()).to.include(`dpip: cannot start: another process (pid ${pid}, since `);
-    expect(second.process.output()).to.include(`holds the data dir ${dirs.dataDir}: stop that server first`);
+    expect(second.process.output()).to.include(`holds the data dir ${fresh.dirs.dataDir}: stop that server first`);
     expect((await fetch(`${first.url}/status`)).status).to.equal(401);
     expect(await holderPid()).to.equal(pid);
   });
 
   it('dpip-import refuses a data dir a running server holds', async () => {
-    const running = await spawnServer(dirs);
+    const running = await spawnServer(fresh.dirs);
     const run = spawnNode(path.join(DIST_BIN, 'dpip-import.js'), [
       '--data-dir',
-      dirs.dataDir,
+      fresh.dirs.dataDir,
       '--datastore',
       'postgres://nobody@127.0.0.1:1/none',
     ]);
@@ -51,27 +42,27 @@ describe('the lowdb data dir is held by one server', function () {
   });
 
   it('a lock left by a killed server is taken over; a server stopped with SIGTERM leaves none', async () => {
-    const killed = await spawnServer(dirs);
+    const killed = await spawnServer(fresh.dirs);
     await killed.process.kill('SIGKILL');
     expect(await holderPid()).to.equal(killed.process.child.pid);
-    const next = await spawnServer(dirs);
+    const next = await spawnServer(fresh.dirs);
     expect(await holderPid()).to.equal(next.process.child.pid);
     await next.process.kill('SIGTERM');
     expect(existsSync(lockFile())).to.equal(false);
   });
 
   it('one process may open it again (a restart in place); a lock of another machine is refused', async () => {
-    const store = await openStore(dirs.dataDir);
-    const again = await openStore(dirs.dataDir);
+    const store = await openStore(fresh.dirs.dataDir);
+    const again = await openStore(fresh.dirs.dataDir);
     await again.close();
     await store.close();
     await writeFile(lockFile(), JSON.stringify({ pid: 4242, host: 'elsewhere', since: '2026-01-01T00:00:00.000Z' }));
     let refused: unknown = null;
-    await openStore(dirs.dataDir).catch((error: unknown) => {
+    await openStore(fresh.dirs.dataDir).catch((error: unknown) => {
       refused = error;
     });
     expect(String(refused)).to.include(
-      `the data dir ${dirs.dataDir} is held by a server on elsewhere (pid 4242, since 2026-01-01T00:00:00.000Z)`,
+      `the data dir ${fresh.dirs.dataDir} is held by a server on elsewhere (pid 4242, since 2026-01-01T00:00:00.000Z)`,
     );
     expect(String(refused)).to.include(`if none runs there any more, remove ${lockFile()}`);
   });

@@ -5,8 +5,8 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { openStore, type Store } from '../../controller/store/index.js';
-import { killAll, waitFor } from '../helpers/processes.js';
-import { launchServer, makeDirs, spawnServer, type TestDirs } from '../helpers/system.js';
+import { waitFor } from '../helpers/processes.js';
+import { freshDirsEachTest, launchServer, spawnServer } from '../helpers/system.js';
 
 function modeOf(info: { mode: number }): string {
   return (info.mode & 0o777).toString(8);
@@ -47,21 +47,12 @@ async function sizeOf(dir: string): Promise<number> {
 
 describe('datastore files', function () {
   this.timeout(60_000);
-  let dirs: TestDirs;
-
-  beforeEach(async () => {
-    dirs = await makeDirs();
-  });
-
-  afterEach(async () => {
-    await killAll();
-    await dirs?.remove();
-  });
+  const fresh = freshDirsEachTest();
 
   it('creates the data folder 0700, and the snapshot, the journal and the signing key 0600', async () => {
-    const first = await spawnServer(dirs); // --users creates alice and bob: a commit, so a journal
+    const first = await spawnServer(fresh.dirs); // --users creates alice and bob: a commit, so a journal
     await first.process.kill('SIGTERM');
-    const second = await spawnServer(dirs); // folds the journal into a snapshot at start
+    const second = await spawnServer(fresh.dirs); // folds the journal into a snapshot at start
     const register = await fetch(`${second.url}/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -69,23 +60,23 @@ describe('datastore files', function () {
     });
     expect(register.status).to.equal(201);
     await second.process.kill('SIGTERM');
-    expect(modeOf(await stat(dirs.dataDir)), 'data folder').to.equal('700');
-    const files = await readdir(dirs.dataDir);
+    expect(modeOf(await stat(fresh.dirs.dataDir)), 'data folder').to.equal('700');
+    const files = await readdir(fresh.dirs.dataDir);
     expect(files).to.include.members(['db.snapshot', 'jwt-secret']);
     expect(
       files.some((name) => /^db\.journal\.\d+$/.test(name)),
       `a journal segment in ${files}`,
     ).to.equal(true);
     for (const name of files) {
-      expect(modeOf(await stat(path.join(dirs.dataDir, name))), name).to.equal('600');
+      expect(modeOf(await stat(path.join(fresh.dirs.dataDir, name))), name).to.equal('600');
     }
   });
 
   for (const file of ['db.snapshot', 'db.json']) {
     it(`refuses to start on an empty ${file}, saying which file and what to do`, async () => {
-      await mkdir(dirs.dataDir, { recursive: true });
-      await writeFile(path.join(dirs.dataDir, file), '');
-      const server = (await launchServer(dirs)).process;
+      await mkdir(fresh.dirs.dataDir, { recursive: true });
+      await writeFile(path.join(fresh.dirs.dataDir, file), '');
+      const server = (await launchServer(fresh.dirs)).process;
       const { code } = await server.exited;
       expect(code).to.equal(1);
       expect(server.output()).to.include(`${file} cannot be read: it is empty`);
@@ -94,33 +85,38 @@ describe('datastore files', function () {
   }
 
   it('shrinks back once idle after deletions: the journal of the deleted folds into a small snapshot', async () => {
-    const store = await openStore(dirs.dataDir, { idleCompactMs: 100 });
+    const store = await openStore(fresh.dirs.dataDir, { idleCompactMs: 100 });
     try {
       await addWorkloads(store, IDS);
       await deleteWorkloads(store, IDS);
-      const before = await sizeOf(dirs.dataDir);
+      const before = await sizeOf(fresh.dirs.dataDir);
       expect(before, 'the journal holds both').to.be.greaterThan(800_000);
       await waitFor('a snapshot once idle', async () => store.stats().snapshots >= 1, 10_000, 50);
-      await waitFor('the old journal gone', async () => (await sizeOf(dirs.dataDir)) < 16 * 1024, 10_000, 50);
+      await waitFor('the old journal gone', async () => (await sizeOf(fresh.dirs.dataDir)) < 16 * 1024, 10_000, 50);
     } finally {
       await store.close();
     }
-    const reopened = await openStore(dirs.dataDir);
+    const reopened = await openStore(fresh.dirs.dataDir);
     expect(Object.keys(reopened.data.workloads)).to.deep.equal([]);
     await reopened.close();
   });
 
   it('rewrites a large snapshot once idle when most of its records were deleted since', async () => {
-    const first = await openStore(dirs.dataDir);
+    const first = await openStore(fresh.dirs.dataDir);
     await addWorkloads(first, IDS);
     await first.compact();
     await first.close();
     // the snapshot holds the 2,000 records; deleting them journals a short line each, far less than it
-    const store = await openStore(dirs.dataDir, { idleCompactMs: 100 });
+    const store = await openStore(fresh.dirs.dataDir, { idleCompactMs: 100 });
     try {
       await deleteWorkloads(store, IDS);
-      expect(await sizeOf(dirs.dataDir), 'the snapshot of the deleted records').to.be.greaterThan(800_000);
-      await waitFor('a small snapshot once idle', async () => (await sizeOf(dirs.dataDir)) < 16 * 1024, 10_000, 50);
+      expect(await sizeOf(fresh.dirs.dataDir), 'the snapshot of the deleted records').to.be.greaterThan(800_000);
+      await waitFor(
+        'a small snapshot once idle',
+        async () => (await sizeOf(fresh.dirs.dataDir)) < 16 * 1024,
+        10_000,
+        50,
+      );
     } finally {
       await store.close();
     }
