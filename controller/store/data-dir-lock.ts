@@ -68,39 +68,40 @@ export async function lockDataDir(dataDir: string, graceMs = HOLDER_GRACE_MS): P
   const file = path.join(dataDir, LOCK_FILE);
   const mine: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   const deadline = Date.now() + graceMs;
-  for (let attempt = 1; ; attempt++) {
-    // whole or not at all: written aside, then linked into place (a link never replaces a file that is there)
-    const aside = path.join(dataDir, `.${LOCK_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
-    writeFileSync(aside, JSON.stringify(mine), { mode: 0o600 });
-    try {
+  // whole or not at all: written aside once, then linked into place (a link never replaces a file that is there)
+  const aside = path.join(dataDir, `.${LOCK_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  writeFileSync(aside, JSON.stringify(mine), { mode: 0o600 });
+  try {
+    for (let attempt = 1; ; attempt++) {
       try {
-        linkSync(aside, file);
+        try {
+          linkSync(aside, file);
+        } catch (error) {
+          // a filesystem without hard links: an exclusive create, its content written just after
+          if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
+          writeFileSync(file, JSON.stringify(mine), { mode: 0o600, flag: 'wx' });
+        }
+        break;
       } catch (error) {
-        // a filesystem without hard links: an exclusive create, its content written just after
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
-        writeFileSync(file, JSON.stringify(mine), { mode: 0o600, flag: 'wx' });
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 1000) throw error;
       }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 1000) throw error;
       const held = dataDirHeld(dataDir);
       if (held && Date.now() >= deadline) throw new Error(held);
-      if (held) {
-        await new Promise((resolve) => setTimeout(resolve, HOLDER_POLL_MS));
-        continue;
+      if (held) await new Promise((resolve) => setTimeout(resolve, HOLDER_POLL_MS));
+      else {
+        // stale (or unreadable): take it over
+        try {
+          unlinkSync(file);
+        } catch {
+          // another process took it over first: the next attempt says so
+        }
       }
-      // stale (or unreadable): take it over
-      try {
-        unlinkSync(file);
-      } catch {
-        // another process took it over first: the next attempt says so
-      }
-      continue;
-    } finally {
-      unlinkSync(aside);
     }
-    return () => {
-      const now = readHolder(file);
-      if (now?.pid === mine.pid && now.since === mine.since) unlinkSync(file);
-    };
+  } finally {
+    unlinkSync(aside);
   }
+  return () => {
+    const now = readHolder(file);
+    if (now?.pid === mine.pid && now.since === mine.since) unlinkSync(file);
+  };
 }

@@ -12,7 +12,7 @@ export type { ImportedCounts };
 export async function importLowdbIntoPostgres(
   dataDir: string,
   url: string,
-  log?: Pick<Logger, 'info'>,
+  log?: Pick<Logger, 'info' | 'warn'>,
 ): Promise<ImportedCounts> {
   const { data, signingKeyHex } = await readLowdbDir(dataDir);
   const { importIntoPostgres } = await import('./postgres/import-records.js');

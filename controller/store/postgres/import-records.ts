@@ -1,10 +1,10 @@
 // Records kept so far in lowdb's files, moved into a PostgreSQL database no server has used yet: the step an
 // operator takes once, servers stopped, before starting them with --datastore postgres://...
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../../../common/log.js';
 import { COLLECTIONS, type Collection, type Data } from '../schema.js';
 import { migrate } from './migrate.js';
-import { insertSql } from './postgres-store.js';
+import { datastorePool, insertSql } from './postgres-store.js';
 import { redactedUrl } from './redacted-url.js';
 import { CODECS, type TableCodec } from './rows.js';
 
@@ -24,10 +24,9 @@ export async function importIntoPostgres(
   url: string,
   data: Data,
   signingKeyHex: string | null,
-  log?: Pick<Logger, 'info'>,
+  log?: Pick<Logger, 'info' | 'warn'>,
 ): Promise<ImportedCounts> {
-  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5_000, application_name: 'dpip' });
-  pool.on('error', () => undefined);
+  const pool = datastorePool(url, 1, log);
   try {
     await migrate(pool, log ? { log } : {});
     const client = await pool.connect();

@@ -116,18 +116,30 @@ function guardedJobsSql(codec: TableCodec<unknown>, claims: boolean): string {
   );
 }
 
-/** Opens the PostgreSQL datastore at `url`: migrates its schema, loads every record. */
-export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+/**
+ * Connections to the datastore's database, as the server and dpip-import open them. A connection that breaks while
+ * idle (the server restarted) is dropped by the pool, which opens another when one is needed: not a reason to stop.
+ */
+export function datastorePool(
+  url: string,
+  connections: number,
+  log?: Pick<Logger, 'warn'>,
+  statementTimeoutMs = DEFAULT_STATEMENT_TIMEOUT_MS,
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
-    max: options.connections ?? 4,
+    max: connections,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    statement_timeout: options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
+    statement_timeout: statementTimeoutMs,
     application_name: 'dpip',
   });
-  // a connection that breaks while idle (the server restarted) is dropped by the pool, which opens another
-  // when one is needed: not a reason to stop
-  pool.on('error', (error) => options.log?.warn({ error: error.message }, 'a PostgreSQL connection broke'));
+  pool.on('error', (error) => log?.warn({ error: error.message }, 'a PostgreSQL connection broke'));
+  return pool;
+}
+
+/** Opens the PostgreSQL datastore at `url`: migrates its schema, loads every record. */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const pool = datastorePool(url, options.connections ?? 4, options.log, options.statementTimeoutMs);
   const data = emptyData();
   try {
     await migrate(pool, options.log ? { log: options.log } : {});
