@@ -35,7 +35,7 @@ export function createApp(
   app.use(sessionRoutes(controller, config, log));
   app.use(statusRoutes(controller, config));
   app.use(workloadRoutes(controller, config));
-  app.use(uploadRoutes(controller, config));
+  app.use(uploadRoutes(controller, config, log));
   app.use(archiveRoutes(controller, log));
   app.use(imageListRoutes(controller));
   app.use(workerRoutes(controller));

@@ -74,10 +74,21 @@ export function answerError(error: unknown, res: ServerResponse, log: Logger, ma
     return;
   }
   const clientError = clientErrorOf(error, maxUploadBytes);
+  if (clientError instanceof TooManyRequests) res.setHeader('Retry-After', String(clientError.retryAfterSeconds));
+  const { status, body } = errorAnswer(error, log, maxUploadBytes);
+  answerJson(res, status, body);
+}
+
+/** The JSON error {error: {code, message}} and status an error answers with (one of a batch's items, say). */
+export function errorAnswer(
+  error: unknown,
+  log: Logger,
+  maxUploadBytes: number,
+): { status: number; body: { error: { code: number; message: string } } } {
+  const clientError = clientErrorOf(error, maxUploadBytes);
   if (!clientError) log.error({ error: error instanceof Error ? error.stack : String(error) }, 'unexpected error');
   const status = clientError ? STATUS[clientError.kind] : 500;
-  if (clientError instanceof TooManyRequests) res.setHeader('Retry-After', String(clientError.retryAfterSeconds));
-  answerJson(res, status, { error: { code: status, message: clientError ? clientError.message : 'internal error' } });
+  return { status, body: { error: { code: status, message: clientError ? clientError.message : 'internal error' } } };
 }
 
 /** A JSON answer written straight to node's response, as express's res.json() writes it. */

@@ -6,8 +6,9 @@
 //   path       the same workers with --images-dir (the server's folder): originals read and results written
 //              there, reported with stored=true; the client uploads whole bodies to POST /images;
 //   presigned  the server with an S3 image store (s3rver, test/helpers/s3-server.ts, in its own process);
-//              the client uploads through slots (POST /uploads, PUT to the store, POST .../confirm), the
-//              workers GET and PUT presigned URLs.
+//              the client uploads through slots, SLOT_BATCH images a request (env, default 8: POST /uploads
+//              with "images", a PUT each to the store, POST /uploads/confirm), the workers GET and PUT
+//              presigned URLs.
 // Prints, per way: CPU ms per image of the server, of each worker, of this client (and of s3rver), end-to-end
 // images/s, and the efficiency against bare sharp in two processes (bench/bare-filter.ts). Each way runs its
 // images ROUNDS times (env, default 3) on one running system, each round between two bare runs (bench/paired.ts):
@@ -44,6 +45,8 @@ const BARE_ENV = withMallocTunables(process.env);
 const COUNT = Number(process.env.IMAGES ?? 200);
 const DISTINCT = 20; // distinct frames, cycled, as in bench/pipeline.ts
 const CONCURRENCY = 4;
+/** Presigned uploads: images a slot request (and its confirm) is for; 1 for a request each. */
+const SLOT_BATCH = Number(process.env.SLOT_BATCH ?? 8);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 /** How long the server's CPU is read with the workers connected and nothing to do, before the uploads. */
 const IDLE_MS = 3000;
@@ -128,7 +131,7 @@ async function measure(way: Way): Promise<Measured> {
         const spent = await meter.measure(counted, async () => {
           const started = performance.now();
           if (way === 'presigned')
-            await uploadAllBySlots(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY);
+            await uploadAllBySlots(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY, SLOT_BATCH);
           else await uploadAll(client, workload.workload_id, images, 'image/jpeg', CONCURRENCY, 'raw');
           return (COUNT / ((await waitDone(client, workload.workload_id, COUNT)) - started)) * 1000;
         });

@@ -388,14 +388,19 @@ function send(
 }
 
 interface SlotAnswer {
+  image_id: string;
   upload: { method: string; url: string; headers?: Record<string, string> };
-  confirm: string;
+}
+
+interface ConfirmAnswer {
+  results: { image_id: string; status: number; error?: { message: string } }[];
 }
 
 /**
- * Uploads every image around the server, through upload slots: `POST /uploads` (a slot and its presigned
- * PUT), the PUT of the bytes to the object store, then `POST /uploads/{id}/confirm`; a fixed number of
- * images in flight. Resolves when every image is confirmed.
+ * Uploads every image around the server, through upload slots, `batch` images a request: `POST /uploads` (a
+ * slot and its presigned PUT for each), the PUT of each one's bytes to the object store, then `POST
+ * /uploads/confirm` for them all; `concurrency` batches in flight, so as many PUTs. Resolves when every image is
+ * confirmed.
  */
 export async function uploadAllBySlots(
   client: TestClient,
@@ -403,29 +408,53 @@ export async function uploadAllBySlots(
   images: Buffer[],
   mime: string,
   concurrency: number,
+  batch: number,
 ): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const store = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const slotsUrl = new URL(`${client.url}/uploads`);
-  const one = async (index: number): Promise<void> => {
-    const data = images[index]!;
-    const fields = Buffer.from(JSON.stringify({ workload_id: workloadId, content_type: mime, bytes: data.length }));
-    const headers = { ...client.headers(), 'content-type': 'application/json', 'content-length': fields.length };
-    const opened = await send(slotsUrl, 'POST', headers, [fields], agent);
-    if (opened.status !== 201) throw new Error(`slot ${index} refused: ${opened.status} ${opened.body}`);
-    const slot = JSON.parse(opened.body) as SlotAnswer;
-    const putHeaders = { ...slot.upload.headers, 'content-length': data.length };
-    const put = await send(new URL(slot.upload.url), slot.upload.method, putHeaders, [data], store);
-    if (put.status !== 200)
-      throw new Error(`PUT ${index} to the store failed: ${put.status} ${put.body.slice(0, 200)}`);
-    const confirmed = await send(new URL(`${client.url}${slot.confirm}`), 'POST', client.headers(), [], agent);
-    if (confirmed.status !== 201) throw new Error(`confirm ${index} failed: ${confirmed.status} ${confirmed.body}`);
+  const json = (value: unknown): { headers: Record<string, string | number>; body: Buffer } => {
+    const body = Buffer.from(JSON.stringify(value));
+    return {
+      headers: { ...client.headers(), 'content-type': 'application/json', 'content-length': body.length },
+      body,
+    };
+  };
+  const some = async (indexes: number[]): Promise<void> => {
+    const asked = json({
+      workload_id: workloadId,
+      images: indexes.map((index) => ({ content_type: mime, bytes: images[index]!.length })),
+    });
+    const opened = await send(new URL(`${client.url}/uploads`), 'POST', asked.headers, [asked.body], agent);
+    if (opened.status !== 201) throw new Error(`slots for ${indexes.length} refused: ${opened.status} ${opened.body}`);
+    const slots = (JSON.parse(opened.body) as { slots: SlotAnswer[] }).slots;
+    for (const [position, slot] of slots.entries()) {
+      const data = images[indexes[position]!]!;
+      const putHeaders = { ...slot.upload.headers, 'content-length': data.length };
+      const put = await send(new URL(slot.upload.url), slot.upload.method, putHeaders, [data], store);
+      if (put.status !== 200)
+        throw new Error(`PUT ${indexes[position]} to the store failed: ${put.status} ${put.body.slice(0, 200)}`);
+    }
+    const confirm = json({ image_ids: slots.map((slot) => slot.image_id) });
+    const confirmed = await send(
+      new URL(`${client.url}/uploads/confirm`),
+      'POST',
+      confirm.headers,
+      [confirm.body],
+      agent,
+    );
+    if (confirmed.status !== 200) throw new Error(`confirm failed: ${confirmed.status} ${confirmed.body}`);
+    const refused = (JSON.parse(confirmed.body) as ConfirmAnswer).results.find((result) => result.status !== 201);
+    if (refused) throw new Error(`confirm of ${refused.image_id} failed: ${refused.status} ${refused.error?.message}`);
   };
   let next = 0;
   try {
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
-        while (next < images.length) await one(next++);
+        while (next < images.length) {
+          const indexes = Array.from({ length: Math.min(batch, images.length - next) }, (_, offset) => next + offset);
+          next += indexes.length;
+          await some(indexes);
+        }
       }),
     );
   } finally {

@@ -41,7 +41,7 @@ export { JOB_STATES, type JobCounts, type StateCounts, type WorkloadJobs } from 
 export type { LeaseSweeper } from './lease-sweeper.js';
 export type { SchedulingPort, WorkerCandidate, ReadyJob, LeaseGrant, Outcome, RevokedLease } from './scheduling.js';
 export type { Transfers, StoredResult } from './direct-transfers.js';
-export type { UploadSlots, UploadSlot } from './upload-slots.js';
+export type { OpenedSlot, SlotRequest, UploadSlots, UploadSlot } from './upload-slots.js';
 export { originalKey } from './images.js';
 export {
   removedView,

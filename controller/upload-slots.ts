@@ -14,6 +14,18 @@ const SWEEP_MS = 30_000;
 /** An open slot: its record (the image id the original gets once confirmed, the key its PUT writes). */
 export type UploadSlot = UploadSlotRecord;
 
+/** What a slot is asked for: the type of the file and its exact length. */
+export interface SlotRequest {
+  mime: UploadSlot['mime'];
+  bytes: number;
+}
+
+/** A slot given out, and the PUT that fills it. */
+export interface OpenedSlot {
+  slot: UploadSlot;
+  put: PresignedUrl;
+}
+
 /**
  * Uploads that go around the server: a client asks for a slot (an image id and a presigned PUT for its key),
  * puts the bytes in the store, and confirms; the route checks the object before it becomes an original with
@@ -48,40 +60,53 @@ export class UploadSlots {
   }
 
   /** A new slot for one original of `mime` and of `bytes` bytes in the workload, and the PUT that fills it. */
-  async create(
-    workload: Workload,
-    mime: UploadSlot['mime'],
-    bytes: number,
-  ): Promise<{ slot: UploadSlot; put: PresignedUrl }> {
+  async create(workload: Workload, mime: UploadSlot['mime'], bytes: number): Promise<OpenedSlot> {
+    return (await this.createMany(workload, [{ mime, bytes }]))[0]!;
+  }
+
+  /**
+   * A slot for each of `files` in the workload, in their order, kept with one commit: all of them or, refused
+   * (over the open slots a user may hold, or the commit failed), none.
+   */
+  async createMany(workload: Workload, files: readonly SlotRequest[]): Promise<OpenedSlot[]> {
     if (!this.offered)
       throw new AppError(
         'conflict',
         'this server keeps images in a local folder: upload through POST /images (upload slots need object storage)',
       );
     const held = this.byOwner.get(workload.owner) ?? 0;
-    if (held >= MAX_OPEN_SLOTS)
+    if (held + files.length > MAX_OPEN_SLOTS)
       throw new AppError(
         'too_many_requests',
-        `${held} upload slots are open: confirm or let some expire (${MAX_OPEN_SLOTS} at most)`,
+        `${held} upload slots are open${files.length > 1 ? ` and ${files.length} more were asked for` : ''}: ` +
+          `confirm or let some expire (${MAX_OPEN_SLOTS} at most)`,
       );
-    const id = randomUUID();
-    const slot: UploadSlot = {
-      id,
-      owner: workload.owner,
-      workload_id: workload.id,
-      key: originalKey(workload, id, mime),
-      mime,
-      bytes,
-      expires_at: Date.now() + this.slotMs,
-    };
-    // bound to the declared length: the store refuses any other body, so a slot cannot fill the bucket
-    const put = await this.files.presign('PUT', slot.key, Math.floor(this.slotMs / 1000), mime, bytes);
-    this.store.change('upload_slots', id);
-    this.store.data.upload_slots[id] = slot;
-    this.count(slot.owner, 1);
-    // kept before it is given out: whichever server leads when the client confirms knows it
+    const expiresAt = Date.now() + this.slotMs;
+    const opened = await Promise.all(
+      files.map(async ({ mime, bytes }): Promise<OpenedSlot> => {
+        const id = randomUUID();
+        const slot: UploadSlot = {
+          id,
+          owner: workload.owner,
+          workload_id: workload.id,
+          key: originalKey(workload, id, mime),
+          mime,
+          bytes,
+          expires_at: expiresAt,
+        };
+        // bound to the declared length: the store refuses any other body, so a slot cannot fill the bucket
+        const put = await this.files.presign('PUT', slot.key, Math.floor(this.slotMs / 1000), mime, bytes);
+        return { slot, put };
+      }),
+    );
+    for (const { slot } of opened) {
+      this.store.change('upload_slots', slot.id);
+      this.store.data.upload_slots[slot.id] = slot;
+      this.count(slot.owner, 1);
+    }
+    // kept before they are given out: whichever server leads when the client confirms knows them
     await this.store.commit();
-    return { slot, put };
+    return opened;
   }
 
   /**

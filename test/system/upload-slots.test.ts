@@ -346,6 +346,192 @@ describe('upload slots, with object storage', function () {
     expect((await confirm(alice, slot)).status).to.equal(404);
   });
 
+  describe('many slots in one request, confirmed in one', () => {
+    interface Confirmed {
+      confirmed: number;
+      refused: number;
+      results: Record<string, unknown>[];
+    }
+
+    async function openSlots(workloadId: string, files: Buffer[]): Promise<Slot[]> {
+      const answer = await call(alice, 'POST', '/uploads', {
+        workload_id: workloadId,
+        images: files.map((data) => ({ content_type: 'image/png', bytes: data.length })),
+      });
+      expect(answer.status, JSON.stringify(answer.body)).to.equal(201);
+      expect(answer.body.workload_id).to.equal(workloadId);
+      expect(answer.body.max_bytes).to.equal(5 * 1024 * 1024);
+      return answer.body.slots as Slot[];
+    }
+
+    async function confirmAll(client: TestClient, ids: string[]): Promise<Confirmed> {
+      const answer = await call(client, 'POST', '/uploads/confirm', { image_ids: ids });
+      expect(answer.status, JSON.stringify(answer.body)).to.equal(200);
+      return answer.body as unknown as Confirmed;
+    }
+
+    const openCount = (): number => Object.keys(server.controller.store.data.upload_slots).length;
+
+    it('opens a slot for each file, in order, each with its own key and length; a worker completes all', async () => {
+      const workload = await alice.createWorkload({ filter: 'grayscale' });
+      const files = await Promise.all([30, 50, 70].map((width, seed) => makeTestImage(width, 40, 'image/png', seed)));
+      const slots = await openSlots(workload.workload_id, files);
+      expect(slots).to.have.length(3);
+      expect(new Set(slots.map((slot) => slot.image_id)).size).to.equal(3);
+      slots.forEach((slot, index) => {
+        expect(slot.upload.bytes).to.equal(files[index]!.length);
+        expect(slot.upload.headers).to.deep.equal({ 'content-type': 'image/png' });
+        expect(keyOf(slot)).to.equal(`${PREFIX}/${workload.workload_name}/${slot.image_id}.png`);
+        expect(slot.confirm).to.equal(`/uploads/${slot.image_id}/confirm`);
+      });
+      for (const [index, slot] of slots.entries()) expect(await put(slot, files[index]!)).to.equal(200);
+      const confirmed = await confirmAll(
+        alice,
+        slots.map((slot) => slot.image_id),
+      );
+      expect(confirmed).to.deep.equal({
+        confirmed: 3,
+        refused: 0,
+        results: slots.map((slot) => ({
+          workload_id: workload.workload_id,
+          image_id: slot.image_id,
+          type: 'original',
+          source_image_id: null,
+          status: 201,
+        })),
+      });
+      const done = await alice.waitForCompletion(workload.workload_id, 60_000);
+      expect(done.done_jobs).to.equal(3);
+      for (const [index, slot] of slots.entries())
+        expect(Buffer.compare((await alice.download(slot.image_id)).data, files[index]!)).to.equal(0);
+    });
+
+    it('answers each slot of a batch confirm as its own confirm would; one not put yet stays open', async () => {
+      const workload = await alice.createWorkload();
+      const [good, notYet, short] = await openSlots(workload.workload_id, [png, png, png.subarray(0, 100)]);
+      expect(await put(good!, png)).to.equal(200);
+      expect(await put(short!, png)).to.equal(200);
+      const bobs = await call(bob, 'POST', '/uploads', {
+        workload_id: (await bob.createWorkload()).workload_id,
+        images: [{ content_type: 'image/png', bytes: png.length }],
+      });
+      const bobSlot = (bobs.body.slots as Slot[])[0]!;
+      const ids = [good!.image_id, notYet!.image_id, short!.image_id, 'no-such-slot', bobSlot.image_id];
+      const answer = await confirmAll(alice, ids);
+      expect(answer.confirmed).to.equal(1);
+      expect(answer.refused).to.equal(4);
+      expect(answer.results.map((result) => [result.image_id, result.status])).to.deep.equal([
+        [good!.image_id, 201],
+        [notYet!.image_id, 409],
+        [short!.image_id, 422],
+        ['no-such-slot', 404],
+        [bobSlot.image_id, 404],
+      ]);
+      expect(answer.results[2]).to.deep.include({
+        error: { code: 422, message: `the object is ${png.length} bytes, the slot was opened for 100` },
+      });
+      await removed(short!);
+      expect((await alice.workload(workload.workload_id)).total_images).to.equal(1);
+      // the slot not put yet stays open, bob's stays bob's
+      expect(await put(notYet!, png)).to.equal(200);
+      expect((await confirm(alice, notYet!)).status).to.equal(201);
+      expect(await put(bobSlot, png)).to.equal(200);
+      expect((await confirm(bob, bobSlot)).status).to.equal(201);
+    });
+
+    it('refuses a batch with one bad file, naming it, and opens none of it', async () => {
+      const workload = await alice.createWorkload();
+      const before = openCount();
+      const good = { content_type: 'image/png', bytes: png.length };
+      const refusals: [unknown, number, string][] = [
+        [
+          [good, { content_type: 'image/webp', bytes: 10 }],
+          415,
+          'images[1]: "content_type" must be "image/png" or "image/jpeg"',
+        ],
+        [
+          [good, good, { content_type: 'image/png' }],
+          400,
+          'images[2]: "bytes" must be the size of the file, a whole number of bytes (1 or more)',
+        ],
+        [
+          [{ content_type: 'image/png', bytes: 5 * 1024 * 1024 + 1 }],
+          413,
+          'images[0]: the file is larger than the limit of 5242880 bytes',
+        ],
+        [[good, 'image/png'], 415, 'images[1]: "content_type" must be "image/png" or "image/jpeg"'],
+        [[], 400, '"images" must be a list of 1 to 100 files, each {"content_type", "bytes"}'],
+        [
+          Array.from({ length: 101 }, () => good),
+          400,
+          '"images" must be a list of 1 to 100 files, each {"content_type", "bytes"}',
+        ],
+        [good, 400, '"images" must be a list of 1 to 100 files, each {"content_type", "bytes"}'],
+      ];
+      for (const [images, status, message] of refusals) {
+        const refused = await call(alice, 'POST', '/uploads', { workload_id: workload.workload_id, images });
+        expect(refused.status, message).to.equal(status);
+        expect(messageOf(refused.body)).to.equal(message);
+      }
+      const beside = await call(alice, 'POST', '/uploads', {
+        workload_id: workload.workload_id,
+        content_type: 'image/png',
+        images: [good],
+      });
+      expect(beside.status).to.equal(400);
+      expect(messageOf(beside.body)).to.equal('"content_type" goes in each of "images", not beside it');
+      expect(openCount()).to.equal(before);
+    });
+
+    it('refuses a confirm list empty, too long, not of ids, or naming a slot twice: none confirmed', async () => {
+      const workload = await alice.createWorkload();
+      const [slot] = await openSlots(workload.workload_id, [png]);
+      expect(await put(slot!, png)).to.equal(200);
+      const lists: [unknown, string][] = [
+        [[], '"image_ids" must be a list of 1 to 100 slots\' image ids'],
+        [
+          Array.from({ length: 101 }, (_, index) => `id-${index}`),
+          '"image_ids" must be a list of 1 to 100 slots\' image ids',
+        ],
+        [[slot!.image_id, 7], '"image_ids" must be a list of 1 to 100 slots\' image ids'],
+        [slot!.image_id, '"image_ids" must be a list of 1 to 100 slots\' image ids'],
+        [[slot!.image_id, slot!.image_id], '"image_ids" names a slot twice'],
+      ];
+      for (const [ids, message] of lists) {
+        const refused = await call(alice, 'POST', '/uploads/confirm', { image_ids: ids });
+        expect(refused.status, message).to.equal(400);
+        expect(messageOf(refused.body)).to.equal(message);
+      }
+      expect((await alice.workload(workload.workload_id)).total_images).to.equal(0);
+      expect((await confirm(alice, slot!)).status).to.equal(201);
+    });
+
+    it('refuses a batch that would pass the open slots a user may hold (429), opening none of it', async () => {
+      const workload = await bob.createWorkload();
+      const asked = { content_type: 'image/png', bytes: png.length };
+      for (let opened = 0; opened < 950; opened += 95) {
+        const answer = await call(bob, 'POST', '/uploads', {
+          workload_id: workload.workload_id,
+          images: Array.from({ length: 95 }, () => asked),
+        });
+        expect(answer.status).to.equal(201);
+      }
+      const before = openCount();
+      const over = await call(bob, 'POST', '/uploads', {
+        workload_id: workload.workload_id,
+        images: Array.from({ length: 51 }, () => asked),
+      });
+      expect(over.status).to.equal(429);
+      expect(messageOf(over.body)).to.match(/upload slots are open and 51 more were asked for/);
+      expect(openCount()).to.equal(before);
+      const fits = await call(bob, 'POST', '/uploads', {
+        workload_id: workload.workload_id,
+        images: Array.from({ length: 50 }, () => asked),
+      });
+      expect(fits.status).to.equal(201);
+    });
+  });
+
   describe('slots that expire (a short-lived UploadSlots in place of the server one)', () => {
     let original: UploadSlots;
     let short: UploadSlots | null = null;
