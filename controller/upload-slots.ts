@@ -35,6 +35,8 @@ export interface OpenedSlot {
  */
 export class UploadSlots {
   private readonly byOwner = new Map<string, number>();
+  /** Slots being opened (their URLs signed) per owner, not yet records. */
+  private readonly opening = new Map<string, number>();
   /** Slots whose confirm is being checked here: a second confirm at once is refused (one slot, one original). */
   private readonly confirming = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
@@ -74,39 +76,55 @@ export class UploadSlots {
         'conflict',
         'this server keeps images in a local folder: upload through POST /images (upload slots need object storage)',
       );
-    const held = this.byOwner.get(workload.owner) ?? 0;
+    const owner = workload.owner;
+    const held = (this.byOwner.get(owner) ?? 0) + (this.opening.get(owner) ?? 0);
     if (held + files.length > MAX_OPEN_SLOTS)
       throw new AppError(
         'too_many_requests',
         `${held} upload slots are open${files.length > 1 ? ` and ${files.length} more were asked for` : ''}: ` +
           `confirm or let some expire (${MAX_OPEN_SLOTS} at most)`,
       );
-    const expiresAt = Date.now() + this.slotMs;
-    const opened = await Promise.all(
-      files.map(async ({ mime, bytes }): Promise<OpenedSlot> => {
-        const id = randomUUID();
-        const slot: UploadSlot = {
-          id,
-          owner: workload.owner,
-          workload_id: workload.id,
-          key: originalKey(workload, id, mime),
-          mime,
-          bytes,
-          expires_at: expiresAt,
-        };
-        // bound to the declared length: the store refuses any other body, so a slot cannot fill the bucket
-        const put = await this.files.presign('PUT', slot.key, Math.floor(this.slotMs / 1000), mime, bytes);
-        return { slot, put };
-      }),
-    );
-    for (const { slot } of opened) {
-      this.store.change('upload_slots', slot.id);
-      this.store.data.upload_slots[slot.id] = slot;
-      this.count(slot.owner, 1);
+    // counted while their URLs are signed, so that requests at the same time cannot open more than the limit
+    this.opening.set(owner, (this.opening.get(owner) ?? 0) + files.length);
+    let counted = true;
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      const left = (this.opening.get(owner) ?? 0) - files.length;
+      if (left > 0) this.opening.set(owner, left);
+      else this.opening.delete(owner);
+    };
+    try {
+      const expiresAt = Date.now() + this.slotMs;
+      const opened = await Promise.all(
+        files.map(async ({ mime, bytes }): Promise<OpenedSlot> => {
+          const id = randomUUID();
+          const slot: UploadSlot = {
+            id,
+            owner,
+            workload_id: workload.id,
+            key: originalKey(workload, id, mime),
+            mime,
+            bytes,
+            expires_at: expiresAt,
+          };
+          // bound to the declared length: the store refuses any other body, so a slot cannot fill the bucket
+          const put = await this.files.presign('PUT', slot.key, Math.floor(this.slotMs / 1000), mime, bytes);
+          return { slot, put };
+        }),
+      );
+      uncount();
+      for (const { slot } of opened) {
+        this.store.change('upload_slots', slot.id);
+        this.store.data.upload_slots[slot.id] = slot;
+        this.count(owner, 1);
+      }
+      // kept before they are given out: whichever server leads when the client confirms knows them
+      await this.store.commit();
+      return opened;
+    } finally {
+      uncount();
     }
-    // kept before they are given out: whichever server leads when the client confirms knows them
-    await this.store.commit();
-    return opened;
   }
 
   /**

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { startServer, type Server } from '../../bin/server.js';
 import { createLogger } from '../../common/log.js';
+import type { ImageStore } from '../../controller/image-store/index.js';
 import { UploadSlots } from '../../controller/upload-slots.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
@@ -524,11 +525,33 @@ describe('upload slots, with object storage', function () {
       expect(over.status).to.equal(429);
       expect(messageOf(over.body)).to.match(/upload slots are open and 51 more were asked for/);
       expect(openCount()).to.equal(before);
-      const fits = await call(bob, 'POST', '/uploads', {
-        workload_id: workload.workload_id,
-        images: Array.from({ length: 50 }, () => asked),
+      // two requests at once for the last 50, while the store takes 100 ms to sign each URL: one is opened, the
+      // other refused, never both
+      const real = server.controller.imageStore;
+      const slowSigning: ImageStore = Object.assign(Object.create(real) as ImageStore, {
+        presign: async (...args: Parameters<ImageStore['presign']>) => {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          return real.presign(...args);
+        },
       });
-      expect(fits.status).to.equal(201);
+      const original = server.controller.uploads;
+      const slow = new UploadSlots(server.controller.store, slowSigning, createLogger('test-slots', 'silent'));
+      Object.assign(server.controller, { uploads: slow });
+      try {
+        const both = await Promise.all(
+          [1, 2].map(() =>
+            call(bob, 'POST', '/uploads', {
+              workload_id: workload.workload_id,
+              images: Array.from({ length: 50 }, () => asked),
+            }),
+          ),
+        );
+        expect(both.map((answer) => answer.status).sort()).to.deep.equal([201, 429]);
+        expect(openCount()).to.equal(before + 50);
+      } finally {
+        slow.stop();
+        Object.assign(server.controller, { uploads: original });
+      }
     });
   });
 
