@@ -25,7 +25,7 @@ import { checkChainFits, inspectStoredImage, STORED_HEAD_BYTES } from '../upload
 const SLOT_TYPES: Record<string, 'image/png' | 'image/jpeg'> = { 'image/png': 'image/png', 'image/jpeg': 'image/jpeg' };
 
 /** Slots one request may open, and confirm. */
-export const MAX_SLOTS_PER_REQUEST = 100;
+const MAX_SLOTS_PER_REQUEST = 100;
 /** Objects a batch confirm checks in the store at once. */
 const CONFIRMS_AT_ONCE = 8;
 
