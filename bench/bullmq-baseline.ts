@@ -9,7 +9,8 @@
 //              in memory: the same tiny work as bench/tiny.ts, with no bytes moved (the job's data is a number).
 // argv: jobs (default 2000); env ROUNDS (default 3), WARMUP (rounds first, not counted, default 1), all on the same
 // two running workers per kind of work. Completed jobs stay in Redis (BullMQ's default), as
-// DPIP keeps its job records; nothing is durable (Redis keeps no file), where DPIP syncs every record.
+// DPIP keeps its job records; nothing is durable (Redis keeps no file), where DPIP syncs every record, unless
+// env REDIS_FSYNC=always (an append-only file, synced on every write before Redis answers).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -81,7 +82,10 @@ async function startRedis(): Promise<Redis> {
   const binary = redisServer();
   const dir = await mkdtemp(path.join(tmpdir(), 'dpip-redis-'));
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  // REDIS_FSYNC=always: every write in an append-only file synced before Redis answers, durable as DPIP's records are
+  const durable = process.env.REDIS_FSYNC === 'always';
+  const persistence = durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -95,7 +99,8 @@ async function startRedis(): Promise<Redis> {
     },
   );
   const version = /version=([^\s,]+)/.exec(output)?.[1] ?? 'unknown';
-  console.log(`redis-server ${version} (${binary}) on port ${port}, no snapshots, no append-only file`);
+  const kept = durable ? 'an append-only file synced on every write' : 'no append-only file';
+  console.log(`redis-server ${version} (${binary}) on port ${port}, no snapshots, ${kept}`);
   return {
     port,
     pid: child.pid!,
