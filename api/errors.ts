@@ -73,22 +73,27 @@ export function answerError(error: unknown, res: ServerResponse, log: Logger, ma
     res.destroy();
     return;
   }
-  const clientError = clientErrorOf(error, maxUploadBytes);
-  if (clientError instanceof TooManyRequests) res.setHeader('Retry-After', String(clientError.retryAfterSeconds));
-  const { status, body } = errorAnswer(error, log, maxUploadBytes);
+  const { status, body, retryAfterSeconds } = errorAnswer(error, log, maxUploadBytes);
+  if (retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(retryAfterSeconds));
   answerJson(res, status, body);
 }
 
-/** The JSON error {error: {code, message}} and status an error answers with (one of a batch's items, say). */
+/**
+ * The JSON error {error: {code, message}} and status an error answers with (one of a batch's items, say), and
+ * when to try again for a 429 that says.
+ */
 export function errorAnswer(
   error: unknown,
   log: Logger,
   maxUploadBytes: number,
-): { status: number; body: { error: { code: number; message: string } } } {
+): { status: number; body: { error: { code: number; message: string } }; retryAfterSeconds?: number } {
   const clientError = clientErrorOf(error, maxUploadBytes);
   if (!clientError) log.error({ error: error instanceof Error ? error.stack : String(error) }, 'unexpected error');
   const status = clientError ? STATUS[clientError.kind] : 500;
-  return { status, body: { error: { code: status, message: clientError ? clientError.message : 'internal error' } } };
+  const body = { error: { code: status, message: clientError ? clientError.message : 'internal error' } };
+  return clientError instanceof TooManyRequests
+    ? { status, body, retryAfterSeconds: clientError.retryAfterSeconds }
+    : { status, body };
 }
 
 /** A JSON answer written straight to node's response, as express's res.json() writes it. */

@@ -84,19 +84,27 @@ export class UploadSlots {
         `${held} upload slots are open${files.length > 1 ? ` and ${files.length} more were asked for` : ''}: ` +
           `confirm or let some expire (${MAX_OPEN_SLOTS} at most)`,
       );
-    // counted while their URLs are signed, so that requests at the same time cannot open more than the limit
-    this.opening.set(owner, (this.opening.get(owner) ?? 0) + files.length);
-    let counted = true;
-    const uncount = (): void => {
-      if (!counted) return;
-      counted = false;
-      const left = (this.opening.get(owner) ?? 0) - files.length;
-      if (left > 0) this.opening.set(owner, left);
-      else this.opening.delete(owner);
-    };
+    const opened = await this.signed(workload, files);
+    for (const { slot } of opened) {
+      this.store.change('upload_slots', slot.id);
+      this.store.data.upload_slots[slot.id] = slot;
+      this.count(owner, 1);
+    }
+    // kept before they are given out: whichever server leads when the client confirms knows them
+    await this.store.commit();
+    return opened;
+  }
+
+  /**
+   * The slots and their PUTs, not yet records. They count against the owner's open slots while their URLs are
+   * signed, so that requests at the same time cannot open more than the limit.
+   */
+  private async signed(workload: Workload, files: readonly SlotRequest[]): Promise<OpenedSlot[]> {
+    const { owner } = workload;
+    addTo(this.opening, owner, files.length);
     try {
       const expiresAt = Date.now() + this.slotMs;
-      const opened = await Promise.all(
+      return await Promise.all(
         files.map(async ({ mime, bytes }): Promise<OpenedSlot> => {
           const id = randomUUID();
           const slot: UploadSlot = {
@@ -113,17 +121,8 @@ export class UploadSlots {
           return { slot, put };
         }),
       );
-      uncount();
-      for (const { slot } of opened) {
-        this.store.change('upload_slots', slot.id);
-        this.store.data.upload_slots[slot.id] = slot;
-        this.count(owner, 1);
-      }
-      // kept before they are given out: whichever server leads when the client confirms knows them
-      await this.store.commit();
-      return opened;
     } finally {
-      uncount();
+      addTo(this.opening, owner, -files.length);
     }
   }
 
@@ -166,9 +165,7 @@ export class UploadSlots {
   }
 
   private count(owner: string, by: number): void {
-    const held = (this.byOwner.get(owner) ?? 0) + by;
-    if (held > 0) this.byOwner.set(owner, held);
-    else this.byOwner.delete(owner);
+    addTo(this.byOwner, owner, by);
   }
 
   private recount(): void {
@@ -196,4 +193,11 @@ export class UploadSlots {
       );
     });
   }
+}
+
+/** Adds `by` to the owner's count, which goes from the map at 0. */
+function addTo(counts: Map<string, number>, owner: string, by: number): void {
+  const total = (counts.get(owner) ?? 0) + by;
+  if (total > 0) counts.set(owner, total);
+  else counts.delete(owner);
 }

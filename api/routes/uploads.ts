@@ -1,8 +1,8 @@
 // Uploads around the server: POST /uploads opens a slot (an image id and a presigned PUT for its key), the
 // client puts the bytes in the object store itself, and POST /uploads/{id}/confirm makes it an original with a
 // job once the object passed the same checks as an upload through POST /images. Both come for many images in
-// one request too (`images` in POST /uploads, POST /uploads/confirm): one request and one commit for up to
-// MAX_SLOTS_PER_REQUEST images instead of two requests each.
+// one request too (`images` in POST /uploads, POST /uploads/confirm): two requests for up to
+// MAX_SLOTS_PER_REQUEST images instead of two each, and one commit opens them all.
 import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -10,7 +10,6 @@ import {
   findWorkload,
   type Controller,
   type ImageRecord,
-  type IncomingImage,
   type OpenedSlot,
   type SlotRequest,
   type StoredObject,
@@ -139,13 +138,7 @@ export function uploadRoutes(controller: Controller, config: ApiConfig, log: Log
           `the object is ${object.size} bytes, the slot was opened for ${slot.bytes}`,
         );
       const readHead = (bytes: number) => controller.imageStore.inspect(slot.key, bytes);
-      const original: IncomingImage = await inspectStoredImage(
-        readHead,
-        slot.key,
-        object,
-        config.maxPixels,
-        'original',
-      );
+      const original = await inspectStoredImage(readHead, slot.key, object, config.maxPixels, 'original');
       if (original.mime !== slot.mime)
         throw new AppError('unsupported_media_type', `the slot is for ${slot.mime}, the object is ${original.mime}`);
       const workload = findWorkload(controller.store, owner, slot.workload_id);
