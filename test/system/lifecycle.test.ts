@@ -342,7 +342,12 @@ describe('retention', function () {
       15_000,
       200,
     );
-    expect(await exists(path.join(dirs.imagesDir, cancelled.workload_name))).to.equal(false);
+    // the record goes first, then (in the background, as the whole deletion) the folder
+    const folder = path.join(dirs.imagesDir, cancelled.workload_name);
+    await waitFor("the cancelled workload's folder to go", async () => !(await exists(folder)), 5_000, 50).catch(
+      () => undefined,
+    );
+    expect(await exists(folder)).to.equal(false);
     expect((await alice.workload(busy.workload_id)).status, 'its job is still queued').to.equal('scheduling');
     const metrics = parsePrometheus((await request(url).get('/metrics')).text);
     expect(metrics.value('dpip_deleted_workloads_total', { reason: 'retention' })).to.equal(2);
