@@ -328,6 +328,10 @@ class ApiClient:
             except (OSError, http.client.HTTPException) as error:
                 self._drop_connection()
                 raise ApiUnreachable(f"{method} {path}: cannot reach {self.base_url}: {error}") from error
+            except BaseException:
+                # cut short (Ctrl-C): the connection is mid-exchange, and the next request on it would fail
+                self._drop_connection()
+                raise
             if response.will_close:
                 self._drop_connection()
             return HttpResponse(response.status, response.headers, payload)
@@ -491,6 +495,9 @@ class ObjectStoreClient:
                 # their messages may quote the URL: only the kind of error
                 self._pool.drop(*address)
                 raise ObjectStoreError(0, f"the PUT to the object store failed ({type(error).__name__})") from None
+            except BaseException:
+                self._pool.drop(*address)  # cut short (Ctrl-C): never reuse a connection mid-exchange
+                raise
             if response.will_close:
                 self._pool.drop(*address)
             try:

@@ -6,7 +6,8 @@
 // makes (against the server's geometry and sharp's) and the WebP and AVIF headers of files sharp wrote.
 // Against a server that keeps its images in object storage (a real S3-protocol server): uploads through
 // upload slots (the PUT straight to the store) or, with -upload-via api, through POST /images; a PUT the
-// store refuses, named without its presigned URL.
+// store refuses, named without its presigned URL. And a request cut short by Ctrl-C: the cleanup after it
+// does not reuse its half-used connection.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import {
@@ -958,5 +959,57 @@ describe('stress_test.py inside: the sizes a chain makes, and the headers of its
     // a grey PNG passes, a colour one fails where the chain makes grey; no check where it does not (no
     // grayscale step, or a sharpen after it)
     expect(result.grey).to.deep.equal([true, false, true, true]);
+  });
+});
+
+describe('stress_test.py inside: a request cut short by Ctrl-C', function () {
+  this.timeout(30_000);
+  let server: HttpServer;
+  let url: string;
+  const held: ServerResponse[] = [];
+
+  before(async () => {
+    // GET /slow never answers (until the end); DELETE /workloads/w answers what a deletion freed
+    server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/slow') {
+        held.push(res);
+        return;
+      }
+      if (req.method === 'DELETE' && req.url === '/workloads/w') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ removed_images: 3, removed_bytes: 300 }));
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    for (const res of held.splice(0)) res.destroy();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("leaves no half-used connection behind: the cleanup's DELETE that follows goes through", async () => {
+    // the interrupt comes while the request waits for its answer, as a Ctrl-C during a poll of the status
+    const outcome = await inPython<string>(
+      [
+        'import signal',
+        'def interrupt(*_): raise KeyboardInterrupt',
+        'signal.signal(signal.SIGALRM, interrupt)',
+        'client = st.ApiClient(data["url"], "token")',
+        'signal.setitimer(signal.ITIMER_REAL, 0.3)',
+        'try:',
+        '    client.request_json("GET", "/slow")',
+        '    result = "not interrupted"',
+        'except KeyboardInterrupt:',
+        '    result = st.delete_run_workload(client, "w")[0]',
+      ].join('\n'),
+      { url },
+    );
+    expect(held).to.have.length(1);
+    expect(outcome).to.match(/^deleted the workload: freed 3 images, 300 B \(300 bytes\)$/);
   });
 });
