@@ -97,8 +97,11 @@ export class DirectTransfers {
     const found = this.find(jobId);
     const refusal = this.jobs.holderRefusal('complete', jobId, workerId, leaseId);
     if (refusal) {
-      // what a lost lease wrote is never taken: it goes (not the key of the lease that holds the job now)
-      if (found && found.job.lease?.lease_id !== leaseId) await this.removeResultOf(found, leaseId);
+      // what a lost lease wrote is never taken: it goes; but not the key of the lease that holds the job now,
+      // nor the result this lease had accepted already (a report sent again, its first answer lost)
+      if (found && found.job.lease?.lease_id !== leaseId && !this.isKept(found, leaseId)) {
+        await this.removeResultOf(found, leaseId);
+      }
       throw staleResult(refusal);
     }
     if (!found) throw new AppError('not_found', "the job's workload or original is gone");
@@ -147,6 +150,13 @@ export class DirectTransfers {
   close(): void {
     for (const timer of this.again) clearTimeout(timer);
     this.again.clear();
+  }
+
+  /** Whether the lease's result key is where the job's accepted result is kept. */
+  private isKept(found: { job: Job; workload: Workload; original: ImageRecord }, leaseId: string): boolean {
+    const accepted =
+      found.job.filtered_image_id === null ? null : own(this.store.data.images, found.job.filtered_image_id);
+    return accepted?.file === resultOf(found, leaseId).key;
   }
 
   /** Removes whatever is at the lease's result key (failures are logged: the start-up sweep finds it later). */

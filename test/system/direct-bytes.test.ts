@@ -136,6 +136,21 @@ for (const kind of ['local', 's3'] as const) {
       expect(Buffer.compare(downloaded.data, result)).to.equal(0);
     });
 
+    it('a report sent again after the job completed (its answer was lost) is refused and the result stays', async () => {
+      const { jobId, leaseId, transfers } = await heldJob();
+      await putResult(transfers, result);
+      const first = await report(jobId, leaseId);
+      expect(first.status).to.equal(201);
+      const { image_id: filteredId } = (await first.json()) as { image_id: string };
+      // as a worker whose first report timed out, or whose server died after its commit, sends it again
+      const again = await report(jobId, leaseId);
+      expect(again.status).to.equal(409);
+      expect(await exists(targetKey(transfers)), 'the accepted result is still at its key').to.equal(true);
+      const downloaded = await alice.download(filteredId);
+      expect(downloaded.status).to.equal(200);
+      expect(Buffer.compare(downloaded.data, result)).to.equal(0);
+    });
+
     it('a result missing at its key fails that attempt (422), not the job', async () => {
       const { jobId, leaseId } = await heldJob();
       const answer = await report(jobId, leaseId);
