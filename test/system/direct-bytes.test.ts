@@ -136,7 +136,7 @@ for (const kind of ['local', 's3'] as const) {
       expect(Buffer.compare(downloaded.data, result)).to.equal(0);
     });
 
-    it('a report sent again after the job completed (its answer was lost) is refused and the result stays', async () => {
+    it('a report sent again after the job completed (its answer lost) is refused, and the result stays', async () => {
       const { jobId, leaseId, transfers } = await heldJob();
       await putResult(transfers, result);
       const first = await report(jobId, leaseId);
