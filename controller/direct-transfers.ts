@@ -97,11 +97,8 @@ export class DirectTransfers {
     const found = this.find(jobId);
     const refusal = this.jobs.holderRefusal('complete', jobId, workerId, leaseId);
     if (refusal) {
-      // what a lost lease wrote is never taken: it goes; but not the key of the lease that holds the job now,
-      // nor the result this lease had accepted already (a report sent again, its first answer lost)
-      if (found && found.job.lease?.lease_id !== leaseId && !this.isKept(found, leaseId)) {
-        await this.removeResultOf(found, leaseId);
-      }
+      // what a lost lease wrote is never taken: it goes, unless its key is still in use
+      if (found && !this.inUse(found, leaseId)) await this.removeResultOf(found, leaseId);
       throw staleResult(refusal);
     }
     if (!found) throw new AppError('not_found', "the job's workload or original is gone");
@@ -152,10 +149,14 @@ export class DirectTransfers {
     this.again.clear();
   }
 
-  /** Whether the lease's result key is where the job's accepted result is kept. */
-  private isKept(found: { job: Job; workload: Workload; original: ImageRecord }, leaseId: string): boolean {
-    const accepted =
-      found.job.filtered_image_id === null ? null : own(this.store.data.images, found.job.filtered_image_id);
+  /**
+   * Whether the lease's result key is in use: the lease holds the job now, or its result was accepted already
+   * (a report sent again after its first answer was lost).
+   */
+  private inUse(found: { job: Job; workload: Workload; original: ImageRecord }, leaseId: string): boolean {
+    const { job } = found;
+    if (job.lease?.lease_id === leaseId) return true;
+    const accepted = job.filtered_image_id === null ? null : own(this.store.data.images, job.filtered_image_id);
     return accepted?.file === resultOf(found, leaseId).key;
   }
 

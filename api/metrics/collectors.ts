@@ -28,7 +28,7 @@ export type MetricsSource = Pick<Controller, 'store' | 'jobs' | 'images' | 'work
 export function systemMetrics(controller: MetricsSource, registry: Registry): SystemMetrics {
   const { store } = controller;
   // the event loop's delay sampled every 100 ms, not prom-client's 10: its timer woke an idle server 100
-  // times a second, about 10 ms of CPU a second, for percentiles no one reads at that grain
+  // times a second (5-10 ms of CPU a second idle), for percentiles no one reads at that grain
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
 
   new Gauge({

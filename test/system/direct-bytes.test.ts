@@ -122,33 +122,38 @@ for (const kind of ['local', 's3'] as const) {
       expect(Buffer.compare(await fetchOriginal(transfers), png)).to.equal(0);
     });
 
-    it('a stored result completes the job: 201, and the user downloads those very bytes', async () => {
-      const { jobId, leaseId, transfers } = await heldJob();
+    /** The stand-in puts the result and reports it: 201; the filtered image's id. */
+    async function storeAndReport(jobId: string, leaseId: string, transfers: Transfers): Promise<string> {
       await putResult(transfers, result);
       const answer = await report(jobId, leaseId);
       expect(answer.status).to.equal(201);
-      const { image_id: filteredId } = (await answer.json()) as { image_id: string };
-      const job = server.controller.store.data.jobs[jobId]!;
-      expect(job.state).to.equal('done');
-      expect(job.filtered_image_id).to.equal(filteredId);
+      return ((await answer.json()) as { image_id: string }).image_id;
+    }
+
+    /** The user downloads the filtered image: the very bytes the stand-in put. */
+    async function expectResultDownloads(filteredId: string): Promise<void> {
       const downloaded = await alice.download(filteredId);
       expect(downloaded.status).to.equal(200);
       expect(Buffer.compare(downloaded.data, result)).to.equal(0);
+    }
+
+    it('a stored result completes the job: 201, and the user downloads those very bytes', async () => {
+      const { jobId, leaseId, transfers } = await heldJob();
+      const filteredId = await storeAndReport(jobId, leaseId, transfers);
+      const job = server.controller.store.data.jobs[jobId]!;
+      expect(job.state).to.equal('done');
+      expect(job.filtered_image_id).to.equal(filteredId);
+      await expectResultDownloads(filteredId);
     });
 
     it('a report sent again after the job completed (its answer lost) is refused, and the result stays', async () => {
       const { jobId, leaseId, transfers } = await heldJob();
-      await putResult(transfers, result);
-      const first = await report(jobId, leaseId);
-      expect(first.status).to.equal(201);
-      const { image_id: filteredId } = (await first.json()) as { image_id: string };
-      // as a worker whose first report timed out, or whose server died after its commit, sends it again
+      const filteredId = await storeAndReport(jobId, leaseId, transfers);
+      // as a worker sends it again to the new leader when its server was killed after the commit, before answering
       const again = await report(jobId, leaseId);
       expect(again.status).to.equal(409);
       expect(await exists(targetKey(transfers)), 'the accepted result is still at its key').to.equal(true);
-      const downloaded = await alice.download(filteredId);
-      expect(downloaded.status).to.equal(200);
-      expect(Buffer.compare(downloaded.data, result)).to.equal(0);
+      await expectResultDownloads(filteredId);
     });
 
     it('a result missing at its key fails that attempt (422), not the job', async () => {
