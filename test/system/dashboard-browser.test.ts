@@ -18,7 +18,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type Server } from '../../bin/server.js';
 import { createLogger } from '../../common/log.js';
 import { makeTestImage, poisonPng, sniffMime } from '../helpers/images.js';
-import { killAll, waitFor } from '../helpers/processes.js';
+import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import { parsePrometheus } from '../helpers/prometheus.js';
 import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 import { TestClient, type WorkloadBody } from '../helpers/api.js';
@@ -152,6 +152,7 @@ describe('dashboard in headless Chromium', function () {
   let server: Server | null = null;
   let browser: Browser | null = null;
   let url = '';
+  let worker: Spawned | null = null;
 
   before(async function () {
     if (!ensureChromium()) {
@@ -168,7 +169,7 @@ describe('dashboard in headless Chromium', function () {
     server = await startServer(config, createLogger('test-server', 'silent'));
     url = `http://127.0.0.1:${server.api.port}`;
     // one slot on the jimp engine: the five images take a few seconds, long enough to watch them run
-    spawnWorker({ controllerPort: config.controller.port, name: 'browser-worker', engine: 'jimp', slots: 1 });
+    worker = spawnWorker({ controllerPort: config.controller.port, name: 'browser-worker', engine: 'jimp', slots: 1 });
     const s = server;
     await waitFor('the worker to register', async () => liveWorker(s, 'browser-worker')?.state === 'alive', 30_000, 20);
     browser = await launchChromium();
@@ -323,12 +324,15 @@ describe('dashboard in headless Chromium', function () {
     const carol = await newUser(url, 'carol', 'carol-pass');
     const name = `cancel-${Date.now().toString(36)}`;
     const made = await carol.createWorkload({ workload_name: name, filter: 'blur' });
-    // forty images on the one-slot jimp worker: seconds of work, so it is still running when cancelled
+    // forty images on the one-slot worker, held still (SIGSTOP) once it has a first result: the workload
+    // is still running when Cancel is pressed, however long the page takes to get there
     const image = await makeTestImage(640, 480, 'image/png', 77);
     const uploads = await Promise.all(
       Array.from({ length: 40 }, (_, index) => carol.upload(made.workload_id, image, `${index}.png`, 'image/png')),
     );
     expect(uploads.map((upload) => upload.status)).to.deep.equal(Array(40).fill(201));
+    await waitFor('a first result', async () => (await carol.workload(made.workload_id)).done_jobs > 0, 60_000, 10);
+    worker!.child.kill('SIGSTOP');
     const context = await browser!.newContext({ viewport: { width: 1360, height: 900 } });
     const page = await context.newPage();
     const problems = watchProblems(page);
@@ -343,6 +347,7 @@ describe('dashboard in headless Chromium', function () {
         page.waitForResponse((response) => response.url().endsWith('/cancel')),
         page.getByTestId('cancel-workload').click(),
       ]);
+      worker!.child.kill('SIGCONT');
       expect(answer.status()).to.equal(200);
       const cancelled = (await answer.json()) as WorkloadBody;
       expect(cancelled.status).to.equal('cancelled');
@@ -401,8 +406,11 @@ describe('dashboard in headless Chromium', function () {
       expect((await carol.call('GET', `/workloads/${made.workload_id}`)).status).to.equal(404);
       expect(problems).to.deep.equal([]);
     } finally {
+      worker!.child.kill('SIGCONT');
       await context.close();
     }
+    const s = server!;
+    await waitFor('the worker to be back', async () => liveWorker(s, 'browser-worker')?.state === 'alive', 30_000, 20);
   });
 
   it('follows workloads made, cancelled and deleted in another tab or through the API, without a reload', async () => {
