@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
-import { freePort } from '../test/helpers/ports.js';
+import { freePorts } from '../test/helpers/ports.js';
 import { spawnNode, waitFor, type Spawned } from '../test/helpers/processes.js';
 import { cpuMs } from './system-run.js';
 
@@ -81,7 +81,7 @@ interface Redis {
 async function startRedis(): Promise<Redis> {
   const binary = redisServer();
   const dir = await mkdtemp(path.join(tmpdir(), 'dpip-redis-'));
-  const port = await freePort();
+  const port = await freePorts();
   // REDIS_FSYNC=always: every write in an append-only file synced before Redis answers, durable as DPIP's records are
   const durable = process.env.REDIS_FSYNC === 'always';
   const persistence = durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];

@@ -4,7 +4,7 @@
 // other server answers as the leader, and until a job submitted right after the kill has its result.
 import { TestClient } from '../test/helpers/api.js';
 import { makeTestImage } from '../test/helpers/images.js';
-import { freeFixedPorts } from '../test/helpers/ports.js';
+import { freePorts } from '../test/helpers/ports.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { killAll, waitFor, type Spawned } from '../test/helpers/processes.js';
 import { launchServer, makeDirs, spawnWorker } from '../test/helpers/system.js';
@@ -27,8 +27,8 @@ try {
   for (const name of ['a', 'b'])
     nodes.push({
       name,
-      apiPort: await freeFixedPorts(1),
-      controllerPort: await freeFixedPorts(3),
+      apiPort: await freePorts(1),
+      controllerPort: await freePorts(3),
       url: '',
       process: null,
     });

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { decodeRgba, highFrequencyEnergy, isGray, makeTestImage } from '../test/helpers/images.js';
-import { freePort, freePortPair } from '../test/helpers/ports.js';
+import { freePorts } from '../test/helpers/ports.js';
 import { DIST_BIN, spawnNode, waitFor } from '../test/helpers/processes.js';
 import { makeDirs } from '../test/helpers/system.js';
 
@@ -13,8 +13,8 @@ const [WIDTH, HEIGHT] = [1280, 720];
 
 async function runEngine(engine: 'sharp' | 'jimp', frames: Buffer[]): Promise<void> {
   const dirs = await makeDirs();
-  const controllerPort = await freePortPair();
-  const apiPort = await freePort();
+  const controllerPort = await freePorts(3);
+  const apiPort = await freePorts();
   const server = spawnNode(path.join(DIST_BIN, 'dpip.js'), [
     '--port',
     String(apiPort),

@@ -9,7 +9,7 @@ import { sharedEngineThreads } from '../bin/local-workers.js';
 import { withServerNodeFlags } from '../bin/server-node-flags.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
-import { freePort, freePortPair } from '../test/helpers/ports.js';
+import { freePorts } from '../test/helpers/ports.js';
 import { DIST_BIN, spawnNode, waitFor, type Spawned } from '../test/helpers/processes.js';
 import { makeDirs, type TestDirs } from '../test/helpers/system.js';
 
@@ -120,8 +120,8 @@ export async function startSystem(
   const dirs = await makeDirs();
   runDirs.push(dirs);
   const creationMicros = await quietDisk(dirs.root);
-  const controllerPort = await freePortPair();
-  const apiPort = await freePort();
+  const controllerPort = await freePorts(3);
+  const apiPort = await freePorts();
   const own = options.workers;
   // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (workers inherit it)
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);

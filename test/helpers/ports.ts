@@ -12,33 +12,18 @@ function tryListen(port: number): Promise<number | null> {
   });
 }
 
-/** A free port p such that p + 1 and p + 2 are free too (the controller binds all three). */
-export async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await tryListen(0);
-    if (port && port < 65534 && (await tryListen(port + 1)) && (await tryListen(port + 2))) return port;
-  }
-  throw new Error('no free port pair found');
-}
-
-export async function freePort(): Promise<number> {
-  const port = await tryListen(0);
-  if (!port) throw new Error('no free port');
-  return port;
-}
-
 /** Below Linux's default ephemeral range (32768-60999): ports the kernel never hands to an outgoing connection. */
 const FIXED_RANGE = { from: 20_000, to: 32_700 };
-/** What freeFixedPorts gave out: [first, last] of each run of ports. */
+/** What freePorts gave out: [first, last] of each run of ports. */
 const chosen: [number, number][] = [];
 
 /**
- * A port p, with p + 1 ... p + count - 1, free now and outside the ephemeral range, and none of them given out
- * before: for a server started later on a port chosen ahead (a worker is told it first, a server started again
- * on its old ports). A port of the ephemeral range may meanwhile become the local port of any outgoing
- * connection; these cannot.
+ * A port p, with p + 1 ... p + count - 1 (a controller binds its port and the next two), free now, outside the
+ * ephemeral range, and none of them given out before. A server binds its port some time after it is chosen
+ * (a worker is told it first; a server is started again on its old ports): meanwhile a port of the ephemeral
+ * range may become the local port of any outgoing connection, and these cannot.
  */
-export async function freeFixedPorts(count = 1): Promise<number> {
+export async function freePorts(count = 1): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = FIXED_RANGE.from + Math.floor(Math.random() * (FIXED_RANGE.to - FIXED_RANGE.from - count));
     const last = port + count - 1;

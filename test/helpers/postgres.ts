@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Spawned } from './processes.js';
 import { makeDirs, type TestDirs } from './system.js';
-import { freePort } from './ports.js';
+import { freePorts } from './ports.js';
 
 const run = promisify(execFile);
 const INSTALLER = fileURLToPath(new URL('../../../scripts/install-postgresql.sh', import.meta.url));
@@ -139,7 +139,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     await writeFile(join(data, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
     let port = 0;
     for (let attempt = 1; ; attempt++) {
-      port = await freePort();
+      port = await freePorts();
       const settings = [
         `-c port=${port}`,
         '-c listen_addresses=127.0.0.1',
@@ -151,7 +151,7 @@ export async function startPostgres(): Promise<TestPostgres> {
         await runAsOwner(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-o', settings, '-w', '-t', '30', 'start']);
         break;
       } catch (error) {
-        // another process may have taken the port between freePort() and the server's bind
+        // another process may have taken the port between freePorts() and the server's bind
         if (attempt >= 3) throw new Error(`PostgreSQL did not start: ${String(error)}\n${readLog(log)}`);
       }
     }

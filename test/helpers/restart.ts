@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from '../../bin/server.js';
 import type { LiveWorker } from '../../controller/index.js';
-import { freePort, freePortPair } from './ports.js';
+import { freePorts } from './ports.js';
 import { DIST_BIN, spawnNode, waitFor, type Spawned } from './processes.js';
 import { TEST_SECRET, type TestDirs, type WorkerOptions } from './system.js';
 
@@ -17,9 +17,9 @@ export interface ServerPorts {
 }
 
 export async function pickServerPorts(): Promise<ServerPorts> {
-  const controllerPort = await freePortPair();
-  let apiPort = await freePort();
-  while (apiPort === controllerPort || apiPort === controllerPort + 1) apiPort = await freePort();
+  const controllerPort = await freePorts(3);
+  let apiPort = await freePorts();
+  while (apiPort === controllerPort || apiPort === controllerPort + 1) apiPort = await freePorts();
   return { apiPort, controllerPort };
 }
 

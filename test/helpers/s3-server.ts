@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { S3StoreConfig } from '../../controller/image-store/index.js';
-import { freePort } from './ports.js';
+import { freePorts } from './ports.js';
 import { spawnNode, type Spawned } from './processes.js';
 
 const CHILD = fileURLToPath(new URL('./s3-server-child.js', import.meta.url));
@@ -75,7 +75,7 @@ export async function startS3Server(options: { bucket?: string; cors?: boolean }
   const directory = path.join(root, 's3');
   const stagingDir = path.join(root, 'staging');
   await mkdir(directory);
-  const port = await freePort();
+  const port = await freePorts();
   let running: Spawned | null = null;
 
   const server: TestS3Server = {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createLogger } from '../../common/log.js';
 import { DEFAULT_JOB_TIMEOUT_MS, DEFAULT_RETRY_POLICY } from '../../controller/index.js';
 import { startServer, type Server, type ServerConfig } from '../../bin/server.js';
-import { freePort, freePortPair } from './ports.js';
+import { freePorts } from './ports.js';
 import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from './processes.js';
 
 export const TEST_SECRET = 'test-cluster-secret';
@@ -30,8 +30,8 @@ export async function testServerConfig(
   dirs: TestDirs,
   overrides: Partial<ServerConfig['controller']> = {},
 ): Promise<ServerConfig> {
-  const port = await freePortPair();
-  const apiPort = await freePort();
+  const port = await freePorts(3);
+  const apiPort = await freePorts();
   return {
     controller: {
       systemName: 'DPIP-test',
@@ -128,7 +128,7 @@ export function spawnWorker(options: WorkerOptions): Spawned {
 }
 
 export interface LaunchOptions {
-  /** Its --controller-port (it binds the next two ports too: see freePortPair); default: a free one. */
+  /** Its --controller-port (it binds the next two ports too: see freePorts); default: a free one. */
   controllerPort?: number;
 }
 
@@ -138,8 +138,8 @@ export async function launchServer(
   extraArgs: string[] = [],
   options: LaunchOptions = {},
 ): Promise<{ process: Spawned; url: string; controllerPort: number }> {
-  const controllerPort = options.controllerPort ?? (await freePortPair());
-  const apiPort = await freePort();
+  const controllerPort = options.controllerPort ?? (await freePorts(3));
+  const apiPort = await freePorts();
   const args = [
     '--port',
     String(apiPort),

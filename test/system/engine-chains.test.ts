@@ -47,7 +47,7 @@ import {
   rejectionOf,
 } from '../helpers/chains.js';
 import { highFrequencyEnergy, makePhotoLikeImage, maxChannelSpread, sniffMime } from '../helpers/images.js';
-import { freePort, freePortPair } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { killAll, waitFor } from '../helpers/processes.js';
 import { difference, JPEG_ENCODERS, sharpRgba, TOLERANCE, worstMean } from '../helpers/sharp-reference.js';
 import { makeDirs, spawnWorker, startTestServer, TEST_SECRET, type TestDirs } from '../helpers/system.js';
@@ -383,7 +383,7 @@ describe('engine chains', function () {
     for (const engine of ['sharp', 'jimp'] as const) {
       it(`${engine}: its operations and output formats, at registration`, async () => {
         // a controller played by the test: it announces itself and keeps what a worker registers with
-        const port = await freePortPair();
+        const port = await freePorts(3);
         const registered: RegisterParams[] = [];
         const publisher = bindPublisher(`tcp://127.0.0.1:${port}`);
         const controller = serveRpc(
@@ -454,7 +454,7 @@ describe('engine chains', function () {
       it(`${engineName}: a PNG original resized, turned and written as JPEG`, async () => {
         // the worker's side played by the test: it registers, takes the scheduler's assignment, and runs the
         // job with the worker's own code, the chain added (the scheduler here sends none)
-        const port = await freePort();
+        const port = await freePorts();
         const assigned: Assignment[] = [];
         const stand = serveRpc(
           `tcp://127.0.0.1:${port}`,

@@ -14,7 +14,7 @@ import { rpcPortOf } from '../../controller/index.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
 import { collectingLogger } from '../helpers/log-lines.js';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { killAll, spawnNode, waitFor, type Spawned } from '../helpers/processes.js';
 import { makeDirs, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
@@ -76,7 +76,7 @@ describe('a stranger flooding the bus', function () {
           name: 'probe',
           instance_id: 'probe-1',
           tags: [],
-          rpc_address: `tcp://127.0.0.1:${await freePort()}`,
+          rpc_address: `tcp://127.0.0.1:${await freePorts()}`,
           slots: 1,
           engine: 'jimp',
           filters: ['probe-only'],

@@ -16,7 +16,7 @@ import { rpcPortOf, sessionPortOf } from '../../controller/index.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
 import { collectingLogger } from '../helpers/log-lines.js';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import { makeDirs, spawnWorker, testServerConfig, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
@@ -547,7 +547,7 @@ describe('hostile peers on the bus', function () {
       'none is sent on the closed socket (that aborted the process)',
     async () => {
       // nobody listens: the first call times out, and only then would the queued ones go out
-      const rpc = connectRpc(`tcp://127.0.0.1:${await freePort()}`, 200);
+      const rpc = connectRpc(`tcp://127.0.0.1:${await freePorts()}`, 200);
       const schema = z.object({ accepted: z.boolean() });
       const calls = [rpc.call('ping', {}, schema), rpc.call('ping', {}, schema), rpc.call('ping', {}, schema, 100)];
       rpc.close();
@@ -569,7 +569,7 @@ describe('hostile peers on the bus', function () {
   it(
     'a hostile REP peer cannot crash an RPC client: ' + 'null, lists, wrong ids and garbage only time the call out',
     async () => {
-      const port = await freePort();
+      const port = await freePorts();
       const address = `tcp://127.0.0.1:${port}`;
       const hostile = nano.socket('rep', { linger: 0 });
       hostile.on('error', () => undefined);

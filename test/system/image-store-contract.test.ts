@@ -17,7 +17,7 @@ import {
 } from '../../controller/image-store/index.js';
 import { ObjectPresigner } from '../../controller/image-store/s3-presign.js';
 import { createS3Client, S3ImageStore } from '../../controller/image-store/s3-store.js';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { setEnv, startS3Server, storeConfigFor, type TestS3Server } from '../helpers/s3-server.js';
 
 /** A store for one test, with every key it holds (from outside the store) and its cleanup. */
@@ -442,7 +442,7 @@ describe('S3 image store', function () {
     });
 
     it('names the endpoint when it is unreachable', async () => {
-      const closed = `http://127.0.0.1:${await freePort()}`;
+      const closed = `http://127.0.0.1:${await freePorts()}`;
       const { store } = makeStore({ endpoint: closed });
       const started = Date.now();
       const error = await rejection(store.check());

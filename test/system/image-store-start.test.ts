@@ -1,7 +1,7 @@
 // The server checks its image store at start and refuses to start, saying what is wrong, when it cannot
 // write, read and delete there. Real server processes against a real S3-protocol server.
 import { expect } from 'chai';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { killAll } from '../helpers/processes.js';
 import { setEnv, startS3Server, type TestS3Server } from '../helpers/s3-server.js';
 import { launchServer, makeDirs, type TestDirs } from '../helpers/system.js';
@@ -47,7 +47,7 @@ describe('the image store checked at start', function () {
   });
 
   it('an endpoint nobody answers: it names the endpoint, and exits', async () => {
-    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const endpoint = `http://127.0.0.1:${await freePorts()}`;
     const { code, output } = await refusal([
       '--image-store',
       's3',

@@ -18,7 +18,7 @@ import { rpcPortOf } from '../../controller/index.js';
 import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { makePhotoLikeImage, makeTestImage } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { makeDirs, spawnWorker, startTestServer, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
 /** Every file under the directory, relative to it. */
@@ -164,7 +164,7 @@ describe('cancel and delete while workers run the jobs', function () {
   it('cancel: the scheduler asks the worker that holds a running job to stop it (the cancel RPC)', async () => {
     // a worker played by the test: it accepts the assignment and records every cancel it is asked for, and
     // never heartbeats (the lease is long enough), so only the scheduler's cancel call can reach it
-    const port = await freePort();
+    const port = await freePorts();
     const cancels: string[] = [];
     const stand = serveRpc(
       `tcp://127.0.0.1:${port}`,

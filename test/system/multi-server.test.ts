@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { TestClient, type WorkloadBody } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
-import { freeFixedPorts } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { skipWithoutPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { killAll, waitFor, type Spawned } from '../helpers/processes.js';
 import { setEnv, startS3Server, type TestS3Server } from '../helpers/s3-server.js';
@@ -49,8 +49,8 @@ describe('two servers on one database and one bucket', function () {
     for (const name of ['a', 'b'])
       nodes.push({
         name,
-        apiPort: await freeFixedPorts(1),
-        controllerPort: await freeFixedPorts(3),
+        apiPort: await freePorts(1),
+        controllerPort: await freePorts(3),
         url: '',
         dirs: await makeDirs(),
         process: null,

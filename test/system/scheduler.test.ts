@@ -5,7 +5,7 @@ import { rpcPortOf } from '../../controller/index.js';
 import type { Server } from '../../bin/server.js';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { killAll } from '../helpers/processes.js';
 import { makeDirs, spawnWorker, startTestServer, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
@@ -38,7 +38,7 @@ describe('scheduler', function () {
       name: 'ghost',
       instance_id: 'ghost-1',
       tags: [],
-      rpc_address: `tcp://127.0.0.1:${await freePort()}`,
+      rpc_address: `tcp://127.0.0.1:${await freePorts()}`,
       slots: 8,
       engine: 'jimp',
       filters: ['grayscale', 'blur'],

@@ -5,7 +5,7 @@ import { CONTROLLER_METHODS, registerResultSchema, type RegisterResult } from '.
 import { rpcPortOf } from '../../controller/index.js';
 import { createTokens, type Tokens } from '../../controller/tokens.js';
 import { openStore, type Store } from '../../controller/store/index.js';
-import { freePort } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { makeDirs, startTestServer, TEST_SECRET, type TestDirs } from '../helpers/system.js';
 
 describe('tokens: a token checked once is still refused once it expires or is revoked', () => {
@@ -96,7 +96,7 @@ describe('worker tokens: a worker that registers again gets a new token, and the
           name: 'returning',
           instance_id: instanceId,
           tags: ['nothing-runs-here'],
-          rpc_address: `tcp://127.0.0.1:${await freePort()}`,
+          rpc_address: `tcp://127.0.0.1:${await freePorts()}`,
           slots: 1,
           engine: 'jimp',
           filters: ['grayscale'],

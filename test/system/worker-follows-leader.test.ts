@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { TestClient } from '../helpers/api.js';
 import { makeTestImage } from '../helpers/images.js';
-import { freeFixedPorts } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { killAll, waitFor } from '../helpers/processes.js';
 import { logLines } from '../helpers/restart.js';
 import { makeDirs, spawnServer, spawnWorker, type TestDirs } from '../helpers/system.js';
@@ -33,9 +33,9 @@ describe('a worker given several controllers follows the one that announces', fu
   });
 
   it('works for server A, then, A killed, for server B on the other address, without a restart', async () => {
-    // each controller binds its port and the next two: freeFixedPorts gives two runs that do not overlap
-    const portA = await freeFixedPorts(3);
-    const portB = await freeFixedPorts(3);
+    // each controller binds its port and the next two: freePorts gives two runs that do not overlap
+    const portA = await freePorts(3);
+    const portB = await freePorts(3);
     const [dirsA, dirsB] = [await makeDirs(), await makeDirs()];
     dirs.push(dirsA, dirsB);
     const controllers = [`127.0.0.1:${portA}`, `127.0.0.1:${portB}`];
@@ -80,8 +80,8 @@ describe('a worker given several controllers follows the one that announces', fu
   });
 
   it('stays with the controller it registered with while it announces, though another announces too', async () => {
-    const portA = await freeFixedPorts(3);
-    const portB = await freeFixedPorts(3);
+    const portA = await freePorts(3);
+    const portB = await freePorts(3);
     const [dirsA, dirsB] = [await makeDirs(), await makeDirs()];
     dirs.push(dirsA, dirsB);
     const controllers = [`127.0.0.1:${portA}`, `127.0.0.1:${portB}`];

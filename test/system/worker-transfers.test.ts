@@ -36,7 +36,7 @@ import type { HttpTimeouts } from '../../worker/http-call.js';
 import { runJob, type JobOutcome } from '../../worker/job-runner.js';
 import { keyPath, type TransferOptions } from '../../worker/transfers.js';
 import { makeTestImage } from '../helpers/images.js';
-import { freePort, freePortPair } from '../helpers/ports.js';
+import { freePorts } from '../helpers/ports.js';
 import { DIST_BIN, spawnNode, waitFor, type Spawned } from '../helpers/processes.js';
 import { TEST_SECRET } from '../helpers/system.js';
 
@@ -495,7 +495,7 @@ describe('worker transfers: bytes by path, by presigned URL, or through the API'
     }
 
     it('a store that refuses connections is a failure of the store, and its URL is not shown', async () => {
-      const port = await freePort();
+      const port = await freePorts();
       const signature = randomBytes(32).toString('hex');
       const url = `http://127.0.0.1:${port}/bucket/workload-1/image-1.png?X-Amz-Signature=${signature}`;
       remember({ url });
@@ -623,7 +623,7 @@ describe('worker transfers: bytes by path, by presigned URL, or through the API'
   });
 
   it('a failure of the store reaches the controller as store_unavailable', async () => {
-    const port = await freePort();
+    const port = await freePorts();
     const failures: FailParams[] = [];
     const controller = serveRpc(
       `tcp://127.0.0.1:${port}`,
@@ -677,7 +677,7 @@ describe('worker transfers: bytes by path, by presigned URL, or through the API'
     it('a worker with --images-dir (or DPIP_IMAGES_DIR) sends it, read again at each registration', async () => {
       // a controller played by the test: it announces itself, keeps what workers register with, and forgets
       // them when told to, so that they register again
-      const port = await freePortPair();
+      const port = await freePorts(3);
       const registered: RegisterParams[] = [];
       const forget = new Set<string>();
       const publisher = bindPublisher(`tcp://127.0.0.1:${port}`);
