@@ -88,6 +88,16 @@ export class DirectTransfers {
   }
 
   /**
+   * The result already accepted for this report's lease: the same report sent again (to a new leader, its first
+   * answer lost after the commit) is answered with it, as the first was. Null for any other report.
+   */
+  acceptedFor(upload: FilteredUpload): ImageRecord | null {
+    const found = this.find(upload.job_id);
+    const accepted = found && this.acceptedResult(found.job);
+    return accepted && accepted.file === resultOf(found, upload.lease_id).key ? accepted : null;
+  }
+
+  /**
    * The result a worker reports as stored, read from its lease's key (its first `headBytes`, for its
    * header). 409/410 when the lease moved on or
    * the job is gone (nothing is read); a result missing at its key fails that attempt (422).
@@ -156,8 +166,11 @@ export class DirectTransfers {
   private inUse(found: { job: Job; workload: Workload; original: ImageRecord }, leaseId: string): boolean {
     const { job } = found;
     if (job.lease?.lease_id === leaseId) return true;
-    const accepted = job.filtered_image_id === null ? null : own(this.store.data.images, job.filtered_image_id);
-    return accepted?.file === resultOf(found, leaseId).key;
+    return this.acceptedResult(job)?.file === resultOf(found, leaseId).key;
+  }
+
+  private acceptedResult(job: Job): ImageRecord | null {
+    return job.filtered_image_id === null ? null : (own(this.store.data.images, job.filtered_image_id) ?? null);
   }
 
   /** Removes whatever is at the lease's result key (failures are logged: the start-up sweep finds it later). */

@@ -125,6 +125,8 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
    * the job. What fails the check fails that attempt (422), and the object goes.
    */
   async function keepStoredResult(upload: FilteredUpload, workerId: string): Promise<ImageRecord> {
+    const repeated = controller.transfers.acceptedFor(upload);
+    if (repeated) return repeated;
     const { key, mime, object } = await controller.transfers.findStored(upload, workerId, STORED_HEAD_BYTES);
     let incoming: IncomingImage;
     try {

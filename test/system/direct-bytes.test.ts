@@ -2,6 +2,7 @@
 // token, so each step can be checked) puts its result where its assignment says, by path into the
 // local folder or by the presigned PUT into object storage, and reports it with stored=true; the
 // server checks the object before the job completes. Real server, real files, a real S3-protocol server.
+import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import sharp from 'sharp';
@@ -146,14 +147,19 @@ for (const kind of ['local', 's3'] as const) {
       await expectResultDownloads(filteredId);
     });
 
-    it('a report sent again after the job completed (its answer lost) is refused, and the result stays', async () => {
+    it('a report sent again after the job completed (answer lost) gets the first answer; the result stays', async () => {
       const { jobId, leaseId, transfers } = await heldJob();
       const filteredId = await storeAndReport(jobId, leaseId, transfers);
+      const images = Object.keys(server.controller.store.data.images).length;
       // as a worker sends it again to the new leader when its server was killed after the commit, before answering
       const again = await report(jobId, leaseId);
-      expect(again.status).to.equal(409);
+      expect(again.status).to.equal(201);
+      expect(((await again.json()) as { image_id: string }).image_id).to.equal(filteredId);
+      expect(Object.keys(server.controller.store.data.images), 'no second record').to.have.length(images);
       expect(await exists(targetKey(transfers)), 'the accepted result is still at its key').to.equal(true);
       await expectResultDownloads(filteredId);
+      // another lease's report for the done job is still refused
+      expect((await report(jobId, randomUUID())).status).to.equal(409);
     });
 
     it('a result missing at its key fails that attempt (422), not the job', async () => {
