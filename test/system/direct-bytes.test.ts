@@ -147,7 +147,7 @@ for (const kind of ['local', 's3'] as const) {
       await expectResultDownloads(filteredId);
     });
 
-    it('a report sent again after the job completed (answer lost) gets the first answer; the result stays', async () => {
+    it('a report sent again after the job completed (answer lost) gets the first answer, the result kept', async () => {
       const { jobId, leaseId, transfers } = await heldJob();
       const filteredId = await storeAndReport(jobId, leaseId, transfers);
       const images = Object.keys(server.controller.store.data.images).length;
