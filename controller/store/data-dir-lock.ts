@@ -1,5 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -37,71 +38,97 @@ function alive(pid: number): boolean {
 /**
  * Why the data dir may not be used by this process: another live process holds it, on this machine or (with the
  * folder shared) another one; null when it is free, held by this process, or held by a process that is gone.
+ * `bound`: a process on this machine holds its socket (see holdName), whatever `LOCK` says yet.
  */
-export function dataDirHeld(dataDir: string): string | null {
+export function dataDirHeld(dataDir: string, bound = false): string | null {
   const file = path.join(dataDir, LOCK_FILE);
   const holder = readHolder(file);
-  if (!holder) return null;
-  if (holder.host !== hostname())
+  if (holder && holder.host !== hostname())
     return (
       `the data dir ${dataDir} is held by a server on ${holder.host} (pid ${holder.pid}, since ${holder.since}): ` +
       `stop it first; if none runs there any more, remove ${file}`
     );
-  if (holder.pid === process.pid || !alive(holder.pid)) return null;
-  return (
-    `another process (pid ${holder.pid}, since ${holder.since}) holds the data dir ${dataDir}: ` +
-    'stop that server first, or give this one a --data-dir of its own'
-  );
+  const live = holder && holder.pid !== process.pid && alive(holder.pid);
+  if (!bound && !live) return null;
+  // a holder that has not written LOCK yet, or any process that bound the socket: `ss -xlp` names it
+  const who = live
+    ? `another process (pid ${holder.pid}, since ${holder.since})`
+    : 'another process (`ss -xlp | grep dpip-data-dir` shows which)';
+  return `${who} holds the data dir ${dataDir}: stop that server first, or give this one a --data-dir of its own`;
 }
 
 /** How long a start waits for the holder to go (a restart whose old server is still stopping) before refusing. */
 const HOLDER_GRACE_MS = 5_000;
 const HOLDER_POLL_MS = 100;
 
+/** This process's holds, by data dir: one however often it is opened (a restart in place). */
+const holds = new Map<string, { socket: Server | null; count: number }>();
+
+/**
+ * The name that holds a data dir on this machine: a socket in Linux's abstract namespace (no file), bound by
+ * one process at a time and freed by the kernel when that process ends, however it ends. Null elsewhere.
+ */
+function holdName(dataDir: string): string | null {
+  if (process.platform !== 'linux') return null;
+  const digest = createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 32);
+  return `\0dpip-data-dir-${digest}`;
+}
+
+/** Binds the name: the socket, or null when a live process has it. */
+function bindName(name: string): Promise<Server | null> {
+  return new Promise((resolve, reject) => {
+    const socket = createServer((connection) => connection.destroy());
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'EADDRINUSE' ? resolve(null) : reject(error),
+    );
+    socket.listen({ path: name }, () => resolve(socket.unref()));
+  });
+}
+
 /**
  * Holds the lowdb data dir for this process (two servers on one data dir would each write the journal under the
- * other): refused with the reason when another live process still holds it after HOLDER_GRACE_MS; a lock left by
- * a process that is gone (a kill, a crash) is taken over. Returns the release, which leaves a lock another
- * process has taken meanwhile.
+ * other): refused with the reason when another live process still holds it after HOLDER_GRACE_MS. On Linux the
+ * hold itself is the data dir's abstract socket (see holdName), so that of servers starting at the same instant
+ * exactly one gets it, and a killed holder's is free at once; `LOCK` then names the holder for the others'
+ * messages and for servers on other machines (a shared folder), whose lock is refused. Elsewhere `LOCK` alone
+ * holds it, and a lock left by a process that is gone is taken over. Returns the release.
  */
 export async function lockDataDir(dataDir: string, graceMs = HOLDER_GRACE_MS): Promise<() => void> {
   const file = path.join(dataDir, LOCK_FILE);
-  const mine: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  const name = holdName(dataDir) ?? file;
   const deadline = Date.now() + graceMs;
-  // whole or not at all: written aside once, then linked into place (a link never replaces a file that is there)
+  let hold = holds.get(name);
+  if (hold) hold.count++;
+  else {
+    const socket = await takeHold(dataDir, name === file ? null : name, deadline);
+    hold = { socket, count: 1 };
+    holds.set(name, hold);
+  }
+  const mine: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  // whole or not at all: written aside, then renamed over what a gone holder left
   const aside = path.join(dataDir, `.${LOCK_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
   writeFileSync(aside, JSON.stringify(mine), { mode: 0o600 });
-  try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        try {
-          linkSync(aside, file);
-        } catch (error) {
-          // a filesystem without hard links: an exclusive create, its content written just after
-          if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
-          writeFileSync(file, JSON.stringify(mine), { mode: 0o600, flag: 'wx' });
-        }
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 1000) throw error;
-      }
-      const held = dataDirHeld(dataDir);
-      if (held && Date.now() >= deadline) throw new Error(held);
-      if (held) await new Promise((resolve) => setTimeout(resolve, HOLDER_POLL_MS));
-      else {
-        // stale (or unreadable): take it over
-        try {
-          unlinkSync(file);
-        } catch {
-          // another process took it over first: the next attempt says so
-        }
-      }
-    }
-  } finally {
-    unlinkSync(aside);
-  }
+  renameSync(aside, file);
+  const held = hold;
+  let released = false;
   return () => {
-    const now = readHolder(file);
-    if (now?.pid === mine.pid && now.since === mine.since) unlinkSync(file);
+    if (released) return;
+    released = true;
+    if (--held.count > 0) return;
+    holds.delete(name);
+    if (readHolder(file)?.pid === process.pid) unlinkSync(file);
+    held.socket?.close();
   };
+}
+
+/** Waits until this process is the data dir's one holder on this machine (`name`: its socket, if any). */
+async function takeHold(dataDir: string, name: string | null, deadline: number): Promise<Server | null> {
+  for (;;) {
+    const socket = name ? await bindName(name) : null;
+    const held = dataDirHeld(dataDir, name !== null && socket === null);
+    if (!held) return socket;
+    socket?.close();
+    if (Date.now() >= deadline) throw new Error(held);
+    await new Promise((resolve) => setTimeout(resolve, HOLDER_POLL_MS));
+  }
 }
