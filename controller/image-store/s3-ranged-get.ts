@@ -3,6 +3,14 @@ import https from 'node:https';
 import { ImageStoreUnavailable } from './errors.js';
 import type { StoredObject } from './types.js';
 
+/** How a request fails on a connection the other end had closed: reset, or ended before any answer. */
+const DROPPED_CODES = new Set(['ECONNRESET', 'EPIPE']);
+/** Kept connections a GET may find dropped before it is the store's failure (each one dropped is gone). */
+const MAX_KEPT_CONNECTION_DROPS = 4;
+
+/** A request that failed on a kept-alive connection the store had closed: it may go again. */
+class DroppedKeptConnection extends ImageStoreUnavailable {}
+
 /**
  * The first bytes of an object and its size, by a ranged GET of a presigned URL on a kept-alive
  * connection. The SDK's GetObject costs about 1.9 ms of CPU a call (its middleware, the signing of
@@ -20,8 +28,23 @@ export class RangedGet {
     private readonly totalMs: number,
   ) {}
 
-  /** null: no object at the URL's key. `what` names the work for errors (never the URL: it is a credential). */
-  head(url: string, bytes: number, what: string): Promise<StoredObject | null> {
+  /**
+   * null: no object at the URL's key. `what` names the work for errors (never the URL: it is a credential).
+   * A GET that failed on a kept-alive connection as it went out (the store closed it meanwhile, idle: any store
+   * does, at a time of its own) goes again, on the next kept connection or a new one; one that fails on a new
+   * connection is the store's failure.
+   */
+  async head(url: string, bytes: number, what: string): Promise<StoredObject | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.headOnce(url, bytes, what);
+      } catch (error) {
+        if (!(error instanceof DroppedKeptConnection) || attempt >= MAX_KEPT_CONNECTION_DROPS) throw error;
+      }
+    }
+  }
+
+  private headOnce(url: string, bytes: number, what: string): Promise<StoredObject | null> {
     const target = new URL(url);
     const transport = target.protocol === 'https:' ? https : http;
     const agent = target.protocol === 'https:' ? this.agents['https:'] : this.agents['http:'];
@@ -50,9 +73,11 @@ export class RangedGet {
         socket.once('connect', () => clearTimeout(connect));
         socket.once('close', () => clearTimeout(connect));
       });
-      request.on('error', (error: NodeJS.ErrnoException) =>
-        settle(new ImageStoreUnavailable(`${what}: ${error.code ?? error.message}`, error)),
-      );
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        const detail = `${what}: ${error.code ?? error.message}`;
+        const dropped = request.reusedSocket && DROPPED_CODES.has(error.code ?? '');
+        settle(dropped ? new DroppedKeptConnection(detail, error) : new ImageStoreUnavailable(detail, error));
+      });
     });
   }
 
