@@ -127,6 +127,11 @@ export const heartbeatParamsSchema = z.object({
   token: z.string().max(4000),
   resources: resourcesSchema,
   running: z.array(leaseRefSchema).max(1024),
+  /**
+   * The lease ids of the held jobs that wait for a slot, never started (--prefetch): if the worker dies,
+   * they go back at no cost.
+   */
+  waiting: z.array(shortText).max(1024).optional(),
 });
 export type HeartbeatParams = z.infer<typeof heartbeatParamsSchema>;
 export const heartbeatResultSchema = z.object({

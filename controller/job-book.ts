@@ -84,6 +84,9 @@ export interface Overload {
 }
 
 const NO_OVERLOAD: Overload = { graceMs: () => 0, charged: true };
+const NO_LEASES: ReadonlySet<string> = new Set();
+/** Jobs remembered as released at no cost while they waited on a worker that died (see releaseAll). */
+const MAX_REMEMBERED_WAITING = 10_000;
 
 const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefined, onRefused: () => undefined };
 
@@ -97,6 +100,8 @@ const NO_HOOKS: JobBookHooks = { onWork: () => undefined, onChange: () => undefi
 export class JobBook {
   private readonly queue: JobQueue;
   private readonly leasedBy = new Map<string, Set<string>>();
+  /** The jobs released once at no cost as waiting jobs of a worker that died: the next such release costs. */
+  private readonly releasedWaiting = new Set<string>();
   private readonly hooks: JobBookHooks;
   private readonly counts: JobTally;
 
@@ -217,16 +222,38 @@ export class JobBook {
     return this.apply('unassign', jobId, (now) => unassignJob(this.store.data, jobId, workerId, leaseId, now));
   }
 
-  /** Release every job a worker holds (it died, left, or was replaced); `charged` as for release(). */
-  releaseAll(workerId: string, reason: string, charged = true): Job[] {
+  /**
+   * Release every job a worker holds (it died, left, or was replaced); `charged` as for release(). The leases in
+   * `waiting` (its last heartbeat said they waited for a slot) go back at no cost, once per job: one that
+   * started after that heartbeat and took the worker down with it (an image that crashes the decoder) costs
+   * an attempt the next time, so it cannot take down workers for good.
+   */
+  releaseAll(workerId: string, reason: string, charged = true, waiting: ReadonlySet<string> = NO_LEASES): Job[] {
     const released: Job[] = [];
     for (const jobId of [...this.heldBy(workerId)]) {
       const lease = this.store.data.jobs[jobId]?.lease;
       if (!lease) continue;
-      const result = this.release(jobId, workerId, lease.lease_id, reason, charged);
+      const unstarted = waiting.has(lease.lease_id) && this.freeReleaseOnce(jobId);
+      const why = unstarted ? `${reason}; the job had not started there (it waited for a slot)` : reason;
+      const result = this.release(jobId, workerId, lease.lease_id, why, charged && !unstarted);
       if (result.ok) released.push(result.job);
     }
     return released;
+  }
+
+  /** Whether the job has not been released at no cost as a waiting job before; counts this one. */
+  private freeReleaseOnce(jobId: string): boolean {
+    if (this.releasedWaiting.has(jobId)) return false;
+    if (this.releasedWaiting.size >= MAX_REMEMBERED_WAITING) {
+      // forget the jobs that have ended; the memory stays bounded whatever happens
+      for (const id of this.releasedWaiting) {
+        const state = own(this.store.data.jobs, id)?.state;
+        if (state !== 'queued' && state !== 'assigned' && state !== 'running') this.releasedWaiting.delete(id);
+      }
+      if (this.releasedWaiting.size >= MAX_REMEMBERED_WAITING) return false;
+    }
+    this.releasedWaiting.add(jobId);
+    return true;
   }
 
   /**

@@ -76,7 +76,8 @@ export function startLeaseSweeper(
         { worker: worker.record.name, silent_ms: now - worker.last_seen, ...cost },
         'worker missed its heartbeats: marked dead',
       );
-      jobs.releaseAll(worker.record.id, `worker ${worker.record.name} stopped sending heartbeats`, charged);
+      const reason = `worker ${worker.record.name} stopped sending heartbeats`;
+      jobs.releaseAll(worker.record.id, reason, charged, worker.waiting);
     }
     const overload: Overload = { graceMs: stalledMs, charged };
     const expired = jobs.expire(now, overload);

@@ -153,6 +153,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       if (!worker) return { known: false, cancel: [] };
       const wasDead = worker.state === 'dead';
       registry.heard(worker, params.resources, Date.now());
+      worker.waiting = new Set(params.waiting);
       if (wasDead) {
         log.info({ worker: worker.record.name }, 'worker is back');
         jobs.poke();
@@ -237,7 +238,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
     registry.leave(worker, Date.now());
     store.change('workers', worker.record.id);
     worker.record.left_at = new Date().toISOString();
-    jobs.releaseAll(worker.record.id, reason);
+    jobs.releaseAll(worker.record.id, reason, true, worker.waiting);
     registry.remove(worker.record.id);
   }
 }

@@ -66,6 +66,8 @@ export interface SessionPeer {
   monitor: ResourceMonitor;
   jobs: {
     heldLeases(): LeaseRef[];
+    /** The lease ids of the held jobs waiting for a slot, never started. */
+    waitingLeases(): string[];
     /** The jobs a heartbeat's answer says this worker lost. */
     leasesLost(jobIds: readonly string[]): void;
   };
@@ -356,7 +358,12 @@ export class ControllerSession {
     const { registration } = registered;
     const reply = await rpc.call(
       CONTROLLER_METHODS.heartbeat,
-      { token: registration.token, resources: peer.monitor.current(), running: peer.jobs.heldLeases() },
+      {
+        token: registration.token,
+        resources: peer.monitor.current(),
+        running: peer.jobs.heldLeases(),
+        waiting: peer.jobs.waitingLeases(),
+      },
       heartbeatResultSchema,
       Math.max(1000, registration.lease_ms - registration.heartbeat_ms),
     );

@@ -176,6 +176,10 @@ export class Slots {
     for (const jobId of jobIds) if (!this.finishing.has(jobId)) this.jobs.get(jobId)?.abort.abort();
   }
 
+  waitingLeases(): string[] {
+    return this.waiting.flatMap(({ jobId }) => this.jobs.get(jobId)?.params.lease_id ?? []);
+  }
+
   heldLeases(): LeaseRef[] {
     return [
       ...[...this.jobs.values()].map((job) => ({ job_id: job.params.job_id, lease_id: job.params.lease_id })),

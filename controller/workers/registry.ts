@@ -17,6 +17,8 @@ export interface LiveWorker {
   sees_images: boolean;
   /** Assignments it takes beyond its slots, waiting on it for a slot (its registration's `prefetch`). */
   prefetch: number;
+  /** The leases its last heartbeat said wait for a slot, never started: if it dies, they go back at no cost. */
+  waiting: ReadonlySet<string>;
 }
 
 /** What happens to workers, as the registry sees it (the activity and the history keep it). */
@@ -56,6 +58,7 @@ export class WorkerRegistry {
       resources,
       sees_images: false,
       prefetch: 0,
+      waiting: new Set(),
     };
     this.workers.set(record.id, live);
     this.events.registered(live, now);

@@ -180,6 +180,24 @@ describe('job book: the jobs over the datastore, with the queue and holder index
       expect(ids(book.ready(T0 + 50))).to.deep.equal([a!.id]);
       expect(book.releaseAll('w1', 'again')).to.deep.equal([]);
     });
+
+    it('releaseAll: a job its worker said waits for a slot goes back at no cost, once per job', () => {
+      const [job, other] = [upload('wl'), upload('wl')];
+      const waiting = run(job!, 'w1');
+      run(other!, 'w1');
+      book.releaseAll('w1', 'worker w1 stopped sending heartbeats', true, new Set([waiting]));
+      expect(store.data.jobs[job!.id]).to.include({
+        state: 'queued',
+        attempts: 0,
+        error: 'worker w1 stopped sending heartbeats; the job had not started there (it waited for a slot)',
+      });
+      expect(store.data.jobs[other!.id]).to.include({ attempts: 1, error: 'worker w1 stopped sending heartbeats' });
+      // said waiting again on a worker that died: it may have started after that heartbeat and taken the worker
+      // down (an image that crashes the decoder), so this time it costs
+      const again = run(job!, 'w2');
+      book.releaseAll('w2', 'worker w2 stopped sending heartbeats', true, new Set([again]));
+      expect(store.data.jobs[job!.id]).to.include({ attempts: 1, error: 'worker w2 stopped sending heartbeats' });
+    });
   });
 
   describe('the lease sweep', () => {
