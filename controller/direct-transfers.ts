@@ -93,8 +93,7 @@ export class DirectTransfers {
    */
   acceptedFor(upload: FilteredUpload): ImageRecord | null {
     const found = this.find(upload.job_id);
-    const accepted = found && this.acceptedResult(found.job);
-    return accepted && accepted.file === resultOf(found, upload.lease_id).key ? accepted : null;
+    return found && this.acceptedAt(found, upload.lease_id);
   }
 
   /**
@@ -164,13 +163,17 @@ export class DirectTransfers {
    * (a report sent again after its first answer was lost).
    */
   private inUse(found: { job: Job; workload: Workload; original: ImageRecord }, leaseId: string): boolean {
-    const { job } = found;
-    if (job.lease?.lease_id === leaseId) return true;
-    return this.acceptedResult(job)?.file === resultOf(found, leaseId).key;
+    return found.job.lease?.lease_id === leaseId || this.acceptedAt(found, leaseId) !== null;
   }
 
-  private acceptedResult(job: Job): ImageRecord | null {
-    return job.filtered_image_id === null ? null : (own(this.store.data.images, job.filtered_image_id) ?? null);
+  /** The job's accepted result when it is at this lease's key, else null. */
+  private acceptedAt(
+    found: { job: Job; workload: Workload; original: ImageRecord },
+    leaseId: string,
+  ): ImageRecord | null {
+    const { job } = found;
+    const accepted = job.filtered_image_id === null ? undefined : own(this.store.data.images, job.filtered_image_id);
+    return accepted?.file === resultOf(found, leaseId).key ? accepted : null;
   }
 
   /** Removes whatever is at the lease's result key (failures are logged: the start-up sweep finds it later). */

@@ -247,8 +247,8 @@ export class JobBook {
     if (this.releasedWaiting.size >= MAX_REMEMBERED_WAITING) {
       // forget the jobs that have ended; the memory stays bounded whatever happens
       for (const id of this.releasedWaiting) {
-        const state = own(this.store.data.jobs, id)?.state;
-        if (state !== 'queued' && state !== 'assigned' && state !== 'running') this.releasedWaiting.delete(id);
+        const job = own(this.store.data.jobs, id);
+        if (!job || isFinished(job)) this.releasedWaiting.delete(id);
       }
       if (this.releasedWaiting.size >= MAX_REMEMBERED_WAITING) return false;
     }

@@ -1,6 +1,7 @@
 // One HTTP call of the worker, to the API or to the object store (a presigned URL), within time limits.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { droppedKeptConnection } from '../common/kept-connection.js';
 import { formatDuration } from '../common/units.js';
 
 // node:http rather than fetch: fetch's web streams and FormData cost more CPU per image than the
@@ -120,8 +121,7 @@ export function httpCall(call: HttpCall, retried = false): Promise<HttpReply> {
       socket.once('connect', () => clearTimeout(timer));
     });
     request.on('error', (error: NodeJS.ErrnoException) => {
-      // a kept-alive connection the server closed just as we reused it: nothing reached the server
-      if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) return settle(httpCall(call, true));
+      if (droppedKeptConnection(request, error) && !retried) return settle(httpCall(call, true));
       settle(error);
     });
     for (const part of parts) request.write(part);

@@ -1,10 +1,9 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { droppedKeptConnection } from '../../common/kept-connection.js';
 import { ImageStoreUnavailable } from './errors.js';
 import type { StoredObject } from './types.js';
 
-/** How a request fails on a connection the other end had closed: reset, or ended before any answer. */
-const DROPPED_CODES = new Set(['ECONNRESET', 'EPIPE']);
 /** Kept connections a GET may find dropped before it is the store's failure (each one dropped is gone). */
 const MAX_KEPT_CONNECTION_DROPS = 4;
 
@@ -75,7 +74,7 @@ export class RangedGet {
       });
       request.on('error', (error: NodeJS.ErrnoException) => {
         const detail = `${what}: ${error.code ?? error.message}`;
-        const dropped = request.reusedSocket && DROPPED_CODES.has(error.code ?? '');
+        const dropped = droppedKeptConnection(request, error);
         settle(dropped ? new DroppedKeptConnection(detail, error) : new ImageStoreUnavailable(detail, error));
       });
     });

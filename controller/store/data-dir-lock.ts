@@ -95,13 +95,12 @@ function bindName(name: string): Promise<Server | null> {
  */
 export async function lockDataDir(dataDir: string, graceMs = HOLDER_GRACE_MS): Promise<() => void> {
   const file = path.join(dataDir, LOCK_FILE);
-  const name = holdName(dataDir) ?? file;
-  const deadline = Date.now() + graceMs;
+  const socketName = holdName(dataDir);
+  const name = socketName ?? file;
   let hold = holds.get(name);
   if (hold) hold.count++;
   else {
-    const socket = await takeHold(dataDir, name === file ? null : name, deadline);
-    hold = { socket, count: 1 };
+    hold = { socket: await takeHold(dataDir, socketName, Date.now() + graceMs), count: 1 };
     holds.set(name, hold);
   }
   const mine: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
