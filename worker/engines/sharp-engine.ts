@@ -13,6 +13,7 @@ import {
 } from '../../common/operations/index.js';
 import { UndecodableImageError } from './errors.js';
 import { planChain } from './plan.js';
+import { greySmallPng } from './small-grey.js';
 import type { ApplyOptions, EngineCapabilities, FilterEngine, FilterResult } from './types.js';
 
 // Reject corrupt/truncated input instead of returning a partially decoded image; apply EXIF orientation
@@ -214,6 +215,10 @@ export async function createSharpEngine(concurrency: number, threadsPerJob?: num
       if (closed) throw new Error('sharp engine is closed');
       signal?.throwIfAborted();
       const plan = planChain(chain, input, SHARP_CAPABILITIES, 'sharp', maxPixels);
+      if (plan.output.format === 'png') {
+        const small = greySmallPng(chain, input, maxPixels);
+        if (small) return small;
+      }
       const stages = stagesOf(chain);
       const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
 
