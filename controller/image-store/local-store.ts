@@ -9,6 +9,10 @@ import { DirectorySyncs } from '../store/index.js';
 import { ImageStoreConfigError } from './errors.js';
 import type { ImageStore, IncomingContent, OpenedObject, PresignedUrl, StoredObject } from './types.js';
 
+/** A folder's removal that found it filled meanwhile starts over up to this many times, 10, 20 ... ms apart. */
+const REMOVE_RETRIES = 8;
+const REMOVE_RETRY_MS = 10;
+
 /**
  * The image files under <images dir>/<workload name>/, written durably: a file is synced before it
  * takes its name and its directory after, so a record committed after `put` never points at a file a
@@ -125,11 +129,15 @@ export class LocalImageStore implements ImageStore {
     this.knownDirs.add(dir);
   }
 
-  /** A deleted workload's folder, with whatever is in it. */
+  /**
+   * A deleted workload's folder, with whatever is in it. A worker may still rename a result into it meanwhile
+   * (by path): the folder's last step then finds it not empty, and the removal starts over, a few times with a
+   * growing pause (node's own retry of ENOTEMPTY), which outlasts the results of the jobs it was running.
+   */
   async removeFolder(name: string): Promise<void> {
     const dir = path.join(this.root, name);
     this.knownDirs.delete(dir);
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: REMOVE_RETRIES, retryDelay: REMOVE_RETRY_MS });
   }
 
   /**

@@ -171,6 +171,25 @@ function imageStoreContract(name: string, makeHarness: () => Promise<Harness>): 
       expect((await store.inspect('w10/c.png', 0))?.size).to.equal(1);
     });
 
+    it('removeFolder takes every object that was there, while a worker still puts results in it', async () => {
+      await store.makeFolder('w1');
+      const there = Array.from({ length: 200 }, (_, index) => `w1/${index}.png`);
+      for (const key of there) await harness.putFromOutside(key, Buffer.from('a'));
+      const removing = store.removeFolder('w1');
+      // a worker's late results, one after the other, as long as the removal runs (its folder may be gone)
+      let settled = false;
+      const finished = removing.finally(() => {
+        settled = true;
+      });
+      for (let late = 0; late < 20 && !settled; late++)
+        await harness.putFromOutside(`w1/late-${late}.png`, Buffer.from('b')).catch(() => undefined);
+      await finished;
+      const left = await harness.keys();
+      expect(left.filter((key) => there.includes(key))).to.deep.equal([]);
+      await store.removeFolder('w1');
+      expect(await harness.keys()).to.deep.equal([]);
+    });
+
     it('prepare removes unreferenced objects and folders of no workload, keeps the rest, empties staging', async () => {
       await store.put(memory('keep'), 'w1/keep.png', 'image/png');
       await store.put(memory('drop'), 'w1/drop.png', 'image/png');
