@@ -24,6 +24,7 @@ import {
 import { DiskRoom } from '../controller/disk-room.js';
 import { LocalImageStore } from '../controller/image-store/index.js';
 import { DirectTransfers } from '../controller/direct-transfers.js';
+import { LeftoverRemovals } from '../controller/leftover-removals.js';
 import { Lifecycle } from '../controller/lifecycle.js';
 import { ImageLibrary } from '../controller/images.js';
 import { NO_QUOTAS, UserQuotas } from '../controller/quotas.js';
@@ -200,7 +201,7 @@ async function run(finished: number): Promise<Figures> {
     transfers: new DirectTransfers(store, imageStore, jobs, config.controller.jobTimeoutMs, log),
     uploads: new UploadSlots(store, imageStore, log),
     jobs,
-    lifecycle: new Lifecycle(store, jobs, images, () => undefined),
+    lifecycle: new Lifecycle(store, jobs, images, () => undefined, new LeftoverRemovals(log)),
     retention: null,
     workers: registry,
     history: new WorkerHistory(store),

@@ -18,6 +18,7 @@ import { UPLOAD_SLOT_MS, UploadSlots } from './upload-slots.js';
 import { ImageLibrary } from './images.js';
 import { NO_QUOTAS, UserQuotas } from './quotas.js';
 import { JobBook, type JobChange, type JobRefusal } from './job-book.js';
+import { LeftoverRemovals } from './leftover-removals.js';
 import { Lifecycle, type WorkloadEvent } from './lifecycle.js';
 import { startRetention, type Retention } from './retention.js';
 import { startLeaseSweeper, type LeaseSweeper } from './lease-sweeper.js';
@@ -130,7 +131,15 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   });
   const openedStore = await openImageStore(imageStoreConfigOf(config));
   await openedStore.check();
-  const health = new StoreHealth(probeOf(openedStore), () => jobs.poke(), log);
+  const removals = new LeftoverRemovals(log);
+  const health = new StoreHealth(
+    probeOf(openedStore),
+    () => {
+      jobs.poke();
+      removals.retryNow();
+    },
+    log,
+  );
   const imageStore = watchedStore(openedStore, health);
   const room = new DiskRoom(
     openedStore.kind === 'local' ? [config.imagesDir, config.dataDir] : [config.dataDir],
@@ -138,7 +147,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
   );
   const quotas = new UserQuotas(config.userQuotas ?? NO_QUOTAS);
   const images = new ImageLibrary(store, jobs, imageStore, room, quotas);
-  const lifecycle = new Lifecycle(store, jobs, images, (event) => events.emit('workload', event));
+  const lifecycle = new Lifecycle(store, jobs, images, (event) => events.emit('workload', event), removals);
   // what was handed out before a restart (presigned PUTs, upload slots) may still be written: left a while
   const orphans = await images.prepare(imageStore.presigns ? config.jobTimeoutMs + UPLOAD_SLOT_MS : 0);
   if (orphans > 0) log.warn({ files: orphans }, 'removed image files that no record points at');
@@ -255,6 +264,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       clearInterval(recorder);
       sweeper.stop();
       retention?.stop();
+      removals.close();
       health.close();
       transfers.close();
       uploads.stop();

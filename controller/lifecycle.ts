@@ -2,6 +2,7 @@ import { AppError } from '../common/errors.js';
 import type { RemovedView } from '../common/views.js';
 import type { ImageLibrary } from './images.js';
 import type { JobBook } from './job-book.js';
+import type { LeftoverRemovals } from './leftover-removals.js';
 import type { ImageRecord, Job, Store, Workload } from './store/index.js';
 import { markCancelled, removeWorkload, workloadStatus } from './workloads.js';
 
@@ -58,11 +59,18 @@ export class Lifecycle {
     private readonly jobs: JobBook,
     private readonly images: ImageLibrary,
     private readonly emit: (event: WorkloadEvent) => void,
+    /** Removes the files of what was deleted, retrying what fails after the deletion committed. */
+    private readonly removals: LeftoverRemovals,
     private readonly clock: () => number = Date.now,
   ) {}
 
   totals(): Readonly<DeletedTotals> {
     return this.deleted;
+  }
+
+  /** Removals of deleted files that failed and wait for a retry. */
+  get leftoverRemovals(): number {
+    return this.removals.pending;
   }
 
   created(workload: Workload): void {
@@ -87,7 +95,8 @@ export class Lifecycle {
 
   /**
    * Deletes the workload: cancels it, takes out every image of it (originals and results), its jobs and
-   * its record, commits, then removes its folder. Its name is free again once the folder is gone.
+   * its record, commits, then removes its folder (again and again if that fails: the deletion stands). Its
+   * name is free again once the folder is gone.
    */
   async deleteWorkload(workload: Workload, reason: DeleteReason): Promise<Removed> {
     const cancelled = this.cancelJobs(workload);
@@ -105,13 +114,20 @@ export class Lifecycle {
     }
     this.jobs.removeWorkload(workload.id, jobIds);
     removeWorkload(this.store, workload);
+    const releaseName = (): void => this.store.workloadIndex.releaseName(workload.name);
     try {
       await this.store.commit();
-      this.emit({ kind: 'deleted', workload_id: workload.id, owner: workload.owner });
-      await this.images.removeFolder(workload);
-    } finally {
-      this.store.workloadIndex.releaseName(workload.name);
+    } catch (error) {
+      releaseName();
+      throw error;
     }
+    this.emit({ kind: 'deleted', workload_id: workload.id, owner: workload.owner });
+    // deleted, whatever the removal of its files does: one that fails is tried again, and the name waits for it
+    await this.removals.remove(
+      `the folder of deleted workload "${workload.name}"`,
+      () => this.images.removeFolder(workload),
+      releaseName,
+    );
     return this.count(reason, removed, cancelled, 1);
   }
 
@@ -138,7 +154,7 @@ export class Lifecycle {
     await this.store.commit();
     const owner = this.store.data.workloads[image.workload_id]?.owner;
     if (owner) this.emit({ kind: 'changed', workload_id: image.workload_id, owner });
-    await this.images.removeFiles(removed);
+    await this.removals.remove(`the files of deleted image ${image.id}`, () => this.images.removeFiles(removed));
     return this.count('user', removed, cancelled, 0);
   }
 

@@ -97,6 +97,14 @@ export function systemMetrics(controller: MetricsSource, registry: Registry): Sy
   );
   imageCounter('dpip_upload_bytes_total', 'Bytes of the images stored, by type', 'bytes');
   new Gauge({
+    name: 'dpip_leftover_removals',
+    help: 'Deletions whose files could not be removed yet (the image store down, a busy folder): retried until gone',
+    registers: [registry],
+    collect() {
+      this.set(controller.lifecycle.leftoverRemovals);
+    },
+  });
+  new Gauge({
     name: 'dpip_workloads',
     help: 'Workloads kept now',
     registers: [registry],

@@ -181,6 +181,52 @@ describe('bytes presigned: an S3-protocol image store', function () {
     expect(waiting.failed_jobs).to.equal(0);
   });
 
+  it('the store down: deletions answer at once, and their objects go once it is back', async () => {
+    const kept = await client.createWorkload({ filter: 'grayscale', name: 'outage-kept' });
+    const gone = await client.createWorkload({ filter: 'grayscale', name: 'outage-gone' });
+    await uploadOriginals(client, kept.workload_id, 2, 110);
+    await uploadOriginals(client, gone.workload_id, 2, 120);
+    const keptDone = await client.waitForCompletion(kept.workload_id, 60_000);
+    await client.waitForCompletion(gone.workload_id, 60_000);
+    const objectsOf = async (name: string) =>
+      (await s3.objectKeys()).filter((key) => key.startsWith(`dpip/test/${name}/`));
+    const resultId = keptDone.filtered_images[0]!;
+    expect(await objectsOf('outage-kept'), 'two originals and their results').to.have.length(4);
+    await s3.stop();
+    try {
+      const deleted = await client.deleteWorkload(gone.workload_id);
+      expect(deleted.status, JSON.stringify(deleted.body)).to.equal(200);
+      expect(deleted.body).to.include({ workload_id: gone.workload_id, deleted: true, removed_images: 4 });
+      expect((await client.call('GET', `/workloads/${gone.workload_id}`)).status).to.equal(404);
+      const image = await client.deleteImage(resultId);
+      expect(image.status, JSON.stringify(image.body)).to.equal(200);
+      expect((await client.download(resultId)).status).to.equal(404);
+      // until its objects are gone, its name is not free: a new workload of it could lose its own objects
+      const again = await fetch(`${url}/workloads`, {
+        method: 'POST',
+        headers: { ...client.headers(), 'content-type': 'application/json' },
+        body: JSON.stringify({ filter: 'grayscale', name: 'outage-gone' }),
+      });
+      expect(again.status).to.equal(409);
+      expect(JSON.stringify(await again.json())).to.match(/still being removed/);
+    } finally {
+      await s3.start();
+    }
+    await waitFor('the deleted objects to go once the store is back', async () => {
+      const kept = await objectsOf('outage-kept');
+      const filtered = kept.filter((key) => key.includes('.filtered-'));
+      return (await objectsOf('outage-gone')).length === 0 && kept.length === 3 && filtered.length === 1;
+    });
+    await waitFor('the name to be free again', async () => {
+      const response = await fetch(`${url}/workloads`, {
+        method: 'POST',
+        headers: { ...client.headers(), 'content-type': 'application/json' },
+        body: JSON.stringify({ filter: 'grayscale', name: 'outage-gone' }),
+      });
+      return response.status === 201;
+    });
+  });
+
   it('no presigned URL is in what the server or a worker logged', () => {
     const logs = [serverProcess, ...workers].map((spawned) => spawned.output()).join('\n');
     expect(logs).to.include('job');

@@ -1,6 +1,8 @@
+import { LeftoverRemovals } from '../../controller/leftover-removals.js';
 import { Lifecycle } from '../../controller/lifecycle.js';
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
+import { createLogger } from '../../common/log.js';
 import { Registry } from 'prom-client';
 import { systemMetrics } from '../../api/metrics/collectors.js';
 import type { ControllerEvents } from '../../controller/index.js';
@@ -88,7 +90,13 @@ describe('bounded views: a scrape, a status and a list cost the same however lon
         images: library,
         workers: books.registry,
         events: new EventEmitter<ControllerEvents>(),
-        lifecycle: new Lifecycle(books.store, books.jobs, library, () => undefined),
+        lifecycle: new Lifecycle(
+          books.store,
+          books.jobs,
+          library,
+          () => undefined,
+          new LeftoverRemovals(createLogger('test', 'silent')),
+        ),
       };
       return systemMetrics(source, registry);
     }

@@ -4,9 +4,11 @@
 import { readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { createLogger } from '../../common/log.js';
 import { DiskRoom } from '../../controller/disk-room.js';
 import { LocalImageStore } from '../../controller/image-store/index.js';
 import { ImageLibrary } from '../../controller/images.js';
+import { LeftoverRemovals } from '../../controller/leftover-removals.js';
 import { Lifecycle } from '../../controller/lifecycle.js';
 import { UserQuotas } from '../../controller/quotas.js';
 import type { Workload } from '../../controller/store/index.js';
@@ -25,11 +27,11 @@ describe('lifecycle: cancel and delete', () => {
   });
 
   /** The library and the lifecycle over the books as they are now (the library counts the records it finds). */
-  function open(): void {
+  function open(files = new LocalImageStore(fixture.dir)): void {
     library = new ImageLibrary(
       books.store,
       books.jobs,
-      new LocalImageStore(fixture.dir),
+      files,
       new DiskRoom([], 0),
       new UserQuotas({ images: 4, bytes: null }),
     );
@@ -38,6 +40,7 @@ describe('lifecycle: cancel and delete', () => {
       books.jobs,
       library,
       () => undefined,
+      new LeftoverRemovals(createLogger('test', 'silent'), { baseMs: 5, maxMs: 20 }),
       () => books.clock.now,
     );
   }
@@ -139,6 +142,30 @@ describe('lifecycle: cancel and delete', () => {
     expect(() => addWorkload(books, 'bob', 'grayscale').name).to.not.throw();
     await deleting;
     expect(books.store.workloadIndex.nameHeld(workload.name)).to.equal(false);
+  });
+
+  it('a folder that cannot be removed yet: the deletion stands, the name waits for the retry', async () => {
+    const workload = addWorkload(books, 'ann');
+    let failures = 2;
+    const files = new (class extends LocalImageStore {
+      override async removeFolder(name: string): Promise<void> {
+        if (failures-- > 0) throw new Error('EBUSY: the folder is busy');
+        await super.removeFolder(name);
+      }
+    })(fixture.dir);
+    open(files);
+    await library.makeFolder(workload);
+    const removed = await lifecycle.deleteWorkload(workload, 'user');
+    expect(removed).to.include({ images: 0, cancelled_jobs: 0 });
+    expect(books.store.data.workloads[workload.id], 'deleted and committed').to.equal(undefined);
+    expect(books.store.workloadIndex.nameHeld(workload.name), 'held while its folder is there').to.equal(true);
+    expect(await readdir(fixture.dir)).to.include(workload.name);
+    const deadline = Date.now() + 5000;
+    while (books.store.workloadIndex.nameHeld(workload.name) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(books.store.workloadIndex.nameHeld(workload.name), 'free once the folder is gone').to.equal(false);
+    expect(await readdir(fixture.dir)).to.not.include(workload.name);
+    expect(failures, 'tried three times').to.equal(-1);
   });
 
   it('an upload racing the deletion of its workload keeps nothing and is answered 404, never 500', async () => {
