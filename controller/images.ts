@@ -151,9 +151,12 @@ export class ImageLibrary {
    * the workload's originals); the caller commits, then removes the file with `removeFiles`.
    */
   forget(image: ImageRecord): void {
-    if (!own(this.store.data.images, image.id)) return;
-    this.store.change('images', image.id);
+    const record = own(this.store.data.images, image.id);
+    if (!record) return;
     delete this.store.data.images[image.id];
+    // deleted untouched: the record itself is what a rollback puts back (a copy of each would make deleting a
+    // large workload hold the event loop twice as long)
+    this.store.changed('images', image.id, record);
     this.count(image, -1);
     add(this.removed[image.type], image, 1);
     if (image.type === 'original') this.store.originals.remove(image.workload_id, image.id);

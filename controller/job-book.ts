@@ -341,10 +341,10 @@ export class JobBook {
     for (const jobId of jobIds) {
       const prior = own(this.store.data.jobs, jobId);
       if (!prior) continue;
-      const copy = structuredClone(prior);
       if (prior.workload_id !== workloadId || !deleteJob(this.store.data, jobId))
         throw new Error(`job ${jobId} is not a finished job of workload ${workloadId}`);
-      this.store.changed('jobs', jobId, copy);
+      // deleted untouched (a cancel before it kept its own copy): the job itself is what a rollback puts back
+      this.store.changed('jobs', jobId, prior);
     }
     this.counts.drop(workloadId);
     this.queue.forgetWorkload(workloadId);

@@ -17,7 +17,11 @@ export interface Store {
    * that a commit that fails can put it back.
    */
   change(collection: Collection, key: string): void;
-  /** The same, after the change: `before` is the record as it was (a copy), or undefined if it did not exist. */
+  /**
+   * The same, after the change: `before` is the record as it was (a copy), or undefined if it did not exist.
+   * A record the change only deleted, untouched, may be passed itself (no copy: a rollback puts that very object
+   * back); nothing may change it afterwards.
+   */
   changed(collection: Collection, key: string, before: object | undefined): void;
   /**
    * Persist every change so far; resolves once they are durable. Calls close together share one write. A
@@ -263,6 +267,11 @@ function restore(records: Record<string, unknown>, key: string, before: Before):
   }
   const copy = before instanceof Kept ? before.copy : before;
   const current = before instanceof Kept ? before.ref : Object.hasOwn(records, key) ? records[key] : undefined;
+  if (current === copy) {
+    // a deleted record kept as itself (see `changed`): it goes back as it is
+    records[key] = copy;
+    return;
+  }
   if (current && typeof current === 'object' && copy && typeof copy === 'object') {
     for (const field of Object.keys(current)) delete (current as Record<string, unknown>)[field];
     Object.assign(current, copy);

@@ -387,6 +387,28 @@ for (const kind of [lowdb, postgres]) {
       expect(again.data.images.i4321).to.deep.equal(image('i4321', 4322));
     });
 
+    it('puts back a deleted record passed to changed() itself (no copy): the same object, every field', async () => {
+      const store = await open();
+      await put(store, sample());
+      const kept = contents(store);
+      await backing.breakWrites();
+      const record = store.data.images.f1!;
+      delete store.data.images.f1;
+      store.changed('images', 'f1', record);
+      const job = store.data.jobs['job-i1']!;
+      delete store.data.jobs['job-i1'];
+      store.changed('jobs', 'job-i1', job);
+      const failure = await store.commit().then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(failure, 'the commit failed').to.be.instanceOf(Error);
+      expect(store.data.images.f1, 'the same object').to.equal(record);
+      expect(store.data.jobs['job-i1'], 'the same object').to.equal(job);
+      expect(contents(store), 'every field back').to.deep.equal(kept);
+      await backing.mendWrites();
+    });
+
     it('rolls a failed commit back whole, tells the listeners, and goes on once writes work again', async () => {
       const store = await open();
       await put(store, sample());
