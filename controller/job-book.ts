@@ -117,7 +117,7 @@ export class JobBook {
     const order = (jobId: string): number => this.uploadOrder(jobId);
     this.queue = new JobQueue(store, order);
     const now = clock();
-    const jobs = Object.values(store.data.jobs);
+    const jobs = store.values('jobs');
     const queued: Job[] = [];
     for (const job of jobs) {
       if (job.state === 'queued') queued.push(job);

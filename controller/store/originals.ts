@@ -1,4 +1,11 @@
-import type { Data } from './schema.js';
+import type { Data, ImageRecord } from './schema.js';
+
+/** The images in upload order: as they are when they come in it (as both stores load them), else sorted. */
+function inUploadOrder(images: ImageRecord[]): ImageRecord[] {
+  for (let index = 1; index < images.length; index++)
+    if (images[index - 1]!.seq > images[index]!.seq) return images.sort((a, b) => a.seq - b.seq);
+  return images;
+}
 
 /**
  * Each workload's originals in upload order, derived from the image records at load and kept in
@@ -8,12 +15,11 @@ export class OriginalsIndex {
   private readonly byWorkload = new Map<string, string[]>();
   private seq = 0;
 
-  constructor(data: Data) {
-    const originals = Object.values(data.images)
-      .filter((image) => image.type === 'original')
-      .sort((a, b) => a.seq - b.seq);
+  /** `images`: every image record (Store.values). */
+  constructor(images: readonly ImageRecord[]) {
+    const originals = inUploadOrder(images.filter((image) => image.type === 'original'));
     for (const image of originals) this.add(image.workload_id, image.id);
-    for (const image of Object.values(data.images)) this.seq = Math.max(this.seq, image.seq);
+    for (const image of images) if (image.seq > this.seq) this.seq = image.seq;
   }
 
   of(workloadId: string): readonly string[] {

@@ -13,6 +13,13 @@ export interface Store {
   /** Where the records are kept: `lowdb` (the data folder) or `postgres`. */
   readonly kind: StoreKind;
   /**
+   * Every record of the collection, for a walk over all of them. Listing a large object's keys or values costs
+   * seconds at millions of records (V8 sorts them into their order of insertion first), so the list is made
+   * once and kept until a record of the collection is added or deleted (`change`): the walks at open share it.
+   * Do not change the list.
+   */
+  values<C extends Collection>(collection: C): readonly Data[C][string][];
+  /**
    * Call before changing, adding or deleting a record: the store remembers the record as it was, so
    * that a commit that fails can put it back.
    */
@@ -148,7 +155,17 @@ function group(): Group {
  * write is in flight, every commit that arrives waits for the single next write.
  */
 export function trackedStore(kind: StoreKind, data: Data, persist: (core: StoreCore) => Persistence): Store {
-  const originals = new OriginalsIndex(data);
+  /** Each collection's records as one list, until one of them is added or deleted (see Store.values). */
+  const listed = new Map<Collection, readonly unknown[]>();
+  function values<C extends Collection>(collection: C): readonly Data[C][string][] {
+    let list = listed.get(collection);
+    if (!list) {
+      list = Object.values(data[collection]);
+      listed.set(collection, list);
+    }
+    return list as readonly Data[C][string][];
+  }
+  const originals = new OriginalsIndex(values('images'));
   const workloadIndex = new WorkloadIndex(data);
   const rollbackListeners: RollbackListener[] = [];
   let changes: Batch = new Map();
@@ -157,6 +174,7 @@ export function trackedStore(kind: StoreKind, data: Data, persist: (core: StoreC
   const persistence = persist({ committing: () => pending !== null });
 
   function remember(collection: Collection, key: string, before: () => Before): void {
+    listed.delete(collection);
     let keys = changes.get(collection);
     if (!keys) {
       keys = new Map();
@@ -174,6 +192,7 @@ export function trackedStore(kind: StoreKind, data: Data, persist: (core: StoreC
 
   /** Puts every record of the batches back as it was before its first change (the oldest batch wins). */
   function rollback(...batches: Batch[]): void {
+    listed.clear();
     const undone = new Map<Collection, Map<string, unknown>>();
     for (const batch of batches) {
       for (const [collection, changed] of batch) {
@@ -240,6 +259,7 @@ export function trackedStore(kind: StoreKind, data: Data, persist: (core: StoreC
     originals,
     workloadIndex,
     kind,
+    values,
     compact: () => persistence.compact(),
     change,
     changed: (collection, key, before) => remember(collection, key, () => before ?? ABSENT),

@@ -8,7 +8,7 @@ import { recordBefore, trackedStore, type ChangeBatch, type Persistence, type St
 import { newSigningKeyHex, signingKeyOf } from '../signing-key.js';
 import { migrate } from './migrate.js';
 import { redactedUrl } from './redacted-url.js';
-import { CODECS, type TableCodec } from './rows.js';
+import { CODECS, utcTimeAsIso, type TableCodec } from './rows.js';
 
 export interface PostgresStoreOptions {
   log?: Pick<Logger, 'info' | 'warn'>;
@@ -143,7 +143,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   const data = emptyData();
   try {
     await migrate(pool, options.log ? { log: options.log } : {});
-    for (const collection of COLLECTIONS) await load(pool, data, collection);
+    await loadAll(pool, data);
   } catch (error) {
     await pool.end().catch(() => undefined);
     const message = error instanceof Error ? error.message : String(error);
@@ -216,17 +216,50 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
 /** Rows read per query at open: a table of millions is read in pages, not held twice over in one result. */
 const LOAD_PAGE_ROWS = 20_000;
 
-async function load(pool: pg.Pool, data: Data, collection: Collection): Promise<void> {
+/** The type parsers of the open's queries: timestamptz as the ISO string kept, without a Date (utcTimeAsIso). */
+const LOAD_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === pg.types.builtins.TIMESTAMPTZ
+      ? utcTimeAsIso
+      : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** Every record of every table, on one connection whose session writes times in UTC (see utcTimeAsIso). */
+async function loadAll(pool: pg.Pool, data: Data): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("SET TIME ZONE 'UTC'");
+    for (const collection of COLLECTIONS) await load(client, data, collection);
+    await client.query('RESET TIME ZONE');
+  } catch (error) {
+    broken = error instanceof Error ? error : new Error(String(error));
+    throw error;
+  } finally {
+    // a connection that failed half way is not given back to the pool as it is
+    client.release(broken);
+  }
+}
+
+async function load(client: pg.PoolClient, data: Data, collection: Collection): Promise<void> {
   const codec = CODECS[collection] as TableCodec<unknown>;
   const records = data[collection] as Record<string, unknown>;
-  const key = quoted(codec.key);
-  const page = `SELECT * FROM ${quoted(codec.table)} WHERE $1::text IS NULL OR ${key} > $1 ORDER BY ${key} LIMIT $2`;
+  const order = codec.loadOrder ?? codec.key;
+  const type = codec.loadOrder ? 'bigint' : 'text';
+  const column = quoted(order);
+  const text =
+    `SELECT * FROM ${quoted(codec.table)} WHERE $1::${type} IS NULL OR ${column} > $1::${type} ` +
+    `ORDER BY ${column} LIMIT $2`;
   let after: string | null = null;
   for (;;) {
-    const { rows }: { rows: Record<string, unknown>[] } = await pool.query(page, [after, LOAD_PAGE_ROWS]);
+    const { rows }: { rows: Record<string, unknown>[] } = await client.query({
+      text,
+      values: [after, LOAD_PAGE_ROWS],
+      types: LOAD_TYPES,
+    });
     for (const row of rows) records[String(row[codec.key])] = codec.fromRow(row);
     if (rows.length < LOAD_PAGE_ROWS) return;
-    after = String(rows.at(-1)![codec.key]);
+    after = String(rows.at(-1)![order]);
   }
 }
 

@@ -20,6 +20,11 @@ export interface TableCodec<R> {
   table: string;
   /** The primary key column: its value is the record's key in the collection. */
   key: string;
+  /**
+   * A unique bigint column the table is read in order of at open, instead of its key: images in upload order
+   * (`seq`), which the originals index then takes as they come instead of sorting a million of them.
+   */
+  loadOrder?: string;
   /** Every column, the key first. */
   columns: readonly string[];
   /**
@@ -44,6 +49,32 @@ const fromMs = (ms: number): string => new Date(ms).toISOString();
 const fromMsOrNull = (ms: number | null | undefined): string | null => (ms == null ? null : fromMs(ms));
 
 // --- reading: a row's column, of the type the record needs ---
+
+/** The ISO string of a time as schema.ts keeps it (Date.prototype.toISOString's, years 0000-9999). */
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** A timestamptz as PostgreSQL writes it in a session with DateStyle ISO and TimeZone UTC. */
+const PG_UTC = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?\+00$/;
+
+/**
+ * A timestamptz's text, read in a UTC session, as the ISO string schema.ts keeps: the same string a Date made
+ * of it gives (milliseconds cut, not rounded), without making the Date. Reading a million rows, the Dates the
+ * driver makes and the strings made of them cost seconds. Any other form (another time zone, a year past 9999,
+ * infinity) goes the Date's way, or stays text for the reader to refuse.
+ */
+export function utcTimeAsIso(text: string): string {
+  const match = PG_UTC.exec(text);
+  if (!match) {
+    const date = new Date(pgDate(text));
+    return Number.isNaN(date.getTime()) ? text : date.toISOString();
+  }
+  const millis = (match[3] ?? '').padEnd(3, '0').slice(0, 3);
+  return `${match[1]}T${match[2]}.${millis}Z`;
+}
+
+/** PostgreSQL's ISO text of a time as a string Date understands ("2026-01-02 03:04:05.6+01" -> with a T, ":00"). */
+function pgDate(text: string): string {
+  return text.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00');
+}
 
 /** Reads one table's rows: each getter throws, naming the table and the column, when the value is not there. */
 class RowReader {
@@ -105,6 +136,9 @@ class RowReader {
 
   /** A timestamptz as the ISO string schema.ts keeps. */
   iso(column: string): string {
+    const value = this.row[column];
+    // already the string kept (the open reads times as text: see utcTimeAsIso)
+    if (typeof value === 'string' && ISO_UTC.test(value)) return value;
     return this.date(column).toISOString();
   }
 
@@ -266,6 +300,7 @@ const workloads: TableCodec<Workload> = {
 const images: TableCodec<ImageRecord> = {
   table: 'images',
   key: 'id',
+  loadOrder: 'seq',
   columns: [
     'id',
     'workload_id',
