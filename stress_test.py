@@ -73,11 +73,14 @@ once, and its unfiltered images count as errors. While a workload waits because 
 can run it (``waiting_for`` in its view: a tag no worker has, an operation or a format no worker
 has), the progress line says why, and so does the error of the images left at the timeout.
 
-Uploads go one of two ways. Through the API, each frame is one POST /images. Through an upload
-slot, which a server that keeps its images in object storage offers (``uploads.slots`` in GET
-/status), each frame is POST /uploads (a slot: an image id and a presigned URL), a PUT of the bytes
-straight to the object store at that URL with exactly the headers the slot names (no token), then
-POST /uploads/{id}/confirm. ``-upload-via auto`` (the default) uses slots when GET /status says the
+Uploads go one of two ways. Through the API, each frame is one POST /images. Through upload
+slots, which a server that keeps its images in object storage offers (``uploads.slots`` in GET
+/status), frames go in groups of up to 8 (fewer when that keeps every ``-concurrency`` lane busy):
+one POST /uploads opens a slot for each frame of the group (an image id and a presigned URL), each
+frame is a PUT of its bytes straight to the object store at its URL with exactly the headers the
+slot names (no token), then one POST /uploads/confirm confirms the group's frames, each answered on
+its own. A group the server refuses whole (one frame too large, say) goes one frame a request
+(POST /uploads, PUT, POST /uploads/{id}/confirm), so each frame gets its own answer. ``-upload-via auto`` (the default) uses slots when GET /status says the
 server offers them and POST /images otherwise; ``-upload-via api`` or ``-upload-via slots`` forces
 one (slots from a server that offers none is an error before anything is uploaded). ``run``'s
 report and ``push``'s log say which way the uploads went. A presigned URL is never printed: it lets
@@ -126,6 +129,7 @@ THROTTLE_RETRIES = 5
 THROTTLE_MAX_WAIT_S = 30.0
 UPLOAD_VIA = ("auto", "api", "slots")
 SLOT_TYPES = frozenset({"image/png", "image/jpeg"})
+SLOTS_PER_REQUEST = 8  # frames whose slots one POST /uploads opens, and one POST /uploads/confirm confirms
 PROGRESS_TTY_INTERVAL_S = 0.2
 PROGRESS_LOG_INTERVAL_S = 5.0
 PROGRESS_BAR_WIDTH = 24
@@ -414,6 +418,25 @@ class ApiClient:
     def confirm_upload(self, image_id: str) -> dict:
         """POST /uploads/{id}/confirm: the bytes put at the slot become an original with its job."""
         return self.request_json("POST", f"/uploads/{urllib.parse.quote(image_id, safe='')}/confirm")
+
+    def open_upload_slots(self, workload_id: str, files: Sequence[tuple[str, int]]) -> list:
+        """POST /uploads with ``images``: a slot for each (content type, size), in that order."""
+        images = [{"content_type": content_type, "bytes": size} for content_type, size in files]
+        answer = self.request_json("POST", "/uploads", {"workload_id": workload_id, "images": images})
+        slots = answer.get("slots")
+        if not isinstance(slots, list) or len(slots) != len(files) or not all(isinstance(slot, dict) for slot in slots):
+            raise StressTestError(f"POST /uploads: {len(files)} slots asked, the answer has {shorten(repr(sorted(answer)))}")
+        return slots
+
+    def confirm_uploads(self, image_ids: Sequence[str]) -> list:
+        """POST /uploads/confirm: each slot's answer as its own confirm's would be (``status`` beside it)."""
+        answer = self.request_json("POST", "/uploads/confirm", {"image_ids": list(image_ids)})
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(image_ids) or \
+                not all(isinstance(result, dict) for result in results):
+            raise StressTestError(f"POST /uploads/confirm: {len(image_ids)} confirms asked, "
+                                  f"the answer has {shorten(repr(sorted(answer)))}")
+        return results
 
     def delete_workload(self, workload_id: str) -> dict:
         return self.request_json("DELETE", f"/workloads/{urllib.parse.quote(workload_id, safe='')}")
@@ -1364,60 +1387,129 @@ class FrameUploader:
         return self.store.throttled if self.store else 0
 
     def upload_all(self, frames: Sequence[Path], on_result: Callable[[FrameUpload], None] | None = None) -> list[FrameUpload]:
-        def task(index: int) -> FrameUpload:
-            result = self.upload(index, frames[index])
+        def report(result: FrameUpload) -> None:
             (self.succeeded if result.ok else self.failed).add()
             if on_result:
                 on_result(result)
-            return result
 
+        def group_task(indices: range) -> list[FrameUpload]:
+            if self.store:
+                results = self.upload_group([(index, frames[index]) for index in indices])
+            else:
+                results = [self.upload(index, frames[index]) for index in indices]
+            for result in results:
+                report(result)
+            return results
+
+        # through the API one frame a request; through slots a group of frames a request
+        groups = slot_groups(len(frames), self.concurrency) if self.store else [range(index, index + 1) for index in range(len(frames))]
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="upload")
         try:
-            return list(pool.map(task, range(len(frames))))
+            return [result for results in pool.map(group_task, groups) for result in results]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             if self.store:
                 self.store.close()
 
-    def upload(self, index: int, path: Path) -> FrameUpload:
+    def read_frame(self, index: int, path: Path) -> tuple[FrameUpload, bytes | None]:
+        """The frame's upload record and its bytes (None, with the problem recorded, if unreadable)."""
         result = FrameUpload(index, path)
         try:
             data = path.read_bytes()
         except OSError as error:
             result.problem = Problem("frame unreadable", f"{path}: {error}")
-            return result
+            return result, None
         result.size = len(data)
         try:
             result.info = read_image_info(data)
         except ImageFormatError:
             result.info = None  # upload it anyway: the server's answer is what is being tested
-        result.started = time.monotonic()
+        return result, data
+
+    def upload(self, index: int, path: Path) -> FrameUpload:
+        result, data = self.read_frame(index, path)
+        if data is not None:
+            result.started = time.monotonic()
+            self.settle(result, lambda: self.upload_through_slot(path.name, data, result.info) if self.store
+                        else self.client.upload_original(self.workload_id, path.name, data, self.content_type))
+        return result
+
+    def settle(self, result: FrameUpload, send: Callable[[], dict]) -> None:
+        """Runs the frame's upload and records what came of it: its image id, or its problem."""
+        name = result.path.name
         try:
-            if self.store:
-                answer = self.upload_through_slot(path.name, data, result.info)
-            else:
-                answer = self.client.upload_original(self.workload_id, path.name, data, self.content_type)
+            answer = send()
             image_id = answer.get("image_id") if isinstance(answer, dict) else None
             if isinstance(image_id, str) and image_id:
                 result.image_id = image_id
             else:
-                result.problem = Problem("upload answer without image_id", f"{path.name}: {answer!r}")
+                result.problem = Problem("upload answer without image_id", f"{name}: {answer!r}")
         except UploadFailed as failure:
-            result.problem = Problem(failure.kind, f"{path.name}: {failure.detail}")
+            result.problem = Problem(failure.kind, f"{name}: {failure.detail}")
         except ApiError as error:
-            result.problem = Problem(f"upload HTTP {error.status}", f"{path.name}: {error.message}")
+            result.problem = Problem(f"upload HTTP {error.status}", f"{name}: {error.message}")
         except (ApiUnreachable, StressTestError) as error:
-            result.problem = Problem("upload no answer", f"{path.name}: {error}")
+            result.problem = Problem("upload no answer", f"{name}: {error}")
         result.finished = time.monotonic()
-        return result
 
-    def upload_through_slot(self, filename: str, data: bytes, info: ImageInfo | None) -> dict:
-        """POST /uploads, the PUT of the bytes to the slot's URL, then the confirm: the confirm's answer
-        (as POST /images answers). The slot's type is the frame's own, as its header says."""
-        assert self.store is not None
+    def slot_type(self, info: ImageInfo | None) -> str:
+        """The type a frame's slot is asked for: the frame's own, as its header says."""
         sniffed = MIME_OF_FORMAT.get(info.format) if info else None
-        content_type = sniffed if sniffed in SLOT_TYPES else self.content_type
-        slot = self.client.open_upload_slot(self.workload_id, content_type, len(data))
+        return sniffed if sniffed in SLOT_TYPES else self.content_type
+
+    def upload_group(self, items: Sequence[tuple[int, Path]]) -> list[FrameUpload]:
+        """Frames through slots, a group at a time: one POST /uploads opens their slots, each frame is PUT
+        to its own, one POST /uploads/confirm confirms those put. A group whose slots or confirm the server
+        does not answer whole (one frame too large, the quota, no answer) goes one frame a request instead,
+        so that every frame gets the answer it would get alone."""
+        results: list[FrameUpload] = []
+        ready: list[tuple[FrameUpload, bytes]] = []
+        for index, path in items:
+            result, data = self.read_frame(index, path)
+            results.append(result)
+            if data is not None:
+                ready.append((result, data))
+        started = time.monotonic()
+        for result, _ in ready:
+            result.started = started
+        try:
+            slots = self.client.open_upload_slots(self.workload_id, [(self.slot_type(result.info), len(data)) for result, data in ready]) \
+                if len(ready) > 1 else None
+        except StressTestError:
+            slots = None
+        if slots is None:
+            for result, data in ready:
+                self.settle(result, lambda result=result, data=data: self.upload_through_slot(result.path.name, data, result.info))
+            return results
+        put: list[tuple[FrameUpload, str]] = []
+        for (result, data), slot in zip(ready, slots):
+            try:
+                put.append((result, self.put_at_slot(slot, data)))
+            except UploadFailed as failure:
+                result.problem = Problem(failure.kind, f"{result.path.name}: {failure.detail}")
+                result.finished = time.monotonic()
+        if not put:
+            return results
+        try:
+            answers = self.client.confirm_uploads([image_id for _, image_id in put])
+        except StressTestError:
+            for result, image_id in put:
+                self.settle(result, lambda image_id=image_id: self.confirm_one(image_id))
+            return results
+        for (result, image_id), answer in zip(put, answers):
+            status = answer.get("status")
+            if status == 201:
+                self.settle(result, lambda answer=answer: answer)
+                continue
+            error = answer.get("error")
+            message = error.get("message") if isinstance(error, dict) else None
+            result.problem = Problem(f"upload confirm HTTP {status}", f"{result.path.name}: image {image_id}: {message or answer!r}")
+            result.finished = time.monotonic()
+        return results
+
+    def put_at_slot(self, slot: dict, data: bytes) -> str:
+        """PUTs the bytes at the slot's presigned URL, with exactly the headers it names; its image id."""
+        assert self.store is not None
         image_id, upload = slot.get("image_id"), slot.get("upload")
         if not isinstance(image_id, str) or not image_id or not isinstance(upload, dict):
             raise UploadFailed("upload slot without image_id or upload", f"POST /uploads answered {shorten(repr(sorted(slot)))}")
@@ -1430,12 +1522,29 @@ class FrameUploader:
         except ObjectStoreError as error:
             kind = f"upload PUT HTTP {error.status}" if error.status else "upload PUT no answer"
             raise UploadFailed(kind, f"image {image_id}: {error.message}") from None
+        return image_id
+
+    def confirm_one(self, image_id: str) -> dict:
+        """POST /uploads/{id}/confirm: its answer (as POST /images answers)."""
         try:
             return self.client.confirm_upload(image_id)
         except ApiError as error:
             raise UploadFailed(f"upload confirm HTTP {error.status}", f"image {image_id}: {error.message}") from None
         except (ApiUnreachable, StressTestError) as error:
             raise UploadFailed("upload confirm no answer", f"image {image_id}: {error}") from None
+
+    def upload_through_slot(self, filename: str, data: bytes, info: ImageInfo | None) -> dict:
+        """POST /uploads, the PUT of the bytes to the slot's URL, then the confirm: the confirm's answer
+        (as POST /images answers). The slot's type is the frame's own, as its header says."""
+        slot = self.client.open_upload_slot(self.workload_id, self.slot_type(info), len(data))
+        return self.confirm_one(self.put_at_slot(slot, data))
+
+
+def slot_groups(count: int, concurrency: int) -> list[range]:
+    """Frames 0..count-1 in groups of consecutive frames for slots: up to SLOTS_PER_REQUEST a group, fewer
+    when that leaves a lane of the concurrency idle."""
+    size = max(1, min(SLOTS_PER_REQUEST, math.ceil(count / max(1, concurrency))))
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 @dataclass(frozen=True)

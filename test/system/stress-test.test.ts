@@ -9,7 +9,7 @@
 // store refuses, named without its presigned URL. And a request cut short by Ctrl-C: the cleanup after it
 // does not reuse its half-used connection.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import {
   createServer,
   request as httpRequest,
@@ -135,7 +135,7 @@ interface ProxyOptions {
   refuseDeletes?: boolean;
   /** Rewrites the JSON answer of GET /workloads/{id}. */
   rewriteWorkload?: (view: Record<string, unknown>) => Record<string, unknown>;
-  /** Rewrites the JSON answer of POST /uploads (a slot). */
+  /** Rewrites each slot of the JSON answer of POST /uploads (one slot, or `slots` for many). */
   rewriteSlot?: (slot: Record<string, unknown>) => Record<string, unknown>;
 }
 
@@ -167,7 +167,14 @@ async function proxyTo(target: string, options: ProxyOptions): Promise<{ url: st
     }
     const isWorkload = req.method === 'GET' && /^\/workloads\/[0-9a-f-]{36}$/.test(req.url ?? '');
     const isSlot = req.method === 'POST' && req.url === '/uploads';
-    const rewriteJson = isWorkload ? options.rewriteWorkload : isSlot ? options.rewriteSlot : undefined;
+    const rewriteSlot = options.rewriteSlot;
+    const rewriteSlots = rewriteSlot
+      ? (answer: Record<string, unknown>) =>
+          Array.isArray(answer.slots)
+            ? { ...answer, slots: (answer.slots as Record<string, unknown>[]).map(rewriteSlot) }
+            : rewriteSlot(answer)
+      : undefined;
+    const rewriteJson = isWorkload ? options.rewriteWorkload : isSlot ? rewriteSlots : undefined;
     const rewrite = rewriteJson
       ? (body: string) => JSON.stringify(rewriteJson(JSON.parse(body) as Record<string, unknown>))
       : undefined;
@@ -553,6 +560,8 @@ describe('stress_test.py against a real server with two local workers', function
 describe('stress_test.py against a server that keeps its images in object storage', function () {
   this.timeout(180_000);
   const PREFIX = 'dpip/stress';
+  /** The server's largest upload: a frame over it is refused (413), alone or in a group's slots. */
+  const MAX_UPLOAD_BYTES = 200_000;
   let dirs: TestDirs;
   let s3: TestS3Server;
   let url: string;
@@ -567,6 +576,7 @@ describe('stress_test.py against a server that keeps its images in object storag
     ({ url } = await spawnServer(dirs, [
       ...['--workers', '2', '--engine', 'sharp', '--image-store', 's3', '--s3-bucket', s3.bucket],
       ...['--s3-endpoint', s3.endpoint, '--s3-prefix', PREFIX, '--s3-force-path-style'],
+      ...['--max-upload-bytes', String(MAX_UPLOAD_BYTES)],
     ]));
     alice = await TestClient.login(url, 'alice', 'alice-pw');
   });
@@ -579,13 +589,19 @@ describe('stress_test.py against a server that keeps its images in object storag
   });
 
   /**
-   * Requests the server answered so far, by route: slots opened, slots confirmed, and POST /images (the
-   * uploads through the API, and the workers' reports of the results they stored).
+   * Requests the server answered so far, by route: slots opened (one or many a request), slots confirmed one
+   * a request and many a request, and POST /images (the uploads through the API, and the workers' reports of
+   * the results they stored).
    */
-  async function uploadRequests(): Promise<{ slots: number; confirms: number; images: number }> {
+  async function uploadRequests(): Promise<{ slots: number; confirms: number; batchConfirms: number; images: number }> {
     const metrics = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
     const count = (route: string) => metrics.sum('dpip_http_requests_total', { method: 'POST', route });
-    return { slots: count('/uploads'), confirms: count('/uploads/:id/confirm'), images: count('/images') };
+    return {
+      slots: count('/uploads'),
+      confirms: count('/uploads/:id/confirm'),
+      batchConfirms: count('/uploads/confirm'),
+      images: count('/images'),
+    };
   }
 
   /** The workload's name, as the report gives it. */
@@ -616,10 +632,11 @@ describe('stress_test.py against a server that keeps its images in object storag
     expect(stdout).to.match(/end to end\s+12 done, 0 failed/);
     expect(stdout).to.match(/verified\s+12\/12 correct/);
     expect(stdout).to.match(/result\s+PASS/);
-    // every original went around the server, none through it
+    // every original went around the server, none through it: 12 frames on 4 lanes, 3 a request
     const after = await uploadRequests();
-    expect(after.slots - before.slots).to.equal(12);
-    expect(after.confirms - before.confirms).to.equal(12);
+    expect(after.slots - before.slots, 'slots opened 3 a request').to.equal(4);
+    expect(after.batchConfirms - before.batchConfirms, 'confirmed 3 a request').to.equal(4);
+    expect(after.confirms - before.confirms, 'none confirmed alone').to.equal(0);
     expect(after.images - before.images, "the workers' 12 results only").to.equal(12);
     // deleted: its originals and results, and their objects
     expect(freedOf(stdout).images).to.equal(24);
@@ -667,6 +684,30 @@ describe('stress_test.py against a server that keeps its images in object storag
     }[];
     const originals = listed.filter((image) => image.type === 'original').map((image) => image.image_id);
     expect(originals).to.have.members(ids.map(([, id]) => id));
+    expect((await alice.deleteWorkload(made![1]!)).status).to.equal(200);
+  });
+
+  it('a group of slots refused whole (one frame too large) goes one frame a request: the others go up', async () => {
+    const directory = await frames(dirs.root, 'push-one-too-large', 3);
+    // random bytes do not compress: a PNG of them is larger than the server takes
+    await writeFile(path.join(directory, '1.png'), await makeTestImage(400, 300, 'image/png', 99));
+    expect((await stat(path.join(directory, '1.png'))).size).to.be.above(MAX_UPLOAD_BYTES);
+    const before = await uploadRequests();
+    const { code, stdout, stderr } = await stressTest(
+      asAlice('push', url, '-frames-path', directory, '-upload-via', 'slots', '-concurrency', '1'),
+    );
+    expect(code, stderr).to.equal(1);
+    const made = /^created workload ([0-9a-f-]{36}) /m.exec(stderr);
+    expect(made, stderr).to.not.equal(null);
+    expect(stdout).to.include(`pushed 2/3 frames from ${directory} to workload ${made![1]}`);
+    expect(stdout).to.match(/upload HTTP 413: e\.g\. 1\.png: the file is larger than the limit of 200000 bytes/);
+    const after = await uploadRequests();
+    // the group's slots refused, then one slot a frame: 1 + 3, and two confirms alone
+    expect(after.slots - before.slots).to.equal(4);
+    expect(after.confirms - before.confirms).to.equal(2);
+    expect(after.batchConfirms - before.batchConfirms).to.equal(0);
+    const done = await alice.waitForCompletion(made![1]!, 60_000);
+    expect(done.total_images).to.equal(2);
     expect((await alice.deleteWorkload(made![1]!)).status).to.equal(200);
   });
 
