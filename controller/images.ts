@@ -7,7 +7,14 @@ import type { DiskRoom } from './disk-room.js';
 import type { ImageStore, IncomingContent, OpenedObject } from './image-store/index.js';
 import type { JobBook } from './job-book.js';
 import type { UserQuotas } from './quotas.js';
-import { own, type ImageRecord, type ImageType, type Store, type Workload } from './store/index.js';
+import {
+  CommitOutcomeUnknown,
+  own,
+  type ImageRecord,
+  type ImageType,
+  type Store,
+  type Workload,
+} from './store/index.js';
 
 const STALE_RESULT: Record<Refusal, string> = {
   no_job: 'the job is gone (its image or workload was deleted): result discarded',
@@ -283,7 +290,8 @@ export class ImageLibrary {
     try {
       await this.store.commit();
     } catch (error) {
-      await this.files.remove(file);
+      // a commit that may have been kept may name the file: the start-up sweep of the reload removes it if not
+      if (!(error instanceof CommitOutcomeUnknown)) await this.files.remove(file);
       throw error;
     }
   }

@@ -67,7 +67,7 @@ export {
 } from './workers/index.js';
 export { listWorkloadImages, filteredImages, type ImageView } from './image-views.js';
 export type { Job, JobState, Workload, ImageRecord, WorkerRecord } from './store/index.js';
-export { own } from './store/index.js';
+export { CommitOutcomeUnknown, own } from './store/index.js';
 export {
   importLowdbIntoPostgres,
   openLeadership,

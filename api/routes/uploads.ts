@@ -7,6 +7,7 @@ import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import {
+  CommitOutcomeUnknown,
   findWorkload,
   type Controller,
   type ImageRecord,
@@ -146,9 +147,11 @@ export function uploadRoutes(controller: Controller, config: ApiConfig, log: Log
       controller.uploads.close(slot);
       return await controller.images.addOriginal(workload, original, slot.id);
     } catch (error) {
-      // refused: nothing of it is kept (addOriginal removes the object itself when it refuses)
+      // refused: nothing of it is kept (addOriginal removes the object itself when it refuses); a commit that may
+      // have been kept may name the object: the start-up sweep of the reload that follows removes it if not
       controller.uploads.close(slot);
-      await controller.imageStore.remove(slot.key).catch(() => undefined);
+      const removal = error instanceof CommitOutcomeUnknown ? null : controller.imageStore.remove(slot.key);
+      await removal?.catch(() => undefined);
       throw error;
     }
   }

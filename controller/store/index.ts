@@ -3,6 +3,7 @@ export { openDatastore, openLeadership, parseDatastore, type DatastoreConfig } f
 export { importLowdbIntoPostgres, type ImportedCounts } from './import-datastore.js';
 export type { Leader, LeaderAddress, Leadership } from './postgres/leadership.js';
 export type { Store, StoreKind, StoreStats, RollbackListener, CommitOptions } from './tracked-store.js';
+export { CommitOutcomeUnknown } from './tracked-store.js';
 export { own, workerHistoryKey } from './schema.js';
 export { DirectorySyncs } from './durable-file.js';
 export type { OriginalsIndex } from './originals.js';

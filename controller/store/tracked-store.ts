@@ -1,5 +1,6 @@
 // The datastore port, in memory: the records, what changed since the last commit, grouped commits, and the
 // rollback of a commit that failed. Where the changes go (a journal on disk, PostgreSQL) is a Persistence.
+import { AppError } from '../../common/errors.js';
 import { OriginalsIndex } from './originals.js';
 import type { Collection, Data } from './schema.js';
 import { WorkloadIndex } from './workload-index.js';
@@ -83,6 +84,23 @@ export interface StoreStats {
   snapshots: number;
   /** What the lowdb store's journal held at the open (PostgreSQL: nothing to replay). */
   recovered: { applied: number; skipped: number };
+}
+
+/**
+ * A commit sent whose answer never came (PostgreSQL's connection broke while its COMMIT was in flight): it may
+ * have been kept or not. Rolled back in memory as any failed commit; the files it would have named are left in
+ * place (a record may name them: the start-up sweep removes them if not), and the server reads every record
+ * again (Store.onNeedsReload) to learn which. Answered 503.
+ */
+export class CommitOutcomeUnknown extends AppError {
+  override name = 'CommitOutcomeUnknown';
+  constructor(override readonly cause: unknown) {
+    super(
+      'unavailable',
+      'the datastore (PostgreSQL) did not confirm the change: it may have been kept, and the server reads its ' +
+        'records again. Look before you try again',
+    );
+  }
 }
 
 /** A record that did not exist before the change. */

@@ -2,12 +2,80 @@
 // everything still there after the server is killed and started again, and a database that goes away answered
 // 503 without a crash, then used again by itself.
 import { readdir } from 'node:fs/promises';
+import { createServer, connect, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { TestClient } from '../helpers/api.js';
 import { decodeRgba, isGray, makeTestImage } from '../helpers/images.js';
 import { postgresSuite } from '../helpers/postgres.js';
 import { waitFor, type Spawned } from '../helpers/processes.js';
 import { spawnServer, spawnWorker } from '../helpers/system.js';
+
+/** A simple-protocol COMMIT as node-postgres sends it: 'Q', its length (11), the text, a NUL. */
+const COMMIT = Buffer.from([0x51, 0, 0, 0, 11, ...Buffer.from('COMMIT'), 0]);
+
+/**
+ * A TCP proxy in front of PostgreSQL that, once armed, lets the next transaction that writes an image row
+ * commit and then cuts its connection before the answer to its COMMIT reaches the server: a commit that was
+ * kept, whose outcome the server cannot know.
+ */
+async function commitCutter(
+  database: string,
+): Promise<{ url: string; arm(): void; cut: Promise<void>; close(): Promise<void> }> {
+  const target = new URL(database);
+  let armed = false;
+  let cutDone: () => void = () => undefined;
+  const cut = new Promise<void>((resolve) => {
+    cutDone = resolve;
+  });
+  const sockets = new Set<Socket>();
+  const server: NetServer = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    let seen = '';
+    let writesImages = false;
+    let committed = false;
+    client.on('data', (chunk: Buffer) => {
+      seen = (seen + chunk.toString('latin1')).slice(-8192);
+      if (armed && /INSERT INTO "images"/.test(seen)) writesImages = true;
+      if (writesImages && chunk.includes(COMMIT)) {
+        armed = false;
+        writesImages = false;
+        committed = true;
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!committed) return void client.write(chunk);
+      // the database answered the COMMIT: it is kept; the server never hears it
+      client.destroy();
+      upstream.destroy();
+      cutDone();
+    });
+    for (const socket of [client, upstream]) {
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(socket);
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(database);
+  url.port = String((server.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    arm: () => {
+      armed = true;
+    },
+    cut,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 describe('server on PostgreSQL', function () {
   this.timeout(120_000);
@@ -110,6 +178,46 @@ describe('server on PostgreSQL', function () {
     );
     expect(view.queued_jobs).to.equal(0);
     expect(running.process.output()).to.match(/stepping down/);
+  });
+
+  it('a commit whose answer was lost: 503, then the server reads its records again, the upload there', async () => {
+    const database = await suite.postgres.createDatabase();
+    const cutter = await commitCutter(database);
+    try {
+      const running = await server(cutter.url);
+      suite.started.push(
+        spawnWorker({ controllerPort: running.controllerPort, name: 'pg-worker', imagesDir: suite.dirs.imagesDir }),
+      );
+      const alice = await TestClient.login(running.url, 'alice', 'alice-pw');
+      const workload = await alice.createWorkload({ filter: 'grayscale' });
+      cutter.arm();
+      const upload = await alice.upload(
+        workload.workload_id,
+        await makeTestImage(48, 32, 'image/png', 7),
+        'a.png',
+        'image/png',
+      );
+      await cutter.cut;
+      expect(upload.status, JSON.stringify(upload.body)).to.equal(503);
+      expect(JSON.stringify(upload.body)).to.match(/may have been kept/);
+      const rows = await suite.postgres.query(database, "SELECT id FROM images WHERE type = 'original'");
+      expect(rows.rows, 'the database kept it').to.have.length(1);
+      // the server steps down and reads every record again: the image is there, with its file, and is filtered
+      const done = await waitFor(
+        'the kept upload to be filtered',
+        async () => {
+          const answer = await fetch(`${running.url}/workloads/${workload.workload_id}`, { headers: alice.headers() });
+          if (answer.status !== 200) return null;
+          const body = (await answer.json()) as { total_images: number; done_jobs: number; failed_jobs: number };
+          return body.done_jobs + body.failed_jobs === 1 ? body : null;
+        },
+        60_000,
+      );
+      expect(done).to.include({ total_images: 1, done_jobs: 1, failed_jobs: 0 });
+      expect(running.process.output()).to.match(/stepping down/);
+    } finally {
+      await cutter.close();
+    }
   });
 
   it('answers 503 while the database is away, keeps nothing half-done, and goes on when it is back', async () => {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../../../common/log.js';
+import { watchConnections } from './connections.js';
 import { migrate } from './migrate.js';
 import { redactedUrl } from './redacted-url.js';
 
@@ -59,7 +60,7 @@ export interface LeadershipOptions {
 export async function openLeadership(url: string, options: LeadershipOptions = {}): Promise<Leadership> {
   const serverId = randomUUID();
   const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5000 });
-  pool.on('error', (error) => options.log?.warn({ error: error.message }, 'a PostgreSQL connection broke'));
+  watchConnections(pool, options.log);
   const lockClient = new pg.Client({
     connectionString: url,
     keepAlive: true,

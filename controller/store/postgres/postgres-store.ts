@@ -4,8 +4,16 @@ import pg from 'pg';
 import { AppError } from '../../../common/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { COLLECTIONS, emptyData, type Collection, type Data, type Job } from '../schema.js';
-import { recordBefore, trackedStore, type ChangeBatch, type Persistence, type Store } from '../tracked-store.js';
+import {
+  CommitOutcomeUnknown,
+  recordBefore,
+  trackedStore,
+  type ChangeBatch,
+  type Persistence,
+  type Store,
+} from '../tracked-store.js';
 import { newSigningKeyHex, signingKeyOf } from '../signing-key.js';
+import { watchConnections } from './connections.js';
 import { migrate } from './migrate.js';
 import { redactedUrl } from './redacted-url.js';
 import { CODECS, utcTimeAsIso, type TableCodec } from './rows.js';
@@ -133,7 +141,7 @@ export function datastorePool(
     statement_timeout: statementTimeoutMs,
     application_name: 'dpip',
   });
-  pool.on('error', (error) => log?.warn({ error: error.message }, 'a PostgreSQL connection broke'));
+  watchConnections(pool, log);
   return pool;
 }
 
@@ -168,17 +176,24 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       throw new DatastoreUnavailable(error);
     }
     let broken: Error | undefined;
+    let committing = false;
     try {
       await client.query('BEGIN');
       // what a crash may lose because it is re-derived (see CommitOptions.durable) need not wait for the WAL flush
       if (!durable) await client.query('SET LOCAL synchronous_commit = off');
       if (options.leaderEpoch !== undefined) await checkLead(client, options.leaderEpoch);
       for (const table of plan) await writeTable(client, table);
+      committing = true;
       await client.query('COMMIT');
     } catch (error) {
       if (unreachable(error)) {
         // a connection that broke is not given back to the pool
         broken = error instanceof Error ? error : new Error(String(error));
+        // before its COMMIT the database drops the transaction with the connection; during it, it may have kept it
+        if (committing) {
+          needsReload(broken);
+          throw new CommitOutcomeUnknown(error);
+        }
         throw new DatastoreUnavailable(error);
       }
       await client.query('ROLLBACK').catch(() => undefined);
