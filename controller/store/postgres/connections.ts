@@ -9,6 +9,7 @@ import type { Logger } from '../../../common/log.js';
  */
 export function watchConnections(pool: pg.Pool, log?: Pick<Logger, 'warn'>): void {
   const broke = (error: Error): void => log?.warn({ error: error.message }, 'a PostgreSQL connection broke');
-  pool.on('error', broke);
   pool.on('connect', (client) => client.on('error', broke));
+  // the pool passes on an idle client's error, which the client's own listener has logged already
+  pool.on('error', () => undefined);
 }
