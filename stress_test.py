@@ -1427,11 +1427,11 @@ class FrameUploader:
         return result, data
 
     def upload(self, index: int, path: Path) -> FrameUpload:
+        """One frame through POST /images (through slots, frames go a group at a time: upload_group)."""
         result, data = self.read_frame(index, path)
         if data is not None:
             result.started = time.monotonic()
-            self.settle(result, lambda: self.upload_through_slot(path.name, data, result.info) if self.store
-                        else self.client.upload_original(self.workload_id, path.name, data, self.content_type))
+            self.settle(result, lambda: self.client.upload_original(self.workload_id, path.name, data, self.content_type))
         return result
 
     def settle(self, result: FrameUpload, send: Callable[[], dict]) -> None:

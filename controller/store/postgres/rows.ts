@@ -1,4 +1,5 @@
 // Each collection's records as rows of its table (migrations/): the conversions at the store's boundary.
+import pg from 'pg';
 import type {
   Collection,
   Data,
@@ -64,17 +65,15 @@ const PG_UTC = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?\+00$/;
 export function utcTimeAsIso(text: string): string {
   const match = PG_UTC.exec(text);
   if (!match) {
-    const date = new Date(pgDate(text));
-    return Number.isNaN(date.getTime()) ? text : date.toISOString();
+    const date: unknown = driverTime(text);
+    return date instanceof Date && !Number.isNaN(date.getTime()) ? date.toISOString() : text;
   }
   const millis = (match[3] ?? '').padEnd(3, '0').slice(0, 3);
   return `${match[1]}T${match[2]}.${millis}Z`;
 }
 
-/** PostgreSQL's ISO text of a time as a string Date understands ("2026-01-02 03:04:05.6+01" -> with a T, ":00"). */
-function pgDate(text: string): string {
-  return text.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00');
-}
+/** node-postgres's own reading of a timestamptz's text, for the forms utcTimeAsIso does not take itself. */
+const driverTime = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ) as (text: string) => Date;
 
 /** Reads one table's rows: each getter throws, naming the table and the column, when the value is not there. */
 class RowReader {
