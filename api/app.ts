@@ -13,6 +13,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { sessionRoutes } from './routes/session.js';
 import { statusRoutes } from './routes/status.js';
 import { workerRoutes } from './routes/workers.js';
+import { resultRoutes } from './routes/results.js';
 import { uploadRoutes } from './routes/uploads.js';
 import { workloadRoutes } from './routes/workloads.js';
 
@@ -36,6 +37,7 @@ export function createApp(
   app.use(statusRoutes(controller, config));
   app.use(workloadRoutes(controller, config));
   app.use(uploadRoutes(controller, config, log));
+  app.use(resultRoutes(controller, config, log));
   app.use(archiveRoutes(controller, log));
   app.use(imageListRoutes(controller));
   app.use(workerRoutes(controller));

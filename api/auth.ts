@@ -65,6 +65,17 @@ export function requireUser(tokens: Tokens): RequestHandler {
   };
 }
 
+/** A worker's token only: what workers alone send (their stored results). */
+export function requireWorker(tokens: Tokens): RequestHandler {
+  const any = requireToken(tokens);
+  return (req, res, next) => {
+    any(req, res, () => {
+      if (callerOf(res).claims.scope !== 'worker') throw new AppError('forbidden', 'only workers report results');
+      next();
+    });
+  };
+}
+
 /**
  * For what a browser opens by URL, where it cannot set headers (EventSource, a download link): a
  * user's token in the Authorization header, or else, in `?token=`, a short-lived token made for this

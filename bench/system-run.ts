@@ -93,6 +93,8 @@ export interface OwnWorkers {
   byPath: boolean;
   /** --slots of each (default 1: the server's local workers get cores / workers, 1 on two cores). */
   slots?: number;
+  /** --prefetch of each (default: the worker's own default). */
+  prefetch?: number;
 }
 
 export interface SystemOptions {
@@ -165,6 +167,7 @@ export async function startSystem(
     for (let index = 1; own && index <= own.count; index++) {
       const args = ['--controller', `127.0.0.1:${controllerPort}`, '--worker-name', `bench-${index}`];
       args.push('--engine', engine, '--slots', String(own.slots ?? 1), '--log-level', 'warn');
+      if (own.prefetch !== undefined) args.push('--prefetch', String(own.prefetch));
       // as the server's local workers: the cores shared among every job the workers run at once
       args.push('--engine-threads', String(sharedEngineThreads(own.count, own.slots ?? 1)));
       if (own.byPath) args.push('--images-dir', dirs.imagesDir);

@@ -104,6 +104,11 @@ export const registerParamsSchema = z.object({
    * STORE_ID_FILE. When it is the server's own, the worker reads originals and writes results by path.
    */
   images_dir_id: z.string().max(200).optional(),
+  /**
+   * It takes several assignments in one `assign_many` call, and reports stored results together
+   * (`POST /results`). Absent from an older worker: one `assign` per job.
+   */
+  assign_many: z.boolean().optional(),
 });
 export type RegisterParams = z.input<typeof registerParamsSchema>;
 export const registerResultSchema = z.object({
@@ -120,6 +125,8 @@ export const registerResultSchema = z.object({
   max_pixels: z.number().int().positive().optional(),
   // where heartbeat, fail and goodbye go (same host); absent from controllers before it: the register port
   session_port: z.number().int().min(1).max(65535).optional(),
+  /** Its API takes stored results reported together (`POST /results`). Absent from an older controller: one each. */
+  results_together: z.boolean().optional(),
 });
 export type RegisterResult = z.infer<typeof registerResultSchema>;
 
@@ -180,6 +187,26 @@ export const filteredUploadSchema = z.object({
   stored: z.literal('true').optional(),
 });
 export type FilteredUpload = z.infer<typeof filteredUploadSchema>;
+
+// --- worker -> API: stored results reported together (POST /results, JSON) ---
+/** Stored results one `POST /results` reports at most. */
+export const MAX_RESULTS_PER_REPORT = 64;
+
+/** Results the worker put in the store itself, each with its lease: each completes its job as its own report would. */
+export const storedResultsSchema = z.object({
+  results: z.array(leaseRefSchema).min(1).max(MAX_RESULTS_PER_REPORT),
+});
+export type StoredResults = z.infer<typeof storedResultsSchema>;
+
+/** The answer to each reported result, in the order reported: 201 and the image, or its own report's error. */
+export const storedResultAnswerSchema = z.object({
+  job_id: z.string(),
+  status: z.number().int(),
+  image_id: z.string().optional(),
+  error: z.object({ code: z.number().int(), message: z.string() }).optional(),
+});
+export const storedResultAnswersSchema = z.object({ results: z.array(storedResultAnswerSchema) });
+export type StoredResultAnswer = z.infer<typeof storedResultAnswerSchema>;
 
 // --- where a job's bytes come from and go to ---
 /** The file in the images folder that names its identity: a worker that reads the same content sees the folder. */
@@ -246,6 +273,24 @@ export type AssignParams = z.input<typeof assignParamsSchema>;
 /** ... and as the worker reads it (a checked chain, every default filled in). */
 export type Assignment = z.output<typeof assignParamsSchema>;
 
+/** Assignments one `assign_many` call carries at most. */
+export const MAX_ASSIGNMENTS_PER_CALL = 64;
+
+/**
+ * Several assignments in one call, to a worker that registered with `assign_many`: each taken or declined as its
+ * own `assign` would be; the answer's `accepted` says which, in the order sent.
+ */
+export const assignManyParamsSchema = z.object({
+  token: z.string().max(4000),
+  jobs: z
+    .array(assignParamsSchema.omit({ token: true }))
+    .min(1)
+    .max(MAX_ASSIGNMENTS_PER_CALL),
+});
+export type AssignManyParams = z.input<typeof assignManyParamsSchema>;
+export const acceptedManyResultSchema = z.object({ accepted: z.array(z.boolean()).max(MAX_ASSIGNMENTS_PER_CALL) });
+export type AcceptedManyResult = z.infer<typeof acceptedManyResultSchema>;
+
 export const cancelParamsSchema = z.object({ token: z.string().max(4000), job_id: shortText });
 export type CancelParams = z.infer<typeof cancelParamsSchema>;
 
@@ -253,7 +298,7 @@ export const pingParamsSchema = z.object({ token: z.string().max(4000) });
 export const pingResultSchema = z.object({ name: z.string(), running: z.number().int(), slots: z.number().int() });
 export type PingResult = z.infer<typeof pingResultSchema>;
 
-export const WORKER_METHODS = { assign: 'assign', cancel: 'cancel', ping: 'ping' } as const;
+export const WORKER_METHODS = { assign: 'assign', assignMany: 'assign_many', cancel: 'cancel', ping: 'ping' } as const;
 export const CONTROLLER_METHODS = {
   register: 'register',
   heartbeat: 'heartbeat',

@@ -133,6 +133,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       }
       worker.sees_images = folderId !== null && params.images_dir_id === folderId;
       worker.prefetch = params.prefetch ?? 0;
+      worker.assign_many = params.assign_many === true;
       renewHeld(worker, params.running);
       await store.commit();
       jobs.poke();
@@ -145,6 +146,7 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
         lease_ms: config.leaseMs,
         ...(config.maxPixels === undefined ? {} : { max_pixels: config.maxPixels }),
         session_port: sessionPortOf(config),
+        results_together: true,
       };
     }),
 

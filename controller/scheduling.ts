@@ -28,6 +28,8 @@ export interface WorkerCandidate {
   resources: Resources;
   /** It sees the server's images folder: its jobs' bytes go by path. */
   sees_images: boolean;
+  /** It takes several assignments in one `assign_many` call. */
+  assign_many: boolean;
 }
 
 /** A queued job whose backoff has passed, with what a worker needs to run it. */
@@ -134,6 +136,7 @@ export function schedulingPort(
           ...capabilitiesOf(record),
           resources: worker.resources,
           sees_images: worker.sees_images,
+          assign_many: worker.assign_many,
         });
       }
       return found;

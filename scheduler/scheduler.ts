@@ -1,8 +1,14 @@
 import { connectRpc, type RpcClient } from '../common/bus/index.js';
-import { acceptedResultSchema, WORKER_METHODS, type AssignParams } from '../common/protocol.js';
+import {
+  acceptedManyResultSchema,
+  acceptedResultSchema,
+  WORKER_METHODS,
+  type AssignManyParams,
+  type AssignParams,
+} from '../common/protocol.js';
 import type { Logger } from '../common/log.js';
 import type { ReadyJob, RevokedLease, SchedulingPort, Transfers, WorkerCandidate } from '../controller/index.js';
-import { placeJobs } from './pass.js';
+import { placeJobs, type Placement } from './pass.js';
 
 const UNREACHABLE_PAUSE_MS = 2000;
 const DECLINED_PAUSE_MS = 100;
@@ -45,18 +51,18 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
     }
   }
 
-  async function dispatch(worker: WorkerCandidate, job: ReadyJob, leaseId: string): Promise<void> {
+  /** The assignment of a placed job, with where its bytes go; null when the store could not presign (it goes back). */
+  async function assignmentOf(worker: WorkerCandidate, job: ReadyJob, leaseId: string): Promise<AssignParams | null> {
     let transfers: Transfers;
     try {
       transfers = await port.transfers(job.job_id, worker, leaseId);
     } catch (error) {
       // the store could not presign (it says why in the log): the job goes back at no cost
       log.warn({ job_id: job.job_id, error: error instanceof Error ? error.message : String(error) }, 'no transfer');
-      const unassigned = port.unassign(job.job_id, worker.id, leaseId);
-      if (!unassigned.ok) log.debug({ job_id: job.job_id, reason: unassigned.refusal }, 'unassign refused');
-      return;
+      giveBack(job.job_id, worker.id, leaseId);
+      return null;
     }
-    const params: AssignParams = {
+    return {
       token: worker.token,
       job_id: job.job_id,
       lease_id: leaseId,
@@ -67,35 +73,87 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
       ...(job.width > 0 && job.height > 0 ? { width: job.width, height: job.height } : {}),
       ...transfers,
     };
-    try {
-      const { accepted } = await clientFor(worker).call(WORKER_METHODS.assign, params, acceptedResultSchema);
-      if (accepted) {
-        const started = port.start(job.job_id, worker.id, leaseId);
-        if (started.ok) log.debug({ job_id: job.job_id, worker: worker.name }, 'job running');
-        else log.debug({ job_id: job.job_id, worker: worker.name, reason: started.refusal }, 'start refused');
-        return;
-      }
-      // its view of its free slots lags ours by one report: ask again after a short rest, not in a loop
-      port.rest(worker.id, Date.now() + DECLINED_PAUSE_MS);
-      log.debug({ job_id: job.job_id, worker: worker.name }, 'worker declined the job: back to the queue');
-    } catch (error) {
-      // not the job's fault: it goes back without losing an attempt, and the worker rests a while
-      port.rest(worker.id, Date.now() + UNREACHABLE_PAUSE_MS);
-      // assignments queued behind this one on the same socket fail fast instead of waiting out their timeouts
-      clients.get(worker.id)?.close();
-      clients.delete(worker.id);
-      log.warn(
-        {
-          job_id: job.job_id,
-          worker: worker.name,
-          address: worker.rpc_address,
-          error: error instanceof Error ? error.message : String(error),
-        },
-        'could not reach worker',
-      );
+  }
+
+  function giveBack(jobId: string, workerId: string, leaseId: string): void {
+    const unassigned = port.unassign(jobId, workerId, leaseId);
+    if (!unassigned.ok) log.debug({ job_id: jobId, reason: unassigned.refusal }, 'unassign refused');
+  }
+
+  /** The worker's answer to one assignment: running, or back to the queue at no cost. */
+  function answered(worker: WorkerCandidate, assignment: AssignParams, accepted: boolean): void {
+    const { job_id: jobId, lease_id: leaseId } = assignment;
+    if (accepted) {
+      const started = port.start(jobId, worker.id, leaseId);
+      if (started.ok) log.debug({ job_id: jobId, worker: worker.name }, 'job running');
+      else log.debug({ job_id: jobId, worker: worker.name, reason: started.refusal }, 'start refused');
+      return;
     }
-    const unassigned = port.unassign(job.job_id, worker.id, leaseId);
-    if (!unassigned.ok) log.debug({ job_id: job.job_id, reason: unassigned.refusal }, 'unassign refused');
+    log.debug({ job_id: jobId, worker: worker.name }, 'worker declined the job: back to the queue');
+    giveBack(jobId, worker.id, leaseId);
+  }
+
+  /** The call failed: not the jobs' fault. They go back without losing an attempt, and the worker rests a while. */
+  function unreachable(worker: WorkerCandidate, assignments: readonly AssignParams[], error: unknown): void {
+    port.rest(worker.id, Date.now() + UNREACHABLE_PAUSE_MS);
+    // assignments queued behind these on the same socket fail fast instead of waiting out their timeouts
+    clients.get(worker.id)?.close();
+    clients.delete(worker.id);
+    log.warn(
+      {
+        job_id: assignments.map((assignment) => assignment.job_id).join(','),
+        worker: worker.name,
+        address: worker.rpc_address,
+        error: error instanceof Error ? error.message : String(error),
+      },
+      'could not reach worker',
+    );
+    for (const { job_id, lease_id } of assignments) giveBack(job_id, worker.id, lease_id);
+  }
+
+  /** Sends a worker the jobs placed on it in one pass: one `assign` each, or one `assign_many` for all. */
+  async function dispatch(worker: WorkerCandidate, placed: readonly Placement[]): Promise<void> {
+    const built = await Promise.all(placed.map(({ job, lease_id }) => assignmentOf(worker, job, lease_id)));
+    const assignments = built.filter((assignment): assignment is AssignParams => assignment !== null);
+    if (assignments.length > 1 && worker.assign_many) await sendMany(worker, assignments);
+    else await Promise.all(assignments.map((assignment) => sendOne(worker, assignment)));
+  }
+
+  async function sendOne(worker: WorkerCandidate, assignment: AssignParams): Promise<void> {
+    let accepted: boolean;
+    try {
+      ({ accepted } = await clientFor(worker).call(WORKER_METHODS.assign, assignment, acceptedResultSchema));
+    } catch (error) {
+      return unreachable(worker, [assignment], error);
+    }
+    answered(worker, assignment, accepted);
+    if (!accepted) declined(worker);
+  }
+
+  async function sendMany(worker: WorkerCandidate, assignments: readonly AssignParams[]): Promise<void> {
+    const params: AssignManyParams = {
+      token: worker.token,
+      jobs: assignments.map(({ token: _token, ...assignment }) => assignment),
+    };
+    let accepted: boolean[];
+    try {
+      ({ accepted } = await clientFor(worker).call(WORKER_METHODS.assignMany, params, acceptedManyResultSchema));
+    } catch (error) {
+      return unreachable(worker, assignments, error);
+    }
+    // an answer shorter than the call declines the rest
+    let anyDeclined = false;
+    for (const [index, assignment] of assignments.entries()) {
+      const taken = accepted[index] === true;
+      answered(worker, assignment, taken);
+      anyDeclined ||= !taken;
+    }
+    if (anyDeclined) declined(worker);
+  }
+
+  /** Its view of its free slots lags ours by one report: ask again after a short rest, not in a loop. */
+  function declined(worker: WorkerCandidate): void {
+    port.rest(worker.id, Date.now() + DECLINED_PAUSE_MS);
   }
 
   /** The job's owner cancelled it: the worker that held it is asked to stop (its next heartbeat would tell it too). */
@@ -118,7 +176,13 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
   function schedule(): void {
     if (closed) return;
     const placements = placeJobs(port, Date.now());
-    for (const { worker, job, lease_id } of placements) void dispatch(worker, job, lease_id);
+    const byWorker = new Map<WorkerCandidate, Placement[]>();
+    for (const placement of placements) {
+      const placed = byWorker.get(placement.worker);
+      if (placed) placed.push(placement);
+      else byWorker.set(placement.worker, [placement]);
+    }
+    for (const [worker, placed] of byWorker) void dispatch(worker, placed);
     if (placements.length > 0) {
       port.commit().catch((error: unknown) => log.error({ error: String(error) }, 'datastore write failed'));
     }

@@ -1,6 +1,12 @@
 import http from 'node:http';
-import type { FilteredUpload } from '../common/protocol.js';
+import {
+  storedResultAnswersSchema,
+  type FilteredUpload,
+  type LeaseRef,
+  type StoredResultAnswer,
+} from '../common/protocol.js';
 import type { FilterResult } from './engines/index.js';
+import { StoredReports } from './stored-reports.js';
 import { httpCall, type HttpReply, type HttpTimeouts, DEFAULT_HTTP_TIMEOUTS } from './http-call.js';
 
 export { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, HttpTimeoutError as ApiTimeoutError } from './http-call.js';
@@ -28,13 +34,20 @@ function failure(reply: HttpReply, what: string): ApiError {
 /** The worker's side of the REST contract: download an original, upload its filtered image. */
 export class ApiClient {
   private readonly base: string;
+  /** Stored results reported several a request; absent: one a request (a server that does not take them together). */
+  private readonly together: StoredReports | null;
 
   constructor(
     baseUrl: string,
     private readonly token: () => string,
     private readonly timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS,
+    /** The server takes stored results together (`POST /results`): they go several a request (StoredReports). */
+    resultsTogether = false,
   ) {
     this.base = baseUrl.replace(/\/+$/, '');
+    // a report carries several jobs' results: no one job's abort cuts it (its own wait ends at once, StoredReports)
+    const unending = new AbortController().signal;
+    this.together = resultsTogether ? new StoredReports((results) => this.reportHeld(results, unending)) : null;
   }
 
   async download(imageId: string, signal: AbortSignal): Promise<Buffer> {
@@ -78,8 +91,27 @@ export class ApiClient {
    * checks it there and completes the job. 422: the stored object is missing or wrong, and the server has
    * failed the attempt itself (StoredResultRefusedError).
    */
-  async reportStored(upload: Omit<FilteredUpload, 'stored'>, signal: AbortSignal): Promise<string> {
-    const query = new URLSearchParams({ ...upload, stored: 'true' });
+  reportStored(upload: Omit<FilteredUpload, 'stored' | 'type'>, signal: AbortSignal): Promise<string> {
+    const result = { job_id: upload.job_id, lease_id: upload.lease_id };
+    return this.together ? this.together.report(result, signal) : this.reportOne(result, signal);
+  }
+
+  /** What StoredReports holds, in one request: one result as its own report (the cheaper request), more together. */
+  private async reportHeld(results: readonly LeaseRef[], signal: AbortSignal): Promise<Array<string | Error>> {
+    if (results.length === 1) return [await this.reportOne(results[0]!, signal)];
+    const answers = await this.reportStoredTogether(results, signal);
+    return answers.map((answer) => {
+      try {
+        return storedAnswer(answer);
+      } catch (error) {
+        return error as Error;
+      }
+    });
+  }
+
+  private async reportOne(result: LeaseRef, signal: AbortSignal): Promise<string> {
+    const upload = { type: 'filtered', ...result, stored: 'true' } satisfies FilteredUpload;
+    const query = new URLSearchParams(upload);
     const what = `report of the stored result of job ${upload.job_id}`;
     const reply = await httpCall({
       url: new URL(`${this.base}/images?${query.toString()}`),
@@ -97,6 +129,47 @@ export class ApiClient {
     if (reply.status !== 201) throw failure(reply, `${what} failed`);
     return imageIdOf(reply, 'report');
   }
+
+  /**
+   * Reports several stored results in one request (`POST /results`, to a server whose registration offered it):
+   * the answers in the order reported, each as its own report would have been answered.
+   */
+  async reportStoredTogether(results: readonly LeaseRef[], signal: AbortSignal): Promise<StoredResultAnswer[]> {
+    const body = Buffer.from(JSON.stringify({ results }));
+    const what = `report of ${results.length} stored results`;
+    const reply = await httpCall({
+      url: new URL(`${this.base}/results`),
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${this.token()}`,
+        'content-type': 'application/json',
+        'content-length': body.length,
+      },
+      parts: [body],
+      signal,
+      timeouts: this.timeouts,
+      what,
+    });
+    if (reply.status !== 200) throw failure(reply, `${what} failed`);
+    let answers: StoredResultAnswer[];
+    try {
+      answers = storedResultAnswersSchema.parse(JSON.parse(reply.body.toString('utf8'))).results;
+    } catch {
+      throw new ApiError(`${what} answered with a body that is not its answers`, reply.status);
+    }
+    if (answers.length !== results.length || answers.some((answer, index) => answer.job_id !== results[index]!.job_id))
+      throw new ApiError(`${what} answered for other results than were reported`, reply.status);
+    return answers;
+  }
+}
+
+/** A stored result's answer in a report of several, as its own report's answer: the image id, or its error. */
+function storedAnswer(answer: StoredResultAnswer): string {
+  const what = `report of the stored result of job ${answer.job_id}`;
+  if (answer.status === 201 && answer.image_id !== undefined) return answer.image_id;
+  const detail = answer.error?.message ?? http.STATUS_CODES[answer.status] ?? '';
+  if (answer.status === 422) throw new StoredResultRefusedError(`${what} refused: HTTP 422 ${detail}`);
+  throw new ApiError(`${what} failed: HTTP ${answer.status} ${detail}`, answer.status);
 }
 
 /** The server found no stored result, or a wrong one, where the job's target was: it failed the attempt itself. */

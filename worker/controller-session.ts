@@ -299,7 +299,9 @@ export class ControllerSession {
     if (this.followed !== controller) throw new Error(`${controller.address} is no longer the controller followed`);
     const apiUrl = registration.api_url ?? `http://${urlHost(controller.host)}:${registration.api_port}`;
     this.useSessionPort(controller, registration.session_port);
-    this.current = { registration, api: new ApiClient(apiUrl, () => this.token ?? '', this.config.httpTimeouts) };
+    const together = registration.results_together === true;
+    const api = new ApiClient(apiUrl, () => this.token ?? '', this.config.httpTimeouts, together);
+    this.current = { registration, api };
     this.log.info({ controller: controller.address, worker_id: registration.worker_id, api: apiUrl }, 'registered');
   }
 
@@ -320,6 +322,7 @@ export class ControllerSession {
       resources: peer.monitor.current(),
       running: peer.jobs.heldLeases(),
       ...(imagesDirId === null ? {} : { images_dir_id: imagesDirId }),
+      assign_many: true,
     };
   }
 

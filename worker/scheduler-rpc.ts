@@ -2,11 +2,14 @@ import { method, RpcError, RPC_UNAUTHORIZED, serveRpc, type RpcServer } from '..
 import type { Logger } from '../common/log.js';
 import { LogThrottle } from '../common/log-throttle.js';
 import {
+  assignManyParamsSchema,
   assignParamsSchema,
   cancelParamsSchema,
   pingParamsSchema,
   WORKER_METHODS,
+  type AcceptedManyResult,
   type AcceptedResult,
+  type Assignment,
   type PingResult,
 } from '../common/protocol.js';
 import { sameSecret } from '../common/secrets.js';
@@ -42,12 +45,21 @@ export async function serveSchedulerRpc(
     return current;
   }
 
+  /** Takes the job if a slot (or room beyond them) and the memory budget allow. */
+  function take(params: Assignment, { api, registration }: Registered): boolean {
+    if (!slots.accepts(params)) return false;
+    slots.start(params, api, registration.max_pixels);
+    return true;
+  }
+
   const methods = {
-    [WORKER_METHODS.assign]: method(assignParamsSchema, (params): AcceptedResult => {
-      const { api, registration } = registeredWith(params.token);
-      if (!slots.accepts(params)) return { accepted: false };
-      slots.start(params, api, registration.max_pixels);
-      return { accepted: true };
+    [WORKER_METHODS.assign]: method(
+      assignParamsSchema,
+      (params): AcceptedResult => ({ accepted: take(params, registeredWith(params.token)) }),
+    ),
+    [WORKER_METHODS.assignMany]: method(assignManyParamsSchema, ({ token, jobs }): AcceptedManyResult => {
+      const registered = registeredWith(token);
+      return { accepted: jobs.map((job) => take({ ...job, token }, registered)) };
     }),
     [WORKER_METHODS.cancel]: method(cancelParamsSchema, (params): AcceptedResult => {
       registeredWith(params.token);

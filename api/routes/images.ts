@@ -4,15 +4,9 @@
 // ids and metrics are the same functions express's routes use.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '../../common/errors.js';
-import { filteredUploadSchema, type FilteredUpload } from '../../common/protocol.js';
+import { filteredUploadSchema } from '../../common/protocol.js';
 import type { Logger } from '../../common/log.js';
-import {
-  findWorkload,
-  type Controller,
-  type ImageRecord,
-  type IncomingImage,
-  type TokenClaims,
-} from '../../controller/index.js';
+import { findWorkload, type Controller, type ImageRecord, type TokenClaims } from '../../controller/index.js';
 import { bearerFrom, verifiedClaims } from '../auth.js';
 import { bodyField, checkDeclaredLength, hasContent } from '../body.js';
 import type { ApiConfig } from '../config.js';
@@ -20,11 +14,10 @@ import { sendFile, sendStream } from '../download.js';
 import { answerError, answerJson } from '../errors.js';
 import type { HttpMetrics } from '../metrics/index.js';
 import { trackRequest } from '../request-log.js';
+import { storedResultKeeper } from '../stored-result.js';
 import {
   checkChainFits,
   inspectImage,
-  inspectStoredImage,
-  STORED_HEAD_BYTES,
   RAW_IMAGE_TYPES,
   receiveRawImage,
   requireFile,
@@ -73,6 +66,7 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
   // the file plus room for the other fields (20 of at most 4 KiB) and the multipart framing
   const declaredLimit = config.maxUploadBytes + 128 * 1024;
   const upload = singleFileUpload(config.maxUploadBytes, () => controller.images.stagingPath());
+  const keepStoredResult = storedResultKeeper(controller, config);
 
   /**
    * What can be refused from the fields alone, checked as soon as they are known (before the body of a
@@ -116,30 +110,6 @@ export function imageRoutes(controller: Controller, config: ApiConfig, metrics: 
     const incoming = inspectImage(requireFile(staged), config.maxPixels, 'result');
     const kept = await controller.images.addFiltered(fields.data, claims.sub, incoming);
     controller.activity.receivedFrom(claims.sub, kept.bytes);
-    return kept;
-  }
-
-  /**
-   * A result the worker put in the store itself (a presigned PUT, or by path): checked where its lease's
-   * key says (it is there, an image of the type its chain makes, within the pixel cap) before it completes
-   * the job. What fails the check fails that attempt (422), and the object goes.
-   */
-  async function keepStoredResult(upload: FilteredUpload, workerId: string): Promise<ImageRecord> {
-    const repeated = controller.transfers.acceptedFor(upload);
-    if (repeated) return repeated;
-    const { key, mime, object } = await controller.transfers.findStored(upload, workerId, STORED_HEAD_BYTES);
-    let incoming: IncomingImage;
-    try {
-      if (object.size > config.maxUploadBytes)
-        throw new AppError('too_large', `it is ${object.size} bytes, over the limit of ${config.maxUploadBytes}`);
-      const readHead = (bytes: number) => controller.imageStore.inspect(key, bytes);
-      incoming = await inspectStoredImage(readHead, key, object, config.maxPixels, 'result');
-      if (incoming.mime !== mime) throw new AppError('unprocessable', `it is ${incoming.mime}, not ${mime}`);
-    } catch (error) {
-      return controller.transfers.reject(upload, workerId, error instanceof Error ? error.message : String(error));
-    }
-    const kept = await controller.images.addFiltered(upload, workerId, incoming);
-    controller.activity.receivedFrom(workerId, kept.bytes);
     return kept;
   }
 

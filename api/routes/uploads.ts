@@ -18,6 +18,7 @@ import {
 import { callerOf, requireUser } from '../auth.js';
 import { bodyField, fieldBody } from '../body.js';
 import type { ApiConfig } from '../config.js';
+import { eachAtMost } from '../each-at-most.js';
 import { errorAnswer } from '../errors.js';
 import { requestLogger } from '../request-log.js';
 import { checkChainFits, inspectStoredImage, STORED_HEAD_BYTES } from '../upload.js';
@@ -90,20 +91,6 @@ function originalAnswer(record: ImageRecord) {
     type: record.type,
     source_image_id: record.source_image_id,
   };
-}
-
-/** Runs `work` on every item, at most `limit` at once; the outcomes in the items' order. */
-async function eachAtMost<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const outcomes: R[] = new Array(items.length);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      outcomes[index] = await work(items[index]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return outcomes;
 }
 
 export function uploadRoutes(controller: Controller, config: ApiConfig, log: Logger): Router {

@@ -17,6 +17,8 @@ export interface LiveWorker {
   sees_images: boolean;
   /** Assignments it takes beyond its slots, waiting on it for a slot (its registration's `prefetch`). */
   prefetch: number;
+  /** It takes several assignments in one `assign_many` call (its registration's `assign_many`). */
+  assign_many: boolean;
   /** The leases its last heartbeat said wait for a slot, never started: if it dies, they go back at no cost. */
   waiting: ReadonlySet<string>;
 }
@@ -58,6 +60,7 @@ export class WorkerRegistry {
       resources,
       sees_images: false,
       prefetch: 0,
+      assign_many: false,
       waiting: new Set(),
     };
     this.workers.set(record.id, live);

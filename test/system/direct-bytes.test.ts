@@ -183,6 +183,69 @@ for (const kind of ['local', 's3'] as const) {
       expect(await exists(targetKey(transfers)), 'the refused object is gone').to.equal(false);
     });
 
+    /** Reports several stored results in one request, as a worker whose results finished together does. */
+    function reportTogether(body: unknown, token = server.controller.tokens.issue(WORKER, 'worker').token) {
+      return fetch(`${url}/results`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    }
+
+    it('results reported together are each answered as their own report: kept, missing, stale', async () => {
+      const kept = await heldJob();
+      await putResult(kept.transfers, result);
+      const missing = await heldJob();
+      const stale = await heldJob();
+      await putResult(stale.transfers, result);
+      expect(
+        server.controller.jobs.release(stale.jobId, WORKER, stale.leaseId, 'the stand-in went silent').ok,
+      ).to.equal(true);
+      const results = [kept, missing, stale].map(({ jobId, leaseId }) => ({ job_id: jobId, lease_id: leaseId }));
+      const answer = await reportTogether({ results });
+      expect(answer.status).to.equal(200);
+      const { results: answers } = (await answer.json()) as {
+        results: Array<{ job_id: string; status: number; image_id?: string; error?: { message: string } }>;
+      };
+      expect(answers.map((item) => [item.job_id, item.status])).to.deep.equal([
+        [kept.jobId, 201],
+        [missing.jobId, 422],
+        [stale.jobId, 409],
+      ]);
+      expect(answers[1]!.error!.message).to.match(/not found/);
+      const { jobs } = server.controller.store.data;
+      expect(jobs[kept.jobId]!.state).to.equal('done');
+      expect(jobs[kept.jobId]!.filtered_image_id).to.equal(answers[0]!.image_id);
+      await expectResultDownloads(answers[0]!.image_id!);
+      expect(jobs[missing.jobId]!.state, 'its attempt failed, not the job').to.equal('queued');
+      expect(await exists(targetKey(stale.transfers)), "the stale lease's object is gone").to.equal(false);
+      // sent again (its answer lost), the kept one gets the first answer
+      const again = await reportTogether({ results: results.slice(0, 1) });
+      const [first] = ((await again.json()) as { results: Array<{ status: number; image_id: string }> }).results;
+      expect([first!.status, first!.image_id]).to.deep.equal([201, answers[0]!.image_id]);
+    });
+
+    it('a report of results refuses a user, a bad body and a job named twice, and changes nothing', async () => {
+      const { jobId, leaseId, transfers } = await heldJob();
+      await putResult(transfers, result);
+      const one = { job_id: jobId, lease_id: leaseId };
+      const refusals: Array<[unknown, number, RegExp, string?]> = [
+        [{ results: [one] }, 403, /only workers/, alice.token],
+        [{ results: [] }, 400, /"results" must be a list/],
+        [{ results: [{ job_id: jobId }] }, 400, /"results" must be a list/],
+        [{ results: Array.from({ length: 65 }, () => one) }, 400, /"results" must be a list/],
+        [{ results: [one, one] }, 400, /names a job twice/],
+        [[one], 400, /object/],
+      ];
+      for (const [body, status, message, token] of refusals) {
+        const answer = await reportTogether(body, token);
+        expect(answer.status, JSON.stringify(body).slice(0, 80)).to.equal(status);
+        expect(((await answer.json()) as { error: { message: string } }).error.message).to.match(message);
+      }
+      expect(server.controller.store.data.jobs[jobId]!.state, 'still running').to.equal('running');
+      expect(await exists(targetKey(transfers)), 'the stored result is still there').to.equal(true);
+    });
+
     it('a stale lease reports in vain (409) and what it wrote goes', async () => {
       const { jobId, leaseId, transfers } = await heldJob();
       expect(server.controller.jobs.release(jobId, WORKER, leaseId, 'the stand-in went silent').ok).to.equal(true);

@@ -29,6 +29,7 @@ function candidate(
     formats: [],
     chains: true,
     sees_images: false,
+    assign_many: false,
     ...overrides,
     operations: overrides.operations ?? overrides.filters ?? ['blur', 'grayscale'],
     resources: { cpu_load: 50, cores: 4, mem_free: 4 * GB, mem_total: 8 * GB, gpu: { present: false }, ...resources },
