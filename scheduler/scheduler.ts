@@ -2,6 +2,7 @@ import { connectRpc, type RpcClient } from '../common/bus/index.js';
 import {
   acceptedManyResultSchema,
   acceptedResultSchema,
+  MAX_ASSIGNMENTS_PER_CALL,
   WORKER_METHODS,
   type AssignManyParams,
   type AssignParams,
@@ -115,8 +116,12 @@ export function startScheduler(port: SchedulingPort, config: SchedulerConfig, lo
   async function dispatch(worker: WorkerCandidate, placed: readonly Placement[]): Promise<void> {
     const built = await Promise.all(placed.map(({ job, lease_id }) => assignmentOf(worker, job, lease_id)));
     const assignments = built.filter((assignment): assignment is AssignParams => assignment !== null);
-    if (assignments.length > 1 && worker.assign_many) await sendMany(worker, assignments);
-    else await Promise.all(assignments.map((assignment) => sendOne(worker, assignment)));
+    if (assignments.length > 1 && worker.assign_many) {
+      const calls: Promise<void>[] = [];
+      for (let from = 0; from < assignments.length; from += MAX_ASSIGNMENTS_PER_CALL)
+        calls.push(sendMany(worker, assignments.slice(from, from + MAX_ASSIGNMENTS_PER_CALL)));
+      await Promise.all(calls);
+    } else await Promise.all(assignments.map((assignment) => sendOne(worker, assignment)));
   }
 
   async function sendOne(worker: WorkerCandidate, assignment: AssignParams): Promise<void> {

@@ -26,10 +26,10 @@ function readyJob(id: string): ReadyJob {
   };
 }
 
-/** A port with one worker of three free slots and three ready jobs; it records what the scheduler did. */
-function standInPort(worker: WorkerCandidate) {
+/** A port with one worker and these ready jobs (three by default); it records what the scheduler did. */
+function standInPort(worker: WorkerCandidate, jobs = JOBS) {
   const done = { assigned: [] as string[], started: [] as string[], unassigned: [] as string[] };
-  let queued = [...JOBS];
+  let queued = [...jobs];
   const port: SchedulingPort = {
     candidates: () => (queued.length > 0 ? [worker] : []),
     *ready() {
@@ -79,7 +79,7 @@ describe('scheduler: several assignments in one call', function () {
   });
 
   /** A worker's REP socket that declines j2 and takes the rest. */
-  async function standInWorker(assignMany: boolean): Promise<WorkerCandidate> {
+  async function standInWorker(assignMany: boolean, slots = 3): Promise<WorkerCandidate> {
     const port = await freePorts(1);
     const accepts = (id: string): boolean => id !== 'j2';
     rpc = serveRpc(
@@ -101,8 +101,8 @@ describe('scheduler: several assignments in one call', function () {
       name: 'w1',
       token: 'token-of-w1',
       rpc_address: `tcp://127.0.0.1:${port}`,
-      slots: 3,
-      free_slots: 3,
+      slots,
+      free_slots: slots,
       tags: [],
       filters: ['grayscale'],
       chains: true,
@@ -122,6 +122,19 @@ describe('scheduler: several assignments in one call', function () {
     expect(calls).to.deep.equal([{ method: 'assign_many', jobs: JOBS }]);
     expect(done.started, 'the ones it took run').to.deep.equal(['j1', 'j3']);
     expect(done.unassigned, 'the one it declined goes back').to.deep.equal(['j2']);
+  });
+
+  it('splits a pass of more jobs than one call carries into calls of at most 64', async () => {
+    const many = Array.from({ length: 70 }, (_, index) => `m${index}`);
+    const { port, done } = standInPort(await standInWorker(true, 100), many);
+    scheduler = startScheduler(port, { assignTimeoutMs: 2000, tickMs: 60_000 }, createLogger('test', 'silent'));
+    scheduler.schedule();
+    await until(() => done.started.length + done.unassigned.length === 70);
+    expect(calls.map((call) => [call.method, call.jobs.length])).to.deep.equal([
+      ['assign_many', 64],
+      ['assign_many', 6],
+    ]);
+    expect(done.started).to.have.length(70);
   });
 
   it('sends one assign per job to a worker that did not say it takes several', async () => {
