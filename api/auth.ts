@@ -53,27 +53,25 @@ export function requireToken(tokens: Tokens): RequestHandler {
   };
 }
 
-/** A user's token only: worker tokens are scoped to image download and upload. */
-export function requireUser(tokens: Tokens): RequestHandler {
+/** A token of this scope only; another valid token is 403 with `refusal`. */
+function requireScope(tokens: Tokens, scope: 'user' | 'worker', refusal: string): RequestHandler {
   const any = requireToken(tokens);
   return (req, res, next) => {
     any(req, res, () => {
-      if (callerOf(res).claims.scope !== 'user')
-        throw new AppError('forbidden', 'worker tokens may only download and upload images');
+      if (callerOf(res).claims.scope !== scope) throw new AppError('forbidden', refusal);
       next();
     });
   };
 }
 
+/** A user's token only: worker tokens are scoped to image download and upload. */
+export function requireUser(tokens: Tokens): RequestHandler {
+  return requireScope(tokens, 'user', 'worker tokens may only download and upload images');
+}
+
 /** A worker's token only: what workers alone send (their stored results). */
 export function requireWorker(tokens: Tokens): RequestHandler {
-  const any = requireToken(tokens);
-  return (req, res, next) => {
-    any(req, res, () => {
-      if (callerOf(res).claims.scope !== 'worker') throw new AppError('forbidden', 'only workers report results');
-      next();
-    });
-  };
+  return requireScope(tokens, 'worker', 'only workers report results');
 }
 
 /**

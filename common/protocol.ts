@@ -104,10 +104,7 @@ export const registerParamsSchema = z.object({
    * STORE_ID_FILE. When it is the server's own, the worker reads originals and writes results by path.
    */
   images_dir_id: z.string().max(200).optional(),
-  /**
-   * It takes several assignments in one `assign_many` call, and reports stored results together
-   * (`POST /results`). Absent from an older worker: one `assign` per job.
-   */
+  /** It takes several assignments in one `assign_many` call. Absent from an older worker: one `assign` per job. */
   assign_many: z.boolean().optional(),
 });
 export type RegisterParams = z.input<typeof registerParamsSchema>;

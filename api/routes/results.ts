@@ -3,7 +3,7 @@
 import { Router } from 'express';
 import { AppError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { storedResultsSchema, type StoredResultAnswer } from '../../common/protocol.js';
+import { MAX_RESULTS_PER_REPORT, storedResultsSchema, type StoredResultAnswer } from '../../common/protocol.js';
 import type { Controller } from '../../controller/index.js';
 import { callerOf, requireWorker } from '../auth.js';
 import { fieldBody } from '../body.js';
@@ -26,7 +26,10 @@ export function resultRoutes(controller: Controller, config: ApiConfig, log: Log
   router.post('/results', requireWorker(controller.tokens), ...body, async (req, res) => {
     const parsed = storedResultsSchema.safeParse(req.body);
     if (!parsed.success)
-      throw new AppError('bad_request', '"results" must be a list of 1 to 64 stored results, each {job_id, lease_id}');
+      throw new AppError(
+        'bad_request',
+        `"results" must be a list of 1 to ${MAX_RESULTS_PER_REPORT} stored results, each {job_id, lease_id}`,
+      );
     const { results } = parsed.data;
     if (new Set(results.map((result) => result.job_id)).size !== results.length)
       throw new AppError('bad_request', '"results" names a job twice');
