@@ -94,7 +94,7 @@ export interface OwnWorkers {
   /** --slots of each (default 1: the server's local workers get cores / workers, 1 on two cores). */
   slots?: number;
   /** --prefetch of each (default: the worker's own default). */
-  prefetch?: number;
+  prefetch?: string;
 }
 
 export interface SystemOptions {

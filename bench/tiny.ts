@@ -3,7 +3,7 @@
 // the cost is the system's own. Prints, per round, jobs/s end to end (first upload to last result) and the CPU
 // per job of the server (with its kernel share), of the workers and of this client. argv: jobs (default 2000);
 // env ROUNDS (default 3), UPLOADS (uploads in flight, default 8), SLOTS (each worker's --slots, default 1),
-// PREFETCH (each worker's --prefetch, default 8: small jobs' results then go several to a report),
+// PREFETCH (each worker's --prefetch; default: theirs, auto),
 // WARMUP (rounds run first on the same system and not counted, default 1: a server and its workers run for days,
 // and their JIT compiles for the first several hundred jobs; bench/paired.ts).
 // Compare with `npm run bench:bullmq` (the same count of jobs through BullMQ and Redis on this machine).
@@ -23,7 +23,7 @@ const COUNT = Number(process.argv[2] ?? 2000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const UPLOADS = Number(process.env.UPLOADS ?? 8);
 const SLOTS = Number(process.env.SLOTS ?? 1);
-const PREFETCH = Number(process.env.PREFETCH ?? 8);
+const PREFETCH = process.env.PREFETCH ?? 'auto';
 const WARMUP = Number(process.env.WARMUP ?? 1);
 /** What the issue measured for BullMQ and Redis (two workers, trivial jobs): jobs/s. */
 const BULLMQ_RANGE = [580, 900] as const;
@@ -85,7 +85,9 @@ console.log(
     `on one running system, after ${WARMUP} not counted`,
 );
 const rounds: Round[] = [];
-const system = await startSystem('sharp', 0, { workers: { count: 2, byPath: true, slots: SLOTS, prefetch: PREFETCH } });
+const system = await startSystem('sharp', 0, {
+  workers: { count: 2, byPath: true, slots: SLOTS, ...(process.env.PREFETCH ? { prefetch: PREFETCH } : {}) },
+});
 try {
   for (let index = 1 - WARMUP; index <= ROUNDS; index++) {
     const load = loadavg()[0]!.toFixed(2);

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
-import { defaultMemoryBudget } from '../worker/index.js';
+import { defaultMemoryBudget, type PrefetchSetting } from '../worker/index.js';
 import { withoutServerNodeFlags } from './server-node-flags.js';
 
 export interface LocalWorkerOptions {
@@ -15,7 +15,7 @@ export interface LocalWorkerOptions {
   engine: string;
   slots: number | undefined;
   /** Each worker's --prefetch; absent: the worker's default. */
-  prefetch?: number;
+  prefetch?: PrefetchSetting;
   /** Each worker's --engine-threads. */
   engineThreads: number;
   /** Each worker's --job-deadline. */

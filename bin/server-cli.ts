@@ -30,7 +30,7 @@ import { formatDuration } from '../common/units.js';
 import { clusterSecretPath, DEFAULT_DATA_DIR, readKeptSecret } from './cluster-secret.js';
 import { durationFlag } from './duration-flag.js';
 import type { ServerConfig } from './server.js';
-import { DEFAULT_PREFETCH } from '../worker/slots.js';
+import { DEFAULT_PREFETCH, parsePrefetch, type PrefetchSetting } from '../worker/index.js';
 
 export interface ServerCliConfig {
   server: ServerConfig;
@@ -38,7 +38,7 @@ export interface ServerCliConfig {
   /** Slots of each local worker. */
   workerSlots: number;
   /** Jobs each local worker takes beyond its slots (its --prefetch). */
-  workerPrefetch: number;
+  workerPrefetch: PrefetchSetting;
   engine: 'auto' | 'sharp' | 'jimp';
   logLevel: LogLevel;
   logFormat: LogFormat;
@@ -171,9 +171,9 @@ const SERVER_OPTIONS = {
     describe: 'slots per local worker (default: the CPU count shared among the local workers, at least 1)',
   },
   'worker-prefetch': {
-    type: 'number',
-    default: DEFAULT_PREFETCH,
-    describe: 'jobs each local worker takes beyond its slots, waiting for one (its --prefetch; 0: none)',
+    type: 'string',
+    default: String(DEFAULT_PREFETCH),
+    describe: 'jobs each local worker takes beyond its slots, waiting for one (its --prefetch: a number, or auto)',
   },
   engine: {
     choices: ['auto', 'sharp', 'jimp'] as const,
@@ -329,7 +329,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
   whole('token-ttl', args.tokenTtl, 60, 10 * 365 * 24 * 3600);
   whole('min-password-length', args.minPasswordLength, 1, MAX_PASSWORD_LENGTH);
   if (args.workerSlots !== undefined) whole('worker-slots', args.workerSlots, 1, 256);
-  whole('worker-prefetch', args.workerPrefetch, 0, 256);
+  const workerPrefetch = parsePrefetch(args.workerPrefetch, 'worker-prefetch');
   if (args.heartbeatMs * 2 > args.leaseMs) throw new Error('--lease-ms must be at least twice --heartbeat-ms');
   whole('headers-timeout-ms', args.headersTimeoutMs, 100, 600_000);
   whole('request-timeout-ms', args.requestTimeoutMs, 0, 24 * 3_600_000);
@@ -430,7 +430,7 @@ export async function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv): P
     localWorkers: args.workers,
     // local workers share this machine's cores: more jobs at once than cores only adds switching and memory
     workerSlots: args.workerSlots ?? Math.max(1, Math.floor(availableParallelism() / Math.max(1, args.workers))),
-    workerPrefetch: args.workerPrefetch,
+    workerPrefetch,
     engine: args.engine,
     logLevel: args.logLevel,
     logFormat: args.logFormat,

@@ -11,6 +11,7 @@ import {
   DEFAULT_JOB_DEADLINE_MS,
   DEFAULT_PREFETCH,
   defaultMemoryBudget,
+  parsePrefetch,
   type ControllerAddress,
   type HttpTimeouts,
   type WorkerConfig,
@@ -65,9 +66,11 @@ const WORKER_OPTIONS = {
   tags: { type: 'string', default: '', describe: 'comma-separated tags, e.g. gpu,fast' },
   slots: { type: 'number', default: availableParallelism(), describe: 'jobs run at once' },
   prefetch: {
-    type: 'number',
-    default: DEFAULT_PREFETCH,
-    describe: 'jobs taken beyond --slots, waiting for a slot: the next job is at hand when one ends (0: none)',
+    type: 'string',
+    default: String(DEFAULT_PREFETCH),
+    describe:
+      'jobs taken beyond --slots, waiting for a slot: the next job is at hand when one ends (0: none; auto: ' +
+      'as many as the slots work through in about 20 ms, 1 to 16)',
   },
   engine: { choices: ['auto', 'sharp', 'jimp'] as const, default: 'auto' as const, describe: 'image engine' },
   'engine-threads': {
@@ -163,8 +166,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     : findWorkerSecret({ controllerHost: controllers[0].host, argv, dataDir: path.resolve(args.dataDir) });
   if (!Number.isInteger(args.slots) || args.slots < 1 || args.slots > 256)
     throw new Error('--slots must be a whole number from 1 to 256');
-  if (!Number.isInteger(args.prefetch) || args.prefetch < 0 || args.prefetch > 256)
-    throw new Error('--prefetch must be a whole number from 0 to 256');
+  const prefetch = parsePrefetch(args.prefetch, 'prefetch');
   const engineThreads = args.engineThreads ?? null;
   if (engineThreads !== null && (!Number.isInteger(engineThreads) || engineThreads < 1 || engineThreads > 256))
     throw new Error('--engine-threads must be a whole number from 1 to 256');
@@ -191,7 +193,7 @@ export function parseWorkerArgs(argv: string[], env: NodeJS.ProcessEnv): WorkerC
     name,
     tags: tags.data,
     slots: args.slots,
-    prefetch: args.prefetch,
+    prefetch,
     engineThreads,
     engine: args.engine,
     secret,

@@ -136,6 +136,8 @@ export const heartbeatParamsSchema = z.object({
    * they go back at no cost.
    */
   waiting: z.array(shortText).max(1024).optional(),
+  /** The jobs it takes beyond its slots now (its --prefetch auto follows its jobs' length). Absent: unchanged. */
+  prefetch: z.number().int().min(0).max(256).optional(),
 });
 export type HeartbeatParams = z.infer<typeof heartbeatParamsSchema>;
 export const heartbeatResultSchema = z.object({

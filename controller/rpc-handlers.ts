@@ -156,6 +156,11 @@ export function controllerMethods(deps: Deps): Record<string, RpcMethod<z.ZodTyp
       const wasDead = worker.state === 'dead';
       registry.heard(worker, params.resources, Date.now());
       worker.waiting = new Set(params.waiting);
+      if (params.prefetch !== undefined && params.prefetch !== worker.prefetch) {
+        const more = params.prefetch > worker.prefetch;
+        worker.prefetch = params.prefetch;
+        if (more) jobs.poke();
+      }
       if (wasDead) {
         log.info({ worker: worker.record.name }, 'worker is back');
         jobs.poke();

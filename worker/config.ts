@@ -1,5 +1,6 @@
 import type { HttpTimeouts } from './api-client.js';
 import type { EngineChoice } from './engines/index.js';
+import type { PrefetchSetting } from './prefetch.js';
 import type { LogFormat, LogLevel } from '../common/log.js';
 
 /** A controller as given to --controller: its host, and the port it announces on (its PUB socket). */
@@ -17,8 +18,8 @@ export interface WorkerConfig {
   name: string;
   tags: string[];
   slots: number;
-  /** Assignments taken beyond the slots, waiting for one to free (--prefetch). */
-  prefetch: number;
+  /** Assignments taken beyond the slots, waiting for one to free (--prefetch): a number, or auto. */
+  prefetch: PrefetchSetting;
   /** The threads sharp may give one job (--engine-threads); null: the cores shared among the slots. */
   engineThreads: number | null;
   engine: EngineChoice;

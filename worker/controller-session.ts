@@ -66,6 +66,8 @@ export interface SessionPeer {
   monitor: ResourceMonitor;
   jobs: {
     heldLeases(): LeaseRef[];
+    /** The jobs it takes beyond its slots now (--prefetch, or what auto makes of its jobs' length). */
+    prefetchNow(): number;
     /** The lease ids of the held jobs waiting for a slot, never started. */
     waitingLeases(): string[];
     /** The jobs a heartbeat's answer says this worker lost. */
@@ -314,7 +316,7 @@ export class ControllerSession {
       tags: this.config.tags,
       rpc_address: peer.rpcAddress,
       slots: this.config.slots,
-      prefetch: this.config.prefetch,
+      prefetch: peer.jobs.prefetchNow(),
       engine: peer.engine,
       filters: [...FILTER_NAMES],
       operations: [...peer.capabilities.operations],
@@ -366,6 +368,7 @@ export class ControllerSession {
         resources: peer.monitor.current(),
         running: peer.jobs.heldLeases(),
         waiting: peer.jobs.waitingLeases(),
+        prefetch: peer.jobs.prefetchNow(),
       },
       heartbeatResultSchema,
       Math.max(1000, registration.lease_ms - registration.heartbeat_ms),

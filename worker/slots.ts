@@ -6,10 +6,8 @@ import type { FilterEngine } from './engines/index.js';
 import type { JobFailure } from './failure-report.js';
 import { runJob } from './job-runner.js';
 import { jobPeakBytes, type MemoryBudget } from './memory-budget.js';
+import { learnJobMs, prefetchFor, type PrefetchSetting } from './prefetch.js';
 import { API_ONLY_TRANSFERS, type TransferOptions } from './transfers.js';
-
-/** Assignments a worker takes beyond its slots by default (--prefetch): its next job is at hand when one ends. */
-export const DEFAULT_PREFETCH = 1;
 
 interface RunningJob {
   params: Assignment;
@@ -35,6 +33,9 @@ export class Slots {
   /** Taken jobs not started yet, in the order they came. */
   private readonly waiting: WaitingJob[] = [];
   private draining = false;
+  /** When each running job got its slot, and how long the jobs typically work (from their slot to their result). */
+  private readonly workingSince = new Map<string, number>();
+  private typicalJobMs: number | null = null;
 
   constructor(
     private readonly size: number,
@@ -49,9 +50,14 @@ export class Slots {
     private readonly transfers: TransferOptions = API_ONLY_TRANSFERS,
     /** The API of the worker's registration now: results follow it when their own API does not answer. */
     private readonly currentApi?: () => ApiClient | null,
-    /** Jobs taken beyond `size`, waiting for a slot (--prefetch). */
-    private readonly prefetch = 0,
+    /** Jobs taken beyond `size`, waiting for a slot (--prefetch): a number, or auto (prefetch.ts). */
+    private readonly prefetch: PrefetchSetting = 0,
   ) {}
+
+  /** The jobs it takes beyond its slots now: --prefetch, or what auto makes of its jobs' length so far. */
+  prefetchNow(): number {
+    return prefetchFor(this.prefetch, this.size, this.typicalJobMs);
+  }
 
   /** Jobs held: running, waiting for a slot, or uploading their result. */
   get running(): number {
@@ -72,7 +78,7 @@ export class Slots {
     // a job whose result is being uploaded holds no slot: the controller counts it done as soon as it
     // answers that upload, and may offer the next job before this worker has read the answer
     const taken = this.jobs.size - this.finishing.size;
-    if (this.draining || taken >= this.size + this.prefetch || this.jobs.has(params.job_id)) return false;
+    if (this.draining || taken >= this.size + this.prefetchNow() || this.jobs.has(params.job_id)) return false;
     const bytes = jobPeakBytes(this.engine.name, params.width, params.height, params.operations);
     if (this.memory.fits(bytes)) return true;
     this.log.debug({ job_id: params.job_id, memory: this.memory.describe(bytes) }, 'job declined: memory budget');
@@ -94,6 +100,9 @@ export class Slots {
     // the slot and the memory free as soon as the work is done: the controller may assign the next job
     // while the report is in flight, and a waiting one starts
     const uploading = (): void => {
+      const since = this.workingSince.get(jobId);
+      if (since !== undefined) this.typicalJobMs = learnJobMs(this.typicalJobMs, performance.now() - since);
+      this.workingSince.delete(jobId);
       this.finishing.add(jobId);
       this.memory.give(jobId);
       this.admitWaiting();
@@ -108,6 +117,7 @@ export class Slots {
     };
     entry.done = runJob(params, api, this.engine, abort.signal, log, uploading, options).then(async (outcome) => {
       this.leaveWaiting(jobId);
+      this.workingSince.delete(jobId);
       this.jobs.delete(jobId);
       this.finishing.delete(jobId);
       this.memory.give(jobId);
@@ -139,6 +149,7 @@ export class Slots {
       const admit = (): void => {
         signal.removeEventListener('abort', onAbort);
         this.memory.take(jobId, bytes);
+        this.workingSince.set(jobId, performance.now());
         resolve();
       };
       signal.addEventListener('abort', onAbort, { once: true });

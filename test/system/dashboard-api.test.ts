@@ -215,7 +215,7 @@ describe('dashboard API: lists, retry, archive and events', function () {
       expect(worker!.state).to.equal('alive');
       expect(worker!.tags).to.deep.equal(['dash']);
       expect(worker!.slots).to.equal(2);
-      expect(worker!.prefetch, 'the default --prefetch').to.equal(1);
+      expect(worker!.prefetch, 'the default --prefetch auto: 1 until a job has ended, at most 16').to.be.within(1, 16);
       expect(worker!.running_jobs).to.be.at.most(worker!.slots + worker!.prefetch);
       expect(worker!.free_slots).to.equal(Math.max(0, 2 - worker!.running_jobs));
       expect(worker!.cpu_load).to.be.within(0, 100);

@@ -532,7 +532,7 @@ describe('faults: worker processes', function () {
         expect(s.controller.store.data.workers[ids[name]]!.left_at, `${name} said goodbye`).to.be.a('string');
       }
       expect(extra, 'jobs the drainer took after SIGTERM').to.deep.equal([]);
-      // the drainer finished its running job, once; a job waiting on it for its slot (--prefetch 1, the default)
+      // the drainer finished its running job, once; a job waiting on it for its slot (--prefetch auto: 1 here)
       // was not started and went back; the quitter's jobs went back to the queue
       const drained = held.drainer.map((id) => s.controller.store.data.jobs[id]!);
       expect(

@@ -1,15 +1,17 @@
-// A worker that dies holding a job it had taken beyond its slots (--prefetch) and never started: that job goes
-// back at no cost (no attempt spent), the one it was running costs its attempt, and another worker then does
-// both. Real server, real worker processes, SIGKILL.
+// Jobs a worker takes beyond its slots (--prefetch). One that dies holding a job it had taken beyond its slots and
+// never started: that job goes back at no cost (no attempt spent), the one it was running costs its attempt, and
+// another worker then does both (SIGKILL). And --prefetch auto, the default: a worker whose jobs are short takes
+// more, tells the server with its heartbeats, and GET /workers shows it; one long job brings it back to 1. Real
+// server, real worker processes, real images.
 import { expect } from 'chai';
 import type { Server } from '../../bin/server.js';
 import { TestClient } from '../helpers/api.js';
-import { makePhotoLikeImage } from '../helpers/images.js';
+import { makePhotoLikeImage, makeTestImage } from '../helpers/images.js';
 import { killAll, waitFor } from '../helpers/processes.js';
 import { liveWorker } from '../helpers/restart.js';
 import { makeDirs, spawnWorker, startTestServer, type TestDirs } from '../helpers/system.js';
 
-describe('a worker killed while a prefetched job waits on it', function () {
+describe('jobs taken beyond the slots (--prefetch)', function () {
   this.timeout(120_000);
   let dirs: TestDirs | null = null;
   let server: Server | null = null;
@@ -20,13 +22,13 @@ describe('a worker killed while a prefetched job waits on it', function () {
     await dirs?.remove();
   });
 
-  it('the waiting job goes back at no cost, the running one costs its attempt, and both are done after', async () => {
+  it('a worker killed while one waits: it goes back at no cost, the running one costs its attempt', async () => {
     dirs = await makeDirs();
     const started = await startTestServer(dirs, { leaseMs: 2000, heartbeatMs: 300 });
     const s = started.server;
     server = s;
     const alice = await TestClient.login(started.url, 'alice', 'alice-pw');
-    // one slot and one job beyond it (the default --prefetch 1), on the jimp engine
+    // one slot and one job beyond it (--prefetch auto, the default: 1 until a job has ended), on the jimp engine
     const victim = spawnWorker({
       controllerPort: started.config.controller.port,
       name: 'victim',
@@ -67,5 +69,44 @@ describe('a worker killed while a prefetched job waits on it', function () {
     spawnWorker({ controllerPort: started.config.controller.port, name: 'rescuer', engine: 'sharp' });
     const done = await alice.waitForCompletion(workload.workload_id, 60_000);
     expect(done).to.include({ done_jobs: 2, failed_jobs: 0 });
+  });
+
+  it('auto takes several beyond its slot for small images, and one again after a long job', async () => {
+    dirs = await makeDirs();
+    const started = await startTestServer(dirs, { leaseMs: 2000, heartbeatMs: 200 });
+    const s = started.server;
+    server = s;
+    const alice = await TestClient.login(started.url, 'alice', 'alice-pw');
+    spawnWorker({ controllerPort: started.config.controller.port, name: 'auto', engine: 'sharp', slots: 1 });
+    await waitFor('the worker to register', async () => liveWorker(s, 'auto')?.state === 'alive', 30_000, 20);
+    const shown = async (): Promise<number> => {
+      const { body } = await alice.call('GET', '/workers');
+      const workers = body.workers as Array<{ name: string; prefetch: number }>;
+      return workers.find((worker) => worker.name === 'auto')!.prefetch;
+    };
+    expect(await shown(), 'before any job has ended: one').to.equal(1);
+
+    const small = await alice.createWorkload({ filter: 'grayscale' });
+    for (let index = 0; index < 30; index++) {
+      const image = await makeTestImage(64, 64, 'image/png', index + 1);
+      expect((await alice.upload(small.workload_id, image, `${index}.png`, 'image/png')).status).to.equal(201);
+    }
+    expect(await alice.waitForCompletion(small.workload_id, 60_000)).to.include({ done_jobs: 30, failed_jobs: 0 });
+    const many = await waitFor(
+      'a heartbeat to tell a prefetch above 1',
+      async () => ((liveWorker(s, 'auto')?.prefetch ?? 0) > 1 ? liveWorker(s, 'auto')!.prefetch : null),
+      10_000,
+      20,
+    );
+    expect(many).to.be.within(2, 16);
+    expect(await shown(), 'GET /workers shows what the worker takes now').to.equal(many);
+
+    // sixteen blurs of a large photo: far longer than 20 ms
+    const slow = await alice.createWorkload({ operations: Array.from({ length: 16 }, () => ({ op: 'blur' })) });
+    const photo = await makePhotoLikeImage(1600, 1200, 1);
+    expect((await alice.upload(slow.workload_id, photo, 'photo.png', 'image/png')).status).to.equal(201);
+    expect(await alice.waitForCompletion(slow.workload_id, 60_000)).to.include({ done_jobs: 1, failed_jobs: 0 });
+    await waitFor('a heartbeat to tell a prefetch of 1', async () => liveWorker(s, 'auto')?.prefetch === 1, 10_000, 20);
+    expect(await shown()).to.equal(1);
   });
 });

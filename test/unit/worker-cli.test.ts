@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { sharedEngineThreads } from '../../bin/local-workers.js';
 import { MAX_CONTROLLERS, parseControllers, parseWorkerArgs } from '../../bin/worker-cli.js';
 import { parseServerArgs } from '../../bin/server-cli.js';
+import { learnJobMs, prefetchFor, type PrefetchSetting } from '../../worker/prefetch.js';
 
 function controllersOf(value: string, env: NodeJS.ProcessEnv = {}): { host: string; port: number }[] {
   const args = value === '' ? [] : ['--controller', value];
@@ -96,27 +97,54 @@ describe('the worker flag --controller', () => {
 });
 
 describe('the worker flag --prefetch and the server flag --worker-prefetch', () => {
-  const prefetchOf = (args: string[], env: NodeJS.ProcessEnv = {}): number =>
+  const prefetchOf = (args: string[], env: NodeJS.ProcessEnv = {}): PrefetchSetting =>
     parseWorkerArgs(['--worker-name', 'w', '--secret', 's', ...args], env).prefetch;
 
-  it('is 1 unless given; 0 takes jobs only into free slots; DPIP_PREFETCH sets it', () => {
-    expect(prefetchOf([])).to.equal(1);
+  it('is auto unless given; 0 takes jobs only into free slots; DPIP_PREFETCH sets it', () => {
+    expect(prefetchOf([])).to.equal('auto');
     expect(prefetchOf(['--prefetch', '0'])).to.equal(0);
+    expect(prefetchOf(['--prefetch', '8'])).to.equal(8);
     expect(withEnv('DPIP_PREFETCH', '4', () => prefetchOf([], process.env))).to.equal(4);
   });
 
-  for (const value of ['-1', '257', '1.5', 'many']) {
-    it(`refuses --prefetch ${value}`, () => {
-      expect(() => prefetchOf(['--prefetch', value])).to.throw(/--prefetch must be a whole number from 0 to 256/);
+  for (const value of ['-1', '257', '1.5', 'many', '']) {
+    it(`refuses --prefetch ${JSON.stringify(value)}`, () => {
+      expect(() => prefetchOf(['--prefetch', value])).to.throw(
+        /--prefetch must be "auto" or a whole number from 0 to 256/,
+      );
     });
   }
 
-  it("is the server's local workers' --prefetch: 1 unless given, from 0 to 256", async () => {
+  it("is the server's local workers' --prefetch: auto unless given, or from 0 to 256", async () => {
     const parse = (...flags: string[]) => parseServerArgs(['--secret', 'flag-test', ...flags], {});
-    expect((await parse()).workerPrefetch).to.equal(1);
+    expect((await parse()).workerPrefetch).to.equal('auto');
     expect((await parse('--worker-prefetch', '0')).workerPrefetch).to.equal(0);
     const error = await parse('--worker-prefetch', '300').catch((caught: unknown) => caught);
     expect(String(error)).to.match(/--worker-prefetch/);
+  });
+});
+
+describe('--prefetch auto', () => {
+  it('takes one beyond the slots until a job has ended, then as many as the slots work through in about 20 ms', () => {
+    expect(prefetchFor('auto', 1, null)).to.equal(1);
+    expect(prefetchFor('auto', 1, 2), 'jobs of 2 ms: ten').to.equal(10);
+    expect(prefetchFor('auto', 2, 5), 'two slots of 5 ms jobs: eight').to.equal(8);
+    expect(prefetchFor('auto', 1, 0.01), 'at most 16').to.equal(16);
+    expect(prefetchFor('auto', 1, 50), 'jobs of 50 ms or more: one').to.equal(1);
+    expect(prefetchFor('auto', 4, 5000)).to.equal(1);
+    expect(prefetchFor(3, 1, 2), 'a number is kept whatever the jobs take').to.equal(3);
+    expect(prefetchFor(0, 1, 2)).to.equal(0);
+  });
+
+  it('goes by a moving typical length: one long job among short ones moves it a fifth of the way', () => {
+    let typical = learnJobMs(null, 2);
+    expect(typical).to.equal(2);
+    for (let index = 0; index < 20; index++) typical = learnJobMs(typical, 2);
+    typical = learnJobMs(typical, 102);
+    expect(typical).to.be.closeTo(22, 1e-9);
+    expect(prefetchFor('auto', 1, typical)).to.equal(1);
+    for (let index = 0; index < 20; index++) typical = learnJobMs(typical, 2);
+    expect(prefetchFor('auto', 1, typical), 'back to short jobs: back up').to.be.at.least(8);
   });
 });
 
