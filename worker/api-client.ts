@@ -20,15 +20,31 @@ export class ApiError extends Error {
   }
 }
 
-function failure(reply: HttpReply, what: string): ApiError {
-  let detail = http.STATUS_CODES[reply.status] ?? '';
+/** The message of an error answer's JSON body ({error: {message}}), if it has one. */
+function messageOf(reply: HttpReply): string | undefined {
   try {
     const parsed = JSON.parse(reply.body.toString('utf8')) as { error?: { message?: string } };
-    detail = parsed.error?.message ?? detail;
+    return parsed.error?.message;
   } catch {
-    // not JSON: keep the status text
+    return undefined; // not JSON: the status text says it
   }
-  return new ApiError(`${what}: HTTP ${reply.status} ${detail}`, reply.status);
+}
+
+function failure(reply: HttpReply, what: string): ApiError {
+  return new ApiError(
+    `${what}: HTTP ${reply.status} ${messageOf(reply) ?? http.STATUS_CODES[reply.status] ?? ''}`,
+    reply.status,
+  );
+}
+
+/**
+ * A stored result's report refused with `status`: 422 says the server found the stored object missing or wrong
+ * and failed the attempt itself (StoredResultRefusedError); anything else is its own ApiError.
+ */
+function reportRefusal(what: string, status: number, message: string | undefined): ApiError {
+  const detail = message ?? http.STATUS_CODES[status] ?? '';
+  if (status === 422) return new StoredResultRefusedError(`${what} refused: HTTP 422 ${detail}`);
+  return new ApiError(`${what} failed: HTTP ${status} ${detail}`, status);
 }
 
 /** The worker's side of the REST contract: download an original, upload its filtered image. */
@@ -122,11 +138,7 @@ export class ApiClient {
       timeouts: this.timeouts,
       what,
     });
-    if (reply.status === 422) {
-      const error = failure(reply, `${what} refused`);
-      throw new StoredResultRefusedError(error.message);
-    }
-    if (reply.status !== 201) throw failure(reply, `${what} failed`);
+    if (reply.status !== 201) throw reportRefusal(what, reply.status, messageOf(reply));
     return imageIdOf(reply, 'report');
   }
 
@@ -134,7 +146,7 @@ export class ApiClient {
    * Reports several stored results in one request (`POST /results`, to a server whose registration offered it):
    * the answers in the order reported, each as its own report would have been answered.
    */
-  async reportStoredTogether(results: readonly LeaseRef[], signal: AbortSignal): Promise<StoredResultAnswer[]> {
+  private async reportStoredTogether(results: readonly LeaseRef[], signal: AbortSignal): Promise<StoredResultAnswer[]> {
     const body = Buffer.from(JSON.stringify({ results }));
     const what = `report of ${results.length} stored results`;
     const reply = await httpCall({
@@ -167,9 +179,7 @@ export class ApiClient {
 function storedAnswer(answer: StoredResultAnswer): string {
   const what = `report of the stored result of job ${answer.job_id}`;
   if (answer.status === 201 && answer.image_id !== undefined) return answer.image_id;
-  const detail = answer.error?.message ?? http.STATUS_CODES[answer.status] ?? '';
-  if (answer.status === 422) throw new StoredResultRefusedError(`${what} refused: HTTP 422 ${detail}`);
-  throw new ApiError(`${what} failed: HTTP ${answer.status} ${detail}`, answer.status);
+  throw reportRefusal(what, answer.status, answer.error?.message);
 }
 
 /** The server found no stored result, or a wrong one, where the job's target was: it failed the attempt itself. */
