@@ -15,6 +15,25 @@ if (!port || !directory || !bucket || (cors !== undefined && cors !== 'cors')) {
   process.exit(2);
 }
 
+// s3rver writes an object through a stream with no 'error' listener, after making its folder: when a deletion of
+// the folder's last object removes the folder in between (a put racing a folder's removal, as the image store
+// contract makes happen), the stream's ENOENT is an uncaught exception that ends the process, and every later test
+// sees "connection refused". Real object stores have no folders to lose; here that one error fails that one put
+// (its metadata cannot be written either) and the server goes on. Anything else still ends it.
+process.on('uncaughtException', (error: NodeJS.ErrnoException) => {
+  if (
+    error.code === 'ENOENT' &&
+    error.syscall === 'open' &&
+    typeof error.path === 'string' &&
+    error.path.startsWith(directory)
+  ) {
+    process.stderr.write(`s3rver: an object's folder was removed while it was written: ${error.path}\n`);
+    return;
+  }
+  process.stderr.write(`${error.stack ?? String(error)}\n`);
+  process.exit(1);
+});
+
 const server = new S3rver({
   address: '127.0.0.1',
   port: Number(port),
