@@ -125,7 +125,11 @@ function chunk(type: string, body: Uint8Array): Buffer {
   return out;
 }
 
-/** A PNG of the pixels: 8-bit, every row unfiltered, zlib at level 6 (libvips' default). */
+/**
+ * A PNG of the pixels: 8-bit, every row unfiltered, zlib at level 4. libvips writes at 6; on these small
+ * images 4 takes about half the CPU (64x64 RGBA: 0.14 ms against 0.25 for noise, 0.09 against 0.19 for a
+ * photo) for files 0.3-1.3% larger.
+ */
 export function writePlainPng(pixels: PlainPixels): Buffer {
   const { data, width, height, channels } = pixels;
   const stride = width * channels;
@@ -136,6 +140,6 @@ export function writePlainPng(pixels: PlainPixels): Buffer {
   header.writeUInt32BE(height, 4);
   header[8] = 8;
   header[9] = TYPE_OF_CHANNELS[channels];
-  const compressed = deflateSync(rows, { level: 6 });
+  const compressed = deflateSync(rows, { level: 4 });
   return Buffer.concat([SIGNATURE, chunk('IHDR', header), chunk('IDAT', compressed), chunk('IEND', new Uint8Array(0))]);
 }
