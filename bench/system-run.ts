@@ -6,7 +6,7 @@ import http from 'node:http';
 import { multipartBody } from './multipart.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
 import { sharedEngineThreads } from '../bin/local-workers.js';
-import { withServerNodeFlags } from '../bin/server-node-flags.js';
+import { withNodeFlags } from '../bin/node-flags.js';
 import path from 'node:path';
 import { TestClient } from '../test/helpers/api.js';
 import { freePorts } from '../test/helpers/ports.js';
@@ -110,9 +110,9 @@ const BENCH_SECRET = 'bench-cluster-secret';
 
 /**
  * The server starts as `npm start` starts it: with the malloc tunables (its local workers get them from it) and
- * its node flags (bin/server-node-flags.ts).
+ * its node flags (bin/node-flags.ts).
  * With options.workers, it starts no local workers, and that many `dpip-worker` processes are started beside
- * it, with the malloc tunables too (as `npm run worker` runs them).
+ * it, with the malloc tunables and a worker's node flags too (as `npm run worker` runs them).
  */
 export async function startSystem(
   engine: 'sharp' | 'jimp',
@@ -154,7 +154,7 @@ export async function startSystem(
     ],
     { ...options.env, ...tunables },
     // as `npm start` starts it; BENCH_SERVER_FLAGS=off: without them, for a comparison
-    process.env.BENCH_SERVER_FLAGS === 'off' ? nodeArgs : withServerNodeFlags(nodeArgs),
+    process.env.BENCH_SERVER_FLAGS === 'off' ? nodeArgs : withNodeFlags('dpip', nodeArgs),
   );
   const spawned: Spawned[] = [];
   const stopAll = async (): Promise<void> => {
@@ -172,7 +172,7 @@ export async function startSystem(
       args.push('--engine-threads', String(sharedEngineThreads(own.count, own.slots ?? 1)));
       if (own.byPath) args.push('--images-dir', dirs.imagesDir);
       const env = { ...options.env, ...tunables, DPIP_SECRET: BENCH_SECRET };
-      spawned.push(spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, env, nodeArgs));
+      spawned.push(spawnNode(path.join(DIST_BIN, 'dpip-worker.js'), args, env, withNodeFlags('dpip-worker', nodeArgs)));
     }
     const client = await TestClient.login(url, 'bench', 'bench-pw');
     const expected = own ? own.count : workers;

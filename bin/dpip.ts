@@ -7,7 +7,7 @@ import { DEFAULT_DATA_DIR } from './cluster-secret.js';
 import { sharedEngineThreads, startLocalWorkers } from './local-workers.js';
 import { whenParentGone } from './parent-gone.js';
 import { parseServerArgs, type ServerCliConfig } from './server-cli.js';
-import { missingServerNodeFlags } from './server-node-flags.js';
+import { missingNodeFlags } from './node-flags.js';
 import { openListener, type HttpListener } from '../api/index.js';
 import { startServer } from './server.js';
 
@@ -20,7 +20,7 @@ try {
 }
 const logFormat = resolveLogFormat(config.logFormat, process.stdout.isTTY === true);
 const log = createLogger('dpip', config.logLevel, logFormat);
-const missingFlags = missingServerNodeFlags(process.execArgv, process.env.NODE_OPTIONS);
+const missingFlags = missingNodeFlags('dpip', process.execArgv, process.env.NODE_OPTIONS);
 if (missingFlags.length > 0) {
   const command = `node ${missingFlags.join(' ')} dist/bin/dpip.js`;
   log.info(

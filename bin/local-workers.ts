@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../common/log.js';
 import { withMallocTunables } from '../common/malloc-tunables.js';
 import { defaultMemoryBudget, type PrefetchSetting } from '../worker/index.js';
-import { withoutServerNodeFlags } from './server-node-flags.js';
+import { localWorkerNodeFlags } from './node-flags.js';
 
 export interface LocalWorkerOptions {
   count: number;
@@ -87,8 +87,8 @@ export function startLocalWorkers(options: LocalWorkerOptions, log: Logger): Loc
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('DPIP_')));
     // the IPC channel tells the worker when this process is gone, even when it was killed outright: it then exits too
     // like fork(): the server's node flags (profiling, a heap limit) apply to its workers too, but for those it
-    // runs with for its own sake (bin/server-node-flags.ts)
-    const child = spawn(process.execPath, [...withoutServerNodeFlags(process.execArgv), ...args], {
+    // runs with for its own sake, and with a worker's own (bin/node-flags.ts)
+    const child = spawn(process.execPath, [...localWorkerNodeFlags(process.execArgv), ...args], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: withMallocTunables({ ...env, DPIP_SECRET: options.secret }),
     });

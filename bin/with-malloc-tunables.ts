@@ -1,22 +1,23 @@
 // `npm start` and `npm run worker`: runs the server or a worker with the malloc tunables in its
-// environment, and the server with its node flags (bin/server-node-flags.ts). glibc reads the tunables and
+// environment, and with its node flags (bin/node-flags.ts). glibc reads the tunables and
 // V8 its heap's sizes only when a process starts, so neither can be set from inside it.
 // argv: dpip|dpip-worker, then that program's own arguments.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { withMallocTunables } from '../common/malloc-tunables.js';
-import { withServerNodeFlags } from './server-node-flags.js';
+import { type Program, withNodeFlags } from './node-flags.js';
 
-const PROGRAMS = ['dpip', 'dpip-worker'];
+const PROGRAMS: readonly Program[] = ['dpip', 'dpip-worker'];
+const isProgram = (name: string | undefined): name is Program => PROGRAMS.some((known) => known === name);
 const [program, ...args] = process.argv.slice(2);
-if (program === undefined || !PROGRAMS.includes(program)) {
+if (!isProgram(program)) {
   console.error(`with-malloc-tunables: the first argument must be one of ${PROGRAMS.join(', ')}`);
   process.exit(2);
 }
 const script = fileURLToPath(new URL(`./${program}.js`, import.meta.url));
 // the IPC channel tells the program when this process is gone, even when it was killed outright: it then stops too
-const nodeFlags = program === 'dpip' ? withServerNodeFlags(process.execArgv) : process.execArgv;
+const nodeFlags = withNodeFlags(program, process.execArgv);
 const child = spawn(process.execPath, [...nodeFlags, script, ...args], {
   stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
   env: withMallocTunables(process.env),

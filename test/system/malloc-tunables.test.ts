@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { sharedEngineThreads } from '../../bin/local-workers.js';
-import { SERVER_NODE_FLAGS } from '../../bin/server-node-flags.js';
+import { NODE_FLAGS } from '../../bin/node-flags.js';
 import { hasMallocTunables, withMallocTunables } from '../../common/malloc-tunables.js';
 import { DIST_BIN, killAll, spawnNode, waitFor, type Spawned } from '../helpers/processes.js';
 import {
@@ -145,9 +145,10 @@ describe('glibc malloc tunables', function () {
     it('`npm start` runs the server with them, and a SIGTERM to it stops the server cleanly', async () => {
       const { launcher, serverPid, workerPid } = await launchServer();
       expect(hasMallocTunables({ GLIBC_TUNABLES: startedWithTunables(serverPid) })).to.equal(true);
-      // and the server with its node flags, its worker without them
-      expect(nodeFlagsOf(serverPid)).to.include.members([...SERVER_NODE_FLAGS]);
-      expect(nodeFlagsOf(workerPid)).not.to.include.members([...SERVER_NODE_FLAGS]);
+      // and the server with its node flags, its worker with a worker's
+      expect(nodeFlagsOf(serverPid)).to.include.members([...NODE_FLAGS.dpip]);
+      expect(nodeFlagsOf(workerPid)).not.to.include.members([...NODE_FLAGS.dpip]);
+      expect(nodeFlagsOf(workerPid)).to.include.members([...NODE_FLAGS['dpip-worker']]);
 
       launcher.child.kill('SIGTERM');
       expect(await launcher.exited).to.deep.equal({ code: 0, signal: null });
@@ -159,8 +160,8 @@ describe('glibc malloc tunables', function () {
       const direct = await spawnServerOn(dirs, await pickServerPorts(), { logLevel: 'info' });
       const hint = (output: string) => logLines(output).find((line) => /without its node flags/.test(line.msg ?? ''));
       const said = await waitFor('the hint', async () => hint(direct.process.output()) ?? null);
-      expect(said.missing).to.deep.equal([...SERVER_NODE_FLAGS]);
-      expect(said.msg).to.include(`node ${SERVER_NODE_FLAGS.join(' ')} dist/bin/dpip.js`);
+      expect(said.missing).to.deep.equal([...NODE_FLAGS.dpip]);
+      expect(said.msg).to.include(`node ${NODE_FLAGS.dpip.join(' ')} dist/bin/dpip.js`);
       await direct.process.kill('SIGTERM');
 
       const { launcher } = await launchServer('info');
@@ -213,6 +214,18 @@ describe('glibc malloc tunables', function () {
       );
       await waitFor('the hint', async () => HINT.test(bare.output()), 10_000);
       expect(launched.output()).not.to.match(HINT);
+      // and the same for a worker's node flags
+      const flagsHint = (output: string) =>
+        logLines(output).find((line) => /without its node flags/.test(line.msg ?? ''));
+      const said = await waitFor('the node flags hint', async () => flagsHint(bare.output()) ?? null, 10_000);
+      expect(said.missing).to.deep.equal([...NODE_FLAGS['dpip-worker']]);
+      expect(said.msg).to.include(`node ${NODE_FLAGS['dpip-worker'].join(' ')} dist/bin/dpip-worker.js`);
+      expect(flagsHint(launched.output())).to.equal(undefined);
+      const [workerPid] = await waitFor('the launched worker', async () => {
+        const pids = childPids(launched.child.pid!);
+        return pids.length > 0 ? pids : null;
+      });
+      expect(nodeFlagsOf(workerPid!)).to.include.members([...NODE_FLAGS['dpip-worker']]);
     });
   });
 });
