@@ -1,7 +1,7 @@
 // Tiny jobs by path: 64x64 PNGs, filter grayscale, through a `dpip` server and two `dpip-worker` processes
 // (one slot each by default) that read originals and write results in the server's images folder. Nearly all
 // the cost is the system's own. Prints, per round, jobs/s end to end (first upload to last result) and the CPU
-// per job of the server (with its kernel share), of the workers and of this client. argv: jobs (default 2000);
+// per job of the server (with its kernel share), of the workers (theirs) and of this client. argv: jobs (default 2000);
 // env ROUNDS (default 3), UPLOADS (uploads in flight, default 8), SLOTS (each worker's --slots, default 1),
 // PREFETCH (each worker's --prefetch; default: theirs, auto),
 // WARMUP (rounds run first on the same system and not counted, default 1: a server and its workers run for days,
@@ -9,15 +9,7 @@
 // Compare with `npm run bench:bullmq` (the same count of jobs through BullMQ and Redis on this machine).
 import { loadavg } from 'node:os';
 import { makeTestImage } from '../test/helpers/images.js';
-import {
-  cpuMs,
-  cpuSplitMs,
-  removeRunDirs,
-  startSystem,
-  uploadAll,
-  waitDone,
-  type RunningSystem,
-} from './system-run.js';
+import { cpuSplitMs, removeRunDirs, startSystem, uploadAll, waitDone, type RunningSystem } from './system-run.js';
 
 const COUNT = Number(process.argv[2] ?? 2000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -39,6 +31,7 @@ interface Round {
   server: number;
   serverKernel: number;
   workers: number[];
+  workersKernel: number;
   client: number;
   fileCreationMicros: number;
 }
@@ -47,7 +40,7 @@ async function round(system: RunningSystem): Promise<Round> {
   const { client } = system;
   const workload = await client.createWorkload({ filter: 'grayscale' });
   const serverBefore = await cpuSplitMs(system.serverPid);
-  const workersBefore = await Promise.all(system.workerPids.map(cpuMs));
+  const workersBefore = await Promise.all(system.workerPids.map(cpuSplitMs));
   const clientBefore = process.cpuUsage();
   const started = performance.now();
   await uploadAll(client, workload.workload_id, images, 'image/png', UPLOADS, 'raw');
@@ -55,25 +48,29 @@ async function round(system: RunningSystem): Promise<Round> {
   const finished = await waitDone(client, workload.workload_id, COUNT);
   const clientCpu = process.cpuUsage(clientBefore);
   const serverAfter = await cpuSplitMs(system.serverPid);
-  const workersAfter = await Promise.all(system.workerPids.map(cpuMs));
+  const workersAfter = await Promise.all(system.workerPids.map(cpuSplitMs));
   const kernel = serverAfter.kernel - serverBefore.kernel;
   return {
     jobsPerSecond: COUNT / ((finished - started) / 1000),
     uploadsPerSecond: COUNT / ((uploaded - started) / 1000),
     server: (serverAfter.user - serverBefore.user + kernel) / COUNT,
     serverKernel: kernel / COUNT,
-    workers: workersAfter.map((after, index) => (after - workersBefore[index]!) / COUNT),
+    workers: workersAfter.map((after, index) => (total(after) - total(workersBefore[index]!)) / COUNT),
+    workersKernel:
+      workersAfter.reduce((sum, after, index) => sum + after.kernel - workersBefore[index]!.kernel, 0) / COUNT,
     client: (clientCpu.user + clientCpu.system) / 1000 / COUNT,
     fileCreationMicros: system.fileCreationMicros,
   };
 }
 
+const total = (split: { user: number; kernel: number }): number => split.user + split.kernel;
 const ms = (value: number): string => value.toFixed(2);
 function describe(row: Round): string {
   return (
     `${row.jobsPerSecond.toFixed(0)} jobs/s end to end (uploads alone ${row.uploadsPerSecond.toFixed(0)}/s); ` +
     `CPU ms per job: server ${ms(row.server)} (${ms(row.serverKernel)} in the kernel), ` +
-    `workers ${ms(row.workers.reduce((sum, value) => sum + value, 0))} (${row.workers.map(ms).join(' + ')}), ` +
+    `workers ${ms(row.workers.reduce((sum, value) => sum + value, 0))} ` +
+    `(${row.workers.map(ms).join(' + ')}; ${ms(row.workersKernel)} in the kernel), ` +
     `this client ${ms(row.client)} (a file creation cost ${(row.fileCreationMicros / 1000).toFixed(3)} ms before)`
   );
 }
