@@ -16,6 +16,13 @@ export const NODE_FLAGS = {
 
 export type Program = keyof typeof NODE_FLAGS;
 
+/** The programs a launcher starts: those with node flags of their own. */
+export const PROGRAMS = Object.keys(NODE_FLAGS) as Program[];
+
+export function isProgram(name: string | undefined): name is Program {
+  return name !== undefined && Object.hasOwn(NODE_FLAGS, name);
+}
+
 const flagName = (flag: string): string => flag.split('=')[0]!.replaceAll('_', '-');
 
 /** `execArgv` with the program's flags that it does not set itself (a flag given already keeps its value). */

@@ -6,10 +6,8 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { withMallocTunables } from '../common/malloc-tunables.js';
-import { type Program, withNodeFlags } from './node-flags.js';
+import { isProgram, PROGRAMS, withNodeFlags } from './node-flags.js';
 
-const PROGRAMS: readonly Program[] = ['dpip', 'dpip-worker'];
-const isProgram = (name: string | undefined): name is Program => PROGRAMS.some((known) => known === name);
 const [program, ...args] = process.argv.slice(2);
 if (!isProgram(program)) {
   console.error(`with-malloc-tunables: the first argument must be one of ${PROGRAMS.join(', ')}`);
